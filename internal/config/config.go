@@ -1,0 +1,224 @@
+// Package config reads sockmail's configuration from command-line flags and
+// SOCKMAIL_* environment variables (a flag wins over its variable) and
+// validates it before anything starts.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the configuration of a sockmail server.
+type Config struct {
+	// Listen is the HTTP listen address (SOCKMAIL_LISTEN, -listen).
+	Listen string
+	// DataDir holds the SQLite database, the capture server's certificate
+	// and anything else sockmail keeps (SOCKMAIL_DATA, -data).
+	DataDir string
+	// DSN is the database: a SQLite file path or a postgres:// URL
+	// (SOCKMAIL_DATABASE, -database). Default: DataDir/sockmail.db.
+	DSN string
+	// CaptureAddr is the listen address of the built-in capture SMTP
+	// server, loopback only; "off" disables it (SOCKMAIL_CAPTURE_ADDR,
+	// -capture-addr). Port 0 picks a free port (tests).
+	CaptureAddr string
+	// CaptureUser and CapturePassword, when both are set, are the only
+	// credentials the capture server's AUTH accepts; otherwise it accepts
+	// any (SOCKMAIL_CAPTURE_USER, SOCKMAIL_CAPTURE_PASSWORD).
+	CaptureUser, CapturePassword string
+	// CaptureMaxSize is the largest message the capture server takes, in
+	// bytes (SOCKMAIL_CAPTURE_MAX_SIZE, -capture-max-size).
+	CaptureMaxSize int64
+	// BaseURL is the public URL of the web app, e.g. https://mail.example.org
+	// (SOCKMAIL_BASE_URL, -base-url). Default: http://Listen.
+	BaseURL string
+	// SecureCookies marks session cookies Secure. It is "auto" by default:
+	// on when BaseURL is https (SOCKMAIL_SECURE_COOKIES, -secure-cookies).
+	SecureCookies bool
+	// LogLevel is debug, info, warn or error (SOCKMAIL_LOG_LEVEL, -log-level).
+	LogLevel slog.Level
+	// SendTimeout bounds one browser test send from connect to QUIT
+	// (SOCKMAIL_SEND_TIMEOUT, -send-timeout).
+	SendTimeout time.Duration
+	// MaxUpload bounds a compose form with its attachments, in bytes
+	// (SOCKMAIL_MAX_UPLOAD, -max-upload).
+	MaxUpload int64
+	// SessionLifetime bounds a sign-in (SOCKMAIL_SESSION_LIFETIME,
+	// -session-lifetime).
+	SessionLifetime time.Duration
+
+	secureCookies string // "auto", "true" or "false", as given
+}
+
+// Defaults.
+const (
+	DefaultListen          = "127.0.0.1:8080"
+	DefaultDataDir         = "./data"
+	DefaultCaptureAddr     = "127.0.0.1:1025"
+	DefaultCaptureMaxSize  = 25 << 20
+	DefaultSendTimeout     = 2 * time.Minute
+	DefaultMaxUpload       = 25 << 20
+	DefaultSessionLifetime = 12 * time.Hour
+)
+
+// Load parses args (without the program name) over the environment read by
+// getenv, fills the derived defaults and validates the result. Errors from
+// the flag package (including -h) are returned as they are.
+func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, error) {
+	env := func(name, def string) string {
+		if v := getenv("SOCKMAIL_" + name); v != "" {
+			return v
+		}
+		return def
+	}
+	c := &Config{}
+	fs := flag.NewFlagSet("sockmail serve", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	fs.StringVar(&c.Listen, "listen", env("LISTEN", DefaultListen), "HTTP listen address (SOCKMAIL_LISTEN)")
+	fs.StringVar(&c.DataDir, "data", env("DATA", DefaultDataDir), "data directory (SOCKMAIL_DATA)")
+	fs.StringVar(&c.DSN, "database", env("DATABASE", ""), "SQLite file or postgres:// URL; default DATA/sockmail.db (SOCKMAIL_DATABASE)")
+	fs.StringVar(&c.CaptureAddr, "capture-addr", env("CAPTURE_ADDR", DefaultCaptureAddr), `capture SMTP server address on loopback, or "off" (SOCKMAIL_CAPTURE_ADDR)`)
+	c.CaptureUser = env("CAPTURE_USER", "")
+	c.CapturePassword = env("CAPTURE_PASSWORD", "")
+	fs.StringVar(&c.BaseURL, "base-url", env("BASE_URL", ""), "public URL of the web app; default http://LISTEN (SOCKMAIL_BASE_URL)")
+	fs.StringVar(&c.secureCookies, "secure-cookies", env("SECURE_COOKIES", "auto"), "auto, true or false: Secure session cookies; auto = when the base URL is https (SOCKMAIL_SECURE_COOKIES)")
+	logLevel := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (SOCKMAIL_LOG_LEVEL)")
+	var errs []error
+	durationVar := func(p *time.Duration, name, envName string, def time.Duration, help string) {
+		d := def
+		if v := env(envName, ""); v != "" {
+			var err error
+			if d, err = time.ParseDuration(v); err != nil {
+				errs = append(errs, fmt.Errorf("SOCKMAIL_%s: %q is not a duration like 90s or 2m", envName, v))
+			}
+		}
+		fs.DurationVar(p, name, d, help+" (SOCKMAIL_"+envName+")")
+	}
+	sizeVar := func(p *int64, name, envName string, def int64, help string) {
+		n := def
+		if v := env(envName, ""); v != "" {
+			var err error
+			if n, err = strconv.ParseInt(v, 10, 64); err != nil {
+				errs = append(errs, fmt.Errorf("SOCKMAIL_%s: %q is not a number of bytes", envName, v))
+			}
+		}
+		fs.Int64Var(p, name, n, help+" (SOCKMAIL_"+envName+")")
+	}
+	durationVar(&c.SendTimeout, "send-timeout", "SEND_TIMEOUT", DefaultSendTimeout, "time limit of one test send")
+	durationVar(&c.SessionLifetime, "session-lifetime", "SESSION_LIFETIME", DefaultSessionLifetime, "how long a sign-in lasts")
+	sizeVar(&c.CaptureMaxSize, "capture-max-size", "CAPTURE_MAX_SIZE", DefaultCaptureMaxSize, "largest message the capture server accepts, bytes")
+	sizeVar(&c.MaxUpload, "max-upload", "MAX_UPLOAD", DefaultMaxUpload, "largest compose form with attachments, bytes")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("log level %q: want debug, info, warn or error", *logLevel))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	if c.DSN == "" && c.DataDir != "" {
+		c.DSN = filepath.Join(c.DataDir, "sockmail.db")
+	}
+	if c.BaseURL == "" && c.Listen != "" {
+		c.BaseURL = "http://" + c.Listen
+	}
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Validate checks every field and reports all problems at once, each
+// naming the setting to fix.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+		add("listen address %q: want host:port, e.g. 127.0.0.1:8080", c.Listen)
+	} else if !validPort(port) {
+		add("listen address %q: port must be 0-65535", c.Listen)
+	}
+	if c.DataDir == "" {
+		add("data directory: must not be empty")
+	}
+	if c.DSN == "" {
+		add("database: must not be empty")
+	}
+	if c.CaptureAddr != "off" {
+		host, port, err := net.SplitHostPort(c.CaptureAddr)
+		switch {
+		case err != nil:
+			add(`capture address %q: want host:port on loopback, e.g. 127.0.0.1:1025, or "off"`, c.CaptureAddr)
+		case !validPort(port):
+			add("capture address %q: port must be 0-65535", c.CaptureAddr)
+		case !isLoopback(host):
+			add("capture address %q: the capture server listens on loopback only (127.0.0.1, ::1 or localhost)", c.CaptureAddr)
+		}
+	}
+	if (c.CaptureUser == "") != (c.CapturePassword == "") {
+		add("capture credentials: set both SOCKMAIL_CAPTURE_USER and SOCKMAIL_CAPTURE_PASSWORD, or neither")
+	}
+	u, err := url.Parse(c.BaseURL)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+		add("base URL %q: want an absolute http:// or https:// URL", c.BaseURL)
+	case u.RawQuery != "" || u.Fragment != "":
+		add("base URL %q: must not have a query or fragment", c.BaseURL)
+	}
+	switch strings.ToLower(c.secureCookies) {
+	case "", "auto":
+		c.SecureCookies = err == nil && u.Scheme == "https"
+	case "true", "yes", "1", "on":
+		c.SecureCookies = true
+	case "false", "no", "0", "off":
+		c.SecureCookies = false
+	default:
+		add("secure cookies %q: want auto, true or false", c.secureCookies)
+	}
+	if c.SendTimeout < time.Second || c.SendTimeout > time.Hour {
+		add("send timeout %s: want between 1s and 1h", c.SendTimeout)
+	}
+	if c.SessionLifetime < time.Minute || c.SessionLifetime > 30*24*time.Hour {
+		add("session lifetime %s: want between 1m and 720h", c.SessionLifetime)
+	}
+	if c.CaptureMaxSize < 1024 || c.CaptureMaxSize > 1<<30 {
+		add("capture max size %d: want between 1024 and 1073741824 bytes", c.CaptureMaxSize)
+	}
+	if c.MaxUpload < 1024 || c.MaxUpload > 1<<30 {
+		add("max upload %d: want between 1024 and 1073741824 bytes", c.MaxUpload)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// CaptureEnabled reports whether the built-in capture server runs.
+func (c *Config) CaptureEnabled() bool { return c.CaptureAddr != "off" }
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
