@@ -1,0 +1,134 @@
+package smtp
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/hex"
+	"slices"
+	"strings"
+)
+
+// redacted is what the transcript shows instead of an AUTH payload.
+const redacted = "********"
+
+// authPreference lists the mechanisms sockmail speaks, strongest first.
+// CRAM-MD5 keeps the password off the wire; PLAIN and LOGIN send it
+// (inside TLS); XOAUTH2 is used only when a token is given.
+func authPreference() []string { return []string{"XOAUTH2", "CRAM-MD5", "PLAIN", "LOGIN"} }
+
+// Auth authenticates with the configured credentials (RFC 4954). It
+// refuses to send credentials over a connection without TLS unless
+// AllowInsecureAuth is set. Every payload is redacted in the transcript as
+// it is written.
+func (c *Client) Auth(ctx context.Context) error {
+	a := c.cfg.Auth
+	if a == nil {
+		return nil
+	}
+	if !c.tlsOn && !c.cfg.AllowInsecureAuth {
+		return localError(PhaseAuth, "refusing to send credentials over an unencrypted connection: use STARTTLS or implicit TLS, or allow insecure AUTH explicitly")
+	}
+	if c.cfg.AllowInsecureAuth && !c.tlsOn {
+		c.tr.Info(PhaseAuth, "sending credentials WITHOUT TLS (explicitly allowed)")
+	}
+	if len(c.authMechs) == 0 {
+		return localError(PhaseAuth, "the server does not offer AUTH on this connection")
+	}
+	mech, err := c.pickMechanism(a)
+	if err != nil {
+		return err
+	}
+	c.tr.Info(PhaseAuth, "authenticating as %q with %s", a.Username, mech)
+	switch mech {
+	case "PLAIN":
+		resp := base64.StdEncoding.EncodeToString([]byte("\x00" + a.Username + "\x00" + a.Password))
+		_, err = c.cmdSecret(ctx, PhaseAuth, 235, "AUTH PLAIN "+resp, "AUTH PLAIN "+redacted, true)
+	case "LOGIN":
+		err = c.authLogin(ctx, a)
+	case "CRAM-MD5":
+		err = c.authCRAMMD5(ctx, a)
+	case "XOAUTH2":
+		err = c.authXOAUTH2(ctx, a)
+	}
+	return err
+}
+
+// pickMechanism returns the named mechanism if the server offers it, or
+// the strongest offered one that the credentials can serve.
+func (c *Client) pickMechanism(a *Auth) (string, error) {
+	if a.Mechanism != "" {
+		m := strings.ToUpper(a.Mechanism)
+		if !slices.Contains(authPreference(), m) {
+			return "", localError(PhaseAuth, "unsupported AUTH mechanism %q (sockmail speaks %s)", a.Mechanism, strings.Join(authPreference(), ", "))
+		}
+		if !slices.Contains(c.authMechs, m) {
+			return "", localError(PhaseAuth, "the server does not offer AUTH %s (it offers %s)", m, strings.Join(c.authMechs, " "))
+		}
+		return m, nil
+	}
+	for _, m := range authPreference() {
+		if m == "XOAUTH2" && a.Token == "" {
+			continue
+		}
+		if slices.Contains(c.authMechs, m) {
+			return m, nil
+		}
+	}
+	return "", localError(PhaseAuth, "no AUTH mechanism in common: the server offers %s; sockmail speaks %s", strings.Join(c.authMechs, " "), strings.Join(authPreference(), ", "))
+}
+
+// challenge expects a 334 reply and returns its decoded text.
+func (c *Client) expect334(ctx context.Context, line, shown string, secret bool) ([]byte, error) {
+	r, err := c.cmdSecret(ctx, PhaseAuth, 334, line, shown, secret)
+	if err != nil {
+		return nil, err
+	}
+	dec, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(r.Text()))
+	if derr != nil {
+		return nil, &Error{Phase: PhaseAuth, Code: r.Code, Message: "server challenge is not base64", Err: derr}
+	}
+	return dec, nil
+}
+
+func (c *Client) authLogin(ctx context.Context, a *Auth) error {
+	if _, err := c.expect334(ctx, "AUTH LOGIN", "AUTH LOGIN", false); err != nil {
+		return err
+	}
+	b64 := base64.StdEncoding.EncodeToString
+	if _, err := c.expect334(ctx, b64([]byte(a.Username)), redacted, true); err != nil {
+		return err
+	}
+	_, err := c.cmdSecret(ctx, PhaseAuth, 235, b64([]byte(a.Password)), redacted, true)
+	return err
+}
+
+func (c *Client) authCRAMMD5(ctx context.Context, a *Auth) error {
+	challenge, err := c.expect334(ctx, "AUTH CRAM-MD5", "AUTH CRAM-MD5", false)
+	if err != nil {
+		return err
+	}
+	mac := hmac.New(md5.New, []byte(a.Password))
+	mac.Write(challenge)
+	resp := a.Username + " " + hex.EncodeToString(mac.Sum(nil))
+	_, err = c.cmdSecret(ctx, PhaseAuth, 235, base64.StdEncoding.EncodeToString([]byte(resp)), redacted, true)
+	return err
+}
+
+// authXOAUTH2 sends the token. On failure the server answers 334 with a
+// base64 JSON error; the client must then send an empty line and read
+// the final error reply.
+func (c *Client) authXOAUTH2(ctx context.Context, a *Auth) error {
+	payload := "user=" + a.Username + "\x01auth=Bearer " + a.Token + "\x01\x01"
+	line := "AUTH XOAUTH2 " + base64.StdEncoding.EncodeToString([]byte(payload))
+	r, err := c.cmdSecret(ctx, PhaseAuth, 235, line, "AUTH XOAUTH2 "+redacted, true)
+	if err == nil || r == nil || r.Code != 334 {
+		return err
+	}
+	if detail, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(r.Text())); derr == nil {
+		c.tr.Info(PhaseAuth, "XOAUTH2 error detail: %s", detail)
+	}
+	_, err = c.cmd(ctx, PhaseAuth, 235, "")
+	return err
+}

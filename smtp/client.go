@@ -1,0 +1,559 @@
+package smtp
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Client is one SMTP connection. Its methods are not safe for concurrent
+// use; its Transcript is.
+type Client struct {
+	cfg      Config
+	timeouts Timeouts
+	host     string // the server's name, for TLS verification
+	conn     net.Conn
+	rr       replyReader
+	bw       *bufio.Writer
+	tr       *Transcript
+	phase    Phase // phase of the reply being read, for the transcript
+
+	ext       map[string]string // EHLO keywords (upper case) to parameters
+	authMechs []string
+	esmtp     bool
+	helloDone bool
+	tlsOn     bool
+	needRset  bool // a transaction was started and not finished cleanly
+	broken    error
+
+	aborted atomic.Bool // the context was cancelled: deadlines stay in the past
+}
+
+// aLongTimeAgo is a deadline that has passed, used to abort blocking I/O.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// Dial connects to cfg.Addr (resolving its name and trying each address),
+// starts TLS at once in TLSImplicit mode, and reads the greeting. It does
+// not say EHLO; Hello, StartTLS and Auth do that, or Open does all of it.
+// Everything, including a failure, is recorded in cfg.Transcript.
+func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	return dial(ctx, cfg, true)
+}
+
+// dial is Dial, optionally without reading the greeting.
+func dial(ctx context.Context, cfg Config, greeting bool) (*Client, error) {
+	if cfg.Transcript == nil {
+		cfg.Transcript = NewTranscript()
+	}
+	if err := cfg.validate(); err != nil {
+		cfg.Transcript.Info(PhaseConnect, "refused before connecting: %v", err)
+		return nil, err
+	}
+	c := &Client{cfg: cfg, timeouts: cfg.Timeouts.withDefaults(), tr: cfg.Transcript}
+	host, port, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		e := localError(PhaseConnect, "server address %q is not host:port", cfg.Addr)
+		e.Err = err
+		c.tr.Info(PhaseConnect, "%s", e.Message)
+		return nil, e
+	}
+	c.host = host
+	if err := c.connect(ctx, host, port); err != nil {
+		return nil, err
+	}
+	if cfg.TLS == TLSImplicit {
+		if err := c.handshake(ctx); err != nil {
+			c.conn.Close()
+			return nil, err
+		}
+	}
+	if !greeting {
+		return c, nil
+	}
+	c.phase = PhaseGreeting
+	var r *Reply
+	err = c.io(ctx, PhaseGreeting, func() error {
+		var err error
+		r, err = c.rr.readReply()
+		return err
+	})
+	if err != nil {
+		c.conn.Close()
+		return nil, c.wireError(PhaseGreeting, err)
+	}
+	if r.Code != 220 {
+		c.conn.Close()
+		return nil, replyError(PhaseGreeting, r)
+	}
+	return c, nil
+}
+
+// connect resolves host and dials each of its addresses in turn.
+func (c *Client) connect(ctx context.Context, host, port string) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeouts.Connect)
+	defer cancel()
+	var addrs []string
+	if ip := net.ParseIP(strings.Trim(host, "[]")); ip != nil {
+		addrs = []string{net.JoinHostPort(ip.String(), port)}
+	} else {
+		start := time.Now()
+		ips, err := c.resolver().LookupIPAddr(ctx, host)
+		if err != nil {
+			c.tr.Info(PhaseConnect, "DNS lookup of %s failed after %s: %v", host, ms(time.Since(start)), err)
+			return netError(PhaseConnect, "cannot resolve "+host, err)
+		}
+		var shown []string
+		for _, ip := range ips {
+			addrs = append(addrs, net.JoinHostPort(ip.IP.String(), port))
+			shown = append(shown, ip.IP.String())
+		}
+		c.tr.Info(PhaseConnect, "DNS %s A/AAAA: %s (%s)", host, strings.Join(shown, ", "), ms(time.Since(start)))
+		if len(addrs) == 0 {
+			return netError(PhaseConnect, "no address for "+host, errors.New("empty answer"))
+		}
+	}
+	d := c.cfg.Dialer
+	if d == nil {
+		d = &net.Dialer{}
+	}
+	var lastErr error
+	for _, a := range addrs {
+		c.tr.Info(PhaseConnect, "connecting to %s", a)
+		start := time.Now()
+		conn, err := d.DialContext(ctx, "tcp", a)
+		if err != nil {
+			c.tr.Info(PhaseConnect, "connect to %s failed after %s: %v", a, ms(time.Since(start)), err)
+			lastErr = err
+			continue
+		}
+		c.tr.Info(PhaseConnect, "connected to %s from %s in %s", conn.RemoteAddr(), conn.LocalAddr(), ms(time.Since(start)))
+		c.setConn(conn)
+		return nil
+	}
+	return netError(PhaseConnect, "cannot connect to "+net.JoinHostPort(host, port), lastErr)
+}
+
+func (c *Client) resolver() Resolver {
+	if c.cfg.Resolver != nil {
+		return c.cfg.Resolver
+	}
+	return net.DefaultResolver
+}
+
+// setConn (re)wraps the connection with a bounded reader that records
+// every server line and a buffered writer whose writes carry a deadline.
+func (c *Client) setConn(conn net.Conn) {
+	c.conn = conn
+	c.rr = replyReader{
+		br:     bufio.NewReaderSize(conn, readBufferSize),
+		onLine: func(line string) { c.tr.add(DirServer, c.phase, line, false) },
+	}
+	c.bw = bufio.NewWriterSize(deadlineWriter{c}, writeBufferSize)
+}
+
+// deadlineWriter gives every write to the connection a fresh deadline, so
+// a server that stops reading cannot block the client forever.
+type deadlineWriter struct{ c *Client }
+
+func (w deadlineWriter) Write(p []byte) (int, error) {
+	w.c.setDeadline(w.c.conn.SetWriteDeadline, w.c.timeouts.DataBlock)
+	return w.c.conn.Write(p)
+}
+
+// setDeadline sets a deadline d from now unless the context was cancelled,
+// in which case the deadline stays in the past.
+func (c *Client) setDeadline(set func(time.Time) error, d time.Duration) {
+	_ = set(time.Now().Add(d))
+	if c.aborted.Load() {
+		_ = c.conn.SetDeadline(aLongTimeAgo)
+	}
+}
+
+// io runs fn, which reads or writes the connection, with the phase's
+// read deadline and with ctx able to abort it at once.
+func (c *Client) io(ctx context.Context, phase Phase, fn func() error) error {
+	if c.broken != nil {
+		return c.broken
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() {
+		c.aborted.Store(true)
+		_ = c.conn.SetDeadline(aLongTimeAgo)
+	})
+	defer stop()
+	c.setDeadline(c.conn.SetReadDeadline, c.timeouts.forPhase(phase))
+	err := fn()
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	if err != nil {
+		// After any I/O failure the stream is out of step: nothing more
+		// may be said on this connection.
+		c.broken = err
+	}
+	return err
+}
+
+// wireError turns an I/O error in phase into the typed error and notes it.
+func (c *Client) wireError(phase Phase, err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	msg := "connection failed"
+	var pe *ProtocolError
+	switch {
+	case errors.As(err, &pe):
+		msg = "server broke the protocol"
+	case errors.Is(err, errConnLost):
+		msg = "server closed the connection"
+	case errors.Is(err, context.Canceled):
+		msg = "aborted"
+	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
+		msg = "timed out waiting for the server"
+	}
+	c.tr.Info(phase, "%s: %v", msg, err)
+	return netError(phase, msg, err)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// writeLine buffers one command line. shown is what the transcript keeps:
+// the line itself, or its redacted form when secret.
+func (c *Client) writeLine(phase Phase, line, shown string, secret bool) {
+	c.tr.add(DirClient, phase, shown, secret)
+	c.bw.WriteString(line)
+	c.bw.WriteString("\r\n")
+}
+
+// flush sends what is buffered.
+func (c *Client) flush(ctx context.Context, phase Phase) error {
+	return c.io(ctx, phase, c.bw.Flush)
+}
+
+// readReply reads one reply in phase.
+func (c *Client) readReply(ctx context.Context, phase Phase) (*Reply, error) {
+	c.phase = phase
+	var r *Reply
+	err := c.io(ctx, phase, func() error {
+		var err error
+		r, err = c.rr.readReply()
+		return err
+	})
+	if err != nil {
+		return nil, c.wireError(phase, err)
+	}
+	if r.Code == 421 {
+		// The server is closing the connection (RFC 5321 3.8): nothing
+		// more may be said, not even QUIT.
+		c.broken = replyError(phase, r)
+	}
+	return r, nil
+}
+
+// cmd sends one command and reads its reply, which must have the expected
+// code (a single digit checks only the class). Every command goes through
+// here or through the pipelined batch in Send.
+func (c *Client) cmd(ctx context.Context, phase Phase, expect int, line string) (*Reply, error) {
+	return c.cmdSecret(ctx, phase, expect, line, line, false)
+}
+
+func (c *Client) cmdSecret(ctx context.Context, phase Phase, expect int, line, shown string, secret bool) (*Reply, error) {
+	c.writeLine(phase, line, shown, secret)
+	if err := c.flush(ctx, phase); err != nil {
+		return nil, c.wireError(phase, err)
+	}
+	r, err := c.readReply(ctx, phase)
+	if err != nil {
+		return nil, err
+	}
+	if !codeMatches(r.Code, expect) {
+		return r, replyError(phase, r)
+	}
+	return r, nil
+}
+
+func codeMatches(code, expect int) bool {
+	if expect < 10 {
+		return code/100 == expect
+	}
+	return code == expect
+}
+
+// Transcript returns the transcript the client records into.
+func (c *Client) Transcript() *Transcript { return c.tr }
+
+// TLS reports whether the connection is protected by TLS, and its state.
+func (c *Client) TLS() (tls.ConnectionState, bool) {
+	if tc, ok := c.conn.(*tls.Conn); ok {
+		return tc.ConnectionState(), true
+	}
+	return tls.ConnectionState{}, false
+}
+
+// Extension reports whether the server advertised the EHLO keyword name
+// and returns its parameters.
+func (c *Client) Extension(name string) (bool, string) {
+	v, ok := c.ext[strings.ToUpper(name)]
+	return ok, v
+}
+
+// AuthMechanisms returns the SASL mechanisms the server offered.
+func (c *Client) AuthMechanisms() []string { return append([]string(nil), c.authMechs...) }
+
+// Hello says EHLO, falling back to HELO only when the server answers 500
+// or 502 (it does not know EHLO); any other refusal, 421 included, fails.
+func (c *Client) Hello(ctx context.Context) error {
+	name := c.cfg.LocalName
+	if name == "" {
+		name = "localhost"
+	}
+	r, err := c.cmd(ctx, PhaseEHLO, 250, "EHLO "+name)
+	if err == nil {
+		c.esmtp = true
+		c.ext, c.authMechs = parseEHLO(r.Lines)
+		c.helloDone = true
+		return nil
+	}
+	if r == nil || (r.Code != 500 && r.Code != 502) {
+		return err
+	}
+	c.tr.Info(PhaseEHLO, "server does not know EHLO (%d); falling back to HELO", r.Code)
+	if _, err := c.cmd(ctx, PhaseEHLO, 250, "HELO "+name); err != nil {
+		return err
+	}
+	c.esmtp = false
+	c.ext, c.authMechs = map[string]string{}, nil
+	c.helloDone = true
+	return nil
+}
+
+// parseEHLO reads the extension lines of an EHLO reply (the first line is
+// the server's name). Keywords are matched without regard to case,
+// duplicates are merged, and the legacy "AUTH=LOGIN PLAIN" form counts as
+// AUTH. Empty lines (smtp-sink sends one) are skipped.
+func parseEHLO(lines []string) (map[string]string, []string) {
+	ext := map[string]string{}
+	var mechs []string
+	seen := map[string]bool{}
+	addMechs := func(s string) {
+		for _, m := range strings.Fields(s) {
+			m = strings.ToUpper(m)
+			if !seen[m] {
+				seen[m] = true
+				mechs = append(mechs, m)
+			}
+		}
+	}
+	for i, line := range lines {
+		if i == 0 {
+			continue
+		}
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		kw, param, _ := strings.Cut(line, " ")
+		kw = strings.ToUpper(kw)
+		param = strings.TrimSpace(param)
+		if strings.HasPrefix(kw, "AUTH=") {
+			addMechs(kw[len("AUTH="):] + " " + param)
+			if _, ok := ext["AUTH"]; !ok {
+				ext["AUTH"] = ""
+			}
+			continue
+		}
+		if kw == "AUTH" {
+			addMechs(param)
+		}
+		if old, ok := ext[kw]; !ok || (old == "" && param != "") {
+			ext[kw] = param
+		}
+	}
+	if len(mechs) > 0 {
+		ext["AUTH"] = strings.Join(mechs, " ")
+	}
+	return ext, mechs
+}
+
+// StartTLS upgrades the connection. With TLSStartTLSOptional a server
+// that does not offer STARTTLS, or refuses it, is noted and the
+// conversation goes on in clear text; otherwise that fails. Bytes the
+// server sends after its 220 and before the handshake fail the send
+// (response injection, CVE-2011-0411 and kin). Capabilities learnt before
+// TLS are forgotten and EHLO is said again.
+func (c *Client) StartTLS(ctx context.Context) error {
+	required := c.cfg.TLS == TLSStartTLS
+	if ok, _ := c.Extension("STARTTLS"); !ok {
+		if required {
+			return localError(PhaseStartTLS, "the server does not offer STARTTLS, and TLS mode starttls requires it")
+		}
+		c.tr.Info(PhaseStartTLS, "the server does not offer STARTTLS: going on WITHOUT encryption")
+		return nil
+	}
+	r, err := c.cmd(ctx, PhaseStartTLS, 220, "STARTTLS")
+	if err != nil {
+		if r != nil && !required {
+			c.tr.Info(PhaseStartTLS, "the server refused STARTTLS: going on WITHOUT encryption")
+			return nil
+		}
+		return err
+	}
+	if n := c.rr.br.Buffered(); n > 0 {
+		extra, _ := c.rr.br.Peek(n)
+		c.tr.Info(PhaseStartTLS, "server sent %d bytes after its 220 reply and before TLS: %q", n, string(extra[:min(n, 200)]))
+		c.broken = errors.New("response injection")
+		c.conn.Close()
+		return localError(PhaseStartTLS, "the server sent %d bytes after its STARTTLS reply, before the TLS handshake (possible response injection); refusing to go on", n)
+	}
+	if err := c.handshake(ctx); err != nil {
+		c.conn.Close()
+		return err
+	}
+	before := c.ext
+	c.ext, c.authMechs, c.helloDone = nil, nil, false
+	if err := c.Hello(ctx); err != nil {
+		return err
+	}
+	c.noteCapabilityChanges(before)
+	return nil
+}
+
+// noteCapabilityChanges records how the EHLO keywords changed with TLS.
+func (c *Client) noteCapabilityChanges(before map[string]string) {
+	var added, removed []string
+	for k, v := range c.ext {
+		if old, ok := before[k]; !ok || old != v {
+			added = append(added, strings.TrimSpace(k+" "+v))
+		}
+	}
+	for k, v := range before {
+		if now, ok := c.ext[k]; !ok || now != v {
+			removed = append(removed, strings.TrimSpace(k+" "+v))
+		}
+	}
+	sort.Strings(added)
+	sort.Strings(removed)
+	if len(added)+len(removed) == 0 {
+		c.tr.Info(PhaseEHLO, "capabilities after STARTTLS: unchanged")
+		return
+	}
+	c.tr.Info(PhaseEHLO, "capabilities after STARTTLS: added [%s], removed [%s]", strings.Join(added, "; "), strings.Join(removed, "; "))
+}
+
+// handshake runs the TLS handshake on the current connection and records
+// the version, cipher and certificate chain.
+func (c *Client) handshake(ctx context.Context) error {
+	cfg := &tls.Config{}
+	if c.cfg.TLSConfig != nil {
+		cfg = c.cfg.TLSConfig.Clone()
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = strings.Trim(c.host, "[]")
+	}
+	if c.cfg.InsecureSkipVerify {
+		cfg.InsecureSkipVerify = true
+		c.tr.Info(PhaseStartTLS, "certificate verification is OFF (insecure override)")
+	}
+	phase := PhaseStartTLS
+	if c.cfg.TLS == TLSImplicit {
+		phase = PhaseConnect
+	}
+	tc := tls.Client(c.conn, cfg)
+	hctx, cancel := context.WithTimeout(ctx, c.timeouts.Connect)
+	defer cancel()
+	start := time.Now()
+	err := tc.HandshakeContext(hctx)
+	if err != nil {
+		var ve *tls.CertificateVerificationError
+		if errors.As(err, &ve) {
+			c.noteChain(phase, ve.UnverifiedCertificates, "NOT verified: "+ve.Err.Error())
+			return &Error{Phase: phase, Message: "the server's certificate did not verify", Err: err}
+		}
+		c.tr.Info(phase, "TLS handshake failed after %s: %v", ms(time.Since(start)), err)
+		e := netError(phase, "TLS handshake failed", err)
+		var ae tls.AlertError
+		if errors.As(err, &ae) {
+			e.temporary = false
+		}
+		return e
+	}
+	st := tc.ConnectionState()
+	c.tr.Info(phase, "TLS handshake done in %s: %s, %s", ms(time.Since(start)), tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
+	verdict := "verified for " + cfg.ServerName
+	if c.cfg.InsecureSkipVerify {
+		verdict = "NOT verified (insecure override)"
+		if len(st.PeerCertificates) > 0 {
+			opts := x509.VerifyOptions{DNSName: cfg.ServerName, Roots: cfg.RootCAs, Intermediates: x509.NewCertPool()}
+			for _, ic := range st.PeerCertificates[1:] {
+				opts.Intermediates.AddCert(ic)
+			}
+			if _, err := st.PeerCertificates[0].Verify(opts); err != nil {
+				verdict += "; it would have failed: " + err.Error()
+			} else {
+				verdict += "; it would have verified"
+			}
+		}
+	}
+	c.noteChain(phase, st.PeerCertificates, verdict)
+	c.setConn(tc)
+	c.tlsOn = true
+	return nil
+}
+
+// noteChain records each certificate of a chain and the verdict.
+func (c *Client) noteChain(phase Phase, chain []*x509.Certificate, verdict string) {
+	for i, cert := range chain {
+		sans := append([]string(nil), cert.DNSNames...)
+		for _, ip := range cert.IPAddresses {
+			sans = append(sans, ip.String())
+		}
+		c.tr.Info(phase, "certificate %d: subject %q, SANs [%s], issuer %q, valid %s to %s",
+			i, cert.Subject.String(), strings.Join(sans, ", "), cert.Issuer.String(),
+			cert.NotBefore.UTC().Format(time.DateOnly), cert.NotAfter.UTC().Format(time.DateOnly))
+	}
+	c.tr.Info(phase, "certificate %s", verdict)
+}
+
+// Reset sends RSET, ending any transaction.
+func (c *Client) Reset(ctx context.Context) error {
+	if _, err := c.cmd(ctx, PhaseReset, 250, "RSET"); err != nil {
+		return err
+	}
+	c.needRset = false
+	return nil
+}
+
+// Quit sends QUIT, reads the 221 and closes the connection.
+func (c *Client) Quit(ctx context.Context) error {
+	defer c.Close()
+	_, err := c.cmd(ctx, PhaseQuit, 221, "QUIT")
+	return err
+}
+
+// Close closes the connection without saying goodbye.
+func (c *Client) Close() error {
+	if c.conn == nil {
+		return nil
+	}
+	return c.conn.Close()
+}
+
+// ms formats a duration as milliseconds with three decimals.
+func ms(d time.Duration) string {
+	return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 3, 64) + "ms"
+}

@@ -1,0 +1,210 @@
+package smtp
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// bodyWriter puts a message on the wire as RFC 5321 requires (2.3.8 and
+// 4.5.2): every bare CR and bare LF becomes CRLF, and in DATA mode a line
+// starting with "." gets a second one. finish ends the last line, so the
+// terminator that follows is always on a line of its own and appears
+// exactly once.
+type bodyWriter struct {
+	w           io.Writer
+	dotStuff    bool
+	atLineStart bool
+	pendingCR   bool
+	err         error
+	rec         *bodyRecorder
+	n           int64 // bytes written, stuffing and line endings included
+	crlf        [2]byte
+}
+
+func newBodyWriter(w io.Writer, dotStuff bool, rec *bodyRecorder) *bodyWriter {
+	return &bodyWriter{w: w, dotStuff: dotStuff, atLineStart: true, rec: rec, crlf: [2]byte{'\r', '\n'}}
+}
+
+func (b *bodyWriter) put(p []byte) {
+	if b.err != nil || len(p) == 0 {
+		return
+	}
+	n, err := b.w.Write(p)
+	b.n += int64(n)
+	b.err = err
+}
+
+func (b *bodyWriter) eol() {
+	b.put(b.crlf[:])
+	b.atLineStart = true
+	b.rec.endLine()
+}
+
+// Write normalises p onto the wire.
+func (b *bodyWriter) Write(p []byte) (int, error) {
+	total := len(p)
+	for len(p) > 0 && b.err == nil {
+		if b.pendingCR {
+			b.pendingCR = false
+			if p[0] == '\n' {
+				p = p[1:]
+			}
+			b.eol()
+			continue
+		}
+		if b.atLineStart && b.dotStuff && p[0] == '.' {
+			b.put([]byte{'.'})
+		}
+		i := bytes.IndexAny(p, "\r\n")
+		if i < 0 {
+			b.put(p)
+			b.rec.text(p)
+			b.atLineStart = false
+			break
+		}
+		if i > 0 {
+			b.put(p[:i])
+			b.rec.text(p[:i])
+			b.atLineStart = false
+		}
+		if p[i] == '\r' {
+			b.pendingCR = true
+		} else {
+			b.eol()
+		}
+		p = p[i+1:]
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	return total, nil
+}
+
+// finish ends the last line with CRLF if it is not ended yet.
+func (b *bodyWriter) finish() error {
+	if b.pendingCR {
+		b.pendingCR = false
+		b.eol()
+	}
+	if !b.atLineStart {
+		b.eol()
+	}
+	return b.err
+}
+
+// bodyRecorder writes the message to the transcript as it goes out: the
+// header lines as they are, and the body as one summary line with its
+// size, unless the whole body was asked for.
+type bodyRecorder struct {
+	c        *Client
+	showAll  bool
+	inHeader bool
+	line     []byte
+	lines    int
+	headers  int
+}
+
+func newBodyRecorder(c *Client) *bodyRecorder {
+	return &bodyRecorder{c: c, showAll: c.cfg.ShowBody, inHeader: true}
+}
+
+func (r *bodyRecorder) text(p []byte) {
+	if !r.inHeader && !r.showAll {
+		return
+	}
+	if room := maxLineLength + 1 - len(r.line); room > 0 {
+		r.line = append(r.line, p[:min(room, len(p))]...)
+	}
+}
+
+func (r *bodyRecorder) endLine() {
+	r.lines++
+	if r.inHeader && len(r.line) == 0 {
+		r.inHeader = false
+		if !r.showAll {
+			r.c.tr.add(DirClient, PhaseBody, "", false)
+		}
+	}
+	if r.inHeader || r.showAll {
+		r.c.tr.add(DirClient, PhaseBody, string(r.line), false)
+		if r.inHeader {
+			r.headers++
+		}
+	}
+	r.line = r.line[:0]
+}
+
+// summary records what was not shown; total is the size on the wire.
+func (r *bodyRecorder) summary(total int64) {
+	if r.showAll {
+		r.c.tr.Info(PhaseBody, "message: %d bytes in %d lines", total, r.lines)
+		return
+	}
+	r.c.tr.Info(PhaseBody, "message: %d bytes in %d lines; %d header lines shown, the body is not shown",
+		total, r.lines, r.headers)
+}
+
+// chunkWriter cuts the normalised message into BDAT chunks (RFC 3030).
+// Before the first chunk goes out, first is called: it may flush the
+// envelope and wait for its replies (when the message is larger than one
+// chunk), or let everything go out in one write (when it fits).
+type chunkWriter struct {
+	c       *Client
+	buf     []byte
+	size    int
+	started bool
+	first   func(last bool) error
+	pending int // BDAT commands whose replies have not been read
+	err     error
+	// sync, if set, is called after each chunk but the last to wait for
+	// its reply (no PIPELINING).
+	sync func() error
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	total := len(p)
+	for len(p) > 0 {
+		if w.err != nil {
+			return 0, w.err
+		}
+		room := w.size - len(w.buf)
+		if room == 0 {
+			w.emit(false)
+			continue
+		}
+		n := min(room, len(p))
+		w.buf = append(w.buf, p[:n]...)
+		p = p[n:]
+	}
+	return total, w.err
+}
+
+// emit writes the buffered chunk as one BDAT command.
+func (w *chunkWriter) emit(last bool) {
+	if w.err != nil {
+		return
+	}
+	if !w.started {
+		w.started = true
+		if err := w.first(last); err != nil {
+			w.err = err
+			return
+		}
+	}
+	line := "BDAT " + strconv.Itoa(len(w.buf))
+	if last {
+		line += " LAST"
+	}
+	w.c.writeLine(PhaseBody, line, line, false)
+	if _, err := w.c.bw.Write(w.buf); err != nil {
+		w.err = fmt.Errorf("write chunk: %w", err)
+	}
+	w.pending++
+	w.buf = w.buf[:0]
+	if w.sync != nil && !last {
+		w.err = w.sync()
+		w.pending--
+	}
+}

@@ -1,0 +1,615 @@
+package smtp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// chunkSize is the size of one BDAT chunk. A message that fits one chunk
+// goes out in the same write as its envelope.
+const chunkSize = 1 << 20
+
+// sizer is implemented by messages that know their size in advance
+// (smtp/message.Message does).
+type sizer interface{ Size() (int64, error) }
+
+// sendMode says how a transaction ends.
+type sendMode int
+
+const (
+	modeSend     sendMode = iota // send the message
+	modeSendQuit                 // send the message and pipeline QUIT after it
+	modeStopMail                 // stop after MAIL FROM
+	modeStopRcpt                 // stop after the RCPTs
+)
+
+// Send runs one mail transaction: MAIL FROM, RCPT TO for every recipient,
+// then DATA (or BDAT with CHUNKING) and the message. With PIPELINING the
+// envelope goes in one write. Refused recipients are reported in the
+// result and the message still goes to the accepted ones; the error is
+// nil then. The connection stays open for another Send.
+func (c *Client) Send(ctx context.Context, env Envelope, msg Message) (*Result, error) {
+	return c.transaction(ctx, env, msg, modeSend)
+}
+
+// SendAndQuit is Send followed by QUIT, which with PIPELINING goes in the
+// same write as the end of the message: one round trip less. The
+// connection is closed afterwards.
+func (c *Client) SendAndQuit(ctx context.Context, env Envelope, msg Message) (*Result, error) {
+	defer c.Close()
+	return c.transaction(ctx, env, msg, modeSendQuit)
+}
+
+// checkEnvelope validates the envelope before anything is sent.
+func checkEnvelope(env *Envelope) error {
+	if env.From != "" {
+		if err := CheckAddress(env.From); err != nil {
+			return localError(PhaseMail, "sender: %v", err)
+		}
+	}
+	if len(env.To) == 0 {
+		return localError(PhaseRcpt, "no recipients")
+	}
+	for _, to := range env.To {
+		if err := CheckAddress(to); err != nil {
+			return localError(PhaseRcpt, "recipient: %v", err)
+		}
+	}
+	if d := env.DSN; d != nil {
+		for _, n := range d.Notify {
+			switch strings.ToUpper(n) {
+			case "NEVER", "SUCCESS", "FAILURE", "DELAY":
+			default:
+				return localError(PhaseRcpt, "DSN NOTIFY value %q is not NEVER, SUCCESS, FAILURE or DELAY", n)
+			}
+		}
+		if len(d.Notify) > 1 && containsFold(d.Notify, "NEVER") {
+			return localError(PhaseRcpt, "DSN NOTIFY=NEVER cannot be combined with other values")
+		}
+		if r := strings.ToUpper(d.Return); r != "" && r != "FULL" && r != "HDRS" {
+			return localError(PhaseMail, "DSN RET value %q is not FULL or HDRS", d.Return)
+		}
+		if len(d.EnvID) > 100 {
+			return localError(PhaseMail, "DSN ENVID is %d characters; the limit is 100", len(d.EnvID))
+		}
+		for i := 0; i < len(d.EnvID); i++ {
+			if d.EnvID[i] < 0x21 || d.EnvID[i] > 0x7e {
+				return localError(PhaseMail, "DSN ENVID must be printable ASCII without spaces")
+			}
+		}
+	}
+	return nil
+}
+
+func containsFold(list []string, s string) bool {
+	for _, v := range list {
+		if strings.EqualFold(v, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// xtext encodes s as RFC 3461 xtext: '+', '=' and anything outside
+// printable ASCII become "+XX".
+func xtext(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if ch < 0x21 || ch > 0x7e || ch == '+' || ch == '=' {
+			fmt.Fprintf(&b, "+%02X", ch)
+			continue
+		}
+		b.WriteByte(ch)
+	}
+	return b.String()
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// envelopeCommands builds the MAIL and RCPT lines, checking what the
+// message needs against what the server offers.
+func (c *Client) envelopeCommands(env *Envelope) (string, []string, error) {
+	utf8Needed := env.SMTPUTF8 || !isASCII(env.From)
+	for _, to := range env.To {
+		utf8Needed = utf8Needed || !isASCII(to)
+	}
+	has := func(k string) bool { ok, _ := c.Extension(k); return ok }
+	if utf8Needed && !has("SMTPUTF8") {
+		return "", nil, localError(PhaseMail, "the message needs SMTPUTF8 (internationalised addresses or headers) but the server does not offer it")
+	}
+	if env.EightBit && !has("8BITMIME") {
+		return "", nil, localError(PhaseMail, "the message has an 8bit body but the server does not offer 8BITMIME")
+	}
+	mail := "MAIL FROM:<" + env.From + ">"
+	if ok, v := c.Extension("SIZE"); ok && env.Size > 0 {
+		if limit, err := strconv.ParseInt(v, 10, 64); err == nil && limit > 0 && env.Size > limit {
+			return "", nil, localError(PhaseMail, "the message is %d bytes and the server accepts at most %d (SIZE)", env.Size, limit)
+		}
+		mail += " SIZE=" + strconv.FormatInt(env.Size, 10)
+	}
+	if env.EightBit {
+		mail += " BODY=8BITMIME"
+	}
+	if utf8Needed {
+		mail += " SMTPUTF8"
+	}
+	dsn := env.DSN != nil && has("DSN")
+	if env.DSN != nil && !dsn {
+		c.tr.Info(PhaseMail, "the server does not offer DSN: notification options are not sent")
+	}
+	if dsn && env.DSN.Return != "" {
+		mail += " RET=" + strings.ToUpper(env.DSN.Return)
+	}
+	if dsn && env.DSN.EnvID != "" {
+		mail += " ENVID=" + xtext(env.DSN.EnvID)
+	}
+	rcpts := make([]string, len(env.To))
+	for i, to := range env.To {
+		rcpts[i] = "RCPT TO:<" + to + ">"
+		if dsn && len(env.DSN.Notify) > 0 {
+			rcpts[i] += " NOTIFY=" + strings.ToUpper(strings.Join(env.DSN.Notify, ","))
+		}
+		if dsn && env.DSN.OriginalRecipient {
+			if isASCII(to) {
+				rcpts[i] += " ORCPT=rfc822;" + xtext(to)
+			} else {
+				rcpts[i] += " ORCPT=utf-8;" + utf8AddrXtext(to)
+			}
+		}
+	}
+	return mail, rcpts, nil
+}
+
+// utf8AddrXtext encodes an internationalised address for ORCPT (RFC 6533
+// utf-8-addr-xtext): non-ASCII stays, '+', '=', controls become \x{HEX}.
+func utf8AddrXtext(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r < 0x21 || r == 0x7f || r == '+' || r == '=' || r == '\\' {
+			fmt.Fprintf(&b, `\x{%X}`, r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// transaction is Send with its ending chosen by mode.
+func (c *Client) transaction(ctx context.Context, env Envelope, msg Message, mode sendMode) (*Result, error) {
+	res := &Result{Server: c.cfg.Addr}
+	if err := checkEnvelope(&env); err != nil {
+		c.tr.Info(PhaseMail, "refused before sending: %s", err.(*Error).Message)
+		return res, err
+	}
+	if !c.helloDone {
+		if err := c.Hello(ctx); err != nil {
+			return res, err
+		}
+	}
+	if env.Size == 0 && msg != nil {
+		if s, ok := msg.(sizer); ok {
+			if n, err := s.Size(); err == nil {
+				env.Size = n
+			}
+		}
+	}
+	mailLine, rcptLines, err := c.envelopeCommands(&env)
+	if err != nil {
+		c.tr.Info(PhaseMail, "refused before sending: %s", err.(*Error).Message)
+		return res, err
+	}
+	pipelining := c.esmtp && !c.cfg.DisablePipelining && c.hasExt("PIPELINING")
+	chunking := c.esmtp && !c.cfg.DisableChunking && c.hasExt("CHUNKING")
+	sending := mode == modeSend || mode == modeSendQuit
+
+	t := &txn{c: c, env: &env, res: res, mailLine: mailLine, rcptLines: rcptLines}
+	// QUIT may follow the end of the message in the same write only with
+	// PIPELINING; otherwise it waits for the final reply.
+	t.quit = mode == modeSendQuit
+	t.quitPipelined = t.quit && pipelining
+	rsetFirst := c.needRset
+	c.needRset = true
+
+	if !pipelining {
+		if rsetFirst {
+			if err := c.Reset(ctx); err != nil {
+				return res, err
+			}
+			c.needRset = true
+		}
+		if err := t.envelopeOneByOne(ctx, mode); err != nil {
+			return res, err
+		}
+		if !sending {
+			return res, t.stop(ctx, mode)
+		}
+		if chunking {
+			return res, t.bdat(ctx, msg, mode, false)
+		}
+		return res, t.data(ctx, msg, mode, false)
+	}
+
+	// Pipelined: RSET (when reusing the connection), MAIL and the RCPTs go
+	// in one write, with DATA too unless CHUNKING carries the message.
+	if rsetFirst {
+		c.writeLine(PhaseReset, "RSET", "RSET", false)
+		t.rset = true
+	}
+	c.writeLine(PhaseMail, mailLine, mailLine, false)
+	if mode != modeStopMail {
+		for _, l := range rcptLines {
+			c.writeLine(PhaseRcpt, l, l, false)
+		}
+	}
+	switch {
+	case !sending:
+		if mode == modeStopMail {
+			t.rcptLines = nil
+		}
+		if err := c.flush(ctx, PhaseMail); err != nil {
+			return res, c.wireError(PhaseMail, err)
+		}
+		if err := t.readEnvelope(ctx); err != nil {
+			return res, err
+		}
+		return res, t.stop(ctx, mode)
+	case chunking:
+		return res, t.bdat(ctx, msg, mode, true)
+	default:
+		c.writeLine(PhaseData, "DATA", "DATA", false)
+		if err := c.flush(ctx, PhaseMail); err != nil {
+			return res, c.wireError(PhaseMail, err)
+		}
+		return res, t.data(ctx, msg, mode, true)
+	}
+}
+
+func (c *Client) hasExt(k string) bool { ok, _ := c.Extension(k); return ok }
+
+// txn is the state of one transaction.
+type txn struct {
+	c         *Client
+	env       *Envelope
+	res       *Result
+	mailLine  string
+	rcptLines []string
+	rset      bool // a pipelined RSET precedes MAIL
+
+	quit, quitPipelined bool
+}
+
+// envelopeOneByOne sends MAIL and each RCPT, waiting for each reply.
+func (t *txn) envelopeOneByOne(ctx context.Context, mode sendMode) error {
+	c := t.c
+	if _, err := c.cmd(ctx, PhaseMail, 2, t.mailLine); err != nil {
+		return err
+	}
+	if mode == modeStopMail {
+		return nil
+	}
+	for i, l := range t.rcptLines {
+		r, err := c.cmd(ctx, PhaseRcpt, 2, l)
+		if r == nil {
+			return err
+		}
+		t.addRcpt(t.env.To[i], r)
+	}
+	return t.checkRecipients()
+}
+
+// readEnvelope reads the replies to a pipelined RSET, MAIL and RCPTs.
+func (t *txn) readEnvelope(ctx context.Context) error {
+	c := t.c
+	if t.rset {
+		r, err := c.readReply(ctx, PhaseReset)
+		if err != nil {
+			return err
+		}
+		if r.Code != 250 {
+			return replyError(PhaseReset, r)
+		}
+	}
+	mr, err := c.readReply(ctx, PhaseMail)
+	if err != nil {
+		return err
+	}
+	for i := range t.rcptLines {
+		r, err := c.readReply(ctx, PhaseRcpt)
+		if err != nil {
+			return err
+		}
+		t.addRcpt(t.env.To[i], r)
+	}
+	if mr.Code/100 != 2 {
+		return replyError(PhaseMail, mr)
+	}
+	if t.rcptLines == nil {
+		return nil
+	}
+	return t.checkRecipients()
+}
+
+func (t *txn) addRcpt(addr string, r *Reply) {
+	t.res.Recipients = append(t.res.Recipients, RecipientResult{
+		Address: addr, Accepted: r.Code/100 == 2, Code: r.Code,
+		EnhancedCode: r.EnhancedCode(), Message: r.Text(),
+	})
+}
+
+// checkRecipients fails when no recipient was accepted. The error carries
+// a permanent code if any refusal was permanent.
+func (t *txn) checkRecipients() error {
+	var worst *RecipientResult
+	for i := range t.res.Recipients {
+		rc := &t.res.Recipients[i]
+		if rc.Accepted {
+			return nil
+		}
+		if worst == nil || (worst.Code < 500 && rc.Code >= 500) {
+			worst = rc
+		}
+	}
+	if worst == nil {
+		return localError(PhaseRcpt, "no recipients")
+	}
+	msg := worst.Message
+	if n := len(t.res.Recipients); n > 1 {
+		msg = fmt.Sprintf("all %d recipients were refused; %s: %s", n, worst.Address, worst.Message)
+	}
+	return &Error{Phase: PhaseRcpt, Code: worst.Code, EnhancedCode: worst.EnhancedCode, Message: msg}
+}
+
+// stop ends a transaction that was only a probe (stop after MAIL or
+// RCPT): the server is told RSET and the caller decides about QUIT.
+func (t *txn) stop(ctx context.Context, mode sendMode) error {
+	if err := t.c.Reset(ctx); err != nil {
+		return err
+	}
+	return errStopped
+}
+
+// data sends DATA (unless already pipelined), the message, the final "."
+// and, in modeSendQuit, QUIT in the same write.
+func (t *txn) data(ctx context.Context, msg Message, mode sendMode, pipelined bool) error {
+	c := t.c
+	var envErr error
+	if pipelined {
+		envErr = t.readEnvelope(ctx)
+		var e *Error
+		if envErr != nil && !(errors.As(envErr, &e) && e.Code != 0) {
+			return envErr // the connection is gone
+		}
+	}
+	var dr *Reply
+	var err error
+	if pipelined {
+		dr, err = c.readReply(ctx, PhaseData)
+		if err != nil {
+			return err
+		}
+	} else {
+		dr, err = c.cmd(ctx, PhaseData, 354, "DATA")
+		if dr == nil {
+			return err
+		}
+	}
+	if dr.Code != 354 {
+		if envErr != nil {
+			return envErr
+		}
+		return replyError(PhaseData, dr)
+	}
+	if envErr != nil {
+		// The server said 354 although the envelope failed (RFC 2920
+		// 3.1): end the empty message and report the envelope error.
+		c.tr.Info(PhaseData, "the server accepted DATA after refusing the envelope: sending an empty message to end it")
+		c.writeLine(PhaseBody, ".", ".", false)
+		if err := c.flush(ctx, PhaseBody); err != nil {
+			return c.wireError(PhaseBody, err)
+		}
+		if _, err := c.readReply(ctx, PhaseBody); err != nil {
+			return err
+		}
+		return envErr
+	}
+	rec := newBodyRecorder(c)
+	bw := newBodyWriter(c.bw, true, rec)
+	if msg != nil {
+		if _, err := msg.WriteTo(bw); err != nil {
+			return t.bodyError(err, bw.err)
+		}
+	}
+	if err := bw.finish(); err != nil {
+		return t.bodyError(err, err)
+	}
+	rec.summary(bw.n)
+	c.writeLine(PhaseBody, ".", ".", false)
+	if t.quitPipelined {
+		c.writeLine(PhaseQuit, "QUIT", "QUIT", false)
+	}
+	if err := c.flush(ctx, PhaseBody); err != nil {
+		return t.unknown(c.wireError(PhaseBody, err))
+	}
+	return t.final(ctx, mode)
+}
+
+// bodyError reports a failure while writing the message: a failure to
+// write to the server (wireErr set) is a lost connection, anything else
+// is the message source failing, and the connection cannot be used
+// again because the message is half sent.
+func (t *txn) bodyError(err, wireErr error) error {
+	c := t.c
+	if wireErr != nil {
+		return c.wireError(PhaseBody, wireErr)
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	c.broken = err
+	c.tr.Info(PhaseBody, "reading the message failed: %v; closing the connection so the partial message is not delivered", err)
+	c.conn.Close()
+	return &Error{Phase: PhaseBody, Message: "reading the message failed", Err: err}
+}
+
+// unknown marks an error after the end of the message as of unknown
+// outcome: the server may have taken the message.
+func (t *txn) unknown(e *Error) error {
+	if e.Code == 0 {
+		e.OutcomeUnknown = true
+		e.temporary = false
+		t.c.tr.Info(PhaseBody, "the connection was lost after the end of the message and before its reply: the outcome is UNKNOWN")
+	}
+	return e
+}
+
+// final reads the reply to the end of the message and, after a pipelined
+// QUIT, the 221.
+func (t *txn) final(ctx context.Context, mode sendMode) error {
+	c := t.c
+	r, err := c.readReply(ctx, PhaseBody)
+	if err != nil {
+		var e *Error
+		errors.As(err, &e)
+		return t.unknown(e)
+	}
+	c.needRset = false
+	t.res.Final = r
+	if r.Code/100 == 2 {
+		t.res.QueueID = parseQueueID(r.Text())
+		if t.res.QueueID != "" {
+			c.tr.Info(PhaseBody, "queue id: %s", t.res.QueueID)
+		}
+	}
+	switch {
+	case t.quitPipelined:
+		if qr, qerr := c.readReply(ctx, PhaseQuit); qerr == nil && qr.Code != 221 {
+			c.tr.Info(PhaseQuit, "unexpected reply to QUIT: %d", qr.Code)
+		}
+	case t.quit:
+		if _, qerr := c.cmd(ctx, PhaseQuit, 221, "QUIT"); qerr != nil {
+			c.tr.Info(PhaseQuit, "QUIT failed: %v", qerr)
+		}
+	}
+	if r.Code/100 != 2 {
+		return replyError(PhaseBody, r)
+	}
+	return nil
+}
+
+// bdat sends the message with BDAT (RFC 3030). A message that fits one
+// chunk goes in the same write as the (pipelined) envelope: two round
+// trips in all with QUIT. A larger one waits for the envelope replies
+// first, so a refused envelope does not cost the whole upload.
+func (t *txn) bdat(ctx context.Context, msg Message, mode sendMode, pipelined bool) error {
+	c := t.c
+	envRead := !pipelined
+	cw := &chunkWriter{c: c, size: chunkSize}
+	if !c.hasExt("PIPELINING") || c.cfg.DisablePipelining {
+		// Without PIPELINING each BDAT waits for its reply (RFC 3030 4.2).
+		cw.sync = func() error {
+			if err := c.flush(ctx, PhaseBody); err != nil {
+				return c.wireError(PhaseBody, err)
+			}
+			r, err := c.readReply(ctx, PhaseBody)
+			if err != nil {
+				return err
+			}
+			if r.Code/100 != 2 {
+				t.res.Final = r
+				return replyError(PhaseBody, r)
+			}
+			return nil
+		}
+	}
+	cw.first = func(last bool) error {
+		if envRead || last {
+			return nil
+		}
+		envRead = true
+		if err := c.flush(ctx, PhaseMail); err != nil {
+			return c.wireError(PhaseMail, err)
+		}
+		return t.readEnvelope(ctx)
+	}
+	rec := newBodyRecorder(c)
+	bw := newBodyWriter(cw, false, rec)
+	if msg != nil {
+		if _, err := msg.WriteTo(bw); err != nil {
+			if cw.err != nil {
+				return t.chunkError(cw.err)
+			}
+			return t.bodyError(err, nil)
+		}
+	}
+	if err := bw.finish(); err != nil {
+		return t.chunkError(err)
+	}
+	cw.emit(true)
+	if cw.err != nil {
+		return t.chunkError(cw.err)
+	}
+	rec.summary(bw.n)
+	if t.quitPipelined {
+		c.writeLine(PhaseQuit, "QUIT", "QUIT", false)
+	}
+	if err := c.flush(ctx, PhaseBody); err != nil {
+		return t.unknown(c.wireError(PhaseBody, err))
+	}
+	if !envRead {
+		// Envelope and whole message went together: everything after this
+		// point is of unknown outcome if the connection drops.
+		if err := t.readEnvelope(ctx); err != nil {
+			var e *Error
+			if errors.As(err, &e) && e.Code == 0 {
+				return t.unknown(e)
+			}
+			// The server refused the envelope; it still answers the BDAT.
+			for i := 0; i < cw.pending; i++ {
+				if _, rerr := c.readReply(ctx, PhaseBody); rerr != nil {
+					break
+				}
+			}
+			if t.quitPipelined {
+				_, _ = c.readReply(ctx, PhaseQuit)
+			}
+			return err
+		}
+	}
+	for i := 0; i < cw.pending-1; i++ {
+		r, err := c.readReply(ctx, PhaseBody)
+		if err != nil {
+			var e *Error
+			errors.As(err, &e)
+			return t.unknown(e)
+		}
+		if r.Code/100 != 2 {
+			t.res.Final = r
+			return replyError(PhaseBody, r)
+		}
+	}
+	return t.final(ctx, mode)
+}
+
+// chunkError handles a failure while chunking: an envelope refusal found
+// before the first chunk is returned as it is and leaves the connection
+// usable; anything else is a failure of the message or the wire.
+func (t *txn) chunkError(err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return t.bodyError(err, nil)
+}

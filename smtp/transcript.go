@@ -1,0 +1,270 @@
+package smtp
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Phase names the part of the SMTP conversation an event belongs to.
+type Phase string
+
+// The phases of a send, in the order they normally happen.
+const (
+	PhaseConnect  Phase = "connect"
+	PhaseGreeting Phase = "greeting"
+	PhaseEHLO     Phase = "ehlo"
+	PhaseStartTLS Phase = "starttls"
+	PhaseAuth     Phase = "auth"
+	PhaseMail     Phase = "mail"
+	PhaseRcpt     Phase = "rcpt"
+	PhaseData     Phase = "data"
+	PhaseBody     Phase = "body"
+	PhaseReset    Phase = "rset"
+	PhaseQuit     Phase = "quit"
+)
+
+// Direction tells who said a transcript line.
+type Direction string
+
+// The three directions of a transcript event.
+const (
+	// DirClient is a line sockmail wrote to the server.
+	DirClient Direction = "client"
+	// DirServer is a line the server wrote to sockmail.
+	DirServer Direction = "server"
+	// DirInfo is something that is not on the wire but matters: DNS
+	// answers, connect time, TLS details, capability changes.
+	DirInfo Direction = "info"
+)
+
+// Event is one line of a transcript.
+type Event struct {
+	// Offset is the time since the transcript started.
+	Offset time.Duration `json:"-"`
+	// Dir says who wrote the line.
+	Dir Direction `json:"dir"`
+	// Phase is the protocol phase the line belongs to.
+	Phase Phase `json:"phase"`
+	// Line is the exact line without its CRLF. For a secret event it is
+	// already redacted: the clear text is never kept.
+	Line string `json:"line"`
+	// Secret marks a line whose payload (an AUTH exchange) was redacted.
+	Secret bool `json:"secret,omitempty"`
+}
+
+// MarshalJSON encodes the event with its offset in milliseconds
+// (sub-millisecond precision).
+func (e Event) MarshalJSON() ([]byte, error) {
+	type plain Event
+	return json.Marshal(struct {
+		MS float64 `json:"ms"`
+		plain
+	}{MS: float64(e.Offset.Microseconds()) / 1000, plain: plain(e)})
+}
+
+// UnmarshalJSON decodes what MarshalJSON wrote.
+func (e *Event) UnmarshalJSON(b []byte) error {
+	type plain Event
+	var v struct {
+		MS float64 `json:"ms"`
+		plain
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return fmt.Errorf("smtp: decode event: %w", err)
+	}
+	*e = Event(v.plain)
+	e.Offset = time.Duration(v.MS * float64(time.Millisecond))
+	return nil
+}
+
+// maxTranscriptEvents bounds a transcript so that a hostile server cannot
+// make it grow without limit; later events are counted, not kept.
+const maxTranscriptEvents = 20000
+
+// Transcript records one send's conversation. It is safe for concurrent
+// use: a web handler may read it or subscribe to it while the send runs.
+type Transcript struct {
+	mu      sync.Mutex
+	start   time.Time
+	events  []Event
+	dropped int
+	subs    []func(Event)
+	now     func() time.Time
+}
+
+// NewTranscript returns an empty transcript whose clock starts now.
+func NewTranscript() *Transcript {
+	return &Transcript{start: time.Now(), now: time.Now}
+}
+
+// Start returns the wall-clock time the transcript started.
+func (t *Transcript) Start() time.Time { return t.start }
+
+// Subscribe registers fn to be called, in order and synchronously, with
+// every event added from now on. It returns the events recorded so far, so
+// that a subscriber sees each event exactly once.
+func (t *Transcript) Subscribe(fn func(Event)) []Event {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.subs = append(t.subs, fn)
+	return append([]Event(nil), t.events...)
+}
+
+// Events returns a copy of the recorded events.
+func (t *Transcript) Events() []Event {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]Event(nil), t.events...)
+}
+
+// Dropped reports how many events were not kept because the transcript
+// reached its size limit.
+func (t *Transcript) Dropped() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.dropped
+}
+
+// add records one event. Lines longer than maxLineLength are cut and
+// marked, so a transcript never holds an unbounded line.
+func (t *Transcript) add(dir Direction, phase Phase, line string, secret bool) {
+	if len(line) > maxLineLength {
+		line = line[:maxLineLength] + " [... " + strconv.Itoa(len(line)-maxLineLength) + " more bytes]"
+	}
+	t.mu.Lock()
+	if len(t.events) >= maxTranscriptEvents {
+		t.dropped++
+		t.mu.Unlock()
+		return
+	}
+	ev := Event{Offset: t.now().Sub(t.start), Dir: dir, Phase: phase, Line: line, Secret: secret}
+	t.events = append(t.events, ev)
+	subs := t.subs
+	// Subscribers are called with the lock held so that they see events in
+	// order; they must not call back into the transcript.
+	for _, fn := range subs {
+		fn(ev)
+	}
+	t.mu.Unlock()
+}
+
+// Info records an event that is not on the wire.
+func (t *Transcript) Info(phase Phase, format string, args ...any) {
+	t.add(DirInfo, phase, fmt.Sprintf(format, args...), false)
+}
+
+// WriteText writes the transcript as swaks-like text: "->" for client
+// lines, "<-" for server lines, "==" for information, each with its time
+// offset in milliseconds.
+func (t *Transcript) WriteText(w io.Writer) error {
+	for _, ev := range t.Events() {
+		if _, err := io.WriteString(w, FormatEvent(ev)+"\n"); err != nil {
+			return fmt.Errorf("smtp: write transcript: %w", err)
+		}
+	}
+	if n := t.Dropped(); n > 0 {
+		if _, err := fmt.Fprintf(w, "== %d further events not kept (transcript limit)\n", n); err != nil {
+			return fmt.Errorf("smtp: write transcript: %w", err)
+		}
+	}
+	return nil
+}
+
+// FormatEvent renders one event as a text transcript line, for example
+// "[   12.345ms] -> EHLO example.org". Control characters are shown escaped
+// so that a hostile server cannot move a terminal's cursor.
+func FormatEvent(ev Event) string {
+	marker := "=="
+	switch ev.Dir {
+	case DirClient:
+		marker = "->"
+	case DirServer:
+		marker = "<-"
+	}
+	return fmt.Sprintf("[%10.3fms] %s %s", float64(ev.Offset.Microseconds())/1000, marker, SafeText(ev.Line))
+}
+
+// SafeText makes a line harmless to print: control characters (other than
+// tab), invalid UTF-8 and bidirectional overrides are shown as escapes.
+func SafeText(s string) string {
+	clean := true
+	for _, r := range s {
+		if unsafeRune(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == '\uFFFD' && !strings.HasPrefix(s[i:], "\uFFFD"):
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unsafeRune(r):
+			q := strconv.QuoteRune(r)
+			if q == "'\\x00'" || len(q) < 3 || !strings.HasPrefix(q, "'\\") {
+				fmt.Fprintf(&b, `\u%04x`, r)
+			} else {
+				b.WriteString(q[1 : len(q)-1])
+			}
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func unsafeRune(r rune) bool {
+	switch {
+	case r == '\t':
+		return false
+	case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+		return true
+	case r == '\uFFFD':
+		return true
+	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0x200e, r == 0x200f, r == 0x061c:
+		return true
+	}
+	return false
+}
+
+// MarshalJSON encodes the transcript as {"start": ..., "events": [...]}.
+func (t *Transcript) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Start   time.Time `json:"start"`
+		Events  []Event   `json:"events"`
+		Dropped int       `json:"dropped,omitempty"`
+	}{t.start, t.Events(), t.Dropped()})
+}
+
+// PhaseTiming is how long one phase of the conversation took.
+type PhaseTiming struct {
+	Phase    Phase
+	Duration time.Duration
+}
+
+// PhaseTimings derives, from the events, the time spent in each phase in
+// the order the phases first appeared. A phase's time runs from its first
+// event to the first event of the next phase.
+func PhaseTimings(events []Event) []PhaseTiming {
+	var out []PhaseTiming
+	for i, ev := range events {
+		if i == 0 || ev.Phase != events[i-1].Phase {
+			out = append(out, PhaseTiming{Phase: ev.Phase})
+		}
+		last := &out[len(out)-1]
+		end := ev.Offset
+		if i+1 < len(events) {
+			end = events[i+1].Offset
+		}
+		last.Duration += end - ev.Offset
+	}
+	return out
+}
