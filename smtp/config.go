@@ -26,24 +26,25 @@ const (
 	TLSImplicit
 )
 
-var tlsModeNames = [...]string{"none", "starttls", "starttls-optional", "implicit"}
+// tlsModeNames returns the modes' names, indexed by mode.
+func tlsModeNames() []string { return []string{"none", "starttls", "starttls-optional", "implicit"} }
 
 // String returns the mode's name as ParseTLSMode accepts it.
 func (m TLSMode) String() string {
-	if m < 0 || int(m) >= len(tlsModeNames) {
-		return fmt.Sprintf("TLSMode(%d)", int(m))
+	if names := tlsModeNames(); m >= 0 && int(m) < len(names) {
+		return names[m]
 	}
-	return tlsModeNames[m]
+	return fmt.Sprintf("TLSMode(%d)", int(m))
 }
 
 // ParseTLSMode parses "none", "starttls", "starttls-optional" or "implicit".
 func ParseTLSMode(s string) (TLSMode, error) {
-	for i, n := range tlsModeNames {
+	for i, n := range tlsModeNames() {
 		if strings.EqualFold(s, n) {
 			return TLSMode(i), nil
 		}
 	}
-	return 0, fmt.Errorf("smtp: unknown TLS mode %q (want one of %s)", s, strings.Join(tlsModeNames[:], ", "))
+	return 0, fmt.Errorf("smtp: unknown TLS mode %q (want one of %s)", s, strings.Join(tlsModeNames(), ", "))
 }
 
 // Timeouts bounds every network wait. Zero fields take the defaults of
@@ -191,11 +192,12 @@ func (c *Config) validate() error {
 	if c.TLS < TLSNone || c.TLS > TLSImplicit {
 		return localError(PhaseConnect, "unknown TLS mode %d", int(c.TLS))
 	}
-	if c.Auth != nil {
-		for _, f := range []struct{ name, v string }{{"AUTH user", c.Auth.Username}, {"AUTH password", c.Auth.Password}, {"AUTH token", c.Auth.Token}} {
-			if strings.ContainsAny(f.v, "\x00\r\n") && f.name != "AUTH password" {
-				return localError(PhaseAuth, "%s contains a line break or NUL", f.name)
-			}
+	if a := c.Auth; a != nil {
+		if strings.ContainsAny(a.Username, "\x00\r\n") || strings.ContainsAny(a.Token, "\x00\r\n") {
+			return localError(PhaseAuth, "AUTH user or token contains a line break or NUL")
+		}
+		if strings.ContainsRune(a.Password, 0) {
+			return localError(PhaseAuth, "AUTH password contains a NUL byte, which AUTH PLAIN cannot carry")
 		}
 	}
 	return nil

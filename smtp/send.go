@@ -312,13 +312,16 @@ func (t *txn) envelopeOneByOne(ctx context.Context, mode sendMode) error {
 // readEnvelope reads the replies to a pipelined RSET, MAIL and RCPTs.
 func (t *txn) readEnvelope(ctx context.Context) error {
 	c := t.c
+	var rsetErr error
 	if t.rset {
 		r, err := c.readReply(ctx, PhaseReset)
 		if err != nil {
 			return err
 		}
 		if r.Code != 250 {
-			return replyError(PhaseReset, r)
+			// The replies to MAIL and RCPT still follow; read them to stay
+			// in step, then report the RSET failure.
+			rsetErr = replyError(PhaseReset, r)
 		}
 	}
 	mr, err := c.readReply(ctx, PhaseMail)
@@ -331,6 +334,9 @@ func (t *txn) readEnvelope(ctx context.Context) error {
 			return err
 		}
 		t.addRcpt(t.env.To[i], r)
+	}
+	if rsetErr != nil {
+		return rsetErr
 	}
 	if mr.Code/100 != 2 {
 		return replyError(PhaseMail, mr)

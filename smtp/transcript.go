@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Phase names the part of the SMTP conversation an event belongs to.
@@ -190,33 +191,24 @@ func FormatEvent(ev Event) string {
 }
 
 // SafeText makes a line harmless to print: control characters (other than
-// tab), invalid UTF-8 and bidirectional overrides are shown as escapes.
+// tab), invalid UTF-8 and bidirectional controls are shown as escapes
+// (\x1b, \xff, \u202e), so a hostile server cannot move a terminal's
+// cursor or reorder what a reader sees.
 func SafeText(s string) string {
-	clean := true
-	for _, r := range s {
-		if unsafeRune(r) {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return s
-	}
 	var b strings.Builder
-	for i, r := range s {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
 		switch {
-		case r == '\uFFFD' && !strings.HasPrefix(s[i:], "\uFFFD"):
+		case r == utf8.RuneError && size <= 1:
 			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r < 0x80 && unsafeRune(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
 		case unsafeRune(r):
-			q := strconv.QuoteRune(r)
-			if q == "'\\x00'" || len(q) < 3 || !strings.HasPrefix(q, "'\\") {
-				fmt.Fprintf(&b, `\u%04x`, r)
-			} else {
-				b.WriteString(q[1 : len(q)-1])
-			}
+			fmt.Fprintf(&b, `\u%04x`, r)
 		default:
-			b.WriteRune(r)
+			b.WriteString(s[i : i+size])
 		}
+		i += size
 	}
 	return b.String()
 }
@@ -226,8 +218,6 @@ func unsafeRune(r rune) bool {
 	case r == '\t':
 		return false
 	case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
-		return true
-	case r == '\uFFFD':
 		return true
 	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0x200e, r == 0x200f, r == 0x061c:
 		return true
