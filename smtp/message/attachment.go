@@ -265,31 +265,35 @@ func percentEncode(s string, n int) []string {
 	return append(segs, b.String())
 }
 
-// nameParam adds a file name parameter (filename or name) to f: the ASCII
-// fallback as a quoted-string and, when that differs from the real name,
-// the RFC 2231 form, split in continuations when long. A reader that knows
-// RFC 2231 prefers the extended form.
+// nameParam adds a file name parameter (filename or name) to f. A name that
+// is safe ASCII is written as a quoted-string. Any other name is written
+// twice: first in its exact RFC 2231 form (split in continuations when
+// long), then as an ASCII fallback quoted-string for readers that do not
+// know RFC 2231. The extended form comes first because readers differ when
+// both are present: RFC 2231-aware ones (Go's mime, most mail clients)
+// prefer it wherever it is, while some (Python's email package) take the
+// first parameter of that name; those that ignore RFC 2231 skip "filename*"
+// and find the fallback.
 func (f *field) nameParam(key, name string) {
 	fb := fallbackName(name)
+	if fb != name {
+		const seg = 50
+		segs := percentEncode(name, seg)
+		if len(segs) == 1 {
+			f.glue(";")
+			f.token(" ", key+"*=utf-8''"+segs[0], false)
+		} else {
+			for i, s := range segs {
+				if i == 0 {
+					s = "utf-8''" + s
+				}
+				f.glue(";")
+				f.token(" ", fmt.Sprintf("%s*%d*=%s", key, i, s), false)
+			}
+		}
+	}
 	f.glue(";")
 	f.token(" ", key+`="`+fb+`"`, false)
-	if fb == name {
-		return
-	}
-	const seg = 50
-	segs := percentEncode(name, seg)
-	if len(segs) == 1 {
-		f.glue(";")
-		f.token(" ", key+"*=utf-8''"+segs[0], false)
-		return
-	}
-	for i, s := range segs {
-		if i == 0 {
-			s = "utf-8''" + s
-		}
-		f.glue(";")
-		f.token(" ", fmt.Sprintf("%s*%d*=%s", key, i, s), false)
-	}
 }
 
 // mediaField builds a Content-Type or Content-Disposition field: value, the

@@ -146,8 +146,8 @@ func attachmentPart(a *Attachment, inline bool) (*part, error) {
 	return &part{header: h, att: a}, nil
 }
 
-// multipart returns a multipart/subtype node.
-func multipart(subtype, boundary string, params map[string]string, parts ...*part) (*part, error) {
+// multipartNode returns a multipart/subtype node.
+func multipartNode(subtype, boundary string, params map[string]string, parts ...*part) (*part, error) {
 	p := map[string]string{"boundary": boundary}
 	for k, v := range params {
 		p[k] = v
@@ -194,12 +194,12 @@ func (m *Message) body() (*part, error) {
 			}
 			parts = append(parts, p)
 		}
-		html, err = multipart("related", m.boundaries[2], map[string]string{"type": "text/html"}, parts...)
+		html, err = multipartNode("related", m.boundaries[2], map[string]string{"type": "text/html"}, parts...)
 		if err != nil {
 			return nil, err
 		}
 	}
-	alt, err := multipart("alternative", m.boundaries[1], nil, plain, html)
+	alt, err := multipartNode("alternative", m.boundaries[1], nil, plain, html)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +220,7 @@ func (m *Message) mixed(body *part) (*part, error) {
 		}
 		parts = append(parts, p)
 	}
-	return multipart("mixed", m.boundaries[0], nil, parts...)
+	return multipartNode("mixed", m.boundaries[0], nil, parts...)
 }
 
 // header builds the message header fields, without the MIME fields of the
