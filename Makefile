@@ -1,0 +1,64 @@
+# sockmail. `make help` lists the targets; README.md explains them.
+
+GO            ?= go
+GOBIN         := $(shell $(GO) env GOPATH)/bin
+FUZZTIME      ?= 10s
+FUZZPKGS      ?= ./...
+
+STATICCHECK_VERSION := v0.8.2
+TEMPL_VERSION       := v0.3.1100
+# An installed binary of the pinned version is used as is; otherwise
+# `go run pkg@version` fetches and builds it (cached after the first time).
+STATICCHECK := $(shell for b in staticcheck $(GOBIN)/staticcheck; do \
+	$$b -version 2>/dev/null | grep -qF '($(STATICCHECK_VERSION:v%=%))' && { echo $$b; exit; }; done; \
+	echo $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION))
+TEMPL := $(shell for b in templ $(GOBIN)/templ; do \
+	[ "$$($$b version 2>/dev/null)" = '$(TEMPL_VERSION)' ] && { echo $$b; exit; }; done; \
+	echo $(GO) run github.com/a-h/templ/cmd/templ@$(TEMPL_VERSION))
+
+.PHONY: help run build test testservers testservers-down testservers-status \
+	lint generate check-generated bench fuzz
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 22
+
+run: ## run sockmail with its embedded defaults
+	$(GO) run ./cmd/sockmail serve
+
+build: ## compile every package and bin/sockmail
+	$(GO) build ./...
+	@if ls cmd/sockmail/*.go >/dev/null 2>&1; then \
+		echo "$(GO) build -o bin/sockmail ./cmd/sockmail"; $(GO) build -o bin/sockmail ./cmd/sockmail; fi
+
+test: testservers ## start the test servers, then run every test with the race detector
+	$(GO) test -race -count=1 ./...
+
+testservers: ## install (apt, root) and start Postfix, Dovecot, aiosmtpd; see README
+	bash .ci/servers.sh up
+
+testservers-down: ## stop the test servers
+	bash .ci/servers.sh down
+
+testservers-status: ## tell which test servers run
+	bash .ci/servers.sh status
+
+lint: ## go vet, gofmt and staticcheck
+	$(GO) vet ./...
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then \
+		echo "gofmt -l: these files need gofmt -w:"; echo "$$unformatted"; exit 1; fi
+	$(STATICCHECK) ./...
+
+generate: ## regenerate the templ components (*_templ.go)
+	$(TEMPL) generate
+
+check-generated: generate ## fail if the committed *_templ.go are not what templ generates
+	@git diff --exit-code --stat -- '*_templ.go' || { \
+		echo "generated files are stale: run 'make generate' and commit the result"; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard -- '*_templ.go'); if [ -n "$$untracked" ]; then \
+		echo "generated files not committed:"; echo "$$untracked"; exit 1; fi
+
+bench: ## run the benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+fuzz: ## run every Fuzz* target in FUZZPKGS for FUZZTIME (default 10s)
+	FUZZTIME=$(FUZZTIME) bash .ci/fuzz.sh $(FUZZPKGS)
