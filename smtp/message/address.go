@@ -212,14 +212,18 @@ func ParseAddressList(field, s string) ([]*mail.Address, error) {
 	return list, nil
 }
 
+// maxAtom is the longest display name atom or quoted-string written as is;
+// longer ones become encoded-words, which can be folded.
+const maxAtom = 60
+
 // atomPhrase reports whether name can be written as a run of atoms
-// separated by single spaces.
+// separated by single spaces, each short enough to fit a folded line.
 func atomPhrase(name string) bool {
 	if name == "" || strings.Contains(name, "=?") {
 		return false
 	}
 	for _, w := range strings.Split(name, " ") {
-		if w == "" {
+		if w == "" || len(w) > maxAtom {
 			return false
 		}
 		for i := 0; i < len(w); i++ {
@@ -248,7 +252,7 @@ func (f *field) phrase(ws, name string) {
 	for i := 0; i < len(name) && printable; i++ {
 		printable = name[i] >= ' ' && name[i] <= '~'
 	}
-	if printable && len(name) <= 60 {
+	if printable && len(name) <= maxAtom {
 		q := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(name)
 		f.token(ws, `"`+q+`"`, false)
 		return

@@ -181,6 +181,9 @@ func (a *Attachment) check(field string, inline bool) error {
 // angle brackets, RFC 5322 3.6.4); a missing "@" is tolerated, as many
 // mailers omit it.
 func checkContentID(id string) error {
+	if err := checkRaw(id); err != nil {
+		return err
+	}
 	id = strings.TrimSuffix(strings.TrimPrefix(id, "<"), ">")
 	switch {
 	case id == "":

@@ -63,7 +63,9 @@ func (f *field) token(ws, tok string, ew bool) {
 	if ew || f.hasEW {
 		limit = ewLineLen
 	}
-	if ws != "" && f.line > 0 && f.line+len(ws)+len(tok) > limit {
+	// Fold when the token does not fit, unless nothing but the field name
+	// is on the line and the token would not fit a line of its own either.
+	if ws != "" && f.line+len(ws)+len(tok) > limit && (f.tokens > 0 || len(ws)+len(tok) <= limit) {
 		f.fold()
 	}
 	f.b.WriteString(ws)

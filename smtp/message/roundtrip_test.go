@@ -382,3 +382,5 @@ func TestRoundTripPythonRaw(t *testing.T) {
 		t.Errorf("python read %+v, want subject raw and parts %+v", got, want)
 	}
 }
+
+func textprotoHeader(h mail.Header) textproto.MIMEHeader { return textproto.MIMEHeader(h) }
