@@ -66,7 +66,7 @@ func TestUnstructured(t *testing.T) {
 		{strings.Repeat("word ", 20), "Subject: word word word word word word word word word word word word word word\r\n" +
 			" word word word word word word\r\n"}, // first line exactly 78
 		{"two  spaces " + strings.Repeat("x", 60) + "  y", "Subject: two  spaces\r\n " + strings.Repeat("x", 60) + "  y\r\n"},
-		{"Grüße", "Subject: =?utf-8?b?R3LDvMOfZQ==?=\r\n"}, // B is shorter here
+		{"Grüße", "Subject: =?utf-8?b?R3LDvMOfZQ==?=\r\n"},                               // B is shorter here
 		{"Café au lait ce matin", "Subject: =?utf-8?q?Caf=C3=A9_au_lait_ce_matin?=\r\n"}, // Q is shorter here
 		{strings.Repeat("x", 80), "Subject: =?utf-8?q?" + strings.Repeat("x", 54) + "?=\r\n =?utf-8?q?" + strings.Repeat("x", 26) + "?=\r\n"},
 		{"=?iso-8859-1?q?x?=", "Subject: =?utf-8?b?PT9pc28tODg1OS0xP3E/eD89?=\r\n"},
