@@ -187,22 +187,35 @@ func (c *Client) io(ctx context.Context, phase Phase, fn func() error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, func() {
-		c.aborted.Store(true)
-		_ = c.conn.SetDeadline(aLongTimeAgo)
-	})
+	stop := c.guard(ctx)
 	defer stop()
 	c.setDeadline(c.conn.SetReadDeadline, c.timeouts.forPhase(phase))
 	err := fn()
-	if err != nil && ctx.Err() != nil {
-		err = fmt.Errorf("%w (%v)", ctx.Err(), err)
-	}
+	err = ctxCause(ctx, err)
 	if err != nil {
 		// After any I/O failure the stream is out of step: nothing more
 		// may be said on this connection.
 		c.broken = err
 	}
 	return err
+}
+
+// guard lets ctx abort, at once, any read or write of the connection
+// until the returned stop is called.
+func (c *Client) guard(ctx context.Context) (stop func() bool) {
+	return context.AfterFunc(ctx, func() {
+		c.aborted.Store(true)
+		_ = c.conn.SetDeadline(aLongTimeAgo)
+	})
+}
+
+// ctxCause puts the context's error in front of an I/O error it caused
+// (an abort shows as a timeout on the connection).
+func ctxCause(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil || errors.Is(err, ctx.Err()) {
+		return err
+	}
+	return fmt.Errorf("%w (%v)", ctx.Err(), err)
 }
 
 // wireError turns an I/O error in phase into the typed error and notes it.
@@ -273,6 +286,11 @@ func (c *Client) cmd(ctx context.Context, phase Phase, expect int, line string) 
 }
 
 func (c *Client) cmdSecret(ctx context.Context, phase Phase, expect int, line, shown string, secret bool) (*Reply, error) {
+	if c.broken != nil {
+		// Nothing may be said on a connection that is out of step or that
+		// the server closed; the transcript must not show it said either.
+		return nil, c.wireError(phase, c.broken)
+	}
 	c.writeLine(phase, line, shown, secret)
 	if err := c.flush(ctx, phase); err != nil {
 		return nil, c.wireError(phase, err)
@@ -407,7 +425,8 @@ func (c *Client) StartTLS(ctx context.Context) error {
 	}
 	r, err := c.cmd(ctx, PhaseStartTLS, 220, "STARTTLS")
 	if err != nil {
-		if r != nil && !required {
+		// A 421 closes the connection: there is nothing to go on with.
+		if r != nil && r.Code != 421 && !required {
 			c.tr.Info(PhaseStartTLS, "the server refused STARTTLS: going on WITHOUT encryption")
 			return nil
 		}
@@ -416,11 +435,12 @@ func (c *Client) StartTLS(ctx context.Context) error {
 	if n := c.rr.br.Buffered(); n > 0 {
 		extra, _ := c.rr.br.Peek(n)
 		c.tr.Info(PhaseStartTLS, "server sent %d bytes after its 220 reply and before TLS: %q", n, string(extra[:min(n, 200)]))
-		c.broken = errors.New("response injection")
+		c.broken = localError(PhaseStartTLS, "response injection")
 		c.conn.Close()
 		return localError(PhaseStartTLS, "the server sent %d bytes after its STARTTLS reply, before the TLS handshake (possible response injection); refusing to go on", n)
 	}
 	if err := c.handshake(ctx); err != nil {
+		c.broken = err
 		c.conn.Close()
 		return err
 	}

@@ -39,7 +39,8 @@ func (e *Error) Error() string {
 	b.WriteString(": ")
 	if e.Code != 0 {
 		fmt.Fprintf(&b, "%d ", e.Code)
-		if e.EnhancedCode != "" {
+		// The reply text usually starts with the enhanced code already.
+		if e.EnhancedCode != "" && !strings.HasPrefix(e.Message, e.EnhancedCode) {
 			b.WriteString(e.EnhancedCode + " ")
 		}
 	}

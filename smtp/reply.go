@@ -82,18 +82,22 @@ type replyReader struct {
 }
 
 // readLine returns one line without its line ending. A line longer than
-// maxLineLength is an error; the rest of it is not read.
+// maxLineLength (not counting the CRLF) is an error; the rest of it is
+// not read.
 func (rr *replyReader) readLine() (string, error) {
 	var buf []byte
+	tooLong := func() (string, error) {
+		if rr.onLine != nil {
+			rr.onLine(string(buf))
+		}
+		return "", &ProtocolError{Reason: fmt.Sprintf("reply line longer than %d bytes", maxLineLength), Line: string(buf[:80])}
+	}
 	for {
 		chunk, err := rr.br.ReadSlice('\n')
 		buf = append(buf, chunk...)
-		if len(buf) > maxLineLength {
-			line := string(buf[:80])
-			if rr.onLine != nil {
-				rr.onLine(string(buf))
-			}
-			return "", &ProtocolError{Reason: fmt.Sprintf("reply line longer than %d bytes", maxLineLength), Line: line}
+		// Without its "\n" yet, the line may still end in "\r".
+		if len(buf) > maxLineLength+2 || (err != nil && len(buf) > maxLineLength+1) {
+			return tooLong()
 		}
 		if err == nil {
 			break
@@ -111,6 +115,9 @@ func (rr *replyReader) readLine() (string, error) {
 	}
 	buf = bytes.TrimSuffix(buf, []byte("\n"))
 	buf = bytes.TrimSuffix(buf, []byte("\r"))
+	if len(buf) > maxLineLength {
+		return tooLong()
+	}
 	line := string(buf)
 	if rr.onLine != nil {
 		rr.onLine(line)
@@ -140,14 +147,14 @@ func (rr *replyReader) readReply() (*Reply, error) {
 		}
 		r.Lines = append(r.Lines, text)
 		total += len(line)
+		if total > maxReplyLength {
+			return nil, &ProtocolError{Reason: fmt.Sprintf("reply longer than %d bytes", maxReplyLength), Line: line}
+		}
 		if !more {
 			return r, nil
 		}
 		if len(r.Lines) >= maxReplyLines {
 			return nil, &ProtocolError{Reason: fmt.Sprintf("reply has more than %d lines", maxReplyLines), Line: line}
-		}
-		if total > maxReplyLength {
-			return nil, &ProtocolError{Reason: fmt.Sprintf("reply longer than %d bytes", maxReplyLength), Line: line}
 		}
 	}
 }

@@ -432,33 +432,62 @@ func (t *txn) data(ctx context.Context, msg Message, mode sendMode, pipelined bo
 	}
 	rec := newBodyRecorder(c)
 	bw := newBodyWriter(c.bw, true, rec)
+	// The body's writes happen outside c.io: the context must still be
+	// able to abort one blocked on a server that stopped reading.
+	stop := c.guard(ctx)
 	if msg != nil {
 		if _, err := msg.WriteTo(bw); err != nil {
-			return t.bodyError(err, bw.err)
+			stop()
+			return t.bodyError(ctx, err, bw.err)
 		}
 	}
 	if err := bw.finish(); err != nil {
-		return t.bodyError(err, err)
+		stop()
+		return t.bodyError(ctx, err, err)
 	}
+	stop()
 	rec.summary(bw.n)
 	c.writeLine(PhaseBody, ".", ".", false)
-	if t.quitPipelined {
-		c.writeLine(PhaseQuit, "QUIT", "QUIT", false)
-	}
-	if err := c.flush(ctx, PhaseBody); err != nil {
-		return t.unknown(c.wireError(PhaseBody, err))
+	if err := t.flushEnd(ctx); err != nil {
+		return err
 	}
 	return t.final(ctx, mode)
+}
+
+// flushEnd sends what is buffered up to the end of the message, and a
+// pipelined QUIT. When the write fails with the end of the message still
+// unsent the server cannot have the message: that is a plain temporary
+// failure, not an unknown outcome.
+func (t *txn) flushEnd(ctx context.Context) error {
+	c := t.c
+	quitLen := 0
+	if t.quitPipelined {
+		c.writeLine(PhaseQuit, "QUIT", "QUIT", false)
+		quitLen = len("QUIT\r\n")
+	}
+	if err := c.flush(ctx, PhaseBody); err != nil {
+		if c.bw.Buffered() > quitLen {
+			c.tr.Info(PhaseBody, "the end of the message was not sent: the server cannot have taken it")
+			return c.wireError(PhaseBody, err)
+		}
+		return t.unknown(c.wireError(PhaseBody, err))
+	}
+	return nil
 }
 
 // bodyError reports a failure while writing the message: a failure to
 // write to the server (wireErr set) is a lost connection, anything else
 // is the message source failing, and the connection cannot be used
 // again because the message is half sent.
-func (t *txn) bodyError(err, wireErr error) error {
+func (t *txn) bodyError(ctx context.Context, err, wireErr error) error {
 	c := t.c
 	if wireErr != nil {
-		return c.wireError(PhaseBody, wireErr)
+		var e *Error
+		if errors.As(wireErr, &e) {
+			return e // already reported (a refusal or failure before the chunk)
+		}
+		c.broken = wireErr
+		return c.wireError(PhaseBody, ctxCause(ctx, wireErr))
 	}
 	var e *Error
 	if errors.As(err, &e) {
@@ -552,27 +581,28 @@ func (t *txn) bdat(ctx context.Context, msg Message, mode sendMode, pipelined bo
 	}
 	rec := newBodyRecorder(c)
 	bw := newBodyWriter(cw, false, rec)
+	stop := c.guard(ctx) // as in data: the context aborts a blocked write
 	if msg != nil {
 		if _, err := msg.WriteTo(bw); err != nil {
+			stop()
 			if cw.err != nil {
-				return t.chunkError(cw.err)
+				return t.chunkError(ctx, cw.err)
 			}
-			return t.bodyError(err, nil)
+			return t.bodyError(ctx, err, nil)
 		}
 	}
 	if err := bw.finish(); err != nil {
-		return t.chunkError(err)
+		stop()
+		return t.chunkError(ctx, err)
 	}
 	cw.emit(true)
+	stop()
 	if cw.err != nil {
-		return t.chunkError(cw.err)
+		return t.chunkError(ctx, cw.err)
 	}
 	rec.summary(bw.n)
-	if t.quitPipelined {
-		c.writeLine(PhaseQuit, "QUIT", "QUIT", false)
-	}
-	if err := c.flush(ctx, PhaseBody); err != nil {
-		return t.unknown(c.wireError(PhaseBody, err))
+	if err := t.flushEnd(ctx); err != nil {
+		return err
 	}
 	if !envRead {
 		// Envelope and whole message went together: everything after this
@@ -609,13 +639,10 @@ func (t *txn) bdat(ctx context.Context, msg Message, mode sendMode, pipelined bo
 	return t.final(ctx, mode)
 }
 
-// chunkError handles a failure while chunking: an envelope refusal found
-// before the first chunk is returned as it is and leaves the connection
-// usable; anything else is a failure of the message or the wire.
-func (t *txn) chunkError(err error) error {
-	var e *Error
-	if errors.As(err, &e) {
-		return e
-	}
-	return t.bodyError(err, nil)
+// chunkError handles a failure of the chunk writer: an envelope refusal
+// found before the first chunk is returned as it is and leaves the
+// connection usable; anything else is a failure to write to the server
+// (a temporary network failure, not a fault of the message).
+func (t *txn) chunkError(ctx context.Context, err error) error {
+	return t.bodyError(ctx, err, err)
 }
