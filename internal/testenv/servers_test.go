@@ -184,15 +184,23 @@ func TestPostfixServer(t *testing.T) {
 
 	t.Run("wrong password", func(t *testing.T) {
 		t.Parallel()
-		c := dialSMTP(t, p.SubmissionAddr, nil)
-		if err := c.StartTLS(p.TLSConfig()); err != nil {
-			t.Fatalf("STARTTLS: %v", err)
+		// Dovecot answers failures on a 500 ms timer; its default 2 s
+		// failure delay and per-IP penalty are off. Best of three
+		// attempts, so that a loaded machine does not fail the test.
+		best := time.Hour
+		for range 3 {
+			c := dialSMTP(t, p.SubmissionAddr, nil)
+			if err := c.StartTLS(p.TLSConfig()); err != nil {
+				t.Fatalf("STARTTLS: %v", err)
+			}
+			start := time.Now()
+			wantCode(t, c.Auth(smtp.PlainAuth("", p.User, "wrong", "localhost")), 535, "5.7.8")
+			best = min(best, time.Since(start))
+			if best < 1900*time.Millisecond {
+				return
+			}
 		}
-		start := time.Now()
-		wantCode(t, c.Auth(smtp.PlainAuth("", p.User, "wrong", "localhost")), 535, "5.7.8")
-		if d := time.Since(start); d > 1500*time.Millisecond {
-			t.Errorf("failed AUTH took %v: Dovecot's failure delay or penalty is on", d)
-		}
+		t.Errorf("failed AUTH took at least %v: Dovecot's failure delay or penalty is on", best)
 	})
 
 	t.Run("failure injection", func(t *testing.T) {
