@@ -1,0 +1,119 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// Captured is a message received by the built-in capture SMTP server.
+type Captured struct {
+	ID         int64
+	ReceivedAt time.Time
+	MailFrom   string
+	Rcpts      []string
+	Subject    string
+	Size       int64 // of Raw, in bytes
+	Raw        []byte
+	RemoteAddr string
+	TLS        bool
+	AuthUser   string
+}
+
+// SaveCaptured stores a received message. It sets c.ID, fills a zero
+// ReceivedAt with now and a zero Size with len(c.Raw).
+func (s *Store) SaveCaptured(ctx context.Context, c *Captured) error {
+	received := normTime(c.ReceivedAt)
+	size := c.Size
+	if size == 0 {
+		size = int64(len(c.Raw))
+	}
+	rcpts, err := encStrings(c.Rcpts)
+	if err != nil {
+		return fmt.Errorf("store: save captured: %w", err)
+	}
+	var id int64
+	err = s.w.QueryRowContext(ctx, s.q(`INSERT INTO captured (received_at, mail_from, rcpts, subject, size,
+		remote_addr, tls, auth_user, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		micros(received), encText(c.MailFrom), rcpts, encText(c.Subject), size, encText(c.RemoteAddr), c.TLS,
+		encText(c.AuthUser), nullBytes(c.Raw)).Scan(&id)
+	if err != nil {
+		return fmt.Errorf("store: save captured: %w", err)
+	}
+	c.ID, c.ReceivedAt, c.Size = id, received, size
+	return nil
+}
+
+const capturedColumns = `id, received_at, mail_from, rcpts, subject, size, remote_addr, tls, auth_user`
+
+func scanCaptured(row interface{ Scan(...any) error }, extra ...any) (*Captured, error) {
+	var c Captured
+	var received int64
+	var rcpts string
+	if err := row.Scan(append([]any{&c.ID, &received, &c.MailFrom, &rcpts, &c.Subject, &c.Size, &c.RemoteAddr,
+		&c.TLS, &c.AuthUser}, extra...)...); err != nil {
+		return nil, err
+	}
+	c.ReceivedAt = fromMicros(received)
+	c.MailFrom, c.Subject, c.RemoteAddr, c.AuthUser = decText(c.MailFrom), decText(c.Subject), decText(c.RemoteAddr), decText(c.AuthUser)
+	var err error
+	if c.Rcpts, err = decStrings(rcpts); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Captured returns the captured message with that id, with its raw
+// source, or ErrNotFound.
+func (s *Store) Captured(ctx context.Context, id int64) (*Captured, error) {
+	var raw []byte
+	c, err := scanCaptured(s.r.QueryRowContext(ctx, s.q(`SELECT `+capturedColumns+`, raw FROM captured WHERE id = ?`), id), &raw)
+	if err != nil {
+		return nil, fmt.Errorf("store: captured %d: %w", id, notFound(err))
+	}
+	c.Raw = bytesOrNil(raw)
+	return c, nil
+}
+
+// ListCaptured returns up to limit captured messages (DefaultSendLimit if
+// limit <= 0, at most MaxSendLimit), newest first, without their Raw
+// source. before is a keyset cursor: only ids below it; 0 starts at the
+// newest.
+func (s *Store) ListCaptured(ctx context.Context, limit int, before int64) ([]Captured, error) {
+	if limit <= 0 {
+		limit = DefaultSendLimit
+	}
+	limit = min(limit, MaxSendLimit)
+	var rows *sql.Rows
+	var err error
+	if before > 0 {
+		rows, err = s.r.QueryContext(ctx, s.q(`SELECT `+capturedColumns+` FROM captured WHERE id < ? ORDER BY id DESC LIMIT ?`), before, limit)
+	} else {
+		rows, err = s.r.QueryContext(ctx, s.q(`SELECT `+capturedColumns+` FROM captured ORDER BY id DESC LIMIT ?`), limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: list captured: %w", err)
+	}
+	defer rows.Close()
+	var out []Captured
+	for rows.Next() {
+		c, err := scanCaptured(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list captured: %w", err)
+		}
+		out = append(out, *c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list captured: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteCaptured deletes a captured message, or returns ErrNotFound.
+func (s *Store) DeleteCaptured(ctx context.Context, id int64) error {
+	if err := affected(s.w.ExecContext(ctx, s.q(`DELETE FROM captured WHERE id = ?`), id)); err != nil {
+		return fmt.Errorf("store: delete captured %d: %w", id, err)
+	}
+	return nil
+}

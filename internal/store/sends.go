@@ -1,0 +1,473 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"sockmail/smtp"
+)
+
+// StatusRunning is the status of a send that has started and not finished.
+// The other statuses are smtp.Status values.
+const StatusRunning = "running"
+
+// Listing limits.
+const (
+	// DefaultSendLimit is the page size when SendFilter.Limit is 0.
+	DefaultSendLimit = 50
+	// MaxSendLimit is the largest page ListSends returns.
+	MaxSendLimit = 500
+	// MaxSendCount caps SendPage.Total: counting stops there, so that a
+	// list stays fast however many sends match (see SendPage).
+	MaxSendCount = 10000
+	// retentionBatch is how many sends ApplyRetention deletes per
+	// transaction, so that it never holds SQLite's write lock for long.
+	retentionBatch = 1000
+)
+
+// Send is one send: a browser test, a CLI send or a contact-form delivery,
+// with its envelope, message, outcome and full transcript.
+type Send struct {
+	ID         int64
+	CreatedAt  time.Time
+	FinishedAt *time.Time
+	Source     string // "web", "cli", "contact"
+	UserID     *int64
+	ClientAddr string
+	Server     string
+	TLSMode    string
+	MailFrom   string
+	Rcpts      []string
+	Subject    string
+	// Headers is the message's header block as text.
+	Headers string
+	// Message is the .eml source, capped by the caller, who sets
+	// MessageTruncated when it cut it.
+	Message          []byte
+	MessageTruncated bool
+	Status           string // StatusRunning or an smtp.Status
+	QueueID          string
+	Recipients       []smtp.RecipientResult
+	// Events is the transcript. Secret events are already redacted by the
+	// smtp package; the store keeps exactly what it is given.
+	Events     []smtp.Event
+	Error      string
+	DurationMS float64
+	ParentID   *int64 // the send this one resends
+	FormID     *int64 // the contact form that caused it
+}
+
+// SendSummary is a send as a list shows it: a Send without its Headers,
+// Message and Events.
+type SendSummary struct {
+	ID               int64
+	CreatedAt        time.Time
+	FinishedAt       *time.Time
+	Source           string
+	UserID           *int64
+	ClientAddr       string
+	Server           string
+	TLSMode          string
+	MailFrom         string
+	Rcpts            []string
+	Subject          string
+	MessageTruncated bool
+	Status           string
+	QueueID          string
+	Recipients       []smtp.RecipientResult
+	Error            string
+	DurationMS       float64
+	ParentID         *int64
+	FormID           *int64
+}
+
+// SendFilter selects sends to list. Zero fields do not filter; the set
+// fields must all match.
+type SendFilter struct {
+	Status string // exact
+	Source string // exact
+	// Recipient, Sender and Server match as case-insensitive substrings of
+	// an envelope recipient, the envelope sender and the server.
+	Recipient string
+	Sender    string
+	Server    string
+	// Query is a text search over subject, envelope, server, queue id,
+	// error, replies and transcript lines: every whitespace-separated word
+	// must occur, as a case-insensitive substring.
+	Query string
+	Since time.Time // created at or after
+	Until time.Time // created before
+	// Limit is the page size: DefaultSendLimit if 0, at most MaxSendLimit.
+	Limit int
+	// Before is the keyset cursor: only sends with ID < Before; 0 starts
+	// at the newest. Pass the previous page's NextBefore.
+	Before int64
+}
+
+// SendPage is one page of sends, newest first.
+type SendPage struct {
+	Sends []SendSummary
+	// Total is how many sends match the filter, regardless of Before. It is
+	// exact up to MaxSendCount; beyond, counting stops, Total is
+	// MaxSendCount and TotalCapped is set ("more than 10000").
+	Total       int
+	TotalCapped bool
+	// NextBefore is the cursor for the next page, 0 on the last page.
+	NextBefore int64
+}
+
+// sendRow holds the stored, encoded form of a send's columns.
+type sendRow struct {
+	rcpts, recipients, events, search string
+}
+
+func encodeSend(snd *Send) (sendRow, error) {
+	var r sendRow
+	var err error
+	if r.rcpts, err = encStrings(snd.Rcpts); err != nil {
+		return r, err
+	}
+	if r.recipients, err = encRecipients(snd.Recipients); err != nil {
+		return r, err
+	}
+	if r.events, err = encEvents(snd.Events); err != nil {
+		return r, err
+	}
+	r.search = searchText(snd.Subject, snd.MailFrom, snd.Rcpts, snd.Server, snd.QueueID, snd.Error, snd.Recipients, snd.Events)
+	return r, nil
+}
+
+// CreateSend stores a send as it starts. It sets snd.ID, fills a zero
+// CreatedAt with now and an empty Status with StatusRunning; times are
+// kept to the microsecond, and snd is updated to what was stored.
+func (s *Store) CreateSend(ctx context.Context, snd *Send) error {
+	if err := s.inTx(ctx, func(tx *sql.Tx) error { return s.insertSend(ctx, tx, snd) }); err != nil {
+		return fmt.Errorf("store: create send: %w", err)
+	}
+	return nil
+}
+
+// insertSend inserts snd in tx and updates snd as CreateSend documents
+// (only once tx commits do the changes matter).
+func (s *Store) insertSend(ctx context.Context, tx *sql.Tx, snd *Send) error {
+	created := normTime(snd.CreatedAt)
+	status := snd.Status
+	if status == "" {
+		status = StatusRunning
+	}
+	var finished *time.Time
+	if snd.FinishedAt != nil {
+		t := normTime(*snd.FinishedAt)
+		finished = &t
+	}
+	r, err := encodeSend(snd)
+	if err != nil {
+		return err
+	}
+	var finishedArg any
+	if finished != nil {
+		finishedArg = micros(*finished)
+	}
+	var id int64
+	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO sends (created_at, finished_at, source, user_id, client_addr,
+		server, tls_mode, mail_from, rcpts, subject, status, queue_id, error, duration_ms, parent_id, form_id,
+		message_truncated, recipients)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		micros(created), finishedArg, encText(snd.Source), nullInt64(snd.UserID), encText(snd.ClientAddr),
+		encText(snd.Server), encText(snd.TLSMode), encText(snd.MailFrom), r.rcpts, encText(snd.Subject),
+		encText(status), encText(snd.QueueID), encText(snd.Error), snd.DurationMS, nullInt64(snd.ParentID),
+		nullInt64(snd.FormID), snd.MessageTruncated, r.recipients).Scan(&id)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO send_bodies (send_id, search_text, headers, events, message)
+		VALUES (?, ?, ?, ?, ?)`), id, r.search, encText(snd.Headers), r.events, nullBytes(snd.Message)); err != nil {
+		return err
+	}
+	snd.ID, snd.CreatedAt, snd.FinishedAt, snd.Status = id, created, finished, status
+	return nil
+}
+
+// FinishSend records a send's outcome: Status, QueueID, Recipients,
+// Events, Error, FinishedAt (now if nil) and DurationMS. The other fields
+// of snd are not written. It returns ErrNotFound if the send does not
+// exist (retention may have removed it).
+func (s *Store) FinishSend(ctx context.Context, snd *Send) error {
+	finished := normTime(time.Time{})
+	if snd.FinishedAt != nil {
+		finished = normTime(*snd.FinishedAt)
+	}
+	recipients, err := encRecipients(snd.Recipients)
+	if err != nil {
+		return fmt.Errorf("store: finish send %d: %w", snd.ID, err)
+	}
+	events, err := encEvents(snd.Events)
+	if err != nil {
+		return fmt.Errorf("store: finish send %d: %w", snd.ID, err)
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		var subject, from, rcptsJSON, server string
+		err := tx.QueryRowContext(ctx, s.q(`UPDATE sends SET status = ?, queue_id = ?, recipients = ?, error = ?,
+			finished_at = ?, duration_ms = ? WHERE id = ? RETURNING subject, mail_from, rcpts, server`),
+			encText(snd.Status), encText(snd.QueueID), recipients, encText(snd.Error), micros(finished),
+			snd.DurationMS, snd.ID).Scan(&subject, &from, &rcptsJSON, &server)
+		if err != nil {
+			return notFound(err)
+		}
+		rcpts, err := decStrings(rcptsJSON)
+		if err != nil {
+			return err
+		}
+		// The searchable text is rebuilt from the stored envelope, so a
+		// caller may pass a Send holding only the outcome.
+		search := searchText(decText(subject), decText(from), rcpts, decText(server), snd.QueueID, snd.Error, snd.Recipients, snd.Events)
+		return affected(tx.ExecContext(ctx, s.q(`UPDATE send_bodies SET events = ?, search_text = ? WHERE send_id = ?`),
+			events, search, snd.ID))
+	})
+	if err != nil {
+		return fmt.Errorf("store: finish send %d: %w", snd.ID, err)
+	}
+	snd.FinishedAt = &finished
+	return nil
+}
+
+// summaryColumns are the columns scanSummary reads, from sends aliased s.
+const summaryColumns = `s.id, s.created_at, s.finished_at, s.source, s.user_id, s.client_addr, s.server, s.tls_mode,
+	s.mail_from, s.rcpts, s.subject, s.message_truncated, s.status, s.queue_id, s.recipients, s.error,
+	s.duration_ms, s.parent_id, s.form_id`
+
+// scanSummary reads summaryColumns, followed by extra destinations.
+func scanSummary(row interface{ Scan(...any) error }, extra ...any) (*SendSummary, error) {
+	var m SendSummary
+	var created int64
+	var finished, userID, parentID, formID sql.NullInt64
+	var rcpts, recipients string
+	dest := append([]any{&m.ID, &created, &finished, &m.Source, &userID, &m.ClientAddr, &m.Server, &m.TLSMode,
+		&m.MailFrom, &rcpts, &m.Subject, &m.MessageTruncated, &m.Status, &m.QueueID, &recipients, &m.Error,
+		&m.DurationMS, &parentID, &formID}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return nil, err
+	}
+	m.CreatedAt = fromMicros(created)
+	m.FinishedAt = ptrTime(finished)
+	m.UserID, m.ParentID, m.FormID = ptrInt64(userID), ptrInt64(parentID), ptrInt64(formID)
+	for _, p := range []*string{&m.Source, &m.ClientAddr, &m.Server, &m.TLSMode, &m.MailFrom, &m.Subject, &m.Status, &m.QueueID, &m.Error} {
+		*p = decText(*p)
+	}
+	var err error
+	if m.Rcpts, err = decStrings(rcpts); err != nil {
+		return nil, err
+	}
+	if m.Recipients, err = decRecipients(recipients); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Send returns the send with that id, with its message and transcript, or
+// ErrNotFound.
+func (s *Store) Send(ctx context.Context, id int64) (*Send, error) {
+	var headers, events string
+	var message []byte
+	m, err := scanSummary(s.r.QueryRowContext(ctx, s.q(`SELECT `+summaryColumns+`, b.headers, b.events, b.message
+		FROM sends s JOIN send_bodies b ON b.send_id = s.id WHERE s.id = ?`), id), &headers, &events, &message)
+	if err != nil {
+		return nil, fmt.Errorf("store: send %d: %w", id, notFound(err))
+	}
+	evs, err := decEvents(events)
+	if err != nil {
+		return nil, fmt.Errorf("store: send %d: %w", id, err)
+	}
+	return &Send{
+		ID: m.ID, CreatedAt: m.CreatedAt, FinishedAt: m.FinishedAt, Source: m.Source, UserID: m.UserID,
+		ClientAddr: m.ClientAddr, Server: m.Server, TLSMode: m.TLSMode, MailFrom: m.MailFrom, Rcpts: m.Rcpts,
+		Subject: m.Subject, Headers: decText(headers), Message: bytesOrNil(message),
+		MessageTruncated: m.MessageTruncated, Status: m.Status, QueueID: m.QueueID, Recipients: m.Recipients,
+		Events: evs, Error: m.Error, DurationMS: m.DurationMS, ParentID: m.ParentID, FormID: m.FormID,
+	}, nil
+}
+
+// whereBuilder collects the conditions of a query and their arguments.
+type whereBuilder struct {
+	conds []string
+	args  []any
+}
+
+func (w *whereBuilder) add(cond string, args ...any) {
+	w.conds = append(w.conds, cond)
+	w.args = append(w.args, args...)
+}
+
+func (w *whereBuilder) String() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// containsPattern is a LIKE pattern matching s anywhere, lower-cased to
+// compare with LOWER(column).
+func containsPattern(s string) string { return "%" + escapeLike(strings.ToLower(s)) + "%" }
+
+// searchConds adds the conditions of a text search. Each word must occur
+// in the send's search_text as a case-insensitive substring.
+//
+// SQLite: words of three or more characters go to the FTS5 trigram index
+// (a quoted phrase there is a substring match); shorter words, which have
+// no trigram, are matched with LIKE on the rows that remain.
+// PostgreSQL: ILIKE, which the pg_trgm GIN index serves when installed.
+func (s *Store) searchConds(w *whereBuilder, query string) {
+	words := strings.Fields(query)
+	if len(words) == 0 {
+		return
+	}
+	if s.backend == BackendPostgres {
+		conds := make([]string, len(words))
+		args := make([]any, len(words))
+		for i, word := range words {
+			conds[i] = `b.search_text ILIKE ? ESCAPE '\'`
+			args[i] = "%" + escapeLike(word) + "%"
+		}
+		w.add(`s.id IN (SELECT b.send_id FROM send_bodies b WHERE `+strings.Join(conds, " AND ")+`)`, args...)
+		return
+	}
+	var phrases []string
+	for _, word := range words {
+		if utf8.RuneCountInString(word) >= 3 {
+			phrases = append(phrases, `"`+strings.ReplaceAll(word, `"`, `""`)+`"`)
+			continue
+		}
+		w.add(`EXISTS (SELECT 1 FROM send_bodies b WHERE b.send_id = s.id AND b.search_text LIKE ? ESCAPE '\')`,
+			"%"+escapeLike(word)+"%")
+	}
+	if len(phrases) > 0 {
+		w.add(`s.id IN (SELECT rowid FROM send_fts WHERE send_fts MATCH ?)`, strings.Join(phrases, " AND "))
+	}
+}
+
+// ListSends returns a page of the sends matching f, newest first.
+func (s *Store) ListSends(ctx context.Context, f SendFilter) (SendPage, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultSendLimit
+	}
+	limit = min(limit, MaxSendLimit)
+	var w whereBuilder
+	if f.Status != "" {
+		w.add(`s.status = ?`, encText(f.Status))
+	}
+	if f.Source != "" {
+		w.add(`s.source = ?`, encText(f.Source))
+	}
+	if f.Sender != "" {
+		w.add(`LOWER(s.mail_from) LIKE ? ESCAPE '\'`, containsPattern(f.Sender))
+	}
+	if f.Recipient != "" {
+		w.add(`LOWER(s.rcpts) LIKE ? ESCAPE '\'`, containsPattern(f.Recipient))
+	}
+	if f.Server != "" {
+		w.add(`LOWER(s.server) LIKE ? ESCAPE '\'`, containsPattern(f.Server))
+	}
+	if !f.Since.IsZero() {
+		w.add(`s.created_at >= ?`, micros(f.Since))
+	}
+	if !f.Until.IsZero() {
+		w.add(`s.created_at < ?`, micros(f.Until))
+	}
+	s.searchConds(&w, f.Query)
+
+	var page SendPage
+	countArgs := append(append([]any(nil), w.args...), s.countCap+1)
+	if err := s.r.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM (SELECT 1 FROM sends s`+w.String()+` LIMIT ?) c`),
+		countArgs...).Scan(&page.Total); err != nil {
+		return SendPage{}, fmt.Errorf("store: count sends: %w", err)
+	}
+	if page.Total > s.countCap {
+		page.Total, page.TotalCapped = s.countCap, true
+	}
+
+	if f.Before > 0 {
+		w.add(`s.id < ?`, f.Before)
+	}
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT `+summaryColumns+` FROM sends s`+w.String()+
+		` ORDER BY s.id DESC LIMIT ?`), append(w.args, limit+1)...)
+	if err != nil {
+		return SendPage{}, fmt.Errorf("store: list sends: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		m, err := scanSummary(rows)
+		if err != nil {
+			return SendPage{}, fmt.Errorf("store: list sends: %w", err)
+		}
+		page.Sends = append(page.Sends, *m)
+	}
+	if err := rows.Err(); err != nil {
+		return SendPage{}, fmt.Errorf("store: list sends: %w", err)
+	}
+	if len(page.Sends) > limit {
+		page.Sends = page.Sends[:limit]
+		page.NextBefore = page.Sends[limit-1].ID
+	}
+	return page, nil
+}
+
+// DeleteSend deletes a send and its transcript, or returns ErrNotFound.
+// Resends of it keep existing, with ParentID cleared.
+func (s *Store) DeleteSend(ctx context.Context, id int64) error {
+	if err := affected(s.w.ExecContext(ctx, s.q(`DELETE FROM sends WHERE id = ?`), id)); err != nil {
+		return fmt.Errorf("store: delete send %d: %w", id, err)
+	}
+	return nil
+}
+
+// ApplyRetention deletes the sends created before olderThan (unless it is
+// zero) and those beyond the keepMax newest (unless keepMax <= 0), whatever
+// their status, and returns how many it deleted. It deletes in batches of
+// retentionBatch, each its own transaction, so sends in progress are not
+// held up behind one long delete.
+func (s *Store) ApplyRetention(ctx context.Context, olderThan time.Time, keepMax int) (int, error) {
+	return s.applyRetention(ctx, olderThan, keepMax, retentionBatch)
+}
+
+func (s *Store) applyRetention(ctx context.Context, olderThan time.Time, keepMax, batch int) (int, error) {
+	var w whereBuilder
+	if !olderThan.IsZero() {
+		w.add(`created_at < ?`, micros(olderThan))
+	}
+	if keepMax > 0 {
+		// The keepMax-th newest id: everything older goes.
+		var cut int64
+		err := s.r.QueryRowContext(ctx, s.q(`SELECT id FROM sends ORDER BY id DESC LIMIT 1 OFFSET ?`), keepMax-1).Scan(&cut)
+		switch {
+		case err == nil:
+			w.add(`id < ?`, cut)
+		case err != sql.ErrNoRows:
+			return 0, fmt.Errorf("store: retention: %w", err)
+		}
+	}
+	if len(w.conds) == 0 {
+		return 0, nil
+	}
+	cond := strings.Join(w.conds, " OR ")
+	deleted := 0
+	for {
+		res, err := s.w.ExecContext(ctx, s.q(`DELETE FROM sends WHERE id IN (SELECT id FROM sends WHERE `+cond+
+			` ORDER BY id LIMIT ?)`), append(w.args, batch)...)
+		if err != nil {
+			return deleted, fmt.Errorf("store: retention: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return deleted, fmt.Errorf("store: retention: %w", err)
+		}
+		deleted += int(n)
+		if n < int64(batch) {
+			return deleted, nil
+		}
+	}
+}

@@ -1,0 +1,300 @@
+// Package store persists sockmail's data: admin users, server-side
+// sessions, login and form throttling, settings, SMTP server profiles, the
+// history of sends with their transcripts, and mail received by the capture
+// server.
+//
+// Two backends share one code path over database/sql: SQLite (the default,
+// a file, through the pure-Go modernc.org/sqlite) and PostgreSQL (through
+// pgx's database/sql driver) for several instances behind a load balancer.
+// Queries are written once with "?" placeholders and rebound to "$n" for
+// PostgreSQL; the schema differs only in the per-backend migration files
+// under migrations/.
+//
+// Times are stored as microseconds since the Unix epoch and read back in
+// UTC: a time given to the store comes back truncated to the microsecond.
+// Methods that create a row update the struct they are given to what was
+// stored (ID, defaults, truncated times), so it compares equal to what a
+// later read returns.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// The names Backend returns.
+const (
+	BackendSQLite   = "sqlite"
+	BackendPostgres = "postgres"
+)
+
+// ErrNotFound is returned when the asked-for row does not exist (or, for a
+// session, has expired).
+var ErrNotFound = errors.New("store: not found")
+
+// ErrExists is returned when a row with the same unique key (a user's
+// email, a profile's name) already exists.
+var ErrExists = errors.New("store: already exists")
+
+// sqliteBusyTimeout is how long a SQLite connection waits for a lock held
+// by another process (for example a CLI send while the server runs).
+const sqliteBusyTimeout = 10 * time.Second
+
+// Store is the database. It is safe for concurrent use.
+type Store struct {
+	backend string
+	// w runs every write. On SQLite it has exactly one connection: SQLite
+	// allows one writer at a time, and queuing writers in database/sql
+	// instead of in SQLite's busy handler is what keeps "database is
+	// locked" away under concurrent sends.
+	w *sql.DB
+	// r runs reads. On SQLite it is a pool of read-only connections that
+	// WAL lets run beside the writer; on PostgreSQL it is w.
+	r *sql.DB
+	// countCap is where ListSends stops counting (MaxSendCount; tests
+	// lower it).
+	countCap int
+}
+
+// Open opens the database named by dsn and brings its schema up to date.
+// A dsn starting with postgres:// or postgresql:// is a PostgreSQL
+// connection string; anything else is the path of a SQLite file, created
+// with its parent directories if missing.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return openPostgres(ctx, dsn)
+	}
+	return openSQLite(ctx, dsn)
+}
+
+func openPostgres(ctx context.Context, dsn string) (*Store, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: parse postgres dsn: %w", err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(8)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	s := &Store{backend: BackendPostgres, w: db, r: db, countCap: MaxSendCount}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openSQLite(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("store: empty database path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("store: database path: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
+		return nil, fmt.Errorf("store: create database directory: %w", err)
+	}
+	// A file: URI so that '?', '#' and '%' in the path are escaped.
+	name := "file:" + (&url.URL{Path: abs}).EscapedPath()
+	busy := "_pragma=busy_timeout(" + strconv.FormatInt(sqliteBusyTimeout.Milliseconds(), 10) + ")"
+	// The writer begins transactions with BEGIN IMMEDIATE, taking the
+	// write lock up front: a deferred transaction that reads and then
+	// writes could otherwise fail with SQLITE_BUSY without waiting.
+	w, err := sql.Open("sqlite", name+"?"+busy+
+		"&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("store: open sqlite: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	s := &Store{backend: BackendSQLite, w: w, r: w, countCap: MaxSendCount}
+	// The writer connects first: it creates the file and turns on WAL,
+	// which is persistent, before any reader opens it.
+	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", name+"?"+busy+"&_pragma=foreign_keys(1)&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: open sqlite: %w", err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	r.SetConnMaxIdleTime(5 * time.Minute)
+	s.r = r
+	if err := r.PingContext(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store: open sqlite reader: %w", err)
+	}
+	return s, nil
+}
+
+// Backend reports which database the store uses: "sqlite" or "postgres".
+func (s *Store) Backend() string { return s.backend }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	if s.r != s.w {
+		if err := s.r.PingContext(ctx); err != nil {
+			return fmt.Errorf("store: ping: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	var errs []error
+	if s.r != s.w {
+		errs = append(errs, s.r.Close())
+	}
+	errs = append(errs, s.w.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// q adapts a query written with "?" placeholders to the backend: on
+// PostgreSQL each "?" outside a quoted literal becomes $1, $2, ... This is
+// the one place where the dialects' placeholders differ.
+func (s *Store) q(query string) string {
+	if s.backend != BackendPostgres || !strings.Contains(query, "?") {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	var quote byte
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '?':
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// inTx runs fn in a write transaction, committing if fn returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// affected turns "no row changed" into ErrNotFound.
+func affected(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// notFound maps sql.ErrNoRows to ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// micros and fromMicros convert times to and from the stored form:
+// microseconds since the Unix epoch, read back in UTC.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// normTime returns t as the store will give it back, or now if t is zero.
+func normTime(t time.Time) time.Time {
+	if t.IsZero() {
+		t = time.Now()
+	}
+	return fromMicros(micros(t))
+}
+
+// nullInt64 binds a nullable integer.
+func nullInt64(p *int64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// ptrInt64 reads a nullable integer.
+func ptrInt64(n sql.NullInt64) *int64 {
+	if !n.Valid {
+		return nil
+	}
+	v := n.Int64
+	return &v
+}
+
+// ptrTime reads a nullable time.
+func ptrTime(n sql.NullInt64) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	t := fromMicros(n.Int64)
+	return &t
+}
+
+// nullBytes binds a byte slice, nil or empty as NULL.
+func nullBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// bytesOrNil reads a byte slice, NULL or empty as nil.
+func bytesOrNil(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}

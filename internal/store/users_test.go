@@ -1,0 +1,316 @@
+package store
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestUsers(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := ctxT(t)
+		n, err := s.CountUsers(ctx)
+		if err != nil || n != 0 {
+			t.Fatalf("CountUsers on empty store = %d, %v", n, err)
+		}
+		a, err := s.CreateUser(ctx, "Admin@Example.org", "hash-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.ID == 0 || a.Email != "Admin@Example.org" || a.PasswordHash != "hash-a" || time.Since(a.CreatedAt) > time.Minute {
+			t.Fatalf("CreateUser = %+v", a)
+		}
+		b, err := s.CreateUser(ctx, "b@example.org", "hash-b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, dup := range []string{"Admin@Example.org", "admin@example.org", "ADMIN@EXAMPLE.ORG"} {
+			_, err := s.CreateUser(ctx, dup, "x")
+			wantErr(t, "CreateUser duplicate "+dup, err, ErrExists)
+		}
+		if n, err := s.CountUsers(ctx); err != nil || n != 2 {
+			t.Fatalf("CountUsers = %d, %v; want 2", n, err)
+		}
+
+		lookups := []struct {
+			name string
+			get  func() (*User, error)
+			want *User
+			err  error
+		}{
+			{"by email", func() (*User, error) { return s.UserByEmail(ctx, "Admin@Example.org") }, a, nil},
+			{"by email other case", func() (*User, error) { return s.UserByEmail(ctx, "admin@EXAMPLE.org") }, a, nil},
+			{"by email missing", func() (*User, error) { return s.UserByEmail(ctx, "c@example.org") }, nil, ErrNotFound},
+			{"by id", func() (*User, error) { return s.UserByID(ctx, b.ID) }, b, nil},
+			{"by id missing", func() (*User, error) { return s.UserByID(ctx, b.ID+100) }, nil, ErrNotFound},
+		}
+		for _, tt := range lookups {
+			got, err := tt.get()
+			wantErr(t, tt.name, err, tt.err)
+			if tt.err == nil && *got != *tt.want {
+				t.Errorf("%s = %+v, want %+v", tt.name, got, tt.want)
+			}
+			if tt.err != nil && got != nil {
+				t.Errorf("%s returned %+v with an error", tt.name, got)
+			}
+		}
+
+		if err := s.SetPasswordHash(ctx, a.ID, "hash-a2"); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.UserByID(ctx, a.ID); got.PasswordHash != "hash-a2" {
+			t.Errorf("after SetPasswordHash hash = %q", got.PasswordHash)
+		}
+		if got, _ := s.UserByID(ctx, b.ID); got.PasswordHash != "hash-b" {
+			t.Errorf("SetPasswordHash changed another user: %q", got.PasswordHash)
+		}
+		wantErr(t, "SetPasswordHash missing", s.SetPasswordHash(ctx, 9999, "x"), ErrNotFound)
+
+		all, err := s.Users(ctx)
+		if err != nil || len(all) != 2 || all[0].ID != a.ID || all[1].ID != b.ID {
+			t.Fatalf("Users = %+v, %v", all, err)
+		}
+	})
+}
+
+func TestSessions(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := ctxT(t)
+		u1, _ := s.CreateUser(ctx, "u1@example.org", "h")
+		u2, _ := s.CreateUser(ctx, "u2@example.org", "h")
+		now := time.Now()
+		for _, x := range []struct {
+			id   string
+			user int64
+			exp  time.Time
+		}{
+			{"s1", u1.ID, now.Add(time.Hour)},
+			{"s2", u1.ID, now.Add(2 * time.Hour)},
+			{"s3", u2.ID, now.Add(time.Hour)},
+			{"old", u2.ID, now.Add(-time.Second)},
+		} {
+			if err := s.CreateSession(ctx, x.id, x.user, x.exp); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.CreateSession(ctx, "s1", u2.ID, now.Add(time.Hour)); err == nil {
+			t.Error("CreateSession with an id in use succeeded")
+		}
+		if err := s.CreateSession(ctx, "orphan", 99999, now.Add(time.Hour)); err == nil {
+			t.Error("CreateSession for a missing user succeeded")
+		}
+
+		check := func(label, id string, at time.Time, want int64) {
+			t.Helper()
+			u, err := s.SessionUser(ctx, id, at)
+			if want == 0 {
+				wantErr(t, label, err, ErrNotFound)
+				return
+			}
+			if err != nil || u.ID != want {
+				t.Fatalf("%s: SessionUser(%q) = %+v, %v; want user %d", label, id, u, err, want)
+			}
+		}
+		check("valid", "s1", now, u1.ID)
+		check("other user", "s3", now, u2.ID)
+		check("expired", "old", now, 0)
+		check("at expiry", "s1", now.Add(time.Hour), 0)
+		check("just before expiry", "s1", now.Add(time.Hour-time.Millisecond), u1.ID)
+		check("absent", "nope", now, 0)
+
+		// The id is stored hashed.
+		var stored int
+		if err := s.r.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM sessions WHERE id_hash = ?`), "s1").Scan(&stored); err != nil || stored != 0 {
+			t.Errorf("raw session id found in the database (%d, %v)", stored, err)
+		}
+
+		wantErr(t, "DeleteSession", s.DeleteSession(ctx, "s1"), nil)
+		check("deleted", "s1", now, 0)
+		check("sibling kept", "s2", now, u1.ID)
+		wantErr(t, "DeleteSession again", s.DeleteSession(ctx, "s1"), nil)
+
+		wantErr(t, "DeleteUserSessions", s.DeleteUserSessions(ctx, u1.ID), nil)
+		check("user sessions gone", "s2", now, 0)
+		check("other user's session kept", "s3", now, u2.ID)
+
+		wantErr(t, "PurgeExpiredSessions", s.PurgeExpiredSessions(ctx, now), nil)
+		var left int
+		s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM sessions`).Scan(&left)
+		if left != 1 {
+			t.Errorf("after purge %d sessions left, want 1 (s3)", left)
+		}
+		wantErr(t, "PurgeExpiredSessions later", s.PurgeExpiredSessions(ctx, now.Add(2*time.Hour)), nil)
+		s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM sessions`).Scan(&left)
+		if left != 0 {
+			t.Errorf("after second purge %d sessions left, want 0", left)
+		}
+	})
+}
+
+func TestAttempts(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := ctxT(t)
+		base := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+		for _, a := range []struct {
+			key string
+			at  time.Duration
+		}{
+			{"login:user:x", 0}, {"login:user:x", time.Minute}, {"login:user:x", 2 * time.Minute},
+			{"login:user:x", 10 * time.Minute}, {"login:ip:1.2.3.4", time.Minute}, {"contact:form:3", 5 * time.Minute},
+		} {
+			if err := s.RecordAttempt(ctx, a.key, base.Add(a.at)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		count := func(key string, since time.Duration) int {
+			t.Helper()
+			n, err := s.CountAttempts(ctx, key, base.Add(since))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		tests := []struct {
+			key   string
+			since time.Duration
+			want  int
+		}{
+			{"login:user:x", -time.Hour, 4},
+			{"login:user:x", 0, 4},                // since is inclusive
+			{"login:user:x", time.Microsecond, 3}, // times are kept to the microsecond
+			{"login:user:x", time.Minute, 3},
+			{"login:user:x", 3 * time.Minute, 1},
+			{"login:user:x", 11 * time.Minute, 0},
+			{"login:user:X", -time.Hour, 0}, // keys are exact
+			{"login:ip:1.2.3.4", 0, 1},
+			{"contact:form:3", 0, 1},
+			{"nothing", 0, 0},
+		}
+		for _, tt := range tests {
+			if got := count(tt.key, tt.since); got != tt.want {
+				t.Errorf("CountAttempts(%q, base%+v) = %d, want %d", tt.key, tt.since, got, tt.want)
+			}
+		}
+		wantErr(t, "ClearAttempts", s.ClearAttempts(ctx, "login:user:x"), nil)
+		if got := count("login:user:x", -time.Hour); got != 0 {
+			t.Errorf("after ClearAttempts count = %d", got)
+		}
+		if got := count("login:ip:1.2.3.4", -time.Hour); got != 1 {
+			t.Errorf("ClearAttempts cleared another key: %d", got)
+		}
+		wantErr(t, "PurgeAttempts", s.PurgeAttempts(ctx, base.Add(2*time.Minute)), nil)
+		if got := count("login:ip:1.2.3.4", -time.Hour); got != 0 {
+			t.Errorf("PurgeAttempts kept an old attempt")
+		}
+		if got := count("contact:form:3", -time.Hour); got != 1 {
+			t.Errorf("PurgeAttempts removed a recent attempt")
+		}
+	})
+}
+
+func TestSettings(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := ctxT(t)
+		_, err := s.Setting(ctx, "k")
+		wantErr(t, "Setting absent", err, ErrNotFound)
+
+		binary := []byte{0, 1, 2, 0xff, 0xfe, 'x', 0}
+		got, err := s.SetSettingIfAbsent(ctx, "k", binary)
+		if err != nil || string(got) != string(binary) {
+			t.Fatalf("SetSettingIfAbsent first = %q, %v", got, err)
+		}
+		got, err = s.SetSettingIfAbsent(ctx, "k", []byte("other"))
+		if err != nil || string(got) != string(binary) {
+			t.Fatalf("SetSettingIfAbsent second = %q, %v; want the first value", got, err)
+		}
+		if got, err := s.Setting(ctx, "k"); err != nil || string(got) != string(binary) {
+			t.Fatalf("Setting = %q, %v", got, err)
+		}
+		if err := s.SetSetting(ctx, "k", []byte("replaced")); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Setting(ctx, "k"); string(got) != "replaced" {
+			t.Fatalf("after SetSetting = %q", got)
+		}
+		if err := s.SetSetting(ctx, "empty", nil); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Setting(ctx, "empty"); err != nil || got == nil || len(got) != 0 {
+			t.Fatalf("empty setting = %#v, %v; want non-nil empty", got, err)
+		}
+	})
+}
+
+func TestSetSettingIfAbsentRace(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := ctxT(t)
+		const n = 8
+		for round := range 5 {
+			key := "session-key-" + strings.Repeat("x", round)
+			results := make(chan string, n)
+			start := make(chan struct{})
+			for i := range n {
+				go func() {
+					<-start
+					v, err := s.SetSettingIfAbsent(ctx, key, []byte{byte('a' + i)})
+					if err != nil {
+						t.Error(err)
+					}
+					results <- string(v)
+				}()
+			}
+			close(start)
+			var first string
+			for i := range n {
+				v := <-results
+				if i == 0 {
+					first = v
+				} else if v != first {
+					t.Fatalf("round %d: goroutines got different values %q and %q", round, first, v)
+				}
+			}
+			if got, err := s.Setting(ctx, key); err != nil || string(got) != first {
+				t.Fatalf("stored %q, %v; goroutines got %q", got, err, first)
+			}
+		}
+	})
+}
+
+// Two stores on one database stand for two instances starting together:
+// each proposes its own key, and both must end up with the same one.
+func TestSetSettingIfAbsentTwoInstances(t *testing.T) {
+	forEachBackendDSN(t, func(t *testing.T, dsn string) {
+		ctx := ctxT(t)
+		var stores [2]*Store
+		for i := range stores {
+			s, err := Open(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			stores[i] = s
+		}
+		for round := range 10 {
+			key := fmt.Sprintf("key-%d", round)
+			var got [2][]byte
+			var wg sync.WaitGroup
+			for i, s := range stores {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					v, err := s.SetSettingIfAbsent(ctx, key, []byte(fmt.Sprintf("instance-%d", i)))
+					if err != nil {
+						t.Error(err)
+					}
+					got[i] = v
+				}()
+			}
+			wg.Wait()
+			if string(got[0]) != string(got[1]) || len(got[0]) == 0 {
+				t.Fatalf("round %d: instances disagree: %q vs %q", round, got[0], got[1])
+			}
+		}
+	})
+}
