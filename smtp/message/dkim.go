@@ -138,11 +138,35 @@ func SignDKIM(c Content, opts DKIMOptions) (*Signed, error) {
 	if err := s.Close(); err != nil {
 		return nil, fmt.Errorf("message: dkim: %w", err)
 	}
-	sig := s.Signature()
-	if hasLongLine(strings.TrimSuffix(sig, "\r\n"), hardLineLen) {
-		return nil, errors.New("message: dkim: signature field has a line over 998 characters")
+	sig, err := refoldSignature(s.Signature())
+	if err != nil {
+		return nil, err
 	}
 	return &Signed{content: c, signature: sig}, nil
+}
+
+// refoldSignature folds the DKIM-Signature field go-msgauth formats to
+// lines of at most 78 characters where possible. It only breaks lines at
+// white space the field already has (CRLF inserted before it), which
+// relaxed header canonicalization (RFC 6376 3.4.2) maps back to the same
+// form the signer hashed, so the signature stays valid. The h= tag has no
+// white space to break at and may stay longer; no line exceeds 998.
+func refoldSignature(sig string) (string, error) {
+	name, value, ok := strings.Cut(strings.ReplaceAll(strings.TrimSuffix(sig, "\r\n"), "\r\n", ""), ":")
+	if !ok {
+		return "", errors.New("message: dkim: malformed signature field")
+	}
+	f := newField(name)
+	for i, tok := range strings.Split(value, " ") {
+		switch {
+		case tok == "" && i == 0:
+		case tok == "":
+			f.glue(" ")
+		default:
+			f.token(" ", tok, false)
+		}
+	}
+	return f.result()
 }
 
 func checkDKIMOptions(o *DKIMOptions) error {

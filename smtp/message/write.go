@@ -451,15 +451,17 @@ func moreThan(n, size int64) string {
 
 // lineBreaker inserts CRLF every 76 characters, never after the last one.
 type lineBreaker struct {
-	w   io.Writer
-	col int
+	w    io.Writer
+	col  int
+	crlf [2]byte // set on first use; a field, so writing it does not allocate
 }
 
 func (l *lineBreaker) Write(p []byte) (int, error) {
+	l.crlf = [2]byte{'\r', '\n'}
 	n := 0
 	for len(p) > 0 {
 		if l.col == b64LineLen {
-			if _, err := io.WriteString(l.w, "\r\n"); err != nil {
+			if _, err := l.w.Write(l.crlf[:]); err != nil {
 				return n, err
 			}
 			l.col = 0
