@@ -149,6 +149,9 @@ func (s *Server) CertPool() *x509.CertPool {
 	return p
 }
 
+// Certificate returns the server's certificate, or nil without one.
+func (s *Server) Certificate() *x509.Certificate { return s.opts.Certificate.Leaf }
+
 // Shutdown stops accepting connections and waits for open ones to finish
 // until ctx is done, then closes them.
 func (s *Server) Shutdown(ctx context.Context) error {

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -55,6 +56,11 @@ type Config struct {
 	// SessionLifetime bounds a sign-in (SOCKMAIL_SESSION_LIFETIME,
 	// -session-lifetime).
 	SessionLifetime time.Duration
+	// SecretKey, when set, is the base64 key (32 bytes) that encrypts
+	// stored SMTP passwords (SOCKMAIL_SECRET_KEY; environment only, so it
+	// does not show in a process list). Otherwise a key is generated once
+	// into DataDir/secret.key. Instances sharing a database need the same.
+	SecretKey string
 
 	secureCookies string // "auto", "true" or "false", as given
 }
@@ -89,6 +95,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, 
 	fs.StringVar(&c.CaptureAddr, "capture-addr", env("CAPTURE_ADDR", DefaultCaptureAddr), `capture SMTP server address on loopback, or "off" (SOCKMAIL_CAPTURE_ADDR)`)
 	c.CaptureUser = env("CAPTURE_USER", "")
 	c.CapturePassword = env("CAPTURE_PASSWORD", "")
+	c.SecretKey = env("SECRET_KEY", "")
 	fs.StringVar(&c.BaseURL, "base-url", env("BASE_URL", ""), "public URL of the web app; default http://LISTEN (SOCKMAIL_BASE_URL)")
 	fs.StringVar(&c.secureCookies, "secure-cookies", env("SECURE_COOKIES", "auto"), "auto, true or false: Secure session cookies; auto = when the base URL is https (SOCKMAIL_SECURE_COOKIES)")
 	logLevel := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (SOCKMAIL_LOG_LEVEL)")
@@ -200,6 +207,11 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxUpload < 1024 || c.MaxUpload > 1<<30 {
 		add("max upload %d: want between 1024 and 1073741824 bytes", c.MaxUpload)
+	}
+	if c.SecretKey != "" {
+		if k, err := base64.StdEncoding.DecodeString(c.SecretKey); err != nil || len(k) != 32 {
+			add("secret key: SOCKMAIL_SECRET_KEY must be 32 bytes in base64 (openssl rand -base64 32)")
+		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))

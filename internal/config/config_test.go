@@ -88,6 +88,7 @@ func TestLoad(t *testing.T) {
 		{name: "bad base URL", args: []string{"-base-url", "mail.example.org"}, wantErr: "base URL"},
 		{name: "bad secure cookies", args: []string{"-secure-cookies", "maybe"}, wantErr: "secure cookies"},
 		{name: "half capture credentials", env: map[string]string{"SOCKMAIL_CAPTURE_USER": "u"}, wantErr: "capture credentials"},
+		{name: "bad secret key", env: map[string]string{"SOCKMAIL_SECRET_KEY": "c2hvcnQ="}, wantErr: "secret key"},
 		{name: "extra args", args: []string{"extra"}, wantErr: "unexpected arguments"},
 		{name: "unknown flag", args: []string{"-nope"}, wantErr: "not defined"},
 		{

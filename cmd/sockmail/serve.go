@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"sockmail/handlers"
+	"sockmail/internal/capture"
+	"sockmail/internal/config"
+	"sockmail/internal/crypt"
+	"sockmail/internal/store"
+)
+
+// shutdownGrace is how long running sends and requests may take to finish
+// at shutdown before they are aborted (their transcripts are kept).
+const shutdownGrace = 20 * time.Second
+
+// runServe runs the web app and the capture server until ctx is done.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	cfg, err := config.Load(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "sockmail: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	if err := serve(ctx, cfg, log, stdout); err != nil {
+		log.Error("sockmail stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// serve opens the store, starts the capture server and the web server,
+// and shuts both down gracefully when ctx is done.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.Writer) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("serve: data directory: %w", err)
+	}
+	st, err := store.Open(ctx, cfg.DSN)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer st.Close()
+	hashKey, err := settingKey(ctx, st, "session.hash_key", 64)
+	if err != nil {
+		return err
+	}
+	blockKey, err := settingKey(ctx, st, "session.block_key", 32)
+	if err != nil {
+		return err
+	}
+	key, err := secretKey(cfg)
+	if err != nil {
+		return err
+	}
+	box, err := crypt.New(key)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+
+	var capSrv *capture.Server
+	var capInfo handlers.CaptureServer
+	if cfg.CaptureEnabled() {
+		cert, err := capture.LoadOrCreateCertificate(cfg.DataDir, time.Now())
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		capSrv, err = capture.Listen(capture.Options{
+			Addr: cfg.CaptureAddr, Certificate: cert, MaxSize: cfg.CaptureMaxSize,
+			Username: cfg.CaptureUser, Password: cfg.CapturePassword, Logger: log,
+		}, st)
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		capInfo = handlers.CaptureServer{Addr: capSrv.Addr(), Certificate: capSrv.Certificate()}
+	}
+
+	h, err := handlers.New(handlers.Deps{
+		Store: st, Sealer: box, Logger: log,
+		SessionHashKey: hashKey, SessionBlockKey: blockKey, SecureCookies: cfg.SecureCookies,
+		SessionLifetime: cfg.SessionLifetime, BaseURL: cfg.BaseURL, SendTimeout: cfg.SendTimeout,
+		MaxUpload: cfg.MaxUpload, Capture: capInfo,
+	})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	e := h.Routes()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("serve: listen: %w", err)
+	}
+	e.Listener = ln
+	e.Server.ReadHeaderTimeout = 10 * time.Second
+	e.Server.IdleTimeout = 2 * time.Minute
+	e.Server.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	errc := make(chan error, 1)
+	go func() { errc <- e.Start("") }()
+
+	url := cfg.BaseURL
+	if cfg.BaseURL == "http://"+cfg.Listen {
+		url = "http://" + ln.Addr().String()
+	}
+	fmt.Fprintf(stdout, "sockmail is running at %s\n", url)
+	if capSrv != nil {
+		fmt.Fprintf(stdout, "capture SMTP server at %s (STARTTLS, any AUTH credentials unless configured)\n", capSrv.Addr())
+	}
+	log.Info("sockmail started", "url", url, "data", cfg.DataDir, "capture", capInfo.Addr)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	log.Info("shutting down", "grace", shutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	// Stop new sends and let running ones finish (or abort them at the
+	// deadline, keeping their transcripts) while the web server drains.
+	hdone := make(chan error, 1)
+	go func() { hdone <- h.Shutdown(sctx) }()
+	if err := e.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("web server shutdown", "err", err)
+		_ = e.Close()
+	}
+	if err := <-hdone; err != nil {
+		log.Warn("sends shutdown", "err", err)
+	}
+	if capSrv != nil {
+		if err := capSrv.Shutdown(sctx); err != nil {
+			log.Warn("capture server shutdown", "err", err)
+		}
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", serveErr)
+	}
+	log.Info("sockmail stopped")
+	return nil
+}
+
+// keySetter is the part of the store that keeps generated keys.
+type keySetter interface {
+	SetSettingIfAbsent(ctx context.Context, key string, value []byte) ([]byte, error)
+}
+
+// settingKey returns the random key stored under name, generating it on
+// first start. SetSettingIfAbsent makes instances sharing a database
+// agree on one key.
+func settingKey(ctx context.Context, st keySetter, name string, size int) ([]byte, error) {
+	k := make([]byte, size)
+	if _, err := rand.Read(k); err != nil {
+		return nil, fmt.Errorf("serve: generate %s: %w", name, err)
+	}
+	got, err := st.SetSettingIfAbsent(ctx, name, k)
+	if err != nil {
+		return nil, fmt.Errorf("serve: %s: %w", name, err)
+	}
+	if len(got) != size {
+		return nil, fmt.Errorf("serve: stored %s has %d bytes, want %d", name, len(got), size)
+	}
+	return got, nil
+}
+
+// secretKey returns the key that encrypts stored SMTP passwords: from
+// SOCKMAIL_SECRET_KEY, or from DataDir/secret.key, generated on first use.
+// It is kept out of the database so that a database copy alone does not
+// reveal the passwords.
+func secretKey(cfg *config.Config) ([]byte, error) {
+	if cfg.SecretKey != "" {
+		return base64.StdEncoding.DecodeString(cfg.SecretKey)
+	}
+	path := filepath.Join(cfg.DataDir, "secret.key")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		k, derr := base64.StdEncoding.DecodeString(string(trimNewline(b)))
+		if derr != nil || len(k) != crypt.KeySize {
+			return nil, fmt.Errorf("serve: %s does not hold a base64 key of %d bytes", path, crypt.KeySize)
+		}
+		return k, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("serve: read secret key: %w", err)
+	}
+	k := make([]byte, crypt.KeySize)
+	if _, err := rand.Read(k); err != nil {
+		return nil, fmt.Errorf("serve: generate secret key: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("serve: create secret key: %w", err)
+	}
+	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(k) + "\n"); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("serve: write secret key: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("serve: write secret key: %w", err)
+	}
+	return k, nil
+}
+
+func trimNewline(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}

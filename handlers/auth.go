@@ -1,0 +1,357 @@
+package handlers
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gorilla/sessions"
+	"github.com/labstack/echo/v4"
+	"golang.org/x/crypto/bcrypt"
+
+	"sockmail/internal/store"
+	"sockmail/internal/webform"
+	"sockmail/views"
+)
+
+// Cookie and session value names.
+const (
+	sessionCookie = "sockmail_session"
+	keySID        = "sid"  // server-side session id (signed in)
+	keyCSRF       = "csrf" // CSRF token bound to this cookie session
+	ctxSession    = "sockmail.session"
+	ctxUser       = "sockmail.user"
+)
+
+// Sign-in throttling: failures counted over a window, per account and per
+// client address.
+const (
+	throttleWindow     = 15 * time.Minute
+	maxFailuresAccount = 5
+	maxFailuresAddress = 20
+)
+
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// loadSession reads the cookie session, gives it a CSRF token when it has
+// none, and saves it (when changed) just before the response is written.
+func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if strings.HasPrefix(c.Request().URL.Path, "/static/") || c.Request().URL.Path == "/healthz" {
+			return next(c)
+		}
+		s, err := h.cookies.Get(c.Request(), sessionCookie)
+		if err != nil {
+			// A cookie that does not decode (old keys, expired, tampered)
+			// starts a new session.
+			s, _ = h.cookies.New(c.Request(), sessionCookie)
+		}
+		dirty := false
+		if tok, _ := s.Values[keyCSRF].(string); tok == "" {
+			s.Values[keyCSRF] = randomToken()
+			dirty = true
+		}
+		c.Set(ctxSession, s)
+		c.Set(ctxSession+".dirty", dirty)
+		c.Response().Before(func() {
+			if d, _ := c.Get(ctxSession + ".dirty").(bool); d {
+				if err := s.Save(c.Request(), c.Response().Writer); err != nil {
+					h.log.Error("save session", "err", err)
+				}
+			}
+		})
+		return next(c)
+	}
+}
+
+func session(c echo.Context) *sessions.Session {
+	s, _ := c.Get(ctxSession).(*sessions.Session)
+	return s
+}
+
+func markDirty(c echo.Context) { c.Set(ctxSession+".dirty", true) }
+
+func csrfToken(c echo.Context) string {
+	if s := session(c); s != nil {
+		tok, _ := s.Values[keyCSRF].(string)
+		return tok
+	}
+	return ""
+}
+
+// checkCSRF refuses a state-changing request that comes from another site
+// (Sec-Fetch-Site / Origin, through net/http's CrossOriginProtection) or
+// that does not carry the session's CSRF token (a double-submit token
+// bound to the session cookie, compared in constant time).
+func (h *Handler) checkCSRF(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			return next(c)
+		}
+		if err := h.cop.Check(r); err != nil {
+			h.log.Warn("cross-origin request refused", "path", r.URL.Path, "origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
+			return echo.NewHTTPError(http.StatusForbidden, "Cross-site request refused.")
+		}
+		want := csrfToken(c)
+		got := r.Header.Get("X-CSRF-Token")
+		if got == "" {
+			got = c.FormValue("_csrf")
+		}
+		if want == "" || subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1 {
+			h.log.Warn("CSRF token missing or wrong", "path", r.URL.Path)
+			return echo.NewHTTPError(http.StatusForbidden, "The form has expired or did not come from this site. Reload the page and try again.")
+		}
+		return next(c)
+	}
+}
+
+// currentUser returns the signed-in admin, or nil.
+func (h *Handler) currentUser(c echo.Context) (*store.User, error) {
+	if u, ok := c.Get(ctxUser).(*store.User); ok {
+		return u, nil
+	}
+	s := session(c)
+	if s == nil {
+		return nil, nil
+	}
+	sid, _ := s.Values[keySID].(string)
+	if sid == "" {
+		return nil, nil
+	}
+	u, err := h.store.SessionUser(c.Request().Context(), sid, h.now())
+	if errors.Is(err, store.ErrNotFound) {
+		// Signed out or expired server-side: the cookie is a replay.
+		delete(s.Values, keySID)
+		markDirty(c)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("handlers: session user: %w", err)
+	}
+	c.Set(ctxUser, u)
+	return u, nil
+}
+
+// requireUser lets only signed-in admins through. Others are sent to the
+// sign-in page (GET) or refused with 401.
+func (h *Handler) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		u, err := h.currentUser(c)
+		if err != nil {
+			return err
+		}
+		if u == nil {
+			r := c.Request()
+			if r.Method == http.MethodGet && r.Header.Get("Accept") != "text/event-stream" {
+				return c.Redirect(http.StatusSeeOther, "/signin?next="+url.QueryEscape(r.URL.RequestURI()))
+			}
+			return echo.NewHTTPError(http.StatusUnauthorized, "Sign in first.")
+		}
+		return next(c)
+	}
+}
+
+// page builds the layout data for a request.
+func (h *Handler) page(c echo.Context, title, section string) views.Page {
+	p := views.Page{Title: title, Section: section, CSRF: csrfToken(c)}
+	if u, _ := c.Get(ctxUser).(*store.User); u != nil {
+		p.User = u.Email
+	}
+	if s := session(c); s != nil {
+		for _, f := range s.Flashes() {
+			if str, ok := f.(string); ok {
+				p.Flashes = append(p.Flashes, str)
+			}
+			markDirty(c)
+		}
+	}
+	return p
+}
+
+func flash(c echo.Context, msg string) {
+	if s := session(c); s != nil {
+		s.AddFlash(msg)
+		markDirty(c)
+	}
+}
+
+func (h *Handler) signUpPage(c echo.Context) error {
+	n, err := h.store.CountUsers(c.Request().Context())
+	if err != nil {
+		return fmt.Errorf("handlers: count users: %w", err)
+	}
+	if n > 0 {
+		return c.Redirect(http.StatusSeeOther, "/signin")
+	}
+	return render(c, http.StatusOK, views.SignUp(h.page(c, "Create the admin account", ""), "", nil))
+}
+
+// signUp creates the first admin account. It works only while no account
+// exists; after that accounts are added with "sockmail user add".
+func (h *Handler) signUp(c echo.Context) error {
+	ctx := c.Request().Context()
+	n, err := h.store.CountUsers(ctx)
+	if err != nil {
+		return fmt.Errorf("handlers: count users: %w", err)
+	}
+	if n > 0 {
+		return echo.NewHTTPError(http.StatusForbidden, "The admin account exists already: sign in, or add accounts with \"sockmail user add\".")
+	}
+	f := webform.ReadAccount(c.Request())
+	if errs := f.ValidateSignUp(); len(errs) > 0 {
+		return render(c, http.StatusUnprocessableEntity, views.SignUp(h.page(c, "Create the admin account", ""), f.Email, errs))
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(f.Password), h.bcryptCost)
+	if err != nil {
+		return fmt.Errorf("handlers: hash password: %w", err)
+	}
+	// Two first visitors racing: only one may claim the sign-up.
+	claim := randomToken()
+	got, err := h.store.SetSettingIfAbsent(ctx, "signup.claimed", []byte(claim))
+	if err != nil {
+		return fmt.Errorf("handlers: claim sign-up: %w", err)
+	}
+	if string(got) != claim {
+		return echo.NewHTTPError(http.StatusForbidden, "The admin account is being created by someone else. Use \"sockmail user add\" if this is wrong.")
+	}
+	u, err := h.store.CreateUser(ctx, f.Email, string(hash))
+	if err != nil {
+		return fmt.Errorf("handlers: create user: %w", err)
+	}
+	h.log.Info("admin account created", "user", u.Email)
+	if err := h.startSession(c, u); err != nil {
+		return err
+	}
+	flash(c, "Welcome! Your admin account is ready. The built-in capture server is preselected, so you can send right away.")
+	return c.Redirect(http.StatusSeeOther, "/compose")
+}
+
+func (h *Handler) signInPage(c echo.Context) error {
+	ctx := c.Request().Context()
+	if n, err := h.store.CountUsers(ctx); err != nil {
+		return fmt.Errorf("handlers: count users: %w", err)
+	} else if n == 0 {
+		return c.Redirect(http.StatusSeeOther, "/signup")
+	}
+	if u, err := h.currentUser(c); err != nil {
+		return err
+	} else if u != nil {
+		return c.Redirect(http.StatusSeeOther, "/compose")
+	}
+	return render(c, http.StatusOK, views.SignIn(h.page(c, "Sign in", ""), "", safeNext(c.QueryParam("next")), nil))
+}
+
+// signIn checks the password, throttling failures per account and per
+// address, and starts a new session (a new id: no fixation).
+func (h *Handler) signIn(c echo.Context) error {
+	ctx := c.Request().Context()
+	f := webform.ReadAccount(c.Request())
+	next := safeNext(c.FormValue("next"))
+	p := h.page(c, "Sign in", "")
+	if errs := f.ValidateSignIn(); len(errs) > 0 {
+		return render(c, http.StatusUnprocessableEntity, views.SignIn(p, f.Email, next, errs))
+	}
+	acctKey := "signin:account:" + strings.ToLower(f.Email)
+	addrKey := "signin:address:" + c.RealIP()
+	since := h.now().Add(-throttleWindow)
+	na, err := h.store.CountAttempts(ctx, acctKey, since)
+	if err != nil {
+		return fmt.Errorf("handlers: count attempts: %w", err)
+	}
+	nb, err := h.store.CountAttempts(ctx, addrKey, since)
+	if err != nil {
+		return fmt.Errorf("handlers: count attempts: %w", err)
+	}
+	if na >= maxFailuresAccount || nb >= maxFailuresAddress {
+		h.log.Warn("sign-in throttled", "account", f.Email, "remote", c.RealIP())
+		c.Response().Header().Set("Retry-After", fmt.Sprint(int(throttleWindow.Seconds())))
+		return render(c, http.StatusTooManyRequests, views.SignIn(p, f.Email, next,
+			webform.Errors{"form": "Too many failed sign-ins. Wait 15 minutes and try again."}))
+	}
+	u, err := h.store.UserByEmail(ctx, f.Email)
+	// An unknown account is compared against a dummy hash, so that it
+	// takes as long as a wrong password.
+	hash := h.dummyHash
+	if err == nil {
+		hash = u.PasswordHash
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("handlers: find user: %w", err)
+	}
+	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(f.Password)) != nil || u == nil {
+		now := h.now()
+		if err := h.store.RecordAttempt(ctx, acctKey, now); err != nil {
+			return fmt.Errorf("handlers: record attempt: %w", err)
+		}
+		if err := h.store.RecordAttempt(ctx, addrKey, now); err != nil {
+			return fmt.Errorf("handlers: record attempt: %w", err)
+		}
+		h.log.Info("sign-in failed", "account", f.Email, "remote", c.RealIP())
+		return render(c, http.StatusUnauthorized, views.SignIn(p, f.Email, next,
+			webform.Errors{"form": "Wrong email or password."}))
+	}
+	if err := h.store.ClearAttempts(ctx, acctKey); err != nil {
+		return fmt.Errorf("handlers: clear attempts: %w", err)
+	}
+	if err := h.startSession(c, u); err != nil {
+		return err
+	}
+	h.log.Info("signed in", "user", u.Email, "remote", c.RealIP())
+	return c.Redirect(http.StatusSeeOther, next)
+}
+
+// startSession revokes any previous server session of this cookie and
+// starts a fresh one with a new id and a new CSRF token.
+func (h *Handler) startSession(c echo.Context, u *store.User) error {
+	ctx := c.Request().Context()
+	s := session(c)
+	if old, _ := s.Values[keySID].(string); old != "" {
+		if err := h.store.DeleteSession(ctx, old); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("handlers: revoke old session: %w", err)
+		}
+	}
+	sid := randomToken()
+	if err := h.store.CreateSession(ctx, sid, u.ID, h.now().Add(h.lifetime)); err != nil {
+		return fmt.Errorf("handlers: create session: %w", err)
+	}
+	s.Values[keySID] = sid
+	s.Values[keyCSRF] = randomToken()
+	markDirty(c)
+	c.Set(ctxUser, u)
+	return nil
+}
+
+// signOut revokes the server-side session, so the cookie is worthless
+// even if it was copied, and clears the cookie.
+func (h *Handler) signOut(c echo.Context) error {
+	s := session(c)
+	if sid, _ := s.Values[keySID].(string); sid != "" {
+		if err := h.store.DeleteSession(c.Request().Context(), sid); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("handlers: delete session: %w", err)
+		}
+	}
+	delete(s.Values, keySID)
+	s.Values[keyCSRF] = randomToken()
+	s.AddFlash("You are signed out.")
+	markDirty(c)
+	return c.Redirect(http.StatusSeeOther, "/signin")
+}
+
+// safeNext keeps a post-sign-in redirect on this site.
+func safeNext(next string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
+		return "/compose"
+	}
+	return next
+}

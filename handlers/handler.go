@@ -1,0 +1,222 @@
+// Package handlers holds sockmail's echo handlers: one Handler struct
+// holding its dependencies, built by New, with one file per area (auth,
+// compose, result, profiles, captured mail). The interfaces it consumes are
+// declared here, beside it.
+package handlers
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/gorilla/sessions"
+	"github.com/labstack/echo/v4"
+	"golang.org/x/crypto/bcrypt"
+
+	"sockmail/internal/store"
+	"sockmail/smtp"
+)
+
+// Store is the persistence the handlers use. *store.Store is one.
+type Store interface {
+	CreateUser(ctx context.Context, email, passwordHash string) (*store.User, error)
+	UserByEmail(ctx context.Context, email string) (*store.User, error)
+	CountUsers(ctx context.Context) (int, error)
+
+	SetSettingIfAbsent(ctx context.Context, key string, value []byte) ([]byte, error)
+
+	CreateSession(ctx context.Context, id string, userID int64, expires time.Time) error
+	SessionUser(ctx context.Context, id string, now time.Time) (*store.User, error)
+	DeleteSession(ctx context.Context, id string) error
+
+	RecordAttempt(ctx context.Context, key string, at time.Time) error
+	CountAttempts(ctx context.Context, key string, since time.Time) (int, error)
+	ClearAttempts(ctx context.Context, key string) error
+
+	SaveProfile(ctx context.Context, p *store.Profile) error
+	Profile(ctx context.Context, id int64) (*store.Profile, error)
+	Profiles(ctx context.Context) ([]store.Profile, error)
+	DeleteProfile(ctx context.Context, id int64) error
+
+	CreateSend(ctx context.Context, s *store.Send) error
+	FinishSend(ctx context.Context, s *store.Send) error
+	Send(ctx context.Context, id int64) (*store.Send, error)
+
+	Captured(ctx context.Context, id int64) (*store.Captured, error)
+	ListCaptured(ctx context.Context, limit int, before int64) ([]store.Captured, error)
+}
+
+// Sealer encrypts stored SMTP passwords. *crypt.Box is one.
+type Sealer interface {
+	Seal(plaintext []byte) ([]byte, error)
+	Open(ciphertext []byte) ([]byte, error)
+}
+
+// SendFunc runs one SMTP send. smtp.SendMail is the real one; tests may
+// pass another.
+type SendFunc func(ctx context.Context, cfg smtp.Config, env smtp.Envelope, msg smtp.Message, opts smtp.SendOptions) (*smtp.Result, error)
+
+// CaptureServer describes the built-in capture server, offered on the
+// compose page as the default server.
+type CaptureServer struct {
+	// Addr is its host:port; empty when it is off.
+	Addr string
+	// Certificate is its self-signed certificate, trusted for sends.
+	Certificate *x509.Certificate
+}
+
+// Deps is everything a Handler needs.
+type Deps struct {
+	Store  Store
+	Sealer Sealer
+	Logger *slog.Logger
+	// SessionKeys are the gorilla/securecookie hash key (64 bytes) and
+	// block key (32 bytes).
+	SessionHashKey, SessionBlockKey []byte
+	// SecureCookies marks cookies Secure (the app is served over TLS).
+	SecureCookies bool
+	// SessionLifetime bounds a sign-in.
+	SessionLifetime time.Duration
+	// BaseURL is the public origin, trusted for cross-origin checks.
+	BaseURL string
+	// SendTimeout bounds one test send.
+	SendTimeout time.Duration
+	// MaxUpload bounds a compose form with its attachments, in bytes.
+	MaxUpload int64
+	// Capture is the built-in capture server.
+	Capture CaptureServer
+	// Send runs sends; smtp.SendMail if nil.
+	Send SendFunc
+	// Now returns the time; time.Now if nil.
+	Now func() time.Time
+	// BcryptCost is the cost of new password hashes; bcrypt.DefaultCost
+	// if 0. Tests lower it.
+	BcryptCost int
+}
+
+// Handler serves sockmail's web pages.
+type Handler struct {
+	store    Store
+	sealer   Sealer
+	log      *slog.Logger
+	cookies  *sessions.CookieStore
+	secure   bool
+	lifetime time.Duration
+	baseURL  string
+	sendTO   time.Duration
+	maxUp    int64
+	capture  CaptureServer
+	send     SendFunc
+	now      func() time.Time
+	cop      *http.CrossOriginProtection
+
+	bcryptCost int
+	dummyHash  string
+
+	// Sends in flight. baseCtx is cancelled by Shutdown when its grace
+	// period ends, aborting the sends that are still running.
+	mu         sync.Mutex
+	live       map[int64]*liveSend
+	wg         sync.WaitGroup
+	baseCtx    context.Context
+	abortSends context.CancelFunc
+	closing    chan struct{}
+	closed     bool
+}
+
+// New builds a Handler from its dependencies.
+func New(d Deps) (*Handler, error) {
+	if d.Store == nil || d.Sealer == nil {
+		return nil, errors.New("handlers: a store and a sealer are required")
+	}
+	if len(d.SessionHashKey) < 32 || len(d.SessionBlockKey) != 32 {
+		return nil, errors.New("handlers: session keys must be at least 32 bytes (hash) and exactly 32 bytes (block)")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.SessionLifetime <= 0 {
+		d.SessionLifetime = 12 * time.Hour
+	}
+	if d.SendTimeout <= 0 {
+		d.SendTimeout = 2 * time.Minute
+	}
+	if d.MaxUpload <= 0 {
+		d.MaxUpload = 25 << 20
+	}
+	if d.Send == nil {
+		d.Send = smtp.SendMail
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	cs := sessions.NewCookieStore(d.SessionHashKey, d.SessionBlockKey)
+	cs.Options = &sessions.Options{
+		Path:     "/",
+		MaxAge:   int(d.SessionLifetime / time.Second),
+		HttpOnly: true,
+		Secure:   d.SecureCookies,
+		SameSite: http.SameSiteLaxMode,
+	}
+	cs.MaxAge(cs.Options.MaxAge) // also bounds the signed timestamp inside the cookie
+	cop := http.NewCrossOriginProtection()
+	if d.BaseURL != "" {
+		if err := cop.AddTrustedOrigin(d.BaseURL); err != nil {
+			return nil, fmt.Errorf("handlers: base URL as trusted origin: %w", err)
+		}
+	}
+	if d.BcryptCost == 0 {
+		d.BcryptCost = bcrypt.DefaultCost
+	}
+	dummy, err := bcrypt.GenerateFromPassword([]byte(randomToken()), d.BcryptCost)
+	if err != nil {
+		return nil, fmt.Errorf("handlers: dummy hash: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Handler{
+		store: d.Store, sealer: d.Sealer, log: d.Logger, cookies: cs, secure: d.SecureCookies,
+		lifetime: d.SessionLifetime, baseURL: d.BaseURL, sendTO: d.SendTimeout, maxUp: d.MaxUpload,
+		capture: d.Capture, send: d.Send, now: d.Now, cop: cop, bcryptCost: d.BcryptCost, dummyHash: string(dummy),
+		live: map[int64]*liveSend{}, baseCtx: ctx, abortSends: cancel, closing: make(chan struct{}),
+	}, nil
+}
+
+// render writes a templ component with the request's context and the
+// given status.
+func render(c echo.Context, status int, comp templ.Component) error {
+	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+	c.Response().WriteHeader(status)
+	if err := comp.Render(c.Request().Context(), c.Response()); err != nil {
+		return fmt.Errorf("handlers: render: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops new sends and waits for those in flight until ctx is
+// done; then it aborts them and waits for them to record their (partial)
+// transcripts.
+func (h *Handler) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	if !h.closed {
+		h.closed = true
+		close(h.closing)
+	}
+	h.mu.Unlock()
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		h.log.Warn("aborting sends still running at shutdown")
+		h.abortSends()
+		<-done
+		return fmt.Errorf("handlers: shutdown: sends aborted: %w", ctx.Err())
+	}
+}

@@ -1,0 +1,130 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"sockmail/internal/store"
+	"sockmail/internal/webform"
+	"sockmail/views"
+)
+
+func (h *Handler) profilesPage(c echo.Context) error {
+	list, err := h.store.Profiles(c.Request().Context())
+	if err != nil {
+		return fmt.Errorf("handlers: list profiles: %w", err)
+	}
+	rows := make([]views.ProfileRow, 0, len(list))
+	for _, p := range list {
+		rows = append(rows, views.ProfileRow{
+			ID: p.ID, Name: p.Name, Addr: net.JoinHostPort(p.Host, strconv.Itoa(p.Port)), TLSMode: p.TLSMode,
+			AuthMech: p.AuthMech, Username: p.Username, HasPassword: len(p.PasswordEnc) > 0,
+		})
+	}
+	return render(c, http.StatusOK, views.ProfilesPage(h.page(c, "Server profiles", "profiles"), rows))
+}
+
+func (h *Handler) newProfilePage(c echo.Context) error {
+	f := &webform.Profile{Server: webform.Server{Port: "587", TLS: "starttls", Verify: true, AuthMech: "auto"}}
+	return render(c, http.StatusOK, views.ProfileForm(h.page(c, "New server profile", "profiles"), views.ProfileEdit{Form: f}))
+}
+
+func (h *Handler) loadProfile(c echo.Context) (*store.Profile, error) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return nil, echo.NewHTTPError(http.StatusNotFound, "There is no such profile.")
+	}
+	p, err := h.store.Profile(c.Request().Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, echo.NewHTTPError(http.StatusNotFound, "There is no such profile.")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("handlers: load profile: %w", err)
+	}
+	return p, nil
+}
+
+// editProfilePage shows a profile's form. The stored password is never
+// sent to the browser, only whether there is one.
+func (h *Handler) editProfilePage(c echo.Context) error {
+	p, err := h.loadProfile(c)
+	if err != nil {
+		return err
+	}
+	f := &webform.Profile{Name: p.Name, Server: webform.Server{
+		Host: p.Host, Port: strconv.Itoa(p.Port), TLS: p.TLSMode, Verify: !p.InsecureSkipVerify,
+		AuthMech: p.AuthMech, Username: p.Username, Helo: p.HeloName,
+	}}
+	return render(c, http.StatusOK, views.ProfileForm(h.page(c, "Edit server profile", "profiles"),
+		views.ProfileEdit{ID: p.ID, Form: f, HasPassword: len(p.PasswordEnc) > 0}))
+}
+
+func (h *Handler) createProfile(c echo.Context) error {
+	return h.saveProfile(c, &store.Profile{})
+}
+
+func (h *Handler) updateProfile(c echo.Context) error {
+	p, err := h.loadProfile(c)
+	if err != nil {
+		return err
+	}
+	return h.saveProfile(c, p)
+}
+
+// saveProfile validates the form and stores p. A typed password is sealed
+// with the Sealer before it reaches the store; an empty one keeps the
+// stored password unless "remove" is ticked.
+func (h *Handler) saveProfile(c echo.Context, p *store.Profile) error {
+	f := webform.ReadProfile(c.Request())
+	errs := f.Validate()
+	title := "Edit server profile"
+	if p.ID == 0 {
+		title = "New server profile"
+	}
+	show := func(status int) error {
+		return render(c, status, views.ProfileForm(h.page(c, title, "profiles"),
+			views.ProfileEdit{ID: p.ID, Form: f, Errors: errs, HasPassword: len(p.PasswordEnc) > 0}))
+	}
+	if len(errs) > 0 {
+		return show(http.StatusUnprocessableEntity)
+	}
+	p.Name, p.Host, p.Port, p.TLSMode = f.Name, f.Host, f.PortNumber(), f.TLS
+	p.InsecureSkipVerify, p.AuthMech, p.Username, p.HeloName = !f.Verify, f.AuthMech, f.Username, f.Helo
+	switch {
+	case f.Password != "":
+		sealed, err := h.sealer.Seal([]byte(f.Password))
+		if err != nil {
+			return fmt.Errorf("handlers: seal profile password: %w", err)
+		}
+		p.PasswordEnc = sealed
+	case f.ClearPassword:
+		p.PasswordEnc = nil
+	}
+	err := h.store.SaveProfile(c.Request().Context(), p)
+	if errors.Is(err, store.ErrExists) {
+		errs["name"] = "Another profile has this name."
+		return show(http.StatusUnprocessableEntity)
+	}
+	if err != nil {
+		return fmt.Errorf("handlers: save profile: %w", err)
+	}
+	flash(c, "Profile \""+p.Name+"\" saved.")
+	return c.Redirect(http.StatusSeeOther, "/profiles")
+}
+
+func (h *Handler) deleteProfile(c echo.Context) error {
+	p, err := h.loadProfile(c)
+	if err != nil {
+		return err
+	}
+	if err := h.store.DeleteProfile(c.Request().Context(), p.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("handlers: delete profile: %w", err)
+	}
+	flash(c, "Profile \""+p.Name+"\" deleted.")
+	return c.Redirect(http.StatusSeeOther, "/profiles")
+}

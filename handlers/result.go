@@ -1,0 +1,388 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"sockmail/internal/store"
+	"sockmail/smtp"
+	"sockmail/views"
+)
+
+// liveSend is a send in flight: its transcript, readable and subscribable
+// while the send runs, and a channel closed once its outcome is stored.
+type liveSend struct {
+	tr   *smtp.Transcript
+	done chan struct{}
+}
+
+// start records the send and runs it in the background, bounded by the
+// send timeout and aborted by Shutdown.
+func (h *Handler) start(c echo.Context, job *sendJob) error {
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "sockmail is shutting down; try again in a moment.")
+	}
+	if err := h.store.CreateSend(c.Request().Context(), job.send); err != nil {
+		return fmt.Errorf("handlers: create send: %w", err)
+	}
+	ls := &liveSend{tr: job.cfg.Transcript, done: make(chan struct{})}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "sockmail is shutting down; try again in a moment.")
+	}
+	h.live[job.send.ID] = ls
+	h.wg.Add(1)
+	h.mu.Unlock()
+	h.log.Info("send started", "send", job.send.ID, "server", job.cfg.Addr, "tls", job.cfg.TLS.String(), "rcpts", len(job.env.To), "stop_after", string(job.opts.StopAfter))
+	go h.run(job, ls)
+	return nil
+}
+
+// run performs one send and stores its outcome and transcript, whatever
+// happens (a timeout or a shutdown aborts it; the partial transcript is
+// kept).
+func (h *Handler) run(job *sendJob, ls *liveSend) {
+	defer h.wg.Done()
+	defer func() {
+		h.mu.Lock()
+		delete(h.live, job.send.ID)
+		h.mu.Unlock()
+		close(ls.done)
+	}()
+	ctx, cancel := context.WithTimeout(h.baseCtx, h.sendTO)
+	defer cancel()
+	start := time.Now()
+	res, err := h.sendSafely(ctx, job)
+	snd := job.send
+	finished := h.now()
+	snd.FinishedAt = &finished
+	snd.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+	snd.Status = string(smtp.StatusOf(res, err))
+	if res != nil {
+		snd.Recipients, snd.QueueID = res.Recipients, res.QueueID
+	}
+	if err != nil {
+		snd.Error = err.Error()
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+			ls.tr.Info(smtp.PhaseQuit, "the send took longer than the limit of %s and was stopped", h.sendTO)
+		}
+	}
+	snd.Events = ls.tr.Events()
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer scancel()
+	if err := h.store.FinishSend(sctx, snd); err != nil {
+		h.log.Error("store send outcome", "send", snd.ID, "err", err)
+	}
+	h.log.Info("send finished", "send", snd.ID, "status", snd.Status, "queue_id", snd.QueueID, "ms", snd.DurationMS, "err", snd.Error)
+}
+
+// sendSafely runs the send, turning a panic into an error so that the
+// send is still recorded.
+func (h *Handler) sendSafely(ctx context.Context, job *sendJob) (res *smtp.Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			h.log.Error("panic in send", "send", job.send.ID, "panic", r)
+			err = fmt.Errorf("handlers: send panicked: %v", r)
+		}
+	}()
+	return h.send(ctx, job.cfg, job.env, bytes.NewReader(job.msg), job.opts)
+}
+
+func (h *Handler) liveSend(id int64) *liveSend {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.live[id]
+}
+
+// loadSend reads the send named in the URL.
+func (h *Handler) loadSend(c echo.Context) (*store.Send, error) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return nil, echo.NewHTTPError(http.StatusNotFound, "There is no such send.")
+	}
+	snd, err := h.store.Send(c.Request().Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, echo.NewHTTPError(http.StatusNotFound, "There is no such send.")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("handlers: load send: %w", err)
+	}
+	return snd, nil
+}
+
+// resultPage renders a send. While it runs the page shows the transcript
+// so far; app.js streams the rest and reloads at the end, and without
+// JavaScript a <noscript> refresh reloads the page every 2 seconds until
+// the send has ended.
+func (h *Handler) resultPage(c echo.Context) error {
+	snd, err := h.loadSend(c)
+	if err != nil {
+		return err
+	}
+	ls := h.liveSend(snd.ID)
+	r := resultView(snd, ls)
+	p := h.page(c, "Send #"+strconv.FormatInt(snd.ID, 10), "compose")
+	if r.Running {
+		p.RefreshSeconds = 2
+	}
+	return render(c, http.StatusOK, views.ResultPage(p, r))
+}
+
+// resultView builds the result page data of a send, live or finished.
+func resultView(snd *store.Send, ls *liveSend) views.Result {
+	r := views.Result{
+		ID: snd.ID, Status: snd.Status, Server: snd.Server, TLSMode: snd.TLSMode, MailFrom: snd.MailFrom,
+		Rcpts: snd.Rcpts, Subject: snd.Subject, QueueID: snd.QueueID, Error: snd.Error, Started: snd.CreatedAt,
+		DurationMS: snd.DurationMS, Events: snd.Events, HasMessage: len(snd.Message) > 0,
+	}
+	running := snd.Status == store.StatusRunning
+	if running && ls != nil {
+		r.Running = true
+		r.Events = ls.tr.Events()
+		r.Dropped = ls.tr.Dropped()
+	} else if running {
+		r.Status = "interrupted (sockmail stopped during the send)"
+	}
+	r.StatusClass = statusClass(r.Status, r.Running)
+	for _, rc := range snd.Recipients {
+		row := views.RecipientRow{RecipientResult: rc}
+		if !rc.Accepted && rc.Code != 0 {
+			row.Explanation = Explain(Problem{Phase: smtp.PhaseRcpt, Code: rc.Code, Enhanced: rc.EnhancedCode, Message: rc.Message})
+		}
+		r.Recipients = append(r.Recipients, row)
+	}
+	if snd.Error != "" {
+		r.Explanation = Explain(parseProblem(snd.Error))
+	} else {
+		for _, row := range r.Recipients {
+			if row.Explanation != nil {
+				r.Explanation = row.Explanation
+				break
+			}
+		}
+	}
+	for _, ev := range r.Events {
+		if ev.Dir == smtp.DirInfo && (strings.HasPrefix(ev.Line, "TLS ") || strings.HasPrefix(ev.Line, "certificate") || strings.Contains(ev.Line, "WITHOUT encryption")) {
+			r.TLSInfo = append(r.TLSInfo, smtp.SafeText(ev.Line))
+		}
+	}
+	return r
+}
+
+func statusClass(status string, running bool) string {
+	if running {
+		return "running"
+	}
+	switch smtp.Status(status) {
+	case smtp.StatusSent, smtp.StatusStopped:
+		return "ok"
+	case smtp.StatusPartial, smtp.StatusTempFail, smtp.StatusUnknown:
+		return "warn"
+	}
+	return "fail"
+}
+
+// sseEvent is one transcript line as the event stream sends it.
+type sseEvent struct {
+	Index  int     `json:"index"`
+	MS     float64 `json:"ms"`
+	Dir    string  `json:"dir"`
+	Phase  string  `json:"phase"`
+	Line   string  `json:"line"`
+	Secret bool    `json:"secret,omitempty"`
+}
+
+// events streams a running send's transcript as server-sent events: a
+// "line" event per transcript line from index ?after= on, then "done".
+// A finished send gets "done" at once.
+func (h *Handler) events(c echo.Context) error {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil {
+		return echo.NewHTTPError(http.StatusNotFound, "There is no such send.")
+	}
+	after, _ := strconv.Atoi(c.QueryParam("after"))
+	w := c.Response()
+	w.Header().Set(echo.HeaderContentType, "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	write := func(event string, data []byte) error {
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data); err != nil {
+			return fmt.Errorf("handlers: write event: %w", err)
+		}
+		return nil
+	}
+	ls := h.liveSend(id)
+	if ls == nil {
+		err := write("done", []byte("{}"))
+		w.Flush()
+		return err
+	}
+	// The subscriber runs under the transcript's lock: it only queues.
+	var (
+		mu      sync.Mutex
+		pending []smtp.Event
+		stopped bool
+		wake    = make(chan struct{}, 1)
+	)
+	past := ls.tr.Subscribe(func(ev smtp.Event) {
+		mu.Lock()
+		if !stopped {
+			pending = append(pending, ev)
+		}
+		mu.Unlock()
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
+	defer func() { mu.Lock(); stopped, pending = true, nil; mu.Unlock() }()
+	next := 0
+	send := func(evs []smtp.Event) error {
+		for _, ev := range evs {
+			i := next
+			next++
+			if i < after {
+				continue
+			}
+			b, err := json.Marshal(sseEvent{Index: i, MS: float64(ev.Offset.Microseconds()) / 1000, Dir: string(ev.Dir), Phase: string(ev.Phase), Line: smtp.SafeText(ev.Line), Secret: ev.Secret})
+			if err != nil {
+				return fmt.Errorf("handlers: encode event: %w", err)
+			}
+			if err := write("line", b); err != nil {
+				return err
+			}
+		}
+		w.Flush()
+		return nil
+	}
+	drain := func() error {
+		mu.Lock()
+		evs := pending
+		pending = nil
+		mu.Unlock()
+		return send(evs)
+	}
+	if err := send(past); err != nil {
+		return err
+	}
+	ping := time.NewTicker(15 * time.Second)
+	defer ping.Stop()
+	for {
+		select {
+		case <-wake:
+			if err := drain(); err != nil {
+				return err
+			}
+		case <-ls.done:
+			if err := drain(); err != nil {
+				return err
+			}
+			err := write("done", []byte("{}"))
+			w.Flush()
+			return err
+		case <-ping.C:
+			if _, err := fmt.Fprint(w, ": ping\n\n"); err != nil {
+				return nil
+			}
+			w.Flush()
+		case <-c.Request().Context().Done():
+			return nil
+		case <-h.closing:
+			return nil
+		}
+	}
+}
+
+// sendEvents returns a send's transcript, live or stored.
+func (h *Handler) sendEvents(snd *store.Send) []smtp.Event {
+	if ls := h.liveSend(snd.ID); ls != nil && snd.Status == store.StatusRunning {
+		return ls.tr.Events()
+	}
+	return snd.Events
+}
+
+// transcriptText downloads the transcript as swaks-like text.
+func (h *Handler) transcriptText(c echo.Context) error {
+	snd, err := h.loadSend(c)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "== sockmail send #%d to %s (%s): %s\n", snd.ID, snd.Server, snd.TLSMode, snd.Status)
+	if snd.QueueID != "" {
+		fmt.Fprintf(&b, "== queue id %s\n", snd.QueueID)
+	}
+	if snd.Error != "" {
+		fmt.Fprintf(&b, "== error: %s\n", smtp.SafeText(snd.Error))
+	}
+	for _, ev := range h.sendEvents(snd) {
+		b.WriteString(smtp.FormatEvent(ev))
+		b.WriteByte('\n')
+	}
+	attachment(c, fmt.Sprintf("sockmail-send-%d.txt", snd.ID))
+	return c.Blob(http.StatusOK, "text/plain; charset=utf-8", []byte(b.String()))
+}
+
+// transcriptJSON downloads the send and its transcript as JSON.
+func (h *Handler) transcriptJSON(c echo.Context) error {
+	snd, err := h.loadSend(c)
+	if err != nil {
+		return err
+	}
+	v := struct {
+		ID         int64                  `json:"id"`
+		CreatedAt  time.Time              `json:"created_at"`
+		FinishedAt *time.Time             `json:"finished_at,omitempty"`
+		Server     string                 `json:"server"`
+		TLSMode    string                 `json:"tls_mode"`
+		MailFrom   string                 `json:"mail_from"`
+		Rcpts      []string               `json:"rcpts"`
+		Subject    string                 `json:"subject"`
+		Status     string                 `json:"status"`
+		QueueID    string                 `json:"queue_id,omitempty"`
+		Error      string                 `json:"error,omitempty"`
+		DurationMS float64                `json:"duration_ms"`
+		Recipients []smtp.RecipientResult `json:"recipients"`
+		Events     []smtp.Event           `json:"events"`
+	}{snd.ID, snd.CreatedAt, snd.FinishedAt, snd.Server, snd.TLSMode, snd.MailFrom, snd.Rcpts, snd.Subject,
+		snd.Status, snd.QueueID, snd.Error, snd.DurationMS, snd.Recipients, h.sendEvents(snd)}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("handlers: encode send: %w", err)
+	}
+	attachment(c, fmt.Sprintf("sockmail-send-%d.json", snd.ID))
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, append(b, '\n'))
+}
+
+// messageEML downloads the message as sent.
+func (h *Handler) messageEML(c echo.Context) error {
+	snd, err := h.loadSend(c)
+	if err != nil {
+		return err
+	}
+	if len(snd.Message) == 0 {
+		return echo.NewHTTPError(http.StatusNotFound, "This send kept no message.")
+	}
+	attachment(c, fmt.Sprintf("sockmail-send-%d.eml", snd.ID))
+	return c.Blob(http.StatusOK, "message/rfc822", snd.Message)
+}
+
+// attachment makes the response a download with a plain ASCII name.
+func attachment(c echo.Context, name string) {
+	c.Response().Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+}

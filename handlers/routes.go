@@ -1,0 +1,184 @@
+package handlers
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"sockmail/static"
+	"sockmail/views"
+)
+
+// Body limits: most forms are small; the compose form carries attachments.
+const smallBodyLimit = 256 << 10
+
+// contentSecurityPolicy allows only the app's own scripts, styles and
+// images. srcdoc frames (captured HTML mail) inherit it, so remote content
+// in a captured message is blocked too.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; frame-src 'self'"
+
+// Routes returns the echo router with every route and middleware: the
+// one the server runs and the one tests drive.
+func (h *Handler) Routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	// Throttling by address must not trust X-Forwarded-For sent by anyone.
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.HTTPErrorHandler = h.handleError
+	e.Use(h.recoverPanics, h.logRequests, h.securityHeaders, h.limitBody, h.loadSession, h.checkCSRF)
+
+	e.GET("/healthz", h.healthz)
+	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", http.FileServerFS(static.FS))))
+	e.GET("/signup", h.signUpPage)
+	e.POST("/signup", h.signUp)
+	e.GET("/signin", h.signInPage)
+	e.POST("/signin", h.signIn)
+	e.POST("/signout", h.signOut)
+
+	a := e.Group("", h.requireUser)
+	a.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/compose") })
+	a.GET("/compose", h.composePage)
+	a.POST("/compose", h.compose)
+	a.GET("/sends/:id", h.resultPage)
+	a.GET("/sends/:id/events", h.events)
+	a.GET("/sends/:id/transcript.txt", h.transcriptText)
+	a.GET("/sends/:id/transcript.json", h.transcriptJSON)
+	a.GET("/sends/:id/message.eml", h.messageEML)
+	a.GET("/profiles", h.profilesPage)
+	a.GET("/profiles/new", h.newProfilePage)
+	a.POST("/profiles", h.createProfile)
+	a.GET("/profiles/:id", h.editProfilePage)
+	a.POST("/profiles/:id", h.updateProfile)
+	a.POST("/profiles/:id/delete", h.deleteProfile)
+	a.GET("/captured", h.capturedList)
+	a.GET("/captured/:id", h.capturedView)
+	a.GET("/captured/:id/raw", h.capturedRaw)
+	a.GET("/captured/:id/parts/:n", h.capturedPart)
+	return e
+}
+
+func (h *Handler) healthz(c echo.Context) error {
+	if _, err := h.store.CountUsers(c.Request().Context()); err != nil {
+		h.log.Error("health check: store", "err", err)
+		return c.String(http.StatusServiceUnavailable, "store unavailable\n")
+	}
+	return c.String(http.StatusOK, "ok\n")
+}
+
+func (h *Handler) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				h.log.Error("panic in handler", "panic", r, "path", c.Request().URL.Path)
+				err = echo.NewHTTPError(http.StatusInternalServerError)
+			}
+		}()
+		return next(c)
+	}
+}
+
+// logRequests writes one structured line per request. Query strings are
+// not logged (they could carry anything); form bodies never are.
+func (h *Handler) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		level := slog.LevelInfo
+		if c.Request().URL.Path == "/healthz" || strings.HasPrefix(c.Request().URL.Path, "/static/") {
+			level = slog.LevelDebug
+		}
+		h.log.Log(c.Request().Context(), level, "http request",
+			"method", c.Request().Method, "path", c.Request().URL.Path,
+			"status", c.Response().Status, "bytes", c.Response().Size,
+			"ms", float64(time.Since(start).Microseconds())/1000, "remote", c.RealIP())
+		return nil
+	}
+}
+
+func (h *Handler) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		hd := c.Response().Header()
+		hd.Set("Content-Security-Policy", contentSecurityPolicy)
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "same-origin")
+		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
+		if h.secure {
+			hd.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		if !strings.HasPrefix(c.Request().URL.Path, "/static/") {
+			hd.Set("Cache-Control", "no-store")
+		}
+		return next(c)
+	}
+}
+
+// limitBody bounds every request body; the compose form may carry
+// attachments up to MaxUpload.
+func (h *Handler) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		limit := int64(smallBodyLimit)
+		if c.Request().URL.Path == "/compose" {
+			limit = h.maxUp + 1<<20
+		}
+		r := c.Request()
+		if r.ContentLength > limit {
+			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "The form is larger than the limit of "+views.Bytes(limit)+".")
+		}
+		r.Body = http.MaxBytesReader(c.Response(), r.Body, limit)
+		return next(c)
+	}
+}
+
+// handleError is the one error handler: it renders the error page, and
+// logs what is not an *echo.HTTPError.
+func (h *Handler) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	code := http.StatusInternalServerError
+	msg := "Something went wrong on our side; the details are in the server log."
+	var he *echo.HTTPError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &he):
+		code = he.Code
+		if m, ok := he.Message.(string); ok {
+			msg = m
+		} else {
+			msg = http.StatusText(code)
+		}
+	case errors.As(err, &mbe):
+		code = http.StatusRequestEntityTooLarge
+		msg = "The form is larger than the limit of " + views.Bytes(mbe.Limit) + "."
+	default:
+		h.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(code)
+		return
+	}
+	if strings.HasPrefix(c.Request().Header.Get("Accept"), "text/event-stream") || !acceptsHTML(c.Request()) {
+		_ = c.String(code, msg+"\n")
+		return
+	}
+	if rerr := render(c, code, views.ErrorPage(h.page(c, http.StatusText(code), ""), code, msg)); rerr != nil {
+		h.log.Error("render error page", "err", rerr)
+	}
+}
+
+func acceptsHTML(r *http.Request) bool {
+	a := r.Header.Get("Accept")
+	return a == "" || strings.Contains(a, "text/html") || strings.Contains(a, "*/*")
+}
