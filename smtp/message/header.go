@@ -24,10 +24,6 @@ const (
 	minEncodedWord = 24
 )
 
-// errLineTooLong is returned when a header field cannot be folded to fit
-// within hardLineLen.
-var errLineTooLong = errors.New("cannot be folded to 998 characters")
-
 // field builds one folded header field. Text is added as tokens; a token
 // added with leading white space may be moved to the next line by folding
 // (CRLF inserted before that white space, RFC 5322 2.2.3), so unfolding
@@ -74,7 +70,7 @@ func (f *field) token(ws, tok string, ew bool) {
 	f.tokens++
 	f.hasEW = f.hasEW || ew
 	if f.line > hardLineLen && f.err == nil {
-		f.err = errLineTooLong
+		f.err = errors.New("cannot be folded to 998 characters")
 	}
 }
 
@@ -84,7 +80,7 @@ func (f *field) glue(s string) {
 	f.b.WriteString(s)
 	f.line += len(s)
 	if f.line > hardLineLen && f.err == nil {
-		f.err = errLineTooLong
+		f.err = errors.New("cannot be folded to 998 characters")
 	}
 }
 

@@ -384,3 +384,61 @@ func TestEnvelope(t *testing.T) {
 		t.Error("a Message never needs 8BITMIME")
 	}
 }
+
+// TestBoundaryNeverInContent backs the argument in write.go: in every golden
+// shape, "=_" (with which every boundary starts) only appears in delimiter
+// lines and in boundary parameters, never in content, so no content line
+// can be taken for a delimiter.
+func TestBoundaryNeverInContent(t *testing.T) {
+	for _, s := range shapes() {
+		m := fixed(s.msg())
+		out := write(t, m)
+		for i, line := range lines(out) {
+			if !strings.Contains(line, "=_") {
+				continue
+			}
+			ok := false
+			for _, b := range m.boundaries {
+				ok = ok || line == "--"+b || line == "--"+b+"--" || strings.Contains(line, `boundary="`+b+`"`)
+			}
+			if !ok {
+				t.Errorf("%s: line %d holds \"=_\" outside a delimiter: %q", s.name, i+1, line)
+			}
+		}
+	}
+	// Hostile text trying to close the parts early is encoded instead.
+	m := base()
+	if err := m.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	m.Text = "--" + m.boundaries[0] + "--\n--" + m.boundaries[1] + "\n"
+	m.HTML = m.Text
+	m.Attachments = []*Attachment{BytesAttachment("x.pdf", []byte(m.Text))}
+	out := string(write(t, m))
+	// mixed(alternative(plain, html), attachment): each boundary opens,
+	// separates and closes: three delimiters, no more.
+	for _, b := range m.boundaries[:2] {
+		if n := strings.Count(out, "\r\n--"+b+"\r\n") + strings.Count(out, "\r\n--"+b+"--"); n != 3 {
+			t.Errorf("boundary %s appears %d times as a delimiter", b, n)
+		}
+	}
+}
+
+func TestBccOnly(t *testing.T) {
+	m := base()
+	m.To, m.Bcc = nil, []*mail.Address{maddr("Hidden", "hidden@example.org")}
+	out := write(t, m)
+	if !bytes.Contains(out, []byte("\r\nTo: undisclosed-recipients:;\r\n")) || bytes.Contains(out, []byte("hidden")) {
+		t.Errorf("header:\n%s", headerOf(string(out)))
+	}
+	msg, err := mail.ReadMessage(bytes.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list, err := msg.Header.AddressList("To"); err != nil || len(list) != 0 {
+		t.Errorf("To parses as %v, %v", list, err)
+	}
+	if got := m.Recipients(); len(got) != 1 || got[0] != "hidden@example.org" {
+		t.Errorf("Recipients() = %v", got)
+	}
+}

@@ -59,8 +59,9 @@ type Field struct {
 	// Reply-To, To, Cc, Bcc, Subject, Message-ID, In-Reply-To, References,
 	// MIME-Version, Content-*, DKIM-Signature and Return-Path.
 	Name string
-	// Value is unstructured text. Printable ASCII is written as given and
-	// folded at white space; anything else becomes RFC 2047 encoded-words.
+	// Value is unstructured text, without leading and trailing white space.
+	// Printable ASCII is written as given and folded at white space;
+	// anything else becomes RFC 2047 encoded-words.
 	Value string
 }
 
@@ -99,7 +100,9 @@ type Message struct {
 	Headers []Field
 
 	// Text is the text/plain body. With HTML empty, the message is a single
-	// text/plain part (possibly empty).
+	// text/plain part (possibly empty). Any valid UTF-8 is accepted, NUL and
+	// other control characters included: they are quoted-printable or
+	// base64 encoded, never sent raw. Line endings become CRLF.
 	Text string
 	// HTML is the text/html body. The message becomes multipart/alternative
 	// with Text, or with text derived from the HTML when Text is empty.
