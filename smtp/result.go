@@ -135,22 +135,31 @@ func parseQueueID(text string) string {
 	}
 	lower := strings.ToLower(text)
 	for _, marker := range []string{"queued as ", "id=", "queued as: "} {
-		if i := strings.Index(lower, marker); i >= 0 {
-			if f := strings.Fields(text[i+len(marker):]); len(f) > 0 {
-				return clean(f[0])
+		// A marker starts a word: "InternalId=" is not "id=".
+		for from := 0; ; {
+			i := strings.Index(lower[from:], marker)
+			if i < 0 {
+				break
 			}
+			i += from
+			if i == 0 || lower[i-1] == ' ' {
+				if f := strings.Fields(text[i+len(marker):]); len(f) > 0 {
+					return clean(f[0])
+				}
+			}
+			from = i + 1
 		}
 	}
 	_, rest := splitEnhanced(text)
 	f := strings.Fields(rest)
+	if n := len(f); n >= 4 && strings.EqualFold(f[0], "OK") && f[n-2] == "-" && strings.EqualFold(f[n-1], "gsmtp") {
+		return clean(f[n-3]) // Gmail: "OK  1700000000 <id> - gsmtp"
+	}
 	for i, w := range f {
 		lw := strings.ToLower(w)
 		if (lw == "message" || lw == "mail") && i > 0 && i+1 < len(f) && strings.HasPrefix(strings.ToLower(f[i+1]), "accepted") {
 			return clean(f[i-1])
 		}
-	}
-	if len(f) >= 3 && strings.EqualFold(f[0], "OK") && f[2] == "-" {
-		return clean(f[1]) // "OK 1700000000 - gsmtp" style
 	}
 	return ""
 }
