@@ -25,15 +25,15 @@ const (
 
 // Limits on form fields.
 const (
-	maxShort    = 998      // a header-like field
-	maxBody     = 4 << 20  // text or HTML body
-	maxHeaders  = 50       // custom header lines
-	maxPassword = 1024     // an SMTP password
-	maxAddrList = 8 << 10  // a To/Cc/Bcc list
-	minPort     = 1        //
-	maxPort     = 65535    //
-	maxUserPass = 72       // bcrypt's input limit
-	minUserPass = 10       // an admin password
+	maxShort    = 998     // a header-like field
+	maxBody     = 4 << 20 // text or HTML body
+	maxHeaders  = 50      // custom header lines
+	maxPassword = 1024    // an SMTP password
+	maxAddrList = 8 << 10 // a To/Cc/Bcc list
+	minPort     = 1       //
+	maxPort     = 65535   //
+	maxUserPass = 72      // bcrypt's input limit
+	minUserPass = 10      // an admin password
 )
 
 // AuthMechs are the AUTH choices: "" (no AUTH), "auto" (the strongest the

@@ -1,0 +1,270 @@
+package handlers_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+	"golang.org/x/crypto/bcrypt"
+
+	"sockmail/handlers"
+	"sockmail/internal/capture"
+	"sockmail/internal/crypt"
+	"sockmail/internal/store"
+)
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// app is a running sockmail web app on a fresh SQLite store, with a real
+// capture server, through the real router.
+type app struct {
+	t       *testing.T
+	srv     *httptest.Server
+	h       *handlers.Handler
+	store   *store.Store
+	dbPath  string
+	capture *capture.Server
+	logs    *syncBuffer
+}
+
+type appOptions struct {
+	send            handlers.SendFunc
+	captureUser     string
+	capturePassword string
+}
+
+func newApp(t *testing.T, o appOptions) *app {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "sockmail.db")
+	st, err := store.Open(ctx, dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cert, err := capture.LoadOrCreateCertificate(dir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := capture.Listen(capture.Options{Addr: "127.0.0.1:0", Certificate: cert, Logger: log,
+		Username: o.captureUser, Password: o.capturePassword}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.Shutdown(context.Background()) })
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	box, err := crypt.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hk, bk := make([]byte, 64), make([]byte, 32)
+	_, _ = rand.Read(hk)
+	_, _ = rand.Read(bk)
+	h, err := handlers.New(handlers.Deps{
+		Store: st, Sealer: box, Logger: log, SessionHashKey: hk, SessionBlockKey: bk,
+		SendTimeout: 20 * time.Second, MaxUpload: 1 << 20,
+		Capture: handlers.CaptureServer{Addr: cs.Addr(), Certificate: cs.Certificate()},
+		Send:    o.send, BcryptCost: bcrypt.MinCost,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h.Routes())
+	t.Cleanup(func() {
+		srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = h.Shutdown(ctx)
+	})
+	return &app{t: t, srv: srv, h: h, store: st, dbPath: dbPath, capture: cs, logs: logs}
+}
+
+// client is a browser-like HTTP client with its own cookie jar that does
+// not follow redirects (tests look at them).
+type client struct {
+	a   *app
+	hc  *http.Client
+	jar *cookiejar.Jar
+}
+
+func (a *app) client() *client {
+	jar, _ := cookiejar.New(nil)
+	return &client{a: a, jar: jar, hc: &http.Client{
+		Jar:           jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       30 * time.Second,
+	}}
+}
+
+// response is a read response.
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (r *response) doc(t *testing.T) *goquery.Document {
+	t.Helper()
+	d, err := goquery.NewDocumentFromReader(strings.NewReader(r.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func (r *response) testid(t *testing.T, id string) *goquery.Selection {
+	t.Helper()
+	return r.doc(t).Find(`[data-testid="` + id + `"]`)
+}
+
+func (c *client) do(req *http.Request) *response {
+	c.a.t.Helper()
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.a.t.Fatal(err)
+	}
+	return &response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+func (c *client) get(path string) *response {
+	c.a.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, c.a.srv.URL+path, nil)
+	req.Header.Set("Accept", "text/html")
+	return c.do(req)
+}
+
+// csrf fetches a page and returns the CSRF token of its first form.
+func (c *client) csrf(path string) string {
+	c.a.t.Helper()
+	r := c.get(path)
+	tok, ok := r.doc(c.a.t).Find(`input[name="_csrf"]`).First().Attr("value")
+	if !ok || tok == "" {
+		c.a.t.Fatalf("no CSRF token on %s (status %d)", path, r.status)
+	}
+	return tok
+}
+
+// post sends a url-encoded form, like a same-origin browser would.
+func (c *client) post(path string, form url.Values, hdr ...string) *response {
+	c.a.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, c.a.srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "text/html")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	return c.do(req)
+}
+
+// file is an attachment to upload.
+type file struct{ name, content string }
+
+// postMultipart sends the compose form with attachments.
+func (c *client) postMultipart(path string, form url.Values, files ...file) *response {
+	c.a.t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for k, vs := range form {
+		for _, v := range vs {
+			_ = mw.WriteField(k, v)
+		}
+	}
+	for _, f := range files {
+		w, _ := mw.CreateFormFile("attachments", f.name)
+		_, _ = io.WriteString(w, f.content)
+	}
+	_ = mw.Close()
+	req, _ := http.NewRequest(http.MethodPost, c.a.srv.URL+path, &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Accept", "text/html")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	return c.do(req)
+}
+
+const (
+	adminEmail    = "admin@example.test"
+	adminPassword = "correct-horse-battery"
+)
+
+// signUp creates the admin account through the first-visit page.
+func (c *client) signUp() {
+	c.a.t.Helper()
+	tok := c.csrf("/signup")
+	r := c.post("/signup", url.Values{"_csrf": {tok}, "email": {adminEmail}, "password": {adminPassword}, "confirm": {adminPassword}})
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/compose" {
+		c.a.t.Fatalf("sign-up: %d %s\n%s", r.status, r.header.Get("Location"), r.body)
+	}
+}
+
+func (c *client) signIn(email, password string) *response {
+	c.a.t.Helper()
+	tok := c.csrf("/signin")
+	return c.post("/signin", url.Values{"_csrf": {tok}, "email": {email}, "password": {password}})
+}
+
+// composeForm is a valid compose form to the built-in capture server.
+func composeForm(tok string) url.Values {
+	return url.Values{
+		"_csrf": {tok}, "server": {"builtin"}, "tls": {"starttls"}, "verify": {"on"},
+		"from": {"Sender <sender@example.test>"}, "to": {"rcpt@example.test"},
+		"subject": {"hello from the test"}, "text": {"Hello,\nworld.\n"},
+	}
+}
+
+// waitDone polls a send's page until it is no longer running.
+func (c *client) waitDone(path string) *response {
+	c.a.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := c.get(path)
+		if r.status != http.StatusOK {
+			c.a.t.Fatalf("GET %s: %d", path, r.status)
+		}
+		if running, _ := r.testid(c.a.t, "transcript").Attr("data-running"); running == "false" {
+			return r
+		}
+		if time.Now().After(deadline) {
+			c.a.t.Fatalf("send at %s still running", path)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
