@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"mime"
 	"net/mail"
+	"net/netip"
 	"strings"
 	"unicode/utf8"
 
@@ -124,13 +125,15 @@ func checkDomain(domain string) (string, error) {
 	case len(domain) > maxDomain:
 		return "", fmt.Errorf("domain longer than %d bytes", maxDomain)
 	case domain[0] == '[':
+		// RFC 5321 4.1.3 address literal: [IPv4] or [IPv6:address].
 		if len(domain) < 3 || domain[len(domain)-1] != ']' {
 			return "", errors.New("unterminated address literal")
 		}
-		for i := 1; i < len(domain)-1; i++ {
-			if c := domain[i]; c < '!' || c > '~' || c == '[' || c == ']' || c == '\\' {
-				return "", fmt.Errorf("address literal has %q", c)
-			}
+		lit := domain[1 : len(domain)-1]
+		v6, isV6 := strings.CutPrefix(lit, "IPv6:")
+		ip, err := netip.ParseAddr(v6)
+		if err != nil || ip.Zone() != "" || isV6 != ip.Is6() || ip.Is4In6() {
+			return "", fmt.Errorf("address literal %q is neither [IPv4] nor [IPv6:address]", domain)
 		}
 		return domain, nil
 	}

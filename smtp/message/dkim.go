@@ -129,14 +129,14 @@ func SignDKIM(c Content, opts DKIMOptions) (*Signed, error) {
 	}
 	s, err := dkim.NewSigner(so)
 	if err != nil {
-		return nil, fmt.Errorf("message: dkim: %w", err)
+		return nil, fmt.Errorf("message: %w", err) // go-msgauth says "dkim: ..."
 	}
 	if _, err := c.WriteTo(s); err != nil {
 		_ = s.Close()
 		return nil, err
 	}
 	if err := s.Close(); err != nil {
-		return nil, fmt.Errorf("message: dkim: %w", err)
+		return nil, fmt.Errorf("message: %w", err)
 	}
 	sig, err := refoldSignature(s.Signature())
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"strings"
 	"unicode/utf8"
@@ -217,7 +218,9 @@ func checkText(name, s string) error {
 		return fmt.Errorf("message: %s: %w", name, err)
 	}
 	if strings.Contains(s, "=?") {
-		dec := new(mime.WordDecoder)
+		// Decode every charset as raw bytes: a CR or LF must not hide
+		// behind a charset this package does not know either.
+		dec := &mime.WordDecoder{CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil }}
 		if d, err := dec.DecodeHeader(s); err == nil {
 			if err := checkRaw(d); err != nil {
 				return fmt.Errorf("message: %s: encoded-word %w", name, err)

@@ -293,6 +293,16 @@ func (m *Message) random() (string, error) {
 	return base32.StdEncoding.EncodeToString(b[:]), nil
 }
 
+// isPrintableASCII reports whether s holds only characters from "!" to "~".
+func isPrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '!' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
 func containsString(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {
@@ -320,14 +330,22 @@ func checkMsgID(field, id string) (string, error) {
 	case len(id) > maxMsgID:
 		return "", fmt.Errorf("message: %s: longer than %d bytes", field, maxMsgID)
 	}
-	literal := strings.HasPrefix(right, "[") && strings.HasSuffix(right, "]")
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		ok := c < 0x80 && (isAtext(rune(c)) || c == '.' || c == '@' ||
-			literal && i > len(left) && (c == '[' || c == ']'))
-		if !ok {
-			return "", fmt.Errorf("message: %s: %q has invalid character %q", field, id, c)
+	dotAtom := func(s string) bool {
+		if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+			return false
 		}
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c >= 0x80 || !isAtext(rune(c)) && c != '.' {
+				return false
+			}
+		}
+		return true
+	}
+	// id-right may also be a no-fold-literal: "[" *dtext "]".
+	literal := len(right) >= 2 && right[0] == '[' && right[len(right)-1] == ']' &&
+		!strings.ContainsAny(right[1:len(right)-1], "[]\\") && isPrintableASCII(right)
+	if !dotAtom(left) || !dotAtom(right) && !literal {
+		return "", fmt.Errorf("message: %s: %q is not a valid msg-id", field, id)
 	}
 	return id, nil
 }
