@@ -160,3 +160,24 @@ func BenchmarkSize20MB(b *testing.B) {
 		}
 	}
 }
+
+// TestSizeDoesNotRead: once content types are known, Size never opens an
+// attachment.
+func TestSizeDoesNotRead(t *testing.T) {
+	opened := 0
+	m := bigMessage(1 << 30) // 1 GiB: reading it would show
+	m.Attachments[0].Open = func() (io.ReadCloser, error) {
+		opened++
+		return io.NopCloser(&genReader{n: 1 << 30}), nil
+	}
+	size, err := m.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opened != 0 {
+		t.Fatalf("Size opened the attachment %d times", opened)
+	}
+	if size < base64Len(1<<30) {
+		t.Fatalf("Size() = %d, less than the attachment alone", size)
+	}
+}
