@@ -217,3 +217,10 @@ func write(t testing.TB, m io.WriterTo) []byte {
 	}
 	return buf.Bytes()
 }
+
+// Message, Raw and Signed are Content.
+var (
+	_ Content = (*Message)(nil)
+	_ Content = (*Raw)(nil)
+	_ Content = (*Signed)(nil)
+)
