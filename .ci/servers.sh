@@ -27,7 +27,7 @@ TEST_USER=tester@example.test
 TEST_PASSWORD=s3cret-Pa55
 MESSAGE_SIZE_LIMIT=62914560   # 60 MiB
 PY=/usr/bin/python3           # Debian's python: has the aiosmtpd module
-PACKAGES=(postfix dovecot-core python3-aiosmtpd swaks libnet-ssleay-perl libio-socket-ssl-perl openssl chromium ca-certificates)
+PACKAGES=(postfix dovecot-core python3-aiosmtpd python3-dkim python3-nacl swaks libnet-ssleay-perl libio-socket-ssl-perl openssl chromium ca-certificates)
 
 TLS=$STATE/tls
 PF=$STATE/postfix
