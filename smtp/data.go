@@ -94,6 +94,11 @@ func (b *bodyWriter) finish() error {
 	return b.err
 }
 
+// maxBodyLinesShown bounds the message lines a transcript shows, so that
+// a message without a blank line (all "headers") or a large body with
+// ShowBody cannot fill the transcript and push the final reply out of it.
+const maxBodyLinesShown = 2000
+
 // bodyRecorder writes the message to the transcript as it goes out: the
 // header lines as they are, and the body as one summary line with its
 // size, unless the whole body was asked for.
@@ -104,6 +109,11 @@ type bodyRecorder struct {
 	line     []byte
 	lines    int
 	headers  int
+	shown    int
+	// hold keeps the lines until release: with BDAT the command line goes
+	// on the wire before its chunk, and the transcript must say so.
+	hold bool
+	held []string
 }
 
 func newBodyRecorder(c *Client) *bodyRecorder {
@@ -111,7 +121,7 @@ func newBodyRecorder(c *Client) *bodyRecorder {
 }
 
 func (r *bodyRecorder) text(p []byte) {
-	if !r.inHeader && !r.showAll {
+	if (!r.inHeader && !r.showAll) || r.shown >= maxBodyLinesShown {
 		return
 	}
 	if room := maxLineLength + 1 - len(r.line); room > 0 {
@@ -124,26 +134,53 @@ func (r *bodyRecorder) endLine() {
 	if r.inHeader && len(r.line) == 0 {
 		r.inHeader = false
 		if !r.showAll {
-			r.c.tr.add(DirClient, PhaseBody, "", false)
+			r.show("")
 		}
 	}
 	if r.inHeader || r.showAll {
-		r.c.tr.add(DirClient, PhaseBody, string(r.line), false)
-		if r.inHeader {
+		r.show(string(r.line))
+		if r.inHeader && r.shown <= maxBodyLinesShown {
 			r.headers++
 		}
 	}
 	r.line = r.line[:0]
 }
 
-// summary records what was not shown; total is the size on the wire.
-func (r *bodyRecorder) summary(total int64) {
-	if r.showAll {
-		r.c.tr.Info(PhaseBody, "message: %d bytes in %d lines", total, r.lines)
+// show records one message line, up to maxBodyLinesShown.
+func (r *bodyRecorder) show(line string) {
+	if r.shown >= maxBodyLinesShown {
+		r.shown = maxBodyLinesShown + 1 // remember that lines were left out
 		return
 	}
-	r.c.tr.Info(PhaseBody, "message: %d bytes in %d lines; %d header lines shown, the body is not shown",
-		total, r.lines, r.headers)
+	r.shown++
+	if r.hold {
+		r.held = append(r.held, line)
+		return
+	}
+	r.c.tr.add(DirClient, PhaseBody, line, false)
+}
+
+// release records the lines held back so far.
+func (r *bodyRecorder) release() {
+	for _, l := range r.held {
+		r.c.tr.add(DirClient, PhaseBody, l, false)
+	}
+	r.held = r.held[:0]
+}
+
+// summary records what was not shown; total is the size on the wire.
+func (r *bodyRecorder) summary(total int64) {
+	r.release()
+	switch {
+	case r.shown > maxBodyLinesShown:
+		r.c.tr.Info(PhaseBody, "message: %d bytes in %d lines; the first %d lines are shown, the rest is not shown",
+			total, r.lines, maxBodyLinesShown)
+	case r.showAll:
+		r.c.tr.Info(PhaseBody, "message: %d bytes in %d lines", total, r.lines)
+	default:
+		r.c.tr.Info(PhaseBody, "message: %d bytes in %d lines; %d header lines shown, the body is not shown",
+			total, r.lines, r.headers)
+	}
 }
 
 // chunkWriter cuts the normalised message into BDAT chunks (RFC 3030).
@@ -161,6 +198,9 @@ type chunkWriter struct {
 	// sync, if set, is called after each chunk but the last to wait for
 	// its reply (no PIPELINING).
 	sync func() error
+	// rec, if set, holds the transcript lines of each chunk until its
+	// BDAT command is recorded.
+	rec *bodyRecorder
 }
 
 func (w *chunkWriter) Write(p []byte) (int, error) {
@@ -198,6 +238,9 @@ func (w *chunkWriter) emit(last bool) {
 		line += " LAST"
 	}
 	w.c.writeLine(PhaseBody, line, line, false)
+	if w.rec != nil {
+		w.rec.release() // the chunk's lines after its BDAT command
+	}
 	if _, err := w.c.bw.Write(w.buf); err != nil {
 		w.err = fmt.Errorf("write chunk: %w", err)
 	}

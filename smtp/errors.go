@@ -98,6 +98,12 @@ func isTemporaryNet(err error) bool {
 	if errors.As(err, &pe) {
 		return false
 	}
+	// Before net.Error, which *net.DNSError also is: "no such host" is
+	// not worth retrying.
+	var de *net.DNSError
+	if errors.As(err, &de) {
+		return de.IsTemporary || de.IsTimeout
+	}
 	var ne net.Error
 	if errors.As(err, &ne) {
 		return true
@@ -105,10 +111,6 @@ func isTemporaryNet(err error) bool {
 	var oe *net.OpError
 	if errors.As(err, &oe) {
 		return true
-	}
-	var de *net.DNSError
-	if errors.As(err, &de) {
-		return de.IsTemporary || de.IsTimeout
 	}
 	return errors.Is(err, errConnLost)
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"maps"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -325,6 +326,10 @@ func TestTemporary(t *testing.T) {
 		{netError(PhaseConnect, "x", errConnLost), true},
 		{netError(PhaseConnect, "x", &ProtocolError{Reason: "r"}), false},
 		{localError(PhaseMail, "bad"), false},
+		{netError(PhaseConnect, "x", &net.DNSError{Err: "no such host", IsNotFound: true}), false},
+		{netError(PhaseConnect, "x", &net.DNSError{Err: "server misbehaving", IsTemporary: true}), true},
+		{netError(PhaseConnect, "x", &net.DNSError{Err: "i/o timeout", IsTimeout: true}), true},
+		{netError(PhaseConnect, "x", &net.OpError{Op: "dial", Err: errors.New("connection refused")}), true},
 	}
 	for _, tt := range tests {
 		if got := tt.e.Temporary(); got != tt.want {

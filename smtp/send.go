@@ -580,6 +580,8 @@ func (t *txn) bdat(ctx context.Context, msg Message, mode sendMode, pipelined bo
 		return t.readEnvelope(ctx)
 	}
 	rec := newBodyRecorder(c)
+	rec.hold = true
+	cw.rec = rec
 	bw := newBodyWriter(cw, false, rec)
 	stop := c.guard(ctx) // as in data: the context aborts a blocked write
 	if msg != nil {

@@ -1,10 +1,12 @@
 package smtp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -169,6 +171,10 @@ func lookupMX(ctx context.Context, cfg Config, to []string) ([]string, error) {
 		tr.Info(PhaseConnect, "DNS MX %s: none (%s); using the domain's own address", domain, ms(time.Since(start)))
 		return []string{domain}, nil
 	}
+	// Preference order (RFC 5321 5.1). net.Resolver sorts, but a Resolver
+	// need not; equal preferences keep the order given (net.Resolver
+	// shuffles them).
+	slices.SortStableFunc(mxs, func(a, b *net.MX) int { return cmp.Compare(a.Pref, b.Pref) })
 	var shown, hosts []string
 	for _, mx := range mxs {
 		shown = append(shown, fmt.Sprintf("%d %s", mx.Pref, mx.Host))

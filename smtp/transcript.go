@@ -240,9 +240,11 @@ type PhaseTiming struct {
 	Duration time.Duration
 }
 
-// PhaseTimings derives, from the events, the time spent in each phase in
-// the order the phases first appeared. A phase's time runs from its first
-// event to the first event of the next phase.
+// PhaseTimings derives, from the events, the time spent in each run of
+// events of one phase, in order. A run's time goes from its first event to
+// the first event of the next run. A phase can have several runs: with
+// PIPELINING the MAIL and RCPT commands are written before their replies
+// are read (views.Groups relies on one entry per run).
 func PhaseTimings(events []Event) []PhaseTiming {
 	var out []PhaseTiming
 	for i, ev := range events {
