@@ -3,7 +3,6 @@ package handlers
 import (
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -231,7 +230,7 @@ func (h *Handler) prepareSend(c echo.Context, f *webform.Compose, uploads []uplo
 	cfg.InsecureSkipVerify = !srv.Verify
 	cfg.LocalName = srv.Helo
 	cfg.AllowInsecureAuth = srv.AllowInsecureAuth
-	cfg.TLSConfig = &tls.Config{RootCAs: h.rootCAs()}
+	cfg.TLSConfig = &tls.Config{RootCAs: h.roots}
 	if srv.AuthMech != "" {
 		mech := srv.AuthMech
 		if mech == "auto" {
@@ -278,17 +277,4 @@ func (h *Handler) prepareSend(c echo.Context, f *webform.Compose, uploads []uplo
 		snd.Message, snd.MessageTruncated = raw[:maxStoredEML], true
 	}
 	return &sendJob{send: snd, cfg: cfg, env: env, msg: raw, opts: smtp.SendOptions{StopAfter: smtp.Phase(f.StopAfter)}}, nil
-}
-
-// rootCAs is the system pool plus the capture server's certificate, so
-// that sends to the built-in server verify its certificate too.
-func (h *Handler) rootCAs() *x509.CertPool {
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	if h.capture.Certificate != nil {
-		pool.AddCert(h.capture.Certificate)
-	}
-	return pool
 }

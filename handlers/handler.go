@@ -91,6 +91,9 @@ type Deps struct {
 	MaxUpload int64
 	// Capture is the built-in capture server.
 	Capture CaptureServer
+	// RootCAs verifies the servers sends go to; the system pool if nil.
+	// The capture server's certificate is added to it.
+	RootCAs *x509.CertPool
 	// Send runs sends; smtp.SendMail if nil.
 	Send SendFunc
 	// Now returns the time; time.Now if nil.
@@ -118,6 +121,7 @@ type Handler struct {
 
 	bcryptCost int
 	dummyHash  string
+	roots      *x509.CertPool
 
 	// Sends in flight. baseCtx is cancelled by Shutdown when its grace
 	// period ends, aborting the sends that are still running.
@@ -178,11 +182,21 @@ func New(d Deps) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("handlers: dummy hash: %w", err)
 	}
+	roots := d.RootCAs
+	if roots == nil {
+		if roots, err = x509.SystemCertPool(); err != nil {
+			roots = x509.NewCertPool()
+		}
+	}
+	roots = roots.Clone()
+	if d.Capture.Certificate != nil {
+		roots.AddCert(d.Capture.Certificate)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Handler{
 		store: d.Store, sealer: d.Sealer, log: d.Logger, cookies: cs, secure: d.SecureCookies,
 		lifetime: d.SessionLifetime, baseURL: d.BaseURL, sendTO: d.SendTimeout, maxUp: d.MaxUpload,
-		capture: d.Capture, send: d.Send, now: d.Now, cop: cop, bcryptCost: d.BcryptCost, dummyHash: string(dummy),
+		capture: d.Capture, send: d.Send, now: d.Now, cop: cop, bcryptCost: d.BcryptCost, dummyHash: string(dummy), roots: roots,
 		live: map[int64]*liveSend{}, baseCtx: ctx, abortSends: cancel, closing: make(chan struct{}),
 	}, nil
 }

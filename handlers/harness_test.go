@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -60,6 +61,7 @@ type appOptions struct {
 	send            handlers.SendFunc
 	captureUser     string
 	capturePassword string
+	rootCAs         *x509.CertPool
 }
 
 func newApp(t *testing.T, o appOptions) *app {
@@ -97,7 +99,7 @@ func newApp(t *testing.T, o appOptions) *app {
 		Store: st, Sealer: box, Logger: log, SessionHashKey: hk, SessionBlockKey: bk,
 		SendTimeout: 20 * time.Second, MaxUpload: 1 << 20,
 		Capture: handlers.CaptureServer{Addr: cs.Addr(), Certificate: cs.Certificate()},
-		Send:    o.send, BcryptCost: bcrypt.MinCost,
+		Send:    o.send, BcryptCost: bcrypt.MinCost, RootCAs: o.rootCAs,
 	})
 	if err != nil {
 		t.Fatal(err)

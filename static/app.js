@@ -48,6 +48,7 @@
 		li.setAttribute("data-testid", "event");
 		li.dataset.dir = ev.dir;
 		li.dataset.index = String(ev.index);
+		li.dataset.live = "true"; // streamed, not rendered by the server
 		var ms = el("span", "ms", ev.ms.toFixed(3));
 		ms.setAttribute("data-testid", "event-ms");
 		li.appendChild(ms);

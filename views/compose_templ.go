@@ -87,7 +87,7 @@ func ComposePage(p Page, v Compose) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 6, "<p class=\"hint\">The fields below are used for \"Another server\"; for a profile or the built-in server only the envelope and message matter, except that a password typed here overrides none.</p></div><div class=\"row\">")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 6, "<p class=\"hint\">Host and port are used for \"Another server\". TLS, AUTH and HELO apply to \"Another server\" and to the built-in server; a profile brings its own.</p></div><div class=\"row\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -73,6 +74,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 		return fmt.Errorf("serve: %w", err)
 	}
 
+	roots, err := rootCAs(cfg.CAFile)
+	if err != nil {
+		return err
+	}
 	var capSrv *capture.Server
 	var capInfo handlers.CaptureServer
 	if cfg.CaptureEnabled() {
@@ -94,7 +99,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 		Store: st, Sealer: box, Logger: log,
 		SessionHashKey: hashKey, SessionBlockKey: blockKey, SecureCookies: cfg.SecureCookies,
 		SessionLifetime: cfg.SessionLifetime, BaseURL: cfg.BaseURL, SendTimeout: cfg.SendTimeout,
-		MaxUpload: cfg.MaxUpload, Capture: capInfo,
+		MaxUpload: cfg.MaxUpload, Capture: capInfo, RootCAs: roots,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -150,6 +155,25 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 	}
 	log.Info("sockmail stopped")
 	return nil
+}
+
+// rootCAs returns the system pool plus the CAs of caFile, if any.
+func rootCAs(caFile string) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if caFile == "" {
+		return pool, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("serve: CA file: %w", err)
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("serve: CA file %s holds no PEM certificate", caFile)
+	}
+	return pool, nil
 }
 
 // keySetter is the part of the store that keeps generated keys.

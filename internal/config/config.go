@@ -61,6 +61,10 @@ type Config struct {
 	// does not show in a process list). Otherwise a key is generated once
 	// into DataDir/secret.key. Instances sharing a database need the same.
 	SecretKey string
+	// CAFile is a PEM file of extra certificate authorities trusted when
+	// sends verify a server's certificate, for servers with a private CA
+	// (SOCKMAIL_CA_FILE, -ca-file).
+	CAFile string
 
 	secureCookies string // "auto", "true" or "false", as given
 }
@@ -98,6 +102,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, 
 	c.SecretKey = env("SECRET_KEY", "")
 	fs.StringVar(&c.BaseURL, "base-url", env("BASE_URL", ""), "public URL of the web app; default http://LISTEN (SOCKMAIL_BASE_URL)")
 	fs.StringVar(&c.secureCookies, "secure-cookies", env("SECURE_COOKIES", "auto"), "auto, true or false: Secure session cookies; auto = when the base URL is https (SOCKMAIL_SECURE_COOKIES)")
+	fs.StringVar(&c.CAFile, "ca-file", env("CA_FILE", ""), "PEM file of extra CAs trusted for sends (SOCKMAIL_CA_FILE)")
 	logLevel := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (SOCKMAIL_LOG_LEVEL)")
 	var errs []error
 	durationVar := func(p *time.Duration, name, envName string, def time.Duration, help string) {

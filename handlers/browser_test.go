@@ -1,0 +1,237 @@
+package handlers_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"sockmail/internal/testenv"
+	"sockmail/smtp"
+)
+
+// The browser tests drive Debian's Chromium through chromedp against the
+// real router: sign up, sign in, compose with an attachment, watch the
+// transcript arrive live, find the message in captured mail; then the
+// same against the test Postfix's submission port (STARTTLS + AUTH), and
+// a wrong password that must show the 535 explanation.
+
+// artifactsDir is where screenshots go: $SOCKMAIL_ARTIFACTS or a temp dir.
+func artifactsDir(t *testing.T) string {
+	if d := os.Getenv("SOCKMAIL_ARTIFACTS"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	return t.TempDir()
+}
+
+// browser starts a headless Chromium and returns a tab context.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path := testenv.Chromium(t)
+	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(path), chromedp.WindowSize(1280, 1000)}
+	for _, a := range testenv.ChromiumArgs(t.TempDir()) {
+		name, value, ok := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		if ok {
+			opts = append(opts, chromedp.Flag(name, value))
+		} else {
+			opts = append(opts, chromedp.Flag(name, true))
+		}
+	}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelB := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelB(); cancelA() })
+	// The first run starts the browser; it gets no timeout, which would
+	// stop the browser with it.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	p := filepath.Join(artifactsDir(t), name)
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		t.Error(err)
+	}
+	t.Logf("screenshot: %s", p)
+}
+
+// run runs steps with a time limit and fails the test with the page's
+// location and text when one fails.
+func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 45*time.Second)
+	defer cancel()
+	if err := chromedp.Do(sctx, steps...); err != nil {
+		lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
+		defer lcancel()
+		loc, _ := chromedp.Run(lctx, chromedp.Location())
+		body, _ := chromedp.Run(lctx, chromedp.Text(chromedp.CSS("main")))
+		t.Fatalf("%s: %v (at %s)\n%s", what, err, loc, body)
+	}
+}
+
+// value runs one action that returns a value.
+func value[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 45*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(sctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// tid selects by data-testid.
+func tid(id string) chromedp.CSS { return chromedp.CSS(`[data-testid="` + id + `"]`) }
+
+// slowSend runs the real send, pausing before it and after it so that the
+// page is open while lines arrive and stays "running" long enough for the
+// test to see the streamed lines before the page reloads.
+func slowSend(ctx context.Context, cfg smtp.Config, env smtp.Envelope, msg smtp.Message, opts smtp.SendOptions) (*smtp.Result, error) {
+	cfg.Transcript.Info(smtp.PhaseConnect, "test: holding the send for a moment so that the browser sees it live")
+	select {
+	case <-time.After(800 * time.Millisecond):
+	case <-ctx.Done():
+		return &smtp.Result{}, ctx.Err()
+	}
+	res, err := smtp.SendMail(ctx, cfg, env, msg, opts)
+	time.Sleep(1500 * time.Millisecond)
+	return res, err
+}
+
+func TestBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test")
+	}
+	ctx := browser(t)
+	a := newApp(t, appOptions{send: slowSend, rootCAs: postfixRoots(t)})
+	base := a.srv.URL
+
+	// First visit: create the admin account.
+	run(t, ctx, "sign up",
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(tid("signup-form")),
+		chromedp.SendKeys(tid("input-email"), adminEmail),
+		chromedp.SendKeys(tid("input-password"), adminPassword),
+		chromedp.SendKeys(tid("input-confirm"), adminPassword),
+		chromedp.Click(tid("signup-submit")),
+		chromedp.WaitVisible(tid("compose-form")),
+	)
+	// Sign out and in again.
+	run(t, ctx, "sign out and in",
+		chromedp.Click(tid("signout")),
+		chromedp.WaitVisible(tid("signin-form")),
+		chromedp.SendKeys(tid("input-email"), adminEmail),
+		chromedp.SendKeys(tid("input-password"), adminPassword),
+		chromedp.Click(tid("signin-submit")),
+		chromedp.WaitVisible(tid("compose-form")),
+	)
+
+	// Compose to the built-in capture server with an attachment.
+	att := filepath.Join(t.TempDir(), "report.txt")
+	if err := os.WriteFile(att, []byte("attached from the browser\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	subject := "browser test " + testenv.UniqueToken()
+	run(t, ctx, "compose",
+		chromedp.SetValue(tid("input-subject"), subject),
+		chromedp.SetValue(tid("input-to"), "Someone <someone@example.test>"),
+		chromedp.SetUploadFiles(tid("input-attachments"), []string{att}),
+	)
+	screenshot(t, ctx, "compose.png")
+	run(t, ctx, "send and watch the transcript live",
+		chromedp.Click(tid("send")),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="transcript"][data-running="true"]`)),
+		// Lines added by the event stream carry data-live; the server
+		// reply lines can only have come that way while running.
+		chromedp.WaitVisible(chromedp.CSS(`li[data-live="true"][data-dir="server"]`)),
+	)
+	streamed := value(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('li[data-live="true"]').length`))
+	if streamed < 5 {
+		t.Errorf("only %d lines streamed live", streamed)
+	}
+	run(t, ctx, "result", chromedp.WaitVisible(chromedp.CSS(`[data-testid="transcript"][data-running="false"]`)))
+	status := value(t, ctx, chromedp.Text(tid("status")))
+	queue := value(t, ctx, chromedp.Text(tid("queue-id")))
+	if strings.TrimSpace(status) != "sent" || !strings.HasPrefix(strings.TrimSpace(queue), "C") {
+		t.Errorf("status %q queue %q", status, queue)
+	}
+	screenshot(t, ctx, "result.png")
+
+	run(t, ctx, "captured mail",
+		chromedp.Navigate(base+"/captured"),
+		chromedp.WaitVisible(tid("captured-list")),
+	)
+	list := value(t, ctx, chromedp.Text(tid("captured-list")))
+	run(t, ctx, "captured message",
+		chromedp.Click(chromedp.Search(`//a[@data-testid="captured-subject"][normalize-space(.)="`+subject+`"]`)),
+		chromedp.WaitVisible(tid("attachments")),
+	)
+	atts := value(t, ctx, chromedp.Text(tid("attachments")))
+	if !strings.Contains(list, subject) || !strings.Contains(atts, "report.txt") {
+		t.Errorf("captured list %q, attachments %q", list, atts)
+	}
+	screenshot(t, ctx, "captured.png")
+
+	t.Run("postfix submission with STARTTLS and AUTH", func(t *testing.T) {
+		pf := testenv.Postfix(t)
+		host, port := splitHostPort(t, pf.SubmissionAddr)
+		subject := "postfix browser test " + testenv.UniqueToken()
+		composeAdhoc(t, ctx, base, host, port, pf.User, pf.Password, subject, "rcpt@"+pf.Domain)
+		run(t, ctx, "postfix result", chromedp.WaitVisible(chromedp.CSS(`[data-testid="transcript"][data-running="false"]`)))
+		if status := value(t, ctx, chromedp.Text(tid("status"))); strings.TrimSpace(status) != "sent" {
+			t.Fatalf("status %q\n%s", status, value(t, ctx, chromedp.Text(tid("transcript"))))
+		}
+		screenshot(t, ctx, "result-postfix.png")
+		testenv.WaitForMessage(t, pf.Maildir, subject, 15*time.Second)
+	})
+
+	t.Run("wrong password shows the 535 explanation", func(t *testing.T) {
+		pf := testenv.Postfix(t)
+		host, port := splitHostPort(t, pf.SubmissionAddr)
+		composeAdhoc(t, ctx, base, host, port, pf.User, "not-the-password", "should not arrive", "rcpt@"+pf.Domain)
+		run(t, ctx, "explanation", chromedp.WaitVisible(tid("explanation")))
+		code := value(t, ctx, chromedp.Text(tid("explanation-code")))
+		text := value(t, ctx, chromedp.Text(tid("explanation")))
+		if !strings.HasPrefix(strings.TrimSpace(code), "535") || !strings.Contains(text, "bad credentials") {
+			t.Errorf("explanation %q: %q", code, text)
+		}
+		screenshot(t, ctx, "result-535.png")
+	})
+}
+
+// composeAdhoc fills the compose form for another server and sends.
+func composeAdhoc(t *testing.T, ctx context.Context, base, host, port, user, password, subject, to string) {
+	t.Helper()
+	run(t, ctx, "compose ad hoc",
+		chromedp.Navigate(base+"/compose"),
+		chromedp.WaitVisible(tid("compose-form")),
+		chromedp.SetValue(tid("input-server"), "adhoc"),
+		chromedp.SetValue(tid("input-host"), host),
+		chromedp.SetValue(tid("input-port"), port),
+		chromedp.SetValue(tid("input-tls"), "starttls"),
+		chromedp.SetValue(tid("input-auth_mech"), "PLAIN"),
+		chromedp.SetValue(tid("input-username"), user),
+		chromedp.SetValue(tid("input-password"), password),
+		chromedp.SetValue(tid("input-from"), user),
+		chromedp.SetValue(tid("input-to"), to),
+		chromedp.SetValue(tid("input-subject"), subject),
+		chromedp.Click(tid("send")),
+		chromedp.WaitVisible(tid("transcript")),
+	)
+}
