@@ -40,7 +40,9 @@ func TestComposeValidate(t *testing.T) {
 		{"header without colon", func(f *Compose) { f.Headers = "X-Test yes" }, []string{"headers"}},
 		{"header ok", func(f *Compose) { f.Headers = "X-Test: yes\r\nX-Two: 2\n" }, nil},
 		{"DSN NEVER alone", func(f *Compose) { f.DSNNotify = []string{"NEVER", "SUCCESS"} }, []string{"dsn_notify"}},
-		{"DSN ok", func(f *Compose) { f.DSNNotify, f.DSNReturn, f.DSNEnvID = []string{"SUCCESS", "FAILURE"}, "HDRS", "abc-1" }, nil},
+		{"DSN ok", func(f *Compose) {
+			f.DSNNotify, f.DSNReturn, f.DSNEnvID = []string{"SUCCESS", "FAILURE"}, "HDRS", "abc-1"
+		}, nil},
 		{"DSN bad ret", func(f *Compose) { f.DSNReturn = "ALL" }, []string{"dsn_ret"}},
 		{"DSN envid with space", func(f *Compose) { f.DSNEnvID = "a b" }, []string{"dsn_envid"}},
 		{"stop after", func(f *Compose) { f.StopAfter = "rcpt" }, nil},
