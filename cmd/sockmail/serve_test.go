@@ -20,7 +20,9 @@ func TestServeStartsAndShutsDown(t *testing.T) {
 	defer cancel()
 	var stdout, stderr serveBuffer
 	done := make(chan int, 1)
-	go func() { done <- dispatch(ctx, []string{"serve"}, strings.NewReader(""), &stdout, &stderr, func(k string) string { return env[k] }) }()
+	go func() {
+		done <- dispatch(ctx, []string{"serve"}, strings.NewReader(""), &stdout, &stderr, func(k string) string { return env[k] })
+	}()
 
 	re := regexp.MustCompile(`running at (http://\S+)`)
 	var url string
