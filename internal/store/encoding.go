@@ -32,11 +32,15 @@ const rawMark = "\x01"
 
 // encText returns s in the stored form.
 func encText(s string) string {
-	if utf8.ValidString(s) && !strings.Contains(s, "\x00") && !strings.HasPrefix(s, rawMark) {
+	if sqlText(s) && !strings.HasPrefix(s, rawMark) {
 		return s
 	}
 	return rawMark + base64.StdEncoding.EncodeToString([]byte(s))
 }
+
+// sqlText reports whether s may be bound as a TEXT argument on both
+// backends as it is: valid UTF-8 without NUL.
+func sqlText(s string) bool { return utf8.ValidString(s) && !strings.Contains(s, "\x00") }
 
 // decText reverses encText.
 func decText(s string) string {
@@ -180,33 +184,42 @@ func decRecipients(s string) ([]smtp.RecipientResult, error) {
 	return out, nil
 }
 
-// maxSearchText bounds the searchable copy of one send. Transcripts keep
-// the DATA body summarised, so real ones are a few kilobytes; only a
-// hostile server's flood of long lines reaches the cap, and its tail is
-// then not searchable (it is still stored and shown).
+// maxSearchText bounds the server-supplied part of the searchable copy of
+// one send (replies and transcript lines). Transcripts keep the DATA body
+// summarised, so real ones are a few kilobytes; only a hostile server's
+// flood of long lines reaches the cap, and its tail is then not
+// searchable (it is still stored and shown). The envelope part (subject,
+// addresses, server, queue id, error) is never cut, so ListSends may use
+// the search index to pre-filter its Sender, Recipient and Server filters.
 const maxSearchText = 256 << 10
 
 // searchBuilder assembles the searchable text of a send: one line per
 // part, each cleaned so that SQL LIKE and trigram indexes see plain text.
 type searchBuilder struct {
-	b strings.Builder
+	b     strings.Builder
+	limit int // add stops adding at this length; 0: no limit
 }
 
-// add appends one part. Invalid UTF-8, NUL, control characters and bidi
-// and other format characters become spaces: "\x00250 OK\xff" is
-// searchable as "250 OK".
+// searchClean reports whether r is kept as is in the searchable text.
+// Invalid UTF-8, NUL, control characters and bidi and other format
+// characters become spaces: "\x00250 OK\xff" is searchable as "250 OK".
+func searchClean(r rune) bool {
+	return r != utf8.RuneError && !unicode.IsControl(r) && !unicode.Is(unicode.Cf, r)
+}
+
+// add appends one part as a line, cleaned.
 func (sb *searchBuilder) add(s string) {
-	if s == "" || sb.b.Len() >= maxSearchText {
+	if s == "" || sb.limit > 0 && sb.b.Len() >= sb.limit {
 		return
 	}
 	if sb.b.Len() > 0 {
 		sb.b.WriteByte('\n')
 	}
 	for i, r := range s {
-		if sb.b.Len() >= maxSearchText {
+		if sb.limit > 0 && sb.b.Len() >= sb.limit {
 			return
 		}
-		if r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD") || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+		if !searchClean(r) && !(r == utf8.RuneError && strings.HasPrefix(s[i:], "\uFFFD")) {
 			r = ' '
 		}
 		sb.b.WriteRune(r)
@@ -215,8 +228,20 @@ func (sb *searchBuilder) add(s string) {
 
 func (sb *searchBuilder) String() string { return sb.b.String() }
 
+// searchable reports whether a filter value appears unchanged in the
+// searchable text of a send whose field holds it.
+func searchable(s string) bool {
+	for i, r := range s {
+		if !searchClean(r) && !(r == utf8.RuneError && strings.HasPrefix(s[i:], "\uFFFD")) {
+			return false
+		}
+	}
+	return true
+}
+
 // searchText is the searchable copy of a send: subject, envelope, server,
-// queue id, error, replies to each recipient and every transcript line.
+// queue id and error in full, then replies to each recipient and every
+// transcript line up to maxSearchText more bytes.
 func searchText(subject, from string, rcpts []string, server, queueID, errText string, results []smtp.RecipientResult, events []smtp.Event) string {
 	var sb searchBuilder
 	sb.add(subject)
@@ -227,6 +252,7 @@ func searchText(subject, from string, rcpts []string, server, queueID, errText s
 	sb.add(server)
 	sb.add(queueID)
 	sb.add(errText)
+	sb.limit = sb.b.Len() + maxSearchText
 	for _, r := range results {
 		sb.add(r.Message)
 	}

@@ -37,8 +37,8 @@ func (s *Store) SaveProfile(ctx context.Context, p *Profile) error {
 		err = s.w.QueryRowContext(ctx, s.q(`INSERT INTO profiles (name, host, port, tls_mode, insecure_skip_verify,
 			auth_mech, username, password_enc, helo_name, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
-			p.Name, p.Host, p.Port, p.TLSMode, p.InsecureSkipVerify, p.AuthMech, p.Username,
-			nullBytes(p.PasswordEnc), p.HeloName, micros(created), micros(now)).Scan(&id)
+			encText(p.Name), encText(p.Host), p.Port, encText(p.TLSMode), p.InsecureSkipVerify, encText(p.AuthMech),
+			encText(p.Username), nullBytes(p.PasswordEnc), encText(p.HeloName), micros(created), micros(now)).Scan(&id)
 		if err == nil {
 			p.ID, p.CreatedAt, p.UpdatedAt = id, created, now
 			return nil
@@ -48,8 +48,8 @@ func (s *Store) SaveProfile(ctx context.Context, p *Profile) error {
 		err = s.w.QueryRowContext(ctx, s.q(`UPDATE profiles SET name = ?, host = ?, port = ?, tls_mode = ?,
 			insecure_skip_verify = ?, auth_mech = ?, username = ?, password_enc = ?, helo_name = ?, updated_at = ?
 			WHERE id = ? RETURNING created_at`),
-			p.Name, p.Host, p.Port, p.TLSMode, p.InsecureSkipVerify, p.AuthMech, p.Username,
-			nullBytes(p.PasswordEnc), p.HeloName, micros(now), p.ID).Scan(&created)
+			encText(p.Name), encText(p.Host), p.Port, encText(p.TLSMode), p.InsecureSkipVerify, encText(p.AuthMech),
+			encText(p.Username), nullBytes(p.PasswordEnc), encText(p.HeloName), micros(now), p.ID).Scan(&created)
 		if err == nil {
 			p.CreatedAt, p.UpdatedAt = fromMicros(created), now
 			return nil
@@ -72,6 +72,9 @@ func scanProfile(row interface{ Scan(...any) error }) (*Profile, error) {
 		&p.Username, &p.PasswordEnc, &p.HeloName, &created, &updated); err != nil {
 		return nil, err
 	}
+	for _, f := range []*string{&p.Name, &p.Host, &p.TLSMode, &p.AuthMech, &p.Username, &p.HeloName} {
+		*f = decText(*f)
+	}
 	p.PasswordEnc = bytesOrNil(p.PasswordEnc)
 	p.CreatedAt, p.UpdatedAt = fromMicros(created), fromMicros(updated)
 	return &p, nil
@@ -88,7 +91,7 @@ func (s *Store) Profile(ctx context.Context, id int64) (*Profile, error) {
 
 // ProfileByName returns the profile with that name, or ErrNotFound.
 func (s *Store) ProfileByName(ctx context.Context, name string) (*Profile, error) {
-	p, err := scanProfile(s.r.QueryRowContext(ctx, s.q(`SELECT `+profileColumns+` FROM profiles WHERE name = ?`), name))
+	p, err := scanProfile(s.r.QueryRowContext(ctx, s.q(`SELECT `+profileColumns+` FROM profiles WHERE name = ?`), encText(name)))
 	if err != nil {
 		return nil, fmt.Errorf("store: profile %q: %w", name, notFound(err))
 	}

@@ -313,26 +313,37 @@ func (w *whereBuilder) String() string {
 // compare with LOWER(column).
 func containsPattern(s string) string { return "%" + escapeLike(strings.ToLower(s)) + "%" }
 
-// searchConds adds the conditions of a text search. Each word must occur
-// in the send's search_text as a case-insensitive substring.
+// sendQuery is a listing query under construction.
+type sendQuery struct {
+	from  string // the FROM clause; sends is aliased s
+	idCol string // the send id column that orders and pages
+	where whereBuilder
+}
+
+// search adds a text search. Each word must occur in the send's
+// search_text as a case-insensitive substring.
 //
-// SQLite: words of three or more characters go to the FTS5 trigram index
-// (a quoted phrase there is a substring match); shorter words, which have
-// no trigram, are matched with LIKE on the rows that remain.
-// PostgreSQL: ILIKE, which the pg_trgm GIN index serves when installed.
-func (s *Store) searchConds(w *whereBuilder, query string) {
-	words := strings.Fields(query)
+// SQLite: words of three or more characters go to the FTS5 trigram index,
+// where a quoted phrase is a substring match. The query is then driven by
+// the index (send_fts CROSS JOIN sends, ordered by the index's rowid), so
+// FTS5 streams matches newest first and a page or a capped count stops
+// early instead of materialising every match. Shorter words, which have no
+// trigram, are matched with LIKE on the rows that remain.
+//
+// PostgreSQL: ILIKE, which the pg_trgm GIN index serves when installed;
+// the planner chooses between the index and a backward walk of sends.
+func (q *sendQuery) search(backend string, words []string) {
 	if len(words) == 0 {
 		return
 	}
-	if s.backend == BackendPostgres {
+	if backend == BackendPostgres {
 		conds := make([]string, len(words))
 		args := make([]any, len(words))
 		for i, word := range words {
 			conds[i] = `b.search_text ILIKE ? ESCAPE '\'`
 			args[i] = "%" + escapeLike(word) + "%"
 		}
-		w.add(`s.id IN (SELECT b.send_id FROM send_bodies b WHERE `+strings.Join(conds, " AND ")+`)`, args...)
+		q.where.add(`s.id IN (SELECT b.send_id FROM send_bodies b WHERE `+strings.Join(conds, " AND ")+`)`, args...)
 		return
 	}
 	var phrases []string
@@ -341,11 +352,13 @@ func (s *Store) searchConds(w *whereBuilder, query string) {
 			phrases = append(phrases, `"`+strings.ReplaceAll(word, `"`, `""`)+`"`)
 			continue
 		}
-		w.add(`EXISTS (SELECT 1 FROM send_bodies b WHERE b.send_id = s.id AND b.search_text LIKE ? ESCAPE '\')`,
+		q.where.add(`EXISTS (SELECT 1 FROM send_bodies b WHERE b.send_id = s.id AND b.search_text LIKE ? ESCAPE '\')`,
 			"%"+escapeLike(word)+"%")
 	}
 	if len(phrases) > 0 {
-		w.add(`s.id IN (SELECT rowid FROM send_fts WHERE send_fts MATCH ?)`, strings.Join(phrases, " AND "))
+		q.from = `send_fts CROSS JOIN sends s ON s.id = send_fts.rowid`
+		q.idCol = `send_fts.rowid`
+		q.where.add(`send_fts MATCH ?`, strings.Join(phrases, " AND "))
 	}
 }
 
@@ -356,21 +369,24 @@ func (s *Store) ListSends(ctx context.Context, f SendFilter) (SendPage, error) {
 		limit = DefaultSendLimit
 	}
 	limit = min(limit, MaxSendLimit)
-	var w whereBuilder
+	q := sendQuery{from: `sends s`, idCol: `s.id`}
+	w := &q.where
 	if f.Status != "" {
 		w.add(`s.status = ?`, encText(f.Status))
 	}
 	if f.Source != "" {
 		w.add(`s.source = ?`, encText(f.Source))
 	}
-	if f.Sender != "" {
-		w.add(`LOWER(s.mail_from) LIKE ? ESCAPE '\'`, containsPattern(f.Sender))
-	}
-	if f.Recipient != "" {
-		w.add(`LOWER(s.rcpts) LIKE ? ESCAPE '\'`, containsPattern(f.Recipient))
-	}
-	if f.Server != "" {
-		w.add(`LOWER(s.server) LIKE ? ESCAPE '\'`, containsPattern(f.Server))
+	for _, c := range []struct{ col, v string }{{"s.mail_from", f.Sender}, {"s.rcpts", f.Recipient}, {"s.server", f.Server}} {
+		switch {
+		case c.v == "":
+		case !sqlText(c.v):
+			// Stored text never holds NUL or invalid UTF-8 (encText),
+			// so nothing matches; PostgreSQL would refuse the argument.
+			w.add(`1 = 0`)
+		default:
+			w.add(`LOWER(`+c.col+`) LIKE ? ESCAPE '\'`, containsPattern(c.v))
+		}
 	}
 	if !f.Since.IsZero() {
 		w.add(`s.created_at >= ?`, micros(f.Since))
@@ -378,11 +394,27 @@ func (s *Store) ListSends(ctx context.Context, f SendFilter) (SendPage, error) {
 	if !f.Until.IsZero() {
 		w.add(`s.created_at < ?`, micros(f.Until))
 	}
-	s.searchConds(&w, f.Query)
+	// The substring filters are also words of the searchable text, so the
+	// search index can narrow the rows their LIKE has to look at.
+	words := strings.Fields(f.Query)
+	for _, v := range []string{f.Sender, f.Recipient, f.Server} {
+		if utf8.RuneCountInString(v) >= 3 && searchable(v) {
+			for _, word := range strings.Fields(v) {
+				if utf8.RuneCountInString(word) >= 3 {
+					words = append(words, word)
+				}
+			}
+		}
+	}
+	if !sqlText(f.Query) {
+		w.add(`1 = 0`) // the searchable text holds neither NUL nor invalid UTF-8
+		words = nil
+	}
+	q.search(s.backend, words)
 
 	var page SendPage
 	countArgs := append(append([]any(nil), w.args...), s.countCap+1)
-	if err := s.r.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM (SELECT 1 FROM sends s`+w.String()+` LIMIT ?) c`),
+	if err := s.r.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM (SELECT 1 FROM `+q.from+w.String()+` LIMIT ?) c`),
 		countArgs...).Scan(&page.Total); err != nil {
 		return SendPage{}, fmt.Errorf("store: count sends: %w", err)
 	}
@@ -391,10 +423,10 @@ func (s *Store) ListSends(ctx context.Context, f SendFilter) (SendPage, error) {
 	}
 
 	if f.Before > 0 {
-		w.add(`s.id < ?`, f.Before)
+		w.add(q.idCol+` < ?`, f.Before)
 	}
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT `+summaryColumns+` FROM sends s`+w.String()+
-		` ORDER BY s.id DESC LIMIT ?`), append(w.args, limit+1)...)
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT `+summaryColumns+` FROM `+q.from+w.String()+
+		` ORDER BY `+q.idCol+` DESC LIMIT ?`), append(w.args, limit+1)...)
 	if err != nil {
 		return SendPage{}, fmt.Errorf("store: list sends: %w", err)
 	}

@@ -423,7 +423,8 @@ func TestListSendsPagination(t *testing.T) {
 			if i%2 == 1 {
 				st = "permanent failure"
 			}
-			specs = append(specs, sendSpec{source: "web", status: st, day: 1 + i, subject: fmt.Sprint("s", i)})
+			specs = append(specs, sendSpec{source: "web", status: st, day: 1 + i, subject: fmt.Sprint("s", i),
+				lines: []string{"250 page-marker ok"}})
 		}
 		ids := seedSends(t, s, specs)
 		slices.Reverse(ids) // newest first
@@ -475,6 +476,27 @@ func TestListSendsPagination(t *testing.T) {
 		if !slices.Equal(got, want) || len(pages) != 4 || totals[3] != 13 {
 			t.Errorf("status pages %v (totals %v), want %v", pages, totals, want)
 		}
+		// Search results page the same way (on SQLite the search index
+		// drives the query and the cursor), alone and with a short word
+		// and a filter.
+		for _, f := range []SendFilter{
+			{Query: "page-marker", Limit: 10},
+			{Query: "page-marker ok", Limit: 10},
+			{Query: "ok", Limit: 10},
+		} {
+			pages, totals = walk(f)
+			if len(pages) != 3 || !slices.Equal(pages[0], ids[:10]) || !slices.Equal(pages[2], ids[20:]) || totals[2] != 25 {
+				t.Errorf("search %q pages %v totals %v", f.Query, pages, totals)
+			}
+		}
+		pages, totals = walk(SendFilter{Query: "PAGE-MARKER", Status: "sent", Limit: 4})
+		got = nil
+		for _, p := range pages {
+			got = append(got, p...)
+		}
+		if !slices.Equal(got, want) || totals[0] != 13 {
+			t.Errorf("search+status pages %v (totals %v), want %v", pages, totals, want)
+		}
 		// Limit 0 means DefaultSendLimit; a huge limit is capped.
 		if p, _ := s.ListSends(ctx, SendFilter{}); len(p.Sends) != 25 || p.NextBefore != 0 {
 			t.Errorf("default limit page has %d sends", len(p.Sends))
@@ -494,6 +516,8 @@ func TestListSendsPagination(t *testing.T) {
 			{SendFilter{Status: "sent"}, 10, true},
 			{SendFilter{Since: time.Date(2025, 1, 16, 0, 0, 0, 0, time.UTC)}, 10, false},
 			{SendFilter{Since: time.Date(2025, 1, 17, 0, 0, 0, 0, time.UTC)}, 9, false},
+			{SendFilter{Query: "page-marker"}, 10, true},
+			{SendFilter{Query: "page-marker", Since: time.Date(2025, 1, 17, 0, 0, 0, 0, time.UTC)}, 9, false},
 		} {
 			p, err := s.ListSends(ctx, tt.f)
 			if err != nil || p.Total != tt.total || p.TotalCapped != tt.capped {
@@ -654,5 +678,46 @@ func TestConcurrentSends(t *testing.T) {
 			}
 		}
 		checkSearchIndex(t, s)
+	})
+}
+
+func TestSearchTextCap(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := ctxT(t)
+		var events []smtp.Event
+		for i := range 100 { // 100 lines of 4 KB: beyond maxSearchText
+			events = append(events, smtp.Event{Dir: smtp.DirServer, Line: fmt.Sprintf("early-%03d-marker ", i) + strings.Repeat("z", 4000)})
+		}
+		rcpts := make([]string, 2000) // a long envelope is never cut
+		for i := range rcpts {
+			rcpts[i] = fmt.Sprintf("rcpt%04d-%s@example.net", i, strings.Repeat("r", 100))
+		}
+		snd := &Send{Source: "cli", Subject: "capped", MailFrom: "from-marker@example.org", Rcpts: rcpts,
+			Server: "mx.cap.example:25", Events: events}
+		if err := s.CreateSend(ctx, snd); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Send(ctx, snd.ID)
+		if err != nil || !reflect.DeepEqual(got.Events, events) || len(got.Rcpts) != 2000 {
+			t.Fatalf("capped send did not round-trip: %v", err)
+		}
+		tests := []struct {
+			f    SendFilter
+			want int
+		}{
+			{SendFilter{Query: "early-000-marker"}, 1},
+			{SendFilter{Query: "early-099-marker"}, 0}, // past the cap: stored, not searchable
+			{SendFilter{Recipient: "rcpt1999-"}, 1},
+			{SendFilter{Query: "rcpt1999-"}, 1},
+			{SendFilter{Sender: "FROM-MARKER"}, 1},
+			{SendFilter{Server: "cap.example"}, 1},
+			{SendFilter{Server: "cap.\x00example"}, 0}, // not searchable: no pre-filter, LIKE decides
+		}
+		for _, tt := range tests {
+			p, err := s.ListSends(ctx, tt.f)
+			if err != nil || p.Total != tt.want {
+				t.Errorf("filter %+v: total %d, %v; want %d", tt.f, p.Total, err, tt.want)
+			}
+		}
 	})
 }

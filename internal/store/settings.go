@@ -9,7 +9,7 @@ import (
 // Setting returns the value stored under key, or ErrNotFound.
 func (s *Store) Setting(ctx context.Context, key string) ([]byte, error) {
 	var v []byte
-	if err := s.r.QueryRowContext(ctx, s.q(`SELECT value FROM settings WHERE key = ?`), key).Scan(&v); err != nil {
+	if err := s.r.QueryRowContext(ctx, s.q(`SELECT value FROM settings WHERE key = ?`), encText(key)).Scan(&v); err != nil {
 		return nil, fmt.Errorf("store: setting %q: %w", key, notFound(err))
 	}
 	if v == nil {
@@ -28,12 +28,12 @@ func (s *Store) SetSettingIfAbsent(ctx context.Context, key string, value []byte
 	}
 	var stored []byte
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`), key, value); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`), encText(key), value); err != nil {
 			return err
 		}
 		// On PostgreSQL a concurrent insert of the same key made ours wait
 		// until it committed; this statement's fresh snapshot sees it.
-		return tx.QueryRowContext(ctx, s.q(`SELECT value FROM settings WHERE key = ?`), key).Scan(&stored)
+		return tx.QueryRowContext(ctx, s.q(`SELECT value FROM settings WHERE key = ?`), encText(key)).Scan(&stored)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: set setting %q if absent: %w", key, err)
@@ -50,7 +50,7 @@ func (s *Store) SetSetting(ctx context.Context, key string, value []byte) error 
 		value = []byte{}
 	}
 	_, err := s.w.ExecContext(ctx, s.q(`INSERT INTO settings (key, value) VALUES (?, ?)
-		ON CONFLICT (key) DO UPDATE SET value = excluded.value`), key, value)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`), encText(key), value)
 	if err != nil {
 		return fmt.Errorf("store: set setting %q: %w", key, err)
 	}

@@ -130,7 +130,14 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
-	r, err := sql.Open("sqlite", name+"?"+busy+"&_pragma=foreign_keys(1)&_pragma=query_only(1)")
+	// Refresh the query planner's statistics where they are missing or
+	// stale, bounded so that it stays quick on a large file (SQLite's
+	// advice for long-lived connections).
+	if _, err := w.ExecContext(ctx, `PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002`); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: optimize sqlite: %w", err)
+	}
+	r, err := sql.Open("sqlite", name+"?"+busy+"&_pragma=foreign_keys(1)&_pragma=query_only(1)&_pragma=cache_size(-8000)")
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("store: open sqlite: %w", err)

@@ -14,7 +14,7 @@ import (
 
 // RecordAttempt records one attempt under key at the given time.
 func (s *Store) RecordAttempt(ctx context.Context, key string, at time.Time) error {
-	if _, err := s.w.ExecContext(ctx, s.q(`INSERT INTO attempts (key, attempted_at) VALUES (?, ?)`), key, micros(at)); err != nil {
+	if _, err := s.w.ExecContext(ctx, s.q(`INSERT INTO attempts (key, attempted_at) VALUES (?, ?)`), encText(key), micros(at)); err != nil {
 		return fmt.Errorf("store: record attempt: %w", err)
 	}
 	return nil
@@ -24,7 +24,7 @@ func (s *Store) RecordAttempt(ctx context.Context, key string, at time.Time) err
 // after since.
 func (s *Store) CountAttempts(ctx context.Context, key string, since time.Time) (int, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM attempts WHERE key = ? AND attempted_at >= ?`), key, micros(since)).Scan(&n)
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM attempts WHERE key = ? AND attempted_at >= ?`), encText(key), micros(since)).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("store: count attempts: %w", err)
 	}
@@ -33,7 +33,7 @@ func (s *Store) CountAttempts(ctx context.Context, key string, since time.Time) 
 
 // ClearAttempts forgets every attempt under key (after a successful login).
 func (s *Store) ClearAttempts(ctx context.Context, key string) error {
-	if _, err := s.w.ExecContext(ctx, s.q(`DELETE FROM attempts WHERE key = ?`), key); err != nil {
+	if _, err := s.w.ExecContext(ctx, s.q(`DELETE FROM attempts WHERE key = ?`), encText(key)); err != nil {
 		return fmt.Errorf("store: clear attempts: %w", err)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // User is an admin account.
@@ -19,9 +20,16 @@ type User struct {
 	CreatedAt    time.Time
 }
 
-// emailKey is the unique form of an email: addresses compare without
-// regard to case, so Admin@Example.org and admin@example.org are one user.
-func emailKey(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+// emailKey is the stored unique form of an email: addresses compare
+// without regard to case, so Admin@Example.org and admin@example.org are
+// one user. (Bytes that are not UTF-8 are compared exactly.)
+func emailKey(email string) string {
+	email = strings.TrimSpace(email)
+	if utf8.ValidString(email) {
+		email = strings.ToLower(email)
+	}
+	return encText(email)
+}
 
 // CreateUser adds an admin. It returns ErrExists if a user with the same
 // email (compared without regard to case) exists.
@@ -29,7 +37,7 @@ func (s *Store) CreateUser(ctx context.Context, email, passwordHash string) (*Us
 	u := &User{Email: email, PasswordHash: passwordHash, CreatedAt: normTime(time.Time{})}
 	err := s.w.QueryRowContext(ctx, s.q(`INSERT INTO users (email, email_key, password_hash, created_at)
 		VALUES (?, ?, ?, ?) ON CONFLICT (email_key) DO NOTHING RETURNING id`),
-		email, emailKey(email), passwordHash, micros(u.CreatedAt)).Scan(&u.ID)
+		encText(email), emailKey(email), encText(passwordHash), micros(u.CreatedAt)).Scan(&u.ID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrExists
 	}
@@ -47,7 +55,7 @@ func scanUser(row interface{ Scan(...any) error }) (*User, error) {
 	if err := row.Scan(&u.ID, &u.Email, &u.PasswordHash, &created); err != nil {
 		return nil, err
 	}
-	u.CreatedAt = fromMicros(created)
+	u.Email, u.PasswordHash, u.CreatedAt = decText(u.Email), decText(u.PasswordHash), fromMicros(created)
 	return &u, nil
 }
 
@@ -105,7 +113,7 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 // if the user does not exist. It does not end the user's sessions: call
 // DeleteUserSessions for that.
 func (s *Store) SetPasswordHash(ctx context.Context, id int64, hash string) error {
-	err := affected(s.w.ExecContext(ctx, s.q(`UPDATE users SET password_hash = ? WHERE id = ?`), hash, id))
+	err := affected(s.w.ExecContext(ctx, s.q(`UPDATE users SET password_hash = ? WHERE id = ?`), encText(hash), id))
 	if err != nil {
 		return fmt.Errorf("store: set password: %w", err)
 	}
