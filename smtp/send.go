@@ -193,6 +193,11 @@ func (c *Client) transaction(ctx context.Context, env Envelope, msg Message, mod
 		c.tr.Info(PhaseMail, "refused before sending: %s", err.(*Error).Message)
 		return res, err
 	}
+	if c.broken != nil {
+		// The server closed the conversation or it is out of step: a new
+		// transaction cannot start, and must not seem to in the transcript.
+		return res, c.wireError(PhaseMail, c.broken)
+	}
 	if !c.helloDone {
 		if err := c.Hello(ctx); err != nil {
 			return res, err

@@ -34,7 +34,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	if err := c.ready(ctx, ""); err != nil {
-		c.Close()
+		c.quitAfterError(ctx) // QUIT if the server is still listening
 		return nil, err
 	}
 	return c, nil

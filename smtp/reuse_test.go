@@ -1,0 +1,254 @@
+package smtp
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"sockmail/internal/testenv"
+)
+
+// Connection reuse after failures, BDAT with several chunks, Open's
+// manners, and a context deadline.
+
+// TestNoSendOnBrokenConnection: after the server said 421 (or the
+// connection broke), a further Send on the same Client says nothing and
+// its transcript shows nothing said.
+func TestNoSendOnBrokenConnection(t *testing.T) {
+	tests := []struct{ name, script string }{
+		{"421 after the body", ehloPipelining + "250 Ok\n250 Ok\n354 go\n421 4.3.2 bye\n"},
+		{"drop after the body", ehloPipelining + "250 Ok\n250 Ok\n354 go\n"},
+		{"421 at MAIL", ehloPipelining + "421 4.3.2 bye\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFaker(tt.script)
+			cfg := fakeConfig(f)
+			ctx := context.Background()
+			c, err := Open(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Send(ctx, envelope1, strings.NewReader("x\n")); err == nil {
+				t.Fatal("first send succeeded")
+			}
+			wire := f.wire()
+			n := len(cfg.Transcript.Events())
+			_, err = c.Send(ctx, envelope1, strings.NewReader("y\n"))
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("second send: err = %v, want *Error", err)
+			}
+			if f.wire() != wire {
+				t.Errorf("second send wrote %q", strings.TrimPrefix(f.wire(), wire))
+			}
+			for _, ev := range cfg.Transcript.Events()[n:] {
+				if ev.Dir == DirClient {
+					t.Errorf("transcript shows %q for the second send", ev.Line)
+				}
+			}
+			if err := c.Quit(ctx); err == nil {
+				t.Errorf("Quit on a broken connection succeeded")
+			}
+			if f.wire() != wire {
+				t.Errorf("Quit wrote %q", strings.TrimPrefix(f.wire(), wire))
+			}
+		})
+	}
+}
+
+// TestOpenSaysQuitAfterRefusal: Open that fails on a refusal (the
+// connection still in step) ends with QUIT rather than hanging up.
+func TestOpenSaysQuitAfterRefusal(t *testing.T) {
+	f := newFaker(ehloAuth + "535 5.7.8 no\n221 Bye\n")
+	cfg := fakeConfig(f)
+	cfg.Auth = &Auth{Username: "u", Password: "p"}
+	cfg.AllowInsecureAuth = true
+	_, err := Open(context.Background(), cfg)
+	var e *Error
+	if !errors.As(err, &e) || e.Code != 535 {
+		t.Fatalf("err = %v", err)
+	}
+	want := lf("EHLO client.test\n") + "|" + lf("AUTH PLAIN AHUAcA==\n") + "|" + lf("QUIT\n")
+	if got := f.client(); got != want {
+		t.Errorf("client wrote:\n%q\nwant:\n%q", got, want)
+	}
+	if !f.closed {
+		t.Errorf("not closed")
+	}
+}
+
+// TestContextDeadline: a context deadline ends a blocked read at the
+// deadline; the failure is a temporary timeout, not an abort.
+func TestContextDeadline(t *testing.T) {
+	got, stop := make(chan struct{}), make(chan struct{})
+	addr := serve(t, blockAfterEHLO(got, stop))
+	t.Cleanup(func() { close(stop) })
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	res, err := SendMail(ctx, Config{Addr: addr}, envelope1, strings.NewReader("x"), SendOptions{})
+	if d := time.Since(start); d < 250*time.Millisecond || d > 2*time.Second {
+		t.Errorf("returned after %v, want about 300ms", d)
+	}
+	var e *Error
+	if !errors.As(err, &e) || e.Phase != PhaseEHLO || !e.Temporary() || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want a temporary ehlo error wrapping context.DeadlineExceeded", err)
+	}
+	if st := StatusOf(res, err); st != StatusTempFail {
+		t.Errorf("status %q, want temporary failure", st)
+	}
+}
+
+// bigMessage returns a message of about n bytes with numbered lines.
+func bigMessage(token string, n int) string {
+	var b strings.Builder
+	b.WriteString(realMessage(token, "", ""))
+	for i := 0; b.Len() < n; i++ {
+		b.WriteString("line " + strconv.Itoa(i) + " " + strings.Repeat("x", 60) + "\n")
+		if i%1000 == 0 {
+			b.WriteString(".dot line " + strconv.Itoa(i) + "\n")
+		}
+	}
+	return b.String()
+}
+
+// TestBDATChunks: a message larger than one chunk waits for the envelope
+// replies before the first chunk, then sends every chunk; without
+// PIPELINING it waits for each chunk's reply.
+func TestBDATChunks(t *testing.T) {
+	msg := bigMessage("tok-chunks", chunkSize+chunkSize/2)
+	wire := normalised(msg, "\r\n")
+	first, last := chunkSize, len(wire)-chunkSize
+	tests := []struct {
+		name   string
+		ehlo   string
+		script string
+		client []string // the segments, each shortened to its first line
+	}{
+		{"pipelined", ehloFull, "250 Ok\n250 Ok\n250 Ok\n250 Ok: queued as B2\n221 Bye\n",
+			[]string{"EHLO client.test", "MAIL FROM:<a@example.org>", "BDAT " + strconv.Itoa(first)}},
+		{"not pipelined", ehloChunking, "250 Ok\n250 Ok\n250 Ok\n250 Ok: queued as B2\n221 Bye\n",
+			[]string{"EHLO client.test", "MAIL FROM:<a@example.org>", "RCPT TO:<b@example.net>", "BDAT " + strconv.Itoa(first), "BDAT " + strconv.Itoa(last) + " LAST", "QUIT"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFaker(tt.ehlo + tt.script)
+			cfg := fakeConfig(f)
+			res, err := SendMail(context.Background(), cfg, envelope1, strings.NewReader(msg), SendOptions{})
+			if err != nil || res.QueueID != "B2" {
+				t.Fatalf("err %v\n%s", err, dumpTranscript(cfg.Transcript))
+			}
+			f.mu.Lock()
+			writes := append([]string(nil), f.writes...)
+			f.mu.Unlock()
+			// Joined, the bytes are exactly the commands and the chunks.
+			var want string
+			if tt.name == "pipelined" {
+				want = lf("EHLO client.test\n") + lf("MAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\n") +
+					"BDAT " + strconv.Itoa(first) + "\r\n" + wire[:first] + "BDAT " + strconv.Itoa(last) + " LAST\r\n" + wire[first:] + "QUIT\r\n"
+			} else {
+				want = lf("EHLO client.test\n") + lf("MAIL FROM:<a@example.org>\n") + lf("RCPT TO:<b@example.net>\n") +
+					"BDAT " + strconv.Itoa(first) + "\r\n" + wire[:first] + "BDAT " + strconv.Itoa(last) + " LAST\r\n" + wire[first:] + "QUIT\r\n"
+			}
+			if got := strings.Join(writes, ""); got != want {
+				t.Errorf("client bytes differ (got %d bytes, want %d)", len(got), len(want))
+			}
+			// The envelope went out (and was answered) before any chunk.
+			var starts []string
+			for _, w := range writes {
+				if strings.HasPrefix(w, "BDAT") || strings.HasPrefix(w, "EHLO") || strings.HasPrefix(w, "MAIL") || strings.HasPrefix(w, "RCPT") || w == "QUIT\r\n" {
+					starts = append(starts, strings.SplitN(w, "\r\n", 2)[0])
+				}
+			}
+			for i, s := range tt.client {
+				if i >= len(starts) || starts[i] != s {
+					t.Errorf("write starts %q, want %q first", starts, tt.client)
+					break
+				}
+			}
+			// The transcript shows each BDAT before the lines it carries.
+			lines := clientLines(cfg.Transcript)
+			bdat := -1
+			for i, l := range lines {
+				if strings.HasPrefix(l, "BDAT "+strconv.Itoa(first)) {
+					bdat = i
+				}
+			}
+			if bdat < 0 || bdat+1 >= len(lines) || lines[bdat+1] != "From: tester@example.test" {
+				t.Errorf("transcript does not show BDAT before its lines: %q", lines[:min(len(lines), 12)])
+			}
+		})
+	}
+}
+
+// TestBDATEnvelopeRefusedBeforeChunks: a large message whose recipients
+// are all refused costs no upload, and the connection goes on with RSET.
+func TestBDATEnvelopeRefusedBeforeChunks(t *testing.T) {
+	msg := bigMessage("tok-refused", chunkSize+10)
+	f := newFaker(ehloFull + "250 Ok\n550 5.1.1 unknown\n250 Ok\n250 Ok\n250 Ok\n250 Ok: queued as R9\n221 Bye\n")
+	cfg := fakeConfig(f)
+	ctx := context.Background()
+	c, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Send(ctx, envelope1, strings.NewReader(msg))
+	var e *Error
+	if !errors.As(err, &e) || e.Phase != PhaseRcpt || e.Code != 550 {
+		t.Fatalf("err = %v", err)
+	}
+	if strings.Contains(f.wire(), "BDAT") {
+		t.Errorf("chunks sent after the envelope was refused")
+	}
+	res, err := c.SendAndQuit(ctx, envelope1, strings.NewReader("small\n"))
+	if err != nil || res.QueueID != "R9" {
+		t.Fatalf("second send: %v\n%s", err, dumpTranscript(cfg.Transcript))
+	}
+	if !strings.Contains(f.wire(), lf("RSET\nMAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nBDAT 7 LAST\nsmall\nQUIT\n")) {
+		t.Errorf("second transaction not RSET + envelope + chunk in one write: %q", f.client()[strings.LastIndex(f.client(), "|"):])
+	}
+}
+
+// TestPostfixLargeMessages: a message of a few chunks through BDAT and
+// through DATA arrives whole.
+func TestPostfixLargeMessages(t *testing.T) {
+	p := testenv.Postfix(t)
+	for _, chunk := range []bool{true, false} {
+		name := "DATA"
+		if chunk {
+			name = "BDAT"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			token := testenv.UniqueToken()
+			msg := bigMessage(token, 3*chunkSize+12345)
+			tr := NewTranscript()
+			res, err := SendMail(context.Background(), Config{Addr: p.SMTPAddr, Transcript: tr, DisableChunking: !chunk},
+				Envelope{From: "sender@elsewhere.test", To: []string{testenv.UniqueAddress()}}, strings.NewReader(msg), SendOptions{})
+			if err != nil || StatusOf(res, err) != StatusSent {
+				t.Fatalf("send: %v\n%s", err, dumpTranscript(tr))
+			}
+			got := string(testenv.WaitForMessage(t, p.Maildir, token, deliveryWait))
+			if want := normalised(msg, "\n"); !strings.HasSuffix(got, want) {
+				t.Errorf("stored %d bytes, want them to end with the %d bytes sent", len(got), len(want))
+			}
+			if n := countPrefix(clientLines(tr), "BDAT "); chunk && n != 4 {
+				t.Errorf("%d BDAT commands, want 4", n)
+			}
+		})
+	}
+}
+
+func countPrefix(lines []string, prefix string) int {
+	n := 0
+	for _, l := range lines {
+		if strings.HasPrefix(l, prefix) {
+			n++
+		}
+	}
+	return n
+}
