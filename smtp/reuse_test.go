@@ -3,6 +3,7 @@ package smtp
 import (
 	"context"
 	"errors"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -251,4 +252,87 @@ func countPrefix(lines []string, prefix string) int {
 		}
 	}
 	return n
+}
+
+// failingMessage writes part of a message and then fails, like a file
+// that cannot be read to the end.
+type failingMessage struct{ part string }
+
+func (m failingMessage) WriteTo(w io.Writer) (int64, error) {
+	n, err := io.WriteString(w, m.part)
+	if err != nil {
+		return int64(n), err
+	}
+	return int64(n), errors.New("read attachment: input/output error")
+}
+
+// TestMessageSourceFails: when the message cannot be read to its end, the
+// partial message must not be delivered: no terminator, the connection is
+// closed, and the error says what failed.
+func TestMessageSourceFails(t *testing.T) {
+	tests := []struct{ name, ehlo, script, client string }{
+		{"DATA", ehloPipelining, "250 Ok\n250 Ok\n354 go\n",
+			lf("EHLO client.test\n") + "|" + lf("MAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nDATA\n")},
+		{"BDAT", ehloChunking, "250 Ok\n250 Ok\n",
+			lf("EHLO client.test\n") + "|" + lf("MAIL FROM:<a@example.org>\n") + "|" + lf("RCPT TO:<b@example.net>\n")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFaker(tt.ehlo + tt.script)
+			cfg := fakeConfig(f)
+			res, err := SendMail(context.Background(), cfg, envelope1, failingMessage{"Subject: x\n\npartial body\n"}, SendOptions{})
+			var e *Error
+			if !errors.As(err, &e) || e.Phase != PhaseBody || e.Temporary() || e.OutcomeUnknown || !strings.Contains(err.Error(), "input/output error") {
+				t.Fatalf("err = %v, want a permanent body error naming the cause", err)
+			}
+			if StatusOf(res, err) != StatusPermFail {
+				t.Errorf("status %q", StatusOf(res, err))
+			}
+			if got := f.client(); got != tt.client {
+				t.Errorf("client wrote:\n%q\nwant:\n%q", got, tt.client)
+			}
+			if !f.closed {
+				t.Errorf("connection left open with a partial message")
+			}
+			if !hasEvent(cfg.Transcript.Events(), DirInfo, "reading the message failed") {
+				t.Errorf("transcript does not say why:\n%s", dumpTranscript(cfg.Transcript))
+			}
+		})
+	}
+}
+
+// TestProbeBytes: stopping after MAIL or RCPT resets the transaction and
+// quits, pipelined or not, and sends no message.
+func TestProbeBytes(t *testing.T) {
+	tests := []struct {
+		name, script string
+		stop         Phase
+		client       string
+	}{
+		{"after mail, pipelined", ehloPipelining + "250 Ok\n250 Ok\n221 Bye\n", PhaseMail,
+			lf("EHLO client.test\n") + "|" + lf("MAIL FROM:<a@example.org>\n") + "|" + lf("RSET\n") + "|" + lf("QUIT\n")},
+		{"after rcpt, pipelined", ehloPipelining + "250 Ok\n250 Ok\n250 Ok\n221 Bye\n", PhaseRcpt,
+			lf("EHLO client.test\n") + "|" + lf("MAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\n") + "|" + lf("RSET\n") + "|" + lf("QUIT\n")},
+		{"after rcpt", ehloPlain + "250 Ok\n250 Ok\n250 Ok\n221 Bye\n", PhaseRcpt,
+			lf("EHLO client.test\n") + "|" + lf("MAIL FROM:<a@example.org>\n") + "|" + lf("RCPT TO:<b@example.net>\n") + "|" + lf("RSET\n") + "|" + lf("QUIT\n")},
+		{"after ehlo", ehloPlain + "221 Bye\n", PhaseEHLO, lf("EHLO client.test\n") + "|" + lf("QUIT\n")},
+		{"after greeting", "220 mx.test\n221 Bye\n", PhaseGreeting, lf("QUIT\n")},
+		{"after connect", "", PhaseConnect, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFaker(tt.script)
+			cfg := fakeConfig(f)
+			res, err := SendMail(context.Background(), cfg, envelope1, strings.NewReader("x\n"), SendOptions{StopAfter: tt.stop})
+			if err != nil || StatusOf(res, err) != StatusStopped {
+				t.Fatalf("err %v status %q", err, StatusOf(res, err))
+			}
+			if got := f.client(); got != tt.client {
+				t.Errorf("client wrote:\n%q\nwant:\n%q", got, tt.client)
+			}
+			if !f.closed {
+				t.Errorf("not closed")
+			}
+		})
+	}
 }
