@@ -336,3 +336,63 @@ func TestProbeBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestDialThenSendKeepsTLSRule: a Client from Dial says EHLO, STARTTLS
+// and AUTH as its configuration asks before the first message, and never
+// sends in clear text when the mode requires STARTTLS.
+func TestDialThenSendKeepsTLSRule(t *testing.T) {
+	ctx := context.Background()
+	t.Run("lazy hello does STARTTLS", func(t *testing.T) {
+		f := newFaker(ehloPlain + "221 Bye\n")
+		cfg := fakeConfig(f)
+		cfg.TLS = TLSStartTLS
+		c, err := Dial(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Send(ctx, envelope1, strings.NewReader("x\n"))
+		var e *Error
+		if !errors.As(err, &e) || e.Phase != PhaseStartTLS {
+			t.Fatalf("err = %v, want a starttls error", err)
+		}
+		if strings.Contains(f.wire(), "MAIL") {
+			t.Errorf("sent in clear text: %q", f.wire())
+		}
+	})
+	t.Run("Hello called by hand, then Send", func(t *testing.T) {
+		f := newFaker(ehloStartTLS + "221 Bye\n")
+		cfg := fakeConfig(f)
+		cfg.TLS = TLSStartTLS
+		c, err := Dial(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Hello(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Send(ctx, envelope1, strings.NewReader("x\n"))
+		var e *Error
+		if !errors.As(err, &e) || e.Phase != PhaseStartTLS || !strings.Contains(e.Message, "requires STARTTLS") {
+			t.Fatalf("err = %v, want a starttls error", err)
+		}
+		if got := f.client(); got != lf("EHLO client.test\n") {
+			t.Errorf("client wrote %q", got)
+		}
+	})
+	t.Run("lazy hello authenticates", func(t *testing.T) {
+		f := newFaker(ehloAuth + "235 ok\n250 Ok\n250 Ok\n354 go\n250 Ok\n221 Bye\n")
+		cfg := fakeConfig(f)
+		cfg.Auth = &Auth{Username: "u", Password: "p"}
+		cfg.AllowInsecureAuth = true
+		c, err := Dial(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.SendAndQuit(ctx, envelope1, strings.NewReader("x\n")); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(f.client(), "|"+lf("AUTH PLAIN AHUAcA==\n")+"|") {
+			t.Errorf("no AUTH before the message: %q", f.client())
+		}
+	})
+}

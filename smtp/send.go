@@ -199,9 +199,16 @@ func (c *Client) transaction(ctx context.Context, env Envelope, msg Message, mod
 		return res, c.wireError(PhaseMail, c.broken)
 	}
 	if !c.helloDone {
-		if err := c.Hello(ctx); err != nil {
+		// A Client from Dial: EHLO, STARTTLS and AUTH as the
+		// configuration asks, as Open would have done.
+		if err := c.ready(ctx, ""); err != nil {
 			return res, err
 		}
+	}
+	if c.cfg.TLS == TLSStartTLS && !c.tlsOn {
+		err := localError(PhaseStartTLS, "TLS mode starttls requires STARTTLS before a message is sent (use Open, or call StartTLS)")
+		c.tr.Info(PhaseMail, "refused before sending: %s", err.Message)
+		return res, err
 	}
 	if env.Size == 0 && msg != nil {
 		if s, ok := msg.(sizer); ok {
