@@ -40,6 +40,11 @@ func (c *Client) Auth(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Replies during AUTH are checked for echoed credentials; after it,
+	// nothing is (a short password would otherwise mangle later lines).
+	c.addSecret(a.Password)
+	c.addSecret(a.Token)
+	defer func() { c.secrets = nil }()
 	c.tr.Info(PhaseAuth, "authenticating as %q with %s", a.Username, mech)
 	switch mech {
 	case "PLAIN":
@@ -127,7 +132,7 @@ func (c *Client) authXOAUTH2(ctx context.Context, a *Auth) error {
 		return err
 	}
 	if detail, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(r.Text())); derr == nil {
-		c.tr.Info(PhaseAuth, "XOAUTH2 error detail: %s", detail)
+		c.tr.Info(PhaseAuth, "XOAUTH2 error detail: %s", c.redact(string(detail)))
 	}
 	_, err = c.cmd(ctx, PhaseAuth, 235, "")
 	return err

@@ -335,3 +335,30 @@ func TestTranscriptNeverHoldsSecrets(t *testing.T) {
 		})
 	}
 }
+
+// TestEchoedCredentialsRedacted: a server that quotes the AUTH payload or
+// the password back in its reply does not get it into the transcript or
+// the error.
+func TestEchoedCredentialsRedacted(t *testing.T) {
+	tests := []struct{ name, offer, server string }{
+		{"PLAIN blob echoed", "PLAIN", "501 5.5.2 Cannot decode AUTH PLAIN AHVzZXJAZXhhbXBsZS5vcmcAUGE1NXcwcmRTRUNSRVQ=\n"},
+		{"password echoed", "PLAIN", "535-5.7.8 user@example.org/Pa55w0rdSECRET\n535 5.7.8 rejected\n"},
+		{"LOGIN password line echoed", "LOGIN", "334 VXNlcm5hbWU6\n334 UGFzc3dvcmQ6\n500 5.5.1 unrecognized command UGE1NXcwcmRTRUNSRVQ=\n"},
+		{"XOAUTH2 token echoed in the error detail", "XOAUTH2", "334 eyJ0b2tlbiI6InlhMjkuVE9LRU5TRUNSRVQifQ==\n535 5.7.8 bad token ya29.TOKENSECRET\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFaker("220 mx.test\n250-mx.test\n250 AUTH " + tt.offer + "\n" + tt.server + "221 Bye\n")
+			cfg := authConfig(f, &Auth{Username: authUser, Password: authPass, Token: authToken})
+			_, err := SendMail(context.Background(), cfg, envelope1, strings.NewReader("x\n"), SendOptions{})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			assertNoSecrets(t, cfg.Transcript, err)
+			// Lines after AUTH are left alone.
+			if !hasEvent(cfg.Transcript.Events(), DirServer, "221 Bye") {
+				t.Errorf("later lines changed:\n%s", dumpTranscript(cfg.Transcript))
+			}
+		})
+	}
+}

@@ -34,6 +34,7 @@ type Client struct {
 	tlsOn     bool
 	needRset  bool // a transaction was started and not finished cleanly
 	broken    error
+	secrets   []string // during AUTH: payloads and credentials, redacted if echoed
 
 	aborted atomic.Bool // the context was cancelled: deadlines stay in the past
 }
@@ -154,8 +155,11 @@ func (c *Client) resolver() Resolver {
 func (c *Client) setConn(conn net.Conn) {
 	c.conn = conn
 	c.rr = replyReader{
-		br:     bufio.NewReaderSize(conn, readBufferSize),
-		onLine: func(line string) { c.tr.add(DirServer, c.phase, line, false) },
+		br: bufio.NewReaderSize(conn, readBufferSize),
+		onLine: func(line string) {
+			shown := c.redact(line)
+			c.tr.add(DirServer, c.phase, shown, shown != line)
+		},
 	}
 	c.bw = bufio.NewWriterSize(deadlineWriter{c}, writeBufferSize)
 }
@@ -245,6 +249,23 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
+// addSecret remembers a credential or payload so that a server echoing it
+// (in a complaint about the command, say) does not put it in the
+// transcript or in an error. Very short values are not worth the noise.
+func (c *Client) addSecret(v string) {
+	if len(v) >= 4 {
+		c.secrets = append(c.secrets, v)
+	}
+}
+
+// redact replaces every remembered secret in a server line.
+func (c *Client) redact(line string) string {
+	for _, s := range c.secrets {
+		line = strings.ReplaceAll(line, s, redacted)
+	}
+	return line
+}
+
 // writeLine buffers one command line. shown is what the transcript keeps:
 // the line itself, or its redacted form when secret.
 func (c *Client) writeLine(phase Phase, line, shown string, secret bool) {
@@ -270,6 +291,9 @@ func (c *Client) readReply(ctx context.Context, phase Phase) (*Reply, error) {
 	if err != nil {
 		return nil, c.wireError(phase, err)
 	}
+	for i, l := range r.Lines {
+		r.Lines[i] = c.redact(l) // the reply becomes error messages
+	}
 	if r.Code == 421 {
 		// The server is closing the connection (RFC 5321 3.8): nothing
 		// more may be said, not even QUIT.
@@ -290,6 +314,11 @@ func (c *Client) cmdSecret(ctx context.Context, phase Phase, expect int, line, s
 		// Nothing may be said on a connection that is out of step or that
 		// the server closed; the transcript must not show it said either.
 		return nil, c.wireError(phase, c.broken)
+	}
+	if secret {
+		if f := strings.Fields(line); len(f) > 0 {
+			c.addSecret(f[len(f)-1]) // the payload, without "AUTH PLAIN"
+		}
 	}
 	c.writeLine(phase, line, shown, secret)
 	if err := c.flush(ctx, phase); err != nil {
