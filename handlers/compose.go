@@ -23,10 +23,10 @@ import (
 
 // Compose limits.
 const (
-	defaultsCookie  = "sockmail_compose"
-	maxAttachments  = 20
-	maxStoredEML    = 10 << 20 // .eml kept with a send
-	multipartMemory = 8 << 20  // attachments above this spill to temp files
+	defaultsCookie          = "sockmail_compose"
+	maxAttachments          = 20
+	defaultMaxStoredMessage = 10 << 20 // .eml kept with a send (Deps.MaxStoredMessage)
+	multipartMemory         = 8 << 20  // attachments above this spill to temp files
 )
 
 // composeView builds the compose page data.
@@ -271,10 +271,10 @@ func (h *Handler) prepareSend(c echo.Context, f *webform.Compose, uploads []uplo
 	if u != nil {
 		snd.UserID = &u.ID
 	}
-	if len(raw) <= maxStoredEML {
+	if int64(len(raw)) <= h.maxStored {
 		snd.Message = raw
 	} else {
-		snd.Message, snd.MessageTruncated = raw[:maxStoredEML], true
+		snd.Message, snd.MessageTruncated = raw[:h.maxStored], true
 	}
 	return &sendJob{send: snd, cfg: cfg, env: env, msg: raw, opts: smtp.SendOptions{StopAfter: smtp.Phase(f.StopAfter)}}, nil
 }

@@ -47,6 +47,11 @@ type Store interface {
 	CreateSend(ctx context.Context, s *store.Send) error
 	FinishSend(ctx context.Context, s *store.Send) error
 	Send(ctx context.Context, id int64) (*store.Send, error)
+	ListSends(ctx context.Context, f store.SendFilter) (store.SendPage, error)
+	Resends(ctx context.Context, id int64) ([]store.SendSummary, error)
+	DeleteSend(ctx context.Context, id int64) error
+	ApplyRetention(ctx context.Context, olderThan time.Time, keepMax int) (int, error)
+	UserByID(ctx context.Context, id int64) (*store.User, error)
 
 	Captured(ctx context.Context, id int64) (*store.Captured, error)
 	ListCaptured(ctx context.Context, limit int, before int64) ([]store.Captured, error)
@@ -101,6 +106,11 @@ type Deps struct {
 	// BcryptCost is the cost of new password hashes; bcrypt.DefaultCost
 	// if 0. Tests lower it.
 	BcryptCost int
+	// Retention is the history retention policy (ApplyRetention).
+	Retention Retention
+	// MaxStoredMessage caps the message source kept with a send, in
+	// bytes; 10 MiB if 0. A longer message is kept truncated.
+	MaxStoredMessage int64
 }
 
 // Handler serves sockmail's web pages.
@@ -122,6 +132,8 @@ type Handler struct {
 	bcryptCost int
 	dummyHash  string
 	roots      *x509.CertPool
+	retention  Retention
+	maxStored  int64
 
 	// Sends in flight. baseCtx is cancelled by Shutdown when its grace
 	// period ends, aborting the sends that are still running.
@@ -175,6 +187,9 @@ func New(d Deps) (*Handler, error) {
 			return nil, fmt.Errorf("handlers: base URL as trusted origin: %w", err)
 		}
 	}
+	if d.MaxStoredMessage <= 0 {
+		d.MaxStoredMessage = defaultMaxStoredMessage
+	}
 	if d.BcryptCost == 0 {
 		d.BcryptCost = bcrypt.DefaultCost
 	}
@@ -197,6 +212,7 @@ func New(d Deps) (*Handler, error) {
 		store: d.Store, sealer: d.Sealer, log: d.Logger, cookies: cs, secure: d.SecureCookies,
 		lifetime: d.SessionLifetime, baseURL: d.BaseURL, sendTO: d.SendTimeout, maxUp: d.MaxUpload,
 		capture: d.Capture, send: d.Send, now: d.Now, cop: cop, bcryptCost: d.BcryptCost, dummyHash: string(dummy), roots: roots,
+		retention: d.Retention, maxStored: d.MaxStoredMessage,
 		live: map[int64]*liveSend{}, baseCtx: ctx, abortSends: cancel, closing: make(chan struct{}),
 	}, nil
 }
