@@ -220,20 +220,35 @@ func safeAll(list []string) []string {
 }
 
 // safeResult makes every text of a result page that a server, a form or
-// a stored row supplied safe to show: templ escapes HTML, SafeText shows
-// control characters, invalid UTF-8 and bidi controls as escapes.
-// Transcript lines are made safe where they are shown (views.Line).
+// a stored row supplied safe to show (resultView applies it): templ
+// escapes HTML, SafeText shows control characters, invalid UTF-8 and bidi
+// controls as escapes, so a hostile server's queue id or reply cannot
+// reorder or hide what the page says. Transcript lines are made safe
+// where they are shown (views.Line).
 func safeResult(r views.Result) views.Result {
 	r.Status, r.Server, r.TLSMode = smtp.SafeText(r.Status), smtp.SafeText(r.Server), smtp.SafeText(r.TLSMode)
 	r.MailFrom, r.Rcpts, r.Subject = smtp.SafeText(r.MailFrom), safeAll(r.Rcpts), smtp.SafeText(r.Subject)
 	r.QueueID, r.Error = smtp.SafeText(r.QueueID), smtp.SafeText(r.Error)
+	r.Explanation = safeExplanation(r.Explanation)
 	rows := make([]views.RecipientRow, len(r.Recipients))
 	for i, rc := range r.Recipients {
 		rc.Address, rc.EnhancedCode, rc.Message = smtp.SafeText(rc.Address), smtp.SafeText(rc.EnhancedCode), smtp.SafeText(rc.Message)
+		rc.Explanation = safeExplanation(rc.Explanation)
 		rows[i] = rc
 	}
 	r.Recipients = rows
 	return r
+}
+
+// safeExplanation makes an explanation, which may quote a reply, safe to
+// show.
+func safeExplanation(e *views.Explanation) *views.Explanation {
+	if e == nil {
+		return nil
+	}
+	x := *e
+	x.Title, x.Detail, x.Code, x.Try = smtp.SafeText(x.Title), smtp.SafeText(x.Detail), smtp.SafeText(x.Code), safeAll(x.Try)
+	return &x
 }
 
 // safeBlock makes a multi-line text safe to show, keeping its lines.
@@ -255,7 +270,7 @@ func (h *Handler) runningElsewhere(snd *store.Send) bool {
 // historyDetailView builds the detail page of a stored send.
 func (h *Handler) historyDetailView(ctx context.Context, snd *store.Send, rf views.ResendForm) (views.HistoryDetail, error) {
 	d := views.HistoryDetail{
-		Result: safeResult(resultView(snd, h.liveSend(snd.ID))), Source: smtp.SafeText(snd.Source),
+		Result: resultView(snd, h.liveSend(snd.ID)), Source: smtp.SafeText(snd.Source),
 		ClientAddr: smtp.SafeText(snd.ClientAddr), Headers: safeBlock(snd.Headers), MessageTruncated: snd.MessageTruncated,
 	}
 	if h.runningElsewhere(snd) {
@@ -571,7 +586,7 @@ func (h *Handler) historyCompare(c echo.Context) error {
 		snds[i] = snd
 	}
 	side := func(snd *store.Send) (views.CompareSide, []smtp.Event) {
-		r := safeResult(resultView(snd, h.liveSend(snd.ID)))
+		r := resultView(snd, h.liveSend(snd.ID))
 		s := views.CompareSide{HistoryRow: views.HistoryRow{
 			ID: snd.ID, CreatedAt: snd.CreatedAt, Source: smtp.SafeText(snd.Source), Server: r.Server, TLSMode: r.TLSMode,
 			MailFrom: r.MailFrom, Rcpts: r.Rcpts, Subject: r.Subject, Status: r.Status, StatusClass: r.StatusClass,

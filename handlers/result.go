@@ -180,7 +180,7 @@ func resultView(snd *store.Send, ls *liveSend) views.Result {
 			r.TLSInfo = append(r.TLSInfo, smtp.SafeText(ev.Line))
 		}
 	}
-	return r
+	return safeResult(r)
 }
 
 func statusClass(status string, running bool) string {
@@ -323,9 +323,9 @@ func (h *Handler) transcriptText(c echo.Context) error {
 		return err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "== sockmail send #%d to %s (%s): %s\n", snd.ID, snd.Server, snd.TLSMode, snd.Status)
+	fmt.Fprintf(&b, "== sockmail send #%d to %s (%s): %s\n", snd.ID, smtp.SafeText(snd.Server), smtp.SafeText(snd.TLSMode), smtp.SafeText(snd.Status))
 	if snd.QueueID != "" {
-		fmt.Fprintf(&b, "== queue id %s\n", snd.QueueID)
+		fmt.Fprintf(&b, "== queue id %s\n", smtp.SafeText(snd.QueueID))
 	}
 	if snd.Error != "" {
 		fmt.Fprintf(&b, "== error: %s\n", smtp.SafeText(snd.Error))
