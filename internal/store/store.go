@@ -67,6 +67,9 @@ type Store struct {
 	// countCap is where ListSends stops counting (MaxSendCount; tests
 	// lower it).
 	countCap int
+	// enq batches concurrent EnqueueSubmission calls on SQLite into one
+	// durable commit (groupcommit.go).
+	enq groupCommit
 }
 
 // Open opens the database named by dsn and brings its schema up to date.

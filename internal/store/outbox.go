@@ -1,0 +1,608 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/textproto"
+	"sort"
+	"strings"
+	"time"
+)
+
+// The durable outbox. Every message a contact form sends is an OutboxItem,
+// stored in the same transaction as its Submission, before the visitor is
+// told "thank you". Workers (internal/outbox) claim due items with a lease,
+// deliver them and record the outcome; the lease is what lets several
+// instances share one PostgreSQL database, and what lets a crashed
+// worker's claims be taken over once it expires.
+//
+// Life of an item:
+//
+//	queued --ClaimDue--> sending --FinishAttempt--> sent | failed | unknown
+//	                        |                       \--> queued (retry later)
+//	                        \-- lease expires --> taken over by ClaimDue
+//	held (blocked submission) --ReleaseSubmission--> queued
+//	queued | held --CancelOutbox--> cancelled
+//	failed | unknown | cancelled --RetryOutbox--> queued
+
+// Outbox item statuses.
+const (
+	OutboxQueued    = "queued"
+	OutboxSending   = "sending"
+	OutboxSent      = "sent"
+	OutboxFailed    = "failed"
+	OutboxUnknown   = "unknown"
+	OutboxCancelled = "cancelled"
+	OutboxHeld      = "held"
+)
+
+// DefaultOutboxMaxAge is how long temporary failures are retried when
+// neither the item (ExpiresAt) nor the worker says otherwise.
+const DefaultOutboxMaxAge = 72 * time.Hour
+
+// ErrLeaseLost is returned by BeginAttempt and FinishAttempt when the item
+// is no longer claimed by the caller: its lease expired and another worker
+// took it over, or an admin changed it.
+var ErrLeaseLost = errors.New("store: outbox lease lost")
+
+// ErrWrongState is returned by the admin actions (RetryOutbox,
+// CancelOutbox, ReleaseSubmission) when the item or submission is not in
+// a state the action applies to, e.g. cancelling a message being sent.
+var ErrWrongState = errors.New("store: not possible in the current state")
+
+// OutboxItem is one message to deliver.
+type OutboxItem struct {
+	ID        int64
+	CreatedAt time.Time
+	// QueuedAt is when the item last entered the queue: at
+	// EnqueueSubmission, RetryOutbox or ReleaseSubmission. A worker's
+	// maximum age counts from here.
+	QueuedAt time.Time
+	// SubmissionID and FormID link the item to what caused it; nil when
+	// none (or the submission has been deleted since).
+	SubmissionID *int64
+	FormID       *int64
+	// ProfileID is the server profile to deliver through; 0 is the
+	// built-in capture server.
+	ProfileID int64
+	MailFrom  string
+	Rcpts     []string
+	// Subject is the message's decoded Subject, for lists; taken from
+	// Message by EnqueueSubmission when empty.
+	Subject string
+	// MessageID is the Message-ID of Message (without angle brackets),
+	// fixed when the message was built: a resend carries the same one, so
+	// a duplicate can be recognised. Taken from Message when empty.
+	MessageID string
+	// Message is the complete RFC 5322 message, built at submission time.
+	// ListOutbox leaves it nil.
+	Message []byte
+	// Status is one of the Outbox* constants.
+	Status string
+	// Attempts counts the claims since the item was last queued.
+	Attempts      int
+	NextAttemptAt time.Time
+	// ExpiresAt, when not zero, is when temporary failures stop being
+	// retried; zero leaves it to the worker (QueuedAt + its maximum age).
+	ExpiresAt  time.Time
+	LeaseOwner string
+	LeaseUntil time.Time
+	// TakenOverFrom is set by ClaimDue when it took the item over from a
+	// worker whose lease had expired (a crashed or stuck process): that
+	// worker's attempt may have delivered the message already.
+	TakenOverFrom string
+	LastError     string
+	// LastSendID is the history record (Send) of the last attempt. It may
+	// name a send that retention has deleted since.
+	LastSendID *int64
+}
+
+// OutboxFilter selects outbox items to list. Zero fields do not filter.
+type OutboxFilter struct {
+	Status string
+	FormID int64
+	// Limit is the page size: DefaultListLimit if 0, at most MaxListLimit.
+	Limit int
+	// Before is the keyset cursor: only items with ID < Before.
+	Before int64
+}
+
+// messageHeader returns the decoded Subject and the Message-ID (without
+// angle brackets) of a message; empty when absent or unreadable.
+func messageHeader(msg []byte) (subject, messageID string) {
+	h, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(msg))).ReadMIMEHeader()
+	if err != nil && len(h) == 0 {
+		return "", ""
+	}
+	subject = h.Get("Subject")
+	dec := mime.WordDecoder{CharsetReader: func(string, io.Reader) (io.Reader, error) {
+		return nil, errors.New("unsupported charset")
+	}}
+	if d, err := dec.DecodeHeader(subject); err == nil {
+		subject = d
+	}
+	messageID = strings.TrimSpace(h.Get("Message-Id"))
+	messageID = strings.TrimSuffix(strings.TrimPrefix(messageID, "<"), ">")
+	return subject, messageID
+}
+
+// enqueued is what EnqueueSubmission stored, copied into the caller's
+// structs once the transaction commits.
+type enqueued struct {
+	subID   int64
+	subTime time.Time
+	item    OutboxItem
+}
+
+// checkEnqueue validates and completes what EnqueueSubmission stores.
+func checkEnqueue(sub *Submission, item *OutboxItem) (string, OutboxItem, error) {
+	subStatus := sub.Status
+	if subStatus == "" {
+		subStatus = SubmissionQueued
+	}
+	it := *item
+	switch subStatus {
+	case SubmissionQueued:
+		it.Status = OutboxQueued
+	case SubmissionBlocked:
+		it.Status = OutboxHeld
+	default:
+		return "", it, fmt.Errorf("submission status %q: want %q or %q", subStatus, SubmissionQueued, SubmissionBlocked)
+	}
+	if len(it.Message) == 0 {
+		return "", it, errors.New("outbox item without a message")
+	}
+	if len(it.Rcpts) == 0 {
+		return "", it, errors.New("outbox item without recipients")
+	}
+	subject, msgID := messageHeader(it.Message)
+	if it.Subject == "" {
+		it.Subject = subject
+	}
+	if it.MessageID == "" {
+		it.MessageID = msgID
+	}
+	if it.CreatedAt.IsZero() {
+		it.CreatedAt = sub.CreatedAt
+	}
+	it.CreatedAt = normTime(it.CreatedAt)
+	it.QueuedAt = it.CreatedAt
+	if it.NextAttemptAt.IsZero() {
+		it.NextAttemptAt = it.CreatedAt
+	}
+	it.NextAttemptAt = normTime(it.NextAttemptAt)
+	if !it.ExpiresAt.IsZero() {
+		it.ExpiresAt = normTime(it.ExpiresAt)
+	}
+	it.Attempts, it.LeaseOwner, it.LeaseUntil, it.TakenOverFrom, it.LastError, it.LastSendID = 0, "", time.Time{}, "", "", nil
+	return subStatus, it, nil
+}
+
+// EnqueueSubmission stores a submission and the outbox item that delivers
+// it in one transaction. The item is queued, or held when sub.Status is
+// SubmissionBlocked (an empty Status means SubmissionQueued). When it
+// returns nil both are durable: committed on PostgreSQL; on SQLite
+// committed with synchronous=FULL, so that the write-ahead log is on disk
+// and survives a power cut, not only a crash of sockmail. Concurrent calls
+// on SQLite share one transaction and one fsync (group commit), which is
+// what keeps hundreds of submissions a second possible with that
+// guarantee.
+//
+// On success it sets sub.ID, sub.CreatedAt (now if zero), sub.Status and
+// their files' Size, and item.ID, item.SubmissionID, item.FormID and the
+// defaults (CreatedAt = the submission's, QueuedAt, NextAttemptAt = now,
+// Status, Subject and MessageID from the message when empty). On error
+// neither is changed, and nothing was stored unless the error is a
+// context error that came after the commit had started (then the outcome
+// is unknown, as for any database write). A form that does not exist
+// gives ErrNotFound.
+func (s *Store) EnqueueSubmission(ctx context.Context, sub *Submission, item *OutboxItem) error {
+	c := *sub
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = time.Now()
+	}
+	subStatus, it, err := checkEnqueue(&c, item)
+	if err != nil {
+		return fmt.Errorf("store: enqueue submission: %w", err)
+	}
+	var res enqueued
+	if s.backend == BackendSQLite {
+		res, err = s.groupEnqueue(ctx, &c, subStatus, it)
+	} else {
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			var err error
+			res, err = s.insertEnqueue(ctx, tx, &c, subStatus, it)
+			return err
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("store: enqueue submission: %w", err)
+	}
+	sub.ID, sub.CreatedAt, sub.Status = res.subID, res.subTime, subStatus
+	for i := range sub.Files {
+		sub.Files[i].Size = int64(len(sub.Files[i].Data))
+	}
+	*item = res.item
+	return nil
+}
+
+// insertEnqueue inserts a submission and its item in tx.
+func (s *Store) insertEnqueue(ctx context.Context, tx *sql.Tx, sub *Submission, subStatus string, it OutboxItem) (enqueued, error) {
+	c := *sub
+	c.Status = subStatus
+	subID, subTime, err := s.insertSubmission(ctx, tx, &c)
+	if err != nil {
+		return enqueued{}, err
+	}
+	formID := sub.FormID
+	it.SubmissionID, it.FormID = &subID, &formID
+	rcpts, err := encStrings(it.Rcpts)
+	if err != nil {
+		return enqueued{}, err
+	}
+	var expires int64
+	if !it.ExpiresAt.IsZero() {
+		expires = micros(it.ExpiresAt)
+	}
+	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO outbox (created_at, queued_at, submission_id, form_id, profile_id,
+		mail_from, rcpts, subject, message_id, message, status, attempts, next_attempt_at, expires_at, lease_owner,
+		lease_until, taken_over_from, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, '', 0, '', '')
+		RETURNING id`),
+		micros(it.CreatedAt), micros(it.QueuedAt), subID, formID, it.ProfileID, encText(it.MailFrom), rcpts,
+		encText(it.Subject), encText(it.MessageID), it.Message, it.Status, micros(it.NextAttemptAt), expires).Scan(&it.ID)
+	if err != nil {
+		return enqueued{}, err
+	}
+	return enqueued{subID: subID, subTime: subTime, item: it}, nil
+}
+
+// outboxColumns are the columns scanOutbox reads; Message follows when
+// asked for.
+const outboxColumns = `id, created_at, queued_at, submission_id, form_id, profile_id, mail_from, rcpts, subject,
+	message_id, status, attempts, next_attempt_at, expires_at, lease_owner, lease_until, taken_over_from, last_error,
+	last_send_id`
+
+func scanOutbox(row interface{ Scan(...any) error }, withMessage bool) (*OutboxItem, error) {
+	var it OutboxItem
+	var created, queued, next, expires, leaseUntil int64
+	var subID, formID, sendID sql.NullInt64
+	var rcpts string
+	dest := []any{&it.ID, &created, &queued, &subID, &formID, &it.ProfileID, &it.MailFrom, &rcpts, &it.Subject,
+		&it.MessageID, &it.Status, &it.Attempts, &next, &expires, &it.LeaseOwner, &leaseUntil, &it.TakenOverFrom,
+		&it.LastError, &sendID}
+	if withMessage {
+		dest = append(dest, &it.Message)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return nil, err
+	}
+	it.CreatedAt, it.QueuedAt, it.NextAttemptAt = fromMicros(created), fromMicros(queued), fromMicros(next)
+	if expires != 0 {
+		it.ExpiresAt = fromMicros(expires)
+	}
+	if leaseUntil != 0 {
+		it.LeaseUntil = fromMicros(leaseUntil)
+	}
+	it.SubmissionID, it.FormID, it.LastSendID = ptrInt64(subID), ptrInt64(formID), ptrInt64(sendID)
+	for _, p := range []*string{&it.MailFrom, &it.Subject, &it.MessageID, &it.Status, &it.LeaseOwner, &it.TakenOverFrom, &it.LastError} {
+		*p = decText(*p)
+	}
+	var err error
+	if it.Rcpts, err = decStrings(rcpts); err != nil {
+		return nil, err
+	}
+	return &it, nil
+}
+
+// ClaimDue atomically claims up to limit items for owner: items queued and
+// due (next_attempt_at <= now), oldest due first, and items whose lease
+// expired while sending (a crashed or stuck worker's claims; those come
+// first and have TakenOverFrom set). Claimed items become "sending" with
+// lease_owner = owner, lease_until = now + lease and one more attempt;
+// they are returned with their messages.
+//
+// PostgreSQL: the candidates are locked with FOR UPDATE SKIP LOCKED in the
+// UPDATE's CTE, so concurrent workers on several instances never wait for
+// each other and never claim the same item. SQLite: a single UPDATE ...
+// WHERE id IN (SELECT ... LIMIT) under the one write lock.
+func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]OutboxItem, error) {
+	if owner == "" {
+		return nil, errors.New("store: claim due: empty owner")
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	nowUS, untilUS := micros(now), micros(now.Add(lease))
+	set := `status = 'sending', lease_owner = ?, lease_until = ?, attempts = attempts + 1,
+		taken_over_from = CASE WHEN status = 'sending' THEN lease_owner ELSE '' END`
+	ret := ` RETURNING ` + outboxColumns + `, message`
+	var query string
+	var args []any
+	if s.backend == BackendPostgres {
+		query = `WITH stale AS (
+				SELECT id FROM outbox WHERE status = 'sending' AND lease_until <= ?
+				ORDER BY lease_until LIMIT ? FOR UPDATE SKIP LOCKED),
+			due AS (
+				SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?
+				ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED),
+			pick AS (SELECT id FROM stale UNION ALL SELECT id FROM due LIMIT ?)
+			UPDATE outbox SET ` + set + ` WHERE id IN (SELECT id FROM pick)` + ret
+		args = []any{nowUS, limit, nowUS, limit, limit, encText(owner), untilUS}
+	} else {
+		query = `UPDATE outbox SET ` + set + ` WHERE id IN (SELECT id FROM (
+				SELECT id FROM (SELECT id FROM outbox WHERE status = 'sending' AND lease_until <= ?
+					ORDER BY lease_until LIMIT ?)
+				UNION ALL
+				SELECT id FROM (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?
+					ORDER BY next_attempt_at LIMIT ?)
+			) LIMIT ?)` + ret
+		args = []any{encText(owner), untilUS, nowUS, limit, nowUS, limit, limit}
+	}
+	rows, err := s.w.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: claim due: %w", err)
+	}
+	defer rows.Close()
+	var out []OutboxItem
+	for rows.Next() {
+		it, err := scanOutbox(rows, true)
+		if err != nil {
+			return nil, fmt.Errorf("store: claim due: %w", err)
+		}
+		out = append(out, *it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: claim due: %w", err)
+	}
+	// RETURNING order is unspecified: take-overs first, then by due time.
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if (a.TakenOverFrom != "") != (b.TakenOverFrom != "") {
+			return a.TakenOverFrom != ""
+		}
+		if !a.NextAttemptAt.Equal(b.NextAttemptAt) {
+			return a.NextAttemptAt.Before(b.NextAttemptAt)
+		}
+		return a.ID < b.ID
+	})
+	return out, nil
+}
+
+// leaseLostOrNotFound tells why an update guarded by the lease changed
+// nothing: the item does not exist, or the caller's lease is gone.
+func (s *Store) leaseLostOrNotFound(ctx context.Context, tx *sql.Tx, id int64) error {
+	var one int
+	err := tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM outbox WHERE id = ?`), id).Scan(&one)
+	if err != nil {
+		return notFound(err)
+	}
+	return ErrLeaseLost
+}
+
+// BeginAttempt records the history send of an attempt on an item that
+// owner has claimed, and links it as the item's LastSendID, in one
+// transaction: the record exists before anything goes on the wire, and a
+// worker taking the item over later finds it. It sets snd as CreateSend
+// does. ErrLeaseLost (nothing stored) means the claim is gone and the
+// attempt must not be made.
+func (s *Store) BeginAttempt(ctx context.Context, id int64, owner string, snd *Send) error {
+	c := *snd
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.insertSend(ctx, tx, &c); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE outbox SET last_send_id = ? WHERE id = ? AND lease_owner = ? AND status = 'sending'`),
+			c.ID, id, encText(owner))
+		if err := affected(res, err); errors.Is(err, ErrNotFound) {
+			return s.leaseLostOrNotFound(ctx, tx, id)
+		} else if err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: begin attempt on outbox item %d: %w", id, err)
+	}
+	*snd = c
+	return nil
+}
+
+// FinishAttempt records the outcome of owner's attempt on an item: status
+// OutboxSent, OutboxFailed or OutboxUnknown, or OutboxQueued to try again
+// at next. It clears the lease, sets LastError and, when sendID is not nil,
+// LastSendID, and sets the submission's status to the item's for sent,
+// failed and unknown. ErrLeaseLost means owner's claim is gone (another
+// worker took the item over, or an admin changed it): nothing is changed.
+func (s *Store) FinishAttempt(ctx context.Context, id int64, owner string, status string, next time.Time, lastErr string, sendID *int64) error {
+	var nextSet string
+	var args []any
+	switch status {
+	case OutboxQueued:
+		nextSet, args = `next_attempt_at = ?, `, []any{encText(status), micros(next)}
+	case OutboxSent, OutboxFailed, OutboxUnknown:
+		args = []any{encText(status)}
+	default:
+		return fmt.Errorf("store: finish attempt on outbox item %d: status %q is not queued, sent, failed or unknown", id, status)
+	}
+	args = append(args, encText(lastErr), nullInt64(sendID), id, encText(owner))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var subID sql.NullInt64
+		err := tx.QueryRowContext(ctx, s.q(`UPDATE outbox SET status = ?, `+nextSet+`lease_owner = '', lease_until = 0,
+			taken_over_from = '', last_error = ?, last_send_id = COALESCE(?, last_send_id)
+			WHERE id = ? AND lease_owner = ? AND status = 'sending' RETURNING submission_id`), args...).Scan(&subID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return s.leaseLostOrNotFound(ctx, tx, id)
+		}
+		if err != nil {
+			return err
+		}
+		if subID.Valid && status != OutboxQueued {
+			_, err = tx.ExecContext(ctx, s.q(`UPDATE submissions SET status = ? WHERE id = ?`), encText(status), subID.Int64)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: finish attempt on outbox item %d: %w", id, err)
+	}
+	return nil
+}
+
+// OutboxItem returns the outbox item with that id, with its message, or
+// ErrNotFound.
+func (s *Store) OutboxItem(ctx context.Context, id int64) (*OutboxItem, error) {
+	it, err := scanOutbox(s.r.QueryRowContext(ctx, s.q(`SELECT `+outboxColumns+`, message FROM outbox WHERE id = ?`), id), true)
+	if err != nil {
+		return nil, fmt.Errorf("store: outbox item %d: %w", id, notFound(err))
+	}
+	return it, nil
+}
+
+// ListOutbox returns a page of the outbox items matching f, newest first,
+// without their messages.
+func (s *Store) ListOutbox(ctx context.Context, f OutboxFilter) ([]OutboxItem, error) {
+	var w whereBuilder
+	if f.Status != "" {
+		w.add(`status = ?`, encText(f.Status))
+	}
+	if f.FormID != 0 {
+		w.add(`form_id = ?`, f.FormID)
+	}
+	if f.Before > 0 {
+		w.add(`id < ?`, f.Before)
+	}
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT `+outboxColumns+` FROM outbox`+w.String()+` ORDER BY id DESC LIMIT ?`),
+		append(w.args, listLimit(f.Limit))...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list outbox: %w", err)
+	}
+	defer rows.Close()
+	var out []OutboxItem
+	for rows.Next() {
+		it, err := scanOutbox(rows, false)
+		if err != nil {
+			return nil, fmt.Errorf("store: list outbox: %w", err)
+		}
+		out = append(out, *it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list outbox: %w", err)
+	}
+	return out, nil
+}
+
+// OutboxCounts returns how many items are in each status; statuses with
+// none are absent.
+func (s *Store) OutboxCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT status, COUNT(*) FROM outbox GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("store: outbox counts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("store: outbox counts: %w", err)
+		}
+		out[decText(st)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: outbox counts: %w", err)
+	}
+	return out, nil
+}
+
+// requeueSet is the SET clause that puts an item back in the queue at a
+// time given twice: due then, queued then, attempts counted afresh, and an
+// explicit expiry moved by as much as the queueing time, so the item gets
+// its whole retry window again.
+const requeueSet = `status = 'queued', next_attempt_at = ?, attempts = 0, lease_owner = '', lease_until = 0,
+	taken_over_from = '', expires_at = CASE WHEN expires_at = 0 THEN 0 ELSE expires_at - queued_at + ? END,
+	queued_at = ?`
+
+// stateChange runs an admin action on one item: update (which must
+// change one row when the item is in an allowed state, returning its
+// submission_id), then the submission's new status. An item that exists
+// in another state gives ErrWrongState.
+func (s *Store) stateChange(ctx context.Context, id int64, update string, args []any, subStatus string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var subID sql.NullInt64
+		err := tx.QueryRowContext(ctx, s.q(update), args...).Scan(&subID)
+		if errors.Is(err, sql.ErrNoRows) {
+			var one int
+			if err := tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM outbox WHERE id = ?`), id).Scan(&one); err != nil {
+				return notFound(err)
+			}
+			return ErrWrongState
+		}
+		if err != nil {
+			return err
+		}
+		if subID.Valid {
+			_, err = tx.ExecContext(ctx, s.q(`UPDATE submissions SET status = ? WHERE id = ?`), subStatus, subID.Int64)
+		}
+		return err
+	})
+}
+
+// RetryOutbox puts a failed, unknown or cancelled item back in the queue,
+// due at now, with its attempts counted afresh; its submission becomes
+// queued. Retrying an unknown item may deliver the message twice: it
+// keeps its Message-ID, so the recipient can tell. Other states give
+// ErrWrongState.
+func (s *Store) RetryOutbox(ctx context.Context, id int64, now time.Time) error {
+	n := micros(now)
+	err := s.stateChange(ctx, id, `UPDATE outbox SET `+requeueSet+`, last_error = ''
+		WHERE id = ? AND status IN ('failed', 'unknown', 'cancelled') RETURNING submission_id`,
+		[]any{n, n, n, id}, SubmissionQueued)
+	if err != nil {
+		return fmt.Errorf("store: retry outbox item %d: %w", id, err)
+	}
+	return nil
+}
+
+// CancelOutbox cancels a queued or held item: it will not be sent, and
+// its submission becomes cancelled. An item being sent, or finished,
+// gives ErrWrongState.
+func (s *Store) CancelOutbox(ctx context.Context, id int64) error {
+	err := s.stateChange(ctx, id, `UPDATE outbox SET status = 'cancelled', lease_owner = '', lease_until = 0
+		WHERE id = ? AND status IN ('queued', 'held') RETURNING submission_id`, []any{id}, SubmissionCancelled)
+	if err != nil {
+		return fmt.Errorf("store: cancel outbox item %d: %w", id, err)
+	}
+	return nil
+}
+
+// ReleaseSubmission releases a blocked submission: it becomes released
+// and its held item is queued, due at now. A submission that is not
+// blocked gives ErrWrongState; a missing one ErrNotFound.
+func (s *Store) ReleaseSubmission(ctx context.Context, submissionID int64, now time.Time) error {
+	n := micros(now)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE submissions SET status = ? WHERE id = ? AND status = ?`),
+			SubmissionReleased, submissionID, SubmissionBlocked)
+		if err := affected(res, err); errors.Is(err, ErrNotFound) {
+			var one int
+			if err := tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM submissions WHERE id = ?`), submissionID).Scan(&one); err != nil {
+				return notFound(err)
+			}
+			return ErrWrongState
+		} else if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE outbox SET `+requeueSet+` WHERE submission_id = ? AND status = 'held'`),
+			n, n, n, submissionID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: release submission %d: %w", submissionID, err)
+	}
+	return nil
+}
