@@ -26,7 +26,9 @@ type Config struct {
 	// and anything else sockmail keeps (SOCKMAIL_DATA, -data).
 	DataDir string
 	// DSN is the database: a SQLite file path or a postgres:// URL
-	// (SOCKMAIL_DATABASE, -database). Default: DataDir/sockmail.db.
+	// (SOCKMAIL_DATABASE, or SOCKMAIL_DATABASE_URL when that is unset;
+	// -database). Default: DataDir/sockmail.db. Several instances share
+	// sessions, history and sign-in throttling through one PostgreSQL.
 	DSN string
 	// CaptureAddr is the listen address of the built-in capture SMTP
 	// server, loopback only; "off" disables it (SOCKMAIL_CAPTURE_ADDR,
@@ -65,6 +67,16 @@ type Config struct {
 	// sends verify a server's certificate, for servers with a private CA
 	// (SOCKMAIL_CA_FILE, -ca-file).
 	CAFile string
+	// RetentionDays deletes stored sends older than this many days; 0
+	// keeps them (SOCKMAIL_RETENTION_DAYS, -retention-days).
+	RetentionDays int
+	// RetentionMax keeps only the newest RetentionMax sends; 0 keeps all
+	// (SOCKMAIL_RETENTION_MAX, -retention-max).
+	RetentionMax int
+	// MaxStoredMessage caps the message source stored with each send, in
+	// bytes; a longer one is kept truncated and cannot be re-sent
+	// (SOCKMAIL_MAX_STORED_MESSAGE, -max-stored-message).
+	MaxStoredMessage int64
 
 	secureCookies string // "auto", "true" or "false", as given
 }
@@ -78,6 +90,7 @@ const (
 	DefaultSendTimeout     = 2 * time.Minute
 	DefaultMaxUpload       = 25 << 20
 	DefaultSessionLifetime = 12 * time.Hour
+	DefaultMaxStoredMsg    = 10 << 20
 )
 
 // Load parses args (without the program name) over the environment read by
@@ -95,7 +108,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, 
 	fs.SetOutput(usage)
 	fs.StringVar(&c.Listen, "listen", env("LISTEN", DefaultListen), "HTTP listen address (SOCKMAIL_LISTEN)")
 	fs.StringVar(&c.DataDir, "data", env("DATA", DefaultDataDir), "data directory (SOCKMAIL_DATA)")
-	fs.StringVar(&c.DSN, "database", env("DATABASE", ""), "SQLite file or postgres:// URL; default DATA/sockmail.db (SOCKMAIL_DATABASE)")
+	fs.StringVar(&c.DSN, "database", env("DATABASE", env("DATABASE_URL", "")), "SQLite file or postgres:// URL; default DATA/sockmail.db (SOCKMAIL_DATABASE)")
 	fs.StringVar(&c.CaptureAddr, "capture-addr", env("CAPTURE_ADDR", DefaultCaptureAddr), `capture SMTP server address on loopback, or "off" (SOCKMAIL_CAPTURE_ADDR)`)
 	c.CaptureUser = env("CAPTURE_USER", "")
 	c.CapturePassword = env("CAPTURE_PASSWORD", "")
@@ -129,6 +142,19 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, 
 	durationVar(&c.SessionLifetime, "session-lifetime", "SESSION_LIFETIME", DefaultSessionLifetime, "how long a sign-in lasts")
 	sizeVar(&c.CaptureMaxSize, "capture-max-size", "CAPTURE_MAX_SIZE", DefaultCaptureMaxSize, "largest message the capture server accepts, bytes")
 	sizeVar(&c.MaxUpload, "max-upload", "MAX_UPLOAD", DefaultMaxUpload, "largest compose form with attachments, bytes")
+	sizeVar(&c.MaxStoredMessage, "max-stored-message", "MAX_STORED_MESSAGE", DefaultMaxStoredMsg, "largest message source stored with a send, bytes")
+	intVar := func(p *int, name, envName, help string) {
+		n := 0
+		if v := env(envName, ""); v != "" {
+			var err error
+			if n, err = strconv.Atoi(v); err != nil {
+				errs = append(errs, fmt.Errorf("SOCKMAIL_%s: %q is not a whole number", envName, v))
+			}
+		}
+		fs.IntVar(p, name, n, help+" (SOCKMAIL_"+envName+")")
+	}
+	intVar(&c.RetentionDays, "retention-days", "RETENTION_DAYS", "delete stored sends older than this many days; 0 keeps them")
+	intVar(&c.RetentionMax, "retention-max", "RETENTION_MAX", "keep only the newest N stored sends; 0 keeps all")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -212,6 +238,15 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxUpload < 1024 || c.MaxUpload > 1<<30 {
 		add("max upload %d: want between 1024 and 1073741824 bytes", c.MaxUpload)
+	}
+	if c.RetentionDays < 0 || c.RetentionDays > 100*365 {
+		add("retention days %d: want 0 (keep) to 36500", c.RetentionDays)
+	}
+	if c.RetentionMax < 0 || c.RetentionMax > 1_000_000_000 {
+		add("retention max %d: want 0 (keep all) to 1000000000", c.RetentionMax)
+	}
+	if c.MaxStoredMessage < 1024 || c.MaxStoredMessage > 1<<30 {
+		add("max stored message %d: want between 1024 and 1073741824 bytes", c.MaxStoredMessage)
 	}
 	if c.SecretKey != "" {
 		if k, err := base64.StdEncoding.DecodeString(c.SecretKey); err != nil || len(k) != 32 {
