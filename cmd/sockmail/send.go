@@ -68,7 +68,8 @@ every message went but some recipients were refused.
 
 // Input limits.
 const (
-	maxBodyFile = 25 << 20 // --body-file
+	maxBodyFile = 25 << 20 // --body-file, --html-file
+	maxKeyFile  = 64 << 10 // --dkim-key
 	maxCount    = 10000    // --count
 	maxCAFile   = 1 << 20  // --ca-file
 )
@@ -124,11 +125,15 @@ type sendFlags struct {
 	allowInsecureAuth                          bool
 	helo, from                                 string
 	to, cc, bcc, attach                        listFlag
+	inline, headers, replyTo                   listFlag
 	subject, body, bodyFile, data, quitAfter   string
+	html, htmlFile                             string
+	dkimKey, dkimSelector, dkimDomain          string
 	count                                      int
 	json, quiet, showBody                      bool
 	timeout                                    time.Duration
 	subjectSet, bodySet, passwordSet, countSet bool
+	htmlSet                                    bool
 }
 
 // newSendFlagSet returns the flag set of "send", filling f.
@@ -152,7 +157,15 @@ func newSendFlagSet(f *sendFlags) *flag.FlagSet {
 	fs.StringVar(&f.subject, "subject", "", "Subject `text` (default \"sockmail test DATE\")")
 	fs.StringVar(&f.body, "body", "", "plain-text body `text` (default a one-line test text)")
 	fs.StringVar(&f.bodyFile, "body-file", "", "read the plain-text body from `file` (UTF-8)")
+	fs.StringVar(&f.html, "html", "", "HTML body `text`; with a plain-text body too the message is multipart/alternative,\nwithout one the text is derived from the HTML")
+	fs.StringVar(&f.htmlFile, "html-file", "", "read the HTML body from `file` (UTF-8)")
 	fs.Var(&f.attach, "attach", "attach `file`; repeatable")
+	fs.Var(&f.inline, "inline", "add `file` as an inline part for the HTML body, which refers to it as\n\"cid:NAME\" (NAME: the file's base name); repeatable")
+	fs.Var(&f.headers, "header", "add the header field `\"Name: value\"`; repeatable")
+	fs.Var(&f.replyTo, "reply-to", "Reply-To `address` (\"Name <local@domain>\" allowed); repeatable")
+	fs.StringVar(&f.dkimKey, "dkim-key", "", "sign with DKIM (RFC 6376) using the PEM private key in `file` (RSA or Ed25519)")
+	fs.StringVar(&f.dkimSelector, "dkim-selector", "", "DKIM `selector` (s=); needed with --dkim-key")
+	fs.StringVar(&f.dkimDomain, "dkim-domain", "", "DKIM signing `domain` (d=); default the domain of --from")
 	fs.StringVar(&f.data, "data", "", "send `file` as the whole message, as is (line endings normalised);\nthe envelope still comes from --from/--to/--cc/--bcc")
 	fs.StringVar(&f.quitAfter, "quit-after", "", "stop politely after `phase`: connect, greeting, ehlo, tls, auth, mail or rcpt")
 	fs.IntVar(&f.count, "count", 1, "send `N` messages over one connection (needs --server)")
@@ -168,6 +181,7 @@ func printSendUsage(w io.Writer) {
 	var f sendFlags
 	fs := newSendFlagSet(&f)
 	fmt.Fprint(w, `Usage: sockmail send --from ADDRESS --to ADDRESS [flags]
+       sockmail send --from ADDRESS --to ADDRESS --data FILE [flags]
 
 Send a test message with sockmail's own SMTP client and print every line of
 the conversation as it happens, then one outcome line per message. AUTH
@@ -212,6 +226,8 @@ func parseSend(args []string, getenv func(string) string) (*sendPlan, error) {
 			f.subjectSet = true
 		case "body":
 			f.bodySet = true
+		case "html":
+			f.htmlSet = true
 		case "auth-password":
 			f.passwordSet = true
 		case "count":
@@ -453,9 +469,14 @@ func (f *sendFlags) composer() (func(int) (message.Content, error), error) {
 	if len(to)+len(cc)+len(bcc) == 0 {
 		return nil, errors.New("no recipient: give --to, --cc or --bcc")
 	}
+	sign, err := f.signer(from)
+	if err != nil {
+		return nil, err
+	}
 	if f.data != "" {
-		if f.subjectSet || f.bodySet || f.bodyFile != "" || len(f.attach.values) > 0 {
-			return nil, errors.New("--data sends a complete message: it excludes --subject, --body, --body-file and --attach")
+		if f.subjectSet || f.bodySet || f.bodyFile != "" || f.htmlSet || f.htmlFile != "" ||
+			len(f.attach.values)+len(f.inline.values)+len(f.headers.values)+len(f.replyTo.values) > 0 {
+			return nil, errors.New("--data sends a complete message: it excludes --subject, --body, --body-file, --html, --html-file, --attach, --inline, --header and --reply-to")
 		}
 		var rcpts []string
 		for _, l := range [][]*mail.Address{to, cc, bcc} {
@@ -467,12 +488,26 @@ func (f *sendFlags) composer() (func(int) (message.Content, error), error) {
 		if err != nil {
 			return nil, fmt.Errorf("--data %s: %w", f.data, err)
 		}
-		return func(int) (message.Content, error) { return raw, nil }, nil
+		return func(int) (message.Content, error) { return sign(raw) }, nil
 	}
 	if f.bodySet && f.bodyFile != "" {
 		return nil, errors.New("--body and --body-file exclude each other")
 	}
+	if f.htmlSet && f.htmlFile != "" {
+		return nil, errors.New("--html and --html-file exclude each other")
+	}
+	html := f.html
+	if f.htmlFile != "" {
+		data, err := readLimited(f.htmlFile, maxBodyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--html-file: %w", err)
+		}
+		html = string(data)
+	}
 	body := "This is a test message sent by sockmail.\n"
+	if html != "" {
+		body = "" // derived from the HTML unless given
+	}
 	if f.bodySet {
 		body = f.body
 	}
@@ -483,13 +518,40 @@ func (f *sendFlags) composer() (func(int) (message.Content, error), error) {
 		}
 		body = string(data)
 	}
-	var atts []*message.Attachment
+	var atts, inline []*message.Attachment
 	for _, path := range f.attach.values {
 		a, err := message.FileAttachment(path)
 		if err != nil {
 			return nil, fmt.Errorf("--attach %s: %w", path, err)
 		}
 		atts = append(atts, a)
+	}
+	if len(f.inline.values) > 0 && html == "" {
+		return nil, errors.New("--inline needs an HTML body (--html or --html-file) to refer to it")
+	}
+	for _, path := range f.inline.values {
+		a, err := message.FileAttachment(path)
+		if err != nil {
+			return nil, fmt.Errorf("--inline %s: %w", path, err)
+		}
+		a.ContentID = a.Filename
+		inline = append(inline, a)
+	}
+	var fields []message.Field
+	for _, h := range f.headers.values {
+		name, value, ok := strings.Cut(h, ":")
+		if !ok {
+			return nil, fmt.Errorf("--header %q: want \"Name: value\"", h)
+		}
+		fields = append(fields, message.Field{Name: strings.TrimSpace(name), Value: strings.TrimSpace(value)})
+	}
+	var replyTo []*mail.Address
+	for _, r := range f.replyTo.values {
+		list, err := message.ParseAddressList("Reply-To", r)
+		if err != nil {
+			return nil, fmt.Errorf("--reply-to: %w", err)
+		}
+		replyTo = append(replyTo, list...)
 	}
 	subject := f.subject
 	if !f.subjectSet {
@@ -498,8 +560,9 @@ func (f *sendFlags) composer() (func(int) (message.Content, error), error) {
 	count := f.count
 	compose := func(i int) (message.Content, error) {
 		m := &message.Message{
-			From: from, To: to, Cc: cc, Bcc: bcc,
-			Subject: subject, Text: body, Attachments: atts,
+			From: from, To: to, Cc: cc, Bcc: bcc, ReplyTo: replyTo,
+			Subject: subject, Headers: fields, Text: body, HTML: html,
+			Attachments: atts, Inline: inline,
 		}
 		if count > 1 {
 			m.Subject = fmt.Sprintf("%s [%d/%d]", subject, i, count)
@@ -507,9 +570,43 @@ func (f *sendFlags) composer() (func(int) (message.Content, error), error) {
 		if err := m.Prepare(); err != nil {
 			return nil, err
 		}
-		return m, nil
+		return sign(m)
 	}
 	return compose, nil
+}
+
+// signer returns the function that DKIM-signs a message as the --dkim-*
+// flags ask, or returns it unchanged when they are not given.
+func (f *sendFlags) signer(from *mail.Address) (func(message.Content) (message.Content, error), error) {
+	if f.dkimKey == "" {
+		if f.dkimSelector != "" || f.dkimDomain != "" {
+			return nil, errors.New("--dkim-selector and --dkim-domain need --dkim-key")
+		}
+		return func(c message.Content) (message.Content, error) { return c, nil }, nil
+	}
+	if f.dkimSelector == "" {
+		return nil, errors.New("--dkim-key needs --dkim-selector")
+	}
+	pem, err := readLimited(f.dkimKey, maxKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--dkim-key: %w", err)
+	}
+	key, err := message.ParsePrivateKeyPEM(pem)
+	if err != nil {
+		return nil, fmt.Errorf("--dkim-key %s: %w", f.dkimKey, err)
+	}
+	domain := f.dkimDomain
+	if domain == "" {
+		domain = from.Address[strings.LastIndexByte(from.Address, '@')+1:]
+	}
+	opts := message.DKIMOptions{Domain: domain, Selector: f.dkimSelector, Signer: key}
+	return func(c message.Content) (message.Content, error) {
+		s, err := message.SignDKIM(c, opts)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}, nil
 }
 
 // envelopeOf returns the SMTP envelope a message asks for.

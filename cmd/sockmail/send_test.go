@@ -4,22 +4,31 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net"
 	"net/mail"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-msgauth/dkim"
 
 	"sockmail/internal/testenv"
 	"sockmail/smtp"
@@ -235,6 +244,8 @@ func writeFile(t *testing.T, name, content string) string {
 func TestParseSendValid(t *testing.T) {
 	attach := writeFile(t, "a.txt", "attached\n")
 	raw := writeFile(t, "m.eml", "Subject: raw\n\nbody\n")
+	logo := writeFile(t, "logo.png", "\x89PNG\r\n\x1a\n fake image")
+	dkimKey, dkimTXT := writeDKIMKey(t)
 	base := []string{"--from", "a@example.org", "--to", "b@example.org"}
 	tests := []struct {
 		name  string
@@ -316,6 +327,43 @@ func TestParseSendValid(t *testing.T) {
 				t.Errorf("Bcc address in the message:\n%s", b.String())
 			}
 		}},
+		{"html and text", append([]string{"--html", "<p>Hi <b>there</b></p>", "--body", "Hi there"}, base...), nil, func(t *testing.T, p *sendPlan) {
+			msg := render(t, p.first)
+			for _, want := range []string{"multipart/alternative", "Content-Type: text/plain", "Content-Type: text/html", "Hi there"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("message lacks %q:\n%s", want, msg)
+				}
+			}
+		}},
+		{"html only derives the text", append([]string{"--html", "<p>Only <i>HTML</i></p>"}, base...), nil, func(t *testing.T, p *sendPlan) {
+			msg := render(t, p.first)
+			if !strings.Contains(msg, "multipart/alternative") || strings.Contains(msg, "This is a test message") {
+				t.Errorf("message:\n%s", msg)
+			}
+		}},
+		{"inline image with cid", append([]string{"--html", `<img src="cid:logo.png">`, "--inline", logo}, base...), nil, func(t *testing.T, p *sendPlan) {
+			msg := render(t, p.first)
+			for _, want := range []string{"multipart/related", "Content-ID: <logo.png>", "Content-Type: image/png"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("message lacks %q:\n%s", want, msg)
+				}
+			}
+		}},
+		{"custom header and reply-to", append([]string{"--header", "X-Campaign: spring", "--reply-to", "Help Desk <help@example.org>"}, base...), nil, func(t *testing.T, p *sendPlan) {
+			msg := render(t, p.first)
+			for _, want := range []string{"X-Campaign: spring\r\n", "Reply-To: Help Desk <help@example.org>\r\n"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("message lacks %q:\n%s", want, msg)
+				}
+			}
+		}},
+		{"dkim signature", append([]string{"--dkim-key", dkimKey, "--dkim-selector", "sel1"}, base...), nil, func(t *testing.T, p *sendPlan) {
+			msg := render(t, p.first)
+			if !strings.HasPrefix(msg, "DKIM-Signature:") || !strings.Contains(msg, "d=example.org;") || !strings.Contains(msg, "s=sel1;") {
+				t.Errorf("message:\n%s", msg)
+			}
+			verifyDKIM(t, []byte(msg), "sel1._domainkey.example.org", dkimTXT)
+		}},
 		{"raw data", append([]string{"--data", raw}, base...), nil, func(t *testing.T, p *sendPlan) {
 			var b bytes.Buffer
 			p.first.WriteTo(&b)
@@ -392,6 +440,18 @@ func TestBadInputSendsNothing(t *testing.T) {
 		{"json and quiet", with("--json", "--quiet"), "exclude"},
 		{"negative timeout", with("--timeout", "-1s"), "negative"},
 		{"ca file without certificates", with("--ca-file", "/etc/hostname"), "no PEM certificate"},
+		{"html and html-file", with("--html", "x", "--html-file", "/etc/hostname"), "exclude"},
+		{"missing html file", with("--html-file", "/nonexistent/x.html"), "no such file"},
+		{"inline without html", with("--inline", "/etc/hostname"), "needs an HTML body"},
+		{"missing inline file", with("--html", "x", "--inline", "/nonexistent/logo.png"), "no such file"},
+		{"header without colon", with("--header", "X-Test"), "Name: value"},
+		{"reserved header", with("--header", "Bcc: victim@example.org"), "Bcc"},
+		{"CR in header value", with("--header", "X-Test: a\r\nBcc: victim@example.org"), "X-Test"},
+		{"bad reply-to", with("--reply-to", "not an address"), "Reply-To"},
+		{"data and html", with("--data", "/etc/hostname", "--html", "x"), "exclude"},
+		{"dkim key without selector", with("--dkim-key", "/etc/hostname"), "--dkim-selector"},
+		{"dkim selector without key", with("--dkim-selector", "s"), "need --dkim-key"},
+		{"dkim key not a key", with("--dkim-key", "/etc/hostname", "--dkim-selector", "s"), "PEM"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -831,5 +891,160 @@ func TestPostfixPhases(t *testing.T) {
 				t.Errorf("output lacks %q:\n%s", tc.outcome, stdout)
 			}
 		})
+	}
+}
+
+// render writes a message to a string.
+func render(t *testing.T, c io.WriterTo) string {
+	t.Helper()
+	var b bytes.Buffer
+	if _, err := c.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// writeDKIMKey writes a new Ed25519 private key as PKCS #8 PEM and returns
+// its path and the DNS TXT record that publishes its public key.
+func writeDKIMKey(t *testing.T) (string, string) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := writeFile(t, "dkim.pem", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})))
+	return path, "v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub)
+}
+
+// verifyDKIM checks every DKIM signature of msg with go-msgauth, the key
+// published at name as txt.
+func verifyDKIM(t *testing.T, msg []byte, name, txt string) {
+	t.Helper()
+	lookup := func(domain string) ([]string, error) {
+		if domain != name {
+			return nil, fmt.Errorf("no TXT record for %s", domain)
+		}
+		return []string{txt}, nil
+	}
+	vs, err := dkim.VerifyWithOptions(bytes.NewReader(msg), &dkim.VerifyOptions{LookupTXT: lookup})
+	if err != nil {
+		t.Fatalf("dkim verify: %v", err)
+	}
+	if len(vs) == 0 {
+		t.Fatal("no DKIM signature found")
+	}
+	for _, v := range vs {
+		if v.Err != nil {
+			t.Errorf("DKIM signature of %s does not verify: %v", v.Domain, v.Err)
+		}
+	}
+}
+
+// TestPostfixFullComposer is the Done-when check of issue 3 through the
+// CLI: HTML from a file, a big attachment and an inline image, DKIM
+// signed, delivered by the local Postfix; Python's email package (an
+// independent parser) reads back every part byte for byte, and the DKIM
+// signature verifies.
+func TestPostfixFullComposer(t *testing.T) {
+	p := testenv.Postfix(t)
+	if p == nil {
+		return
+	}
+	const py = "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		if testenv.InCI() {
+			t.Fatalf("%s missing: %v", py, err)
+		}
+		t.Skipf("%s missing: %v", py, err)
+	}
+	dir := t.TempDir()
+	htmlPath := filepath.Join(dir, "x.html")
+	html := "<html><body><h1>Grüße</h1><p>Logo: <img src=\"cid:logo.png\"></p></body></html>\n"
+	big := make([]byte, 11<<20)
+	rand.Read(big)
+	logo := append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 2000)...)
+	for name, data := range map[string][]byte{"x.html": []byte(html), "big.bin": big, "logo.png": logo} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key, txt := writeDKIMKey(t)
+	token, to := testenv.UniqueToken(), testenv.UniqueAddress()
+	code, stdout, stderr := run(t,
+		"--server", p.SubmissionAddr, "--tls", "starttls", "--ca-file", p.CAFile,
+		"--auth-user", p.User, "--auth-password", p.Password, "--from", p.User, "--to", to,
+		"--subject", "Grüße "+token, "--html-file", htmlPath,
+		"--attach", filepath.Join(dir, "big.bin"), "--inline", filepath.Join(dir, "logo.png"),
+		"--dkim-key", key, "--dkim-selector", "s1", "--quiet", "--timeout", "60s")
+	if code != 0 {
+		t.Fatalf("status %d\n%s%s", code, stdout, stderr)
+	}
+	raw := testenv.WaitForMessage(t, p.Maildir, to, 30*time.Second)
+
+	// Postfix stores LF line ends; the signature was made over CRLF.
+	crlf := bytes.ReplaceAll(raw, []byte("\n"), []byte("\r\n"))
+	verifyDKIM(t, crlf, "s1._domainkey.example.test", txt)
+
+	file := filepath.Join(dir, "delivered.eml")
+	if err := os.WriteFile(file, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	script := `
+import email, email.policy, hashlib, json, sys
+m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
+parts = []
+for part in m.walk():
+    if part.is_multipart():
+        parts.append({"type": part.get_content_type()})
+        continue
+    data = part.get_payload(decode=True)
+    parts.append({"type": part.get_content_type(), "filename": part.get_filename(), "cid": part.get("Content-ID"),
+                  "sha256": hashlib.sha256(data).hexdigest(), "text": part.get_content() if part.get_content_maintype() == "text" else None})
+print(json.dumps({"subject": str(m["subject"]), "parts": parts}))
+`
+	out, err := exec.Command(py, "-c", script, file).Output()
+	if err != nil {
+		t.Fatalf("python: %v", err)
+	}
+	var got struct {
+		Subject string
+		Parts   []struct {
+			Type, Filename, Cid, Sha256 string
+			Text                        *string
+		}
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("python output %s: %v", out, err)
+	}
+	if got.Subject != "Grüße "+token {
+		t.Errorf("subject %q", got.Subject)
+	}
+	sum := func(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:]) }
+	var types []string
+	found := map[string]bool{}
+	for _, part := range got.Parts {
+		types = append(types, part.Type)
+		switch {
+		case part.Filename == "big.bin":
+			found["big"] = part.Sha256 == sum(big)
+		case part.Cid == "<logo.png>":
+			found["logo"] = part.Sha256 == sum(logo) && part.Type == "image/png"
+		case part.Type == "text/html":
+			found["html"] = part.Text != nil && *part.Text == html
+		case part.Type == "text/plain":
+			found["text"] = part.Text != nil && strings.Contains(*part.Text, "Grüße")
+		}
+	}
+	if want := "multipart/mixed multipart/alternative text/plain multipart/related text/html image/png application/octet-stream"; strings.Join(types, " ") != want {
+		t.Errorf("structure %q, want %q", strings.Join(types, " "), want)
+	}
+	for _, k := range []string{"big", "logo", "html", "text"} {
+		if !found[k] {
+			t.Errorf("part %s missing or not byte-identical; parts %+v", k, got.Parts)
+		}
 	}
 }
