@@ -100,10 +100,21 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 		SessionHashKey: hashKey, SessionBlockKey: blockKey, SecureCookies: cfg.SecureCookies,
 		SessionLifetime: cfg.SessionLifetime, BaseURL: cfg.BaseURL, SendTimeout: cfg.SendTimeout,
 		MaxUpload: cfg.MaxUpload, Capture: capInfo, RootCAs: roots,
+		Retention:        handlers.Retention{MaxAge: time.Duration(cfg.RetentionDays) * 24 * time.Hour, MaxSends: cfg.RetentionMax},
+		MaxStoredMessage: cfg.MaxStoredMessage,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	// The retention policy: applied now, then every hour.
+	rctx, stopRetention := context.WithCancel(ctx)
+	defer stopRetention()
+	retained := make(chan struct{})
+	go func() { defer close(retained); runRetention(rctx, h, log, retentionInterval) }()
+	if st.Backend() == store.BackendPostgres && cfg.SecretKey == "" {
+		log.Warn("SOCKMAIL_SECRET_KEY is not set: instances sharing this database each use their own key file, and cannot read each other's stored SMTP passwords")
+	}
+
 	e := h.Routes()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -132,6 +143,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 	case serveErr = <-errc:
 	}
 	log.Info("shutting down", "grace", shutdownGrace)
+	stopRetention()
+	<-retained
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	// Stop new sends and let running ones finish (or abort them at the
