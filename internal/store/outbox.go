@@ -420,6 +420,39 @@ func (s *Store) BeginAttempt(ctx context.Context, id int64, owner string, snd *S
 // failed and unknown. ErrLeaseLost means owner's claim is gone (another
 // worker took the item over, or an admin changed it): nothing is changed.
 func (s *Store) FinishAttempt(ctx context.Context, id int64, owner string, status string, next time.Time, lastErr string, sendID *int64) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		return s.finishAttempt(ctx, tx, id, owner, status, next, lastErr, sendID)
+	})
+	if err != nil {
+		return fmt.Errorf("store: finish attempt on outbox item %d: %w", id, err)
+	}
+	return nil
+}
+
+// FinishAttemptSend is FinishAttempt and FinishSend of the attempt's
+// history record (snd, which becomes the item's LastSendID) in one
+// transaction, so that the outbox and the history never disagree about
+// an attempt. On ErrLeaseLost neither is written: the caller should still
+// record snd with FinishSend.
+func (s *Store) FinishAttemptSend(ctx context.Context, id int64, owner string, status string, next time.Time, lastErr string, snd *Send) error {
+	var finished time.Time
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.finishAttempt(ctx, tx, id, owner, status, next, lastErr, &snd.ID); err != nil {
+			return err
+		}
+		var err error
+		finished, err = s.finishSend(ctx, tx, snd)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: finish attempt on outbox item %d: %w", id, err)
+	}
+	snd.FinishedAt = &finished
+	return nil
+}
+
+// finishAttempt does FinishAttempt's writes in tx.
+func (s *Store) finishAttempt(ctx context.Context, tx *sql.Tx, id int64, owner string, status string, next time.Time, lastErr string, sendID *int64) error {
 	var nextSet string
 	var args []any
 	switch status {
@@ -428,29 +461,23 @@ func (s *Store) FinishAttempt(ctx context.Context, id int64, owner string, statu
 	case OutboxSent, OutboxFailed, OutboxUnknown:
 		args = []any{encText(status)}
 	default:
-		return fmt.Errorf("store: finish attempt on outbox item %d: status %q is not queued, sent, failed or unknown", id, status)
+		return fmt.Errorf("status %q is not queued, sent, failed or unknown", status)
 	}
 	args = append(args, encText(lastErr), nullInt64(sendID), id, encText(owner))
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var subID sql.NullInt64
-		err := tx.QueryRowContext(ctx, s.q(`UPDATE outbox SET status = ?, `+nextSet+`lease_owner = '', lease_until = 0,
-			taken_over_from = '', last_error = ?, last_send_id = COALESCE(?, last_send_id)
-			WHERE id = ? AND lease_owner = ? AND status = 'sending' RETURNING submission_id`), args...).Scan(&subID)
-		if errors.Is(err, sql.ErrNoRows) {
-			return s.leaseLostOrNotFound(ctx, tx, id)
-		}
-		if err != nil {
-			return err
-		}
-		if subID.Valid && status != OutboxQueued {
-			_, err = tx.ExecContext(ctx, s.q(`UPDATE submissions SET status = ? WHERE id = ?`), encText(status), subID.Int64)
-		}
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("store: finish attempt on outbox item %d: %w", id, err)
+	var subID sql.NullInt64
+	err := tx.QueryRowContext(ctx, s.q(`UPDATE outbox SET status = ?, `+nextSet+`lease_owner = '', lease_until = 0,
+		taken_over_from = '', last_error = ?, last_send_id = COALESCE(?, last_send_id)
+		WHERE id = ? AND lease_owner = ? AND status = 'sending' RETURNING submission_id`), args...).Scan(&subID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return s.leaseLostOrNotFound(ctx, tx, id)
 	}
-	return nil
+	if err != nil {
+		return err
+	}
+	if subID.Valid && status != OutboxQueued {
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE submissions SET status = ? WHERE id = ?`), encText(status), subID.Int64)
+	}
+	return err
 }
 
 // OutboxItem returns the outbox item with that id, with its message, or

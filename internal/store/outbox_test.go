@@ -255,9 +255,21 @@ func TestLeaseExpiryTakeover(t *testing.T) {
 		}
 		wantErr(t, "FinishAttempt by the old owner", s.FinishAttempt(ctx, a.ID, "crashed", OutboxSent, time.Time{}, "", nil), ErrLeaseLost)
 		wantErr(t, "BeginAttempt by the old owner", s.BeginAttempt(ctx, a.ID, "crashed", &Send{Source: "contact"}), ErrLeaseLost)
-		wantErr(t, "FinishAttempt by the new owner", s.FinishAttempt(ctx, a.ID, "rescuer", OutboxSent, time.Time{}, "", nil), nil)
-		if it, _ := s.OutboxItem(ctx, a.ID); it.TakenOverFrom != "" || it.Status != OutboxSent {
+		// FinishAttemptSend writes both or, without the lease, neither.
+		old := &Send{ID: first.ID, Status: "sent", QueueID: "Q1"}
+		wantErr(t, "FinishAttemptSend by the old owner", s.FinishAttemptSend(ctx, a.ID, "crashed", OutboxSent, time.Time{}, "", old), ErrLeaseLost)
+		if snd, _ := s.Send(ctx, first.ID); snd.Status != StatusRunning {
+			t.Errorf("a refused FinishAttemptSend wrote the send: %q", snd.Status)
+		}
+		second := &Send{Source: "contact"}
+		wantErr(t, "BeginAttempt by the new owner", s.BeginAttempt(ctx, a.ID, "rescuer", second), nil)
+		second.Status, second.QueueID = "sent", "Q2"
+		wantErr(t, "FinishAttemptSend by the new owner", s.FinishAttemptSend(ctx, a.ID, "rescuer", OutboxSent, time.Time{}, "", second), nil)
+		if it, _ := s.OutboxItem(ctx, a.ID); it.TakenOverFrom != "" || it.Status != OutboxSent || *it.LastSendID != second.ID {
 			t.Errorf("after finish: %+v", it)
+		}
+		if snd, _ := s.Send(ctx, second.ID); snd.Status != "sent" || snd.QueueID != "Q2" || snd.FinishedAt == nil {
+			t.Errorf("send after FinishAttemptSend: %+v", snd)
 		}
 	})
 }
