@@ -48,7 +48,7 @@ const (
 // exitCodeTable is the table --help prints.
 const exitCodeTable = `Exit status:
     0  sent (or stopped where --quit-after asked)
-    1  unexpected internal error
+    1  unexpected internal error, or --store could not store the send
     2  usage or bad input; nothing was sent
    10  connect failed (DNS, TCP connect, implicit TLS handshake)
    11  greeting: the server did not say 220
@@ -90,6 +90,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sockmail send: %v\nRun 'sockmail send --help' for usage.\n", err)
 		return exitUsage
 	}
+	plan.stderr = stderr
 	return plan.run(ctx, stdout)
 }
 
@@ -133,6 +134,8 @@ type sendFlags struct {
 	json, quiet, showBody                      bool
 	timeout                                    time.Duration
 	subjectSet, bodySet, passwordSet, countSet bool
+	storeSend                                  bool   // --store
+	database                                   string // --database
 	htmlSet                                    bool
 }
 
@@ -172,6 +175,8 @@ func newSendFlagSet(f *sendFlags) *flag.FlagSet {
 	fs.BoolVar(&f.json, "json", false, "print only a JSON document with the transcript and the results, at the end")
 	fs.BoolVar(&f.quiet, "quiet", false, "print only the outcome lines, no transcript")
 	fs.BoolVar(&f.showBody, "show-body", false, "show the whole message in the transcript, not only its header")
+	fs.BoolVar(&f.storeSend, "store", false, "keep the send (transcript, envelope, message, outcome) in the history of the web app, as source \"cli\"")
+	fs.StringVar(&f.database, "database", "", "with --store: SQLite `file` or postgres:// URL\n(default $SOCKMAIL_DATABASE, else $SOCKMAIL_DATA/sockmail.db, else ./data/sockmail.db)")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "bound on each network wait; 0 means the RFC 5321 defaults (minutes)")
 	return fs
 }
@@ -206,6 +211,10 @@ type sendPlan struct {
 	compose func(i int) (message.Content, error)
 	// first is message 1, composed during validation.
 	first message.Content
+	// storeDSN, when set, is the database --store writes the send to
+	// (sendstore.go); stderr says where it went.
+	storeDSN string
+	stderr   io.Writer
 }
 
 // parseSend parses and validates the arguments of "send". getenv reads
@@ -237,6 +246,9 @@ func parseSend(args []string, getenv func(string) string) (*sendPlan, error) {
 	if !f.passwordSet {
 		f.authPassword = getenv(passwordEnv)
 	}
+	if f.storeSend {
+		f.database = storeDatabase(f.database, getenv)
+	}
 	return f.plan()
 }
 
@@ -263,6 +275,9 @@ func (f *sendFlags) plan() (*sendPlan, error) {
 		return nil, errors.New("--count needs --server: messages to MX hosts are sent one connection each")
 	case f.count > 1 && f.quitAfter != "":
 		return nil, errors.New("--count and --quit-after exclude each other")
+	}
+	if err := p.checkStore(f); err != nil {
+		return nil, err
 	}
 	compose, err := f.composer()
 	if err != nil {
@@ -641,14 +656,34 @@ func (p *sendPlan) run(ctx context.Context, stdout io.Writer) int {
 	}
 	cfg := p.cfg
 	cfg.Transcript = tr
+	var rec *sendRecorder
+	var first smtp.Message = p.first
+	if p.storeDSN != "" {
+		var err error
+		if rec, err = openRecorder(ctx, p.storeDSN); err != nil {
+			fmt.Fprintf(p.stderr, "sockmail send: %v\n", err)
+			return exitInternal
+		}
+		defer rec.Close()
+		first = rec.tee(p.first)
+	}
 	var outs []outcome
 	if p.count == 1 {
-		res, err := smtp.SendMail(ctx, cfg, envelopeOf(p.first), p.first, smtp.SendOptions{StopAfter: p.stopAfter})
+		res, err := smtp.SendMail(ctx, cfg, envelopeOf(p.first), first, smtp.SendOptions{StopAfter: p.stopAfter})
 		outs = append(outs, outcome{n: 1, result: res, err: err})
 	} else {
 		outs = p.sendMany(ctx, cfg)
 	}
 	code := exitStatus(outs)
+	if rec != nil {
+		id, err := rec.record(context.WithoutCancel(ctx), cfg, p.first, tr, outs[0])
+		if err != nil {
+			fmt.Fprintf(p.stderr, "sockmail send: %v\n", err)
+			code = exitInternal
+		} else {
+			fmt.Fprintf(p.stderr, "stored as send #%d\n", id)
+		}
+	}
 	if p.json {
 		if err := writeJSON(out, cfg.Addr, tr, outs, p.count, code); err != nil {
 			return exitInternal

@@ -1,0 +1,152 @@
+package main
+
+// "sockmail send --store": the send goes into the history of a database,
+// like a send from the web app, with source "cli".
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"time"
+
+	"sockmail/internal/config"
+	"sockmail/internal/store"
+	"sockmail/smtp"
+	"sockmail/smtp/message"
+)
+
+// storeDatabase returns the database --store writes to: --database, else
+// SOCKMAIL_DATABASE, else SOCKMAIL_DATABASE_URL, else sockmail.db in
+// SOCKMAIL_DATA (default ./data), the database "sockmail serve" uses.
+func storeDatabase(flagValue string, getenv func(string) string) string {
+	for _, v := range []string{flagValue, getenv("SOCKMAIL_DATABASE"), getenv("SOCKMAIL_DATABASE_URL")} {
+		if v != "" {
+			return v
+		}
+	}
+	dir := getenv("SOCKMAIL_DATA")
+	if dir == "" {
+		dir = config.DefaultDataDir
+	}
+	return filepath.Join(dir, "sockmail.db")
+}
+
+// checkStore validates the storing flags into the plan.
+func (p *sendPlan) checkStore(f *sendFlags) error {
+	switch {
+	case !f.storeSend && f.database != "":
+		return errors.New("--database needs --store")
+	case !f.storeSend:
+		return nil
+	case f.count > 1:
+		return errors.New("--store and --count exclude each other: the history keeps one send per conversation")
+	}
+	p.storeDSN, p.stderr = f.database, os.Stderr // runSend gives its own stderr
+	return nil
+}
+
+// sendRecorder stores a CLI send in the history.
+type sendRecorder struct {
+	st    *store.Store
+	start time.Time
+	sent  cappedBuffer // the message as written to the server
+}
+
+// openRecorder opens the database before anything is sent, so that a bad
+// database fails the run early.
+func openRecorder(ctx context.Context, dsn string) (*sendRecorder, error) {
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("--store: %w", err)
+	}
+	return &sendRecorder{st: st, start: time.Now(), sent: cappedBuffer{limit: config.DefaultMaxStoredMsg}}, nil
+}
+
+func (r *sendRecorder) Close() { r.st.Close() }
+
+// tee returns the message to send, copying what is written into the
+// recorder: the stored source is byte for byte what the server was sent
+// (a second rendering could differ: MIME boundaries, DKIM timestamps).
+func (r *sendRecorder) tee(c message.Content) smtp.Message {
+	return teeMessage{c: c, w: &r.sent}
+}
+
+type teeMessage struct {
+	c message.Content
+	w io.Writer
+}
+
+func (t teeMessage) WriteTo(w io.Writer) (int64, error) { return t.c.WriteTo(io.MultiWriter(w, t.w)) }
+
+// record stores the outcome and returns the new send's id.
+func (r *sendRecorder) record(ctx context.Context, cfg smtp.Config, msg message.Content, tr *smtp.Transcript, o outcome) (int64, error) {
+	if r.sent.buf.Len() == 0 && !r.sent.over {
+		// Stopped before DATA: keep the message that would have gone.
+		if _, err := msg.WriteTo(&r.sent); err != nil {
+			r.sent = cappedBuffer{limit: r.sent.limit}
+		}
+	}
+	env := envelopeOf(msg)
+	raw := r.sent.buf.Bytes()
+	head, _, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
+	now := time.Now()
+	snd := &store.Send{
+		CreatedAt: r.start, FinishedAt: &now, Source: "cli", Server: cfg.Addr, TLSMode: cfg.TLS.String(),
+		MailFrom: env.From, Rcpts: env.To, Subject: subjectOf(head), Headers: string(head),
+		Message: raw, MessageTruncated: r.sent.over, Status: string(smtp.StatusOf(o.result, o.err)),
+		Events: tr.Events(), DurationMS: float64(now.Sub(r.start).Microseconds()) / 1000,
+	}
+	if host, err := os.Hostname(); err == nil {
+		snd.ClientAddr = host
+	}
+	if res := o.result; res != nil {
+		snd.Recipients, snd.QueueID = res.Recipients, res.QueueID
+		if snd.Server == "" {
+			snd.Server = res.Server // delivered to an MX host
+		}
+	}
+	if o.err != nil {
+		snd.Error = o.err.Error()
+	}
+	if err := r.st.CreateSend(ctx, snd); err != nil {
+		return 0, fmt.Errorf("--store: %w", err)
+	}
+	return snd.ID, nil
+}
+
+// subjectOf returns the decoded Subject of a header block.
+func subjectOf(head []byte) string {
+	m, err := mail.ReadMessage(bytes.NewReader(append(append([]byte(nil), head...), "\r\n\r\n"...)))
+	if err != nil {
+		return ""
+	}
+	s := m.Header.Get("Subject")
+	if d, err := new(mime.WordDecoder).DecodeHeader(s); err == nil {
+		return d
+	}
+	return s
+}
+
+// cappedBuffer keeps the first limit bytes written to it and notes
+// whether more came.
+type cappedBuffer struct {
+	buf   bytes.Buffer
+	limit int
+	over  bool
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	if room := c.limit - c.buf.Len(); room < len(p) {
+		c.over = true
+		c.buf.Write(p[:max(room, 0)])
+		return len(p), nil
+	}
+	c.buf.Write(p)
+	return len(p), nil
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sockmail/internal/store"
+	"sockmail/internal/testenv"
+	"sockmail/smtp"
+)
+
+// storedSend opens the database and reads send id.
+func storedSend(t *testing.T, dsn string, id int64) *store.Send {
+	t.Helper()
+	st, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s, err := st.Send(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestSendStore(t *testing.T) {
+	for _, backend := range []string{store.BackendSQLite, store.BackendPostgres} {
+		t.Run(backend, func(t *testing.T) {
+			dsn := filepath.Join(t.TempDir(), "data", "sockmail.db")
+			if backend == store.BackendPostgres {
+				dsn = testenv.Postgres(t)
+			}
+			srv := startScript(t, nil)
+			code, stdout, stderr := run(t, "--server", srv.addr(), "--tls", "none", "--from", "a@example.org", "--to", "b@example.org",
+				"--subject", "Grüße vom CLI", "--body", "stored body line", "--auth-user", "u1", "--auth-password", "s3cret-pw",
+				"--allow-insecure-auth", "--store", "--database", dsn)
+			if code != exitOK || !strings.Contains(stderr, "stored as send #1") {
+				t.Fatalf("exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+			}
+			s := storedSend(t, dsn, 1)
+			if s.Source != "cli" || s.Status != string(smtp.StatusSent) || s.QueueID != "ABC123" || s.Server != srv.addr() ||
+				s.TLSMode != "none" || s.MailFrom != "a@example.org" || len(s.Rcpts) != 1 || s.Rcpts[0] != "b@example.org" ||
+				s.Subject != "Grüße vom CLI" || s.FinishedAt == nil || s.DurationMS <= 0 || s.ClientAddr == "" {
+				t.Errorf("stored %+v", s)
+			}
+			if len(s.Recipients) != 1 || !s.Recipients[0].Accepted || s.Recipients[0].Code != 250 {
+				t.Errorf("recipients %+v", s.Recipients)
+			}
+			if !strings.Contains(string(s.Message), "stored body line") || !strings.Contains(s.Headers, "Subject: ") || s.MessageTruncated {
+				t.Errorf("message %q headers %q", s.Message, s.Headers)
+			}
+			// The stored source is what the server received.
+			got := strings.Join(srv.received(), "\n")
+			for _, line := range strings.Split(strings.TrimRight(string(s.Message), "\r\n"), "\r\n") {
+				if !strings.Contains(got, line) {
+					t.Errorf("stored line %q not received by the server", line)
+					break
+				}
+			}
+			timings := smtp.PhaseTimings(s.Events)
+			phases := map[smtp.Phase]bool{}
+			for _, pt := range timings {
+				phases[pt.Phase] = true
+			}
+			for _, p := range []smtp.Phase{smtp.PhaseConnect, smtp.PhaseGreeting, smtp.PhaseEHLO, smtp.PhaseAuth, smtp.PhaseMail, smtp.PhaseBody, smtp.PhaseQuit} {
+				if !phases[p] {
+					t.Errorf("no %s timing in %v", p, timings)
+				}
+			}
+			plain := base64.StdEncoding.EncodeToString([]byte("\x00u1\x00s3cret-pw"))
+			all := string(s.Message) + s.Headers
+			for _, ev := range s.Events {
+				all += ev.Line + "\n"
+			}
+			if strings.Contains(all, "s3cret-pw") || strings.Contains(all, plain) {
+				t.Error("the password was stored")
+			}
+		})
+	}
+}
+
+func TestSendStoreOutcomes(t *testing.T) {
+	dsn := filepath.Join(t.TempDir(), "sockmail.db")
+	refusing := startScript(t, map[string]string{"RCPT": "550 5.1.1 <b@example.org>: User unknown"})
+	code, _, stderr := run(t, "--server", refusing.addr(), "--tls", "none", "--from", "a@example.org", "--to", "b@example.org", "--store", "--database", dsn)
+	if code != exitRcpt || !strings.Contains(stderr, "stored as send #1") {
+		t.Fatalf("refused: exit %d %s", code, stderr)
+	}
+	s := storedSend(t, dsn, 1)
+	if s.Status != string(smtp.StatusPermFail) || !strings.Contains(s.Error, "550") || len(s.Recipients) != 1 || s.Recipients[0].Accepted {
+		t.Errorf("refused stored as %s %q %+v", s.Status, s.Error, s.Recipients)
+	}
+	if len(s.Message) == 0 {
+		t.Error("message not kept for a send refused before DATA")
+	}
+	ok := startScript(t, nil)
+	code, _, stderr = run(t, "--server", ok.addr(), "--tls", "none", "--from", "a@example.org", "--to", "b@example.org", "--quit-after", "rcpt", "--store", "--database", dsn)
+	if code != exitOK || !strings.Contains(stderr, "stored as send #2") {
+		t.Fatalf("quit-after: exit %d %s", code, stderr)
+	}
+	if s := storedSend(t, dsn, 2); s.Status != string(smtp.StatusStopped) || len(s.Message) == 0 {
+		t.Errorf("stopped early stored as %s with %d message bytes", s.Status, len(s.Message))
+	}
+	// A database that cannot be opened fails before anything is sent.
+	blocker := filepath.Join(t.TempDir(), "file")
+	if code, _, _ := run(t, "--server", ok.addr(), "--tls", "none", "--from", "a@example.org", "--to", "b@example.org"); code != exitOK {
+		t.Fatal("plain send failed")
+	}
+	n := ok.connections()
+	if err := os.WriteFile(blocker, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = run(t, "--server", ok.addr(), "--tls", "none", "--from", "a@example.org", "--to", "b@example.org", "--store", "--database", filepath.Join(blocker, "x.db"))
+	if code != exitInternal || !strings.Contains(stderr, "--store") || ok.connections() != n {
+		t.Errorf("unopenable database: exit %d, %d connections, %s", code, ok.connections()-n, stderr)
+	}
+}
+
+func TestSendStoreFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--database", "x.db"},
+		{"--store", "--count", "2", "--server", "127.0.0.1:25"},
+	} {
+		base := []string{"--from", "a@example.org", "--to", "b@example.org"}
+		if _, err := parseSend(append(base, args...), noEnv); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	tests := []struct {
+		flag string
+		env  map[string]string
+		want string
+	}{
+		{"", nil, filepath.Join("data", "sockmail.db")},
+		{"", map[string]string{"SOCKMAIL_DATA": "/srv/sm"}, "/srv/sm/sockmail.db"},
+		{"", map[string]string{"SOCKMAIL_DATABASE_URL": "postgres://db/x", "SOCKMAIL_DATA": "/srv/sm"}, "postgres://db/x"},
+		{"", map[string]string{"SOCKMAIL_DATABASE": "/a.db", "SOCKMAIL_DATABASE_URL": "postgres://db/x"}, "/a.db"},
+		{"/b.db", map[string]string{"SOCKMAIL_DATABASE": "/a.db"}, "/b.db"},
+	}
+	for _, tt := range tests {
+		if got := storeDatabase(tt.flag, env(tt.env)); got != tt.want {
+			t.Errorf("storeDatabase(%q, %v) = %q, want %q", tt.flag, tt.env, got, tt.want)
+		}
+	}
+	p, err := parseSend([]string{"--from", "a@example.org", "--to", "b@example.org", "--store"}, env(map[string]string{"SOCKMAIL_DATABASE": "/c.db"}))
+	if err != nil || p.storeDSN != "/c.db" {
+		t.Errorf("--store from the environment: %v %v", p, err)
+	}
+}
