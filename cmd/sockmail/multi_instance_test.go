@@ -1,0 +1,353 @@
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+
+	"sockmail/internal/testenv"
+)
+
+// instance is a sockmail serve process started from the built binary.
+type instance struct {
+	name        string
+	url         string
+	captureAddr string
+	cmd         *exec.Cmd
+	stderr      *serveBuffer
+	done        chan error
+	stopped     bool
+}
+
+// buildBinary builds the real sockmail binary into a temporary directory.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		if testenv.InCI() {
+			t.Fatalf("go not found: %v", err)
+		}
+		t.Skipf("go not found: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "sockmail")
+	cmd := exec.Command(goBin, "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// environ is the process environment with the SOCKMAIL_ variables of env
+// (and no others from the test's own environment).
+func environ(env map[string]string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SOCKMAIL_") {
+			out = append(out, kv)
+		}
+	}
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// startInstance starts "sockmail serve" and waits for its URL.
+func startInstance(t *testing.T, bin, name string, env map[string]string) *instance {
+	t.Helper()
+	in := &instance{name: name, stderr: &serveBuffer{}, done: make(chan error, 1)}
+	in.cmd = exec.Command(bin, "serve")
+	in.cmd.Env = environ(env)
+	in.cmd.Stderr = in.stderr
+	stdout, err := in.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		reURL := regexp.MustCompile(`running at (http://\S+)`)
+		reCap := regexp.MustCompile(`capture SMTP server at (\S+)`)
+		for sc.Scan() {
+			if m := reCap.FindStringSubmatch(sc.Text()); m != nil {
+				in.captureAddr = m[1]
+			}
+			if m := reURL.FindStringSubmatch(sc.Text()); m != nil {
+				urls <- m[1]
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	go func() { in.done <- in.cmd.Wait() }()
+	t.Cleanup(func() { in.stop(t) })
+	select {
+	case in.url = <-urls:
+	case err := <-in.done:
+		t.Fatalf("%s exited: %v\n%s", name, err, in.stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s printed no URL\n%s", name, in.stderr.String())
+	}
+	// The capture line follows the URL line.
+	for deadline := time.Now().Add(5 * time.Second); env["SOCKMAIL_CAPTURE_ADDR"] != "off" && in.captureAddr == ""; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s printed no capture address", name)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return in
+}
+
+// stop ends the process with SIGINT, as a terminal would, and checks that
+// it stopped cleanly.
+func (in *instance) stop(t *testing.T) {
+	if in.stopped {
+		return
+	}
+	in.stopped = true
+	_ = in.cmd.Process.Signal(os.Interrupt)
+	select {
+	case err := <-in.done:
+		if err != nil {
+			t.Errorf("%s: exit %v\n%s", in.name, err, in.stderr.String())
+		} else if !strings.Contains(in.stderr.String(), "sockmail stopped") {
+			t.Errorf("%s: no clean stop\n%s", in.name, in.stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		_ = in.cmd.Process.Kill()
+		<-in.done
+		t.Errorf("%s did not stop in time", in.name)
+	}
+}
+
+// browser is an HTTP client with a cookie jar. Cookies are not kept per
+// port, so instances on two ports of 127.0.0.1 see the same cookie, as
+// two instances behind a load balancer would.
+type browser struct {
+	t   *testing.T
+	hc  *http.Client
+	jar *cookiejar.Jar
+}
+
+func newBrowser(t *testing.T) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, jar: jar, hc: &http.Client{
+		Jar: jar, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+type page struct {
+	status   int
+	location string
+	body     string
+	doc      *goquery.Document
+}
+
+func (b *browser) do(req *http.Request) *page {
+	b.t.Helper()
+	req.Header.Set("Accept", "text/html")
+	resp, err := b.hc.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	doc, _ := goquery.NewDocumentFromReader(strings.NewReader(string(body)))
+	return &page{status: resp.StatusCode, location: resp.Header.Get("Location"), body: string(body), doc: doc}
+}
+
+func (b *browser) get(u string) *page {
+	b.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	return b.do(req)
+}
+
+// post posts a form as a same-origin browser would.
+func (b *browser) post(u string, form url.Values) *page {
+	b.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	return b.do(req)
+}
+
+// csrf returns the CSRF token of the first form of a page.
+func (b *browser) csrf(u string) string {
+	b.t.Helper()
+	p := b.get(u)
+	tok, _ := p.doc.Find(`input[name="_csrf"]`).First().Attr("value")
+	if tok == "" {
+		b.t.Fatalf("no CSRF token on %s (%d)", u, p.status)
+	}
+	return tok
+}
+
+func (b *browser) signIn(base, email, password string) *page {
+	b.t.Helper()
+	tok := b.csrf(base + "/signin")
+	return b.post(base+"/signin", url.Values{"_csrf": {tok}, "email": {email}, "password": {password}})
+}
+
+func (p *page) testid(id string) *goquery.Selection {
+	return p.doc.Find(`[data-testid="` + id + `"]`)
+}
+
+// TestTwoInstancesSharePostgres builds the real binary and runs two
+// sockmail processes on one PostgreSQL database: a sign-in through one is
+// a sign-in through the other, a send made through one is in the history
+// of the other, a sign-out on one revokes the cookie on both, and failed
+// sign-ins on both add up to one throttle.
+func TestTwoInstancesSharePostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and starts two servers")
+	}
+	dsn := testenv.Postgres(t)
+	bin := buildBinary(t)
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	const admin, password = "admin@example.test", "two-instances-password"
+	common := map[string]string{
+		"SOCKMAIL_DATABASE": dsn, "SOCKMAIL_SECRET_KEY": base64.StdEncoding.EncodeToString(key),
+		"SOCKMAIL_LISTEN": "127.0.0.1:0", "SOCKMAIL_CAPTURE_ADDR": "127.0.0.1:0",
+	}
+	with := func(extra map[string]string) map[string]string {
+		m := map[string]string{}
+		for k, v := range common {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+
+	add := exec.Command(bin, "user", "add", "-email", admin)
+	add.Env = environ(with(map[string]string{"SOCKMAIL_DATA": t.TempDir(), "SOCKMAIL_PASSWORD": password}))
+	if out, err := add.CombinedOutput(); err != nil || !strings.Contains(string(out), "added") {
+		t.Fatalf("user add: %v\n%s", err, out)
+	}
+	a := startInstance(t, bin, "A", with(map[string]string{"SOCKMAIL_DATA": t.TempDir()}))
+	b := startInstance(t, bin, "B", with(map[string]string{"SOCKMAIL_DATA": t.TempDir()}))
+	if a.url == b.url {
+		t.Fatalf("both instances at %s", a.url)
+	}
+
+	// Sign in through A.
+	br := newBrowser(t)
+	if p := br.signIn(a.url, admin, password); p.status != http.StatusSeeOther || p.location != "/compose" {
+		t.Fatalf("sign-in on A: %d %s", p.status, p.location)
+	}
+	// Send through A to A's capture server.
+	tok := br.csrf(a.url + "/compose")
+	p := br.post(a.url+"/compose", url.Values{
+		"_csrf": {tok}, "server": {"builtin"}, "tls": {"starttls"}, "verify": {"on"},
+		"from": {"Sender <sender@example.test>"}, "to": {"rcpt@example.test"},
+		"subject": {"through A, seen from B"}, "text": {"Hello from instance A.\n"},
+	})
+	if p.status != http.StatusSeeOther || !strings.HasPrefix(p.location, "/sends/") {
+		t.Fatalf("compose on A: %d %s\n%s", p.status, p.location, p.body)
+	}
+	id := strings.TrimPrefix(p.location, "/sends/")
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		p = br.get(a.url + "/sends/" + id)
+		if running, _ := p.testid("transcript").Attr("data-running"); running == "false" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("send %s still running on A", id)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := strings.TrimSpace(p.testid("status").Text()); got != "sent" {
+		t.Fatalf("send through A: %q\n%s", got, a.stderr.String())
+	}
+	queueID := strings.TrimSpace(p.testid("queue-id").Text())
+
+	// Browse history through B with the same cookie.
+	p = br.get(b.url + "/history")
+	if p.status != http.StatusOK {
+		t.Fatalf("history on B: %d %s", p.status, p.location)
+	}
+	if row := p.doc.Find(`[data-testid="history-row"][data-id="` + id + `"]`); row.Length() != 1 || !strings.Contains(row.Text(), "through A, seen from B") {
+		t.Errorf("B's history lacks send %s:\n%s", id, p.testid("history-list").Text())
+	}
+	p = br.get(b.url + "/history?q=" + url.QueryEscape(queueID))
+	if ids := p.doc.Find(`[data-testid="history-row"]`); ids.Length() != 1 {
+		t.Errorf("search on B for queue id %q: %d rows", queueID, ids.Length())
+	}
+	p = br.get(b.url + "/history/" + id)
+	if p.status != http.StatusOK || strings.TrimSpace(p.testid("status").Text()) != "sent" ||
+		strings.TrimSpace(p.testid("queue-id").Text()) != queueID || p.testid("event").Length() < 10 || p.testid("timing").Length() < 5 {
+		t.Errorf("detail on B: %d, status %q, %d lines", p.status, p.testid("status").Text(), p.testid("event").Length())
+	}
+	// The CLI stores into the same history.
+	cli := exec.Command(bin, "send", "--server", a.captureAddr, "--tls", "none", "--from", "cli@example.test",
+		"--to", "rcpt@example.test", "--subject", "from the CLI", "--store")
+	cli.Env = environ(with(nil))
+	if out, err := cli.CombinedOutput(); err != nil || !strings.Contains(string(out), "stored as send #") {
+		t.Fatalf("send --store: %v\n%s", err, out)
+	}
+	p = br.get(b.url + "/history?source=cli")
+	if rows := p.testid("history-row"); rows.Length() != 1 || !strings.Contains(rows.Text(), "from the CLI") {
+		t.Errorf("CLI send on B: %q", rows.Text())
+	}
+
+	// Sign out on B: the cookie of the signed-in session is refused on A.
+	signedIn := br.jar.Cookies(mustURL(t, a.url))
+	tok = br.csrf(b.url + "/history")
+	if p := br.post(b.url+"/signout", url.Values{"_csrf": {tok}}); p.status != http.StatusSeeOther || p.location != "/signin" {
+		t.Fatalf("sign-out on B: %d %s", p.status, p.location)
+	}
+	if p := br.get(a.url + "/history"); p.status != http.StatusSeeOther || !strings.HasPrefix(p.location, "/signin") {
+		t.Errorf("A after sign-out on B: %d %s", p.status, p.location)
+	}
+	replay := newBrowser(t)
+	replay.jar.SetCookies(mustURL(t, a.url), signedIn)
+	if p := replay.get(a.url + "/history/" + id); p.status != http.StatusSeeOther || !strings.HasPrefix(p.location, "/signin") {
+		t.Errorf("replayed cookie on A after sign-out on B: %d %s", p.status, p.location)
+	}
+
+	// Failed sign-ins counted on A and B add up to the throttle (5 per
+	// account): the right password is then refused on both.
+	th := newBrowser(t)
+	for i, base := range []string{a.url, b.url, a.url, b.url, a.url} {
+		if p := th.signIn(base, admin, "wrong-password-"+string(rune('a'+i))); p.status != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d", i+1, p.status)
+		}
+	}
+	for _, base := range []string{b.url, a.url} {
+		if p := th.signIn(base, admin, password); p.status != http.StatusTooManyRequests {
+			t.Errorf("right password after 5 failures on two instances, on %s: %d", base, p.status)
+		}
+	}
+	a.stop(t)
+	b.stop(t)
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
