@@ -1,0 +1,531 @@
+// Package outbox delivers the durable outbox of contact-form messages
+// (internal/store): a Worker claims due items with a lease, sends each
+// with the SMTP client (RFC 5321) through the form's server profile,
+// records every attempt with its transcript in the send history, and
+// retries temporary failures with exponential backoff and jitter.
+//
+// # Delivery policy
+//
+//   - 2xx after the message: sent. When some recipients were refused and
+//     others accepted, the item is sent too (retrying would duplicate the
+//     message for the accepted ones); the refusals are its LastError.
+//   - 4xx, and network failures before the end of the message (connection
+//     refused or lost, timeouts; smtp.Error.Temporary): queued again after
+//     min(Max, Base·2^(n−1)) for the n-th attempt, of which a random part
+//     up to half is taken off (jitter, so that instances and items retried
+//     together spread out). Defaults: Base 30 s, Max 1 h. Retries go on
+//     until the item's expiry: its ExpiresAt when set, else QueuedAt +
+//     MaxAge (default 3 days); a last attempt is made at the expiry, and a
+//     temporary failure then is final: failed.
+//   - 5xx, and anything else that will fail the same way again (a message
+//     the client refuses, a deleted server profile): failed.
+//   - Outcome unknown (smtp.Error.OutcomeUnknown: the connection was lost
+//     or timed out after the final "." and before the server's reply):
+//     unknown, and never retried automatically, since the server may have
+//     accepted the message. An admin decides (RetryOutbox). The message
+//     keeps the Message-ID fixed when it was built at submission time, so
+//     a copy delivered twice after a retry is recognisable as the same
+//     message, by a person or by the recipient's mail software.
+//
+// # Crashes, several instances, exactly-once
+//
+// An item is claimed with a lease (Lease, default 5 minutes); each
+// attempt is bounded by AttemptTimeout, shorter than the lease. The
+// attempt's history record is written and linked to the item before
+// anything is sent, and the outcome is written to the item and the
+// history in one transaction. If the process dies in between (SIGKILL,
+// power loss), the item stays "sending" until its lease expires; then any
+// worker takes it over and sends it again. So delivery is at least once,
+// not exactly once: a message whose attempt was in flight when the
+// process died is delivered twice if the server had already accepted it
+// (the window is the time between the server's 250 and the outcome's
+// commit, a few milliseconds). The second copy has the same Message-ID;
+// the taking-over attempt notes in its transcript that the previous one
+// may have delivered the message, and the interrupted attempt's history
+// record is closed as "unknown outcome". Nothing is lost: a submission is
+// committed before the visitor is answered, and an item leaves the queue
+// only with a recorded outcome.
+//
+// With several instances on one PostgreSQL database, ClaimDue's FOR UPDATE
+// SKIP LOCKED gives each item to one worker at a time; while every
+// process lives, no item is sent twice.
+//
+// # Shutdown
+//
+// When Run's context ends it stops claiming and lets the attempts in
+// flight finish for up to ShutdownGrace; then it aborts them. An aborted
+// attempt that had not finished sending the message goes back to the
+// queue at once (it cannot have been delivered); one aborted after the
+// final "." is recorded as unknown like any other lost outcome. An
+// attempt whose outcome cannot be written (the database is down) keeps
+// its lease and is taken over when the lease expires.
+package outbox
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"sockmail/internal/store"
+	"sockmail/smtp"
+	"sockmail/smtp/message"
+)
+
+// Defaults of Deps.
+const (
+	DefaultLease          = 5 * time.Minute
+	DefaultPollInterval   = 5 * time.Second
+	DefaultConcurrency    = 4
+	DefaultMaxAge         = store.DefaultOutboxMaxAge
+	DefaultBackoffBase    = 30 * time.Second
+	DefaultBackoffMax     = time.Hour
+	DefaultShutdownGrace  = 10 * time.Second
+	DefaultStoredMessage  = 10 << 20 // bytes of the message kept with the first attempt's send
+	storeTimeout          = 30 * time.Second
+	minAttemptMargin      = time.Second
+	takenOverNotePrefix   = "taken over"
+	interruptedSendStatus = smtp.StatusUnknown
+)
+
+// Store is the persistence the worker uses. *store.Store is one.
+type Store interface {
+	ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.OutboxItem, error)
+	BeginAttempt(ctx context.Context, id int64, owner string, snd *store.Send) error
+	FinishAttemptSend(ctx context.Context, id int64, owner string, status string, next time.Time, lastErr string, snd *store.Send) error
+	Send(ctx context.Context, id int64) (*store.Send, error)
+	FinishSend(ctx context.Context, snd *store.Send) error
+}
+
+// SendFunc runs one SMTP send; smtp.SendMail is the real one.
+type SendFunc func(ctx context.Context, cfg smtp.Config, env smtp.Envelope, msg smtp.Message, opts smtp.SendOptions) (*smtp.Result, error)
+
+// ProfileFunc returns how to reach the server of a profile (0: the
+// built-in capture server), with its password decrypted. An error
+// wrapping store.ErrNotFound fails the item for good; any other error is
+// temporary (the admin may fix the profile or the key meanwhile).
+type ProfileFunc func(ctx context.Context, profileID int64) (smtp.Config, error)
+
+// Backoff is the retry schedule of temporary failures.
+type Backoff struct {
+	// Base is the delay after the first attempt; Max caps the delay.
+	Base, Max time.Duration
+}
+
+// Delay returns the delay after the n-th attempt (n >= 1): min(Max,
+// Base·2^(n−1)) with a part of up to half taken off, chosen by r in [0, 1).
+func (b Backoff) Delay(n int, r float64) time.Duration {
+	d := b.Base
+	for i := 1; i < n && d < b.Max; i++ {
+		d *= 2
+	}
+	d = min(d, b.Max)
+	return d - time.Duration(float64(d/2)*r)
+}
+
+// Deps configures a Worker. Zero fields take the defaults.
+type Deps struct {
+	Store Store
+	// Send runs a send; smtp.SendMail if nil.
+	Send SendFunc
+	// Profiles resolves server profiles; required.
+	Profiles ProfileFunc
+	// Owner names this worker in leases; unique per process. DefaultOwner
+	// if empty.
+	Owner string
+	// Lease is how long a claim lasts (DefaultLease). A crashed worker's
+	// items are taken over once it expires.
+	Lease time.Duration
+	// AttemptTimeout bounds one attempt; Lease·4/5 if 0, and never more
+	// than Lease minus a second, so that an attempt ends before its lease.
+	AttemptTimeout time.Duration
+	// PollInterval is how often the queue is looked at without a Kick
+	// (DefaultPollInterval).
+	PollInterval time.Duration
+	// Concurrency is how many attempts run at once (DefaultConcurrency).
+	Concurrency int
+	// MaxAge is how long after being queued an item without its own
+	// ExpiresAt is retried (DefaultMaxAge).
+	MaxAge time.Duration
+	// Backoff is the retry schedule (DefaultBackoffBase, DefaultBackoffMax).
+	Backoff Backoff
+	// ShutdownGrace is how long Run lets attempts in flight finish after
+	// its context ends (DefaultShutdownGrace).
+	ShutdownGrace time.Duration
+	// MaxStoredMessage bounds the copy of the message kept with the first
+	// attempt's history record (DefaultStoredMessage); later attempts keep
+	// only the header and point to the previous attempt (ParentID).
+	MaxStoredMessage int
+	Logger           *slog.Logger
+	// Now returns the time; time.Now if nil.
+	Now func() time.Time
+	// Rand returns a number in [0, 1) for the jitter; math/rand/v2 if nil.
+	Rand func() float64
+}
+
+// Worker delivers the outbox. Run it once per process; Kick it after a
+// submission.
+type Worker struct {
+	d    Deps
+	kick chan struct{}
+}
+
+// DefaultOwner returns "host:pid:random", unique per process.
+func DefaultOwner() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "sockmail"
+	}
+	var b [4]byte
+	_, _ = crand.Read(b[:])
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// New checks d, fills its defaults and returns a Worker.
+func New(d Deps) (*Worker, error) {
+	if d.Store == nil || d.Profiles == nil {
+		return nil, errors.New("outbox: a store and a profile resolver are required")
+	}
+	if d.Send == nil {
+		d.Send = smtp.SendMail
+	}
+	if d.Owner == "" {
+		d.Owner = DefaultOwner()
+	}
+	if d.Lease <= 0 {
+		d.Lease = DefaultLease
+	}
+	if d.Lease < 2*minAttemptMargin {
+		return nil, fmt.Errorf("outbox: lease %v is too short (at least %v)", d.Lease, 2*minAttemptMargin)
+	}
+	if d.AttemptTimeout <= 0 {
+		d.AttemptTimeout = d.Lease * 4 / 5
+	}
+	d.AttemptTimeout = min(d.AttemptTimeout, d.Lease-minAttemptMargin)
+	if d.PollInterval <= 0 {
+		d.PollInterval = DefaultPollInterval
+	}
+	if d.Concurrency <= 0 {
+		d.Concurrency = DefaultConcurrency
+	}
+	if d.MaxAge <= 0 {
+		d.MaxAge = DefaultMaxAge
+	}
+	if d.Backoff.Base <= 0 {
+		d.Backoff.Base = DefaultBackoffBase
+	}
+	if d.Backoff.Max <= 0 {
+		d.Backoff.Max = DefaultBackoffMax
+	}
+	d.Backoff.Max = max(d.Backoff.Max, d.Backoff.Base)
+	if d.ShutdownGrace <= 0 {
+		d.ShutdownGrace = DefaultShutdownGrace
+	}
+	if d.MaxStoredMessage <= 0 {
+		d.MaxStoredMessage = DefaultStoredMessage
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	d.Logger = d.Logger.With("component", "outbox", "owner", d.Owner)
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Rand == nil {
+		d.Rand = rand.Float64
+	}
+	return &Worker{d: d, kick: make(chan struct{}, 1)}, nil
+}
+
+// Owner returns the name this worker claims items under.
+func (w *Worker) Owner() string { return w.d.Owner }
+
+// Kick makes Run look at the queue now instead of at its next poll. It
+// never blocks.
+func (w *Worker) Kick() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers due items until ctx ends, then stops as the package
+// documentation describes and returns nil. Database errors are logged and
+// retried at the next poll; they do not stop it.
+func (w *Worker) Run(ctx context.Context) error {
+	// Attempts outlive ctx by the grace period; abort ends them.
+	attemptCtx, abort := context.WithCancel(context.WithoutCancel(ctx))
+	defer abort()
+	var wg sync.WaitGroup
+	done := make(chan struct{}, w.d.Concurrency)
+	inflight := 0
+	poll := time.NewTicker(w.d.PollInterval)
+	defer poll.Stop()
+	claimNow := true
+	w.d.Logger.Info("outbox worker started", "concurrency", w.d.Concurrency, "lease", w.d.Lease, "poll", w.d.PollInterval)
+	for {
+		if claimNow && inflight < w.d.Concurrency && ctx.Err() == nil {
+			free := w.d.Concurrency - inflight
+			items, err := w.d.Store.ClaimDue(ctx, w.d.Owner, w.d.Now(), w.d.Lease, free)
+			if err != nil && ctx.Err() == nil {
+				w.d.Logger.Error("outbox claim", "err", err)
+			}
+			for _, it := range items {
+				inflight++
+				wg.Go(func() {
+					defer func() { done <- struct{}{} }()
+					w.attempt(attemptCtx, it)
+				})
+			}
+			// A full claim means more may be due: claim again as soon
+			// as a slot frees. Otherwise wait for a kick or the poll.
+			claimNow = err == nil && len(items) == free
+		}
+		select {
+		case <-ctx.Done():
+			w.shutdown(&wg, abort)
+			return nil
+		case <-done:
+			inflight--
+		case <-w.kick:
+			claimNow = true
+		case <-poll.C:
+			claimNow = true
+		}
+	}
+}
+
+// shutdown waits for the attempts in flight, aborting them after the
+// grace period.
+func (w *Worker) shutdown(wg *sync.WaitGroup, abort context.CancelFunc) {
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	t := time.NewTimer(w.d.ShutdownGrace)
+	defer t.Stop()
+	select {
+	case <-finished:
+	case <-t.C:
+		w.d.Logger.Warn("outbox: aborting attempts still running after the grace period", "grace", w.d.ShutdownGrace)
+		abort()
+		<-finished
+	}
+	w.d.Logger.Info("outbox worker stopped")
+}
+
+// storeCtx bounds a database write that must happen even when the
+// attempt was aborted.
+func storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+}
+
+// attempt makes one delivery attempt of a claimed item and records it.
+func (w *Worker) attempt(ctx context.Context, it store.OutboxItem) {
+	log := w.d.Logger.With("item", it.ID, "attempt", it.Attempts)
+	start := time.Now()
+	tr := smtp.NewTranscript()
+	if it.TakenOverFrom != "" {
+		tr.Info(smtp.PhaseConnect, "%s from %s, whose lease expired during attempt %d: that attempt may have delivered the message already; this copy has the same Message-ID <%s>",
+			takenOverNotePrefix, it.TakenOverFrom, it.Attempts-1, it.MessageID)
+		w.closeInterrupted(ctx, it, log)
+	}
+	cfg, profErr := w.d.Profiles(ctx, it.ProfileID)
+	cfg.Transcript = tr
+
+	head, _, _ := bytes.Cut(it.Message, []byte("\r\n\r\n"))
+	snd := &store.Send{
+		CreatedAt: w.d.Now(), Source: "contact", FormID: it.FormID, Server: cfg.Addr, TLSMode: cfg.TLS.String(),
+		MailFrom: it.MailFrom, Rcpts: it.Rcpts, Subject: it.Subject, Headers: string(head), Status: store.StatusRunning,
+	}
+	if it.LastSendID == nil {
+		snd.Message = it.Message
+		if len(snd.Message) > w.d.MaxStoredMessage {
+			snd.Message, snd.MessageTruncated = snd.Message[:w.d.MaxStoredMessage], true
+		}
+	} else {
+		// The message is the first attempt's; keep one copy.
+		snd.ParentID, snd.MessageTruncated = it.LastSendID, true
+	}
+	sctx, cancel := storeCtx(ctx)
+	err := w.d.Store.BeginAttempt(sctx, it.ID, w.d.Owner, snd)
+	cancel()
+	if err != nil {
+		// Lease lost: another worker has it. Database down: send
+		// nothing without a record; the lease expires and the item is
+		// tried again.
+		log.Warn("outbox: attempt not started", "err", err)
+		return
+	}
+
+	var res *smtp.Result
+	var sendErr error
+	if profErr != nil {
+		tr.Info(smtp.PhaseConnect, "cannot use the server profile %d: %v", it.ProfileID, profErr)
+		sendErr = profErr
+	} else if raw, err := message.RawBytes(it.MailFrom, it.Rcpts, it.Message); err != nil {
+		tr.Info(smtp.PhaseConnect, "the stored message cannot be sent: %v", err)
+		sendErr = permanent{err}
+	} else {
+		env := smtp.Envelope{From: raw.EnvelopeFrom(), To: it.Rcpts, SMTPUTF8: raw.NeedsSMTPUTF8(), EightBit: raw.Needs8BitMIME()}
+		actx, cancel := context.WithTimeout(ctx, w.d.AttemptTimeout)
+		res, sendErr = w.sendSafely(actx, cfg, env, raw)
+		if errors.Is(sendErr, context.DeadlineExceeded) && actx.Err() != nil && ctx.Err() == nil {
+			tr.Info(smtp.PhaseQuit, "the attempt took longer than the limit of %s and was stopped", w.d.AttemptTimeout)
+		}
+		cancel()
+	}
+	aborted := ctx.Err() != nil
+	o := w.decide(it, res, sendErr, aborted, w.d.Now())
+	if o.note != "" {
+		tr.Info(smtp.PhaseQuit, "%s", o.note)
+	}
+
+	snd.Status = string(smtp.StatusOf(res, sendErr))
+	if profErr != nil {
+		snd.Status = string(smtp.StatusPermFail)
+		if !errors.Is(profErr, store.ErrNotFound) {
+			snd.Status = string(smtp.StatusTempFail)
+		}
+	}
+	if res != nil {
+		snd.Recipients, snd.QueueID = res.Recipients, res.QueueID
+	}
+	if sendErr != nil {
+		snd.Error = sendErr.Error()
+	}
+	finished := w.d.Now()
+	snd.FinishedAt = &finished
+	snd.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+	snd.Events = tr.Events()
+
+	sctx, cancel = storeCtx(ctx)
+	defer cancel()
+	err = w.d.Store.FinishAttemptSend(sctx, it.ID, w.d.Owner, o.status, o.next, o.lastErr, snd)
+	if err != nil {
+		// Keep the transcript whatever happened to the claim.
+		if ferr := w.d.Store.FinishSend(sctx, snd); ferr != nil {
+			log.Error("outbox: record attempt", "send", snd.ID, "err", ferr)
+		}
+		if errors.Is(err, store.ErrLeaseLost) {
+			log.Warn("outbox: lease lost during the attempt; another worker has the item", "status", o.status, "send", snd.ID)
+		} else {
+			log.Error("outbox: record outcome; the item will be retried when its lease expires", "status", o.status, "err", err)
+		}
+		return
+	}
+	log.Info("outbox attempt", "status", o.status, "send", snd.ID, "queue_id", snd.QueueID, "ms", snd.DurationMS, "err", o.lastErr)
+}
+
+// closeInterrupted marks the history record of an interrupted attempt
+// (the previous owner's, still "running") as of unknown outcome.
+func (w *Worker) closeInterrupted(ctx context.Context, it store.OutboxItem, log *slog.Logger) {
+	if it.LastSendID == nil {
+		return
+	}
+	sctx, cancel := storeCtx(ctx)
+	defer cancel()
+	prev, err := w.d.Store.Send(sctx, *it.LastSendID)
+	if err != nil || prev.Status != store.StatusRunning {
+		return
+	}
+	msg := fmt.Sprintf("the worker %s stopped during this attempt (its lease expired); whether the server accepted the message is unknown; %s took the item over", it.TakenOverFrom, w.d.Owner)
+	prev.Status, prev.Error = string(interruptedSendStatus), msg
+	prev.Events = append(prev.Events, smtp.Event{Dir: smtp.DirInfo, Phase: smtp.PhaseQuit, Line: msg})
+	if err := w.d.Store.FinishSend(sctx, prev); err != nil {
+		log.Warn("outbox: close the interrupted attempt's record", "send", prev.ID, "err", err)
+	}
+}
+
+// sendSafely runs the send, turning a panic into an error so that the
+// attempt is still recorded.
+func (w *Worker) sendSafely(ctx context.Context, cfg smtp.Config, env smtp.Envelope, msg smtp.Message) (res *smtp.Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("outbox: send panicked: %v", r)
+		}
+	}()
+	return w.d.Send(ctx, cfg, env, msg, smtp.SendOptions{})
+}
+
+// permanent marks an error that will not go away by retrying.
+type permanent struct{ err error }
+
+func (p permanent) Error() string { return p.err.Error() }
+func (p permanent) Unwrap() error { return p.err }
+
+// outcome is what an attempt means for its item.
+type outcome struct {
+	status  string
+	next    time.Time
+	lastErr string
+	note    string // added to the transcript
+}
+
+// expiry returns when temporary failures of it stop being retried.
+func (w *Worker) expiry(it store.OutboxItem) time.Time {
+	if !it.ExpiresAt.IsZero() {
+		return it.ExpiresAt
+	}
+	return it.QueuedAt.Add(w.d.MaxAge)
+}
+
+// decide applies the delivery policy (see the package documentation) to
+// the result of an attempt made at now.
+func (w *Worker) decide(it store.OutboxItem, res *smtp.Result, err error, aborted bool, now time.Time) outcome {
+	if err == nil {
+		var refused []string
+		if res != nil {
+			for _, r := range res.Recipients {
+				if !r.Accepted {
+					refused = append(refused, fmt.Sprintf("%s: %d %s", r.Address, r.Code, r.Message))
+				}
+			}
+		}
+		if len(refused) > 0 {
+			return outcome{status: store.OutboxSent, lastErr: "delivered, but refused for: " + strings.Join(refused, "; ")}
+		}
+		return outcome{status: store.OutboxSent}
+	}
+	var se *smtp.Error
+	isSMTP := errors.As(err, &se)
+	if isSMTP && se.OutcomeUnknown {
+		return outcome{status: store.OutboxUnknown, lastErr: err.Error(),
+			note: "outcome unknown: not retried automatically, since the server may have accepted the message; an admin may retry it (same Message-ID <" + it.MessageID + ">)"}
+	}
+	if aborted && errors.Is(err, context.Canceled) {
+		return outcome{status: store.OutboxQueued, next: now, lastErr: "interrupted by shutdown before the message was sent",
+			note: "interrupted by shutdown before the end of the message: queued again"}
+	}
+	temporary := false
+	var p permanent
+	switch {
+	case errors.As(err, &p):
+	case isSMTP:
+		temporary = se.Temporary()
+	case errors.Is(err, store.ErrNotFound):
+	default:
+		temporary = true // a profile that cannot be resolved right now
+	}
+	if !temporary {
+		return outcome{status: store.OutboxFailed, lastErr: err.Error(), note: "permanent failure: not retried"}
+	}
+	exp := w.expiry(it)
+	if !now.Before(exp) {
+		return outcome{status: store.OutboxFailed,
+			lastErr: fmt.Sprintf("gave up after %d attempts since %s: %v", it.Attempts, it.QueuedAt.Format(time.RFC3339), err),
+			note:    "temporary failure, but the retry period ended at " + exp.Format(time.RFC3339) + ": failed"}
+	}
+	next := now.Add(w.d.Backoff.Delay(it.Attempts, w.d.Rand()))
+	if next.After(exp) {
+		next = exp
+	}
+	return outcome{status: store.OutboxQueued, next: next, lastErr: err.Error(),
+		note: "temporary failure: next attempt at " + next.UTC().Format(time.RFC3339)}
+}

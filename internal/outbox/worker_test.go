@@ -1,0 +1,413 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"sockmail/internal/store"
+	"sockmail/smtp"
+)
+
+func TestBackoffDelay(t *testing.T) {
+	b := Backoff{Base: 30 * time.Second, Max: time.Hour}
+	tests := []struct {
+		n    int
+		r    float64
+		want time.Duration
+	}{
+		{1, 0, 30 * time.Second},
+		{1, 0.999999, 15*time.Second + 15*time.Microsecond},
+		{2, 0, time.Minute},
+		{3, 0.5, 90 * time.Second}, // 2 min, a quarter off
+		{7, 0, 32 * time.Minute},
+		{8, 0, time.Hour}, // 64 min capped
+		{50, 0, time.Hour},
+		{1000, 0.5, 45 * time.Minute},
+		{0, 0, 30 * time.Second},
+	}
+	for _, tt := range tests {
+		if got := b.Delay(tt.n, tt.r); got != tt.want {
+			t.Errorf("Delay(%d, %v) = %v, want %v", tt.n, tt.r, got, tt.want)
+		}
+	}
+}
+
+// refusedErr returns the real error of a send to a closed port: a
+// temporary network failure.
+func refusedErr(t *testing.T) error {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, err = smtp.SendMail(context.Background(), smtp.Config{Addr: addr}, smtp.Envelope{From: "a@example.org", To: []string{"b@example.org"}},
+		strings.NewReader("Subject: x\r\n\r\nx\r\n"), smtp.SendOptions{})
+	var se *smtp.Error
+	if !errors.As(err, &se) || !se.Temporary() {
+		t.Fatalf("send to a closed port: %v, want a temporary smtp.Error", err)
+	}
+	return err
+}
+
+func TestDecide(t *testing.T) {
+	now := time.Date(2025, 7, 1, 12, 0, 0, 0, time.UTC)
+	w, err := New(Deps{Store: fakeStore{}, Profiles: noProfiles, Backoff: Backoff{Base: 30 * time.Second, Max: time.Hour},
+		MaxAge: 72 * time.Hour, Rand: func() float64 { return 0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued := now.Add(-time.Hour)
+	item := func(attempts int, expires time.Time) store.OutboxItem {
+		return store.OutboxItem{ID: 1, Attempts: attempts, QueuedAt: queued, ExpiresAt: expires, MessageID: "m@x"}
+	}
+	ok := &smtp.Result{Recipients: []smtp.RecipientResult{{Address: "a@x", Accepted: true, Code: 250}}}
+	partial := &smtp.Result{Recipients: []smtp.RecipientResult{{Address: "a@x", Accepted: true, Code: 250}, {Address: "b@x", Code: 550, Message: "no such user"}}}
+	tests := []struct {
+		name    string
+		it      store.OutboxItem
+		res     *smtp.Result
+		err     error
+		aborted bool
+		status  string
+		next    time.Time
+		lastErr string
+	}{
+		{"sent", item(1, time.Time{}), ok, nil, false, store.OutboxSent, time.Time{}, ""},
+		{"partly refused is sent", item(1, time.Time{}), partial, nil, false, store.OutboxSent, time.Time{}, "b@x: 550 no such user"},
+		{"451 first attempt", item(1, time.Time{}), nil, &smtp.Error{Code: 451, Message: "later"}, false, store.OutboxQueued, now.Add(30 * time.Second), "451"},
+		{"451 third attempt", item(3, time.Time{}), nil, &smtp.Error{Code: 451}, false, store.OutboxQueued, now.Add(2 * time.Minute), "451"},
+		{"421 many attempts: capped", item(20, time.Time{}), nil, &smtp.Error{Code: 421}, false, store.OutboxQueued, now.Add(time.Hour), "421"},
+		{"connection refused", item(1, time.Time{}), nil, refusedErr(t), false, store.OutboxQueued, now.Add(30 * time.Second), "connection"},
+		{"last retry at the expiry", item(2, now.Add(10*time.Second)), nil, &smtp.Error{Code: 451}, false, store.OutboxQueued, now.Add(10 * time.Second), "451"},
+		{"expired: explicit", item(2, now), nil, &smtp.Error{Code: 451}, false, store.OutboxFailed, time.Time{}, "gave up after 2 attempts"},
+		{"expired: max age", store.OutboxItem{Attempts: 9, QueuedAt: now.Add(-72 * time.Hour)}, nil, &smtp.Error{Code: 452}, false, store.OutboxFailed, time.Time{}, "gave up after 9 attempts"},
+		{"550", item(1, time.Time{}), nil, &smtp.Error{Code: 550, Message: "no"}, false, store.OutboxFailed, time.Time{}, "550"},
+		{"554 after data", item(1, time.Time{}), nil, &smtp.Error{Phase: smtp.PhaseBody, Code: 554}, false, store.OutboxFailed, time.Time{}, "554"},
+		{"outcome unknown", item(1, time.Time{}), nil, &smtp.Error{Phase: smtp.PhaseBody, OutcomeUnknown: true, Err: io.EOF}, false, store.OutboxUnknown, time.Time{}, "outcome unknown"},
+		{"unknown even when aborted", item(1, time.Time{}), nil, &smtp.Error{Phase: smtp.PhaseBody, OutcomeUnknown: true, Err: context.Canceled}, true, store.OutboxUnknown, time.Time{}, "outcome unknown"},
+		{"aborted before the end", item(1, time.Time{}), nil, &smtp.Error{Phase: smtp.PhaseRcpt, Err: context.Canceled}, true, store.OutboxQueued, now, "interrupted"},
+		{"local refusal", item(1, time.Time{}), nil, &smtp.Error{Phase: smtp.PhaseMail, Message: "address contains a forbidden character"}, false, store.OutboxFailed, time.Time{}, "forbidden"},
+		{"bad stored message", item(1, time.Time{}), nil, permanent{errors.New("message: raw: NUL")}, false, store.OutboxFailed, time.Time{}, "NUL"},
+		{"profile deleted", item(1, time.Time{}), nil, fmt.Errorf("outbox: server profile 3: %w", store.ErrNotFound), false, store.OutboxFailed, time.Time{}, "profile 3"},
+		{"profile unusable now", item(1, time.Time{}), nil, ErrNoCaptureServer, false, store.OutboxQueued, now.Add(30 * time.Second), "capture"},
+	}
+	for _, tt := range tests {
+		o := w.decide(tt.it, tt.res, tt.err, tt.aborted, now)
+		if o.status != tt.status || !o.next.Equal(tt.next) || !strings.Contains(o.lastErr, tt.lastErr) || (tt.lastErr == "" && o.lastErr != "") {
+			t.Errorf("%s: got %s next %v err %q; want %s next %v err containing %q", tt.name, o.status, o.next, o.lastErr, tt.status, tt.next, tt.lastErr)
+		}
+	}
+}
+
+// fakeStore satisfies Store for tests that never touch it.
+type fakeStore struct{ Store }
+
+func noProfiles(context.Context, int64) (smtp.Config, error) { return smtp.Config{}, nil }
+
+// harness is a worker over a real SQLite store with a scripted sender.
+type harness struct {
+	s    *store.Store
+	form int64
+	mu   sync.Mutex
+	sent map[string]int // Message-ID -> deliveries
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	s, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "outbox.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	f := &store.Form{Name: "Test", Recipients: []string{"owner@example.org"}, FromAddr: "forms@example.org", Enabled: true}
+	if err := s.SaveForm(context.Background(), f); err != nil {
+		t.Fatal(err)
+	}
+	return &harness{s: s, form: f.ID, sent: map[string]int{}}
+}
+
+// enqueue stores n submissions and returns their items.
+func (h *harness) enqueue(t *testing.T, n int, tag string) []*store.OutboxItem {
+	t.Helper()
+	var out []*store.OutboxItem
+	for i := range n {
+		id := fmt.Sprintf("%s-%d@example.org", tag, i)
+		msg := fmt.Sprintf("From: forms@example.org\r\nTo: owner@example.org\r\nSubject: %s %d\r\nMessage-ID: <%s>\r\n\r\nbody\r\n", tag, i, id)
+		sub := &store.Submission{FormID: h.form}
+		item := &store.OutboxItem{MailFrom: "forms@example.org", Rcpts: []string{"owner@example.org"}, Message: []byte(msg)}
+		if err := h.s.EnqueueSubmission(context.Background(), sub, item); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, item)
+	}
+	return out
+}
+
+// deliver is a SendFunc that records the Message-ID as delivered.
+func (h *harness) deliver(ctx context.Context, cfg smtp.Config, env smtp.Envelope, msg smtp.Message, opts smtp.SendOptions) (*smtp.Result, error) {
+	var b strings.Builder
+	if _, err := msg.WriteTo(&b); err != nil {
+		return nil, err
+	}
+	_, rest, _ := strings.Cut(b.String(), "Message-ID: <")
+	id, _, _ := strings.Cut(rest, ">")
+	h.mu.Lock()
+	h.sent[id]++
+	h.mu.Unlock()
+	cfg.Transcript.Info(smtp.PhaseBody, "fake delivery of %s", id)
+	return &smtp.Result{Recipients: []smtp.RecipientResult{{Address: env.To[0], Accepted: true, Code: 250}},
+		Final: &smtp.Reply{Code: 250, Lines: []string{"2.0.0 Ok: queued as FAKE"}}, QueueID: "FAKE"}, nil
+}
+
+// waitCounts polls until the outbox counts satisfy ok.
+func waitCounts(t *testing.T, s *store.Store, timeout time.Duration, ok func(map[string]int) bool) map[string]int {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := s.OutboxCounts(context.Background())
+		if err == nil && ok(c) {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("outbox counts after %v: %v (%v)", timeout, c, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// run starts w and returns a function stopping it.
+func run(t *testing.T, w *Worker) func() {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	stop := func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("Run did not stop")
+		}
+	}
+	t.Cleanup(func() {
+		if ctx.Err() == nil {
+			stop()
+		}
+	})
+	return stop
+}
+
+func TestWorkerRetriesThenDelivers(t *testing.T) {
+	h := newHarness(t)
+	items := h.enqueue(t, 5, "retry")
+	var calls atomic.Int32
+	send := func(ctx context.Context, cfg smtp.Config, env smtp.Envelope, msg smtp.Message, opts smtp.SendOptions) (*smtp.Result, error) {
+		// Each message: 451 twice, then accepted.
+		if calls.Add(1) <= 10 {
+			cfg.Transcript.Info(smtp.PhaseRcpt, "fake 451")
+			return &smtp.Result{}, &smtp.Error{Phase: smtp.PhaseRcpt, Code: 451, EnhancedCode: "4.3.0", Message: "4.3.0 try later"}
+		}
+		return h.deliver(ctx, cfg, env, msg, opts)
+	}
+	w, err := New(Deps{Store: h.s, Send: send, Profiles: noProfiles, Owner: "w1", PollInterval: 10 * time.Millisecond,
+		Backoff: Backoff{Base: 10 * time.Millisecond, Max: 20 * time.Millisecond}, Concurrency: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, w)
+	waitCounts(t, h.s, 20*time.Second, func(c map[string]int) bool { return c[store.OutboxSent] == 5 })
+	ctx := context.Background()
+	for _, it := range items {
+		got, _ := h.s.OutboxItem(ctx, it.ID)
+		sub, _ := h.s.Submission(ctx, *it.SubmissionID)
+		if got.Attempts < 2 || got.LastSendID == nil || sub.Status != store.SubmissionSent || got.LastError != "" {
+			t.Errorf("item %d: %+v, submission %q", it.ID, got, sub.Status)
+		}
+		if n := h.sent[it.MessageID]; n != 1 {
+			t.Errorf("%s delivered %d times", it.MessageID, n)
+		}
+		// The history: one send per attempt, chained by ParentID back to
+		// the first, which alone keeps the message.
+		snd, err := h.s.Send(ctx, *got.LastSendID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if snd.Status != string(smtp.StatusSent) || snd.QueueID != "FAKE" || snd.Source != "contact" || *snd.FormID != h.form {
+			t.Errorf("last send: %+v", snd)
+		}
+		chain := 1
+		for snd.ParentID != nil {
+			if snd.Message != nil || !snd.MessageTruncated {
+				t.Errorf("send %d: a retry keeps a copy of the message", snd.ID)
+			}
+			if snd, err = h.s.Send(ctx, *snd.ParentID); err != nil {
+				t.Fatal(err)
+			}
+			chain++
+			if snd.Status != string(smtp.StatusTempFail) || !strings.Contains(snd.Error, "451") {
+				t.Errorf("earlier send %d: status %q error %q", snd.ID, snd.Status, snd.Error)
+			}
+		}
+		if chain != got.Attempts || string(snd.Message) != string(it.Message) {
+			t.Errorf("item %d: %d sends in the chain for %d attempts; first keeps %d bytes", it.ID, chain, got.Attempts, len(snd.Message))
+		}
+	}
+	if n := calls.Load(); n != 15 {
+		t.Errorf("%d sends, want 15 (5 messages × 2 temporary failures + 5 deliveries)", n)
+	}
+}
+
+func TestWorkerPermanentAndUnknown(t *testing.T) {
+	h := newHarness(t)
+	items := h.enqueue(t, 2, "perm")
+	send := func(ctx context.Context, cfg smtp.Config, env smtp.Envelope, msg smtp.Message, opts smtp.SendOptions) (*smtp.Result, error) {
+		var b strings.Builder
+		msg.WriteTo(&b)
+		if strings.Contains(b.String(), "perm 0") {
+			return &smtp.Result{}, &smtp.Error{Phase: smtp.PhaseRcpt, Code: 550, Message: "5.1.1 no such user"}
+		}
+		return &smtp.Result{}, &smtp.Error{Phase: smtp.PhaseBody, Message: "connection lost", Err: io.EOF, OutcomeUnknown: true}
+	}
+	w, _ := New(Deps{Store: h.s, Send: send, Profiles: noProfiles, PollInterval: 10 * time.Millisecond, Backoff: Backoff{Base: time.Millisecond}})
+	run(t, w)
+	waitCounts(t, h.s, 10*time.Second, func(c map[string]int) bool { return c[store.OutboxFailed] == 1 && c[store.OutboxUnknown] == 1 })
+	time.Sleep(100 * time.Millisecond) // several polls: neither is tried again
+	for i, want := range []string{store.OutboxFailed, store.OutboxUnknown} {
+		it, _ := h.s.OutboxItem(context.Background(), items[i].ID)
+		if it.Status != want || it.Attempts != 1 {
+			t.Errorf("item %d: %s after %d attempts, want %s after 1", i, it.Status, it.Attempts, want)
+		}
+		snd, _ := h.s.Send(context.Background(), *it.LastSendID)
+		if want == store.OutboxUnknown && (snd.Status != string(smtp.StatusUnknown) || !strings.Contains(eventsText(snd.Events), "not retried automatically")) {
+			t.Errorf("unknown item's send: %q %v", snd.Status, snd.Events)
+		}
+	}
+}
+
+func eventsText(evs []smtp.Event) string {
+	var b strings.Builder
+	for _, e := range evs {
+		b.WriteString(e.Line + "\n")
+	}
+	return b.String()
+}
+
+func TestWorkerKick(t *testing.T) {
+	h := newHarness(t)
+	w, _ := New(Deps{Store: h.s, Send: h.deliver, Profiles: noProfiles, PollInterval: time.Hour})
+	run(t, w)
+	time.Sleep(50 * time.Millisecond) // the first claim, at start, found nothing
+	h.enqueue(t, 3, "kick")
+	start := time.Now()
+	w.Kick()
+	waitCounts(t, h.s, 5*time.Second, func(c map[string]int) bool { return c[store.OutboxSent] == 3 })
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("delivered %v after Kick", d)
+	}
+}
+
+func TestWorkerProfileErrors(t *testing.T) {
+	h := newHarness(t)
+	items := h.enqueue(t, 2, "prof")
+	var calls atomic.Int32
+	profiles := func(ctx context.Context, id int64) (smtp.Config, error) {
+		if calls.Add(1) == 1 {
+			return smtp.Config{}, fmt.Errorf("outbox: server profile 9: %w", store.ErrNotFound)
+		}
+		return smtp.Config{}, ErrNoCaptureServer
+	}
+	w, _ := New(Deps{Store: h.s, Send: h.deliver, Profiles: profiles, Concurrency: 1, PollInterval: time.Hour, Backoff: Backoff{Base: time.Hour}})
+	run(t, w)
+	waitCounts(t, h.s, 5*time.Second, func(c map[string]int) bool {
+		return calls.Load() == 2 && c[store.OutboxFailed] == 1 && c[store.OutboxQueued] == 1
+	})
+	for _, it := range items {
+		got, _ := h.s.OutboxItem(context.Background(), it.ID)
+		snd, err := h.s.Send(context.Background(), *got.LastSendID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(eventsText(snd.Events), "cannot use the server profile") {
+			t.Errorf("send of item %d has no explanation: %v", it.ID, snd.Events)
+		}
+	}
+	if len(h.sent) != 0 {
+		t.Errorf("sent %v without a server", h.sent)
+	}
+}
+
+// TestWorkerShutdown: an attempt still running after the grace period
+// is aborted and its item queued again at once; Run returns.
+func TestWorkerShutdown(t *testing.T) {
+	h := newHarness(t)
+	items := h.enqueue(t, 1, "shut")
+	started := make(chan struct{})
+	send := func(ctx context.Context, cfg smtp.Config, env smtp.Envelope, msg smtp.Message, opts smtp.SendOptions) (*smtp.Result, error) {
+		close(started)
+		<-ctx.Done() // a server that never answers RCPT
+		return &smtp.Result{}, &smtp.Error{Phase: smtp.PhaseRcpt, Message: "aborted", Err: ctx.Err()}
+	}
+	w, _ := New(Deps{Store: h.s, Send: send, Profiles: noProfiles, ShutdownGrace: 100 * time.Millisecond})
+	stop := run(t, w)
+	<-started
+	begin := time.Now()
+	stop()
+	if d := time.Since(begin); d > 5*time.Second {
+		t.Errorf("shutdown took %v", d)
+	}
+	it, _ := h.s.OutboxItem(context.Background(), items[0].ID)
+	if it.Status != store.OutboxQueued || it.LeaseOwner != "" || it.NextAttemptAt.After(time.Now()) || !strings.Contains(it.LastError, "interrupted") {
+		t.Errorf("after an aborted attempt: %+v", it)
+	}
+	snd, _ := h.s.Send(context.Background(), *it.LastSendID)
+	if snd.Status != string(smtp.StatusAborted) {
+		t.Errorf("aborted attempt's send status %q", snd.Status)
+	}
+}
+
+// TestWorkerTakesOver: an item claimed by a worker that died is taken
+// over when the lease expires; the dead attempt's record is closed.
+func TestWorkerTakesOver(t *testing.T) {
+	h := newHarness(t)
+	items := h.enqueue(t, 1, "take")
+	ctx := context.Background()
+	lease := 2 * time.Second
+	got, err := h.s.ClaimDue(ctx, "dead", time.Now(), lease, 1)
+	if err != nil || len(got) != 1 {
+		t.Fatal(got, err)
+	}
+	dead := &store.Send{Source: "contact"}
+	if err := h.s.BeginAttempt(ctx, got[0].ID, "dead", dead); err != nil {
+		t.Fatal(err)
+	}
+	w, _ := New(Deps{Store: h.s, Send: h.deliver, Profiles: noProfiles, Owner: "alive", Lease: lease, PollInterval: 50 * time.Millisecond})
+	start := time.Now()
+	run(t, w)
+	waitCounts(t, h.s, 10*time.Second, func(c map[string]int) bool { return c[store.OutboxSent] == 1 })
+	if d := time.Since(start); d < lease-100*time.Millisecond {
+		t.Errorf("taken over after %v, before the lease of %v expired", d, lease)
+	}
+	it, _ := h.s.OutboxItem(ctx, items[0].ID)
+	snd, _ := h.s.Send(ctx, *it.LastSendID)
+	if it.Attempts != 2 || *snd.ParentID != dead.ID || !strings.Contains(eventsText(snd.Events), "taken over from dead") {
+		t.Errorf("taking-over attempt: item %+v, send events %v", it, snd.Events)
+	}
+	old, _ := h.s.Send(ctx, dead.ID)
+	if old.Status != string(smtp.StatusUnknown) || !strings.Contains(old.Error, "stopped during this attempt") {
+		t.Errorf("the dead attempt's record: %q %q", old.Status, old.Error)
+	}
+}
