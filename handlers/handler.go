@@ -55,6 +55,8 @@ type Store interface {
 
 	Captured(ctx context.Context, id int64) (*store.Captured, error)
 	ListCaptured(ctx context.Context, limit int, before int64) ([]store.Captured, error)
+
+	FormStore // contact forms, submissions and the outbox (forms.go)
 }
 
 // Sealer encrypts stored SMTP passwords. *crypt.Box is one.
@@ -111,6 +113,18 @@ type Deps struct {
 	// MaxStoredMessage caps the message source kept with a send, in
 	// bytes; 10 MiB if 0. A longer message is kept truncated.
 	MaxStoredMessage int64
+
+	// Forms, when not nil, replaces Store for contact forms, submissions
+	// and the outbox; tests use it to make the database fail.
+	Forms FormStore
+	// Kicker wakes the outbox worker after a submission; optional.
+	Kicker Kicker
+	// CaptchaVerifyURLs replaces providers' verification endpoints
+	// (DefaultCaptchaVerifyURLs); tests point them at local servers.
+	CaptchaVerifyURLs map[string]string
+	// HTTPClient makes the captcha verifications; one with a 10 s timeout
+	// if nil.
+	HTTPClient *http.Client
 }
 
 // Handler serves sockmail's web pages.
@@ -134,6 +148,10 @@ type Handler struct {
 	roots      *x509.CertPool
 	retention  Retention
 	maxStored  int64
+
+	// Contact forms (forms.go, contact.go).
+	forms   FormStore
+	contact *contactState
 
 	// Sends in flight. baseCtx is cancelled by Shutdown when its grace
 	// period ends, aborting the sends that are still running.
@@ -213,6 +231,7 @@ func New(d Deps) (*Handler, error) {
 		lifetime: d.SessionLifetime, baseURL: d.BaseURL, sendTO: d.SendTimeout, maxUp: d.MaxUpload,
 		capture: d.Capture, send: d.Send, now: d.Now, cop: cop, bcryptCost: d.BcryptCost, dummyHash: string(dummy), roots: roots,
 		retention: d.Retention, maxStored: d.MaxStoredMessage,
+		forms: formStoreOf(d), contact: newContactState(d),
 		live: map[int64]*liveSend{}, baseCtx: ctx, abortSends: cancel, closing: make(chan struct{}),
 	}, nil
 }

@@ -60,6 +60,8 @@ func (h *Handler) Routes() *echo.Echo {
 	a.GET("/captured/:id/raw", h.capturedRaw)
 	a.GET("/captured/:id/parts/:n", h.capturedPart)
 	h.historyRoutes(a)
+	h.formRoutes(a)
+	h.contactRoutes(e) // public, not cookie-authenticated: see isContactPath
 	return e
 }
 
@@ -132,6 +134,9 @@ func (h *Handler) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 		limit := int64(smallBodyLimit)
 		if c.Request().URL.Path == "/compose" {
 			limit = h.maxUp + 1<<20
+		}
+		if isContactPath(c.Request().URL.Path) {
+			limit = h.contactMaxBody() // each form's own limit is applied in contactPost
 		}
 		r := c.Request()
 		if r.ContentLength > limit {

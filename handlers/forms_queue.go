@@ -1,0 +1,284 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"sockmail/internal/store"
+	"sockmail/views"
+)
+
+// Admin pages of the queue: the outbox (every message a form has to
+// deliver, with its attempts and last error; retry, cancel), and the
+// submissions of a form (blocked ones can be released).
+
+// queuePageSize is the length of a queue page.
+const queuePageSize = 50
+
+// outboxStatuses are the outbox statuses in the order the page shows them.
+var outboxStatuses = []string{store.OutboxQueued, store.OutboxSending, store.OutboxHeld, store.OutboxSent,
+	store.OutboxFailed, store.OutboxUnknown, store.OutboxCancelled}
+
+// submissionStatuses are the submission statuses an admin filters by.
+var submissionStatuses = []string{store.SubmissionQueued, store.SubmissionBlocked, store.SubmissionReleased,
+	store.SubmissionSent, store.SubmissionFailed, store.SubmissionUnknown, store.SubmissionCancelled}
+
+// cursor reads the "before" keyset cursor of a list page.
+func cursor(c echo.Context) int64 {
+	n, err := strconv.ParseInt(c.QueryParam("before"), 10, 64)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// statusParam reads a status filter, keeping only known ones.
+func statusParam(c echo.Context, known []string) string {
+	s := c.QueryParam("status")
+	for _, k := range known {
+		if s == k {
+			return s
+		}
+	}
+	return ""
+}
+
+// formNames maps form ids to names for the queue pages.
+func (h *Handler) formNames(c echo.Context) (map[int64]string, error) {
+	list, err := h.forms.Forms(c.Request().Context())
+	if err != nil {
+		return nil, fmt.Errorf("handlers: list forms: %w", err)
+	}
+	names := make(map[int64]string, len(list))
+	for _, f := range list {
+		names[f.ID] = f.Name
+	}
+	return names, nil
+}
+
+func (h *Handler) outboxPage(c echo.Context) error {
+	ctx := c.Request().Context()
+	counts, err := h.forms.OutboxCounts(ctx)
+	if err != nil {
+		return fmt.Errorf("handlers: outbox counts: %w", err)
+	}
+	status := statusParam(c, outboxStatuses)
+	var formID int64
+	if id, err := strconv.ParseInt(c.QueryParam("form"), 10, 64); err == nil && id > 0 {
+		formID = id
+	}
+	items, err := h.forms.ListOutbox(ctx, store.OutboxFilter{Status: status, FormID: formID, Limit: queuePageSize + 1, Before: cursor(c)})
+	if err != nil {
+		return fmt.Errorf("handlers: list outbox: %w", err)
+	}
+	names, err := h.formNames(c)
+	if err != nil {
+		return err
+	}
+	v := views.OutboxPage{Status: status, FormID: formID}
+	total := 0
+	for _, s := range outboxStatuses {
+		v.Counts = append(v.Counts, views.StatusCount{Status: s, N: counts[s]})
+		total += counts[s]
+	}
+	v.Total = total
+	if len(items) > queuePageSize {
+		items = items[:queuePageSize]
+		v.Older = items[len(items)-1].ID
+	}
+	for _, it := range items {
+		r := views.OutboxRow{
+			ID: it.ID, Created: it.CreatedAt, Rcpts: it.Rcpts, Subject: it.Subject, Status: it.Status,
+			Attempts: it.Attempts, NextAttempt: it.NextAttemptAt, ExpiresAt: it.ExpiresAt, LastError: it.LastError,
+			TakenOver: it.TakenOverFrom != "",
+			CanRetry:  it.Status == store.OutboxFailed || it.Status == store.OutboxUnknown || it.Status == store.OutboxCancelled,
+			CanCancel: it.Status == store.OutboxQueued || it.Status == store.OutboxHeld,
+		}
+		if it.FormID != nil {
+			r.FormID, r.FormName = *it.FormID, names[*it.FormID]
+		}
+		if it.SubmissionID != nil {
+			r.SubmissionID = *it.SubmissionID
+		}
+		if it.LastSendID != nil {
+			r.LastSendID = *it.LastSendID
+		}
+		v.Rows = append(v.Rows, r)
+	}
+	return render(c, http.StatusOK, views.OutboxListPage(h.page(c, "Outbox", "outbox"), v))
+}
+
+// outboxID reads the :id parameter of an outbox action.
+func outboxID(c echo.Context) (int64, error) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, echo.NewHTTPError(http.StatusNotFound, "There is no such message in the outbox.")
+	}
+	return id, nil
+}
+
+// backTo returns the page an action should go back to: the posted
+// "back" path when it is a local one, else fallback.
+func backTo(c echo.Context, fallback string) string {
+	b := c.FormValue("back")
+	if b == "" || !strings.HasPrefix(b, "/") || strings.HasPrefix(b, "//") || strings.HasPrefix(b, "/\\") || hasControl(b) {
+		return fallback
+	}
+	if u, err := url.Parse(b); err != nil || u.Host != "" || u.Scheme != "" {
+		return fallback
+	}
+	return b
+}
+
+// queueAction runs an admin action and reports its outcome in a flash.
+func (h *Handler) queueAction(c echo.Context, what string, act func() error, done, wrong, fallback string) error {
+	err := act()
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return echo.NewHTTPError(http.StatusNotFound, "There is no such "+what+".")
+	case errors.Is(err, store.ErrWrongState):
+		flash(c, wrong)
+	case err != nil:
+		return fmt.Errorf("handlers: %s: %w", what, err)
+	default:
+		flash(c, done)
+		if h.contact.kick != nil {
+			h.contact.kick.Kick()
+		}
+	}
+	return c.Redirect(http.StatusSeeOther, backTo(c, fallback))
+}
+
+func (h *Handler) retryOutbox(c echo.Context) error {
+	id, err := outboxID(c)
+	if err != nil {
+		return err
+	}
+	return h.queueAction(c, "message in the outbox",
+		func() error { return h.forms.RetryOutbox(c.Request().Context(), id, h.now()) },
+		"Message "+strconv.FormatInt(id, 10)+" is queued again.",
+		"Message "+strconv.FormatInt(id, 10)+" cannot be retried now: only failed, unknown or cancelled messages can.",
+		"/outbox")
+}
+
+func (h *Handler) cancelOutbox(c echo.Context) error {
+	id, err := outboxID(c)
+	if err != nil {
+		return err
+	}
+	return h.queueAction(c, "message in the outbox",
+		func() error { return h.forms.CancelOutbox(c.Request().Context(), id) },
+		"Message "+strconv.FormatInt(id, 10)+" is cancelled: it will not be sent.",
+		"Message "+strconv.FormatInt(id, 10)+" cannot be cancelled now: it is being sent or is finished.",
+		"/outbox")
+}
+
+// submissionRow turns a submission into a list row.
+func submissionRow(s *store.Submission) views.SubmissionRow {
+	r := views.SubmissionRow{
+		ID: s.ID, FormID: s.FormID, Created: s.CreatedAt, Status: s.Status, BlockReason: s.BlockReason,
+		ClientAddr: s.ClientAddr, Origin: s.Origin, ReplyTo: s.ReplyTo, Files: len(s.Files),
+		CanRelease: s.Status == store.SubmissionBlocked,
+	}
+	var parts []string
+	for _, f := range s.Fields {
+		if f.Name == fieldEmail || strings.TrimSpace(f.Value) == "" {
+			continue
+		}
+		parts = append(parts, f.Name+": "+oneLine(f.Value, 80))
+	}
+	r.Preview = oneLine(strings.Join(parts, " \u00b7 "), 200)
+	return r
+}
+
+func (h *Handler) submissionsPage(c echo.Context) error {
+	f, err := h.loadForm(c)
+	if err != nil {
+		return err
+	}
+	status := statusParam(c, submissionStatuses)
+	list, err := h.forms.ListSubmissions(c.Request().Context(), store.SubmissionFilter{
+		FormID: f.ID, Status: status, Limit: queuePageSize + 1, Before: cursor(c)})
+	if err != nil {
+		return fmt.Errorf("handlers: list submissions: %w", err)
+	}
+	v := views.SubmissionsPage{FormID: f.ID, FormName: f.Name, Status: status, Statuses: submissionStatuses}
+	if len(list) > queuePageSize {
+		list = list[:queuePageSize]
+		v.Older = list[len(list)-1].ID
+	}
+	for i := range list {
+		v.Rows = append(v.Rows, submissionRow(&list[i]))
+	}
+	return render(c, http.StatusOK, views.SubmissionsListPage(h.page(c, "Submissions of "+f.Name, "forms"), v))
+}
+
+// loadSubmission finds the submission named by the :id parameter.
+func (h *Handler) loadSubmission(c echo.Context) (*store.Submission, error) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return nil, echo.NewHTTPError(http.StatusNotFound, "There is no such submission.")
+	}
+	s, err := h.forms.Submission(c.Request().Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, echo.NewHTTPError(http.StatusNotFound, "There is no such submission.")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("handlers: load submission: %w", err)
+	}
+	return s, nil
+}
+
+func (h *Handler) submissionPage(c echo.Context) error {
+	s, err := h.loadSubmission(c)
+	if err != nil {
+		return err
+	}
+	names, err := h.formNames(c)
+	if err != nil {
+		return err
+	}
+	v := views.SubmissionDetail{SubmissionRow: submissionRow(s), FormName: names[s.FormID], UserAgent: s.UserAgent}
+	for _, f := range s.Fields {
+		v.Fields = append(v.Fields, views.ContactField{Name: f.Name, Value: f.Value})
+	}
+	for _, f := range s.Files {
+		size := f.Size
+		if size == 0 {
+			size = int64(len(f.Data))
+		}
+		v.FileList = append(v.FileList, views.FileRow{Name: f.Name, ContentType: f.ContentType, Size: size})
+	}
+	items, err := h.forms.ListOutbox(c.Request().Context(), store.OutboxFilter{FormID: s.FormID, Limit: store.MaxListLimit})
+	if err != nil {
+		return fmt.Errorf("handlers: list outbox: %w", err)
+	}
+	for _, it := range items {
+		if it.SubmissionID != nil && *it.SubmissionID == s.ID {
+			v.OutboxID, v.OutboxStatus = it.ID, it.Status
+			if it.LastSendID != nil {
+				v.LastSendID = *it.LastSendID
+			}
+			break
+		}
+	}
+	return render(c, http.StatusOK, views.SubmissionPage(h.page(c, "Submission "+strconv.FormatInt(s.ID, 10), "forms"), v))
+}
+
+func (h *Handler) releaseSubmission(c echo.Context) error {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return echo.NewHTTPError(http.StatusNotFound, "There is no such submission.")
+	}
+	return h.queueAction(c, "submission",
+		func() error { return h.forms.ReleaseSubmission(c.Request().Context(), id, h.now()) },
+		"Submission "+strconv.FormatInt(id, 10)+" is released: its message is queued for delivery.",
+		"Submission "+strconv.FormatInt(id, 10)+" is not blocked, so there is nothing to release.",
+		"/submissions/"+strconv.FormatInt(id, 10))
+}
