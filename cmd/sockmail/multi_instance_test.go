@@ -79,14 +79,14 @@ func startInstance(t *testing.T, bin, name string, env map[string]string) *insta
 	if err := in.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	urls := make(chan string, 1)
+	urls, captures := make(chan string, 1), make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		reURL := regexp.MustCompile(`running at (http://\S+)`)
 		reCap := regexp.MustCompile(`capture SMTP server at (\S+)`)
 		for sc.Scan() {
 			if m := reCap.FindStringSubmatch(sc.Text()); m != nil {
-				in.captureAddr = m[1]
+				captures <- m[1]
 			}
 			if m := reURL.FindStringSubmatch(sc.Text()); m != nil {
 				urls <- m[1]
@@ -104,11 +104,12 @@ func startInstance(t *testing.T, bin, name string, env map[string]string) *insta
 		t.Fatalf("%s printed no URL\n%s", name, in.stderr.String())
 	}
 	// The capture line follows the URL line.
-	for deadline := time.Now().Add(5 * time.Second); env["SOCKMAIL_CAPTURE_ADDR"] != "off" && in.captureAddr == ""; {
-		if time.Now().After(deadline) {
+	if env["SOCKMAIL_CAPTURE_ADDR"] != "off" {
+		select {
+		case in.captureAddr = <-captures:
+		case <-time.After(5 * time.Second):
 			t.Fatalf("%s printed no capture address", name)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	return in
 }
