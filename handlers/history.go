@@ -275,7 +275,7 @@ func (h *Handler) historyDetailView(ctx context.Context, snd *store.Send, rf vie
 	}
 	if h.runningElsewhere(snd) {
 		d.RemoteRunning = true
-		d.Status, d.StatusClass = "running elsewhere", "running"
+		d.Status, d.StatusClass = "running elsewhere (another sockmail instance runs it): reload to see the outcome", "running"
 	}
 	if snd.ParentID != nil {
 		d.ParentID = *snd.ParentID

@@ -993,3 +993,20 @@ func TestStoredMessageCap(t *testing.T) {
 		t.Errorf("small message stored truncated or missing: %v", err)
 	}
 }
+
+// TestResultPageOfASendRunningElsewhere: behind a load balancer, the
+// result page may be served by an instance that does not run the send.
+func TestResultPageOfASendRunningElsewhere(t *testing.T) {
+	a := newHistoryApp(t, historyOptions{})
+	c := a.client()
+	c.signUp()
+	recent := a.seedSend(store.Send{Status: store.StatusRunning, CreatedAt: time.Now()})
+	r := c.get("/sends/" + strconv.FormatInt(recent.ID, 10))
+	if got := r.testid(t, "status").Text(); r.status != http.StatusOK || !strings.Contains(got, "running elsewhere") {
+		t.Errorf("recent send running elsewhere: %d %q", r.status, got)
+	}
+	old := a.seedSend(store.Send{Status: store.StatusRunning, CreatedAt: time.Now().Add(-time.Hour)})
+	if got := c.get("/sends/" + strconv.FormatInt(old.ID, 10)).testid(t, "status").Text(); !strings.Contains(got, "interrupted") {
+		t.Errorf("old running send: %q", got)
+	}
+}

@@ -135,6 +135,10 @@ func (h *Handler) resultPage(c echo.Context) error {
 	}
 	ls := h.liveSend(snd.ID)
 	r := resultView(snd, ls)
+	if h.runningElsewhere(snd) {
+		// Another instance behind the load balancer runs it.
+		r.Status, r.StatusClass = "running elsewhere (another sockmail instance runs it): reload to see the outcome", "running"
+	}
 	p := h.page(c, "Send #"+strconv.FormatInt(snd.ID, 10), "compose")
 	if r.Running {
 		p.RefreshSeconds = 2
