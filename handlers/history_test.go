@@ -1006,7 +1006,7 @@ func TestResultPageOfASendRunningElsewhere(t *testing.T) {
 		t.Errorf("recent send running elsewhere: %d %q", r.status, got)
 	}
 	old := a.seedSend(store.Send{Status: store.StatusRunning, CreatedAt: time.Now().Add(-time.Hour)})
-	if got := c.get("/sends/" + strconv.FormatInt(old.ID, 10)).testid(t, "status").Text(); !strings.Contains(got, "interrupted") {
+	if got := c.get("/sends/"+strconv.FormatInt(old.ID, 10)).testid(t, "status").Text(); !strings.Contains(got, "interrupted") {
 		t.Errorf("old running send: %q", got)
 	}
 }
