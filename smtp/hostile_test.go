@@ -585,13 +585,23 @@ func (endlessBody) WriteTo(w io.Writer) (int64, error) {
 // stuckAfterDATA answers up to 354 and then never reads again until the
 // test ends.
 func stuckAfterDATA(stop <-chan struct{}) func(*serverConn) error {
+	return stuckAfter(stop, "250 mx.test\n", "DATA")
+}
+
+// stuckAfter answers EHLO with ehlo, then MAIL, RCPT and (when last is
+// "DATA") DATA one line at a time, and then never reads again until the
+// test ends. With CHUNKING the client's first chunk waits for the
+// envelope replies, so the server stops reading inside the first chunk.
+func stuckAfter(stop <-chan struct{}, ehlo, last string) func(*serverConn) error {
 	return func(s *serverConn) error {
 		if err := s.send("220 mx.test ESMTP\n"); err != nil {
 			return err
 		}
-		for _, step := range []struct{ expect, reply string }{
-			{"EHLO", "250 mx.test\n"}, {"MAIL FROM:", "250 Ok\n"}, {"RCPT TO:", "250 Ok\n"}, {"DATA", "354 go\n"},
-		} {
+		steps := []struct{ expect, reply string }{{"EHLO", ehlo}, {"MAIL FROM:", "250 Ok\n"}, {"RCPT TO:", "250 Ok\n"}}
+		if last == "DATA" {
+			steps = append(steps, struct{ expect, reply string }{"DATA", "354 go\n"})
+		}
+		for _, step := range steps {
 			if _, err := s.expect(step.expect); err != nil {
 				return err
 			}
@@ -605,36 +615,50 @@ func stuckAfterDATA(stop <-chan struct{}) func(*serverConn) error {
 }
 
 // TestServerStopsReading: a server that stops reading mid-body cannot
-// block the client longer than Timeouts.DataBlock.
+// block the client longer than Timeouts.DataBlock, and the failure is a
+// temporary network failure (not the message's fault, not an unknown
+// outcome), with DATA and with BDAT.
 func TestServerStopsReading(t *testing.T) {
-	stop := make(chan struct{})
-	addr := serve(t, stuckAfterDATA(stop))
-	t.Cleanup(func() { close(stop) })
-	tr := NewTranscript()
-	cfg := Config{Addr: addr, Transcript: tr, Timeouts: Timeouts{DataBlock: 300 * time.Millisecond}}
-	start := time.Now()
-	res, err := SendMail(context.Background(), cfg, Envelope{From: "a@example.org", To: []string{"b@example.net"}}, endlessBody{}, SendOptions{})
-	elapsed := time.Since(start)
-	var e *Error
-	if !errors.As(err, &e) {
-		t.Fatalf("err = %v, want *Error", err)
+	tests := []struct{ name, ehlo, last string }{
+		{"DATA", "250 mx.test\n", "DATA"},
+		{"BDAT pipelined", "250-mx.test\n250-PIPELINING\n250 CHUNKING\n", "BDAT"},
+		{"BDAT", "250-mx.test\n250 CHUNKING\n", "BDAT"},
 	}
-	if e.Phase != PhaseBody || !e.Temporary() || e.OutcomeUnknown || !isTimeout(err) {
-		t.Errorf("phase %s temporary %v unknown %v timeout %v, want a temporary body timeout: %v", e.Phase, e.Temporary(), e.OutcomeUnknown, isTimeout(err), e)
-	}
-	if !strings.Contains(err.Error(), "timed out") {
-		t.Errorf("error does not say it timed out: %v", err)
-	}
-	if StatusOf(res, err) != StatusTempFail {
-		t.Errorf("status %q, want temporary failure", StatusOf(res, err))
-	}
-	if elapsed > 5*time.Second {
-		t.Errorf("took %v; the write deadline is 300ms", elapsed)
-	}
-	for _, ev := range tr.Events() {
-		if ev.Dir == DirClient && ev.Line == "QUIT" {
-			t.Errorf("transcript shows QUIT written into a stuck connection")
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			stop := make(chan struct{})
+			addr := serve(t, stuckAfter(stop, tt.ehlo, tt.last))
+			t.Cleanup(func() { close(stop) })
+			tr := NewTranscript()
+			// Without PIPELINING a whole chunk may fit the socket buffers and
+			// the client then waits for the chunk's reply: DataTerm bounds it.
+			cfg := Config{Addr: addr, Transcript: tr, Timeouts: Timeouts{DataBlock: 300 * time.Millisecond, DataTerm: 300 * time.Millisecond}}
+			start := time.Now()
+			res, err := SendMail(context.Background(), cfg, Envelope{From: "a@example.org", To: []string{"b@example.net"}}, endlessBody{}, SendOptions{})
+			elapsed := time.Since(start)
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("err = %v, want *Error", err)
+			}
+			if e.Phase != PhaseBody || !e.Temporary() || e.OutcomeUnknown || !isTimeout(err) {
+				t.Errorf("phase %s temporary %v unknown %v timeout %v, want a temporary body timeout: %v", e.Phase, e.Temporary(), e.OutcomeUnknown, isTimeout(err), e)
+			}
+			if !strings.Contains(err.Error(), "timed out") {
+				t.Errorf("error does not say it timed out: %v", err)
+			}
+			if StatusOf(res, err) != StatusTempFail {
+				t.Errorf("status %q, want temporary failure", StatusOf(res, err))
+			}
+			if elapsed > 5*time.Second {
+				t.Errorf("took %v; the write deadline is 300ms", elapsed)
+			}
+			for _, ev := range tr.Events() {
+				if ev.Dir == DirClient && ev.Line == "QUIT" {
+					t.Errorf("transcript shows QUIT written into a stuck connection")
+				}
+			}
+		})
 	}
 }
 
