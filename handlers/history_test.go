@@ -1010,3 +1010,68 @@ func TestResultPageOfASendRunningElsewhere(t *testing.T) {
 		t.Errorf("old running send: %q", got)
 	}
 }
+
+// TestFiftyConcurrentSendsOnSQLite posts 50 compose forms at once: every
+// send is stored, finished and listed, and SQLite never says "database is
+// locked".
+func TestFiftyConcurrentSendsOnSQLite(t *testing.T) {
+	rec := &recordingSend{}
+	slow := func(ctx context.Context, cfg smtp.Config, env smtp.Envelope, msg smtp.Message, o smtp.SendOptions) (*smtp.Result, error) {
+		time.Sleep(20 * time.Millisecond) // overlap the sends
+		return rec.send(ctx, cfg, env, msg, o)
+	}
+	a := newHistoryApp(t, historyOptions{send: slow})
+	c := a.client()
+	c.signUp()
+	tok := c.csrf("/compose")
+	const n = 50
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			form := composeForm(tok)
+			form.Set("subject", fmt.Sprintf("concurrent %02d", i))
+			req, _ := http.NewRequest(http.MethodPost, a.srv.URL+"/compose", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Sec-Fetch-Site", "same-origin")
+			resp, err := c.hc.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusSeeOther {
+				errs <- fmt.Errorf("send %d: status %d", i, resp.StatusCode)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := a.h.Shutdown(ctx); err != nil { // waits for every send to be stored
+		t.Fatal(err)
+	}
+	p, err := a.store.ListSends(context.Background(), store.SendFilter{Limit: store.MaxSendLimit})
+	if err != nil || p.Total != n {
+		t.Fatalf("%d sends stored, %v; want %d", p.Total, err, n)
+	}
+	subjects := map[string]bool{}
+	for _, s := range p.Sends {
+		subjects[s.Subject] = true
+		if s.Status != string(smtp.StatusSent) || s.QueueID != "FAKE1" {
+			t.Errorf("send %d: %s %q", s.ID, s.Status, s.Error)
+		}
+	}
+	if len(subjects) != n {
+		t.Errorf("%d distinct subjects, want %d", len(subjects), n)
+	}
+	if logs := a.logs.String(); strings.Contains(logs, "locked") || strings.Contains(logs, "SQLITE_BUSY") || strings.Contains(logs, "level=ERROR") {
+		t.Errorf("errors in the log:\n%s", logs)
+	}
+}
