@@ -2,12 +2,15 @@ package smtp
 
 import (
 	"bufio"
+	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Table tests of the small parsers: queue ids, enhanced status codes,
@@ -366,5 +369,52 @@ func TestTLSModeNames(t *testing.T) {
 	}
 	if s := TLSMode(9).String(); s != "TLSMode(9)" {
 		t.Errorf("String of unknown mode = %q", s)
+	}
+}
+
+func TestTimeouts(t *testing.T) {
+	d := DefaultTimeouts()
+	// RFC 5321 4.5.3.2.
+	if d.Greeting != 5*time.Minute || d.Mail != 5*time.Minute || d.Rcpt != 5*time.Minute ||
+		d.DataInit != 2*time.Minute || d.DataBlock != 3*time.Minute || d.DataTerm != 10*time.Minute {
+		t.Errorf("defaults %+v are not RFC 5321's", d)
+	}
+	got := Timeouts{Command: time.Second, DataTerm: -1}.withDefaults()
+	if got.Command != time.Second || got.DataTerm != d.DataTerm || got.Connect != d.Connect {
+		t.Errorf("withDefaults = %+v", got)
+	}
+	tt := Timeouts{Connect: 1, Greeting: 2, Command: 3, Mail: 4, Rcpt: 5, DataInit: 6, DataBlock: 7, DataTerm: 8}
+	for phase, want := range map[Phase]time.Duration{
+		PhaseConnect: 1, PhaseGreeting: 2, PhaseEHLO: 3, PhaseStartTLS: 3, PhaseAuth: 3, PhaseReset: 3, PhaseQuit: 3,
+		PhaseMail: 4, PhaseRcpt: 5, PhaseData: 6, PhaseBody: 8,
+	} {
+		if got := tt.forPhase(phase); got != want {
+			t.Errorf("forPhase(%s) = %v, want %v", phase, got, want)
+		}
+	}
+}
+
+func TestStatusOf(t *testing.T) {
+	final := &Reply{Code: 250}
+	tests := []struct {
+		res  *Result
+		err  error
+		want Status
+	}{
+		{&Result{Final: final, Recipients: []RecipientResult{{Accepted: true}}}, nil, StatusSent},
+		{&Result{Final: final, Recipients: []RecipientResult{{Accepted: true}, {Code: 550}}}, nil, StatusPartial},
+		{&Result{}, nil, StatusStopped},
+		{nil, nil, StatusNotStated},
+		{nil, &Error{Code: 451}, StatusTempFail},
+		{nil, &Error{Code: 550}, StatusPermFail},
+		{nil, &Error{OutcomeUnknown: true, temporary: true}, StatusUnknown},
+		{nil, netError(PhaseEHLO, "aborted", fmt.Errorf("%w (x)", context.Canceled)), StatusAborted},
+		{nil, errStopped, StatusStopped},
+		{nil, errors.New("something else"), StatusPermFail},
+	}
+	for i, tt := range tests {
+		if got := StatusOf(tt.res, tt.err); got != tt.want {
+			t.Errorf("%d: StatusOf = %q, want %q", i, got, tt.want)
+		}
 	}
 }
