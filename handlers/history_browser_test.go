@@ -1,0 +1,101 @@
+package handlers_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"sockmail/internal/store"
+	"sockmail/internal/testenv"
+)
+
+// TestHistoryBrowser drives Chromium through the history on each backend:
+// a send from the compose form, found by a transcript search, its detail
+// page, a re-send to the capture server watched live, the comparison of
+// the two, and a delete.
+func TestHistoryBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test")
+	}
+	onBothBackends(t, func(t *testing.T, backend string) {
+		ctx := browser(t)
+		a := newHistoryApp(t, historyOptions{backend: backend, send: slowSend})
+		base := a.srv.URL
+		run(t, ctx, "sign up",
+			chromedp.Navigate(base+"/"),
+			chromedp.WaitVisible(tid("signup-form")),
+			chromedp.SendKeys(tid("input-email"), adminEmail),
+			chromedp.SendKeys(tid("input-password"), adminPassword),
+			chromedp.SendKeys(tid("input-confirm"), adminPassword),
+			chromedp.Click(tid("signup-submit")),
+			chromedp.WaitVisible(tid("compose-form")),
+		)
+		token := testenv.UniqueToken()
+		run(t, ctx, "send",
+			chromedp.SetValue(tid("input-subject"), "history "+token),
+			chromedp.Click(tid("send")),
+			chromedp.WaitVisible(chromedp.CSS(`[data-testid="transcript"][data-running="false"]`)),
+		)
+		queue := strings.TrimSpace(value(t, ctx, chromedp.Text(tid("queue-id"))))
+
+		run(t, ctx, "history",
+			chromedp.Click(chromedp.CSS(`nav a[href="/history"]`)),
+			chromedp.WaitVisible(tid("history-list")),
+			// A transcript search: the queue id is in the server's last reply.
+			chromedp.SetValue(tid("input-q"), queue),
+			chromedp.Click(tid("filter")),
+			chromedp.WaitVisible(tid("history-list")),
+		)
+		if n := value(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('[data-testid="history-row"]').length`)); n != 1 {
+			t.Fatalf("search for %q: %d rows", queue, n)
+		}
+		screenshot(t, ctx, "history-"+backend+".png")
+
+		run(t, ctx, "detail",
+			chromedp.Click(tid("history-link")),
+			chromedp.WaitVisible(tid("resend-form")),
+		)
+		if got := value(t, ctx, chromedp.Text(tid("started-by"))); got != adminEmail {
+			t.Errorf("started by %q", got)
+		}
+		screenshot(t, ctx, "history-detail-"+backend+".png")
+		first := value(t, ctx, chromedp.Location())
+
+		run(t, ctx, "re-send to the capture server, live",
+			chromedp.SetValue(tid("input-server"), "builtin"),
+			chromedp.Click(tid("resend")),
+			chromedp.WaitVisible(chromedp.CSS(`[data-testid="transcript"][data-running="true"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`li[data-live="true"][data-dir="server"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`[data-testid="transcript"][data-running="false"]`)),
+			chromedp.WaitVisible(tid("parent")),
+		)
+		if got := strings.TrimSpace(value(t, ctx, chromedp.Text(tid("status")))); got != "sent" {
+			t.Errorf("re-send status %q", got)
+		}
+		run(t, ctx, "compare",
+			chromedp.Click(tid("compare-parent")),
+			chromedp.WaitVisible(tid("compare")),
+		)
+		if n := value(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('[data-testid="compare-row"]').length`)); n < 8 {
+			t.Errorf("%d compared rows", n)
+		}
+		screenshot(t, ctx, "history-compare-"+backend+".png")
+
+		run(t, ctx, "delete",
+			chromedp.Navigate(first),
+			chromedp.WaitVisible(tid("delete-form")),
+			chromedp.Click(tid("delete")),
+			chromedp.WaitVisible(tid("flash")),
+		)
+		if got := value(t, ctx, chromedp.Text(tid("flash"))); !strings.Contains(got, "were deleted") {
+			t.Errorf("flash %q", got)
+		}
+		if n := value(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('[data-testid="history-row"]').length`)); n != 1 {
+			t.Errorf("%d sends left, want the re-send", n)
+		}
+		if backend == store.BackendSQLite {
+			screenshot(t, ctx, "history-after-delete.png")
+		}
+	})
+}
