@@ -5,7 +5,10 @@
 // Every chunk of data is held for half the configured round-trip time
 // before it is forwarded, in each direction, so a request and its answer
 // cost one round trip. Order within a direction is kept, and a half-close
-// (FIN) is forwarded after the data before it.
+// (FIN) is forwarded after the data before it. The delay is a time.Sleep,
+// which overshoots by up to about a millisecond: round trips of a few
+// milliseconds come out somewhat longer than asked, while the count of
+// waits is exact.
 //
 // A client wait is a burst of server data: server-to-client data that is
 // not interleaved with client-to-server data, as the proxy sees it when it
