@@ -85,3 +85,25 @@
 		window.setTimeout(function () { window.location.reload(); }, 1000);
 	};
 })();
+
+// sockmail: copy buttons for the contact form embed snippets. The buttons
+// are hidden without JavaScript (the snippet can be selected by hand).
+(function () {
+	var buttons = document.querySelectorAll("button.copy[data-copy]");
+	if (!buttons.length || !navigator.clipboard) {
+		return;
+	}
+	Array.prototype.forEach.call(buttons, function (b) {
+		var src = document.getElementById(b.getAttribute("data-copy"));
+		if (!src) { return; }
+		b.hidden = false;
+		b.addEventListener("click", function () {
+			navigator.clipboard.writeText(src.textContent).then(function () {
+				b.textContent = "Copied";
+				window.setTimeout(function () { b.textContent = "Copy"; }, 2000);
+			}, function () {
+				b.textContent = "Copy failed: select the text";
+			});
+		});
+	});
+})();
