@@ -689,3 +689,18 @@ func sameLines(a, b []views.IndexedEvent) bool {
 	}
 	return true
 }
+
+// phaseTiming is one run of a phase in the JSON export.
+type phaseTiming struct {
+	Phase smtp.Phase `json:"phase"`
+	MS    float64    `json:"ms"`
+}
+
+// phaseTimings derives the time each run of a phase took.
+func phaseTimings(events []smtp.Event) []phaseTiming {
+	out := []phaseTiming{}
+	for _, t := range smtp.PhaseTimings(events) {
+		out = append(out, phaseTiming{Phase: t.Phase, MS: float64(t.Duration.Microseconds()) / 1000})
+	}
+	return out
+}

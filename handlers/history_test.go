@@ -489,16 +489,24 @@ func TestHistoryExports(t *testing.T) {
 	}
 	r = get("/sends/" + id + "/transcript.json")
 	var doc struct {
-		ID      int64        `json:"id"`
-		QueueID string       `json:"queue_id"`
-		Status  string       `json:"status"`
-		Events  []smtp.Event `json:"events"`
+		ID           int64        `json:"id"`
+		QueueID      string       `json:"queue_id"`
+		Status       string       `json:"status"`
+		Source       string       `json:"source"`
+		Events       []smtp.Event `json:"events"`
+		PhaseTimings []struct {
+			Phase string  `json:"phase"`
+			MS    float64 `json:"ms"`
+		} `json:"phase_timings"`
 	}
 	if r.status != http.StatusOK || json.Unmarshal([]byte(r.body), &doc) != nil {
 		t.Fatalf("json: %d %s", r.status, r.body)
 	}
-	if doc.ID != snd.ID || doc.QueueID != "QEXP" || doc.Status != "sent" || len(doc.Events) != len(snd.Events) {
+	if doc.ID != snd.ID || doc.QueueID != "QEXP" || doc.Status != "sent" || doc.Source != "cli" || len(doc.Events) != len(snd.Events) {
 		t.Errorf("json %+v", doc)
+	}
+	if len(doc.PhaseTimings) != 8 || doc.PhaseTimings[2].Phase != "ehlo" || doc.PhaseTimings[2].MS != 1 {
+		t.Errorf("phase timings %+v", doc.PhaseTimings)
 	}
 	r = get("/sends/" + id + "/message.eml")
 	if r.status != http.StatusOK || r.header.Get("Content-Type") != "message/rfc822" || r.body != string(snd.Message) {

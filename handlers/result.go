@@ -363,8 +363,16 @@ func (h *Handler) transcriptJSON(c echo.Context) error {
 		DurationMS float64                `json:"duration_ms"`
 		Recipients []smtp.RecipientResult `json:"recipients"`
 		Events     []smtp.Event           `json:"events"`
+		// Where the send came from, and the time each phase took.
+		Source           string        `json:"source"`
+		ClientAddr       string        `json:"client_addr,omitempty"`
+		UserID           *int64        `json:"user_id,omitempty"`
+		ParentID         *int64        `json:"parent_id,omitempty"`
+		MessageTruncated bool          `json:"message_truncated,omitempty"`
+		PhaseTimings     []phaseTiming `json:"phase_timings"`
 	}{snd.ID, snd.CreatedAt, snd.FinishedAt, snd.Server, snd.TLSMode, snd.MailFrom, snd.Rcpts, snd.Subject,
-		snd.Status, snd.QueueID, snd.Error, snd.DurationMS, snd.Recipients, h.sendEvents(snd)}
+		snd.Status, snd.QueueID, snd.Error, snd.DurationMS, snd.Recipients, h.sendEvents(snd),
+		snd.Source, snd.ClientAddr, snd.UserID, snd.ParentID, snd.MessageTruncated, phaseTimings(h.sendEvents(snd))}
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("handlers: encode send: %w", err)
