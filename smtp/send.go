@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -498,6 +499,14 @@ func (t *txn) bodyError(ctx context.Context, err, wireErr error) error {
 		if errors.As(wireErr, &e) {
 			return e // already reported (a refusal or failure before the chunk)
 		}
+		if r := c.salvageReply(); r != nil {
+			// The server stopped reading and said why: that reply, not the
+			// broken pipe, is the answer to the message.
+			c.broken = replyError(PhaseBody, r)
+			t.res.Final = r
+			c.tr.Info(PhaseBody, "the server stopped reading the message and answered %d", r.Code)
+			return replyError(PhaseBody, r)
+		}
 		c.broken = wireErr
 		return c.wireError(PhaseBody, ctxCause(ctx, wireErr))
 	}
@@ -660,3 +669,23 @@ func (t *txn) bdat(ctx context.Context, msg Message, mode sendMode, pipelined bo
 func (t *txn) chunkError(ctx context.Context, err error) error {
 	return t.bodyError(ctx, err, err)
 }
+
+// salvageReply reads, with a short deadline, a reply the server may have
+// sent before it stopped reading the message (a server that refuses a
+// message mid-way answers 5xx and stops). It returns nil when there is
+// none, or when the send was cancelled.
+func (c *Client) salvageReply() *Reply {
+	if c.aborted.Load() || c.rr.br == nil {
+		return nil
+	}
+	_ = c.conn.SetReadDeadline(time.Now().Add(salvageWait))
+	c.phase = PhaseBody
+	r, err := c.rr.readReply()
+	if err != nil || r.Code < 400 {
+		return nil
+	}
+	return r
+}
+
+// salvageWait bounds the look for a reply after a failed write.
+const salvageWait = time.Second

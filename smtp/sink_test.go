@@ -86,6 +86,8 @@ func TestSmtpSink(t *testing.T) {
 		{name: "HELO fallback after 500 at EHLO", args: []string{"-f", "ehlo"}, status: StatusSent},
 		{name: "stops reading mid-body", args: []string{"-A", "5"}, msg: strings.Repeat("0123456789012345678901234567890123456789\n", 400000),
 			timeouts: Timeouts{DataBlock: 300 * time.Millisecond}, status: StatusTempFail, phase: PhaseBody},
+		{name: "refuses mid-body: its 550 is the answer, not the broken pipe", args: []string{"-A", "1"}, msg: strings.Repeat("0123456789012345678901234567890123456789\n", 400000),
+			status: StatusPermFail, phase: PhaseBody, code: 550},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
