@@ -414,7 +414,10 @@ func parseEHLO(lines []string) (map[string]string, []string) {
 		if line == "" {
 			continue
 		}
-		kw, param, _ := strings.Cut(line, " ")
+		kw, param := line, ""
+		if i := strings.IndexAny(line, " \t"); i >= 0 {
+			kw, param = line[:i], line[i+1:]
+		}
 		kw = strings.ToUpper(kw)
 		param = strings.TrimSpace(param)
 		if strings.HasPrefix(kw, "AUTH=") {

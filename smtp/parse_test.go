@@ -196,6 +196,12 @@ func TestParseEHLO(t *testing.T) {
 			mechs: []string{"LOGIN", "PLAIN"},
 		},
 		{
+			name:  "tab between keyword and parameter",
+			lines: []string{"mx.test", "SIZE\t2048", "AUTH\tPLAIN"},
+			ext:   map[string]string{"SIZE": "2048", "AUTH": "PLAIN"},
+			mechs: []string{"PLAIN"},
+		},
+		{
 			name:  "legacy AUTH= alone",
 			lines: []string{"mx.test", "AUTH=PLAIN LOGIN CRAM-MD5"},
 			ext:   map[string]string{"AUTH": "PLAIN LOGIN CRAM-MD5"},
