@@ -243,7 +243,7 @@ func (h *Handler) events(c echo.Context) error {
 		stopped bool
 		wake    = make(chan struct{}, 1)
 	)
-	past := ls.tr.Subscribe(func(ev smtp.Event) {
+	past, unsubscribe := ls.tr.Subscribe(func(ev smtp.Event) {
 		mu.Lock()
 		if !stopped {
 			pending = append(pending, ev)
@@ -254,6 +254,7 @@ func (h *Handler) events(c echo.Context) error {
 		default:
 		}
 	})
+	defer unsubscribe()
 	defer func() { mu.Lock(); stopped, pending = true, nil; mu.Unlock() }()
 	next := 0
 	send := func(evs []smtp.Event) error {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -94,7 +95,8 @@ type Transcript struct {
 	start   time.Time
 	events  []Event
 	dropped int
-	subs    []func(Event)
+	subs    []subscriber
+	nextSub int
 	now     func() time.Time
 }
 
@@ -108,12 +110,34 @@ func (t *Transcript) Start() time.Time { return t.start }
 
 // Subscribe registers fn to be called, in order and synchronously, with
 // every event added from now on. It returns the events recorded so far, so
-// that a subscriber sees each event exactly once.
-func (t *Transcript) Subscribe(fn func(Event)) []Event {
+// that a subscriber sees each event exactly once, and a function that
+// ends the subscription (a web client that went away). fn runs with the
+// transcript locked: it must be quick and must not call back into it.
+func (t *Transcript) Subscribe(fn func(Event)) (past []Event, cancel func()) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.subs = append(t.subs, fn)
-	return append([]Event(nil), t.events...)
+	t.nextSub++
+	id := t.nextSub
+	t.subs = append(t.subs, subscriber{id: id, fn: fn})
+	cancel = func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.subs = slices.DeleteFunc(t.subs, func(s subscriber) bool { return s.id == id })
+	}
+	return append([]Event(nil), t.events...), cancel
+}
+
+// subscriber is one registered Subscribe callback.
+type subscriber struct {
+	id int
+	fn func(Event)
+}
+
+// Subscribers reports how many subscriptions are active.
+func (t *Transcript) Subscribers() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.subs)
 }
 
 // Events returns a copy of the recorded events.
@@ -148,8 +172,8 @@ func (t *Transcript) add(dir Direction, phase Phase, line string, secret bool) {
 	subs := t.subs
 	// Subscribers are called with the lock held so that they see events in
 	// order; they must not call back into the transcript.
-	for _, fn := range subs {
-		fn(ev)
+	for _, sub := range subs {
+		sub.fn(ev)
 	}
 	t.mu.Unlock()
 }

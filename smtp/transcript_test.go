@@ -359,7 +359,7 @@ func TestSubscribeMidSend(t *testing.T) {
 	<-ehloSent
 	var mu sync.Mutex
 	var live []Event
-	before := tr.Subscribe(func(ev Event) {
+	before, _ := tr.Subscribe(func(ev Event) {
 		mu.Lock()
 		live = append(live, ev)
 		mu.Unlock()
@@ -401,7 +401,7 @@ func TestSubscribeRace(t *testing.T) {
 				defer wg.Done()
 				s.mu.Lock()
 				defer s.mu.Unlock()
-				s.before = tr.Subscribe(func(ev Event) {
+				s.before, _ = tr.Subscribe(func(ev Event) {
 					s.mu.Lock() // waits until before is stored
 					s.live = append(s.live, ev)
 					s.mu.Unlock()
@@ -459,4 +459,26 @@ func TestPartialTranscripts(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestSubscribeCancel: a cancelled subscriber hears nothing more.
+func TestSubscribeCancel(t *testing.T) {
+	tr := NewTranscript()
+	var got []string
+	_, cancel := tr.Subscribe(func(ev Event) { got = append(got, ev.Line) })
+	_, cancel2 := tr.Subscribe(func(Event) {})
+	tr.Info(PhaseConnect, "one")
+	cancel()
+	tr.Info(PhaseConnect, "two")
+	if !slices.Equal(got, []string{"one"}) {
+		t.Errorf("after cancel the subscriber saw %q", got)
+	}
+	if n := tr.Subscribers(); n != 1 {
+		t.Errorf("%d subscribers after one cancel, want 1", n)
+	}
+	cancel2()
+	cancel2() // twice is harmless
+	if n := tr.Subscribers(); n != 0 {
+		t.Errorf("%d subscribers after both cancels, want 0", n)
+	}
 }
