@@ -24,6 +24,7 @@ import (
 	"sockmail/handlers"
 	"sockmail/internal/capture"
 	"sockmail/internal/crypt"
+	"sockmail/internal/outbox"
 	"sockmail/internal/store"
 	"sockmail/internal/testenv"
 )
@@ -67,6 +68,9 @@ type contactOptions struct {
 	realClock     bool
 	kicker        handlers.Kicker
 	captureServer bool
+	// worker runs the real outbox worker, delivering to the capture
+	// server (captureServer is implied), as the Kicker.
+	worker bool
 }
 
 func newContactApp(t testing.TB, o contactOptions) *contactApp {
@@ -86,7 +90,7 @@ func newContactApp(t testing.TB, o contactOptions) *contactApp {
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var capInfo handlers.CaptureServer
 	var cs *capture.Server
-	if o.captureServer {
+	if o.captureServer || o.worker {
 		cert, err := capture.LoadOrCreateCertificate(dir, time.Now())
 		if err != nil {
 			t.Fatal(err)
@@ -115,6 +119,20 @@ func newContactApp(t testing.TB, o contactOptions) *contactApp {
 	var kick handlers.Kicker = k
 	if o.kicker != nil {
 		kick = o.kicker
+	}
+	if o.worker {
+		w, err := outbox.New(outbox.Deps{
+			Store: st, Profiles: outbox.StoreProfiles(st, box, cs.Addr(), nil), Logger: log,
+			PollInterval: 200 * time.Millisecond, Lease: 30 * time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = w.Run(wctx) }()
+		t.Cleanup(func() { stop(); <-done })
+		kick = w
 	}
 	h, err := handlers.New(handlers.Deps{
 		Store: st, Sealer: box, Logger: log, SessionHashKey: hk, SessionBlockKey: bk,
