@@ -31,20 +31,20 @@
 //
 // An item is claimed with a lease (Lease, default 5 minutes); each
 // attempt is bounded by AttemptTimeout, shorter than the lease. The
-// attempt's history record is written and linked to the item before
-// anything is sent, and the outcome is written to the item and the
-// history in one transaction. If the process dies in between (SIGKILL,
-// power loss), the item stays "sending" until its lease expires; then any
+// outcome of an attempt and its history record (envelope, status,
+// transcript) are written in one transaction, so the outbox and the
+// history agree. If the process dies during an attempt (SIGKILL, power
+// loss), the item stays "sending" until its lease expires; then any
 // worker takes it over and sends it again. So delivery is at least once,
 // not exactly once: a message whose attempt was in flight when the
 // process died is delivered twice if the server had already accepted it
 // (the window is the time between the server's 250 and the outcome's
-// commit, a few milliseconds). The second copy has the same Message-ID;
-// the taking-over attempt notes in its transcript that the previous one
-// may have delivered the message, and the interrupted attempt's history
-// record is closed as "unknown outcome". Nothing is lost: a submission is
-// committed before the visitor is answered, and an item leaves the queue
-// only with a recorded outcome.
+// commit, a few milliseconds). The second copy has the same Message-ID,
+// and the taking-over attempt's transcript says that the previous attempt
+// may have delivered the message (the interrupted attempt itself leaves
+// no history record). Nothing is lost: a submission is committed before
+// the visitor is answered, and an item leaves the queue only with a
+// recorded outcome.
 //
 // With several instances on one PostgreSQL database, ClaimDue's FOR UPDATE
 // SKIP LOCKED gives each item to one worker at a time; while every
@@ -82,27 +82,24 @@ import (
 
 // Defaults of Deps.
 const (
-	DefaultLease          = 5 * time.Minute
-	DefaultPollInterval   = 5 * time.Second
-	DefaultConcurrency    = 4
-	DefaultMaxAge         = store.DefaultOutboxMaxAge
-	DefaultBackoffBase    = 30 * time.Second
-	DefaultBackoffMax     = time.Hour
-	DefaultShutdownGrace  = 10 * time.Second
-	DefaultStoredMessage  = 10 << 20 // bytes of the message kept with the first attempt's send
-	storeTimeout          = 30 * time.Second
-	minAttemptMargin      = time.Second
-	takenOverNotePrefix   = "taken over"
-	interruptedSendStatus = smtp.StatusUnknown
+	DefaultLease         = 5 * time.Minute
+	DefaultPollInterval  = 5 * time.Second
+	DefaultConcurrency   = 4
+	DefaultMaxAge        = store.DefaultOutboxMaxAge
+	DefaultBackoffBase   = 30 * time.Second
+	DefaultBackoffMax    = time.Hour
+	DefaultShutdownGrace = 10 * time.Second
+	DefaultStoredMessage = 10 << 20 // bytes of the message kept with the first attempt's send
+	storeTimeout         = 30 * time.Second
+	minAttemptMargin     = time.Second
+	takenOverNotePrefix  = "taken over"
 )
 
 // Store is the persistence the worker uses. *store.Store is one.
 type Store interface {
 	ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.OutboxItem, error)
-	BeginAttempt(ctx context.Context, id int64, owner string, snd *store.Send) error
 	FinishAttemptSend(ctx context.Context, id int64, owner string, status string, next time.Time, lastErr string, snd *store.Send) error
-	Send(ctx context.Context, id int64) (*store.Send, error)
-	FinishSend(ctx context.Context, snd *store.Send) error
+	CreateSend(ctx context.Context, snd *store.Send) error
 }
 
 // SendFunc runs one SMTP send; smtp.SendMail is the real one.
@@ -269,11 +266,16 @@ func (w *Worker) Run(ctx context.Context) error {
 	inflight := 0
 	poll := time.NewTicker(w.d.PollInterval)
 	defer poll.Stop()
-	claimNow := true
+	// woken: a kick or the poll asks to look at the queue. more: the last
+	// claim was full, so more items may be due; then the next claim waits
+	// until half the slots are free, claiming several items per statement
+	// rather than one per finished attempt.
+	woken, more := true, false
+	batch := max(1, w.d.Concurrency/2)
 	w.d.Logger.Info("outbox worker started", "concurrency", w.d.Concurrency, "lease", w.d.Lease, "poll", w.d.PollInterval)
 	for {
-		if claimNow && inflight < w.d.Concurrency && ctx.Err() == nil {
-			free := w.d.Concurrency - inflight
+		free := w.d.Concurrency - inflight
+		if free > 0 && ctx.Err() == nil && (woken || more && (free >= batch || inflight == 0)) {
 			items, err := w.d.Store.ClaimDue(ctx, w.d.Owner, w.d.Now(), w.d.Lease, free)
 			if err != nil && ctx.Err() == nil {
 				w.d.Logger.Error("outbox claim", "err", err)
@@ -285,9 +287,7 @@ func (w *Worker) Run(ctx context.Context) error {
 					w.attempt(attemptCtx, it)
 				})
 			}
-			// A full claim means more may be due: claim again as soon
-			// as a slot frees. Otherwise wait for a kick or the poll.
-			claimNow = err == nil && len(items) == free
+			woken, more = false, err == nil && len(items) == free
 		}
 		select {
 		case <-ctx.Done():
@@ -296,9 +296,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-done:
 			inflight--
 		case <-w.kick:
-			claimNow = true
+			woken = true
 		case <-poll.C:
-			claimNow = true
+			woken = true
 		}
 	}
 }
@@ -334,7 +334,7 @@ func (w *Worker) attempt(ctx context.Context, it store.OutboxItem) {
 	if it.TakenOverFrom != "" {
 		tr.Info(smtp.PhaseConnect, "%s from %s, whose lease expired during attempt %d: that attempt may have delivered the message already; this copy has the same Message-ID <%s>",
 			takenOverNotePrefix, it.TakenOverFrom, it.Attempts-1, it.MessageID)
-		w.closeInterrupted(ctx, it, log)
+		log.Warn("outbox: taking over an item whose lease expired", "from", it.TakenOverFrom)
 	}
 	cfg, profErr := w.d.Profiles(ctx, it.ProfileID)
 	cfg.Transcript = tr
@@ -342,7 +342,7 @@ func (w *Worker) attempt(ctx context.Context, it store.OutboxItem) {
 	head, _, _ := bytes.Cut(it.Message, []byte("\r\n\r\n"))
 	snd := &store.Send{
 		CreatedAt: w.d.Now(), Source: "contact", FormID: it.FormID, Server: cfg.Addr, TLSMode: cfg.TLS.String(),
-		MailFrom: it.MailFrom, Rcpts: it.Rcpts, Subject: it.Subject, Headers: string(head), Status: store.StatusRunning,
+		MailFrom: it.MailFrom, Rcpts: it.Rcpts, Subject: it.Subject, Headers: string(head),
 	}
 	if it.LastSendID == nil {
 		snd.Message = it.Message
@@ -350,18 +350,9 @@ func (w *Worker) attempt(ctx context.Context, it store.OutboxItem) {
 			snd.Message, snd.MessageTruncated = snd.Message[:w.d.MaxStoredMessage], true
 		}
 	} else {
-		// The message is the first attempt's; keep one copy.
+		// The message is kept with the first attempt; a retry points to
+		// the attempt before it.
 		snd.ParentID, snd.MessageTruncated = it.LastSendID, true
-	}
-	sctx, cancel := storeCtx(ctx)
-	err := w.d.Store.BeginAttempt(sctx, it.ID, w.d.Owner, snd)
-	cancel()
-	if err != nil {
-		// Lease lost: another worker has it. Database down: send
-		// nothing without a record; the lease expires and the item is
-		// tried again.
-		log.Warn("outbox: attempt not started", "err", err)
-		return
 	}
 
 	var res *smtp.Result
@@ -381,8 +372,7 @@ func (w *Worker) attempt(ctx context.Context, it store.OutboxItem) {
 		}
 		cancel()
 	}
-	aborted := ctx.Err() != nil
-	o := w.decide(it, res, sendErr, aborted, w.d.Now())
+	o := w.decide(it, res, sendErr, ctx.Err() != nil, w.d.Now())
 	if o.note != "" {
 		tr.Info(smtp.PhaseQuit, "%s", o.note)
 	}
@@ -390,7 +380,7 @@ func (w *Worker) attempt(ctx context.Context, it store.OutboxItem) {
 	snd.Status = string(smtp.StatusOf(res, sendErr))
 	if profErr != nil {
 		snd.Status = string(smtp.StatusPermFail)
-		if !errors.Is(profErr, store.ErrNotFound) {
+		if o.status == store.OutboxQueued {
 			snd.Status = string(smtp.StatusTempFail)
 		}
 	}
@@ -405,42 +395,22 @@ func (w *Worker) attempt(ctx context.Context, it store.OutboxItem) {
 	snd.DurationMS = float64(time.Since(start).Microseconds()) / 1000
 	snd.Events = tr.Events()
 
-	sctx, cancel = storeCtx(ctx)
+	sctx, cancel := storeCtx(ctx)
 	defer cancel()
-	err = w.d.Store.FinishAttemptSend(sctx, it.ID, w.d.Owner, o.status, o.next, o.lastErr, snd)
+	err := w.d.Store.FinishAttemptSend(sctx, it.ID, w.d.Owner, o.status, o.next, o.lastErr, snd)
 	if err != nil {
 		// Keep the transcript whatever happened to the claim.
-		if ferr := w.d.Store.FinishSend(sctx, snd); ferr != nil {
-			log.Error("outbox: record attempt", "send", snd.ID, "err", ferr)
+		if cerr := w.d.Store.CreateSend(sctx, snd); cerr != nil {
+			log.Error("outbox: record attempt", "err", cerr)
 		}
 		if errors.Is(err, store.ErrLeaseLost) {
 			log.Warn("outbox: lease lost during the attempt; another worker has the item", "status", o.status, "send", snd.ID)
 		} else {
-			log.Error("outbox: record outcome; the item will be retried when its lease expires", "status", o.status, "err", err)
+			log.Error("outbox: record outcome; the item will be tried again when its lease expires", "status", o.status, "err", err)
 		}
 		return
 	}
 	log.Info("outbox attempt", "status", o.status, "send", snd.ID, "queue_id", snd.QueueID, "ms", snd.DurationMS, "err", o.lastErr)
-}
-
-// closeInterrupted marks the history record of an interrupted attempt
-// (the previous owner's, still "running") as of unknown outcome.
-func (w *Worker) closeInterrupted(ctx context.Context, it store.OutboxItem, log *slog.Logger) {
-	if it.LastSendID == nil {
-		return
-	}
-	sctx, cancel := storeCtx(ctx)
-	defer cancel()
-	prev, err := w.d.Store.Send(sctx, *it.LastSendID)
-	if err != nil || prev.Status != store.StatusRunning {
-		return
-	}
-	msg := fmt.Sprintf("the worker %s stopped during this attempt (its lease expired); whether the server accepted the message is unknown; %s took the item over", it.TakenOverFrom, w.d.Owner)
-	prev.Status, prev.Error = string(interruptedSendStatus), msg
-	prev.Events = append(prev.Events, smtp.Event{Dir: smtp.DirInfo, Phase: smtp.PhaseQuit, Line: msg})
-	if err := w.d.Store.FinishSend(sctx, prev); err != nil {
-		log.Warn("outbox: close the interrupted attempt's record", "send", prev.ID, "err", err)
-	}
 }
 
 // sendSafely runs the send, turning a panic into an error so that the

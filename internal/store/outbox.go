@@ -46,7 +46,7 @@ const (
 // neither the item (ExpiresAt) nor the worker says otherwise.
 const DefaultOutboxMaxAge = 72 * time.Hour
 
-// ErrLeaseLost is returned by BeginAttempt and FinishAttempt when the item
+// ErrLeaseLost is returned by FinishAttempt and FinishAttemptSend when the item
 // is no longer claimed by the caller: its lease expired and another worker
 // took it over, or an admin changed it.
 var ErrLeaseLost = errors.New("store: outbox lease lost")
@@ -385,34 +385,6 @@ func (s *Store) leaseLostOrNotFound(ctx context.Context, tx *sql.Tx, id int64) e
 	return ErrLeaseLost
 }
 
-// BeginAttempt records the history send of an attempt on an item that
-// owner has claimed, and links it as the item's LastSendID, in one
-// transaction: the record exists before anything goes on the wire, and a
-// worker taking the item over later finds it. It sets snd as CreateSend
-// does. ErrLeaseLost (nothing stored) means the claim is gone and the
-// attempt must not be made.
-func (s *Store) BeginAttempt(ctx context.Context, id int64, owner string, snd *Send) error {
-	c := *snd
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.insertSend(ctx, tx, &c); err != nil {
-			return err
-		}
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE outbox SET last_send_id = ? WHERE id = ? AND lease_owner = ? AND status = 'sending'`),
-			c.ID, id, encText(owner))
-		if err := affected(res, err); errors.Is(err, ErrNotFound) {
-			return s.leaseLostOrNotFound(ctx, tx, id)
-		} else if err != nil {
-			return err
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: begin attempt on outbox item %d: %w", id, err)
-	}
-	*snd = c
-	return nil
-}
-
 // FinishAttempt records the outcome of owner's attempt on an item: status
 // OutboxSent, OutboxFailed or OutboxUnknown, or OutboxQueued to try again
 // at next. It clears the lease, sets LastError and, when sendID is not nil,
@@ -429,25 +401,25 @@ func (s *Store) FinishAttempt(ctx context.Context, id int64, owner string, statu
 	return nil
 }
 
-// FinishAttemptSend is FinishAttempt and FinishSend of the attempt's
-// history record (snd, which becomes the item's LastSendID) in one
-// transaction, so that the outbox and the history never disagree about
-// an attempt. On ErrLeaseLost neither is written: the caller should still
-// record snd with FinishSend.
+// FinishAttemptSend is FinishAttempt together with the history record of
+// the attempt: snd, a new send holding the attempt's envelope, outcome and
+// transcript, is inserted (as CreateSend does, setting snd.ID) and becomes
+// the item's LastSendID, in one transaction, so that the outbox and the
+// history never disagree about an attempt and an attempt costs one
+// commit. On ErrLeaseLost neither is written: the caller should still
+// keep snd with CreateSend.
 func (s *Store) FinishAttemptSend(ctx context.Context, id int64, owner string, status string, next time.Time, lastErr string, snd *Send) error {
-	var finished time.Time
+	c := *snd
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.finishAttempt(ctx, tx, id, owner, status, next, lastErr, &snd.ID); err != nil {
+		if err := s.insertSend(ctx, tx, &c); err != nil {
 			return err
 		}
-		var err error
-		finished, err = s.finishSend(ctx, tx, snd)
-		return err
+		return s.finishAttempt(ctx, tx, id, owner, status, next, lastErr, &c.ID)
 	})
 	if err != nil {
 		return fmt.Errorf("store: finish attempt on outbox item %d: %w", id, err)
 	}
-	snd.FinishedAt = &finished
+	*snd = c
 	return nil
 }
 

@@ -166,25 +166,32 @@ func TestClaimAndFinish(t *testing.T) {
 			t.Errorf("limit 0 claimed %v", claimIDs(got))
 		}
 
-		// Another owner cannot finish or begin; a bad status is refused.
+		// Another owner cannot finish; a bad status is refused.
 		wantErr(t, "FinishAttempt by w2", s.FinishAttempt(ctx, a.ID, "w2", OutboxSent, time.Time{}, "", nil), ErrLeaseLost)
-		wantErr(t, "BeginAttempt by w2", s.BeginAttempt(ctx, a.ID, "w2", &Send{Source: "contact"}), ErrLeaseLost)
+		wantErr(t, "FinishAttemptSend by w2", s.FinishAttemptSend(ctx, a.ID, "w2", OutboxSent, time.Time{}, "", &Send{Source: "contact"}), ErrLeaseLost)
 		wantErr(t, "FinishAttempt missing", s.FinishAttempt(ctx, 999999, "w1", OutboxSent, time.Time{}, "", nil), ErrNotFound)
 		if err := s.FinishAttempt(ctx, a.ID, "w1", OutboxSending, time.Time{}, "", nil); err == nil {
 			t.Error("FinishAttempt accepted status sending")
 		}
 
 		// a: an attempt recorded in the history, then a retry later.
-		snd := &Send{Source: "contact", FormID: a.FormID, Server: "mx:25", MailFrom: a.MailFrom, Rcpts: a.Rcpts}
-		wantErr(t, "BeginAttempt", s.BeginAttempt(ctx, a.ID, "w1", snd), nil)
-		if snd.ID == 0 || snd.Status != StatusRunning {
-			t.Fatalf("BeginAttempt send: %+v", snd)
+		sends := func() int {
+			p, err := s.ListSends(ctx, SendFilter{Source: "contact"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p.Total
 		}
-		if it, _ := s.OutboxItem(ctx, a.ID); it.LastSendID == nil || *it.LastSendID != snd.ID {
-			t.Errorf("LastSendID after BeginAttempt = %v, want %d", it.LastSendID, snd.ID)
+		if n := sends(); n != 0 {
+			t.Fatalf("refused finishes stored %d sends", n)
 		}
 		retryAt := t0.Add(30 * time.Second)
-		wantErr(t, "FinishAttempt queued", s.FinishAttempt(ctx, a.ID, "w1", OutboxQueued, retryAt, "451 later", &snd.ID), nil)
+		snd := &Send{Source: "contact", FormID: a.FormID, Server: "mx:25", MailFrom: a.MailFrom, Rcpts: a.Rcpts,
+			Status: "temporary failure", Error: "451 later", Events: transcript(3, "T1")}
+		wantErr(t, "FinishAttemptSend queued", s.FinishAttemptSend(ctx, a.ID, "w1", OutboxQueued, retryAt, "451 later", snd), nil)
+		if got, err := s.Send(ctx, snd.ID); err != nil || got.Status != "temporary failure" || len(got.Events) != 3 || *got.FormID != *a.FormID {
+			t.Errorf("the attempt's send: %+v, %v", got, err)
+		}
 		wantErr(t, "FinishAttempt twice", s.FinishAttempt(ctx, a.ID, "w1", OutboxSent, time.Time{}, "", nil), ErrLeaseLost)
 		it, _ := s.OutboxItem(ctx, a.ID)
 		if it.Status != OutboxQueued || it.LeaseOwner != "" || !it.LeaseUntil.IsZero() || !it.NextAttemptAt.Equal(retryAt) ||
@@ -233,9 +240,6 @@ func TestLeaseExpiryTakeover(t *testing.T) {
 		if len(got) != 1 {
 			t.Fatalf("claimed %d", len(got))
 		}
-		first := &Send{Source: "contact"}
-		wantErr(t, "BeginAttempt", s.BeginAttempt(ctx, a.ID, "crashed", first), nil)
-
 		for _, tt := range []struct {
 			at   time.Duration
 			want int
@@ -247,28 +251,27 @@ func TestLeaseExpiryTakeover(t *testing.T) {
 			}
 			if tt.want == 1 {
 				it := got[0]
-				if it.TakenOverFrom != "crashed" || it.LeaseOwner != "rescuer" || it.Attempts != 2 ||
-					it.LastSendID == nil || *it.LastSendID != first.ID {
+				if it.TakenOverFrom != "crashed" || it.LeaseOwner != "rescuer" || it.Attempts != 2 || it.LastSendID != nil {
 					t.Errorf("taken-over item: %+v", it)
 				}
 			}
 		}
 		wantErr(t, "FinishAttempt by the old owner", s.FinishAttempt(ctx, a.ID, "crashed", OutboxSent, time.Time{}, "", nil), ErrLeaseLost)
-		wantErr(t, "BeginAttempt by the old owner", s.BeginAttempt(ctx, a.ID, "crashed", &Send{Source: "contact"}), ErrLeaseLost)
 		// FinishAttemptSend writes both or, without the lease, neither.
-		old := &Send{ID: first.ID, Status: "sent", QueueID: "Q1"}
+		old := &Send{Source: "contact", Status: "sent", QueueID: "Q1"}
 		wantErr(t, "FinishAttemptSend by the old owner", s.FinishAttemptSend(ctx, a.ID, "crashed", OutboxSent, time.Time{}, "", old), ErrLeaseLost)
-		if snd, _ := s.Send(ctx, first.ID); snd.Status != StatusRunning {
-			t.Errorf("a refused FinishAttemptSend wrote the send: %q", snd.Status)
+		if old.ID != 0 {
+			t.Errorf("a refused FinishAttemptSend set the send's id")
 		}
-		second := &Send{Source: "contact"}
-		wantErr(t, "BeginAttempt by the new owner", s.BeginAttempt(ctx, a.ID, "rescuer", second), nil)
-		second.Status, second.QueueID = "sent", "Q2"
+		if p, _ := s.ListSends(ctx, SendFilter{}); p.Total != 0 {
+			t.Errorf("a refused FinishAttemptSend stored a send")
+		}
+		second := &Send{Source: "contact", Status: "sent", QueueID: "Q2"}
 		wantErr(t, "FinishAttemptSend by the new owner", s.FinishAttemptSend(ctx, a.ID, "rescuer", OutboxSent, time.Time{}, "", second), nil)
 		if it, _ := s.OutboxItem(ctx, a.ID); it.TakenOverFrom != "" || it.Status != OutboxSent || *it.LastSendID != second.ID {
 			t.Errorf("after finish: %+v", it)
 		}
-		if snd, _ := s.Send(ctx, second.ID); snd.Status != "sent" || snd.QueueID != "Q2" || snd.FinishedAt == nil {
+		if snd, _ := s.Send(ctx, second.ID); snd.Status != "sent" || snd.QueueID != "Q2" {
 			t.Errorf("send after FinishAttemptSend: %+v", snd)
 		}
 	})

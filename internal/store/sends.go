@@ -197,51 +197,42 @@ func (s *Store) insertSend(ctx context.Context, tx *sql.Tx, snd *Send) error {
 // of snd are not written. It returns ErrNotFound if the send does not
 // exist (retention may have removed it).
 func (s *Store) FinishSend(ctx context.Context, snd *Send) error {
-	var finished time.Time
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		finished, err = s.finishSend(ctx, tx, snd)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("store: finish send %d: %w", snd.ID, err)
-	}
-	snd.FinishedAt = &finished
-	return nil
-}
-
-// finishSend does FinishSend's writes in tx and returns the finish time
-// to set once tx commits.
-func (s *Store) finishSend(ctx context.Context, tx *sql.Tx, snd *Send) (time.Time, error) {
 	finished := normTime(time.Time{})
 	if snd.FinishedAt != nil {
 		finished = normTime(*snd.FinishedAt)
 	}
 	recipients, err := encRecipients(snd.Recipients)
 	if err != nil {
-		return finished, err
+		return fmt.Errorf("store: finish send %d: %w", snd.ID, err)
 	}
 	events, err := encEvents(snd.Events)
 	if err != nil {
-		return finished, err
+		return fmt.Errorf("store: finish send %d: %w", snd.ID, err)
 	}
-	var subject, from, rcptsJSON, server string
-	err = tx.QueryRowContext(ctx, s.q(`UPDATE sends SET status = ?, queue_id = ?, recipients = ?, error = ?,
-		finished_at = ?, duration_ms = ? WHERE id = ? RETURNING subject, mail_from, rcpts, server`),
-		encText(snd.Status), encText(snd.QueueID), recipients, encText(snd.Error), micros(finished),
-		snd.DurationMS, snd.ID).Scan(&subject, &from, &rcptsJSON, &server)
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		var subject, from, rcptsJSON, server string
+		err := tx.QueryRowContext(ctx, s.q(`UPDATE sends SET status = ?, queue_id = ?, recipients = ?, error = ?,
+			finished_at = ?, duration_ms = ? WHERE id = ? RETURNING subject, mail_from, rcpts, server`),
+			encText(snd.Status), encText(snd.QueueID), recipients, encText(snd.Error), micros(finished),
+			snd.DurationMS, snd.ID).Scan(&subject, &from, &rcptsJSON, &server)
+		if err != nil {
+			return notFound(err)
+		}
+		rcpts, err := decStrings(rcptsJSON)
+		if err != nil {
+			return err
+		}
+		// The searchable text is rebuilt from the stored envelope, so a
+		// caller may pass a Send holding only the outcome.
+		search := searchText(decText(subject), decText(from), rcpts, decText(server), snd.QueueID, snd.Error, snd.Recipients, snd.Events)
+		return affected(tx.ExecContext(ctx, s.q(`UPDATE send_bodies SET events = ?, search_text = ? WHERE send_id = ?`),
+			events, search, snd.ID))
+	})
 	if err != nil {
-		return finished, notFound(err)
+		return fmt.Errorf("store: finish send %d: %w", snd.ID, err)
 	}
-	rcpts, err := decStrings(rcptsJSON)
-	if err != nil {
-		return finished, err
-	}
-	// The searchable text is rebuilt from the stored envelope, so a
-	// caller may pass a Send holding only the outcome.
-	search := searchText(decText(subject), decText(from), rcpts, decText(server), snd.QueueID, snd.Error, snd.Recipients, snd.Events)
-	return finished, affected(tx.ExecContext(ctx, s.q(`UPDATE send_bodies SET events = ?, search_text = ? WHERE send_id = ?`),
-		events, search, snd.ID))
+	snd.FinishedAt = &finished
+	return nil
 }
 
 // summaryColumns are the columns scanSummary reads, from sends aliased s.
