@@ -133,13 +133,11 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
-	// Refresh the query planner's statistics where they are missing or
-	// stale, bounded so that it stays quick on a large file (SQLite's
-	// advice for long-lived connections).
-	if _, err := w.ExecContext(ctx, `PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002`); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("store: optimize sqlite: %w", err)
-	}
+	// No ANALYZE or PRAGMA optimize here: on a new, empty database they
+	// record statistics saying the FTS5 shadow tables are empty, and FTS5's
+	// own merge queries then scan instead of seek, making every later
+	// insert about 13 times slower (measured: 10,000 sends in 43 s instead
+	// of 3.2 s). The queries here plan well without statistics.
 	r, err := sql.Open("sqlite", name+"?"+busy+"&_pragma=foreign_keys(1)&_pragma=query_only(1)&_pragma=cache_size(-8000)")
 	if err != nil {
 		w.Close()
