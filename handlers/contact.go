@@ -291,11 +291,18 @@ func (h *Handler) checkRates(ctx context.Context, f *store.Form, addr string) *c
 	return nil
 }
 
-// recordRates counts a stored submission against the limits.
+// recordRates counts a stored submission against the form's limits (a
+// limit of 0 records nothing).
 func (h *Handler) recordRates(ctx context.Context, f *store.Form, addr string) error {
 	now := h.now()
-	for _, key := range []string{rateKey(addr), formRateKey(f.ID)} {
-		if err := h.store.RecordAttempt(ctx, key, now); err != nil {
+	for _, l := range []struct {
+		key   string
+		limit int
+	}{{rateKey(addr), f.RatePerAddr}, {formRateKey(f.ID), f.RatePerForm}} {
+		if l.limit <= 0 {
+			continue
+		}
+		if err := h.store.RecordAttempt(ctx, l.key, now); err != nil {
 			return err
 		}
 	}
