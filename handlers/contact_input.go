@@ -318,8 +318,8 @@ func (in *contactInput) take(raw map[string][]string, f *store.Form) *contactErr
 			continue
 		}
 		name := cleanFieldName(n)
-		if name == "" {
-			continue
+		if name == "" || strings.HasPrefix(name, "_") || isCaptchaField(name) {
+			continue // " _token" is no more a field than "_token"
 		}
 		for _, v := range raw[n] {
 			count++
