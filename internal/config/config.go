@@ -77,6 +77,22 @@ type Config struct {
 	// bytes; a longer one is kept truncated and cannot be re-sent
 	// (SOCKMAIL_MAX_STORED_MESSAGE, -max-stored-message).
 	MaxStoredMessage int64
+	// The contact-form outbox worker (internal/outbox). OutboxConcurrency
+	// is how many deliveries run at once; 0 runs no worker in this
+	// instance (SOCKMAIL_OUTBOX_CONCURRENCY). OutboxLease is how long a
+	// claimed message is reserved: a crashed instance's messages are taken
+	// over after it (SOCKMAIL_OUTBOX_LEASE). OutboxPoll is how often the
+	// queue is looked at besides after each submission
+	// (SOCKMAIL_OUTBOX_POLL). Temporary failures are retried after
+	// OutboxBackoffBase, doubling up to OutboxBackoffMax, with jitter,
+	// until a message is OutboxMaxAge old (SOCKMAIL_OUTBOX_BACKOFF_BASE,
+	// SOCKMAIL_OUTBOX_BACKOFF_MAX, SOCKMAIL_OUTBOX_MAX_AGE).
+	OutboxConcurrency int
+	OutboxLease       time.Duration
+	OutboxPoll        time.Duration
+	OutboxMaxAge      time.Duration
+	OutboxBackoffBase time.Duration
+	OutboxBackoffMax  time.Duration
 
 	secureCookies string // "auto", "true" or "false", as given
 }
@@ -91,6 +107,13 @@ const (
 	DefaultMaxUpload       = 25 << 20
 	DefaultSessionLifetime = 12 * time.Hour
 	DefaultMaxStoredMsg    = 10 << 20
+
+	DefaultOutboxConcurrency = 4
+	DefaultOutboxLease       = 5 * time.Minute
+	DefaultOutboxPoll        = 5 * time.Second
+	DefaultOutboxMaxAge      = 72 * time.Hour
+	DefaultOutboxBackoffBase = 30 * time.Second
+	DefaultOutboxBackoffMax  = time.Hour
 )
 
 // Load parses args (without the program name) over the environment read by
@@ -155,6 +178,15 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, 
 	}
 	intVar(&c.RetentionDays, "retention-days", "RETENTION_DAYS", "delete stored sends older than this many days; 0 keeps them")
 	intVar(&c.RetentionMax, "retention-max", "RETENTION_MAX", "keep only the newest N stored sends; 0 keeps all")
+	intVar(&c.OutboxConcurrency, "outbox-concurrency", "OUTBOX_CONCURRENCY", "contact-form deliveries at once; 0 runs no outbox worker here (default 4)")
+	if env("OUTBOX_CONCURRENCY", "") == "" {
+		c.OutboxConcurrency = DefaultOutboxConcurrency
+	}
+	durationVar(&c.OutboxLease, "outbox-lease", "OUTBOX_LEASE", DefaultOutboxLease, "how long a claimed contact message is reserved; a crashed instance's are taken over after it")
+	durationVar(&c.OutboxPoll, "outbox-poll", "OUTBOX_POLL", DefaultOutboxPoll, "how often the outbox is looked at between submissions")
+	durationVar(&c.OutboxMaxAge, "outbox-max-age", "OUTBOX_MAX_AGE", DefaultOutboxMaxAge, "how long temporary delivery failures are retried")
+	durationVar(&c.OutboxBackoffBase, "outbox-backoff-base", "OUTBOX_BACKOFF_BASE", DefaultOutboxBackoffBase, "first retry delay after a temporary failure (doubles each time)")
+	durationVar(&c.OutboxBackoffMax, "outbox-backoff-max", "OUTBOX_BACKOFF_MAX", DefaultOutboxBackoffMax, "longest retry delay")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -247,6 +279,24 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxStoredMessage < 1024 || c.MaxStoredMessage > 1<<30 {
 		add("max stored message %d: want between 1024 and 1073741824 bytes", c.MaxStoredMessage)
+	}
+	if c.OutboxConcurrency < 0 || c.OutboxConcurrency > 64 {
+		add("outbox concurrency %d: want 0 (no worker) to 64", c.OutboxConcurrency)
+	}
+	if c.OutboxLease < 2*time.Second || c.OutboxLease > time.Hour {
+		add("outbox lease %s: want between 2s and 1h", c.OutboxLease)
+	}
+	if c.OutboxPoll < 10*time.Millisecond || c.OutboxPoll > 10*time.Minute {
+		add("outbox poll %s: want between 10ms and 10m", c.OutboxPoll)
+	}
+	if c.OutboxMaxAge < time.Minute || c.OutboxMaxAge > 30*24*time.Hour {
+		add("outbox max age %s: want between 1m and 720h", c.OutboxMaxAge)
+	}
+	if c.OutboxBackoffBase < 10*time.Millisecond || c.OutboxBackoffBase > time.Hour {
+		add("outbox backoff base %s: want between 10ms and 1h", c.OutboxBackoffBase)
+	}
+	if c.OutboxBackoffMax < c.OutboxBackoffBase || c.OutboxBackoffMax > 24*time.Hour {
+		add("outbox backoff max %s: want at least the base (%s) and at most 24h", c.OutboxBackoffMax, c.OutboxBackoffBase)
 	}
 	if c.SecretKey != "" {
 		if k, err := base64.StdEncoding.DecodeString(c.SecretKey); err != nil || len(k) != 32 {
