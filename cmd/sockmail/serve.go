@@ -21,6 +21,7 @@ import (
 	"sockmail/internal/capture"
 	"sockmail/internal/config"
 	"sockmail/internal/crypt"
+	"sockmail/internal/outbox"
 	"sockmail/internal/store"
 )
 
@@ -95,13 +96,30 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 		capInfo = handlers.CaptureServer{Addr: capSrv.Addr(), Certificate: capSrv.Certificate()}
 	}
 
+	// The contact-form outbox worker; instances sharing a PostgreSQL
+	// database each run one and share the queue through leases.
+	var worker *outbox.Worker
+	var kicker handlers.Kicker
+	if cfg.OutboxConcurrency > 0 {
+		worker, err = outbox.New(outbox.Deps{
+			Store: st, Profiles: outbox.StoreProfiles(st, box, capInfo.Addr, roots),
+			Concurrency: cfg.OutboxConcurrency, Lease: cfg.OutboxLease, PollInterval: cfg.OutboxPoll, MaxAge: cfg.OutboxMaxAge,
+			Backoff:          outbox.Backoff{Base: cfg.OutboxBackoffBase, Max: cfg.OutboxBackoffMax},
+			MaxStoredMessage: int(cfg.MaxStoredMessage), ShutdownGrace: shutdownGrace / 2, Logger: log,
+		})
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		kicker = worker
+	}
+
 	h, err := handlers.New(handlers.Deps{
 		Store: st, Sealer: box, Logger: log,
 		SessionHashKey: hashKey, SessionBlockKey: blockKey, SecureCookies: cfg.SecureCookies,
 		SessionLifetime: cfg.SessionLifetime, BaseURL: cfg.BaseURL, SendTimeout: cfg.SendTimeout,
 		MaxUpload: cfg.MaxUpload, Capture: capInfo, RootCAs: roots,
 		Retention:        handlers.Retention{MaxAge: time.Duration(cfg.RetentionDays) * 24 * time.Hour, MaxSends: cfg.RetentionMax},
-		MaxStoredMessage: cfg.MaxStoredMessage,
+		MaxStoredMessage: cfg.MaxStoredMessage, Kicker: kicker,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -127,6 +145,18 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 	errc := make(chan error, 1)
 	go func() { errc <- e.Start("") }()
 
+	// The worker runs until shutdown begins, then finishes or gives back
+	// its attempts in flight (within its own grace period).
+	wctx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWorker()
+	workerDone := make(chan struct{})
+	if worker != nil {
+		go func() { defer close(workerDone); _ = worker.Run(wctx) }()
+	} else {
+		close(workerDone)
+		log.Info("outbox worker off in this instance (SOCKMAIL_OUTBOX_CONCURRENCY=0)")
+	}
+
 	url := cfg.BaseURL
 	if cfg.BaseURL == "http://"+cfg.Listen {
 		url = "http://" + ln.Addr().String()
@@ -144,6 +174,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 	}
 	log.Info("shutting down", "grace", shutdownGrace)
 	stopRetention()
+	stopWorker()
 	<-retained
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
@@ -158,6 +189,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 	if err := <-hdone; err != nil {
 		log.Warn("sends shutdown", "err", err)
 	}
+	<-workerDone
 	if capSrv != nil {
 		if err := capSrv.Shutdown(sctx); err != nil {
 			log.Warn("capture server shutdown", "err", err)
