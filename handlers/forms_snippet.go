@@ -95,8 +95,11 @@ func plainSnippet(f *store.Form, endpoint string) string {
 func fetchSnippet(f *store.Form, endpoint string) string {
 	var b strings.Builder
 	b.WriteString(captchaScript(f))
-	fmt.Fprintf(&b, "<form id=\"contact-form\" action=\"%s\" method=\"post\"%s>\n", html.EscapeString(endpoint),
-		map[bool]string{true: ` enctype="multipart/form-data"`}[f.AllowUploads])
+	enctype := ""
+	if f.AllowUploads {
+		enctype = ` enctype="multipart/form-data"`
+	}
+	fmt.Fprintf(&b, "<form id=\"contact-form\" action=\"%s\" method=\"post\"%s>\n", html.EscapeString(endpoint), enctype)
 	snippetFields(&b, f, "  ")
 	b.WriteString("  <p><button type=\"submit\">Send</button></p>\n")
 	b.WriteString("  <p class=\"contact-status\" role=\"status\" aria-live=\"polite\"></p>\n</form>\n")
