@@ -678,3 +678,42 @@ func TestContactStoreFailingAtEnqueueIs503(t *testing.T) {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
 }
+
+// TestContactTwoInstancesOnPostgres runs two sockmail instances on one
+// PostgreSQL database: a token from one is good on the other, and the
+// rate limits count the posts of both.
+func TestContactTwoInstancesOnPostgres(t *testing.T) {
+	a := newContactApp(t, contactOptions{backend: store.BackendPostgres})
+	f := a.addForm(t, func(f *store.Form) { f.RatePerForm = 3 })
+	st2, err := store.Open(context.Background(), a.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st2.Close() })
+	other := newServer(t, newHandlerWithForms(t, a, st2))
+
+	tok := a.token(t, f) // signed by the first instance
+	post := func() *response {
+		return a.visit(t, http.MethodPost, "/f/"+f.Slug, "application/json",
+			strings.NewReader(`{"_token":"`+tok+`","message":"hi"}`), "Accept", "application/json")
+	}
+	postOther := func() *response {
+		req, _ := http.NewRequest(http.MethodPost, other+"/f/"+f.Slug, strings.NewReader(`{"_token":"`+tok+`","message":"hi"}`))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return &response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+	}
+	wantAnswer(t, postOther(), http.StatusOK, "") // the other instance accepts the first one's token
+	wantAnswer(t, post(), http.StatusOK, "")
+	wantAnswer(t, postOther(), http.StatusOK, "")
+	wantAnswer(t, post(), http.StatusTooManyRequests, "rate_limited")
+	wantAnswer(t, postOther(), http.StatusTooManyRequests, "rate_limited")
+	if n := len(a.submissions(t, f)); n != 3 {
+		t.Errorf("%d submissions, want 3", n)
+	}
+}
