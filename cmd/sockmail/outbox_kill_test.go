@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/mail"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"sockmail/internal/store"
+	"sockmail/internal/testenv"
+	"sockmail/smtp/message"
+)
+
+// helperEnv makes the test binary run "sockmail serve" (TestServeProcess).
+const helperEnv = "SOCKMAIL_TEST_SERVE_PROCESS"
+
+// TestServeProcess is not a test: run by TestFaultSIGKILL as a child
+// process with helperEnv set, it is the real "sockmail serve", configured
+// by the environment, until SIGTERM (or SIGKILL).
+func TestServeProcess(t *testing.T) {
+	if os.Getenv(helperEnv) != "1" {
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	code := dispatch(ctx, []string{"serve"}, strings.NewReader(""), os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// serveProcess is a running "sockmail serve" child.
+type serveProcess struct {
+	cmd *exec.Cmd
+	out *syncWriter
+}
+
+func startServe(t *testing.T, env []string) *serveProcess {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestServeProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), append([]string{helperEnv + "=1"}, env...)...)
+	out := &syncWriter{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &serveProcess{cmd: cmd, out: out}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return p
+}
+
+// syncWriter collects a child's output, written from two goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestFaultSIGKILL: the sockmail process is killed with SIGKILL twice in
+// the middle of delivering 1,000 contact messages (SQLite, Postfix);
+// after each restart it goes on, and in the end all 1,000 have arrived.
+// Delivery is at least once: an attempt in flight at the kill may have
+// been accepted by Postfix without its outcome being recorded, and is
+// sent again when its lease expires; such duplicates are counted and
+// reported (they carry the same Message-ID). Losing one is a failure.
+func TestFaultSIGKILL(t *testing.T) {
+	p := testenv.Postfix(t)
+	if p == nil {
+		return
+	}
+	const n = 1000
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := store.Open(ctx, filepath.Join(dir, "sockmail.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	prof := &store.Profile{Name: "test postfix", Host: "127.0.0.1", TLSMode: "none", HeloName: "sockmail.test"}
+	fmt.Sscanf(p.SMTPAddr[strings.LastIndexByte(p.SMTPAddr, ':')+1:], "%d", &prof.Port)
+	if err := st.SaveProfile(ctx, prof); err != nil {
+		t.Fatal(err)
+	}
+	run, to := strings.TrimPrefix(testenv.UniqueToken(), "tok-"), testenv.UniqueAddress()
+	form := &store.Form{Name: "kill test", Recipients: []string{to}, ProfileID: prof.ID, FromAddr: "forms@example.test", Enabled: true}
+	if err := st.SaveForm(ctx, form); err != nil {
+		t.Fatal(err)
+	}
+	counter := testenv.NewMaildirCounter(p.Maildir, regexp.MustCompile(regexp.QuoteMeta(run)+`-\d{4}`))
+	counter.RemoveWhenPassed(t)
+
+	// 1,000 submissions, each a message composed once with its Message-ID.
+	msgIDs := make([]string, n)
+	start := time.Now()
+	var next atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				tok := fmt.Sprintf("%s-%04d", run, i)
+				m := &message.Message{From: &mail.Address{Address: "forms@example.test"}, To: []*mail.Address{{Address: to}},
+					Subject: "Contact " + tok, Text: "kill test message " + tok + "\n"}
+				var buf bytes.Buffer
+				if _, err := m.WriteTo(&buf); err != nil {
+					t.Error(err)
+					return
+				}
+				msgIDs[i] = m.MessageID
+				sub := &store.Submission{FormID: form.ID, Fields: []store.FieldValue{{Name: "message", Value: tok}}}
+				item := &store.OutboxItem{ProfileID: prof.ID, MailFrom: m.EnvelopeFrom(), Rcpts: m.Recipients(), MessageID: m.MessageID, Message: buf.Bytes()}
+				if err := st.EnqueueSubmission(ctx, sub, item); err != nil {
+					t.Errorf("submission %d: %v", i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	t.Logf("%d submissions stored in %v", n, time.Since(start).Round(time.Millisecond))
+
+	env := []string{
+		"SOCKMAIL_DATA=" + dir, "SOCKMAIL_LISTEN=127.0.0.1:0", "SOCKMAIL_CAPTURE_ADDR=off", "SOCKMAIL_LOG_LEVEL=warn",
+		"SOCKMAIL_OUTBOX_CONCURRENCY=8", "SOCKMAIL_OUTBOX_LEASE=3s", "SOCKMAIL_OUTBOX_POLL=100ms",
+		"SOCKMAIL_OUTBOX_BACKOFF_BASE=100ms", "SOCKMAIL_OUTBOX_BACKOFF_MAX=1s",
+	}
+	counts := func() map[string]int {
+		c, err := st.OutboxCounts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	// waitSent waits until atLeast messages are sent and, when inFlight,
+	// some are being sent (so that a kill then hits deliveries).
+	waitSent := func(proc *serveProcess, atLeast int, inFlight bool, timeout time.Duration) map[string]int {
+		t.Helper()
+		deadline := time.Now().Add(timeout)
+		for {
+			c := counts()
+			if c[store.OutboxSent] >= atLeast && (!inFlight || c[store.OutboxSending] > 0 || c[store.OutboxSent] == n) {
+				return c
+			}
+			if proc.cmd.ProcessState != nil || time.Now().After(deadline) {
+				t.Fatalf("%d sent, want %d; counts %v\nsockmail output:\n%s", c[store.OutboxSent], atLeast, c, proc.out.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	inFlight := 0
+	began := time.Now()
+	for _, killAt := range []int{250, 600} {
+		proc := startServe(t, env)
+		waitSent(proc, killAt, true, 2*time.Minute)
+		if err := proc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		proc.cmd.Wait()
+		c := counts()
+		inFlight += c[store.OutboxSending]
+		t.Logf("SIGKILL after %d sent: counts %v (%d claimed, in flight)", killAt, c, c[store.OutboxSending])
+		if c[store.OutboxSent]+c[store.OutboxSending]+c[store.OutboxQueued] != n {
+			t.Errorf("after the kill: counts %v do not add up to %d", c, n)
+		}
+	}
+	proc := startServe(t, env)
+	c := waitSent(proc, n, false, 3*time.Minute)
+	took := time.Since(began)
+	if err := proc.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := proc.cmd.Wait(); err != nil {
+		t.Errorf("sockmail did not stop cleanly after SIGTERM: %v\n%s", err, proc.out.String())
+	}
+	if c[store.OutboxSent] != n || len(c) != 1 {
+		t.Errorf("final counts %v, want all %d sent", c, n)
+	}
+
+	counter.WaitDistinct(t, n, 2*time.Minute, 1500*time.Millisecond)
+	tokens, total := counter.Counts()
+	ids := counter.MessageIDs()
+	dups := 0
+	var dupList []string
+	for i := range n {
+		tok := fmt.Sprintf("%s-%04d", run, i)
+		switch k := tokens[tok]; {
+		case k == 0:
+			t.Errorf("message %s lost", tok)
+		case k > 1:
+			dups += k - 1
+			dupList = append(dupList, fmt.Sprintf("%s×%d", tok, k))
+		}
+		if ids[msgIDs[i]] != tokens[tok] {
+			t.Errorf("message %s: %d files but %d with its Message-ID", tok, tokens[tok], ids[msgIDs[i]])
+		}
+	}
+	if len(tokens) != n || len(ids) != n {
+		t.Errorf("%d distinct tokens, %d distinct Message-IDs; want %d", len(tokens), len(ids), n)
+	}
+	if dups > inFlight {
+		t.Errorf("%d duplicates, more than the %d attempts in flight at the kills", dups, inFlight)
+	}
+	takenOver, err := st.ListSends(ctx, store.SendFilter{Source: "contact", Query: "taken over from"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if takenOver.Total != inFlight {
+		t.Errorf("%d attempts note a take-over, want the %d in flight at the kills", takenOver.Total, inFlight)
+	}
+	t.Logf("2 SIGKILLs, %d attempts in flight at them, all taken over after the 3 s lease; %d delivered in %v; Maildir: %d files, %d distinct tokens, %d distinct Message-IDs, %d duplicates %v (at least once: a duplicate is an attempt Postfix had accepted when the process died)",
+		inFlight, n, took.Round(time.Millisecond), total, len(tokens), len(ids), dups, dupList)
+}
