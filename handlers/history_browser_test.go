@@ -19,8 +19,9 @@ func TestHistoryBrowser(t *testing.T) {
 		t.Skip("browser test")
 	}
 	onBothBackends(t, func(t *testing.T, backend string) {
-		ctx := browser(t)
+		// The app first, so that its cleanup runs after the browser's.
 		a := newHistoryApp(t, historyOptions{backend: backend, send: slowSend})
+		ctx := browser(t)
 		base := a.srv.URL
 		run(t, ctx, "sign up",
 			chromedp.Navigate(base+"/"),

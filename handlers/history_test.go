@@ -82,10 +82,14 @@ func newHistoryApp(t *testing.T, o historyOptions) *app {
 	}
 	srv := httptest.NewServer(h.Routes())
 	t.Cleanup(func() {
-		srv.Close()
+		// As serve does: the handler's shutdown ends open event streams,
+		// which srv.Close would otherwise wait for.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = h.Shutdown(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = h.Shutdown(ctx) }()
+		srv.Close()
+		<-done
 	})
 	return &app{t: t, srv: srv, h: h, store: st, dbPath: dsn, capture: cs, logs: logs}
 }
