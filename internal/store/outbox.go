@@ -198,10 +198,13 @@ func checkEnqueue(sub *Submission, item *OutboxItem) (string, OutboxItem, error)
 // their files' Size, and item.ID, item.SubmissionID, item.FormID and the
 // defaults (CreatedAt = the submission's, QueuedAt, NextAttemptAt = now,
 // Status, Subject and MessageID from the message when empty). On error
-// neither is changed, and nothing was stored unless the error is a
-// context error that came after the commit had started (then the outcome
-// is unknown, as for any database write). A form that does not exist
-// gives ErrNotFound.
+// neither is changed and nothing was stored, with one exception shared by
+// every database write: on PostgreSQL, a connection lost during COMMIT
+// leaves the outcome unknown. On SQLite a call whose context ends before
+// its batch starts returns the context's error and stores nothing; once
+// its batch has started it waits for the batch's outcome (at most the
+// busy timeout for the write lock, then the writes), so its answer is
+// always the truth. A form that does not exist gives ErrNotFound.
 func (s *Store) EnqueueSubmission(ctx context.Context, sub *Submission, item *OutboxItem) error {
 	c := *sub
 	if c.CreatedAt.IsZero() {
@@ -604,4 +607,27 @@ func (s *Store) ReleaseSubmission(ctx context.Context, submissionID int64, now t
 		return fmt.Errorf("store: release submission %d: %w", submissionID, err)
 	}
 	return nil
+}
+
+// PurgeOutbox deletes the sent and cancelled items queued before before,
+// messages included, and returns how many it deleted; failed and unknown
+// items stay for an admin. The history keeps each message's first
+// attempt. It deletes in batches, each its own transaction.
+func (s *Store) PurgeOutbox(ctx context.Context, before time.Time) (int, error) {
+	deleted := 0
+	for {
+		res, err := s.w.ExecContext(ctx, s.q(`DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
+			WHERE status IN ('sent', 'cancelled') AND queued_at < ? ORDER BY id LIMIT ?)`), micros(before), retentionBatch)
+		if err != nil {
+			return deleted, fmt.Errorf("store: purge outbox: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return deleted, fmt.Errorf("store: purge outbox: %w", err)
+		}
+		deleted += int(n)
+		if n < retentionBatch {
+			return deleted, nil
+		}
+	}
 }

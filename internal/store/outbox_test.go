@@ -592,3 +592,47 @@ func TestGroupCommit(t *testing.T) {
 		t.Errorf("a cancelled enqueue stored something: %v", c)
 	}
 }
+
+func TestPurgeOutbox(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := ctxT(t)
+		form := newForm(t, s)
+		status := map[string]int64{}
+		for _, st := range []string{OutboxSent, OutboxFailed, OutboxUnknown, OutboxCancelled, OutboxQueued, OutboxHeld} {
+			subStatus := ""
+			if st == OutboxHeld {
+				subStatus = SubmissionBlocked
+			}
+			_, it := enqueue(t, s, form, st, subStatus, t0)
+			status[st] = it.ID
+			switch st {
+			case OutboxSent, OutboxFailed, OutboxUnknown:
+				if got, _ := s.ClaimDue(ctx, "w", t0, time.Minute, 1); len(got) != 1 || got[0].ID != it.ID {
+					t.Fatalf("claim %s", st)
+				}
+				wantErr(t, "finish", s.FinishAttempt(ctx, it.ID, "w", st, time.Time{}, "", nil), nil)
+			case OutboxCancelled:
+				wantErr(t, "cancel", s.CancelOutbox(ctx, it.ID), nil)
+			}
+		}
+		_, recent := enqueue(t, s, form, "recent", "", t0.Add(time.Hour))
+		s.CancelOutbox(ctx, recent.ID)
+		if _, err := s.w.ExecContext(ctx, s.q(`UPDATE outbox SET queued_at = ? WHERE id = ?`), micros(t0.Add(2*time.Hour)), recent.ID); err != nil {
+			t.Fatal(err)
+		}
+		n, err := s.PurgeOutbox(ctx, t0.Add(time.Hour))
+		wantErr(t, "PurgeOutbox", err, nil)
+		if n != 2 {
+			t.Errorf("purged %d, want 2 (the old sent and cancelled items)", n)
+		}
+		for st, id := range status {
+			_, err := s.OutboxItem(ctx, id)
+			if gone := errors.Is(err, ErrNotFound); gone != (st == OutboxSent || st == OutboxCancelled) {
+				t.Errorf("%s item: %v after the purge", st, err)
+			}
+		}
+		if _, err := s.OutboxItem(ctx, recent.ID); err != nil {
+			t.Errorf("a recent cancelled item was purged: %v", err)
+		}
+	})
+}
