@@ -144,6 +144,11 @@ func GoSMTP(tb testing.TB) string {
 	}()
 	tb.Cleanup(func() {
 		s.Close()
+		// Close only closes listeners Serve has registered: when the
+		// cleanup runs before the goroutine above got that far, Serve
+		// would block in Accept forever. Closing the listener here too
+		// makes it return in either order.
+		ln.Close()
 		<-done
 	})
 	return ln.Addr().String()

@@ -63,3 +63,12 @@ func TestSinks(t *testing.T) {
 		})
 	}
 }
+
+// TestGoSMTPImmediateCleanup stops the go-smtp sink right after starting
+// it, before its goroutine may have reached Serve: the cleanup must not
+// hang (it did when only Server.Close was called).
+func TestGoSMTPImmediateCleanup(t *testing.T) {
+	for i := 0; i < 200; i++ {
+		t.Run("", func(t *testing.T) { GoSMTP(t) })
+	}
+}
