@@ -22,8 +22,12 @@ const (
 	// MaxSendLimit is the largest page ListSends returns.
 	MaxSendLimit = 500
 	// MaxSendCount caps SendPage.Total: counting stops there, so that a
-	// list stays fast however many sends match (see SendPage).
-	MaxSendCount = 10000
+	// page costs the same however many sends match (see SendPage).
+	// Counting is the dominant cost of a page: at 100,000 sends, counting
+	// up to 10,000 matches of a broad search took 40 ms on SQLite and
+	// 100-230 ms on PostgreSQL (each match's search text is read); up to
+	// 1,000 keeps every page near 10 ms.
+	MaxSendCount = 1000
 	// retentionBatch is how many sends ApplyRetention deletes per
 	// transaction, so that it never holds SQLite's write lock for long.
 	retentionBatch = 1000
@@ -113,7 +117,7 @@ type SendPage struct {
 	Sends []SendSummary
 	// Total is how many sends match the filter, regardless of Before. It is
 	// exact up to MaxSendCount; beyond, counting stops, Total is
-	// MaxSendCount and TotalCapped is set ("more than 10000").
+	// MaxSendCount and TotalCapped is set: show "1000+".
 	Total       int
 	TotalCapped bool
 	// NextBefore is the cursor for the next page, 0 on the last page.
@@ -412,10 +416,14 @@ func (s *Store) ListSends(ctx context.Context, f SendFilter) (SendPage, error) {
 	}
 	q.search(s.backend, words)
 
+	// The count walks newest first, like the page: a capped count then
+	// stops among the recent sends the filters tend to select, instead of
+	// wading through old ones (SQLite: 17 ms -> 0.7 ms for a source and
+	// date filter at 100,000 sends).
 	var page SendPage
 	countArgs := append(append([]any(nil), w.args...), s.countCap+1)
-	if err := s.r.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM (SELECT 1 FROM `+q.from+w.String()+` LIMIT ?) c`),
-		countArgs...).Scan(&page.Total); err != nil {
+	if err := s.r.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM (SELECT 1 FROM `+q.from+w.String()+
+		` ORDER BY `+q.idCol+` DESC LIMIT ?) c`), countArgs...).Scan(&page.Total); err != nil {
 		return SendPage{}, fmt.Errorf("store: count sends: %w", err)
 	}
 	if page.Total > s.countCap {
