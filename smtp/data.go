@@ -57,12 +57,29 @@ func (b *bodyWriter) Write(p []byte) (int, error) {
 		if b.atLineStart && b.dotStuff && p[0] == '.' {
 			b.put([]byte{'.'})
 		}
-		i := bytes.IndexAny(p, "\r\n")
+		// The first line end: '\n' found with IndexByte, then '\r' looked
+		// for only before it (two assembly scans beat IndexAny's loop).
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			i = bytes.IndexByte(p, '\r')
+		} else if j := bytes.IndexByte(p[:i], '\r'); j >= 0 {
+			i = j
+		}
 		if i < 0 {
 			b.put(p)
 			b.rec.text(p)
 			b.atLineStart = false
 			break
+		}
+		if p[i] == '\r' && i+1 < len(p) && p[i+1] == '\n' {
+			// A CRLF line goes out as it is, its line end included: one
+			// write instead of two.
+			b.put(p[:i+2])
+			b.rec.text(p[:i])
+			b.atLineStart = true
+			b.rec.endLine()
+			p = p[i+2:]
+			continue
 		}
 		if i > 0 {
 			b.put(p[:i])
