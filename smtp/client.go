@@ -32,7 +32,9 @@ type Client struct {
 	esmtp     bool
 	helloDone bool
 	tlsOn     bool
-	needRset  bool // a transaction was started and not finished cleanly
+	needRset  bool  // a transaction was started and not finished cleanly
+	quitSent  bool  // QUIT has been written
+	written   int64 // bytes the connection has accepted, for flushEnd
 	broken    error
 	secrets   []string // during AUTH: payloads and credentials, redacted if echoed
 
@@ -170,7 +172,9 @@ type deadlineWriter struct{ c *Client }
 
 func (w deadlineWriter) Write(p []byte) (int, error) {
 	w.c.setDeadline(w.c.conn.SetWriteDeadline, w.c.timeouts.DataBlock)
-	return w.c.conn.Write(p)
+	n, err := w.c.conn.Write(p)
+	w.c.written += int64(n)
+	return n, err
 }
 
 // setDeadline sets a deadline d from now unless the context was cancelled,
@@ -270,6 +274,9 @@ func (c *Client) redact(line string) string {
 // the line itself, or its redacted form when secret.
 func (c *Client) writeLine(phase Phase, line, shown string, secret bool) {
 	c.tr.add(DirClient, phase, shown, secret)
+	if phase == PhaseQuit {
+		c.quitSent = true
+	}
 	c.bw.WriteString(line)
 	c.bw.WriteString("\r\n")
 }

@@ -189,59 +189,27 @@ func utf8AddrXtext(s string) string {
 
 // transaction is Send with its ending chosen by mode.
 func (c *Client) transaction(ctx context.Context, env Envelope, msg Message, mode sendMode) (*Result, error) {
-	res := &Result{Server: c.cfg.Addr}
-	if err := checkEnvelope(&env); err != nil {
-		c.tr.Info(PhaseMail, "refused before sending: %s", err.(*Error).Message)
-		return res, err
-	}
-	if c.broken != nil {
-		// The server closed the conversation or it is out of step: a new
-		// transaction cannot start, and must not seem to in the transcript.
-		return res, c.wireError(PhaseMail, c.broken)
-	}
-	if !c.helloDone {
-		// A Client from Dial: EHLO, STARTTLS and AUTH as the
-		// configuration asks, as Open would have done.
-		if err := c.ready(ctx, ""); err != nil {
-			return res, err
-		}
-	}
-	if c.cfg.TLS == TLSStartTLS && !c.tlsOn {
-		err := localError(PhaseStartTLS, "TLS mode starttls requires STARTTLS before a message is sent (use Open, or call StartTLS)")
-		c.tr.Info(PhaseMail, "refused before sending: %s", err.Message)
-		return res, err
-	}
-	if env.Size == 0 && msg != nil {
-		if s, ok := msg.(sizer); ok {
-			if n, err := s.Size(); err == nil {
-				env.Size = n
-			}
-		}
-	}
-	mailLine, rcptLines, err := c.envelopeCommands(&env)
+	t, err := c.begin(ctx, env, msg)
 	if err != nil {
-		c.tr.Info(PhaseMail, "refused before sending: %s", err.(*Error).Message)
-		return res, err
+		return t.res, err
 	}
+	res := t.res
 	pipelining := c.esmtp && !c.cfg.DisablePipelining && c.hasExt("PIPELINING")
 	chunking := c.esmtp && !c.cfg.DisableChunking && c.hasExt("CHUNKING")
 	sending := mode == modeSend || mode == modeSendQuit
 
-	t := &txn{c: c, env: &env, res: res, mailLine: mailLine, rcptLines: rcptLines}
 	// QUIT may follow the end of the message in the same write only with
 	// PIPELINING; otherwise it waits for the final reply.
 	t.quit = mode == modeSendQuit
 	t.quitPipelined = t.quit && pipelining
-	rsetFirst := c.needRset
-	c.needRset = true
 
 	if !pipelining {
-		if rsetFirst {
+		if c.needRset {
 			if err := c.Reset(ctx); err != nil {
 				return res, err
 			}
-			c.needRset = true
 		}
+		c.needRset = true
 		if err := t.envelopeOneByOne(ctx, mode); err != nil {
 			return res, err
 		}
@@ -256,16 +224,7 @@ func (c *Client) transaction(ctx context.Context, env Envelope, msg Message, mod
 
 	// Pipelined: RSET (when reusing the connection), MAIL and the RCPTs go
 	// in one write, with DATA too unless CHUNKING carries the message.
-	if rsetFirst {
-		c.writeLine(PhaseReset, "RSET", "RSET", false)
-		t.rset = true
-	}
-	c.writeLine(PhaseMail, mailLine, mailLine, false)
-	if mode != modeStopMail {
-		for _, l := range rcptLines {
-			c.writeLine(PhaseRcpt, l, l, false)
-		}
-	}
+	t.pipeEnvelope(mode != modeStopMail)
 	switch {
 	case !sending:
 		if mode == modeStopMail {
@@ -289,6 +248,66 @@ func (c *Client) transaction(ctx context.Context, env Envelope, msg Message, mod
 	}
 }
 
+// begin checks a transaction before anything of it is said: the envelope,
+// the state of the connection (saying EHLO first on a Client from Dial),
+// and what the message needs against what the server offers. The
+// returned txn is never nil: its result is the one to report on error.
+func (c *Client) begin(ctx context.Context, env Envelope, msg Message) (*txn, error) {
+	t := &txn{c: c, env: &env, res: &Result{Server: c.cfg.Addr}}
+	if err := checkEnvelope(&env); err != nil {
+		c.tr.Info(PhaseMail, "refused before sending: %s", err.(*Error).Message)
+		return t, err
+	}
+	if c.broken != nil {
+		// The server closed the conversation or it is out of step: a new
+		// transaction cannot start, and must not seem to in the transcript.
+		return t, c.wireError(PhaseMail, c.broken)
+	}
+	if !c.helloDone {
+		// A Client from Dial: EHLO, STARTTLS and AUTH as the
+		// configuration asks, as Open would have done.
+		if err := c.ready(ctx, ""); err != nil {
+			return t, err
+		}
+	}
+	if c.cfg.TLS == TLSStartTLS && !c.tlsOn {
+		err := localError(PhaseStartTLS, "TLS mode starttls requires STARTTLS before a message is sent (use Open, or call StartTLS)")
+		c.tr.Info(PhaseMail, "refused before sending: %s", err.Message)
+		return t, err
+	}
+	if env.Size == 0 && msg != nil {
+		if s, ok := msg.(sizer); ok {
+			if n, err := s.Size(); err == nil {
+				env.Size = n
+			}
+		}
+	}
+	var err error
+	t.mailLine, t.rcptLines, err = c.envelopeCommands(&env)
+	if err != nil {
+		c.tr.Info(PhaseMail, "refused before sending: %s", err.(*Error).Message)
+		return t, err
+	}
+	return t, nil
+}
+
+// pipeEnvelope buffers a pipelined RSET (when an earlier transaction was
+// not finished cleanly), MAIL and, if rcpts, the RCPTs.
+func (t *txn) pipeEnvelope(rcpts bool) {
+	c := t.c
+	if c.needRset {
+		c.writeLine(PhaseReset, "RSET", "RSET", false)
+		t.rset = true
+	}
+	c.needRset = true
+	c.writeLine(PhaseMail, t.mailLine, t.mailLine, false)
+	if rcpts {
+		for _, l := range t.rcptLines {
+			c.writeLine(PhaseRcpt, l, l, false)
+		}
+	}
+}
+
 func (c *Client) hasExt(k string) bool { ok, _ := c.Extension(k); return ok }
 
 // txn is the state of one transaction.
@@ -301,6 +320,12 @@ type txn struct {
 	rset      bool // a pipelined RSET precedes MAIL
 
 	quit, quitPipelined bool
+	// emptyEnd is set when the server said 354 although the envelope
+	// failed, and the "." that ends the empty message is buffered.
+	emptyEnd bool
+	// endAt is where the end of the message (the "." or the last BDAT
+	// chunk) ends in the stream, counted as Client.written counts.
+	endAt int64
 }
 
 // envelopeOneByOne sends MAIL and each RCPT, waiting for each reply.
@@ -403,12 +428,42 @@ func (t *txn) stop(ctx context.Context, mode sendMode) error {
 // and, in modeSendQuit, QUIT in the same write.
 func (t *txn) data(ctx context.Context, msg Message, mode sendMode, pipelined bool) error {
 	c := t.c
+	ok, err := t.openData(ctx, pipelined)
+	if !ok {
+		if t.emptyEnd {
+			if err := c.flush(ctx, PhaseBody); err != nil {
+				return c.wireError(PhaseBody, err)
+			}
+			if _, rerr := c.readReply(ctx, PhaseBody); rerr != nil {
+				return rerr
+			}
+		}
+		return err
+	}
+	if err := t.writeBody(ctx, msg); err != nil {
+		return err
+	}
+	if err := t.flushEnd(ctx); err != nil {
+		return err
+	}
+	return t.final(ctx, mode)
+}
+
+// openData reads the replies to a pipelined envelope and DATA, or sends
+// DATA and reads its reply, and reports whether the message may follow.
+// When it may not, the error says why: a refusal (the connection is still
+// usable, c.broken is nil) or a lost connection. When the server said 354
+// although the envelope failed (RFC 2920 3.1), the "." that ends the empty
+// message is buffered and t.emptyEnd set: the caller sends it and reads
+// its reply.
+func (t *txn) openData(ctx context.Context, pipelined bool) (bool, error) {
+	c := t.c
 	var envErr error
 	if pipelined {
 		envErr = t.readEnvelope(ctx)
 		var e *Error
 		if envErr != nil && !(errors.As(envErr, &e) && e.Code != 0) {
-			return envErr // the connection is gone
+			return false, envErr // the connection is gone
 		}
 	}
 	var dr *Reply
@@ -416,33 +471,33 @@ func (t *txn) data(ctx context.Context, msg Message, mode sendMode, pipelined bo
 	if pipelined {
 		dr, err = c.readReply(ctx, PhaseData)
 		if err != nil {
-			return err
+			return false, err
 		}
 	} else {
 		dr, err = c.cmd(ctx, PhaseData, 354, "DATA")
 		if dr == nil {
-			return err
+			return false, err
 		}
 	}
 	if dr.Code != 354 {
 		if envErr != nil {
-			return envErr
+			return false, envErr
 		}
-		return replyError(PhaseData, dr)
+		return false, replyError(PhaseData, dr)
 	}
 	if envErr != nil {
-		// The server said 354 although the envelope failed (RFC 2920
-		// 3.1): end the empty message and report the envelope error.
 		c.tr.Info(PhaseData, "the server accepted DATA after refusing the envelope: sending an empty message to end it")
 		c.writeLine(PhaseBody, ".", ".", false)
-		if err := c.flush(ctx, PhaseBody); err != nil {
-			return c.wireError(PhaseBody, err)
-		}
-		if _, err := c.readReply(ctx, PhaseBody); err != nil {
-			return err
-		}
-		return envErr
+		t.emptyEnd = true
+		return false, envErr
 	}
+	return true, nil
+}
+
+// writeBody writes the message and buffers the "." that ends it; what
+// does not fit the buffer is already on the wire.
+func (t *txn) writeBody(ctx context.Context, msg Message) error {
+	c := t.c
 	rec := newBodyRecorder(c)
 	bw := newBodyWriter(c.bw, true, rec)
 	// The body's writes happen outside c.io: the context must still be
@@ -461,25 +516,25 @@ func (t *txn) data(ctx context.Context, msg Message, mode sendMode, pipelined bo
 	stop()
 	rec.summary(bw.n)
 	c.writeLine(PhaseBody, ".", ".", false)
-	if err := t.flushEnd(ctx); err != nil {
-		return err
-	}
-	return t.final(ctx, mode)
+	t.markEnd()
+	return nil
 }
 
-// flushEnd sends what is buffered up to the end of the message, and a
-// pipelined QUIT. When the write fails with the end of the message still
-// unsent the server cannot have the message: that is a plain temporary
-// failure, not an unknown outcome.
+// markEnd notes that the end of the message is the last byte buffered.
+func (t *txn) markEnd() { t.endAt = t.c.written + int64(t.c.bw.Buffered()) }
+
+// flushEnd sends what is buffered up to the end of the message and what
+// follows it: a pipelined QUIT, or in a batch the next envelope. When the
+// write fails with the end of the message still unsent the server cannot
+// have the message: that is a plain temporary failure, not an unknown
+// outcome.
 func (t *txn) flushEnd(ctx context.Context) error {
 	c := t.c
-	quitLen := 0
 	if t.quitPipelined {
 		c.writeLine(PhaseQuit, "QUIT", "QUIT", false)
-		quitLen = len("QUIT\r\n")
 	}
 	if err := c.flush(ctx, PhaseBody); err != nil {
-		if c.bw.Buffered() > quitLen {
+		if c.written < t.endAt {
 			c.tr.Info(PhaseBody, "the end of the message was not sent: the server cannot have taken it")
 			return c.wireError(PhaseBody, err)
 		}
@@ -623,6 +678,7 @@ func (t *txn) bdat(ctx context.Context, msg Message, mode sendMode, pipelined bo
 	if cw.err != nil {
 		return t.chunkError(ctx, cw.err)
 	}
+	t.markEnd()
 	rec.summary(bw.n)
 	if err := t.flushEnd(ctx); err != nil {
 		return err
