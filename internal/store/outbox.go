@@ -26,7 +26,10 @@ import (
 //
 //	queued --ClaimDue--> sending --FinishAttempt--> sent | failed | unknown
 //	                        |                       \--> queued (retry later)
-//	                        \-- lease expires --> taken over by ClaimDue
+//	                        |-- MarkDataSent (the end of the message goes out)
+//	                        \-- lease expires --> ClaimDue: taken over and sent
+//	                             again if the end of the message was not
+//	                             marked sent, else unknown (not sent again)
 //	held (blocked submission) --ReleaseSubmission--> queued
 //	queued | held --CancelOutbox--> cancelled
 //	failed | unknown | cancelled --RetryOutbox--> queued
@@ -46,7 +49,8 @@ const (
 // neither the item (ExpiresAt) nor the worker says otherwise.
 const DefaultOutboxMaxAge = 72 * time.Hour
 
-// ErrLeaseLost is returned by FinishAttempt and FinishAttemptSend when the item
+// ErrLeaseLost is returned by FinishAttempt, FinishAttemptSend and
+// MarkDataSent when the item
 // is no longer claimed by the caller: its lease expired and another worker
 // took it over, or an admin changed it.
 var ErrLeaseLost = errors.New("store: outbox lease lost")
@@ -93,9 +97,17 @@ type OutboxItem struct {
 	ExpiresAt  time.Time
 	LeaseOwner string
 	LeaseUntil time.Time
+	// DataSentAt, when not zero, is when the current attempt (by
+	// LeaseOwner) was about to send the end of the message (MarkDataSent):
+	// from then on the server may have the message. Cleared when the
+	// attempt's outcome is recorded or the item is queued again; kept on
+	// an item ClaimDue marked unknown because of it.
+	DataSentAt time.Time
 	// TakenOverFrom is set by ClaimDue when it took the item over from a
-	// worker whose lease had expired (a crashed or stuck process): that
-	// worker's attempt may have delivered the message already.
+	// worker whose lease had expired (a crashed or stuck process) before
+	// that worker's attempt sent the end of the message. On an item
+	// ClaimDue marked unknown instead (DataSentLostError) it names the
+	// worker whose attempt had marked the end of the message sent.
 	TakenOverFrom string
 	LastError     string
 	// LastSendID is the history record (Send) of the last attempt. It may
@@ -269,16 +281,16 @@ func (s *Store) insertEnqueue(ctx context.Context, tx *sql.Tx, sub *Submission, 
 // asked for.
 const outboxColumns = `id, created_at, queued_at, submission_id, form_id, profile_id, mail_from, rcpts, subject,
 	message_id, status, attempts, next_attempt_at, expires_at, lease_owner, lease_until, taken_over_from, last_error,
-	last_send_id`
+	last_send_id, data_sent_at`
 
 func scanOutbox(row interface{ Scan(...any) error }, withMessage bool) (*OutboxItem, error) {
 	var it OutboxItem
 	var created, queued, next, expires, leaseUntil int64
-	var subID, formID, sendID sql.NullInt64
+	var subID, formID, sendID, dataSent sql.NullInt64
 	var rcpts string
 	dest := []any{&it.ID, &created, &queued, &subID, &formID, &it.ProfileID, &it.MailFrom, &rcpts, &it.Subject,
 		&it.MessageID, &it.Status, &it.Attempts, &next, &expires, &it.LeaseOwner, &leaseUntil, &it.TakenOverFrom,
-		&it.LastError, &sendID}
+		&it.LastError, &sendID, &dataSent}
 	if withMessage {
 		dest = append(dest, &it.Message)
 	}
@@ -292,6 +304,9 @@ func scanOutbox(row interface{ Scan(...any) error }, withMessage bool) (*OutboxI
 	if leaseUntil != 0 {
 		it.LeaseUntil = fromMicros(leaseUntil)
 	}
+	if dataSent.Valid {
+		it.DataSentAt = fromMicros(dataSent.Int64)
+	}
 	it.SubmissionID, it.FormID, it.LastSendID = ptrInt64(subID), ptrInt64(formID), ptrInt64(sendID)
 	for _, p := range []*string{&it.MailFrom, &it.Subject, &it.MessageID, &it.Status, &it.LeaseOwner, &it.TakenOverFrom, &it.LastError} {
 		*p = decText(*p)
@@ -303,6 +318,12 @@ func scanOutbox(row interface{ Scan(...any) error }, withMessage bool) (*OutboxI
 	return &it, nil
 }
 
+// DataSentLostError is the LastError of an item ClaimDue marked unknown
+// because the attempt whose lease expired had marked the end of the
+// message sent (MarkDataSent).
+const DataSentLostError = "the previous attempt's process stopped after sending the end of the message; " +
+	"the server has probably accepted it — not sent again automatically"
+
 // ClaimDue atomically claims up to limit items for owner: items queued and
 // due (next_attempt_at <= now), oldest due first, and items whose lease
 // expired while sending (a crashed or stuck worker's claims; those come
@@ -310,10 +331,20 @@ func scanOutbox(row interface{ Scan(...any) error }, withMessage bool) (*OutboxI
 // lease_owner = owner, lease_until = now + lease and one more attempt;
 // they are returned with their messages.
 //
+// An expired item whose attempt had marked the end of the message sent
+// (MarkDataSent) is not taken over: the server has probably accepted the
+// message, and sending it again would deliver it twice. In the same
+// transaction it becomes unknown, with its submission, LastError
+// DataSentLostError and TakenOverFrom the owner whose lease expired; it
+// is not returned. An admin decides (RetryOutbox). Expired items without
+// the mark are taken over and sent again: the server never saw the end
+// of the message, so it discarded what it had received.
+//
 // PostgreSQL: the candidates are locked with FOR UPDATE SKIP LOCKED in the
 // UPDATE's CTE, so concurrent workers on several instances never wait for
-// each other and never claim the same item. SQLite: a single UPDATE ...
-// WHERE id IN (SELECT ... LIMIT) under the one write lock.
+// each other and never claim the same item; an item whose mark commits
+// while a claim waits for it is re-checked under the lock and left out.
+// SQLite: the statements run under the one write lock.
 func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]OutboxItem, error) {
 	if owner == "" {
 		return nil, errors.New("store: claim due: empty owner")
@@ -329,7 +360,7 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 	var args []any
 	if s.backend == BackendPostgres {
 		query = `WITH stale AS (
-				SELECT id FROM outbox WHERE status = 'sending' AND lease_until <= ?
+				SELECT id FROM outbox WHERE status = 'sending' AND lease_until <= ? AND data_sent_at IS NULL
 				ORDER BY lease_until LIMIT ? FOR UPDATE SKIP LOCKED),
 			due AS (
 				SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?
@@ -340,27 +371,34 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 	} else {
 		query = `UPDATE outbox SET ` + set + ` WHERE id IN (SELECT id FROM (
 				SELECT id FROM (SELECT id FROM outbox WHERE status = 'sending' AND lease_until <= ?
-					ORDER BY lease_until LIMIT ?)
+					AND data_sent_at IS NULL ORDER BY lease_until LIMIT ?)
 				UNION ALL
 				SELECT id FROM (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?
 					ORDER BY next_attempt_at LIMIT ?)
 			) LIMIT ?)` + ret
 		args = []any{encText(owner), untilUS, nowUS, limit, nowUS, limit, limit}
 	}
-	rows, err := s.w.QueryContext(ctx, s.q(query), args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: claim due: %w", err)
-	}
-	defer rows.Close()
 	var out []OutboxItem
-	for rows.Next() {
-		it, err := scanOutbox(rows, true)
-		if err != nil {
-			return nil, fmt.Errorf("store: claim due: %w", err)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		if err := s.settleDataSent(ctx, tx, nowUS); err != nil {
+			return err
 		}
-		out = append(out, *it)
-	}
-	if err := rows.Err(); err != nil {
+		rows, err := tx.QueryContext(ctx, s.q(query), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			it, err := scanOutbox(rows, true)
+			if err != nil {
+				return err
+			}
+			out = append(out, *it)
+		}
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, fmt.Errorf("store: claim due: %w", err)
 	}
 	// RETURNING order is unspecified: take-overs first, then by due time.
@@ -375,6 +413,59 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 		return a.ID < b.ID
 	})
 	return out, nil
+}
+
+// settleDataSent marks unknown, in tx, the items whose lease expired
+// (lease_until <= nowUS) after their attempt marked the end of the
+// message sent, and their submissions (see ClaimDue).
+func (s *Store) settleDataSent(ctx context.Context, tx *sql.Tx, nowUS int64) error {
+	set := `status = 'unknown', taken_over_from = lease_owner, lease_owner = '', lease_until = 0, last_error = ?`
+	if s.backend == BackendPostgres {
+		_, err := tx.ExecContext(ctx, s.q(`WITH gone AS (
+				SELECT id FROM outbox WHERE status = 'sending' AND lease_until <= ? AND data_sent_at IS NOT NULL
+				FOR UPDATE SKIP LOCKED),
+			settled AS (UPDATE outbox SET `+set+` WHERE id IN (SELECT id FROM gone) RETURNING submission_id)
+			UPDATE submissions SET status = 'unknown' WHERE id IN (SELECT submission_id FROM settled)`),
+			nowUS, encText(DataSentLostError))
+		return err
+	}
+	const gone = `status = 'sending' AND lease_until <= ? AND data_sent_at IS NOT NULL`
+	if _, err := tx.ExecContext(ctx, `UPDATE submissions SET status = 'unknown'
+		WHERE id IN (SELECT submission_id FROM outbox WHERE `+gone+`)`, nowUS); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE outbox SET `+set+` WHERE `+gone, encText(DataSentLostError), nowUS)
+	return err
+}
+
+// MarkDataSent records that owner's attempt on an item is about to send
+// the end of the message (the final "." or BDAT LAST) at at: from then
+// on the server may have the message, so if the attempt's outcome is
+// never recorded (the process dies), ClaimDue marks the item unknown
+// instead of sending it again. The worker calls it just before those
+// bytes go on the wire and waits for it. It applies only while owner
+// holds the item ("sending", lease_owner = owner; an expired lease not
+// yet taken over still counts): otherwise it changes nothing and returns
+// ErrLeaseLost (ErrNotFound for a missing item).
+//
+// When it returns nil the mark survives a crash of sockmail (on SQLite it
+// commits with synchronous=NORMAL, like the outcome of an attempt: a
+// power cut may lose it).
+func (s *Store) MarkDataSent(ctx context.Context, id int64, owner string, at time.Time) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE outbox SET data_sent_at = ?
+			WHERE id = ? AND lease_owner = ? AND status = 'sending'`), micros(at), id, encText(owner))
+		if err := affected(res, err); errors.Is(err, ErrNotFound) {
+			return s.leaseLostOrNotFound(ctx, tx, id)
+		} else if err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: mark end of message sent on outbox item %d: %w", id, err)
+	}
+	return nil
 }
 
 // leaseLostOrNotFound tells why an update guarded by the lease changed
@@ -441,7 +532,7 @@ func (s *Store) finishAttempt(ctx context.Context, tx *sql.Tx, id int64, owner s
 	args = append(args, encText(lastErr), nullInt64(sendID), id, encText(owner))
 	var subID sql.NullInt64
 	err := tx.QueryRowContext(ctx, s.q(`UPDATE outbox SET status = ?, `+nextSet+`lease_owner = '', lease_until = 0,
-		taken_over_from = '', last_error = ?, last_send_id = COALESCE(?, last_send_id)
+		taken_over_from = '', last_error = ?, last_send_id = COALESCE(?, last_send_id), data_sent_at = NULL
 		WHERE id = ? AND lease_owner = ? AND status = 'sending' RETURNING submission_id`), args...).Scan(&subID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s.leaseLostOrNotFound(ctx, tx, id)
@@ -526,7 +617,7 @@ func (s *Store) OutboxCounts(ctx context.Context) (map[string]int, error) {
 // explicit expiry moved by as much as the queueing time, so the item gets
 // its whole retry window again.
 const requeueSet = `status = 'queued', next_attempt_at = ?, attempts = 0, lease_owner = '', lease_until = 0,
-	taken_over_from = '', expires_at = CASE WHEN expires_at = 0 THEN 0 ELSE expires_at - queued_at + ? END,
+	taken_over_from = '', data_sent_at = NULL, expires_at = CASE WHEN expires_at = 0 THEN 0 ELSE expires_at - queued_at + ? END,
 	queued_at = ?`
 
 // stateChange runs an admin action on one item: update (which must

@@ -1,0 +1,102 @@
+package store
+
+import (
+	"testing"
+	"time"
+)
+
+// TestMarkDataSent: the "end of message sent" mark is set only by the
+// lease owner, cleared by the outcome and by an admin retry, and turns an
+// expired claim into unknown instead of a take-over.
+func TestMarkDataSent(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := ctxT(t)
+		form := newForm(t, s)
+		subA, a := enqueue(t, s, form, "a", "", t0)
+		_, b := enqueue(t, s, form, "b", "", t0)
+		_, c := enqueue(t, s, form, "c", "", t0)
+		lease := time.Minute
+		got, err := s.ClaimDue(ctx, "crashed", t0, lease, 3)
+		wantErr(t, "ClaimDue", err, nil)
+		if len(got) != 3 {
+			t.Fatalf("claimed %d", len(got))
+		}
+		for _, it := range got {
+			if !it.DataSentAt.IsZero() {
+				t.Errorf("claimed item %d has DataSentAt %v", it.ID, it.DataSentAt)
+			}
+		}
+
+		// Only the owner may mark; a missing item is not found.
+		wantErr(t, "MarkDataSent by another", s.MarkDataSent(ctx, a.ID, "other", t0.Add(time.Second)), ErrLeaseLost)
+		wantErr(t, "MarkDataSent of a missing item", s.MarkDataSent(ctx, 99999, "crashed", t0), ErrNotFound)
+		at := t0.Add(2 * time.Second)
+		wantErr(t, "MarkDataSent a", s.MarkDataSent(ctx, a.ID, "crashed", at), nil)
+		if it, _ := s.OutboxItem(ctx, a.ID); !it.DataSentAt.Equal(at) || it.Status != OutboxSending {
+			t.Errorf("after MarkDataSent: DataSentAt %v status %s, want %v sending", it.DataSentAt, it.Status, at)
+		}
+		// An expired lease not yet taken over still belongs to its owner.
+		wantErr(t, "MarkDataSent c after expiry", s.MarkDataSent(ctx, c.ID, "crashed", t0.Add(lease)), nil)
+		// Finishing clears the mark.
+		wantErr(t, "FinishAttempt c", s.FinishAttempt(ctx, c.ID, "crashed", OutboxQueued, t0.Add(2*lease), "4xx", nil), nil)
+		if it, _ := s.OutboxItem(ctx, c.ID); !it.DataSentAt.IsZero() || it.Status != OutboxQueued {
+			t.Errorf("after FinishAttempt: %+v", it)
+		}
+
+		// The lease expires: b (no mark) is taken over, a (marked) becomes
+		// unknown and is not returned.
+		got, err = s.ClaimDue(ctx, "rescuer", t0.Add(lease), lease, 10)
+		wantErr(t, "ClaimDue after expiry", err, nil)
+		if ids := claimIDs(got); len(ids) != 1 || ids[0] != b.ID {
+			t.Fatalf("after expiry claimed %v, want only b %d", ids, b.ID)
+		}
+		if got[0].TakenOverFrom != "crashed" {
+			t.Errorf("b not taken over: %+v", got[0])
+		}
+		ia, _ := s.OutboxItem(ctx, a.ID)
+		if ia.Status != OutboxUnknown || ia.LastError != DataSentLostError || ia.LeaseOwner != "" || !ia.LeaseUntil.IsZero() ||
+			ia.TakenOverFrom != "crashed" || ia.Attempts != 1 || !ia.DataSentAt.Equal(at) {
+			t.Errorf("marked item after expiry: %+v", ia)
+		}
+		if sa, _ := s.Submission(ctx, subA.ID); sa.Status != SubmissionUnknown {
+			t.Errorf("submission of the marked item: %s, want unknown", sa.Status)
+		}
+		// The old owner can neither mark nor finish any more.
+		wantErr(t, "MarkDataSent a by the old owner", s.MarkDataSent(ctx, a.ID, "crashed", at), ErrLeaseLost)
+		wantErr(t, "FinishAttempt a by the old owner", s.FinishAttempt(ctx, a.ID, "crashed", OutboxSent, time.Time{}, "", nil), ErrLeaseLost)
+		wantErr(t, "MarkDataSent b by the old owner", s.MarkDataSent(ctx, b.ID, "crashed", at), ErrLeaseLost)
+		// Claiming again later changes nothing for a.
+		got, err = s.ClaimDue(ctx, "third", t0.Add(10*lease), lease, 10)
+		wantErr(t, "ClaimDue later", err, nil)
+		for _, it := range got {
+			if it.ID == a.ID {
+				t.Errorf("the unknown item was claimed again")
+			}
+		}
+		if len(got) != 2 {
+			t.Fatalf("later claimed %v, want b and c", claimIDs(got))
+		}
+		for _, it := range got {
+			wantErr(t, "FinishAttempt", s.FinishAttempt(ctx, it.ID, "third", OutboxSent, time.Time{}, "", nil), nil)
+		}
+
+		// An admin retry clears the mark and queues it.
+		wantErr(t, "RetryOutbox a", s.RetryOutbox(ctx, a.ID, t0.Add(11*lease)), nil)
+		if it, _ := s.OutboxItem(ctx, a.ID); it.Status != OutboxQueued || !it.DataSentAt.IsZero() || it.TakenOverFrom != "" {
+			t.Errorf("after RetryOutbox: %+v", it)
+		}
+		got, err = s.ClaimDue(ctx, "fourth", t0.Add(11*lease), lease, 10)
+		wantErr(t, "ClaimDue after retry", err, nil)
+		if ids := claimIDs(got); len(ids) != 1 || ids[0] != a.ID || got[0].TakenOverFrom != "" || !got[0].DataSentAt.IsZero() {
+			t.Errorf("after retry claimed %+v, want a %d", got, a.ID)
+		}
+		wantErr(t, "MarkDataSent a again", s.MarkDataSent(ctx, a.ID, "fourth", t0.Add(11*lease)), nil)
+		wantErr(t, "FinishAttempt a sent", s.FinishAttempt(ctx, a.ID, "fourth", OutboxSent, time.Time{}, "", nil), nil)
+		if it, _ := s.OutboxItem(ctx, a.ID); it.Status != OutboxSent || !it.DataSentAt.IsZero() {
+			t.Errorf("after the sent outcome: %+v", it)
+		}
+		if sa, _ := s.Submission(ctx, subA.ID); sa.Status != SubmissionSent {
+			t.Errorf("submission after the sent outcome: %s", sa.Status)
+		}
+	})
+}
