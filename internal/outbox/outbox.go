@@ -73,6 +73,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"sockmail/internal/store"
@@ -98,6 +99,7 @@ const (
 // Store is the persistence the worker uses. *store.Store is one.
 type Store interface {
 	ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.OutboxItem, error)
+	MarkDataSent(ctx context.Context, id int64, owner string, at time.Time) error
 	FinishAttemptSend(ctx context.Context, id int64, owner string, status string, next time.Time, lastErr string, snd *store.Send) error
 	CreateSend(ctx context.Context, snd *store.Send) error
 }
@@ -366,8 +368,12 @@ func (w *Worker) attempt(ctx context.Context, it store.OutboxItem) {
 	} else {
 		env := smtp.Envelope{From: raw.EnvelopeFrom(), To: it.Rcpts, SMTPUTF8: raw.NeedsSMTPUTF8(), EightBit: raw.Needs8BitMIME()}
 		actx, cancel := context.WithTimeout(ctx, w.d.AttemptTimeout)
+		leaseLost, unwatch := w.watchEnd(actx, cancel, tr, it, log)
 		res, sendErr = w.sendSafely(actx, cfg, env, raw)
-		if errors.Is(sendErr, context.DeadlineExceeded) && actx.Err() != nil && ctx.Err() == nil {
+		unwatch()
+		if leaseLost.Load() {
+			tr.Info(smtp.PhaseBody, "the lease on this item was lost before the end of the message: another worker has it; the end of the message was not sent")
+		} else if errors.Is(sendErr, context.DeadlineExceeded) && actx.Err() != nil && ctx.Err() == nil {
 			tr.Info(smtp.PhaseQuit, "the attempt took longer than the limit of %s and was stopped", w.d.AttemptTimeout)
 		}
 		cancel()
@@ -411,6 +417,57 @@ func (w *Worker) attempt(ctx context.Context, it store.OutboxItem) {
 		return
 	}
 	log.Info("outbox attempt", "status", o.status, "send", snd.ID, "queue_id", snd.QueueID, "ms", snd.DurationMS, "err", o.lastErr)
+}
+
+// endsMessage reports whether ev is the client line that ends the
+// message: the final "." after DATA, or the last BDAT command (RFC 3030),
+// whose chunk follows it. The transcript records a client line just
+// before it is written, so the server cannot have it yet. The worker
+// never sets smtp.Config.ShowBody, so no line of the message body is
+// recorded and a body line "." cannot be mistaken for the end; should a
+// malformed header have such a line, the mark comes early, which only
+// makes a crash leave the item unknown rather than send it again.
+func endsMessage(ev smtp.Event) bool {
+	if ev.Dir != smtp.DirClient || ev.Phase != smtp.PhaseBody {
+		return false
+	}
+	return ev.Line == "." || strings.HasPrefix(ev.Line, "BDAT ") && strings.HasSuffix(ev.Line, " LAST")
+}
+
+// watchEnd subscribes to the attempt's transcript and, when the line that
+// ends the message is recorded, marks the item's end of message sent
+// (store.MarkDataSent) before returning: the send goroutine waits until
+// the mark is durable, then the bytes go out. A crash from then on leaves
+// the item unknown instead of sending it again (store.ClaimDue).
+//
+// When the mark fails because the lease is gone (another worker took the
+// item over and is sending it), it aborts the attempt through abort, so
+// that the end of the message is not sent and the message is not
+// delivered twice; leaseLost then reports true. Any other failure (the
+// database is unreachable) is logged and the send proceeds: the message
+// is not held back by the database, at the price of a resend, and so a
+// possible duplicate, if the process also dies before the outcome is
+// recorded. stop ends the subscription.
+func (w *Worker) watchEnd(ctx context.Context, abort context.CancelFunc, tr *smtp.Transcript, it store.OutboxItem, log *slog.Logger) (leaseLost *atomic.Bool, stop func()) {
+	var marked atomic.Bool
+	leaseLost = new(atomic.Bool)
+	_, stop = tr.Subscribe(func(ev smtp.Event) {
+		// Runs with the transcript locked: it must not call back into it.
+		if !endsMessage(ev) || marked.Swap(true) {
+			return
+		}
+		err := w.d.Store.MarkDataSent(ctx, it.ID, w.d.Owner, w.d.Now())
+		switch {
+		case err == nil:
+		case errors.Is(err, store.ErrLeaseLost):
+			leaseLost.Store(true)
+			abort()
+			log.Warn("outbox: lease lost before the end of the message; not sending it", "err", err)
+		default:
+			log.Error("outbox: cannot mark the end of the message sent; sending it anyway (if this process dies before its outcome is recorded, the message will be sent again)", "err", err)
+		}
+	})
+	return leaseLost, stop
 }
 
 // sendSafely runs the send, turning a panic into an error so that the
