@@ -135,6 +135,16 @@ func TestSendBatchScripted(t *testing.T) {
 			batchErr: true,
 		},
 		{
+			name:   "message 2's source fails: no end of it on the wire, 3 not sent",
+			server: ehloPipelining + envOK + queued("Q1") + envOK,
+			n:      3,
+			edit:   func(m []BatchMessage) { m[1].Message = failingMessage{"Subject: m2\n\npartial\n"} },
+			client: segs("EHLO client.test\n", envSeg(1), bodySeg(1)+envSeg(2)),
+			status: []Status{StatusSent, StatusPermFail, StatusTempFail}, codes: []int{0, 0, 0},
+			queueIDs: []string{"Q1", "", ""},
+			batchErr: true,
+		},
+		{
 			name:   "connection lost during the first envelope: all temporary",
 			server: ehloPipelining + "250 Ok\n",
 			n:      2,
