@@ -27,24 +27,41 @@
 //     a copy delivered twice after a retry is recognisable as the same
 //     message, by a person or by the recipient's mail software.
 //
-// # Crashes, several instances, exactly-once
+// # Crashes, several instances, no duplicates
 //
 // An item is claimed with a lease (Lease, default 5 minutes); each
 // attempt is bounded by AttemptTimeout, shorter than the lease. The
 // outcome of an attempt and its history record (envelope, status,
 // transcript) are written in one transaction, so the outbox and the
 // history agree. If the process dies during an attempt (SIGKILL, power
-// loss), the item stays "sending" until its lease expires; then any
-// worker takes it over and sends it again. So delivery is at least once,
-// not exactly once: a message whose attempt was in flight when the
-// process died is delivered twice if the server had already accepted it
-// (the window is the time between the server's 250 and the outcome's
-// commit, a few milliseconds). The second copy has the same Message-ID,
-// and the taking-over attempt's transcript says that the previous attempt
-// may have delivered the message (the interrupted attempt itself leaves
-// no history record). Nothing is lost: a submission is committed before
-// the visitor is answered, and an item leaves the queue only with a
-// recorded outcome.
+// loss), the item stays "sending" until its lease expires. What happens
+// then depends on a durable mark: just before the end of the message (the
+// final "." or BDAT LAST) goes on the wire, the worker records it
+// (store.MarkDataSent, data_sent_at). It watches the attempt's transcript
+// (smtp.Transcript.Subscribe), whose callbacks run on the sending
+// goroutine as each client line is recorded, just before the line is
+// written: the callback waits for the mark's commit, then the bytes go
+// out. When the lease expires:
+//
+//   - without the mark, the server never received the end of the message
+//     and discarded what it had: any worker takes the item over and sends
+//     it again (its transcript notes the take-over);
+//   - with the mark, the server has probably accepted the message: the
+//     item is not sent again but becomes unknown (store.ClaimDue, with
+//     store.DataSentLostError), for an admin to check and, if the message
+//     did not arrive, retry (same Message-ID).
+//
+// So a crash causes no duplicate. The remaining windows: a process that
+// dies between the mark's commit and the bytes leaving (microseconds)
+// leaves an unknown item whose message never arrived; a mark that cannot
+// be written (the database is unreachable; logged) does not hold the send
+// back, so a crash just then means a resend; on SQLite the mark, like an
+// outcome, survives a crash of sockmail but not a power cut
+// (synchronous=NORMAL). A mark that finds the lease gone (another worker
+// took the item over) aborts the attempt before the end of the message is
+// sent. The interrupted attempt itself leaves no history record. Nothing
+// is lost silently: a submission is committed before the visitor is
+// answered, and an item leaves the queue only with a recorded outcome.
 //
 // With several instances on one PostgreSQL database, ClaimDue's FOR UPDATE
 // SKIP LOCKED gives each item to one worker at a time; while every
@@ -334,7 +351,7 @@ func (w *Worker) attempt(ctx context.Context, it store.OutboxItem) {
 	start := time.Now()
 	tr := smtp.NewTranscript()
 	if it.TakenOverFrom != "" {
-		tr.Info(smtp.PhaseConnect, "%s from %s, whose lease expired during attempt %d: that attempt may have delivered the message already; this copy has the same Message-ID <%s>",
+		tr.Info(smtp.PhaseConnect, "%s from %s, whose lease expired during attempt %d before it marked the end of the message sent: the server should not have that attempt's message (unless the mark failed, which that process logged); this copy has the same Message-ID <%s>",
 			takenOverNotePrefix, it.TakenOverFrom, it.Attempts-1, it.MessageID)
 		log.Warn("outbox: taking over an item whose lease expired", "from", it.TakenOverFrom)
 	}
