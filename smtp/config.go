@@ -178,6 +178,14 @@ type Config struct {
 	Dialer Dialer
 	// MXPort is the port used for MX delivery; 25 if zero.
 	MXPort int
+	// BeforeEnd, if set, is called when everything but the end of the
+	// message (the final "." or the last BDAT) has been written to the
+	// server, just before the end is sent: the point after which the
+	// server may deliver the message. A durable queue records there that
+	// a crash from now on must not lead to a resend. An error withholds
+	// the end: the connection is closed, so the server discards the
+	// message, and the send fails with a temporary error.
+	BeforeEnd func(ctx context.Context) error
 }
 
 // validate checks the parts of the configuration that would otherwise be

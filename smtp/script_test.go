@@ -3,6 +3,7 @@ package smtp
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"strings"
@@ -361,6 +362,74 @@ func TestBodyOnTheWire(t *testing.T) {
 				if out.String() != tt.wire {
 					t.Errorf("whole=%v: wire %q, want %q", whole, out.String(), tt.wire)
 				}
+			}
+		})
+	}
+}
+
+// TestBeforeEnd: the hook runs when all but the end of the message is on
+// the wire, and an error from it withholds the end.
+func TestBeforeEnd(t *testing.T) {
+	body := "Subject: hi\n\nhello\n"
+	tests := []struct {
+		name    string
+		server  string
+		hookErr error
+		client  string
+		status  Status
+	}{
+		{
+			name:   "DATA: the dot follows the hook in a write of its own",
+			server: ehloPipelining + "250 Ok\n250 Ok\n354 go\n250 Ok: queued as H1\n221 Bye\n",
+			client: lf("EHLO client.test\n") + "|" + lf("MAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nDATA\n") + "|" +
+				lf("Subject: hi\n\nhello\n") + "|" + lf(".\nQUIT\n"),
+			status: StatusSent,
+		},
+		{
+			name:   "BDAT: the data goes as a chunk, the hook, then an empty last chunk",
+			server: ehloFull + "250 Ok\n250 Ok\n250 Ok\n250 Ok: queued as H2\n221 Bye\n",
+			client: lf("EHLO client.test\n") + "|" + lf("MAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\n") + "|" +
+				lf("BDAT 22\nSubject: hi\n\nhello\n") + "|" + lf("BDAT 0 LAST\nQUIT\n"),
+			status: StatusSent,
+		},
+		{
+			name:    "DATA: a failing hook withholds the dot",
+			server:  ehloPipelining + "250 Ok\n250 Ok\n354 go\n",
+			hookErr: errors.New("lease lost"),
+			client:  lf("EHLO client.test\n") + "|" + lf("MAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nDATA\n") + "|" + lf("Subject: hi\n\nhello\n"),
+			status:  StatusTempFail,
+		},
+		{
+			name:    "BDAT: a failing hook withholds the last chunk",
+			server:  ehloFull + "250 Ok\n250 Ok\n",
+			hookErr: errors.New("lease lost"),
+			client:  lf("EHLO client.test\n") + "|" + lf("MAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\n") + "|" + lf("BDAT 22\nSubject: hi\n\nhello\n"),
+			status:  StatusTempFail,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFaker(tt.server)
+			cfg := fakeConfig(f)
+			calls := 0
+			var seenAtHook string
+			cfg.BeforeEnd = func(context.Context) error {
+				calls++
+				seenAtHook = f.client()
+				return tt.hookErr
+			}
+			res, err := SendMail(context.Background(), cfg, Envelope{From: "a@example.org", To: []string{"b@example.net"}}, strings.NewReader(body), SendOptions{})
+			if got := f.client(); got != tt.client {
+				t.Errorf("client wrote:\n%q\nwant:\n%q", got, tt.client)
+			}
+			if calls != 1 {
+				t.Errorf("hook called %d times", calls)
+			}
+			if !strings.HasSuffix(seenAtHook, lf("hello\n")) {
+				t.Errorf("at the hook the server had %q: the body should be on the wire", seenAtHook)
+			}
+			if st := StatusOf(res, err); st != tt.status {
+				t.Errorf("status %q (err %v), want %q", st, err, tt.status)
 			}
 		})
 	}

@@ -515,8 +515,30 @@ func (t *txn) writeBody(ctx context.Context, msg Message) error {
 	}
 	stop()
 	rec.summary(bw.n)
+	if err := t.beforeEnd(ctx); err != nil {
+		return err
+	}
 	c.writeLine(PhaseBody, ".", ".", false)
 	t.markEnd()
+	return nil
+}
+
+// beforeEnd runs Config.BeforeEnd, if set, once everything before the end
+// of the message is on the wire.
+func (t *txn) beforeEnd(ctx context.Context) error {
+	c := t.c
+	if c.cfg.BeforeEnd == nil {
+		return nil
+	}
+	if err := c.flush(ctx, PhaseBody); err != nil {
+		return c.wireError(PhaseBody, err)
+	}
+	if err := c.cfg.BeforeEnd(ctx); err != nil {
+		c.tr.Info(PhaseBody, "the end of the message was withheld (%v): closing the connection so the server discards the message", err)
+		c.broken = err
+		c.conn.Close()
+		return &Error{Phase: PhaseBody, Message: "the end of the message was withheld", Err: err, temporary: true}
+	}
 	return nil
 }
 
@@ -672,6 +694,24 @@ func (t *txn) bdat(ctx context.Context, msg Message, mode sendMode, pipelined bo
 	if err := bw.finish(); err != nil {
 		stop()
 		return t.chunkError(ctx, err)
+	}
+	if c.cfg.BeforeEnd != nil {
+		// Everything but an empty last chunk goes first, so that the end
+		// of the message is a few bytes sent after BeforeEnd.
+		if len(cw.buf) > 0 {
+			cw.emit(false)
+		} else if !cw.started {
+			cw.started = true
+			cw.err = cw.first(false)
+		}
+		if cw.err != nil {
+			stop()
+			return t.chunkError(ctx, cw.err)
+		}
+		if err := t.beforeEnd(ctx); err != nil {
+			stop()
+			return err
+		}
 	}
 	cw.emit(true)
 	stop()

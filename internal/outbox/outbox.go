@@ -37,11 +37,10 @@
 // loss), the item stays "sending" until its lease expires. What happens
 // then depends on a durable mark: just before the end of the message (the
 // final "." or BDAT LAST) goes on the wire, the worker records it
-// (store.MarkDataSent, data_sent_at). It watches the attempt's transcript
-// (smtp.Transcript.Subscribe), whose callbacks run on the sending
-// goroutine as each client line is recorded, just before the line is
-// written: the callback waits for the mark's commit, then the bytes go
-// out. When the lease expires:
+// (store.MarkDataSent, data_sent_at) through smtp.Config.BeforeEnd, which
+// the client calls once everything but the end is on the wire: the end
+// (a few bytes) goes out only after the mark's commit. When the lease
+// expires:
 //
 //   - without the mark, the server never received the end of the message
 //     and discarded what it had: any worker takes the item over and sends
@@ -53,7 +52,8 @@
 //
 // So a crash causes no duplicate. The remaining windows: a process that
 // dies between the mark's commit and the bytes leaving (microseconds)
-// leaves an unknown item whose message never arrived; a mark that cannot
+// leaves an unknown item whose message never arrived (the window is a
+// commit's return and one small write); a mark that cannot
 // be written (the database is unreachable; logged) does not hold the send
 // back, so a crash just then means a resend; on SQLite the mark, like an
 // outcome, survives a crash of sockmail but not a power cut
@@ -385,9 +385,9 @@ func (w *Worker) attempt(ctx context.Context, it store.OutboxItem) {
 	} else {
 		env := smtp.Envelope{From: raw.EnvelopeFrom(), To: it.Rcpts, SMTPUTF8: raw.NeedsSMTPUTF8(), EightBit: raw.Needs8BitMIME()}
 		actx, cancel := context.WithTimeout(ctx, w.d.AttemptTimeout)
-		leaseLost, unwatch := w.watchEnd(actx, cancel, tr, it, log)
+		leaseLost := new(atomic.Bool)
+		cfg.BeforeEnd = w.markEnd(it, leaseLost, log)
 		res, sendErr = w.sendSafely(actx, cfg, env, raw)
-		unwatch()
 		if leaseLost.Load() {
 			tr.Info(smtp.PhaseBody, "the lease on this item was lost before the end of the message: another worker has it; the end of the message was not sent")
 		} else if errors.Is(sendErr, context.DeadlineExceeded) && actx.Err() != nil && ctx.Err() == nil {
@@ -436,55 +436,34 @@ func (w *Worker) attempt(ctx context.Context, it store.OutboxItem) {
 	log.Info("outbox attempt", "status", o.status, "send", snd.ID, "queue_id", snd.QueueID, "ms", snd.DurationMS, "err", o.lastErr)
 }
 
-// endsMessage reports whether ev is the client line that ends the
-// message: the final "." after DATA, or the last BDAT command (RFC 3030),
-// whose chunk follows it. The transcript records a client line just
-// before it is written, so the server cannot have it yet. The worker
-// never sets smtp.Config.ShowBody, so no line of the message body is
-// recorded and a body line "." cannot be mistaken for the end; should a
-// malformed header have such a line, the mark comes early, which only
-// makes a crash leave the item unknown rather than send it again.
-func endsMessage(ev smtp.Event) bool {
-	if ev.Dir != smtp.DirClient || ev.Phase != smtp.PhaseBody {
-		return false
-	}
-	return ev.Line == "." || strings.HasPrefix(ev.Line, "BDAT ") && strings.HasSuffix(ev.Line, " LAST")
-}
-
-// watchEnd subscribes to the attempt's transcript and, when the line that
-// ends the message is recorded, marks the item's end of message sent
-// (store.MarkDataSent) before returning: the send goroutine waits until
-// the mark is durable, then the bytes go out. A crash from then on leaves
-// the item unknown instead of sending it again (store.ClaimDue).
+// markEnd returns the smtp.Config.BeforeEnd hook of an attempt: when the
+// whole message but its end (the final "." or the last BDAT) is on the
+// wire, it marks the item's end of message sent (store.MarkDataSent) and
+// only then lets the end go out. A crash from then on leaves the item
+// unknown instead of sending it again (store.ClaimDue).
 //
 // When the mark fails because the lease is gone (another worker took the
-// item over and is sending it), it aborts the attempt through abort, so
-// that the end of the message is not sent and the message is not
-// delivered twice; leaseLost then reports true. Any other failure (the
-// database is unreachable) is logged and the send proceeds: the message
-// is not held back by the database, at the price of a resend, and so a
-// possible duplicate, if the process also dies before the outcome is
-// recorded. stop ends the subscription.
-func (w *Worker) watchEnd(ctx context.Context, abort context.CancelFunc, tr *smtp.Transcript, it store.OutboxItem, log *slog.Logger) (leaseLost *atomic.Bool, stop func()) {
-	var marked atomic.Bool
-	leaseLost = new(atomic.Bool)
-	_, stop = tr.Subscribe(func(ev smtp.Event) {
-		// Runs with the transcript locked: it must not call back into it.
-		if !endsMessage(ev) || marked.Swap(true) {
-			return
-		}
+// item over and is sending it), the hook fails: the client withholds the
+// end and closes the connection, so the server discards this copy and
+// the message is not delivered twice; leaseLost then reports true. Any
+// other failure (the database is unreachable) is logged and the send
+// proceeds: the message is not held back by the database, at the price
+// of a resend, and so a possible duplicate, if the process also dies
+// before the outcome is recorded.
+func (w *Worker) markEnd(it store.OutboxItem, leaseLost *atomic.Bool, log *slog.Logger) func(context.Context) error {
+	return func(ctx context.Context) error {
 		err := w.d.Store.MarkDataSent(ctx, it.ID, w.d.Owner, w.d.Now())
 		switch {
 		case err == nil:
 		case errors.Is(err, store.ErrLeaseLost):
 			leaseLost.Store(true)
-			abort()
 			log.Warn("outbox: lease lost before the end of the message; not sending it", "err", err)
+			return err
 		default:
 			log.Error("outbox: cannot mark the end of the message sent; sending it anyway (if this process dies before its outcome is recorded, the message will be sent again)", "err", err)
 		}
-	})
-	return leaseLost, stop
+		return nil
+	}
 }
 
 // sendSafely runs the send, turning a panic into an error so that the
