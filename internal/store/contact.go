@@ -77,7 +77,8 @@ type Form struct {
 	// SubjectTemplate is the Subject, with {{field}} replaced by the
 	// submitted value, e.g. "Contact from {{name}}".
 	SubjectTemplate string
-	// Fields are the expected field names; others are ignored.
+	// Fields are the expected field names, shown first and in this order
+	// in the mail; other submitted fields are kept after them.
 	Fields         []string
 	AllowUploads   bool
 	MaxUploadBytes int64
