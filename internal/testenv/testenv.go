@@ -175,34 +175,38 @@ func unavailable(t testing.TB, what, hint string, err error) {
 	t.Skipf("testenv: %s unavailable: %v; %s", what, err, hint)
 }
 
-// TLS material shared by both SMTP servers.
-type tlsInfo struct {
-	roots      *x509.CertPool
-	caFile     string
-	serverName string
+// CA is the test CA that signed both SMTP servers' certificate; the
+// server types embed it.
+type CA struct {
+	// RootCAs holds the test CA that signed the server certificate.
+	RootCAs *x509.CertPool
+	// CAFile is the PEM file of the test CA.
+	CAFile string
+	// ServerName is the name the certificate is valid for ("localhost").
+	ServerName string
+}
+
+// TLSConfig returns a client TLS configuration that verifies the server
+// against the test CA (RootCAs, ServerName "localhost").
+func (ca CA) TLSConfig() *tls.Config {
+	return &tls.Config{RootCAs: ca.RootCAs, ServerName: ca.ServerName, MinVersion: tls.VersionTLS12}
 }
 
 // loadTLS reads the test CA named in env.
-func loadTLS(env Env) (tlsInfo, error) {
+func loadTLS(env Env) (CA, error) {
 	v, err := env.Require("TLS_CA_FILE", "TLS_SERVER_NAME")
 	if err != nil {
-		return tlsInfo{}, err
+		return CA{}, err
 	}
 	pem, err := os.ReadFile(v[0])
 	if err != nil {
-		return tlsInfo{}, err
+		return CA{}, err
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return tlsInfo{}, fmt.Errorf("%s: no certificate found", v[0])
+		return CA{}, fmt.Errorf("%s: no certificate found", v[0])
 	}
-	return tlsInfo{roots: pool, caFile: v[0], serverName: v[1]}, nil
-}
-
-// tlsConfig returns a client configuration that verifies the test servers'
-// certificate against the test CA.
-func tlsConfig(roots *x509.CertPool, serverName string) *tls.Config {
-	return &tls.Config{RootCAs: roots, ServerName: serverName, MinVersion: tls.VersionTLS12}
+	return CA{RootCAs: pool, CAFile: v[0], ServerName: v[1]}, nil
 }
 
 // checkListening returns an error unless every address accepts TCP
@@ -239,20 +243,10 @@ type PostfixServer struct {
 	Maildir string
 	// MessageSizeLimit is the SIZE the server announces, in bytes.
 	MessageSizeLimit int64
-	// RootCAs holds the test CA that signed the server certificate.
-	RootCAs *x509.CertPool
-	// CAFile is the PEM file of the test CA.
-	CAFile string
-	// ServerName is the name the certificate is valid for ("localhost").
-	ServerName string
+	// CA is the test CA the server certificate verifies against.
+	CA
 	// LogFile is Postfix's log, worth reading when a test fails.
 	LogFile string
-}
-
-// TLSConfig returns a client TLS configuration that verifies the server
-// against the test CA (RootCAs, ServerName "localhost").
-func (p *PostfixServer) TLSConfig() *tls.Config {
-	return tlsConfig(p.RootCAs, p.ServerName)
 }
 
 // Postfix returns the running test Postfix, or skips (fails under CI=true)
@@ -299,9 +293,7 @@ func postfixFromEnv() (*PostfixServer, error) {
 		Password:         v[6],
 		Maildir:          v[7],
 		MessageSizeLimit: limit,
-		RootCAs:          ti.roots,
-		CAFile:           ti.caFile,
-		ServerName:       ti.serverName,
+		CA:               ti,
 		LogFile:          env["POSTFIX_LOG"],
 	}, nil
 }
@@ -318,20 +310,10 @@ type Server struct {
 	Maildir string
 	// MessageSizeLimit is the SIZE the server announces, in bytes.
 	MessageSizeLimit int64
-	// RootCAs holds the test CA that signed the server certificate.
-	RootCAs *x509.CertPool
-	// CAFile is the PEM file of the test CA.
-	CAFile string
-	// ServerName is the name the certificate is valid for ("localhost").
-	ServerName string
+	// CA is the test CA the server certificate verifies against.
+	CA
 	// LogFile is the server's log.
 	LogFile string
-}
-
-// TLSConfig returns a client TLS configuration that verifies the server
-// against the test CA (RootCAs, ServerName "localhost").
-func (s *Server) TLSConfig() *tls.Config {
-	return tlsConfig(s.RootCAs, s.ServerName)
 }
 
 // AIOSMTPD returns the running aiosmtpd sink, or skips (fails under
@@ -373,9 +355,7 @@ func aiosmtpdFromEnv() (*Server, error) {
 		Addr:             net.JoinHostPort(v[0], v[1]),
 		Maildir:          v[2],
 		MessageSizeLimit: limit,
-		RootCAs:          ti.roots,
-		CAFile:           ti.caFile,
-		ServerName:       ti.serverName,
+		CA:               ti,
 		LogFile:          env["AIOSMTPD_LOG"],
 	}, nil
 }
