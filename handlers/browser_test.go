@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,11 +32,36 @@ func artifactsDir(t *testing.T) string {
 	return t.TempDir()
 }
 
+// browserStart bounds Chromium's start-up. A start that takes longer
+// (seen once in CI: the browser process up, its DevTools endpoint never
+// answering) is killed and tried again once, so the test fails or goes on
+// in a minute instead of hanging until the package's ten-minute limit.
+const browserStart = 60 * time.Second
+
 // browser starts a headless Chromium and returns a tab context.
 func browser(t *testing.T) context.Context {
 	t.Helper()
 	path := testenv.Chromium(t)
-	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(path), chromedp.WindowSize(1280, 1000)}
+	var lastErr error
+	for attempt := 1; attempt <= 2; attempt++ {
+		ctx, out, err := startBrowser(t, path)
+		if err == nil {
+			return ctx
+		}
+		lastErr = fmt.Errorf("attempt %d: %w; chromium said:\n%s", attempt, err, out.String())
+		t.Logf("start chromium: %v", lastErr)
+	}
+	t.Fatalf("start chromium: %v", lastErr)
+	return nil
+}
+
+// startBrowser starts one Chromium and opens a tab, or kills it when that
+// takes longer than browserStart. out collects the browser's own output.
+func startBrowser(t *testing.T, path string) (context.Context, *syncBuffer, error) {
+	out := &syncBuffer{}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path), chromedp.WindowSize(1280, 1000), chromedp.CombinedOutput(out),
+	}
 	for _, a := range testenv.ChromiumArgs(t.TempDir()) {
 		name, value, ok := strings.Cut(strings.TrimPrefix(a, "--"), "=")
 		if ok {
@@ -46,18 +72,34 @@ func browser(t *testing.T) context.Context {
 	}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelB := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelB(); cancelA() })
-	// The first run starts the browser; it gets no timeout, which would
-	// stop the browser with it.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
+	// The first run starts the browser; it cannot take a context with a
+	// timeout, which would stop the browser with it, so a timer kills it.
+	done := make(chan error, 1)
+	go func() { done <- chromedp.Do(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			cancelB()
+			cancelA()
+			return nil, out, err
+		}
+	case <-time.After(browserStart):
+		cancelB()
+		cancelA()
+		<-done
+		return nil, out, fmt.Errorf("no tab after %v", browserStart)
 	}
-	return ctx
+	t.Cleanup(func() { cancelB(); cancelA() })
+	return ctx, out, nil
 }
 
+// screenshot saves the page as an artifact; it fails the test, never
+// hangs it, when the browser does not answer.
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Errorf("screenshot %s: %v", name, err)
 		return

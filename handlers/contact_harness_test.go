@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/mail"
@@ -71,6 +72,8 @@ type contactOptions struct {
 	// worker runs the real outbox worker, delivering to the capture
 	// server (captureServer is implied), as the Kicker.
 	worker bool
+	// trustedProxies are believed about X-Forwarded-For.
+	trustedProxies []*net.IPNet
 }
 
 func newContactApp(t testing.TB, o contactOptions) *contactApp {
@@ -138,6 +141,7 @@ func newContactApp(t testing.TB, o contactOptions) *contactApp {
 		Store: st, Sealer: box, Logger: log, SessionHashKey: hk, SessionBlockKey: bk,
 		MaxUpload: 1 << 20, BcryptCost: bcrypt.MinCost, Now: now, Capture: capInfo,
 		Kicker: kick, CaptchaVerifyURLs: o.captchaURLs, BaseURL: o.baseURL,
+		TrustedProxies: o.trustedProxies,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"mime/quotedprintable"
+	"net"
 	"net/http"
 	"net/mail"
 	"net/url"
@@ -341,6 +342,49 @@ func TestContactHoneypotIsBlockedQuietlyAndCanBeReleased(t *testing.T) {
 	}
 	if page := c.get(r.header.Get("Location")); !strings.Contains(page.testid(t, "flash").Text(), "not blocked") {
 		t.Errorf("flash %q", page.testid(t, "flash").Text())
+	}
+}
+
+// TestContactRateLimitsBehindProxy: X-Forwarded-For decides which
+// address a submission counts against only when the peer is a configured
+// trusted proxy; otherwise a visitor could dodge its limit by inventing
+// a new address for every post.
+func TestContactRateLimitsBehindProxy(t *testing.T) {
+	loopback := []*net.IPNet{{IP: net.IPv4(127, 0, 0, 1).To4(), Mask: net.CIDRMask(32, 32)}}
+	other := []*net.IPNet{{IP: net.IPv4(192, 0, 2, 0).To4(), Mask: net.CIDRMask(24, 32)}}
+	tests := []struct {
+		name    string
+		proxies []*net.IPNet
+		xff     []string // one post each, after two posts with xff[0]
+		want    []int
+	}{
+		{"no trusted proxy: the header is ignored", nil,
+			[]string{"203.0.113.1", "203.0.113.2"}, []int{429, 429}},
+		{"peer is not the trusted proxy", other,
+			[]string{"203.0.113.1", "203.0.113.2"}, []int{429, 429}},
+		{"trusted proxy: each visitor has its own limit", loopback,
+			[]string{"203.0.113.1", "203.0.113.2", "203.0.113.3"}, []int{429, 200, 200}},
+		{"a forged entry left of the real one does not help", loopback,
+			[]string{"203.0.113.1", "198.51.100.9, 203.0.113.1"}, []int{429, 429}},
+		{"an address that does not parse falls back to the peer", loopback,
+			[]string{"203.0.113.1", "not-an-ip", "not-an-ip"}, []int{429, 200, 200}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := newContactApp(t, contactOptions{trustedProxies: tt.proxies})
+			f := a.addForm(t, func(f *store.Form) { f.RatePerAddr = 2 })
+			post := func(xff string) *response {
+				return a.postJSON(t, f, validPost(a.token(t, f)), "X-Forwarded-For", xff)
+			}
+			for i := 0; i < 2; i++ {
+				wantAnswer(t, post(tt.xff[0]), http.StatusOK, "")
+			}
+			for i, xff := range tt.xff {
+				if r := post(xff); r.status != tt.want[i] {
+					t.Errorf("post %d with X-Forwarded-For %q: %d, want %d\n%s", i, xff, r.status, tt.want[i], r.body)
+				}
+			}
+		})
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -92,6 +93,9 @@ type Deps struct {
 	SessionLifetime time.Duration
 	// BaseURL is the public origin, trusted for cross-origin checks.
 	BaseURL string
+	// TrustedProxies are the proxies whose X-Forwarded-For names the
+	// client's address; with none the TCP peer's address is used.
+	TrustedProxies []*net.IPNet
 	// SendTimeout bounds one test send.
 	SendTimeout time.Duration
 	// MaxUpload bounds a compose form with its attachments, in bytes.
@@ -136,6 +140,7 @@ type Handler struct {
 	secure   bool
 	lifetime time.Duration
 	baseURL  string
+	proxies  []*net.IPNet
 	sendTO   time.Duration
 	maxUp    int64
 	capture  CaptureServer
@@ -228,7 +233,7 @@ func New(d Deps) (*Handler, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Handler{
 		store: d.Store, sealer: d.Sealer, log: d.Logger, cookies: cs, secure: d.SecureCookies,
-		lifetime: d.SessionLifetime, baseURL: d.BaseURL, sendTO: d.SendTimeout, maxUp: d.MaxUpload,
+		lifetime: d.SessionLifetime, baseURL: d.BaseURL, proxies: d.TrustedProxies, sendTO: d.SendTimeout, maxUp: d.MaxUpload,
 		capture: d.Capture, send: d.Send, now: d.Now, cop: cop, bcryptCost: d.BcryptCost, dummyHash: string(dummy), roots: roots,
 		retention: d.Retention, maxStored: d.MaxStoredMessage,
 		forms: formStoreOf(d), contact: newContactState(d),

@@ -21,14 +21,29 @@ const smallBodyLimit = 256 << 10
 // in a captured message is blocked too.
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; frame-src 'self'"
 
+// clientAddr says where a request comes from, for throttling and logs:
+// the TCP peer, or with trusted proxies configured the nearest address in
+// X-Forwarded-For that is not one of them. X-Forwarded-For from anyone
+// else is ignored, so a visitor cannot pick the address its rate limits
+// count against.
+func (h *Handler) clientAddr() echo.IPExtractor {
+	if len(h.proxies) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range h.proxies {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
 // Routes returns the echo router with every route and middleware: the
 // one the server runs and the one tests drive.
 func (h *Handler) Routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	// Throttling by address must not trust X-Forwarded-For sent by anyone.
-	e.IPExtractor = echo.ExtractIPDirect()
+	e.IPExtractor = h.clientAddr()
 	e.HTTPErrorHandler = h.handleError
 	e.Use(h.recoverPanics, h.logRequests, h.securityHeaders, h.limitBody, h.loadSession, h.checkCSRF)
 

@@ -116,7 +116,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 	h, err := handlers.New(handlers.Deps{
 		Store: st, Sealer: box, Logger: log,
 		SessionHashKey: hashKey, SessionBlockKey: blockKey, SecureCookies: cfg.SecureCookies,
-		SessionLifetime: cfg.SessionLifetime, BaseURL: cfg.BaseURL, SendTimeout: cfg.SendTimeout,
+		SessionLifetime: cfg.SessionLifetime, BaseURL: cfg.BaseURL, TrustedProxies: cfg.TrustedProxies, SendTimeout: cfg.SendTimeout,
 		MaxUpload: cfg.MaxUpload, Capture: capInfo, RootCAs: roots,
 		Retention:        handlers.Retention{MaxAge: time.Duration(cfg.RetentionDays) * 24 * time.Hour, MaxSends: cfg.RetentionMax},
 		MaxStoredMessage: cfg.MaxStoredMessage, Kicker: kicker,

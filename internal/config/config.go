@@ -94,7 +94,16 @@ type Config struct {
 	OutboxBackoffBase time.Duration
 	OutboxBackoffMax  time.Duration
 
-	secureCookies string // "auto", "true" or "false", as given
+	// TrustedProxies are the load balancers and reverse proxies (CIDR
+	// ranges or single addresses) whose X-Forwarded-For header names the
+	// visitor's address, for sign-in throttling, contact-form rate limits
+	// and logs. Empty (the default) trusts no header: the address is the
+	// TCP peer's (SOCKMAIL_TRUSTED_PROXIES, -trusted-proxies,
+	// comma-separated).
+	TrustedProxies []*net.IPNet
+
+	secureCookies  string // "auto", "true" or "false", as given
+	trustedProxies string // as given
 }
 
 // Defaults.
@@ -139,6 +148,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (*Config, 
 	fs.StringVar(&c.BaseURL, "base-url", env("BASE_URL", ""), "public URL of the web app; default http://LISTEN (SOCKMAIL_BASE_URL)")
 	fs.StringVar(&c.secureCookies, "secure-cookies", env("SECURE_COOKIES", "auto"), "auto, true or false: Secure session cookies; auto = when the base URL is https (SOCKMAIL_SECURE_COOKIES)")
 	fs.StringVar(&c.CAFile, "ca-file", env("CA_FILE", ""), "PEM file of extra CAs trusted for sends (SOCKMAIL_CA_FILE)")
+	fs.StringVar(&c.trustedProxies, "trusted-proxies", env("TRUSTED_PROXIES", ""), "comma-separated CIDR ranges or addresses of proxies whose X-Forwarded-For is believed (SOCKMAIL_TRUSTED_PROXIES)")
 	logLevel := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (SOCKMAIL_LOG_LEVEL)")
 	var errs []error
 	durationVar := func(p *time.Duration, name, envName string, def time.Duration, help string) {
@@ -298,6 +308,13 @@ func (c *Config) Validate() error {
 	if c.OutboxBackoffMax < c.OutboxBackoffBase || c.OutboxBackoffMax > 24*time.Hour {
 		add("outbox backoff max %s: want at least the base (%s) and at most 24h", c.OutboxBackoffMax, c.OutboxBackoffBase)
 	}
+	if c.trustedProxies != "" {
+		nets, err := ParseTrustedProxies(c.trustedProxies)
+		if err != nil {
+			add("trusted proxies: %v", err)
+		}
+		c.TrustedProxies = nets
+	}
 	if c.SecretKey != "" {
 		if k, err := base64.StdEncoding.DecodeString(c.SecretKey); err != nil || len(k) != 32 {
 			add("secret key: SOCKMAIL_SECRET_KEY must be 32 bytes in base64 (openssl rand -base64 32)")
@@ -311,6 +328,36 @@ func (c *Config) Validate() error {
 
 // CaptureEnabled reports whether the built-in capture server runs.
 func (c *Config) CaptureEnabled() bool { return c.CaptureAddr != "off" }
+
+// ParseTrustedProxies parses a comma-separated list of CIDR ranges
+// ("10.0.0.0/8") and single addresses ("192.0.2.7", "::1").
+func ParseTrustedProxies(list string) ([]*net.IPNet, error) {
+	var nets []*net.IPNet
+	for _, item := range strings.Split(list, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if strings.Contains(item, "/") {
+			_, n, err := net.ParseCIDR(item)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not a CIDR range like 10.0.0.0/8", item)
+			}
+			nets = append(nets, n)
+			continue
+		}
+		ip := net.ParseIP(item)
+		if ip == nil {
+			return nil, fmt.Errorf("%q is not an IP address or CIDR range", item)
+		}
+		bits := 128
+		if ip4 := ip.To4(); ip4 != nil {
+			ip, bits = ip4, 32
+		}
+		nets = append(nets, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+	}
+	return nets, nil
+}
 
 func validPort(p string) bool {
 	n, err := strconv.Atoi(p)

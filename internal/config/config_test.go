@@ -79,6 +79,22 @@ func TestLoad(t *testing.T) {
 				t.Error("capture enabled")
 			}
 		}},
+		{name: "trusted proxies", env: map[string]string{"SOCKMAIL_TRUSTED_PROXIES": " 10.0.0.0/8, 192.0.2.7 ,::1"}, check: func(t *testing.T, c *Config) {
+			var got []string
+			for _, n := range c.TrustedProxies {
+				got = append(got, n.String())
+			}
+			if want := "10.0.0.0/8 192.0.2.7/32 ::1/128"; strings.Join(got, " ") != want {
+				t.Errorf("trusted proxies %q, want %q", got, want)
+			}
+		}},
+		{name: "no trusted proxies by default", check: func(t *testing.T, c *Config) {
+			if len(c.TrustedProxies) != 0 {
+				t.Errorf("trusted proxies %v", c.TrustedProxies)
+			}
+		}},
+		{name: "bad trusted proxy", args: []string{"-trusted-proxies", "10.0.0.0/8,lb.example.org"}, wantErr: `"lb.example.org" is not an IP address`},
+		{name: "bad trusted CIDR", args: []string{"-trusted-proxies", "10.0.0.0/33"}, wantErr: `"10.0.0.0/33" is not a CIDR range`},
 		{name: "bad listen", args: []string{"-listen", "8080"}, wantErr: "listen address"},
 		{name: "bad port", args: []string{"-listen", "127.0.0.1:99999"}, wantErr: "port must be"},
 		{name: "capture not loopback", args: []string{"-capture-addr", "0.0.0.0:25"}, wantErr: "loopback only"},
