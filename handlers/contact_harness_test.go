@@ -74,6 +74,7 @@ type contactOptions struct {
 	worker bool
 	// trustedProxies are believed about X-Forwarded-For.
 	trustedProxies []*net.IPNet
+	retention      handlers.Retention
 }
 
 func newContactApp(t testing.TB, o contactOptions) *contactApp {
@@ -141,7 +142,7 @@ func newContactApp(t testing.TB, o contactOptions) *contactApp {
 		Store: st, Sealer: box, Logger: log, SessionHashKey: hk, SessionBlockKey: bk,
 		MaxUpload: 1 << 20, BcryptCost: bcrypt.MinCost, Now: now, Capture: capInfo,
 		Kicker: kick, CaptchaVerifyURLs: o.captchaURLs, BaseURL: o.baseURL,
-		TrustedProxies: o.trustedProxies,
+		TrustedProxies: o.trustedProxies, Retention: o.retention,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"sockmail/handlers"
 	"sockmail/internal/store"
 )
 
@@ -759,5 +761,54 @@ func TestContactTwoInstancesOnPostgres(t *testing.T) {
 	wantAnswer(t, postOther(), http.StatusTooManyRequests, "rate_limited")
 	if n := len(a.submissions(t, f)); n != 3 {
 		t.Errorf("%d submissions, want 3", n)
+	}
+}
+
+// TestContactRetention: the retention policy's age limit removes contact
+// messages that are done with (delivered, cancelled, blocked) with their
+// submissions, and keeps those still queued or needing an admin, and
+// everything younger.
+func TestContactRetention(t *testing.T) {
+	ctx := context.Background()
+	a := newContactApp(t, contactOptions{retention: handlers.Retention{MaxAge: 30 * 24 * time.Hour}})
+	f := a.addForm(t, nil)
+	post := func() {
+		t.Helper()
+		wantAnswer(t, a.postJSON(t, f, validPost(a.token(t, f))), http.StatusOK, "")
+	}
+	post()
+	post()
+	old := a.outbox(t, f) // newest first
+	if len(old) != 2 {
+		t.Fatalf("%d items queued, want 2", len(old))
+	}
+	cancelled, queued := old[0], old[1]
+	if err := a.store.CancelOutbox(ctx, cancelled.ID); err != nil {
+		t.Fatal(err)
+	}
+	a.clock.Advance(40 * 24 * time.Hour)
+	post()
+	recent := a.outbox(t, f)[0]
+	if err := a.store.CancelOutbox(ctx, recent.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := a.h.ApplyRetention(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		item store.OutboxItem
+		gone bool
+	}{
+		{"old cancelled", cancelled, true},
+		{"old still queued", queued, false},
+		{"recent cancelled", recent, false},
+	} {
+		_, errItem := a.store.OutboxItem(ctx, tc.item.ID)
+		_, errSub := a.store.Submission(ctx, *tc.item.SubmissionID)
+		if errors.Is(errItem, store.ErrNotFound) != tc.gone || errors.Is(errSub, store.ErrNotFound) != tc.gone {
+			t.Errorf("%s: item %v, submission %v; want gone %v", tc.name, errItem, errSub, tc.gone)
+		}
 	}
 }

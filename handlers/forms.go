@@ -40,6 +40,9 @@ type FormStore interface {
 	OutboxCounts(ctx context.Context) (map[string]int, error)
 	RetryOutbox(ctx context.Context, id int64, now time.Time) error
 	CancelOutbox(ctx context.Context, id int64) error
+	// The retention policy's age limit (ApplyRetention).
+	PurgeOutbox(ctx context.Context, before time.Time) (int, error)
+	PurgeSubmissions(ctx context.Context, before time.Time) (int, error)
 }
 
 // Kicker wakes the outbox worker so that a new submission is delivered at

@@ -46,7 +46,10 @@ const (
 
 // Retention is the history retention policy. Zero fields do not limit.
 type Retention struct {
-	// MaxAge deletes the sends older than it.
+	// MaxAge deletes the sends older than it, and the contact
+	// submissions and outbox messages older than it that are done with:
+	// delivered, cancelled, or blocked and never released. Failed and
+	// unknown deliveries stay for an admin.
 	MaxAge time.Duration
 	// MaxSends keeps only the newest MaxSends sends.
 	MaxSends int
@@ -57,7 +60,8 @@ func (r Retention) String() string {
 	var parts []string
 	if r.MaxAge > 0 {
 		days := r.MaxAge.Hours() / 24
-		parts = append(parts, "sends older than "+strconv.FormatFloat(days, 'f', -1, 64)+" days are deleted")
+		parts = append(parts, "sends older than "+strconv.FormatFloat(days, 'f', -1, 64)+
+			" days are deleted, with contact messages of that age that were delivered, cancelled or blocked")
 	}
 	if r.MaxSends > 0 {
 		parts = append(parts, "only the newest "+strconv.Itoa(r.MaxSends)+" sends are kept")
@@ -548,8 +552,18 @@ func (h *Handler) ApplyRetention(ctx context.Context) (int, error) {
 	if err != nil {
 		return n, fmt.Errorf("handlers: retention: %w", err)
 	}
-	if n > 0 {
-		h.log.Info("retention applied", "deleted", n, "max_age", h.retention.MaxAge, "max_sends", h.retention.MaxSends)
+	var items, subs int
+	if !older.IsZero() {
+		if items, err = h.forms.PurgeOutbox(ctx, older); err != nil {
+			return n, fmt.Errorf("handlers: retention: %w", err)
+		}
+		if subs, err = h.forms.PurgeSubmissions(ctx, older); err != nil {
+			return n, fmt.Errorf("handlers: retention: %w", err)
+		}
+	}
+	if n > 0 || items > 0 || subs > 0 {
+		h.log.Info("retention applied", "sends", n, "outbox", items, "submissions", subs,
+			"max_age", h.retention.MaxAge, "max_sends", h.retention.MaxSends)
 	}
 	return n, nil
 }

@@ -700,21 +700,37 @@ func (s *Store) ReleaseSubmission(ctx context.Context, submissionID int64, now t
 	return nil
 }
 
-// PurgeOutbox deletes the sent and cancelled items queued before before,
-// messages included, and returns how many it deleted; failed and unknown
-// items stay for an admin. The history keeps each message's first
-// attempt. It deletes in batches, each its own transaction.
+// PurgeOutbox deletes the sent, cancelled and held (blocked, never
+// released) items queued before before, messages included, and returns
+// how many it deleted; failed and unknown items stay for an admin. The
+// history keeps each message's attempts. It deletes in batches, each its
+// own transaction. The retention policy runs it with PurgeSubmissions.
 func (s *Store) PurgeOutbox(ctx context.Context, before time.Time) (int, error) {
+	return s.deleteBatches(ctx, "purge outbox", `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
+			WHERE status IN ('sent', 'cancelled', 'held') AND queued_at < ? ORDER BY id LIMIT ?)`, micros(before))
+}
+
+// PurgeSubmissions deletes the contact submissions received before
+// before, their files included, that no outbox item refers to any more
+// (run PurgeOutbox first), and returns how many it deleted.
+func (s *Store) PurgeSubmissions(ctx context.Context, before time.Time) (int, error) {
+	return s.deleteBatches(ctx, "purge submissions", `DELETE FROM submissions WHERE id IN (SELECT id FROM submissions
+			WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.submission_id = submissions.id)
+			ORDER BY id LIMIT ?)`, micros(before))
+}
+
+// deleteBatches runs query, a DELETE whose last placeholder is the batch
+// size, until it deletes less than a batch, and returns the total.
+func (s *Store) deleteBatches(ctx context.Context, what, query string, args ...any) (int, error) {
 	deleted := 0
 	for {
-		res, err := s.w.ExecContext(ctx, s.q(`DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
-			WHERE status IN ('sent', 'cancelled') AND queued_at < ? ORDER BY id LIMIT ?)`), micros(before), retentionBatch)
+		res, err := s.w.ExecContext(ctx, s.q(query), append(args, retentionBatch)...)
 		if err != nil {
-			return deleted, fmt.Errorf("store: purge outbox: %w", err)
+			return deleted, fmt.Errorf("store: %s: %w", what, err)
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return deleted, fmt.Errorf("store: purge outbox: %w", err)
+			return deleted, fmt.Errorf("store: %s: %w", what, err)
 		}
 		deleted += int(n)
 		if n < retentionBatch {

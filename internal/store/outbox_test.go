@@ -593,18 +593,18 @@ func TestGroupCommit(t *testing.T) {
 	}
 }
 
-func TestPurgeOutbox(t *testing.T) {
+func TestPurgeOutboxAndSubmissions(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s *Store) {
 		ctx := ctxT(t)
 		form := newForm(t, s)
-		status := map[string]int64{}
+		items, subs := map[string]int64{}, map[string]int64{}
 		for _, st := range []string{OutboxSent, OutboxFailed, OutboxUnknown, OutboxCancelled, OutboxQueued, OutboxHeld} {
 			subStatus := ""
 			if st == OutboxHeld {
 				subStatus = SubmissionBlocked
 			}
-			_, it := enqueue(t, s, form, st, subStatus, t0)
-			status[st] = it.ID
+			sub, it := enqueue(t, s, form, st, subStatus, t0)
+			items[st], subs[st] = it.ID, sub.ID
 			switch st {
 			case OutboxSent, OutboxFailed, OutboxUnknown:
 				if got, _ := s.ClaimDue(ctx, "w", t0, time.Minute, 1); len(got) != 1 || got[0].ID != it.ID {
@@ -615,24 +615,39 @@ func TestPurgeOutbox(t *testing.T) {
 				wantErr(t, "cancel", s.CancelOutbox(ctx, it.ID), nil)
 			}
 		}
-		_, recent := enqueue(t, s, form, "recent", "", t0.Add(time.Hour))
+		recentSub, recent := enqueue(t, s, form, "recent", "", t0.Add(time.Hour))
 		s.CancelOutbox(ctx, recent.ID)
 		if _, err := s.w.ExecContext(ctx, s.q(`UPDATE outbox SET queued_at = ? WHERE id = ?`), micros(t0.Add(2*time.Hour)), recent.ID); err != nil {
 			t.Fatal(err)
 		}
+		// Submissions go only after their outbox items.
+		if n, err := s.PurgeSubmissions(ctx, t0.Add(time.Hour)); err != nil || n != 0 {
+			t.Errorf("PurgeSubmissions before PurgeOutbox: %d, %v; want 0", n, err)
+		}
 		n, err := s.PurgeOutbox(ctx, t0.Add(time.Hour))
 		wantErr(t, "PurgeOutbox", err, nil)
-		if n != 2 {
-			t.Errorf("purged %d, want 2 (the old sent and cancelled items)", n)
+		if n != 3 {
+			t.Errorf("purged %d items, want 3 (the old sent, cancelled and held ones)", n)
 		}
-		for st, id := range status {
-			_, err := s.OutboxItem(ctx, id)
-			if gone := errors.Is(err, ErrNotFound); gone != (st == OutboxSent || st == OutboxCancelled) {
+		n, err = s.PurgeSubmissions(ctx, t0.Add(time.Hour))
+		wantErr(t, "PurgeSubmissions", err, nil)
+		if n != 3 {
+			t.Errorf("purged %d submissions, want 3 (those of the purged items)", n)
+		}
+		gone := func(st string) bool { return st == OutboxSent || st == OutboxCancelled || st == OutboxHeld }
+		for st, id := range items {
+			if _, err := s.OutboxItem(ctx, id); errors.Is(err, ErrNotFound) != gone(st) {
 				t.Errorf("%s item: %v after the purge", st, err)
+			}
+			if _, err := s.Submission(ctx, subs[st]); errors.Is(err, ErrNotFound) != gone(st) {
+				t.Errorf("submission of the %s item: %v after the purge", st, err)
 			}
 		}
 		if _, err := s.OutboxItem(ctx, recent.ID); err != nil {
 			t.Errorf("a recent cancelled item was purged: %v", err)
+		}
+		if _, err := s.Submission(ctx, recentSub.ID); err != nil {
+			t.Errorf("the recent item's submission was purged: %v", err)
 		}
 	})
 }
