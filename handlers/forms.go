@@ -191,7 +191,7 @@ func (h *Handler) formPage(c echo.Context) error {
 		From: fromLine(f), AllowedOrigins: f.AllowedOrigins, SuccessURL: f.SuccessURL, ErrorURL: f.ErrorURL,
 		SubjectTemplate: f.SubjectTemplate, Fields: f.Fields, AllowUploads: f.AllowUploads,
 		MaxUpload: uploadLimit, MaxField: fieldLimit, RatePerAddr: f.RatePerAddr, RatePerForm: f.RatePerForm,
-		Captcha: f.CaptchaProvider, HasSecret: len(f.CaptchaSecretEnc) > 0,
+		Captcha: f.CaptchaProvider, SiteKey: f.CaptchaSiteKey, HasSecret: len(f.CaptchaSecretEnc) > 0,
 		SnippetPlain: plainSnippet(f, endpoint), SnippetFetch: fetchSnippet(f, endpoint),
 	}
 	return render(c, http.StatusOK, views.FormPage(h.page(c, "Form "+f.Name, "forms"), v))

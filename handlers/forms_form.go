@@ -71,7 +71,7 @@ func readContactFormForm(r *http.Request) *contactFormForm {
 		AllowUploads: v("allow_uploads") != "", MaxUploadKiB: strings.TrimSpace(v("max_upload_kib")),
 		MaxFieldKiB: strings.TrimSpace(v("max_field_kib")),
 		RatePerAddr: strings.TrimSpace(v("rate_per_addr")), RatePerForm: strings.TrimSpace(v("rate_per_form")),
-		CaptchaProvider: v("captcha_provider"), CaptchaSecret: strings.TrimSpace(v("captcha_secret")),
+		CaptchaProvider: v("captcha_provider"), CaptchaSiteKey: strings.TrimSpace(v("captcha_site_key")), CaptchaSecret: strings.TrimSpace(v("captcha_secret")),
 		ClearSecret: v("clear_secret") != "", Enabled: v("enabled") != "",
 	}}
 }
@@ -86,7 +86,7 @@ func fromStoreForm(f *store.Form) *contactFormForm {
 		SubjectTemplate: f.SubjectTemplate, Fields: strings.Join(f.Fields, ", "), AllowUploads: f.AllowUploads,
 		MaxUploadKiB: strconv.FormatInt(f.MaxUploadBytes>>10, 10), MaxFieldKiB: strconv.FormatInt(f.MaxFieldBytes>>10, 10),
 		RatePerAddr: strconv.Itoa(f.RatePerAddr), RatePerForm: strconv.Itoa(f.RatePerForm),
-		CaptchaProvider: f.CaptchaProvider, Enabled: f.Enabled,
+		CaptchaProvider: f.CaptchaProvider, CaptchaSiteKey: f.CaptchaSiteKey, Enabled: f.Enabled,
 	}}
 }
 
@@ -207,6 +207,12 @@ func (f *contactFormForm) Validate(maxUpload int64) (webform.Errors, parsedForm)
 	default:
 		errs["captcha_provider"] = "Choose a captcha provider, or none."
 	}
+	switch {
+	case f.CaptchaProvider != "" && f.CaptchaSiteKey == "":
+		errs["captcha_site_key"] = "Enter the site key the captcha provider gave you (it goes into the snippet), or choose no captcha."
+	case !validSiteKey(f.CaptchaSiteKey):
+		errs["captcha_site_key"] = "A site key is at most 200 letters, digits, dashes and underscores."
+	}
 	if len(f.CaptchaSecret) > formMaxSecret || hasControl(f.CaptchaSecret) {
 		errs["captcha_secret"] = "The secret key is one line of at most 1024 characters."
 	}
@@ -230,6 +236,15 @@ func bareOrigin(s string) bool {
 	return err == nil && (u.Path == "" || u.Path == "/") && u.RawQuery == "" && u.Fragment == ""
 }
 
+// validSiteKey reports whether s looks like a captcha site key
+// (Turnstile's "0x4AAA…", hCaptcha's UUIDs): it is pasted into an HTML
+// attribute, so nothing else is taken.
+func validSiteKey(s string) bool {
+	return len(s) <= 200 && !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	})
+}
+
 func hasControl(s string) bool {
 	return strings.ContainsFunc(s, unicode.IsControl)
 }
@@ -242,4 +257,8 @@ func (f *contactFormForm) apply(dst *store.Form, p parsedForm) {
 	dst.SuccessURL, dst.ErrorURL, dst.SubjectTemplate, dst.Fields = f.SuccessURL, f.ErrorURL, f.SubjectTemplate, p.fields
 	dst.AllowUploads, dst.MaxUploadBytes, dst.MaxFieldBytes = f.AllowUploads, p.maxUpload, p.maxField
 	dst.RatePerAddr, dst.RatePerForm, dst.CaptchaProvider, dst.Enabled = p.ratePerAddr, p.ratePerForm, f.CaptchaProvider, f.Enabled
+	dst.CaptchaSiteKey = ""
+	if f.CaptchaProvider != "" {
+		dst.CaptchaSiteKey = f.CaptchaSiteKey
+	}
 }

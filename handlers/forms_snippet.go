@@ -52,11 +52,9 @@ func snippetFields(b *strings.Builder, f *store.Form, indent string) {
 	fmt.Fprintf(b, "%s<p style=\"position:absolute;left:-9999px\" aria-hidden=\"true\"><label>Leave this empty <input type=\"text\" name=\"%s\" tabindex=\"-1\" autocomplete=\"off\"></label></p>\n", indent, fieldHoneypot)
 	switch f.CaptchaProvider {
 	case CaptchaTurnstile:
-		fmt.Fprintf(b, "%s<!-- Put your Turnstile site key here (the secret key is in sockmail). -->\n", indent)
-		fmt.Fprintf(b, "%s<div class=\"cf-turnstile\" data-sitekey=\"YOUR-TURNSTILE-SITE-KEY\"></div>\n", indent)
+		fmt.Fprintf(b, "%s<div class=\"cf-turnstile\" data-sitekey=\"%s\"></div>\n", indent, html.EscapeString(f.CaptchaSiteKey))
 	case CaptchaHCaptcha:
-		fmt.Fprintf(b, "%s<!-- Put your hCaptcha site key here (the secret key is in sockmail). -->\n", indent)
-		fmt.Fprintf(b, "%s<div class=\"h-captcha\" data-sitekey=\"YOUR-HCAPTCHA-SITE-KEY\"></div>\n", indent)
+		fmt.Fprintf(b, "%s<div class=\"h-captcha\" data-sitekey=\"%s\"></div>\n", indent, html.EscapeString(f.CaptchaSiteKey))
 	}
 }
 

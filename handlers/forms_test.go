@@ -24,6 +24,7 @@ func newFormValues(tok string) url.Values {
 		"max_field_kib": {"16"}, "rate_per_addr": {"5"}, "rate_per_form": {"100"},
 		"allow_uploads": {"on"}, "max_upload_kib": {"512"},
 		"captcha_provider": {"turnstile"}, "captcha_secret": {"0x4AAAA-very-secret"},
+		"captcha_site_key": {"0x4AAAAAAA_public-key"},
 	}
 }
 
@@ -56,11 +57,12 @@ func TestFormsAdminCreateEditDelete(t *testing.T) {
 	bad.Set("rate_per_addr", "-1")
 	bad.Set("success_url", "javascript:alert(1)")
 	bad.Set("captcha_provider", "recaptcha")
+	bad.Set("captcha_site_key", `key" onload="alert(1)`)
 	r = c.post("/forms", bad)
 	if r.status != http.StatusUnprocessableEntity {
 		t.Fatalf("bad form: %d", r.status)
 	}
-	for _, f := range []string{"recipients", "from_addr", "allowed_origins", "slug", "fields", "subject_template", "max_upload_kib", "rate_per_addr", "success_url", "captcha_provider"} {
+	for _, f := range []string{"recipients", "from_addr", "allowed_origins", "slug", "fields", "subject_template", "max_upload_kib", "rate_per_addr", "success_url", "captcha_provider", "captcha_site_key"} {
 		if r.testid(t, "error-"+f).Length() != 1 {
 			t.Errorf("no error shown for %s", f)
 		}
@@ -85,7 +87,7 @@ func TestFormsAdminCreateEditDelete(t *testing.T) {
 	if f.Slug != "homepage-contact" || strings.Join(f.Recipients, ",") != "owner@example.test,boss@example.test" ||
 		strings.Join(f.AllowedOrigins, ",") != "https://www.example.org,http://localhost:8080" ||
 		f.MaxFieldBytes != 16<<10 || f.MaxUploadBytes != 512<<10 || !f.AllowUploads || f.RatePerAddr != 5 || f.RatePerForm != 100 ||
-		f.CaptchaProvider != "turnstile" || !f.Enabled || strings.Join(f.Fields, ",") != "name,email,message" {
+		f.CaptchaProvider != "turnstile" || f.CaptchaSiteKey != "0x4AAAAAAA_public-key" || !f.Enabled || strings.Join(f.Fields, ",") != "name,email,message" {
 		t.Errorf("stored form %+v", f)
 	}
 	// The captcha secret is sealed, not stored in clear.
@@ -107,7 +109,8 @@ func TestFormsAdminCreateEditDelete(t *testing.T) {
 	}
 	plain, fetch := page.testid(t, "snippet-plain").Text(), page.testid(t, "snippet-fetch").Text()
 	for _, want := range []string{`<form action="` + endpoint + `" method="post" enctype="multipart/form-data"`, `name="_gotcha"`,
-		`<textarea name="message"`, `type="email" name="email"`, `type="file" name="files"`, `class="cf-turnstile"`} {
+		`<textarea name="message"`, `type="email" name="email"`, `type="file" name="files"`,
+		`<div class="cf-turnstile" data-sitekey="0x4AAAAAAA_public-key"></div>`} {
 		if !strings.Contains(plain, want) {
 			t.Errorf("plain snippet lacks %q:\n%s", want, plain)
 		}
@@ -115,13 +118,17 @@ func TestFormsAdminCreateEditDelete(t *testing.T) {
 	if strings.Contains(plain, "<script>") && !strings.Contains(plain, "turnstile/v0/api.js") {
 		t.Errorf("plain snippet has a script:\n%s", plain)
 	}
-	for _, want := range []string{`fetch(form.action + "/token"`, `Accept: "application/json"`, `data.set("_token", token)`, `name="_gotcha"`} {
+	for _, want := range []string{`fetch(form.action + "/token"`, `Accept: "application/json"`, `data.set("_token", token)`, `name="_gotcha"`,
+		`data-sitekey="0x4AAAAAAA_public-key"`, "turnstile/v0/api.js"} {
 		if !strings.Contains(fetch, want) {
 			t.Errorf("fetch snippet lacks %q:\n%s", want, fetch)
 		}
 	}
 	if strings.Contains(page.body, "very-secret") {
 		t.Error("the form page shows the captcha secret")
+	}
+	if got := page.testid(t, "captcha-site-key").Text(); got != "0x4AAAAAAA_public-key" {
+		t.Errorf("site key shown as %q", got)
 	}
 
 	// Edit: an empty secret keeps the stored one; the page never holds it.
@@ -144,6 +151,12 @@ func TestFormsAdminCreateEditDelete(t *testing.T) {
 	if g.Name != "Homepage (new)" || g.Enabled || !bytes.Equal(g.CaptchaSecretEnc, f.CaptchaSecretEnc) {
 		t.Errorf("updated form %+v", g)
 	}
+	// A captcha without its site key is refused: the snippet needs it.
+	noKey := newFormValues(c.csrf(loc + "/edit"))
+	noKey.Set("captcha_site_key", " ")
+	if r := c.post(loc, noKey); r.status != http.StatusUnprocessableEntity || !strings.Contains(r.testid(t, "error-captcha_site_key").Text(), "Enter the site key") {
+		t.Errorf("captcha without a site key: %d", r.status)
+	}
 	// Removing the secret with a captcha still chosen is refused.
 	vals.Set("clear_secret", "on")
 	if r := c.post(loc, vals); r.status != http.StatusUnprocessableEntity || r.testid(t, "error-captcha_secret").Length() != 1 {
@@ -153,8 +166,11 @@ func TestFormsAdminCreateEditDelete(t *testing.T) {
 	if r := c.post(loc, vals); r.status != http.StatusSeeOther {
 		t.Errorf("no captcha: %d", r.status)
 	}
-	if g, _ := a.store.Form(context.Background(), id); g.CaptchaSecretEnc != nil || g.CaptchaProvider != "" {
-		t.Errorf("secret kept without captcha")
+	if g, _ := a.store.Form(context.Background(), id); g.CaptchaSecretEnc != nil || g.CaptchaProvider != "" || g.CaptchaSiteKey != "" {
+		t.Errorf("secret or site key kept without captcha: %+v", g)
+	}
+	if page := c.get(loc); strings.Contains(page.testid(t, "snippet-plain").Text(), "captcha") {
+		t.Errorf("snippet of a form without captcha:\n%s", page.testid(t, "snippet-plain").Text())
 	}
 
 	// A second form may not take the same slug.

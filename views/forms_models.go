@@ -22,6 +22,7 @@ type FormFields struct {
 	RatePerAddr     string
 	RatePerForm     string
 	CaptchaProvider string
+	CaptchaSiteKey  string // public; goes into the embed snippet
 	CaptchaSecret   string // typed; never shown back
 	ClearSecret     bool
 	Enabled         bool
@@ -69,6 +70,7 @@ type FormOverview struct {
 	RatePerAddr     int
 	RatePerForm     int
 	Captcha         string
+	SiteKey         string
 	HasSecret       bool
 	SnippetPlain    string
 	SnippetFetch    string

@@ -84,8 +84,10 @@ type Form struct {
 	MaxUploadBytes int64
 	MaxFieldBytes  int64
 	// CaptchaProvider is CaptchaNone, CaptchaTurnstile or CaptchaHCaptcha;
-	// CaptchaSecretEnc its secret sealed with crypt.Box.
+	// CaptchaSiteKey its public site key, for the widget in the embed
+	// snippet; CaptchaSecretEnc its secret sealed with crypt.Box.
 	CaptchaProvider  string
+	CaptchaSiteKey   string
 	CaptchaSecretEnc []byte
 	// RatePerAddr and RatePerForm are submissions allowed per hour from
 	// one client address and to the whole form; 0 means no limit.
@@ -218,11 +220,11 @@ func (s *Store) SaveForm(ctx context.Context, f *Form) error {
 		err = s.w.QueryRowContext(ctx, s.q(`UPDATE forms SET slug = CASE WHEN ? = '' THEN slug ELSE ? END, name = ?,
 			recipients = ?, profile_id = ?, from_addr = ?, from_name = ?, allowed_origins = ?, success_url = ?,
 			error_url = ?, subject_template = ?, fields = ?, allow_uploads = ?, max_upload_bytes = ?,
-			max_field_bytes = ?, captcha_provider = ?, captcha_secret_enc = ?, rate_per_addr = ?,
+			max_field_bytes = ?, captcha_provider = ?, captcha_site_key = ?, captcha_secret_enc = ?, rate_per_addr = ?,
 			rate_per_form = ?, enabled = ?, updated_at = ? WHERE id = ? RETURNING slug, created_at`),
 			f.Slug, f.Slug, encText(f.Name), r.recipients, f.ProfileID, encText(f.FromAddr), encText(f.FromName),
 			r.origins, encText(f.SuccessURL), encText(f.ErrorURL), encText(f.SubjectTemplate), r.fields,
-			f.AllowUploads, f.MaxUploadBytes, f.MaxFieldBytes, encText(f.CaptchaProvider),
+			f.AllowUploads, f.MaxUploadBytes, f.MaxFieldBytes, encText(f.CaptchaProvider), encText(f.CaptchaSiteKey),
 			nullBytes(f.CaptchaSecretEnc), f.RatePerAddr, f.RatePerForm, f.Enabled, micros(now), f.ID).Scan(&slug, &created)
 		if err == nil {
 			f.Slug, f.CreatedAt, f.UpdatedAt = slug, fromMicros(created), now
@@ -242,12 +244,12 @@ func (s *Store) SaveForm(ctx context.Context, f *Form) error {
 		var id int64
 		err = s.w.QueryRowContext(ctx, s.q(`INSERT INTO forms (slug, name, recipients, profile_id, from_addr,
 			from_name, allowed_origins, success_url, error_url, subject_template, fields, allow_uploads,
-			max_upload_bytes, max_field_bytes, captcha_provider, captcha_secret_enc, rate_per_addr,
+			max_upload_bytes, max_field_bytes, captcha_provider, captcha_site_key, captcha_secret_enc, rate_per_addr,
 			rate_per_form, enabled, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 			slug, encText(f.Name), r.recipients, f.ProfileID, encText(f.FromAddr), encText(f.FromName), r.origins,
 			encText(f.SuccessURL), encText(f.ErrorURL), encText(f.SubjectTemplate), r.fields, f.AllowUploads,
-			f.MaxUploadBytes, f.MaxFieldBytes, encText(f.CaptchaProvider), nullBytes(f.CaptchaSecretEnc),
+			f.MaxUploadBytes, f.MaxFieldBytes, encText(f.CaptchaProvider), encText(f.CaptchaSiteKey), nullBytes(f.CaptchaSecretEnc),
 			f.RatePerAddr, f.RatePerForm, f.Enabled, micros(now), micros(now)).Scan(&id)
 		if err == nil {
 			f.ID, f.Slug, f.CreatedAt, f.UpdatedAt = id, slug, now, now
@@ -267,7 +269,7 @@ func (s *Store) SaveForm(ctx context.Context, f *Form) error {
 
 const formColumns = `id, slug, name, recipients, profile_id, from_addr, from_name, allowed_origins, success_url,
 	error_url, subject_template, fields, allow_uploads, max_upload_bytes, max_field_bytes, captcha_provider,
-	captcha_secret_enc, rate_per_addr, rate_per_form, enabled, created_at, updated_at`
+	captcha_site_key, captcha_secret_enc, rate_per_addr, rate_per_form, enabled, created_at, updated_at`
 
 func scanForm(row interface{ Scan(...any) error }) (*Form, error) {
 	var f Form
@@ -275,11 +277,11 @@ func scanForm(row interface{ Scan(...any) error }) (*Form, error) {
 	var created, updated int64
 	if err := row.Scan(&f.ID, &f.Slug, &f.Name, &recipients, &f.ProfileID, &f.FromAddr, &f.FromName, &origins,
 		&f.SuccessURL, &f.ErrorURL, &f.SubjectTemplate, &fields, &f.AllowUploads, &f.MaxUploadBytes,
-		&f.MaxFieldBytes, &f.CaptchaProvider, &f.CaptchaSecretEnc, &f.RatePerAddr, &f.RatePerForm, &f.Enabled,
+		&f.MaxFieldBytes, &f.CaptchaProvider, &f.CaptchaSiteKey, &f.CaptchaSecretEnc, &f.RatePerAddr, &f.RatePerForm, &f.Enabled,
 		&created, &updated); err != nil {
 		return nil, err
 	}
-	for _, p := range []*string{&f.Name, &f.FromAddr, &f.FromName, &f.SuccessURL, &f.ErrorURL, &f.SubjectTemplate, &f.CaptchaProvider} {
+	for _, p := range []*string{&f.Name, &f.FromAddr, &f.FromName, &f.SuccessURL, &f.ErrorURL, &f.SubjectTemplate, &f.CaptchaProvider, &f.CaptchaSiteKey} {
 		*p = decText(*p)
 	}
 	var err error

@@ -24,6 +24,7 @@ func testForm(name string) *Form {
 		MaxUploadBytes:   5 << 20,
 		MaxFieldBytes:    10000,
 		CaptchaProvider:  CaptchaTurnstile,
+		CaptchaSiteKey:   "0x4AAAAAAAB_site-key",
 		CaptchaSecretEnc: []byte{1, 2, 3, 0, 255},
 		RatePerAddr:      5,
 		RatePerForm:      100,
@@ -57,6 +58,7 @@ func TestForms(t *testing.T) {
 		// secret goes away.
 		slug := f.Slug
 		f.Slug, f.Name, f.Recipients, f.AllowedOrigins, f.Fields, f.CaptchaSecretEnc = "", "Renamed", []string{"x@example.org"}, nil, nil, nil
+		f.CaptchaSiteKey = "10000000-ffff-ffff-ffff-000000000001"
 		f.Enabled, f.ProfileID = false, 42
 		wantErr(t, "SaveForm update", s.SaveForm(ctx, f), nil)
 		if f.Slug != slug {
