@@ -166,6 +166,9 @@ func TestContactFormFormValidate(t *testing.T) {
 		{"rate_per_form", func(f *contactFormForm) { f.RatePerForm = "lots" }},
 		{"captcha_provider", func(f *contactFormForm) { f.CaptchaProvider = "recaptcha" }},
 		{"captcha_secret", func(f *contactFormForm) { f.CaptchaSecret = "a\nb" }},
+		{"captcha_site_key", func(f *contactFormForm) { f.CaptchaProvider = CaptchaHCaptcha }},
+		{"captcha_site_key", func(f *contactFormForm) { f.CaptchaSiteKey = "key\"><script>" }},
+		{"captcha_site_key", func(f *contactFormForm) { f.CaptchaSiteKey = strings.Repeat("k", 201) }},
 	} {
 		f := good()
 		c.edit(f)

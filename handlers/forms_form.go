@@ -208,7 +208,7 @@ func (f *contactFormForm) Validate(maxUpload int64) (webform.Errors, parsedForm)
 		errs["captcha_provider"] = "Choose a captcha provider, or none."
 	}
 	switch {
-	case f.CaptchaProvider != "" && f.CaptchaSiteKey == "":
+	case (f.CaptchaProvider == CaptchaTurnstile || f.CaptchaProvider == CaptchaHCaptcha) && f.CaptchaSiteKey == "":
 		errs["captcha_site_key"] = "Enter the site key the captcha provider gave you (it goes into the snippet), or choose no captcha."
 	case !validSiteKey(f.CaptchaSiteKey):
 		errs["captcha_site_key"] = "A site key is at most 200 letters, digits, dashes and underscores."

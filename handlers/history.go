@@ -266,18 +266,18 @@ func safeBlock(s string) string {
 
 // runningElsewhere reports whether a send marked running, but not running
 // here, may still be running in another instance or process.
-func (h *Handler) runningElsewhere(snd *store.Send) bool {
-	return snd.Status == store.StatusRunning && h.liveSend(snd.ID) == nil &&
+func (h *Handler) runningElsewhere(snd *store.Send, ls *liveSend) bool {
+	return snd.Status == store.StatusRunning && ls == nil &&
 		h.now().Sub(snd.CreatedAt) < h.sendTO+remoteGrace
 }
 
 // historyDetailView builds the detail page of a stored send.
-func (h *Handler) historyDetailView(ctx context.Context, snd *store.Send, rf views.ResendForm) (views.HistoryDetail, error) {
+func (h *Handler) historyDetailView(ctx context.Context, snd *store.Send, ls *liveSend, rf views.ResendForm) (views.HistoryDetail, error) {
 	d := views.HistoryDetail{
-		Result: resultView(snd, h.liveSend(snd.ID)), Source: smtp.SafeText(snd.Source),
+		Result: resultView(snd, ls), Source: smtp.SafeText(snd.Source),
 		ClientAddr: smtp.SafeText(snd.ClientAddr), Headers: safeBlock(snd.Headers), MessageTruncated: snd.MessageTruncated,
 	}
-	if h.runningElsewhere(snd) {
+	if h.runningElsewhere(snd, ls) {
 		d.RemoteRunning = true
 		d.Status, d.StatusClass = "running elsewhere (another sockmail instance runs it): reload to see the outcome", "running"
 	}
@@ -339,11 +339,11 @@ func defaultResend(snd *store.Send) views.ResendForm {
 }
 
 func (h *Handler) historyDetail(c echo.Context) error {
-	snd, err := h.loadSend(c)
+	snd, ls, err := h.loadSend(c)
 	if err != nil {
 		return err
 	}
-	d, err := h.historyDetailView(c.Request().Context(), snd, defaultResend(snd))
+	d, err := h.historyDetailView(c.Request().Context(), snd, ls, defaultResend(snd))
 	if err != nil {
 		return err
 	}
@@ -397,7 +397,7 @@ func (f *resendForm) Validate() map[string]string {
 }
 
 func (h *Handler) historyResend(c echo.Context) error {
-	snd, err := h.loadSend(c)
+	snd, ls, err := h.loadSend(c)
 	if err != nil {
 		return err
 	}
@@ -406,7 +406,7 @@ func (h *Handler) historyResend(c echo.Context) error {
 	errs := f.Validate()
 	var job *sendJob
 	if len(errs) == 0 {
-		job, err = h.prepareResend(c, snd, &f)
+		job, err = h.prepareResend(c, snd, ls, &f)
 		var fe fieldError
 		if errors.As(err, &fe) {
 			errs[fe.field] = fe.msg
@@ -416,7 +416,7 @@ func (h *Handler) historyResend(c echo.Context) error {
 	}
 	if len(errs) > 0 {
 		rf := views.ResendForm{Server: f.Server, Host: f.Host, Port: f.Port, TLS: f.TLS, Verify: f.Verify, Errors: errs}
-		d, err := h.historyDetailView(ctx, snd, rf)
+		d, err := h.historyDetailView(ctx, snd, ls, rf)
 		if err != nil {
 			return err
 		}
@@ -430,11 +430,11 @@ func (h *Handler) historyResend(c echo.Context) error {
 
 // prepareResend builds a new send of snd's stored message, with its
 // envelope, to the server the form names, linked to snd by ParentID.
-func (h *Handler) prepareResend(c echo.Context, snd *store.Send, f *resendForm) (*sendJob, error) {
+func (h *Handler) prepareResend(c echo.Context, snd *store.Send, ls *liveSend, f *resendForm) (*sendJob, error) {
 	switch {
 	case len(snd.Message) == 0 || snd.MessageTruncated || len(snd.Rcpts) == 0:
 		return nil, fieldError{"server", "This send cannot be re-sent: its whole message was not kept."}
-	case snd.Status == store.StatusRunning && (h.liveSend(snd.ID) != nil || h.runningElsewhere(snd)):
+	case snd.Status == store.StatusRunning && (ls != nil || h.runningElsewhere(snd, ls)):
 		return nil, fieldError{"server", "This send is still running; re-send it once it has ended."}
 	}
 	mode, _ := smtp.ParseTLSMode(f.TLS)
@@ -519,11 +519,11 @@ func needsSMTPUTF8(snd *store.Send) bool {
 
 // historyDelete deletes a send and its transcript.
 func (h *Handler) historyDelete(c echo.Context) error {
-	snd, err := h.loadSend(c)
+	snd, ls, err := h.loadSend(c)
 	if err != nil {
 		return err
 	}
-	if snd.Status == store.StatusRunning && (h.liveSend(snd.ID) != nil || h.runningElsewhere(snd)) {
+	if snd.Status == store.StatusRunning && (ls != nil || h.runningElsewhere(snd, ls)) {
 		return echo.NewHTTPError(http.StatusConflict, "This send is still running; delete it once it has ended.")
 	}
 	err = h.store.DeleteSend(c.Request().Context(), snd.ID)
@@ -585,22 +585,23 @@ func (h *Handler) historyRetention(c echo.Context) error {
 // phase.
 func (h *Handler) historyCompare(c echo.Context) error {
 	var snds [2]*store.Send
+	var lives [2]*liveSend
 	for i, name := range []string{"a", "b"} {
 		id, err := strconv.ParseInt(strings.TrimSpace(c.QueryParam(name)), 10, 64)
 		if err != nil || id <= 0 {
 			return echo.NewHTTPError(http.StatusBadRequest, "Give the numbers of two sends to compare.")
 		}
-		snd, err := h.store.Send(c.Request().Context(), id)
+		snd, ls, err := h.readSend(c.Request().Context(), id)
 		if errors.Is(err, store.ErrNotFound) {
 			return echo.NewHTTPError(http.StatusNotFound, fmt.Sprintf("There is no send #%d.", id))
 		}
 		if err != nil {
 			return fmt.Errorf("handlers: load send: %w", err)
 		}
-		snds[i] = snd
+		snds[i], lives[i] = snd, ls
 	}
-	side := func(snd *store.Send) (views.CompareSide, []smtp.Event) {
-		r := resultView(snd, h.liveSend(snd.ID))
+	side := func(snd *store.Send, ls *liveSend) (views.CompareSide, []smtp.Event) {
+		r := resultView(snd, ls)
 		s := views.CompareSide{HistoryRow: views.HistoryRow{
 			ID: snd.ID, CreatedAt: snd.CreatedAt, Source: smtp.SafeText(snd.Source), Server: r.Server, TLSMode: r.TLSMode,
 			MailFrom: r.MailFrom, Rcpts: r.Rcpts, Subject: r.Subject, Status: r.Status, StatusClass: r.StatusClass,
@@ -608,8 +609,8 @@ func (h *Handler) historyCompare(c echo.Context) error {
 		}, Error: r.Error}
 		return s, r.Events
 	}
-	a, ea := side(snds[0])
-	b, eb := side(snds[1])
+	a, ea := side(snds[0], lives[0])
+	b, eb := side(snds[1], lives[1])
 	v := views.HistoryCompare{A: a, B: b, Rows: alignPhases(views.Groups(ea), views.Groups(eb))}
 	return render(c, http.StatusOK, views.HistoryComparePage(h.page(c, fmt.Sprintf("Send #%d and #%d", a.ID, b.ID), "history"), v))
 }

@@ -108,20 +108,38 @@ func (h *Handler) liveSend(id int64) *liveSend {
 	return h.live[id]
 }
 
-// loadSend reads the send named in the URL.
-func (h *Handler) loadSend(c echo.Context) (*store.Send, error) {
+// loadSend reads the send named in the URL, with its live state when it
+// runs in this process.
+func (h *Handler) loadSend(c echo.Context) (*store.Send, *liveSend, error) {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil || id <= 0 {
-		return nil, echo.NewHTTPError(http.StatusNotFound, "There is no such send.")
+		return nil, nil, echo.NewHTTPError(http.StatusNotFound, "There is no such send.")
 	}
-	snd, err := h.store.Send(c.Request().Context(), id)
+	snd, ls, err := h.readSend(c.Request().Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, echo.NewHTTPError(http.StatusNotFound, "There is no such send.")
+		return nil, nil, echo.NewHTTPError(http.StatusNotFound, "There is no such send.")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("handlers: load send: %w", err)
+		return nil, nil, fmt.Errorf("handlers: load send: %w", err)
 	}
-	return snd, nil
+	return snd, ls, nil
+}
+
+// readSend reads a stored send and its live state. The live state is
+// looked up first: run stores the outcome before it drops the live
+// state, so a send found not live here is read as it ended, never as a
+// stale "running" row without its transcript. Callers use the live state
+// returned, not a later lookup.
+func (h *Handler) readSend(ctx context.Context, id int64) (*store.Send, *liveSend, error) {
+	ls := h.liveSend(id)
+	snd, err := h.store.Send(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if snd.Status != store.StatusRunning {
+		ls = nil
+	}
+	return snd, ls, nil
 }
 
 // resultPage renders a send. While it runs the page shows the transcript
@@ -129,13 +147,12 @@ func (h *Handler) loadSend(c echo.Context) (*store.Send, error) {
 // JavaScript a <noscript> refresh reloads the page every 2 seconds until
 // the send has ended.
 func (h *Handler) resultPage(c echo.Context) error {
-	snd, err := h.loadSend(c)
+	snd, ls, err := h.loadSend(c)
 	if err != nil {
 		return err
 	}
-	ls := h.liveSend(snd.ID)
 	r := resultView(snd, ls)
-	if h.runningElsewhere(snd) {
+	if h.runningElsewhere(snd, ls) {
 		// Another instance behind the load balancer runs it.
 		r.Status, r.StatusClass = "running elsewhere (another sockmail instance runs it): reload to see the outcome", "running"
 	}
@@ -314,8 +331,8 @@ func (h *Handler) events(c echo.Context) error {
 }
 
 // sendEvents returns a send's transcript, live or stored.
-func (h *Handler) sendEvents(snd *store.Send) []smtp.Event {
-	if ls := h.liveSend(snd.ID); ls != nil && snd.Status == store.StatusRunning {
+func sendEvents(snd *store.Send, ls *liveSend) []smtp.Event {
+	if ls != nil && snd.Status == store.StatusRunning {
 		return ls.tr.Events()
 	}
 	return snd.Events
@@ -323,7 +340,7 @@ func (h *Handler) sendEvents(snd *store.Send) []smtp.Event {
 
 // transcriptText downloads the transcript as swaks-like text.
 func (h *Handler) transcriptText(c echo.Context) error {
-	snd, err := h.loadSend(c)
+	snd, ls, err := h.loadSend(c)
 	if err != nil {
 		return err
 	}
@@ -335,7 +352,7 @@ func (h *Handler) transcriptText(c echo.Context) error {
 	if snd.Error != "" {
 		fmt.Fprintf(&b, "== error: %s\n", smtp.SafeText(snd.Error))
 	}
-	for _, ev := range h.sendEvents(snd) {
+	for _, ev := range sendEvents(snd, ls) {
 		b.WriteString(smtp.FormatEvent(ev))
 		b.WriteByte('\n')
 	}
@@ -345,7 +362,7 @@ func (h *Handler) transcriptText(c echo.Context) error {
 
 // transcriptJSON downloads the send and its transcript as JSON.
 func (h *Handler) transcriptJSON(c echo.Context) error {
-	snd, err := h.loadSend(c)
+	snd, ls, err := h.loadSend(c)
 	if err != nil {
 		return err
 	}
@@ -372,8 +389,8 @@ func (h *Handler) transcriptJSON(c echo.Context) error {
 		MessageTruncated bool          `json:"message_truncated,omitempty"`
 		PhaseTimings     []phaseTiming `json:"phase_timings"`
 	}{snd.ID, snd.CreatedAt, snd.FinishedAt, snd.Server, snd.TLSMode, snd.MailFrom, snd.Rcpts, snd.Subject,
-		snd.Status, snd.QueueID, snd.Error, snd.DurationMS, snd.Recipients, h.sendEvents(snd),
-		snd.Source, snd.ClientAddr, snd.UserID, snd.ParentID, snd.MessageTruncated, phaseTimings(h.sendEvents(snd))}
+		snd.Status, snd.QueueID, snd.Error, snd.DurationMS, snd.Recipients, sendEvents(snd, ls),
+		snd.Source, snd.ClientAddr, snd.UserID, snd.ParentID, snd.MessageTruncated, phaseTimings(sendEvents(snd, ls))}
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("handlers: encode send: %w", err)
@@ -384,7 +401,7 @@ func (h *Handler) transcriptJSON(c echo.Context) error {
 
 // messageEML downloads the message as sent.
 func (h *Handler) messageEML(c echo.Context) error {
-	snd, err := h.loadSend(c)
+	snd, _, err := h.loadSend(c)
 	if err != nil {
 		return err
 	}
