@@ -42,7 +42,8 @@ testservers-down: ## stop the test servers
 testservers-status: ## tell which test servers run
 	bash .ci/servers.sh status
 
-lint: ## go vet, gofmt and staticcheck
+lint: ## go vet, gofmt, staticcheck and a tidy go.mod
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then \
 		echo "gofmt -l: these files need gofmt -w:"; echo "$$unformatted"; exit 1; fi

@@ -86,7 +86,10 @@ func startBrowser(t *testing.T, path string) (context.Context, *syncBuffer, erro
 	case <-time.After(browserStart):
 		cancelB()
 		cancelA()
-		<-done
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+		}
 		return nil, out, fmt.Errorf("no tab after %v", browserStart)
 	}
 	t.Cleanup(func() { cancelB(); cancelA() })

@@ -148,12 +148,7 @@ func newContactApp(t testing.TB, o contactOptions) *contactApp {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h.Routes())
-	t.Cleanup(func() {
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = h.Shutdown(ctx)
-	})
+	t.Cleanup(func() { closeApp(srv, h) })
 	tt, _ := t.(*testing.T)
 	return &contactApp{
 		app:   &app{t: tt, srv: srv, h: h, store: st, dbPath: dsn, capture: cs, logs: logs},

@@ -105,13 +105,20 @@ func newApp(t *testing.T, o appOptions) *app {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h.Routes())
-	t.Cleanup(func() {
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = h.Shutdown(ctx)
-	})
+	t.Cleanup(func() { closeApp(srv, h) })
 	return &app{t: t, srv: srv, h: h, store: st, dbPath: dbPath, capture: cs, logs: logs}
+}
+
+// closeApp stops a test app as serve does: the handler's shutdown ends
+// open event streams (a browser still on a result page holds one), which
+// srv.Close would otherwise wait for, and aborts sends still running.
+func closeApp(srv *httptest.Server, h *handlers.Handler) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); _ = h.Shutdown(ctx) }()
+	srv.Close()
+	<-done
 }
 
 // client is a browser-like HTTP client with its own cookie jar that does

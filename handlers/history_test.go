@@ -81,16 +81,7 @@ func newHistoryApp(t *testing.T, o historyOptions) *app {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h.Routes())
-	t.Cleanup(func() {
-		// As serve does: the handler's shutdown ends open event streams,
-		// which srv.Close would otherwise wait for.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		done := make(chan struct{})
-		go func() { defer close(done); _ = h.Shutdown(ctx) }()
-		srv.Close()
-		<-done
-	})
+	t.Cleanup(func() { closeApp(srv, h) })
 	return &app{t: t, srv: srv, h: h, store: st, dbPath: dsn, capture: cs, logs: logs}
 }
 
