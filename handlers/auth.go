@@ -261,7 +261,11 @@ func (h *Handler) signInPage(c echo.Context) error {
 }
 
 // signIn checks the password, throttling failures per account and per
-// address, and starts a new session (a new id: no fixation).
+// address, and starts a new session (a new id: no fixation). Each try
+// takes a slot under both limits before the password is checked (one
+// transaction, so a burst of concurrent guesses cannot pass a limit); a
+// success clears the account's failures and gives the address its slot
+// back.
 func (h *Handler) signIn(c echo.Context) error {
 	ctx := c.Request().Context()
 	f := webform.ReadAccount(c.Request())
@@ -272,16 +276,13 @@ func (h *Handler) signIn(c echo.Context) error {
 	}
 	acctKey := "signin:account:" + strings.ToLower(f.Email)
 	addrKey := "signin:address:" + c.RealIP()
-	since := h.now().Add(-throttleWindow)
-	na, err := h.store.CountAttempts(ctx, acctKey, since)
+	now := h.now()
+	over, err := h.store.TakeAttempt(ctx, []store.Limit{{Key: acctKey, Max: maxFailuresAccount}, {Key: addrKey, Max: maxFailuresAddress}},
+		now, now.Add(-throttleWindow))
 	if err != nil {
-		return fmt.Errorf("handlers: count attempts: %w", err)
+		return fmt.Errorf("handlers: take attempt: %w", err)
 	}
-	nb, err := h.store.CountAttempts(ctx, addrKey, since)
-	if err != nil {
-		return fmt.Errorf("handlers: count attempts: %w", err)
-	}
-	if na >= maxFailuresAccount || nb >= maxFailuresAddress {
+	if over != nil {
 		h.log.Warn("sign-in throttled", "account", f.Email, "remote", c.RealIP())
 		c.Response().Header().Set("Retry-After", fmt.Sprint(int(throttleWindow.Seconds())))
 		return render(c, http.StatusTooManyRequests, views.SignIn(p, f.Email, next,
@@ -297,19 +298,15 @@ func (h *Handler) signIn(c echo.Context) error {
 		return fmt.Errorf("handlers: find user: %w", err)
 	}
 	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(f.Password)) != nil || u == nil {
-		now := h.now()
-		if err := h.store.RecordAttempt(ctx, acctKey, now); err != nil {
-			return fmt.Errorf("handlers: record attempt: %w", err)
-		}
-		if err := h.store.RecordAttempt(ctx, addrKey, now); err != nil {
-			return fmt.Errorf("handlers: record attempt: %w", err)
-		}
 		h.log.Info("sign-in failed", "account", f.Email, "remote", c.RealIP())
 		return render(c, http.StatusUnauthorized, views.SignIn(p, f.Email, next,
 			webform.Errors{"form": "Wrong email or password."}))
 	}
 	if err := h.store.ClearAttempts(ctx, acctKey); err != nil {
 		return fmt.Errorf("handlers: clear attempts: %w", err)
+	}
+	if err := h.store.ReturnAttempt(ctx, addrKey, now); err != nil {
+		return fmt.Errorf("handlers: return attempt: %w", err)
 	}
 	if err := h.startSession(c, u); err != nil {
 		return err

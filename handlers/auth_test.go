@@ -3,7 +3,9 @@ package handlers_test
 import (
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -152,6 +154,49 @@ func TestSignInThrottled(t *testing.T) {
 	}
 	if r := c.signIn("someone@example.test", "whatever-password"); r.status != http.StatusTooManyRequests {
 		t.Errorf("per-address throttle: %d", r.status)
+	}
+}
+
+// TestSignInThrottledUnderBurst: thirty wrong passwords at once for one
+// account get at most five tries at the password; a success gives the
+// address its slot back.
+func TestSignInThrottledUnderBurst(t *testing.T) {
+	a := newApp(t, appOptions{})
+	a.client().signUp()
+	const tries = 30
+	clients := make([]*client, tries)
+	toks := make([]string, tries)
+	for i := range clients {
+		clients[i] = a.client()
+		toks[i] = clients[i].csrf("/signin")
+	}
+	statuses := make([]int, tries)
+	var wg sync.WaitGroup
+	for i := range tries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i] = clients[i].post("/signin", url.Values{"_csrf": {toks[i]}, "email": {adminEmail}, "password": {"wrong-" + strconv.Itoa(i)}}).status
+		}()
+	}
+	wg.Wait()
+	count := map[int]int{}
+	for _, st := range statuses {
+		count[st]++
+	}
+	if count[http.StatusUnauthorized] != 5 || count[http.StatusTooManyRequests] != tries-5 {
+		t.Errorf("answers %v: want 5 password checks (401) and %d refusals (429)", count, tries-5)
+	}
+}
+
+func TestSignInSuccessDoesNotCountAgainstTheAddress(t *testing.T) {
+	a := newApp(t, appOptions{})
+	a.client().signUp()
+	// More successful sign-ins from one address than its failure limit.
+	for i := range 25 {
+		if r := a.client().signIn(adminEmail, adminPassword); r.status != http.StatusSeeOther {
+			t.Fatalf("sign-in %d: %d", i, r.status)
+		}
 	}
 }
 

@@ -259,52 +259,57 @@ func rateKey(addr string) string {
 
 func formRateKey(id int64) string { return "contact:form:" + strconv.FormatInt(id, 10) }
 
-// checkRates refuses a submission over the form's per-address or per-form
-// limit (0 is no limit). Counts are in the database, shared by every
-// instance. The check and the later record are not one transaction: a
-// burst of concurrent posts may pass the limit by the number in flight.
+// contactLimits are the form's per-address and per-form limits (a Max of
+// 0 is no limit).
+func contactLimits(f *store.Form, addr string) []store.Limit {
+	return []store.Limit{{Key: rateKey(addr), Max: f.RatePerAddr}, {Key: formRateKey(f.ID), Max: f.RatePerForm}}
+}
+
+// rateLimited is the answer to a submission over limit l.
+func (h *Handler) rateLimited(f *store.Form, l store.Limit, count int) *contactError {
+	msg := "This form has received many messages in the last hour. Please try again later."
+	if l.Key != formRateKey(f.ID) {
+		msg = "You have sent several messages in a short time. Please wait a while before sending another one."
+	}
+	retry := min(max(int(contactRateWindow.Seconds())/l.Max, 60), int(contactRateWindow.Seconds()))
+	h.log.Warn("contact form: rate limited", "form", f.Slug, "key", l.Key, "count", count, "limit", l.Max)
+	return &contactError{status: http.StatusTooManyRequests, code: "rate_limited", msg: msg, retryAfter: retry}
+}
+
+// checkRates refuses, before the body is read, a submission already over
+// the form's per-address or per-form limit. Counts are in the database,
+// shared by every instance. It is the cheap early answer; takeRates,
+// when the submission is stored, is the exact one.
 func (h *Handler) checkRates(ctx context.Context, f *store.Form, addr string) *contactError {
 	since := h.now().Add(-contactRateWindow)
-	limits := []struct {
-		key   string
-		limit int
-		msg   string
-	}{
-		{rateKey(addr), f.RatePerAddr, "You have sent several messages in a short time. Please wait a while before sending another one."},
-		{formRateKey(f.ID), f.RatePerForm, "This form has received many messages in the last hour. Please try again later."},
-	}
-	for _, l := range limits {
-		if l.limit <= 0 {
+	for _, l := range contactLimits(f, addr) {
+		if l.Max <= 0 {
 			continue
 		}
-		n, err := h.store.CountAttempts(ctx, l.key, since)
+		n, err := h.store.CountAttempts(ctx, l.Key, since)
 		if err != nil {
 			h.log.Error("contact form: count attempts", "form", f.Slug, "err", err)
 			return errUnavailable()
 		}
-		if n >= l.limit {
-			retry := min(max(int(contactRateWindow.Seconds())/l.limit, 60), int(contactRateWindow.Seconds()))
-			h.log.Warn("contact form: rate limited", "form", f.Slug, "key", l.key, "count", n, "limit", l.limit)
-			return &contactError{status: http.StatusTooManyRequests, code: "rate_limited", msg: l.msg, retryAfter: retry}
+		if n >= l.Max {
+			return h.rateLimited(f, l, n)
 		}
 	}
 	return nil
 }
 
-// recordRates counts a stored submission against the form's limits (a
-// limit of 0 records nothing).
-func (h *Handler) recordRates(ctx context.Context, f *store.Form, addr string) error {
+// takeRates counts a submission against the form's limits, or refuses it
+// when one is reached: the count and the record are one transaction, so
+// a burst of concurrent posts cannot pass a limit.
+func (h *Handler) takeRates(ctx context.Context, f *store.Form, addr string) *contactError {
 	now := h.now()
-	for _, l := range []struct {
-		key   string
-		limit int
-	}{{rateKey(addr), f.RatePerAddr}, {formRateKey(f.ID), f.RatePerForm}} {
-		if l.limit <= 0 {
-			continue
-		}
-		if err := h.store.RecordAttempt(ctx, l.key, now); err != nil {
-			return err
-		}
+	over, err := h.store.TakeAttempt(ctx, contactLimits(f, addr), now, now.Add(-contactRateWindow))
+	if err != nil {
+		h.log.Error("contact form: take attempt", "form", f.Slug, "err", err)
+		return errUnavailable()
+	}
+	if over != nil {
+		return h.rateLimited(f, *over, over.Max)
 	}
 	return nil
 }
@@ -388,9 +393,8 @@ func (h *Handler) contactPost(c echo.Context) error {
 		return h.contactFail(c, f, cerr(http.StatusInternalServerError, "form_misconfigured",
 			"Sorry, this form is not set up correctly, so your message was not sent. Please contact the site's owner another way."))
 	}
-	if err := h.enqueue(ctx, f, sub, item, addr); err != nil {
-		h.log.Error("contact form: store submission", "form", f.Slug, "err", err)
-		return h.contactFail(c, f, errUnavailable())
+	if e := h.enqueue(ctx, f, sub, item, addr); e != nil {
+		return h.contactFail(c, f, e)
 	}
 	h.log.Info("contact form: submission queued", "form", f.Slug, "submission", sub.ID, "outbox", item.ID, "remote", addr)
 	if h.contact.kick != nil {
@@ -399,13 +403,17 @@ func (h *Handler) contactPost(c echo.Context) error {
 	return h.contactSucceed(c, f, sub.Origin)
 }
 
-// enqueue counts the submission against the rate limits and stores it
-// with its outbox item, durably, in one transaction.
-func (h *Handler) enqueue(ctx context.Context, f *store.Form, sub *store.Submission, item *store.OutboxItem, addr string) error {
-	if err := h.recordRates(ctx, f, addr); err != nil {
-		return err
+// enqueue counts the submission against the rate limits, or refuses it,
+// and stores it with its outbox item, durably, in one transaction.
+func (h *Handler) enqueue(ctx context.Context, f *store.Form, sub *store.Submission, item *store.OutboxItem, addr string) *contactError {
+	if e := h.takeRates(ctx, f, addr); e != nil {
+		return e
 	}
-	return h.forms.EnqueueSubmission(ctx, sub, item)
+	if err := h.forms.EnqueueSubmission(ctx, sub, item); err != nil {
+		h.log.Error("contact form: store submission", "form", f.Slug, "submission_status", sub.Status, "err", err)
+		return errUnavailable()
+	}
+	return nil
 }
 
 // storeBlocked keeps a submission caught by a spam check, with the reason,
@@ -423,9 +431,8 @@ func (h *Handler) storeBlocked(c echo.Context, f *store.Form, in *contactInput, 
 		h.log.Error("contact form: cannot compose; check the form's settings", "form", f.Slug, "err", err)
 		item = nil
 	}
-	if err := h.enqueue(ctx, f, sub, item, sub.ClientAddr); err != nil {
-		h.log.Error("contact form: store blocked submission", "form", f.Slug, "err", err)
-		return h.contactFail(c, f, errUnavailable())
+	if e := h.enqueue(ctx, f, sub, item, sub.ClientAddr); e != nil {
+		return h.contactFail(c, f, e)
 	}
 	h.log.Warn("contact form: submission blocked", "form", f.Slug, "submission", sub.ID, "reason", reason, "remote", sub.ClientAddr)
 	return h.contactSucceed(c, f, sub.Origin)

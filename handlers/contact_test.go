@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -385,6 +386,43 @@ func TestContactRateLimitsBehindProxy(t *testing.T) {
 				if r := post(xff); r.status != tt.want[i] {
 					t.Errorf("post %d with X-Forwarded-For %q: %d, want %d\n%s", i, xff, r.status, tt.want[i], r.body)
 				}
+			}
+		})
+	}
+}
+
+// TestContactRateLimitsUnderBurst: forty posts at once from one address
+// against a limit of five: exactly five are stored and the rest get 429,
+// on both backends.
+func TestContactRateLimitsUnderBurst(t *testing.T) {
+	for _, backend := range []string{store.BackendSQLite, store.BackendPostgres} {
+		t.Run(backend, func(t *testing.T) {
+			a := newContactApp(t, contactOptions{backend: backend})
+			f := a.addForm(t, func(f *store.Form) { f.RatePerAddr = 5 })
+			const posts = 40
+			bodies := make([]map[string]any, posts)
+			for i := range bodies {
+				bodies[i] = validPost(a.token(t, f))
+			}
+			statuses := make([]int, posts)
+			var wg sync.WaitGroup
+			for i := range posts {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					statuses[i] = a.postJSON(t, f, bodies[i]).status
+				}()
+			}
+			wg.Wait()
+			count := map[int]int{}
+			for _, st := range statuses {
+				count[st]++
+			}
+			if count[http.StatusOK] != 5 || count[http.StatusTooManyRequests] != posts-5 {
+				t.Errorf("answers %v, want 5 × 200 and %d × 429", count, posts-5)
+			}
+			if n := len(a.submissions(t, f)); n != 5 {
+				t.Errorf("%d submissions stored, want 5", n)
 			}
 		})
 	}

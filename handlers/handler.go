@@ -36,8 +36,9 @@ type Store interface {
 	SessionUser(ctx context.Context, id string, now time.Time) (*store.User, error)
 	DeleteSession(ctx context.Context, id string) error
 
-	RecordAttempt(ctx context.Context, key string, at time.Time) error
 	CountAttempts(ctx context.Context, key string, since time.Time) (int, error)
+	TakeAttempt(ctx context.Context, limits []store.Limit, at, since time.Time) (*store.Limit, error)
+	ReturnAttempt(ctx context.Context, key string, at time.Time) error
 	ClearAttempts(ctx context.Context, key string) error
 
 	SaveProfile(ctx context.Context, p *store.Profile) error

@@ -392,3 +392,73 @@ func TestHostileArguments(t *testing.T) {
 		}
 	})
 }
+
+// TestTakeAttemptUnderConcurrency: fifty callers at once against a limit
+// of five get exactly five slots, on both backends; a caller refused by
+// one limit records under none.
+func TestTakeAttemptUnderConcurrency(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := ctxT(t)
+		now := time.Now()
+		since := now.Add(-time.Hour)
+		perAddr := func(i int) Limit { return Limit{Key: fmt.Sprintf("take:addr:%d", i%2), Max: 5} }
+		perForm := Limit{Key: "take:form", Max: 8}
+		const callers = 50
+		var wg sync.WaitGroup
+		results := make([]*Limit, callers)
+		errs := make([]error, callers)
+		for i := range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i], errs[i] = s.TakeAttempt(ctx, []Limit{perAddr(i), perForm, {Key: "take:off", Max: 0}}, now, since)
+			}()
+		}
+		wg.Wait()
+		taken := map[string]int{}
+		for i := range callers {
+			if errs[i] != nil {
+				t.Fatalf("caller %d: %v", i, errs[i])
+			}
+			if results[i] == nil {
+				taken[perAddr(i).Key]++
+			}
+		}
+		// Two addresses of five each fit under the form's eight: 8 in all,
+		// neither address over 5.
+		if total := taken["take:addr:0"] + taken["take:addr:1"]; total != 8 || taken["take:addr:0"] > 5 || taken["take:addr:1"] > 5 {
+			t.Errorf("slots taken %v, want 8 in all and at most 5 per address", taken)
+		}
+		for key, want := range map[string]int{"take:addr:0": taken["take:addr:0"], "take:addr:1": taken["take:addr:1"], "take:form": 8, "take:off": 0} {
+			if n, err := s.CountAttempts(ctx, key, since); err != nil || n != want {
+				t.Errorf("%s: %d attempts recorded, want %d (%v)", key, n, want, err)
+			}
+		}
+		// Older attempts fall out of the window.
+		if over, err := s.TakeAttempt(ctx, []Limit{perForm}, now, now.Add(time.Second)); err != nil || over != nil {
+			t.Errorf("outside the window: over %v, %v", over, err)
+		}
+		if over, err := s.TakeAttempt(ctx, nil, now, since); err != nil || over != nil {
+			t.Errorf("no limits: over %v, %v", over, err)
+		}
+	})
+}
+
+func TestReturnAttempt(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := ctxT(t)
+		at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+		for range 3 {
+			if over, err := s.TakeAttempt(ctx, []Limit{{Key: "ret:a", Max: 10}, {Key: "ret:b", Max: 10}}, at, at.Add(-time.Hour)); err != nil || over != nil {
+				t.Fatalf("TakeAttempt: %v %v", over, err)
+			}
+		}
+		wantErr(t, "ReturnAttempt", s.ReturnAttempt(ctx, "ret:a", at), nil)
+		wantErr(t, "ReturnAttempt at another time", s.ReturnAttempt(ctx, "ret:a", at.Add(time.Second)), nil)
+		for key, want := range map[string]int{"ret:a": 2, "ret:b": 3} {
+			if n, err := s.CountAttempts(ctx, key, at.Add(-time.Hour)); err != nil || n != want {
+				t.Errorf("%s: %d attempts, want %d (%v)", key, n, want, err)
+			}
+		}
+	})
+}

@@ -9,11 +9,14 @@ import (
 // ChromiumArgs returns the command-line flags to start Chromium with here:
 // headless, as root (no sandbox), with its profile in userDataDir (use
 // t.TempDir()), and without the background connections that a closed
-// network refuses, many at a time.
+// network refuses, many at a time. CDPScreenshotNewSurface is the
+// screenshot path Playwright turns on against headless screenshots that
+// never return.
 func ChromiumArgs(userDataDir string) []string {
 	return []string{
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--enable-features=CDPScreenshotNewSurface",
 		"--user-data-dir=" + userDataDir,
 	}
 }
