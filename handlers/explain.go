@@ -71,6 +71,25 @@ func Explain(p Problem) *views.Explanation {
 				"DNS has no address for this host name.",
 				"Check the spelling of the host name.",
 				"Check that the machine running sockmail can resolve names (its DNS resolver).")
+		case strings.Contains(msg, "x509: certificate has expired or is not yet valid"):
+			return x("The server's TLS certificate has expired",
+				"The certificate the server presented is outside its validity dates (see \"valid ... to ...\" in the certificate lines of the transcript): it has expired, or is not valid yet. Sending anyway would let anyone in the middle read the mail and the password.",
+				"The server's administrator should renew the certificate (for Let's Encrypt, check that renewal runs and that the mail server was reloaded after it).",
+				"If the dates look right, check the clock of the machine running sockmail.",
+				"For a test server only, untick \"Verify the server's certificate\": the transcript will show the override.")
+		case strings.Contains(msg, "x509: certificate is valid for"):
+			names := p.Message[strings.Index(msg, "x509: certificate is valid for")+len("x509: certificate is valid for"):]
+			return x("The server's TLS certificate is for another name",
+				"The certificate is valid for"+names+". Connecting by an IP address, an alias or another name than the certificate's makes the check fail, as it should: it is how a client knows it reached the right server.",
+				"Connect with a host name that the certificate names.",
+				"If the name is right, the server's administrator should add it to the certificate.",
+				"For a test server only, untick \"Verify the server's certificate\": the transcript will show the override.")
+		case strings.Contains(msg, "x509: certificate signed by unknown authority"):
+			return x("The server's TLS certificate is from an authority this machine does not trust",
+				"The certificate is self-signed or issued by a private certificate authority that is not among the authorities this machine trusts.",
+				"If the server uses a private CA, give its certificate to sockmail (SOCKMAIL_CA_FILE) or install it on this machine.",
+				"If it is a public server, its chain may be incomplete: the server's administrator should send the intermediate certificates too.",
+				"For a test server only, untick \"Verify the server's certificate\": the transcript will show the override.")
 		case strings.Contains(msg, "certificate") && (strings.Contains(msg, "verify") || strings.Contains(msg, "x509") || strings.Contains(msg, "did not verify")):
 			return x("The server's TLS certificate did not verify",
 				"The certificate the server presented is not valid for this host name, has expired, or is signed by an authority this machine does not trust. Sending anyway would let anyone in the middle read the mail and the password.",

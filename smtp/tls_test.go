@@ -137,6 +137,32 @@ func TestImplicitTLSVerified(t *testing.T) {
 	}
 }
 
+// expiredView makes cfg verify as if it were a minute past notAfter: the
+// server's certificate has expired.
+func expiredView(cfg *tls.Config, notAfter time.Time) *tls.Config {
+	cfg.Time = func() time.Time { return notAfter.Add(time.Minute) }
+	return cfg
+}
+
+// TestTLS12Server: a server that speaks at most TLS 1.2 is fine, and the
+// transcript says which version and cipher suite were agreed.
+func TestTLS12Server(t *testing.T) {
+	p := certs(t)
+	srv := p.serverTLS()
+	srv.MaxVersion = tls.VersionTLS12
+	m := &miniServer{tls: srv, ext: []string{"STARTTLS"}}
+	addr := serve(t, m.handle)
+	tr := NewTranscript()
+	res, err := SendMail(context.Background(), Config{Addr: addr, TLS: TLSStartTLS, TLSConfig: p.clientTLS("localhost"), Transcript: tr},
+		envelope1, strings.NewReader("x\n"), SendOptions{})
+	if err != nil || StatusOf(res, err) != StatusSent {
+		t.Fatalf("err %v\n%s", err, dumpTranscript(tr))
+	}
+	if !hasEvent(tr.Events(), DirInfo, "TLS 1.2, TLS_ECDHE_ECDSA_WITH_") {
+		t.Errorf("transcript does not name TLS 1.2 and its cipher suite:\n%s", dumpTranscript(tr))
+	}
+}
+
 // TestTLSVerificationFails: with the system roots (which do not hold the
 // test CA) or the wrong name, the send fails before anything is said
 // inside TLS, the error says why, and the transcript shows the chain.
@@ -153,6 +179,8 @@ func TestTLSVerificationFails(t *testing.T) {
 		{"implicit, default roots", TLSImplicit, nil, PhaseConnect, "certificate NOT verified: x509: certificate signed by unknown authority"},
 		{"starttls, wrong name", TLSStartTLS, p.clientTLS("other.test"), PhaseStartTLS, "certificate NOT verified: x509: certificate is valid for mx.test, localhost, not other.test"},
 		{"starttls-optional still verifies", TLSStartTLSOptional, nil, PhaseStartTLS, "NOT verified"},
+		{"starttls, expired", TLSStartTLS, expiredView(p.clientTLS("localhost"), p.leaf.NotAfter), PhaseStartTLS,
+			"certificate NOT verified: x509: certificate has expired or is not yet valid"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
