@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -369,12 +370,30 @@ func (c *Client) Extension(name string) (bool, string) {
 // AuthMechanisms returns the SASL mechanisms the server offered.
 func (c *Client) AuthMechanisms() []string { return append([]string(nil), c.authMechs...) }
 
+// addressLiteral returns name, or when name is a bare IP address its
+// RFC 5321 4.1.3 address literal: "[192.0.2.1]" or "[IPv6:2001:db8::1]".
+// Servers may refuse a bare address as a HELO name.
+func addressLiteral(name string) string {
+	ip, err := netip.ParseAddr(name)
+	if err != nil || ip.Zone() != "" {
+		return name
+	}
+	if ip.Is4() || ip.Is4In6() {
+		return "[" + ip.Unmap().String() + "]"
+	}
+	return "[IPv6:" + ip.String() + "]"
+}
+
 // Hello says EHLO, falling back to HELO only when the server answers 500
 // or 502 (it does not know EHLO); any other refusal, 421 included, fails.
 func (c *Client) Hello(ctx context.Context) error {
 	name := c.cfg.LocalName
 	if name == "" {
 		name = "localhost"
+	}
+	if lit := addressLiteral(name); lit != name {
+		c.tr.Info(PhaseEHLO, "HELO name %s is an IP address: sent as the address literal %s (RFC 5321 4.1.3)", name, lit)
+		name = lit
 	}
 	r, err := c.cmd(ctx, PhaseEHLO, 250, "EHLO "+name)
 	if err == nil {

@@ -88,7 +88,13 @@ func (s *serverConn) startTLS(cfg *tls.Config) error {
 // and a handler's error fails the test.
 func serve(t testing.TB, handlers ...func(*serverConn) error) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return serveOn(t, "127.0.0.1:0", handlers...)
+}
+
+// serveOn is serve on a given listen address, e.g. "[::1]:0".
+func serveOn(t testing.TB, listen string, handlers ...func(*serverConn) error) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,7 +79,7 @@ func TestServeAppliesRetentionAtStart(t *testing.T) {
 	go func() {
 		done <- dispatch(sctx, []string{"serve"}, strings.NewReader(""), &stdout, &stderr, func(k string) string { return env[k] })
 	}()
-	re := regexp.MustCompile(`retention applied" deleted=(\d+)`)
+	re := regexp.MustCompile(`retention applied" sends=(\d+)`)
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if m := re.FindStringSubmatch(stderr.String()); m != nil {
 			if m[1] != "2" {
