@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -170,20 +169,9 @@ func TestSignInThrottledUnderBurst(t *testing.T) {
 		clients[i] = a.client()
 		toks[i] = clients[i].csrf("/signin")
 	}
-	statuses := make([]int, tries)
-	var wg sync.WaitGroup
-	for i := range tries {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			statuses[i] = clients[i].post("/signin", url.Values{"_csrf": {toks[i]}, "email": {adminEmail}, "password": {"wrong-" + strconv.Itoa(i)}}).status
-		}()
-	}
-	wg.Wait()
-	count := map[int]int{}
-	for _, st := range statuses {
-		count[st]++
-	}
+	count := burst(tries, func(i int) int {
+		return clients[i].post("/signin", url.Values{"_csrf": {toks[i]}, "email": {adminEmail}, "password": {"wrong-" + strconv.Itoa(i)}}).status
+	})
 	if count[http.StatusUnauthorized] != 5 || count[http.StatusTooManyRequests] != tries-5 {
 		t.Errorf("answers %v: want 5 password checks (401) and %d refusals (429)", count, tries-5)
 	}

@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -404,20 +403,7 @@ func TestContactRateLimitsUnderBurst(t *testing.T) {
 			for i := range bodies {
 				bodies[i] = validPost(a.token(t, f))
 			}
-			statuses := make([]int, posts)
-			var wg sync.WaitGroup
-			for i := range posts {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					statuses[i] = a.postJSON(t, f, bodies[i]).status
-				}()
-			}
-			wg.Wait()
-			count := map[int]int{}
-			for _, st := range statuses {
-				count[st]++
-			}
+			count := burst(posts, func(i int) int { return a.postJSON(t, f, bodies[i]).status })
 			if count[http.StatusOK] != 5 || count[http.StatusTooManyRequests] != posts-5 {
 				t.Errorf("answers %v, want 5 × 200 and %d × 429", count, posts-5)
 			}

@@ -109,6 +109,22 @@ func newApp(t *testing.T, o appOptions) *app {
 	return &app{t: t, srv: srv, h: h, store: st, dbPath: dbPath, capture: cs, logs: logs}
 }
 
+// burst runs do(0) to do(n-1) at once and counts the HTTP statuses they
+// return.
+func burst(n int, do func(i int) int) map[int]int {
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { statuses[i] = do(i) })
+	}
+	wg.Wait()
+	count := map[int]int{}
+	for _, st := range statuses {
+		count[st]++
+	}
+	return count
+}
+
 // closeApp stops a test app as serve does: the handler's shutdown ends
 // open event streams (a browser still on a result page holds one), which
 // srv.Close would otherwise wait for, and aborts sends still running.
