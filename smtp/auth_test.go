@@ -340,11 +340,17 @@ func TestTranscriptNeverHoldsSecrets(t *testing.T) {
 // the password back in its reply does not get it into the transcript or
 // the error.
 func TestEchoedCredentialsRedacted(t *testing.T) {
-	tests := []struct{ name, offer, server string }{
-		{"PLAIN blob echoed", "PLAIN", "501 5.5.2 Cannot decode AUTH PLAIN AHVzZXJAZXhhbXBsZS5vcmcAUGE1NXcwcmRTRUNSRVQ=\n"},
-		{"password echoed", "PLAIN", "535-5.7.8 user@example.org/Pa55w0rdSECRET\n535 5.7.8 rejected\n"},
-		{"LOGIN password line echoed", "LOGIN", "334 VXNlcm5hbWU6\n334 UGFzc3dvcmQ6\n500 5.5.1 unrecognized command UGE1NXcwcmRTRUNSRVQ=\n"},
-		{"XOAUTH2 token echoed in the error detail", "XOAUTH2", "334 eyJ0b2tlbiI6InlhMjkuVE9LRU5TRUNSRVQifQ==\n535 5.7.8 bad token ya29.TOKENSECRET\n"},
+	tests := []struct {
+		name, offer, server string
+		broken              bool // the reply breaks the protocol: the connection ends
+	}{
+		{"PLAIN blob echoed", "PLAIN", "501 5.5.2 Cannot decode AUTH PLAIN AHVzZXJAZXhhbXBsZS5vcmcAUGE1NXcwcmRTRUNSRVQ=\n", false},
+		{"password echoed", "PLAIN", "535-5.7.8 user@example.org/Pa55w0rdSECRET\n535 5.7.8 rejected\n", false},
+		{"LOGIN password line echoed", "LOGIN", "334 VXNlcm5hbWU6\n334 UGFzc3dvcmQ6\n500 5.5.1 unrecognized command UGE1NXcwcmRTRUNSRVQ=\n", false},
+		{"XOAUTH2 token echoed in the error detail", "XOAUTH2", "334 eyJ0b2tlbiI6InlhMjkuVE9LRU5TRUNSRVQifQ==\n535 5.7.8 bad token ya29.TOKENSECRET\n", false},
+		{"password in a malformed reply", "PLAIN", "5x5 user@example.org/Pa55w0rdSECRET\n", true},
+		{"password in a broken multi-line reply", "PLAIN", "535-5.7.8 rejected\n550 user@example.org/Pa55w0rdSECRET\n", true},
+		{"password cut at the end of an over-long line", "PLAIN", strings.Repeat("5", 3) + " " + strings.Repeat("x", 70) + "Pa55w0rdSECRET" + strings.Repeat("y", 5000) + "\n", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -355,8 +361,12 @@ func TestEchoedCredentialsRedacted(t *testing.T) {
 				t.Fatal("no error")
 			}
 			assertNoSecrets(t, cfg.Transcript, err)
+			// Not even the beginning of the password, where a line was cut.
+			if prefix := authPass[:6]; strings.Contains(err.Error(), prefix) || hasEvent(cfg.Transcript.Events(), DirInfo, prefix) {
+				t.Errorf("the beginning of the password %q shows: %v\n%s", prefix, err, dumpTranscript(cfg.Transcript))
+			}
 			// Lines after AUTH are left alone.
-			if !hasEvent(cfg.Transcript.Events(), DirServer, "221 Bye") {
+			if !tt.broken && !hasEvent(cfg.Transcript.Events(), DirServer, "221 Bye") {
 				t.Errorf("later lines changed:\n%s", dumpTranscript(cfg.Transcript))
 			}
 		})

@@ -271,6 +271,23 @@ func (c *Client) redact(line string) string {
 	return line
 }
 
+// redactCut is redact for a line that may have been cut short: when cut,
+// the beginning of a secret that ends the line is redacted too.
+func (c *Client) redactCut(line string, cut bool) string {
+	line = c.redact(line)
+	if !cut {
+		return line
+	}
+	for _, s := range c.secrets {
+		for k := len(s) - 1; k >= 2; k-- {
+			if strings.HasSuffix(line, s[:k]) {
+				return line[:len(line)-k] + redacted
+			}
+		}
+	}
+	return line
+}
+
 // writeLine buffers one command line. shown is what the transcript keeps:
 // the line itself, or its redacted form when secret.
 func (c *Client) writeLine(phase Phase, line, shown string, secret bool) {
@@ -297,6 +314,10 @@ func (c *Client) readReply(ctx context.Context, phase Phase) (*Reply, error) {
 		return err
 	})
 	if err != nil {
+		var pe *ProtocolError
+		if errors.As(err, &pe) {
+			pe.Line = c.redactCut(pe.Line, pe.Cut)
+		}
 		return nil, c.wireError(phase, err)
 	}
 	for i, l := range r.Lines {

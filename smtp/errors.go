@@ -125,6 +125,8 @@ type ProtocolError struct {
 	Reason string
 	// Line is the offending line, cut to a readable length.
 	Line string
+	// Cut reports that Line is only the beginning of the line.
+	Cut bool
 }
 
 // Error describes the violation.

@@ -90,7 +90,7 @@ func (rr *replyReader) readLine() (string, error) {
 		if rr.onLine != nil {
 			rr.onLine(string(buf))
 		}
-		return "", &ProtocolError{Reason: fmt.Sprintf("reply line longer than %d bytes", maxLineLength), Line: string(buf[:80])}
+		return "", &ProtocolError{Reason: fmt.Sprintf("reply line longer than %d bytes", maxLineLength), Line: string(buf[:80]), Cut: true}
 	}
 	for {
 		chunk, err := rr.br.ReadSlice('\n')
