@@ -644,6 +644,36 @@ func (c *Client) Quit(ctx context.Context) error {
 	return err
 }
 
+// UseTranscript makes the client record in tr from now on, so that each
+// message sent over a kept connection has a transcript of its own.
+func (c *Client) UseTranscript(tr *Transcript) {
+	c.tr, c.cfg.Transcript = tr, tr
+}
+
+// SetBeforeEnd replaces Config.BeforeEnd for the transactions to come.
+func (c *Client) SetBeforeEnd(fn func(ctx context.Context) error) {
+	c.cfg.BeforeEnd = fn
+}
+
+// Idle reports whether the connection can carry another transaction: it
+// has not failed or been aborted, QUIT has not been said, and the server
+// has said nothing since its last reply. A server that ends an idle
+// connection sends a 421 or just closes it; either shows up here, within
+// a millisecond, instead of as the answer to the next command.
+func (c *Client) Idle() bool {
+	if c.conn == nil || c.broken != nil || c.quitSent || c.aborted.Load() || c.rr.br.Buffered() > 0 {
+		return false
+	}
+	if err := c.conn.SetReadDeadline(time.Now().Add(time.Millisecond)); err != nil {
+		return false
+	}
+	_, err := c.rr.br.Peek(1)
+	if err := c.conn.SetReadDeadline(time.Time{}); err != nil {
+		return false
+	}
+	return isTimeout(err)
+}
+
 // Close closes the connection without saying goodbye.
 func (c *Client) Close() error {
 	if c.conn == nil {

@@ -396,3 +396,83 @@ func TestDialThenSendKeepsTLSRule(t *testing.T) {
 		}
 	})
 }
+
+// TestIdleAndUseTranscript: a kept connection reports whether it can take
+// another message (not after the server's unsolicited 421 or its close),
+// and each message can have its own transcript.
+func TestIdleAndUseTranscript(t *testing.T) {
+	for _, end := range []string{"421", "close"} {
+		t.Run(end, func(t *testing.T) {
+			hangUp := make(chan struct{})
+			addr := serve(t, func(s *serverConn) error {
+				if err := s.send("220 mx.test\n"); err != nil {
+					return err
+				}
+				if _, err := s.expect("EHLO"); err != nil {
+					return err
+				}
+				if err := s.send("250-mx.test\n250 PIPELINING\n"); err != nil {
+					return err
+				}
+				for range 2 { // two messages, the second after RSET
+					if _, err := s.expect("MAIL FROM:"); err != nil {
+						return err
+					}
+					if _, err := s.expect("RCPT TO:"); err != nil {
+						return err
+					}
+					if _, err := s.expect("DATA"); err != nil {
+						return err
+					}
+					if err := s.send("250 2.1.0 Ok\n250 2.1.5 Ok\n354 go\n"); err != nil {
+						return err
+					}
+					if _, err := s.readData(); err != nil {
+						return err
+					}
+					if err := s.send("250 2.0.0 Ok: queued as Q1\n"); err != nil {
+						return err
+					}
+				}
+				<-hangUp
+				if end == "421" {
+					return s.send("421 4.4.2 mx.test Error: timeout exceeded\n")
+				}
+				return nil // serve closes the connection
+			})
+			first := NewTranscript()
+			ctx := context.Background()
+			c, err := Open(ctx, Config{Addr: addr, Transcript: first})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Send(ctx, envelope1, strings.NewReader("one\n")); err != nil {
+				t.Fatal(err)
+			}
+			if !c.Idle() {
+				t.Fatal("not idle after a clean transaction")
+			}
+			second := NewTranscript()
+			c.UseTranscript(second)
+			if _, err := c.Send(ctx, envelope1, strings.NewReader("two\n")); err != nil {
+				t.Fatalf("second message: %v\n%s", err, dumpTranscript(second))
+			}
+			if hasEvent(first.Events(), DirClient, "RSET") || !hasEvent(second.Events(), DirClient, "MAIL FROM:") ||
+				hasEvent(second.Events(), DirClient, "EHLO") || !hasEvent(second.Events(), DirServer, "queued as Q1") {
+				t.Errorf("transcripts not split per message:\nfirst:\n%s\nsecond:\n%s", dumpTranscript(first), dumpTranscript(second))
+			}
+			if !c.Idle() {
+				t.Fatal("not idle after the second message")
+			}
+			close(hangUp)
+			deadline := time.Now().Add(5 * time.Second)
+			for c.Idle() {
+				if time.Now().After(deadline) {
+					t.Fatalf("still idle after the server's %s", end)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+}

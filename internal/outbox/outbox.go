@@ -67,6 +67,15 @@
 // SKIP LOCKED gives each item to one worker at a time; while every
 // process lives, no item is sent twice.
 //
+// # Connections
+//
+// Without Deps.Send the worker speaks SMTP itself and keeps a connection
+// that ended an attempt in good order for the next attempt to the same
+// server (Deps.ReuseIdle, default 5 s; at most Deps.ReuseMessages
+// messages each): a burst of queued messages goes over a few connections
+// instead of one each. Every attempt keeps its own lease, mark, outcome
+// and transcript; see reuse.go.
+//
 // # Shutdown
 //
 // When Run's context ends it stops claiming and lets the attempts in
@@ -150,8 +159,15 @@ func (b Backoff) Delay(n int, r float64) time.Duration {
 // Deps configures a Worker. Zero fields take the defaults.
 type Deps struct {
 	Store Store
-	// Send runs a send; smtp.SendMail if nil.
+	// Send runs a send. If nil, the worker speaks SMTP itself and keeps
+	// connections between attempts to the same server (see reuse.go).
 	Send SendFunc
+	// ReuseIdle is how long a connection is kept for the next message
+	// (DefaultReuseIdle); negative opens a connection per attempt.
+	// ReuseMessages is how many messages a connection carries at most
+	// (DefaultReuseMessages).
+	ReuseIdle     time.Duration
+	ReuseMessages int
 	// Profiles resolves server profiles; required.
 	Profiles ProfileFunc
 	// Owner names this worker in leases; unique per process. DefaultOwner
@@ -192,6 +208,7 @@ type Deps struct {
 type Worker struct {
 	d    Deps
 	kick chan struct{}
+	pool *connPool // nil: every attempt runs d.Send
 }
 
 // DefaultOwner returns "host:pid:random", unique per process.
@@ -209,6 +226,16 @@ func DefaultOwner() string {
 func New(d Deps) (*Worker, error) {
 	if d.Store == nil || d.Profiles == nil {
 		return nil, errors.New("outbox: a store and a profile resolver are required")
+	}
+	var pool *connPool
+	if d.Send == nil && d.ReuseIdle >= 0 {
+		if d.ReuseIdle == 0 {
+			d.ReuseIdle = DefaultReuseIdle
+		}
+		if d.ReuseMessages <= 0 {
+			d.ReuseMessages = DefaultReuseMessages
+		}
+		pool = newConnPool(d.ReuseIdle, d.ReuseMessages)
 	}
 	if d.Send == nil {
 		d.Send = smtp.SendMail
@@ -258,7 +285,7 @@ func New(d Deps) (*Worker, error) {
 	if d.Rand == nil {
 		d.Rand = rand.Float64
 	}
-	return &Worker{d: d, kick: make(chan struct{}, 1)}, nil
+	return &Worker{d: d, kick: make(chan struct{}, 1), pool: pool}, nil
 }
 
 // Owner returns the name this worker claims items under.
@@ -336,6 +363,9 @@ func (w *Worker) shutdown(wg *sync.WaitGroup, abort context.CancelFunc) {
 		abort()
 		<-finished
 	}
+	if w.pool != nil {
+		w.pool.close()
+	}
 	w.d.Logger.Info("outbox worker stopped")
 }
 
@@ -387,7 +417,7 @@ func (w *Worker) attempt(ctx context.Context, it store.OutboxItem) {
 		actx, cancel := context.WithTimeout(ctx, w.d.AttemptTimeout)
 		leaseLost := new(atomic.Bool)
 		cfg.BeforeEnd = w.markEnd(it, leaseLost, log)
-		res, sendErr = w.sendSafely(actx, cfg, env, raw)
+		res, sendErr = w.sendSafely(actx, it, cfg, env, raw)
 		if leaseLost.Load() {
 			tr.Info(smtp.PhaseBody, "the lease on this item was lost before the end of the message: another worker has it; the end of the message was not sent")
 		} else if errors.Is(sendErr, context.DeadlineExceeded) && actx.Err() != nil && ctx.Err() == nil {
@@ -466,14 +496,18 @@ func (w *Worker) markEnd(it store.OutboxItem, leaseLost *atomic.Bool, log *slog.
 	}
 }
 
-// sendSafely runs the send, turning a panic into an error so that the
-// attempt is still recorded.
-func (w *Worker) sendSafely(ctx context.Context, cfg smtp.Config, env smtp.Envelope, msg smtp.Message) (res *smtp.Result, err error) {
+// sendSafely runs the send, over a kept connection when the worker keeps
+// them, turning a panic into an error so that the attempt is still
+// recorded.
+func (w *Worker) sendSafely(ctx context.Context, it store.OutboxItem, cfg smtp.Config, env smtp.Envelope, msg smtp.Message) (res *smtp.Result, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("outbox: send panicked: %v", r)
 		}
 	}()
+	if w.pool != nil && cfg.Addr != "" { // with no address, SendMail finds the MX hosts
+		return w.sendKept(ctx, it.ID, it.ProfileID, cfg, env, msg)
+	}
 	return w.d.Send(ctx, cfg, env, msg, smtp.SendOptions{})
 }
 

@@ -1,0 +1,232 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"sockmail/smtp"
+)
+
+// Connection reuse. A burst of queued messages (after an outage, say)
+// goes to the same server; opening a connection for each costs a TCP and
+// a TLS handshake, EHLO twice and AUTH every time, and servers limit
+// connections per client. So a connection that ends an attempt in good
+// order is kept for Deps.ReuseIdle, and the next attempt to the same
+// server takes it: RSET if needed, then its own transaction, with its own
+// transcript that says which attempt opened the connection. Each attempt
+// still has its own lease, end-of-message mark, outcome and history
+// record; only the connection is shared, one attempt at a time.
+//
+// A kept connection is checked before use (smtp.Client.Idle: the server
+// has not closed it or said 421 meanwhile). If it fails anyway before any
+// of the message was handed over (no end-of-message mark), the attempt
+// goes on over a new connection at once, noted in its transcript.
+
+// Defaults of the reuse settings in Deps.
+const (
+	DefaultReuseIdle     = 5 * time.Second
+	DefaultReuseMessages = 50
+	quitTimeout          = 5 * time.Second
+)
+
+// poolKey identifies the server a connection was opened to and how.
+type poolKey struct {
+	profile  int64
+	addr     string
+	tls      smtp.TLSMode
+	user     string
+	insecure bool
+}
+
+func keyOf(profile int64, cfg smtp.Config) poolKey {
+	k := poolKey{profile: profile, addr: cfg.Addr, tls: cfg.TLS, insecure: cfg.InsecureSkipVerify}
+	if cfg.Auth != nil {
+		k.user = cfg.Auth.Username
+	}
+	return k
+}
+
+// keptConn is a connection between attempts.
+type keptConn struct {
+	c      *smtp.Client
+	key    poolKey
+	origin int64 // the item whose attempt opened it
+	msgs   int   // messages it has carried
+	timer  *time.Timer
+	// tls are the TLS lines of the opening transcript (version, cipher,
+	// certificates, verdict), repeated in every later one.
+	tls []string
+}
+
+// connPool holds the idle connections of a Worker.
+type connPool struct {
+	idle    time.Duration
+	maxMsgs int
+	mu      sync.Mutex
+	free    map[poolKey][]*keptConn
+	closed  bool
+	wg      sync.WaitGroup // connections being closed
+}
+
+func newConnPool(idle time.Duration, maxMsgs int) *connPool {
+	return &connPool{idle: idle, maxMsgs: maxMsgs, free: map[poolKey][]*keptConn{}}
+}
+
+// take returns an idle connection to key's server, or nil.
+func (p *connPool) take(key poolKey) *keptConn {
+	for {
+		p.mu.Lock()
+		list := p.free[key]
+		if len(list) == 0 {
+			p.mu.Unlock()
+			return nil
+		}
+		kc := list[len(list)-1]
+		p.free[key] = list[:len(list)-1]
+		p.mu.Unlock()
+		kc.timer.Stop()
+		if kc.c.Idle() {
+			return kc
+		}
+		kc.c.Close()
+	}
+}
+
+// put keeps kc for the next attempt to its server when it can carry
+// another message; otherwise it closes it.
+func (p *connPool) put(kc *keptConn) {
+	// Later lines (a QUIT at expiry) belong to no attempt.
+	kc.c.UseTranscript(smtp.NewTranscript())
+	kc.c.SetBeforeEnd(nil)
+	if kc.msgs >= p.maxMsgs || !kc.c.Idle() {
+		p.quit(kc)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		p.quit(kc)
+		return
+	}
+	p.free[kc.key] = append(p.free[kc.key], kc)
+	kc.timer = time.AfterFunc(p.idle, func() { p.expire(kc) })
+}
+
+// expire closes kc if it is still idle in the pool.
+func (p *connPool) expire(kc *keptConn) {
+	p.mu.Lock()
+	list := p.free[kc.key]
+	for i, x := range list {
+		if x == kc {
+			p.free[kc.key] = append(list[:i:i], list[i+1:]...)
+			p.quit(kc)
+			break
+		}
+	}
+	p.mu.Unlock()
+}
+
+// quit says QUIT (when the connection still works) and closes kc in the
+// background.
+func (p *connPool) quit(kc *keptConn) {
+	p.wg.Go(func() {
+		if !kc.c.Idle() {
+			kc.c.Close()
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), quitTimeout)
+		defer cancel()
+		_ = kc.c.Quit(ctx)
+	})
+}
+
+// close ends every idle connection and keeps no more.
+func (p *connPool) close() {
+	p.mu.Lock()
+	p.closed = true
+	for key, list := range p.free {
+		for _, kc := range list {
+			kc.timer.Stop()
+			p.quit(kc)
+		}
+		delete(p.free, key)
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// sendKept sends one message over a kept connection to cfg's server, or a
+// new one, and keeps the connection afterwards when it can be; it is the
+// Send of a Worker whose Deps.Send is not set. cfg carries the attempt's
+// transcript and end-of-message hook.
+func (w *Worker) sendKept(ctx context.Context, itemID, profile int64, cfg smtp.Config, env smtp.Envelope, msg smtp.Message) (*smtp.Result, error) {
+	key := keyOf(profile, cfg)
+	tr := cfg.Transcript
+	kc := w.pool.take(key)
+	for {
+		reused := kc != nil
+		if reused {
+			kc.c.UseTranscript(tr)
+			tr.Info(smtp.PhaseConnect, "reusing the connection to %s opened by the attempt of outbox item %d (message %d on it; its greeting, EHLO, TLS and AUTH are in that attempt's transcript)",
+				cfg.Addr, kc.origin, kc.msgs+1)
+			for _, l := range kc.tls {
+				tr.Info(smtp.PhaseConnect, "%s (when the connection was opened)", l)
+			}
+		} else {
+			c, err := smtp.Open(ctx, cfg)
+			if err != nil {
+				return &smtp.Result{Server: cfg.Addr}, err
+			}
+			kc = &keptConn{c: c, key: key, origin: itemID, tls: tlsLines(tr.Events())}
+		}
+		// The hook runs when the end of the message is about to go: from
+		// then on the attempt must not be repeated on another connection.
+		endReached := false
+		hook := cfg.BeforeEnd
+		kc.c.SetBeforeEnd(func(ctx context.Context) error {
+			endReached = true
+			if hook == nil {
+				return nil
+			}
+			return hook(ctx)
+		})
+		res, err := kc.c.Send(ctx, env, msg)
+		kc.msgs++
+		if err != nil && reused && !endReached && staleConnection(err) {
+			kc.c.Close()
+			tr.Info(smtp.PhaseConnect, "the kept connection failed before the message was sent (%v): opening a new one", err)
+			kc = nil
+			continue
+		}
+		w.pool.put(kc)
+		if res == nil {
+			res = &smtp.Result{Server: cfg.Addr}
+		}
+		return res, err
+	}
+}
+
+// tlsLines picks the TLS facts of an opening transcript.
+func tlsLines(evs []smtp.Event) []string {
+	var out []string
+	for _, ev := range evs {
+		if ev.Dir == smtp.DirInfo && (strings.HasPrefix(ev.Line, "TLS ") || strings.HasPrefix(ev.Line, "certificate")) {
+			out = append(out, ev.Line)
+		}
+	}
+	return out
+}
+
+// staleConnection reports whether err is a kept connection that had gone
+// away: no reply at all at RSET or MAIL, the first commands of a
+// transaction.
+func staleConnection(err error) bool {
+	var e *smtp.Error
+	if !errors.As(err, &e) || e.OutcomeUnknown || e.Code != 0 {
+		return false
+	}
+	return e.Phase == smtp.PhaseReset || e.Phase == smtp.PhaseMail
+}
