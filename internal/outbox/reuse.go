@@ -221,11 +221,13 @@ func tlsLines(evs []smtp.Event) []string {
 }
 
 // staleConnection reports whether err is a kept connection that had gone
-// away: no reply at all at RSET or MAIL, the first commands of a
-// transaction.
+// away at RSET or MAIL, the first commands of a transaction: no reply at
+// all, or 421 (the server ends the session: idle too long, or enough
+// messages on this connection). A new connection then tells whether the
+// server itself is in trouble.
 func staleConnection(err error) bool {
 	var e *smtp.Error
-	if !errors.As(err, &e) || e.OutcomeUnknown || e.Code != 0 {
+	if !errors.As(err, &e) || e.OutcomeUnknown || (e.Code != 0 && e.Code != 421) {
 		return false
 	}
 	return e.Phase == smtp.PhaseReset || e.Phase == smtp.PhaseMail

@@ -210,16 +210,31 @@ func (c *scriptConn) transaction() error {
 }
 
 // TestKeptConnectionGoneStale: when the server drops a kept connection
-// as the next message starts (before any of it was accepted), the
-// attempt goes on over a new connection at once and succeeds.
+// as the next message starts (before any of it was accepted), silently or
+// with a 421, the attempt goes on over a new connection at once and
+// succeeds.
 func TestKeptConnectionGoneStale(t *testing.T) {
+	for _, tt := range []struct{ name, bye string }{
+		{"silently", ""},
+		{"with 421", "421 4.7.0 mx.test Error: too many messages in this session\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) { keptConnectionGoneStale(t, tt.bye) })
+	}
+}
+
+func keptConnectionGoneStale(t *testing.T, bye string) {
 	srv := serveScripts(t,
 		func(c *scriptConn) error {
 			if err := c.transaction(); err != nil {
 				return err
 			}
-			_, err := c.line() // the next MAIL FROM: hang up without a word
-			return err
+			if _, err := c.line(); err != nil { // the next MAIL FROM
+				return err
+			}
+			if bye != "" {
+				return c.send(bye)
+			}
+			return nil
 		},
 		func(c *scriptConn) error {
 			if err := c.transaction(); err != nil {
@@ -313,4 +328,25 @@ func TestKeptConnectionExpires(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	stop()
+}
+
+func TestStaleConnection(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{&smtp.Error{Phase: smtp.PhaseMail, Message: "server closed the connection"}, true},
+		{&smtp.Error{Phase: smtp.PhaseReset, Message: "server closed the connection"}, true},
+		{&smtp.Error{Phase: smtp.PhaseMail, Code: 421, EnhancedCode: "4.4.2"}, true},
+		{&smtp.Error{Phase: smtp.PhaseMail, Code: 451}, false},
+		{&smtp.Error{Phase: smtp.PhaseMail, Code: 550}, false},
+		{&smtp.Error{Phase: smtp.PhaseRcpt, Message: "server closed the connection"}, false},
+		{&smtp.Error{Phase: smtp.PhaseBody, Message: "server closed the connection", OutcomeUnknown: true}, false},
+		{fmt.Errorf("not an SMTP error"), false},
+	}
+	for _, tt := range tests {
+		if got := staleConnection(tt.err); got != tt.want {
+			t.Errorf("staleConnection(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
 }
