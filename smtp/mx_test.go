@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -214,11 +215,6 @@ func TestMXDelivery(t *testing.T) {
 			info: []string{"DNS MX lookup of example.net failed"},
 		},
 		{
-			name:     "recipients in two domains refused",
-			to:       []string{"b@example.net", "c@example.org"},
-			errPhase: PhaseConnect, errText: "needs all recipients in one domain",
-		},
-		{
 			name:   "recipients in one domain, case apart",
 			to:     []string{"b@example.net", "c@Example.NET"},
 			mx:     mxs(10, "mx1.example.net."),
@@ -265,8 +261,98 @@ func TestMXDelivery(t *testing.T) {
 					t.Errorf("no info %q in:\n%s", want, dumpTranscript(tr))
 				}
 			}
-			if strings.Contains(tt.name, "two domains") && len(r.questions()) != 0 {
-				t.Errorf("DNS asked %q before the envelope was refused", r.questions())
+		})
+	}
+}
+
+// TestMXDeliveryToSeveralDomains: without a server, recipients in several
+// domains get one conversation per domain, with that domain's MX hosts;
+// the outcomes are merged, a domain that failed leaving the send partial.
+func TestMXDeliveryToSeveralDomains(t *testing.T) {
+	const netSession = ehloPipelining + "250 Ok\n250 Ok\n250 Ok\n354 go\n250 Ok: queued as NET1\n221 Bye\n"
+	const orgSession = ehloPipelining + "250 Ok\n250 Ok\n354 go\n250 Ok: queued as ORG1\n221 Bye\n"
+	tests := []struct {
+		name     string
+		routes   map[string]string
+		status   Status
+		errText  string
+		server   string // the servers tried, in order
+		queueID  string
+		accepted []bool // b@example.net, c@example.org, d@example.net
+		refusal  string // in c@example.org's answer when refused
+	}{
+		{
+			name:   "both domains take it",
+			routes: map[string]string{"192.0.2.1:2525": netSession, "192.0.2.5:2525": orgSession},
+			status: StatusSent, server: "mx1.example.net:2525, mx.example.org:2525", queueID: "NET1, ORG1",
+			accepted: []bool{true, true, true},
+		},
+		{
+			name:   "one domain unreachable: partly sent",
+			routes: map[string]string{"192.0.2.1:2525": netSession},
+			status: StatusPartial, server: "mx1.example.net:2525, mx.example.org:2525", queueID: "NET1",
+			accepted: []bool{true, false, true}, refusal: "connection refused",
+		},
+		{
+			name:   "one domain refuses the message",
+			routes: map[string]string{"192.0.2.1:2525": netSession, "192.0.2.5:2525": ehloPipelining + "250 Ok\n250 Ok\n354 go\n554 5.7.1 spam\n221 Bye\n"},
+			status: StatusPartial, server: "mx1.example.net:2525, mx.example.org:2525", queueID: "NET1",
+			accepted: []bool{true, false, true}, refusal: "554",
+		},
+		{
+			name:   "no domain reachable",
+			routes: map[string]string{},
+			status: StatusTempFail, errText: "connection refused", server: "mx1.example.net:2525, mx.example.org:2525",
+			accepted: []bool{false, false, false},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &fakeResolver{
+				mx: map[string][]*net.MX{"example.net": {{Pref: 10, Host: "mx1.example.net."}}, "example.org": {{Pref: 5, Host: "mx.example.org."}}},
+				ip: map[string][]string{"mx1.example.net": {"192.0.2.1"}, "mx.example.org": {"192.0.2.5"}},
+			}
+			d := &routeDialer{routes: map[string]*faker{}}
+			for addr, script := range tt.routes {
+				d.routes[addr] = newFaker(script)
+			}
+			tr := NewTranscript()
+			cfg := Config{Resolver: r, Dialer: d, MXPort: 2525, Transcript: tr, LocalName: "client.test"}
+			to := []string{"b@example.net", "c@example.org", "d@Example.NET"}
+			res, err := SendMail(context.Background(), cfg, Envelope{From: "a@example.org", To: to}, strings.NewReader("one body\n"), SendOptions{})
+			if st := StatusOf(res, err); st != tt.status || (tt.errText == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.errText)) {
+				t.Fatalf("status %s, err %v; want %s, error containing %q\n%s", st, err, tt.status, tt.errText, dumpTranscript(tr))
+			}
+			if res.Server != tt.server || res.QueueID != tt.queueID {
+				t.Errorf("server %q queue id %q; want %q and %q", res.Server, res.QueueID, tt.server, tt.queueID)
+			}
+			if len(res.Recipients) != len(to) {
+				t.Fatalf("recipients %+v", res.Recipients)
+			}
+			for i, rc := range res.Recipients {
+				if rc.Address != to[i] || rc.Accepted != tt.accepted[i] {
+					t.Errorf("recipient %d: %+v, want %s accepted %v", i, rc, to[i], tt.accepted[i])
+				}
+			}
+			if tt.refusal != "" && !strings.Contains(res.Recipients[1].Message+strconv.Itoa(res.Recipients[1].Code), tt.refusal) {
+				t.Errorf("c@example.org refused with %+v, want %q", res.Recipients[1], tt.refusal)
+			}
+			// One conversation per domain, example.net's two recipients
+			// together, and the body (read again) in each.
+			if f := d.routes["192.0.2.1:2525"]; f != nil {
+				if w := f.wire(); strings.Count(w, "RCPT TO:") != 2 || !strings.Contains(w, "one body") {
+					t.Errorf("example.net conversation:\n%s", w)
+				}
+			}
+			if f := d.routes["192.0.2.5:2525"]; f != nil {
+				if w := f.wire(); strings.Count(w, "RCPT TO:") != 1 || !strings.Contains(w, "one body") {
+					t.Errorf("example.org conversation:\n%s", w)
+				}
+			}
+			for _, want := range []string{"domain 1 of 2: example.net, for b@example.net, d@Example.NET", "domain 2 of 2: example.org, for c@example.org"} {
+				if !hasEvent(tr.Events(), DirInfo, want) {
+					t.Errorf("transcript lacks %q:\n%s", want, dumpTranscript(tr))
+				}
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strconv"
@@ -70,7 +71,8 @@ func (c *Client) ready(ctx context.Context, stopAfter Phase) error {
 // as cfg says, the transaction, and QUIT. With cfg.Addr empty it delivers
 // to the MX hosts of the recipients' domain in preference order (the
 // domain's own address when it has no MX), trying the next host when one
-// cannot be reached or answers 4xx before the transaction.
+// cannot be reached or answers 4xx before the transaction; recipients in
+// several domains get one conversation per domain (sendToDomains).
 //
 // The result and cfg.Transcript are filled as far as the conversation
 // got, also when an error is returned. A send stopped by opts.StopAfter
@@ -92,7 +94,17 @@ func SendMail(ctx context.Context, cfg Config, env Envelope, msg Message, opts S
 	if cfg.Addr != "" {
 		return sendOnce(ctx, cfg, env, msg, opts)
 	}
-	hosts, err := lookupMX(ctx, cfg, env.To)
+	if groups := byDomain(env.To); len(groups) > 1 {
+		return sendToDomains(ctx, cfg, env, msg, opts, groups)
+	}
+	return sendToMX(ctx, cfg, env, msg, opts)
+}
+
+// sendToMX delivers to the MX hosts of the recipients' one domain in
+// preference order.
+func sendToMX(ctx context.Context, cfg Config, env Envelope, msg Message, opts SendOptions) (*Result, error) {
+	tr := cfg.Transcript
+	hosts, err := lookupMX(ctx, cfg, domainOf(env.To[0]))
 	if err != nil {
 		return &Result{}, err
 	}
@@ -136,19 +148,133 @@ func tryNextMX(err error) bool {
 	return false
 }
 
-// lookupMX returns the hosts to try for the recipients' domain.
-func lookupMX(ctx context.Context, cfg Config, to []string) ([]string, error) {
-	tr := cfg.Transcript
-	domain := ""
+// domainOf returns the domain of an address, in lower case.
+func domainOf(addr string) string {
+	return strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])
+}
+
+// domainGroup is the recipients of one domain.
+type domainGroup struct {
+	domain string
+	rcpts  []string
+}
+
+// byDomain groups recipients by domain, in the order the domains first
+// appear.
+func byDomain(to []string) []domainGroup {
+	var groups []domainGroup
+	index := map[string]int{}
 	for _, addr := range to {
-		d := strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])
-		if domain != "" && d != domain {
-			err := localError(PhaseConnect, "direct MX delivery needs all recipients in one domain (got %s and %s): name a server, or send once per domain", domain, d)
-			tr.Info(PhaseConnect, "%s", err.Message)
-			return nil, err
+		d := domainOf(addr)
+		i, ok := index[d]
+		if !ok {
+			i = len(groups)
+			index[d] = i
+			groups = append(groups, domainGroup{domain: d})
 		}
-		domain = d
+		groups[i].rcpts = append(groups[i].rcpts, addr)
 	}
+	return groups
+}
+
+// sendToDomains delivers to recipients in several domains without a named
+// server: to each domain's MX hosts in turn, one conversation each (RFC
+// 5321 5.1 chooses hosts per domain), all in the one transcript. The
+// results are merged: every recipient in the order given, a recipient of
+// a domain whose delivery failed refused with that failure, the servers
+// tried and the queue ids of all domains joined with ", ". When some
+// domain took the message the error is nil and the status partial; when
+// none did, the error is the first failure; an unknown outcome anywhere
+// is the error, since that message may have been delivered. A Message that is
+// an io.Seeker is rewound for each domain after the first; any other
+// must write the same bytes each time (smtp/message's do).
+func sendToDomains(ctx context.Context, cfg Config, env Envelope, msg Message, opts SendOptions, groups []domainGroup) (*Result, error) {
+	tr := cfg.Transcript
+	merged := &Result{}
+	answers := map[string]RecipientResult{}
+	var servers, queueIDs []string
+	var firstErr, unknownErr error
+	took := 0
+	for i, g := range groups {
+		tr.Info(PhaseConnect, "domain %d of %d: %s, for %s", i+1, len(groups), g.domain, strings.Join(g.rcpts, ", "))
+		var res *Result
+		var err error
+		if s, ok := msg.(io.Seeker); ok && i > 0 {
+			if _, serr := s.Seek(0, io.SeekStart); serr != nil {
+				err = localError(PhaseConnect, "cannot read the message again for %s: %v", g.domain, serr)
+				tr.Info(PhaseConnect, "%s", err.(*Error).Message)
+			}
+		}
+		if err == nil {
+			e := env
+			e.To = g.rcpts
+			res, err = sendToMX(ctx, cfg, e, msg, opts)
+		}
+		if res != nil {
+			if res.Server != "" {
+				servers = append(servers, res.Server)
+			}
+			if res.QueueID != "" {
+				queueIDs = append(queueIDs, res.QueueID)
+			}
+			if res.Final != nil {
+				merged.Final = res.Final
+			}
+			for _, rc := range res.Recipients {
+				answers[strings.ToLower(rc.Address)] = rc
+			}
+		}
+		if err == nil {
+			took++
+			continue
+		}
+		var se *Error
+		failed := RecipientResult{Message: err.Error()}
+		if errors.As(err, &se) {
+			failed.Code, failed.EnhancedCode = se.Code, se.EnhancedCode
+			if se.OutcomeUnknown && unknownErr == nil {
+				unknownErr = err
+			}
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+		for _, a := range g.rcpts {
+			f := failed
+			f.Address = a
+			answers[strings.ToLower(a)] = f
+		}
+		tr.Info(PhaseQuit, "domain %s: not delivered: %v", g.domain, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	seen := map[string]bool{}
+	for _, a := range env.To {
+		k := strings.ToLower(a)
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		rc, ok := answers[k]
+		if !ok {
+			rc = RecipientResult{Address: a, Message: "not tried: " + fmt.Sprint(ctx.Err())}
+		}
+		merged.Recipients = append(merged.Recipients, rc)
+	}
+	merged.Server, merged.QueueID = strings.Join(servers, ", "), strings.Join(queueIDs, ", ")
+	switch {
+	case unknownErr != nil:
+		return merged, unknownErr
+	case took == 0:
+		return merged, firstErr
+	}
+	return merged, nil
+}
+
+// lookupMX returns the hosts to try for domain.
+func lookupMX(ctx context.Context, cfg Config, domain string) ([]string, error) {
+	tr := cfg.Transcript
 	var r Resolver = net.DefaultResolver
 	if cfg.Resolver != nil {
 		r = cfg.Resolver

@@ -74,15 +74,27 @@ func (r *sendRecorder) Close() { r.st.Close() }
 // recorder: the stored source is byte for byte what the server was sent
 // (a second rendering could differ: MIME boundaries, DKIM timestamps).
 func (r *sendRecorder) tee(c message.Content) smtp.Message {
-	return teeMessage{c: c, w: &r.sent}
+	return &teeMessage{c: c, sent: &r.sent}
 }
 
+// teeMessage keeps a copy of the message as it is written. It may be
+// written more than once (one conversation per recipient domain): the
+// copy is of the first complete write.
 type teeMessage struct {
-	c message.Content
-	w io.Writer
+	c        message.Content
+	sent     *cappedBuffer
+	complete bool
 }
 
-func (t teeMessage) WriteTo(w io.Writer) (int64, error) { return t.c.WriteTo(io.MultiWriter(w, t.w)) }
+func (t *teeMessage) WriteTo(w io.Writer) (int64, error) {
+	if t.complete {
+		return t.c.WriteTo(w)
+	}
+	*t.sent = cappedBuffer{limit: t.sent.limit}
+	n, err := t.c.WriteTo(io.MultiWriter(w, t.sent))
+	t.complete = err == nil
+	return n, err
+}
 
 // record stores the outcome and returns the new send's id.
 func (r *sendRecorder) record(ctx context.Context, cfg smtp.Config, msg message.Content, tr *smtp.Transcript, o outcome) (int64, error) {

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"sockmail/internal/store"
 	"sockmail/internal/testenv"
 	"sockmail/smtp"
+	"sockmail/smtp/message"
 )
 
 // storedSend opens the database and reads send id.
@@ -152,4 +155,41 @@ func TestSendStoreFlags(t *testing.T) {
 	if err != nil || p.storeDSN != "/c.db" {
 		t.Errorf("--store from the environment: %v %v", p, err)
 	}
+}
+
+// TestTeeKeepsOneCopy: a message written once per recipient domain is
+// kept once, from its first complete write.
+func TestTeeKeepsOneCopy(t *testing.T) {
+	raw, err := message.RawBytes("a@example.org", []string{"b@example.net", "c@example.org"}, []byte("Subject: x\r\n\r\nbody\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &sendRecorder{sent: cappedBuffer{limit: 1 << 20}}
+	tee := r.tee(raw)
+	var failing failAfter
+	failing.n = 5
+	if _, err := tee.WriteTo(&failing); err == nil {
+		t.Fatal("the failing write did not fail")
+	}
+	for range 2 {
+		if _, err := tee.WriteTo(io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := r.sent.buf.String(); got != "Subject: x\r\n\r\nbody\r\n" {
+		t.Errorf("kept %q, want the message once", got)
+	}
+}
+
+// failAfter fails once n bytes were written.
+type failAfter struct{ n int }
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if len(p) > f.n {
+		n := f.n
+		f.n = 0
+		return n, errors.New("connection lost")
+	}
+	f.n -= len(p)
+	return len(p), nil
 }
