@@ -139,6 +139,9 @@ func TestFormsAdminCreateEditDelete(t *testing.T) {
 	if v, _ := edit.testid(t, "input-captcha_secret").Attr("value"); v != "" {
 		t.Errorf("secret input value %q", v)
 	}
+	if v, _ := edit.testid(t, "input-captcha_site_key").Attr("value"); v != "0x4AAAAAAA_public-key" {
+		t.Errorf("site key input value %q", v)
+	}
 	vals := newFormValues(c.csrf(loc + "/edit"))
 	vals.Set("captcha_secret", "")
 	vals.Set("name", "Homepage (new)")
