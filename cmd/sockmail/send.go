@@ -62,7 +62,8 @@ const exitCodeTable = `Exit status:
        was sent and before the server answered: it may have been delivered
    20  partial: delivered to some recipients, others were refused
   130  interrupted
-With --count, the status is that of the first message that failed, or 20 if
+With --count, each message's outcome is its own (a failed connection ends
+the run); the status is that of the first message that failed, or 20 if
 every message went but some recipients were refused.
 `
 
@@ -171,7 +172,7 @@ func newSendFlagSet(f *sendFlags) *flag.FlagSet {
 	fs.StringVar(&f.dkimDomain, "dkim-domain", "", "DKIM signing `domain` (d=); default the domain of --from")
 	fs.StringVar(&f.data, "data", "", "send `file` as the whole message, as is (line endings normalised);\nthe envelope still comes from --from/--to/--cc/--bcc")
 	fs.StringVar(&f.quitAfter, "quit-after", "", "stop politely after `phase`: connect, greeting, ehlo, tls, auth, mail or rcpt")
-	fs.IntVar(&f.count, "count", 1, "send `N` messages over one connection (needs --server)")
+	fs.IntVar(&f.count, "count", 1, "send `N` messages over one connection, pipelined (needs --server)")
 	fs.BoolVar(&f.json, "json", false, "print only a JSON document with the transcript and the results, at the end")
 	fs.BoolVar(&f.quiet, "quiet", false, "print only the outcome lines, no transcript")
 	fs.BoolVar(&f.showBody, "show-body", false, "show the whole message in the transcript, not only its header")
@@ -699,41 +700,49 @@ func (p *sendPlan) run(ctx context.Context, stdout io.Writer) int {
 	return code
 }
 
-// sendMany sends p.count messages over one connection: Send for all but
-// the last, SendAndQuit for the last. It stops at the first failure.
+// batchSize is how many messages sendMany composes ahead and hands to
+// one SendBatch.
+const batchSize = 100
+
+// sendMany sends p.count messages over one connection with SendBatch:
+// with PIPELINING each message's envelope goes with the end of the one
+// before, one wait per message. Each message's outcome is its own; a
+// failed connection, or a message that cannot be composed, ends the run.
 func (p *sendPlan) sendMany(ctx context.Context, cfg smtp.Config) []outcome {
 	c, err := smtp.Open(ctx, cfg)
 	if err != nil {
 		return []outcome{{n: 1, result: &smtp.Result{Server: cfg.Addr}, err: err}}
 	}
+	defer c.Close()
 	var outs []outcome
-	for i := 1; i <= p.count; i++ {
-		msg := p.first
-		if i > 1 {
-			if msg, err = p.compose(i); err != nil {
-				outs = append(outs, outcome{n: i, err: err})
-				break
+	for start := 1; start <= p.count; start += batchSize {
+		end := min(start+batchSize-1, p.count)
+		var msgs []smtp.BatchMessage
+		var bad *outcome
+		for i := start; i <= end; i++ {
+			msg := p.first
+			if i > 1 {
+				if msg, err = p.compose(i); err != nil {
+					bad = &outcome{n: i, err: err}
+					break
+				}
 			}
+			msgs = append(msgs, smtp.BatchMessage{Envelope: envelopeOf(msg), Message: msg})
 		}
-		send := c.Send
-		if i == p.count {
-			send = c.SendAndQuit
+		last := end == p.count && bad == nil
+		results, err := c.SendBatch(ctx, msgs, last)
+		for k, r := range results {
+			outs = append(outs, outcome{n: start + k, result: r.Result, err: r.Err})
 		}
-		res, err := send(ctx, envelopeOf(msg), msg)
-		outs = append(outs, outcome{n: i, result: res, err: err})
 		if err != nil {
-			break
+			return outs
 		}
-	}
-	if last := outs[len(outs)-1]; last.err != nil {
-		var e *smtp.Error
-		if errors.As(last.err, &e) && e.Code != 0 && e.Code != 421 {
-			// The server answered: the connection is in step, say goodbye.
+		if bad != nil {
 			qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			_ = c.Quit(qctx)
 			cancel()
+			return append(outs, *bad)
 		}
-		c.Close()
 	}
 	return outs
 }

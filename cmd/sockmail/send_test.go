@@ -641,19 +641,43 @@ func TestCountOverOneConnection(t *testing.T) {
 	if !strings.Contains(stdout, "[3/3]") {
 		t.Errorf("message subjects are not numbered:\n%s", stdout)
 	}
+	// Pipelined: the second envelope went before the reply to the end of
+	// the first message.
+	endOfFirst, secondMail, firstFinal := -1, -1, -1
+	mails := 0
+	for i, l := range strings.Split(stdout, "\n") {
+		switch {
+		case endOfFirst < 0 && strings.HasSuffix(l, "-> ."):
+			endOfFirst = i
+		case strings.Contains(l, "-> MAIL FROM:"):
+			if mails++; mails == 2 {
+				secondMail = i
+			}
+		case endOfFirst >= 0 && firstFinal < 0 && strings.Contains(l, "<- 250"):
+			firstFinal = i
+		}
+	}
+	if secondMail < 0 || firstFinal < 0 || secondMail > firstFinal {
+		t.Errorf("second MAIL at line %d, reply to the first message at line %d: not pipelined\n%s", secondMail, firstFinal, stdout)
+	}
 }
 
-func TestCountStopsAtFirstFailure(t *testing.T) {
+// TestCountEachMessageItsOwnOutcome: with --count the messages go
+// pipelined over one connection, each refusal is that message's, and the
+// status is that of the first failure.
+func TestCountEachMessageItsOwnOutcome(t *testing.T) {
 	srv := startScript(t, map[string]string{".": "554 5.7.1 refused"})
 	code, stdout, _ := run(t, "--server", srv.addr(), "--tls", "none", "--from", "a@example.org", "--to", "b@example.org", "--count", "3")
 	if code != exitData {
 		t.Fatalf("status %d, want %d\n%s", code, exitData, stdout)
 	}
-	if !strings.Contains(stdout, "message 1/3: permanent failure in body") || !strings.Contains(stdout, "messages 2 to 3 of 3: not sent") {
-		t.Errorf("output:\n%s", stdout)
+	for i := 1; i <= 3; i++ {
+		if want := fmt.Sprintf("message %d/3: permanent failure in body: smtp: body: 554 5.7.1 refused", i); !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
 	}
-	if srv.count("QUIT") != 1 {
-		t.Errorf("no QUIT after the failure: %q", srv.received())
+	if srv.connections() != 1 || srv.count("MAIL FROM") != 3 || srv.count("QUIT") != 1 {
+		t.Errorf("%d connections, %d MAIL, %d QUIT; want 1, 3, 1: %q", srv.connections(), srv.count("MAIL FROM"), srv.count("QUIT"), srv.received())
 	}
 }
 
