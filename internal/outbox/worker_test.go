@@ -123,7 +123,7 @@ type harness struct {
 	sent map[string]int // Message-ID -> deliveries
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	s, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "outbox.db"))
 	if err != nil {
@@ -171,7 +171,7 @@ func (h *harness) deliver(ctx context.Context, cfg smtp.Config, env smtp.Envelop
 }
 
 // waitCounts polls until the outbox counts satisfy ok.
-func waitCounts(t *testing.T, s *store.Store, timeout time.Duration, ok func(map[string]int) bool) map[string]int {
+func waitCounts(t testing.TB, s *store.Store, timeout time.Duration, ok func(map[string]int) bool) map[string]int {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -187,7 +187,7 @@ func waitCounts(t *testing.T, s *store.Store, timeout time.Duration, ok func(map
 }
 
 // run starts w and returns a function stopping it.
-func run(t *testing.T, w *Worker) func() {
+func run(t testing.TB, w *Worker) func() {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
