@@ -96,6 +96,27 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 		capInfo = handlers.CaptureServer{Addr: capSrv.Addr(), Certificate: capSrv.Certificate()}
 	}
 
+	// Instances sharing a PostgreSQL database time leases, rate limits,
+	// tokens and sessions by its clock, not their own.
+	now := time.Now
+	if st.Backend() == store.BackendPostgres {
+		clock := store.NewSharedClock(time.Now)
+		syncClock(ctx, clock, st, log)
+		go func() {
+			t := time.NewTicker(clockSyncInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					syncClock(ctx, clock, st, log)
+				}
+			}
+		}()
+		now = clock.Now
+	}
+
 	// The contact-form outbox worker; instances sharing a PostgreSQL
 	// database each run one and share the queue through leases.
 	var worker *outbox.Worker
@@ -105,7 +126,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 			Store: st, Profiles: outbox.StoreProfiles(st, box, capInfo.Addr, roots),
 			Concurrency: cfg.OutboxConcurrency, Lease: cfg.OutboxLease, PollInterval: cfg.OutboxPoll, MaxAge: cfg.OutboxMaxAge,
 			Backoff:          outbox.Backoff{Base: cfg.OutboxBackoffBase, Max: cfg.OutboxBackoffMax},
-			MaxStoredMessage: int(cfg.MaxStoredMessage), ShutdownGrace: shutdownGrace / 2, Logger: log,
+			MaxStoredMessage: int(cfg.MaxStoredMessage), ShutdownGrace: shutdownGrace / 2, Logger: log, Now: now,
 		})
 		if err != nil {
 			return fmt.Errorf("serve: %w", err)
@@ -119,7 +140,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 		SessionLifetime: cfg.SessionLifetime, BaseURL: cfg.BaseURL, TrustedProxies: cfg.TrustedProxies, SendTimeout: cfg.SendTimeout,
 		MaxUpload: cfg.MaxUpload, Capture: capInfo, RootCAs: roots,
 		Retention:        handlers.Retention{MaxAge: time.Duration(cfg.RetentionDays) * 24 * time.Hour, MaxSends: cfg.RetentionMax},
-		MaxStoredMessage: cfg.MaxStoredMessage, Kicker: kicker,
+		MaxStoredMessage: cfg.MaxStoredMessage, Kicker: kicker, Now: now,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -287,4 +308,20 @@ func trimNewline(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
+}
+
+// clockSyncInterval is how often an instance on PostgreSQL measures its
+// clock against the database's.
+const clockSyncInterval = 10 * time.Minute
+
+// syncClock measures clock against the database's and says so when this
+// machine's clock is noticeably off.
+func syncClock(ctx context.Context, clock *store.SharedClock, st *store.Store, log *slog.Logger) {
+	offset, err := clock.Sync(ctx, st)
+	switch {
+	case err != nil:
+		log.Warn("cannot read the database's clock; keeping the last offset", "err", err)
+	case offset > time.Second || offset < -time.Second:
+		log.Warn("this machine's clock is off the database's; sockmail times leases, limits and sessions by the database's", "offset", offset)
+	}
 }
