@@ -19,7 +19,7 @@ func TestSharedClock(t *testing.T) {
 			if d := offset + skew; d < -time.Second || d > time.Second {
 				t.Errorf("skew %v: measured offset %v", skew, offset)
 			}
-			if d := c.Now().Sub(time.Now()); d < -time.Second || d > time.Second {
+			if d := time.Until(c.Now()); d < -time.Second || d > time.Second {
 				t.Errorf("skew %v: shared clock %v off the database's (this machine's) clock", skew, d)
 			}
 		}
