@@ -8,19 +8,11 @@ import (
 	"time"
 )
 
-// Throttling. Each attempt (a failed login, a contact form post) is a row
-// under a key such as "login:user:x", "login:ip:1.2.3.4" or
-// "contact:form:3"; callers count the rows in a sliding window. Rows live
-// in the database so that every instance behind a load balancer sees the
-// same counts.
-
-// RecordAttempt records one attempt under key at the given time.
-func (s *Store) RecordAttempt(ctx context.Context, key string, at time.Time) error {
-	if _, err := s.w.ExecContext(ctx, s.q(`INSERT INTO attempts (key, attempted_at) VALUES (?, ?)`), encText(key), micros(at)); err != nil {
-		return fmt.Errorf("store: record attempt: %w", err)
-	}
-	return nil
-}
+// Throttling. Each attempt (a sign-in, a contact form post) is a row
+// under a key such as "signin:account:x", "signin:address:1.2.3.4" or
+// "contact:form:3", recorded by TakeAttempt only while under its limit in
+// a sliding window. Rows live in the database so that every instance
+// behind a load balancer sees the same counts.
 
 // CountAttempts returns how many attempts were recorded under key at or
 // after since.
@@ -83,7 +75,7 @@ func (s *Store) TakeAttempt(ctx context.Context, limits []Limit, at, since time.
 		over = nil
 		if s.backend == BackendPostgres {
 			for _, k := range slices.Compact(keys) {
-				if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "attempts:"+k); err != nil {
+				if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "attempts:"+encText(k)); err != nil {
 					return err
 				}
 			}
