@@ -176,11 +176,12 @@ func (w *Worker) sendKept(ctx context.Context, itemID, profile int64, cfg smtp.C
 				tr.Info(smtp.PhaseConnect, "%s (when the connection was opened)", l)
 			}
 		} else {
+			from := len(tr.Events()) // after a failed kept connection's lines
 			c, err := smtp.Open(ctx, cfg)
 			if err != nil {
 				return &smtp.Result{Server: cfg.Addr}, err
 			}
-			kc = &keptConn{c: c, key: key, origin: itemID, tls: tlsLines(tr.Events())}
+			kc = &keptConn{c: c, key: key, origin: itemID, tls: tlsLines(tr.Events()[from:])}
 		}
 		// The hook runs when the end of the message is about to go: from
 		// then on the attempt must not be repeated on another connection.
