@@ -33,10 +33,10 @@ func artifactsDir(t *testing.T) string {
 	return t.TempDir()
 }
 
-// browserStart bounds Chromium's start-up. A start that takes longer
-// (seen once in CI: the browser process up, its DevTools endpoint never
-// answering) is killed and tried again once, so the test fails or goes on
-// in a minute instead of hanging until the package's ten-minute limit.
+// browserStart bounds Chromium's start-up. A start that takes longer is
+// killed and tried again once, so the test fails or goes on in a minute
+// instead of hanging until the package's ten-minute limit (a hang in CI,
+// traced to screenshots, left the start unbounded too).
 const browserStart = 60 * time.Second
 
 // browser starts a headless Chromium and returns a tab context.
