@@ -19,20 +19,24 @@ type retainer interface {
 // until ctx is done. Instances sharing a database may all run it: a
 // delete that finds nothing to delete is harmless.
 func runRetention(ctx context.Context, r retainer, log *slog.Logger, every time.Duration) {
-	apply := func() {
+	repeat(ctx, every, func() {
 		if _, err := r.ApplyRetention(ctx); err != nil && ctx.Err() == nil {
 			log.Error("retention", "err", err)
 		}
-	}
-	apply()
-	t := time.NewTicker(every)
+	})
+}
+
+// repeat runs fn at once, then every interval, until ctx is done.
+func repeat(ctx context.Context, interval time.Duration, fn func()) {
+	fn()
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			apply()
+			fn()
 		}
 	}
 }

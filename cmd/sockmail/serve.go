@@ -101,19 +101,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 	now := time.Now
 	if st.Backend() == store.BackendPostgres {
 		clock := store.NewSharedClock(time.Now)
-		syncClock(ctx, clock, st, log)
-		go func() {
-			t := time.NewTicker(clockSyncInterval)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					syncClock(ctx, clock, st, log)
-				}
-			}
-		}()
+		syncClock(ctx, clock, st, log) // before anything reads the clock
+		go repeat(ctx, clockSyncInterval, func() { syncClock(ctx, clock, st, log) })
 		now = clock.Now
 	}
 

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"sockmail/internal/store"
-	"sockmail/internal/testenv"
 	"sockmail/smtp"
 )
 
@@ -20,17 +19,8 @@ import (
 // With the skewed clock used as it is, the fast instance takes over
 // everything the other is sending.
 func TestSkewedInstancesShareLeases(t *testing.T) {
-	dsn := testenv.Postgres(t)
+	stores := twoInstances(t)
 	ctx := context.Background()
-	var stores [2]*store.Store
-	for i := range stores {
-		s, err := store.Open(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		stores[i] = s
-	}
 	f := &store.Form{Name: "Skew", Recipients: []string{"owner@example.org"}, FromAddr: "forms@example.org", Enabled: true}
 	if err := stores[0].SaveForm(ctx, f); err != nil {
 		t.Fatal(err)

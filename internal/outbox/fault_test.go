@@ -297,18 +297,8 @@ func TestFaultTwoInstancesPostgres(t *testing.T) {
 	if p == nil {
 		return
 	}
-	dsn := testenv.Postgres(t)
+	stores := twoInstances(t)
 	t.Parallel()
-	ctx := context.Background()
-	var stores [2]*store.Store
-	for i := range stores {
-		s, err := store.Open(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		stores[i] = s
-	}
 	fr := newFaultRun(t, p)
 	form := newFaultForm(t, stores[0], fr.to)
 	var addr atomic.Pointer[string]
@@ -548,4 +538,21 @@ func dsnHost(t *testing.T, dsn string) string {
 	}
 	host, _, _ := strings.Cut(rest, "/")
 	return host
+}
+
+// twoInstances opens one fresh PostgreSQL database twice, as two sockmail
+// instances would.
+func twoInstances(t *testing.T) [2]*store.Store {
+	t.Helper()
+	dsn := testenv.Postgres(t)
+	var stores [2]*store.Store
+	for i := range stores {
+		s, err := store.Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores[i] = s
+	}
+	return stores
 }
