@@ -6,14 +6,12 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/mail"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,7 +25,6 @@ import (
 	"sockmail/internal/crypt"
 	"sockmail/internal/outbox"
 	"sockmail/internal/store"
-	"sockmail/internal/testenv"
 )
 
 // clock is a settable clock for the time trap and the rate limits.
@@ -79,19 +76,9 @@ type contactOptions struct {
 
 func newContactApp(t testing.TB, o contactOptions) *contactApp {
 	t.Helper()
-	ctx := context.Background()
 	dir := t.TempDir()
-	dsn := filepath.Join(dir, "sockmail.db")
-	if o.backend == store.BackendPostgres {
-		dsn = testenv.Postgres(t)
-	}
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	st, dsn := openStore(t, o.backend, dir)
+	logs, log := debugLogger()
 	var capInfo handlers.CaptureServer
 	var cs *capture.Server
 	if o.captureServer || o.worker {

@@ -25,6 +25,7 @@ import (
 	"sockmail/internal/capture"
 	"sockmail/internal/crypt"
 	"sockmail/internal/store"
+	"sockmail/internal/testenv"
 )
 
 // syncBuffer is a log sink safe for concurrent writes.
@@ -64,18 +65,33 @@ type appOptions struct {
 	rootCAs         *x509.CertPool
 }
 
-func newApp(t *testing.T, o appOptions) *app {
+// openStore opens a fresh store on backend: a SQLite file in dir, or a
+// fresh PostgreSQL database. It returns the store and its DSN.
+func openStore(t testing.TB, backend, dir string) (*store.Store, string) {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	dbPath := filepath.Join(dir, "sockmail.db")
-	st, err := store.Open(ctx, dbPath)
+	dsn := filepath.Join(dir, "sockmail.db")
+	if backend == store.BackendPostgres {
+		dsn = testenv.Postgres(t)
+	}
+	st, err := store.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return st, dsn
+}
+
+// debugLogger returns a logger writing everything to the returned buffer.
+func debugLogger() (*syncBuffer, *slog.Logger) {
 	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return logs, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func newApp(t *testing.T, o appOptions) *app {
+	t.Helper()
+	dir := t.TempDir()
+	st, dbPath := openStore(t, store.BackendSQLite, dir)
+	logs, log := debugLogger()
 	cert, err := capture.LoadOrCreateCertificate(dir, time.Now())
 	if err != nil {
 		t.Fatal(err)

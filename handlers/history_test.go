@@ -6,11 +6,9 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,7 +24,6 @@ import (
 	"sockmail/internal/capture"
 	"sockmail/internal/crypt"
 	"sockmail/internal/store"
-	"sockmail/internal/testenv"
 	"sockmail/smtp"
 )
 
@@ -41,19 +38,9 @@ type historyOptions struct {
 // newHistoryApp is newApp on either backend, with the history options.
 func newHistoryApp(t *testing.T, o historyOptions) *app {
 	t.Helper()
-	ctx := context.Background()
 	dir := t.TempDir()
-	dsn := filepath.Join(dir, "sockmail.db")
-	if o.backend == store.BackendPostgres {
-		dsn = testenv.Postgres(t)
-	}
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	st, dsn := openStore(t, o.backend, dir)
+	logs, log := debugLogger()
 	cert, err := capture.LoadOrCreateCertificate(dir, time.Now())
 	if err != nil {
 		t.Fatal(err)
