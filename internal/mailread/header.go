@@ -60,3 +60,15 @@ func Subject(head []byte) string {
 	}
 	return DecodeHeader(m.Header.Get("Subject"))
 }
+
+// ToUTF8 converts text in charset to UTF-8 for display. Bytes that are
+// invalid in the charset become U+FFFD; an empty or unknown charset is
+// read as UTF-8.
+func ToUTF8(b []byte, charset string) string {
+	if r, err := CharsetReader(charset, bytes.NewReader(b)); err == nil {
+		if out, err := io.ReadAll(r); err == nil {
+			b = out
+		}
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
