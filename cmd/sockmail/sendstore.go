@@ -9,13 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
-	"net/mail"
 	"os"
 	"path/filepath"
 	"time"
 
 	"sockmail/internal/config"
+	"sockmail/internal/mailread"
 	"sockmail/internal/store"
 	"sockmail/smtp"
 	"sockmail/smtp/message"
@@ -133,17 +132,7 @@ func (r *sendRecorder) record(ctx context.Context, cfg smtp.Config, msg message.
 }
 
 // subjectOf returns the decoded Subject of a header block.
-func subjectOf(head []byte) string {
-	m, err := mail.ReadMessage(bytes.NewReader(append(append([]byte(nil), head...), "\r\n\r\n"...)))
-	if err != nil {
-		return ""
-	}
-	s := m.Header.Get("Subject")
-	if d, err := new(mime.WordDecoder).DecodeHeader(s); err == nil {
-		return d
-	}
-	return s
-}
+func subjectOf(head []byte) string { return mailread.Subject(head) }
 
 // cappedBuffer keeps the first limit bytes written to it and notes
 // whether more came.

@@ -15,7 +15,6 @@
 package capture
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -24,9 +23,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
-	"mime"
 	"net"
-	"net/mail"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +31,7 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"sockmail/internal/mailread"
 	"sockmail/internal/store"
 )
 
@@ -324,14 +322,7 @@ func (s *session) Logout() error { return nil }
 
 // subjectOf returns the decoded Subject header of a raw message, or "".
 func subjectOf(raw []byte) string {
-	m, err := mail.ReadMessage(bytes.NewReader(raw))
-	if err != nil {
-		return ""
-	}
-	subj := m.Header.Get("Subject")
-	if dec, err := new(mime.WordDecoder).DecodeHeader(subj); err == nil {
-		subj = dec
-	}
+	subj := mailread.Subject(raw)
 	if len(subj) > 998 {
 		subj = subj[:998]
 	}

@@ -245,6 +245,9 @@ func TestParseBrokenHeader(t *testing.T) {
 	if m.Get("Subject") != "ok" {
 		t.Errorf("fields before the bad line: %q", m.Header)
 	}
+	if m := Parse([]byte("no header here")); m.Err == nil || len(m.Header) != 0 {
+		t.Errorf("a message without a header: %v %q", m.Err, m.Header)
+	}
 }
 
 func FuzzParse(f *testing.F) {

@@ -7,12 +7,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/textproto"
 	"sort"
 	"strings"
 	"time"
+
+	"sockmail/internal/mailread"
 )
 
 // The durable outbox. Every message a contact form sends is an OutboxItem,
@@ -132,13 +132,7 @@ func messageHeader(msg []byte) (subject, messageID string) {
 	if err != nil && len(h) == 0 {
 		return "", ""
 	}
-	subject = h.Get("Subject")
-	dec := mime.WordDecoder{CharsetReader: func(string, io.Reader) (io.Reader, error) {
-		return nil, errors.New("unsupported charset")
-	}}
-	if d, err := dec.DecodeHeader(subject); err == nil {
-		subject = d
-	}
+	subject = mailread.DecodeHeader(h.Get("Subject"))
 	messageID = strings.TrimSpace(h.Get("Message-Id"))
 	messageID = strings.TrimSuffix(strings.TrimPrefix(messageID, "<"), ">")
 	return subject, messageID
