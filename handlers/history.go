@@ -24,6 +24,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"sockmail/internal/mailread"
 	"sockmail/internal/store"
 	"sockmail/smtp"
 	"sockmail/views"
@@ -275,7 +276,7 @@ func (h *Handler) runningElsewhere(snd *store.Send, ls *liveSend) bool {
 func (h *Handler) historyDetailView(ctx context.Context, snd *store.Send, ls *liveSend, rf views.ResendForm) (views.HistoryDetail, error) {
 	d := views.HistoryDetail{
 		Result: resultView(snd, ls), Source: smtp.SafeText(snd.Source),
-		ClientAddr: smtp.SafeText(snd.ClientAddr), Headers: safeBlock(snd.Headers), MessageTruncated: snd.MessageTruncated,
+		ClientAddr: smtp.SafeText(snd.ClientAddr), Headers: safeBlock(mailread.HeaderText(snd.Headers)), MessageTruncated: snd.MessageTruncated,
 	}
 	if h.runningElsewhere(snd, ls) {
 		d.RemoteRunning = true
