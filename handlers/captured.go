@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -71,7 +72,7 @@ func capturedMessage(m *store.Captured) views.CapturedMessage {
 		v.Headers = append(v.Headers, views.Header{Name: f.Name, Value: f.Value})
 	}
 	if pm.Err != nil {
-		v.ParseError = pm.Err.Error()
+		v.ParseError = strings.TrimPrefix(pm.Err.Error(), "mailread: ")
 	}
 	if pm.HTML != "" {
 		v.HTMLDoc = htmlDocument(pm.HTML)

@@ -221,7 +221,7 @@ func (m *Message) walkMultipart(e entity, body io.Reader, depth int) {
 		return
 	}
 	mr := multipart.NewReader(body, e.boundary)
-	for m.Err != ErrLimit {
+	for !errors.Is(m.Err, ErrLimit) {
 		p, err := mr.NextRawPart()
 		if errors.Is(err, io.EOF) {
 			return
