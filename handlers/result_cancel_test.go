@@ -37,7 +37,7 @@ func stallingServer(t *testing.T) (addr string, closed <-chan struct{}) {
 			return
 		}
 		io.WriteString(conn, "250-stall.test\r\n250 8BITMIME\r\n")
-		_, _ = r.ReadString('\n')   // MAIL FROM: never answered
+		_, _ = r.ReadString('\n')     // MAIL FROM: never answered
 		_, _ = io.Copy(io.Discard, r) // until the client hangs up
 	}()
 	return ln.Addr().String(), done
