@@ -85,13 +85,13 @@ func TestResolve(t *testing.T) {
 	on := delivery.NewResolver(delivery.ResolverDeps{Profiles: ps, Sends: ps, Opener: box, Capture: delivery.Capture{Addr: "127.0.0.1:2525"}})
 	off := delivery.NewResolver(delivery.ResolverDeps{Profiles: ps, Sends: ps, Opener: box})
 	tests := []struct {
-		name    string
-		r       *delivery.Resolver
-		target  delivery.Target
-		want    want
-		err     error  // the sentinel, nil for success
-		field   string // the form field of the error
-		msg     string // part of the message
+		name     string
+		r        *delivery.Resolver
+		target   delivery.Target
+		want     want
+		err      error  // the sentinel, nil for success
+		field    string // the form field of the error
+		msg      string // part of the message
 		notFound bool   // the error also matches store.ErrNotFound
 	}{
 		{name: "capture", r: on, target: delivery.Target{Kind: delivery.KindCapture, TLS: "starttls", Verify: true, Helo: "h.test"},
