@@ -2,13 +2,17 @@ package handlers_test
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"sockmail/internal/store"
 	"sockmail/smtp"
 )
 
@@ -90,6 +94,9 @@ func (c *client) events(path string) *sseReader {
 		c.a.t.Fatal(err)
 	}
 	c.a.t.Cleanup(func() { resp.Body.Close() })
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "text/event-stream" {
+		c.a.t.Fatalf("events of %s: %d %q", path, resp.StatusCode, ct)
+	}
 	return &sseReader{t: c.a.t, sc: bufio.NewScanner(resp.Body)}
 }
 
@@ -157,6 +164,19 @@ func TestCancelLiveSend(t *testing.T) {
 	}
 	if flash := c.get(path).testid(t, "flash").Text(); !strings.Contains(flash, "already ended") {
 		t.Errorf("second cancel: flash %q", flash)
+	}
+	// A send another instance runs cannot be cancelled from this one.
+	other := &store.Send{Source: "web", Status: store.StatusRunning, CreatedAt: time.Now(), Server: "mx.example.test:25",
+		MailFrom: "a@example.test", Rcpts: []string{"b@example.test"}}
+	if err := a.store.CreateSend(context.Background(), other); err != nil {
+		t.Fatal(err)
+	}
+	otherPath := "/sends/" + strconv.FormatInt(other.ID, 10)
+	if r := c.post(otherPath+"/cancel", url.Values{"_csrf": {tok}}); r.status != http.StatusSeeOther {
+		t.Fatalf("cancel of a send running elsewhere: %d", r.status)
+	}
+	if flash := c.get(otherPath).testid(t, "flash").Text(); !strings.Contains(flash, "another sockmail instance") {
+		t.Errorf("cancel of a send running elsewhere: flash %q", flash)
 	}
 	// Without the CSRF token the cancel is refused.
 	if r := c.post(path+"/cancel", url.Values{}); r.status != http.StatusForbidden {

@@ -1,10 +1,8 @@
 package handlers_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -227,33 +225,8 @@ func TestLiveTranscriptOverServerSentEvents(t *testing.T) {
 		t.Errorf("aria-live %q", live)
 	}
 
-	req, _ := http.NewRequest(http.MethodGet, a.srv.URL+path+"/events?after=0", nil)
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
-		t.Fatalf("content type %q", ct)
-	}
-	sc := bufio.NewScanner(resp.Body)
-	next := func() (string, string) {
-		var event, data string
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case strings.HasPrefix(line, "event: "):
-				event = line[len("event: "):]
-			case strings.HasPrefix(line, "data: "):
-				data = line[len("data: "):]
-			case line == "" && event != "":
-				return event, data
-			}
-		}
-		t.Fatalf("stream ended: %v", sc.Err())
-		return "", ""
-	}
+	stream := c.events(path)
+	next := stream.next
 	ev, data := next()
 	if ev != "line" || !strings.Contains(data, "connected (fake)") || !strings.Contains(data, `"index":0`) {
 		t.Fatalf("first event %q %q", ev, data)
@@ -279,15 +252,8 @@ func TestLiveTranscriptOverServerSentEvents(t *testing.T) {
 		t.Error("finished page still refreshes")
 	}
 	// A finished send's stream says done at once.
-	req, _ = http.NewRequest(http.MethodGet, a.srv.URL+path+"/events", nil)
-	resp2, err := c.hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp2.Body)
-	resp2.Body.Close()
-	if !strings.Contains(string(b), "event: done") {
-		t.Errorf("finished stream %q", b)
+	if ev, _ := c.events(path).next(); ev != "done" {
+		t.Errorf("finished stream: %q, want done", ev)
 	}
 }
 
