@@ -23,10 +23,9 @@ import (
 
 // Compose limits.
 const (
-	defaultsCookie          = "sockmail_compose"
-	maxAttachments          = 20
-	defaultMaxStoredMessage = 10 << 20 // .eml kept with a send (Deps.MaxStoredMessage)
-	multipartMemory         = 8 << 20  // attachments above this spill to temp files
+	defaultsCookie  = "sockmail_compose"
+	maxAttachments  = 20
+	multipartMemory = 8 << 20 // attachments above this spill to temp files
 )
 
 // composeView builds the compose page data.

@@ -202,7 +202,7 @@ func New(d Deps) (*Handler, error) {
 		}
 	}
 	if d.MaxStoredMessage <= 0 {
-		d.MaxStoredMessage = defaultMaxStoredMessage
+		d.MaxStoredMessage = delivery.DefaultMaxStoredMessage
 	}
 	if d.BcryptCost == 0 {
 		d.BcryptCost = bcrypt.DefaultCost

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 
 	"sockmail/internal/store"
 	"sockmail/smtp"
@@ -84,10 +85,11 @@ type TargetError struct {
 }
 
 func (e *TargetError) Error() string {
+	msg := "delivery: " + strings.TrimSuffix(e.Msg, ".")
 	if e.Cause != nil {
-		return "delivery: " + e.Msg + ": " + e.Cause.Error()
+		return msg + ": " + e.Cause.Error()
 	}
-	return "delivery: " + e.Msg
+	return msg
 }
 
 // Unwrap returns the sentinel and the cause.
