@@ -141,7 +141,7 @@ func resultView(snd *store.Send, ls *delivery.Live) views.Result {
 		}
 		r.Recipients = append(r.Recipients, row)
 	}
-	if snd.Error != "" {
+	if snd.Error != "" && snd.Status != string(smtp.StatusAborted) { // an abort needs no explaining
 		r.Explanation = Explain(parseProblem(snd.Error))
 	} else {
 		for _, row := range r.Recipients {

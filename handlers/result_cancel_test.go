@@ -150,6 +150,12 @@ func TestCancelLiveSend(t *testing.T) {
 			t.Errorf("transcript lacks %q:\n%s", want, tr)
 		}
 	}
+	if page.testid(t, "explanation").Length() != 0 {
+		t.Errorf("a cancelled send explained as a failure: %q", page.testid(t, "explanation").Text())
+	}
+	if phase, _ := page.doc(t).Find(`[data-testid="event"]:contains("cancelled by")`).Closest(`[data-testid="phase"]`).Attr("data-phase"); phase != string(smtp.PhaseMail) {
+		t.Errorf("the cancel note is in phase %q, want the phase the send stopped in (mail)", phase)
+	}
 	if page.testid(t, "cancel").Length() != 0 {
 		t.Error("the ended send still has a cancel button")
 	}

@@ -195,7 +195,11 @@ func (s *Service) Cancel(id int64, by string) error {
 	if l == nil {
 		return ErrNotRunning
 	}
-	l.tr.Info(smtp.PhaseQuit, "cancelled by %s after %d ms", by, s.d.Now().Sub(l.start).Milliseconds())
+	phase := smtp.PhaseConnect // the note goes with the phase the send was in
+	if evs := l.tr.Events(); len(evs) > 0 {
+		phase = evs[len(evs)-1].Phase
+	}
+	l.tr.Info(phase, "cancelled by %s after %d ms", by, s.d.Now().Sub(l.start).Milliseconds())
 	l.cancel(fmt.Errorf("delivery: cancelled by %s", by))
 	s.d.Logger.Info("send cancelled", "send", id, "by", by)
 	return nil

@@ -149,6 +149,11 @@ func TestServiceCancel(t *testing.T) {
 	if !strings.Contains(tr, "connected\n") || !strings.Contains(tr, "cancelled by admin@example.test after 250 ms") {
 		t.Errorf("transcript:\n%s", tr)
 	}
+	for _, e := range got.Events {
+		if strings.HasPrefix(e.Line, "cancelled by") && e.Phase != smtp.PhaseConnect {
+			t.Errorf("cancel note in phase %q, want the send's last phase (connect)", e.Phase)
+		}
+	}
 	if err := s.Cancel(99, "x"); !errors.Is(err, delivery.ErrNotRunning) {
 		t.Errorf("cancel of an unknown send: %v", err)
 	}
