@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"bytes"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"sockmail/internal/delivery"
 	"sockmail/internal/store"
 	"sockmail/internal/webform"
 	"sockmail/smtp"
@@ -23,10 +23,9 @@ import (
 
 // Compose limits.
 const (
-	defaultsCookie          = "sockmail_compose"
-	maxAttachments          = 20
-	defaultMaxStoredMessage = 10 << 20 // .eml kept with a send (Deps.MaxStoredMessage)
-	multipartMemory         = 8 << 20  // attachments above this spill to temp files
+	defaultsCookie  = "sockmail_compose"
+	maxAttachments  = 20
+	multipartMemory = 8 << 20 // attachments above this spill to temp files
 )
 
 // composeView builds the compose page data.
@@ -148,7 +147,7 @@ func (h *Handler) compose(c echo.Context) error {
 	if err != nil {
 		errs["attachments"] = "Attachments: " + err.Error() + "."
 	}
-	var job *sendJob
+	var job *delivery.Job
 	if len(errs) == 0 {
 		job, err = h.prepareSend(c, f, uploads)
 		var fe fieldError
@@ -165,11 +164,12 @@ func (h *Handler) compose(c echo.Context) error {
 		}
 		return render(c, http.StatusUnprocessableEntity, views.ComposePage(h.page(c, "Compose", "compose"), v))
 	}
-	if err := h.start(c, job); err != nil {
+	id, err := h.start(c, job)
+	if err != nil {
 		return err
 	}
 	h.saveDefaults(c, f)
-	return c.Redirect(http.StatusSeeOther, "/sends/"+strconv.FormatInt(job.send.ID, 10))
+	return c.Redirect(http.StatusSeeOther, "/sends/"+strconv.FormatInt(id, 10))
 }
 
 // fieldError is a problem to show beside a form field.
@@ -177,67 +177,50 @@ type fieldError struct{ field, msg string }
 
 func (e fieldError) Error() string { return e.field + ": " + e.msg }
 
-// sendJob is a send ready to run.
-type sendJob struct {
-	send *store.Send
-	cfg  smtp.Config
-	env  smtp.Envelope
-	msg  []byte
-	opts smtp.SendOptions
+// composeTarget is the server a valid form names.
+func composeTarget(f *webform.Compose) delivery.Target {
+	srv := f.Server
+	t := delivery.Target{TLS: srv.TLS, Verify: srv.Verify, Helo: srv.Helo, AuthMech: srv.AuthMech,
+		Username: srv.Username, Password: srv.Password, AllowInsecureAuth: srv.AllowInsecureAuth}
+	switch f.ServerChoice {
+	case webform.ServerBuiltin:
+		t.Kind = delivery.KindCapture
+	case webform.ServerAdhoc:
+		t.Kind, t.Host, t.Port = delivery.KindServer, srv.Host, srv.Port
+	default:
+		t.Kind = delivery.KindProfile
+		t.ProfileID, _ = strconv.ParseInt(f.ServerChoice, 10, 64)
+	}
+	return t
+}
+
+// targetFieldError turns a target that cannot be resolved into a problem
+// beside a form field.
+func targetFieldError(err error) error {
+	var te *delivery.TargetError
+	if errors.As(err, &te) {
+		return fieldError{te.Field, te.Msg}
+	}
+	return fmt.Errorf("handlers: %w", err)
+}
+
+// origin is where a web send comes from: the signed-in admin's address.
+func origin(c echo.Context) delivery.Record {
+	r := delivery.Record{Source: delivery.SourceWeb, ClientAddr: c.RealIP()}
+	if u, _ := c.Get(ctxUser).(*store.User); u != nil {
+		r.UserID = &u.ID
+	}
+	return r
 }
 
 // prepareSend turns a valid form into a send: the server configuration
 // (built-in, profile or ad hoc), the composed message and the envelope.
-func (h *Handler) prepareSend(c echo.Context, f *webform.Compose, uploads []upload) (*sendJob, error) {
-	ctx := c.Request().Context()
-	cfg := smtp.Config{Transcript: smtp.NewTranscript(), ShowBody: f.ShowBody}
-	srv := f.Server
-	var password string
-	switch f.ServerChoice {
-	case webform.ServerBuiltin:
-		if h.capture.Addr == "" {
-			return nil, fieldError{"server", "The built-in capture server is off."}
-		}
-		cfg.Addr = h.capture.Addr
-		password = srv.Password
-	case webform.ServerAdhoc:
-		cfg.Addr = net.JoinHostPort(srv.Host, srv.Port)
-		password = srv.Password
-	default:
-		id, _ := strconv.ParseInt(f.ServerChoice, 10, 64)
-		p, err := h.store.Profile(ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, fieldError{"server", "This profile no longer exists."}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("handlers: load profile: %w", err)
-		}
-		cfg.Addr = net.JoinHostPort(p.Host, strconv.Itoa(p.Port))
-		srv = webform.Server{TLS: p.TLSMode, Verify: !p.InsecureSkipVerify, AuthMech: p.AuthMech, Username: p.Username, Helo: p.HeloName}
-		if len(p.PasswordEnc) > 0 {
-			pw, err := h.sealer.Open(p.PasswordEnc)
-			if err != nil {
-				return nil, fieldError{"server", "The profile's stored password cannot be decrypted (was the data directory's key changed?). Save the profile's password again."}
-			}
-			password = string(pw)
-		}
-	}
-	mode, err := smtp.ParseTLSMode(srv.TLS)
+func (h *Handler) prepareSend(c echo.Context, f *webform.Compose, uploads []upload) (*delivery.Job, error) {
+	cfg, err := h.sends.Resolve(c.Request().Context(), composeTarget(f))
 	if err != nil {
-		return nil, fieldError{"tls", "Choose a TLS mode."}
+		return nil, targetFieldError(err)
 	}
-	cfg.TLS = mode
-	cfg.InsecureSkipVerify = !srv.Verify
-	cfg.LocalName = srv.Helo
-	cfg.AllowInsecureAuth = srv.AllowInsecureAuth
-	cfg.TLSConfig = &tls.Config{RootCAs: h.roots}
-	if srv.AuthMech != "" {
-		mech := srv.AuthMech
-		if mech == "auto" {
-			mech = ""
-		}
-		cfg.Auth = &smtp.Auth{Mechanism: mech, Username: srv.Username, Password: password}
-	}
+	cfg.ShowBody = f.ShowBody
 
 	from, _ := f.FromAddress()
 	to, cc, bcc, replyTo := f.Lists()
@@ -262,19 +245,8 @@ func (h *Handler) prepareSend(c echo.Context, f *webform.Compose, uploads []uplo
 		From: m.EnvelopeFrom(), To: m.Recipients(), Size: int64(len(raw)),
 		SMTPUTF8: m.NeedsSMTPUTF8(), EightBit: m.Needs8BitMIME(), DSN: f.DSN(),
 	}
-	head, _, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
-	u, _ := c.Get(ctxUser).(*store.User)
-	snd := &store.Send{
-		CreatedAt: h.now(), Source: "web", ClientAddr: c.RealIP(), Server: cfg.Addr, TLSMode: mode.String(),
-		MailFrom: env.From, Rcpts: env.To, Subject: m.Subject, Headers: string(head), Status: store.StatusRunning,
-	}
-	if u != nil {
-		snd.UserID = &u.ID
-	}
-	if int64(len(raw)) <= h.maxStored {
-		snd.Message = raw
-	} else {
-		snd.Message, snd.MessageTruncated = raw[:h.maxStored], true
-	}
-	return &sendJob{send: snd, cfg: cfg, env: env, msg: raw, opts: smtp.SendOptions{StopAfter: smtp.Phase(f.StopAfter)}}, nil
+	rec := origin(c)
+	rec.Server, rec.TLS, rec.From, rec.To, rec.Message, rec.MaxStored = cfg.Addr, cfg.TLS, env.From, env.To, raw, h.maxStored
+	snd := delivery.NewSend(h.now(), rec)
+	return &delivery.Job{Send: snd, Config: cfg, Envelope: env, Message: raw, Options: smtp.SendOptions{StopAfter: smtp.Phase(f.StopAfter)}}, nil
 }

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/a-h/templ"
@@ -20,8 +19,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"golang.org/x/crypto/bcrypt"
 
+	"sockmail/internal/delivery"
 	"sockmail/internal/store"
-	"sockmail/smtp"
 )
 
 // Store is the persistence the handlers use. *store.Store is one.
@@ -69,7 +68,7 @@ type Sealer interface {
 
 // SendFunc runs one SMTP send. smtp.SendMail is the real one; tests may
 // pass another.
-type SendFunc func(ctx context.Context, cfg smtp.Config, env smtp.Envelope, msg smtp.Message, opts smtp.SendOptions) (*smtp.Result, error)
+type SendFunc = delivery.SendFunc
 
 // CaptureServer describes the built-in capture server, offered on the
 // compose page as the default server.
@@ -97,6 +96,10 @@ type Deps struct {
 	// TrustedProxies are the proxies whose X-Forwarded-For names the
 	// client's address; with none the TCP peer's address is used.
 	TrustedProxies []*net.IPNet
+	// Delivery runs and records sends. If nil, New builds one from Store,
+	// Sealer, Capture, RootCAs, Send, Now, SendTimeout and Logger, and
+	// Handler.Shutdown shuts it down.
+	Delivery *delivery.Service
 	// SendTimeout bounds one test send.
 	SendTimeout time.Duration
 	// MaxUpload bounds a compose form with its attachments, in bytes.
@@ -142,16 +145,13 @@ type Handler struct {
 	lifetime time.Duration
 	baseURL  string
 	proxies  []*net.IPNet
-	sendTO   time.Duration
 	maxUp    int64
 	capture  CaptureServer
-	send     SendFunc
 	now      func() time.Time
 	cop      *http.CrossOriginProtection
 
 	bcryptCost int
 	dummyHash  string
-	roots      *x509.CertPool
 	retention  Retention
 	maxStored  int64
 
@@ -159,15 +159,8 @@ type Handler struct {
 	forms   FormStore
 	contact *contactState
 
-	// Sends in flight. baseCtx is cancelled by Shutdown when its grace
-	// period ends, aborting the sends that are still running.
-	mu         sync.Mutex
-	live       map[int64]*liveSend
-	wg         sync.WaitGroup
-	baseCtx    context.Context
-	abortSends context.CancelFunc
-	closing    chan struct{}
-	closed     bool
+	// sends resolves targets, runs sends and records them.
+	sends *delivery.Service
 }
 
 // New builds a Handler from its dependencies.
@@ -190,9 +183,6 @@ func New(d Deps) (*Handler, error) {
 	if d.MaxUpload <= 0 {
 		d.MaxUpload = 25 << 20
 	}
-	if d.Send == nil {
-		d.Send = smtp.SendMail
-	}
 	if d.Now == nil {
 		d.Now = time.Now
 	}
@@ -212,7 +202,7 @@ func New(d Deps) (*Handler, error) {
 		}
 	}
 	if d.MaxStoredMessage <= 0 {
-		d.MaxStoredMessage = defaultMaxStoredMessage
+		d.MaxStoredMessage = delivery.DefaultMaxStoredMessage
 	}
 	if d.BcryptCost == 0 {
 		d.BcryptCost = bcrypt.DefaultCost
@@ -221,24 +211,20 @@ func New(d Deps) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("handlers: dummy hash: %w", err)
 	}
-	roots := d.RootCAs
-	if roots == nil {
-		if roots, err = x509.SystemCertPool(); err != nil {
-			roots = x509.NewCertPool()
-		}
+	sends := d.Delivery
+	if sends == nil {
+		sends = delivery.New(delivery.Deps{
+			Store: d.Store, Send: d.Send, Now: d.Now, Timeout: d.SendTimeout, Logger: d.Logger,
+			Resolver: delivery.NewResolver(delivery.ResolverDeps{Profiles: d.Store, Sends: d.Store, Opener: d.Sealer,
+				Capture: delivery.Capture{Addr: d.Capture.Addr, Certificate: d.Capture.Certificate}, RootCAs: d.RootCAs}),
+		})
 	}
-	roots = roots.Clone()
-	if d.Capture.Certificate != nil {
-		roots.AddCert(d.Capture.Certificate)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
 	return &Handler{
 		store: d.Store, sealer: d.Sealer, log: d.Logger, cookies: cs, secure: d.SecureCookies,
-		lifetime: d.SessionLifetime, baseURL: d.BaseURL, proxies: d.TrustedProxies, sendTO: d.SendTimeout, maxUp: d.MaxUpload,
-		capture: d.Capture, send: d.Send, now: d.Now, cop: cop, bcryptCost: d.BcryptCost, dummyHash: string(dummy), roots: roots,
+		lifetime: d.SessionLifetime, baseURL: d.BaseURL, proxies: d.TrustedProxies, maxUp: d.MaxUpload,
+		capture: d.Capture, now: d.Now, cop: cop, bcryptCost: d.BcryptCost, dummyHash: string(dummy),
 		retention: d.Retention, maxStored: d.MaxStoredMessage,
-		forms: formStoreOf(d), contact: newContactState(d),
-		live: map[int64]*liveSend{}, baseCtx: ctx, abortSends: cancel, closing: make(chan struct{}),
+		forms: formStoreOf(d), contact: newContactState(d), sends: sends,
 	}, nil
 }
 
@@ -255,23 +241,10 @@ func render(c echo.Context, status int, comp templ.Component) error {
 
 // Shutdown stops new sends and waits for those in flight until ctx is
 // done; then it aborts them and waits for them to record their (partial)
-// transcripts.
+// transcripts (delivery.Service.Shutdown).
 func (h *Handler) Shutdown(ctx context.Context) error {
-	h.mu.Lock()
-	if !h.closed {
-		h.closed = true
-		close(h.closing)
+	if err := h.sends.Shutdown(ctx); err != nil {
+		return fmt.Errorf("handlers: %w", err)
 	}
-	h.mu.Unlock()
-	done := make(chan struct{})
-	go func() { h.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		h.log.Warn("aborting sends still running at shutdown")
-		h.abortSends()
-		<-done
-		return fmt.Errorf("handlers: shutdown: sends aborted: %w", ctx.Err())
-	}
+	return nil
 }

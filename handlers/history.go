@@ -10,7 +10,6 @@ package handlers
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"sockmail/internal/delivery"
 	"sockmail/internal/mailread"
 	"sockmail/internal/store"
 	"sockmail/smtp"
@@ -267,13 +267,13 @@ func safeBlock(s string) string {
 
 // runningElsewhere reports whether a send marked running, but not running
 // here, may still be running in another instance or process.
-func (h *Handler) runningElsewhere(snd *store.Send, ls *liveSend) bool {
+func (h *Handler) runningElsewhere(snd *store.Send, ls *delivery.Live) bool {
 	return snd.Status == store.StatusRunning && ls == nil &&
-		h.now().Sub(snd.CreatedAt) < h.sendTO+remoteGrace
+		h.now().Sub(snd.CreatedAt) < h.sends.Timeout()+remoteGrace
 }
 
 // historyDetailView builds the detail page of a stored send.
-func (h *Handler) historyDetailView(ctx context.Context, snd *store.Send, ls *liveSend, rf views.ResendForm) (views.HistoryDetail, error) {
+func (h *Handler) historyDetailView(ctx context.Context, snd *store.Send, ls *delivery.Live, rf views.ResendForm) (views.HistoryDetail, error) {
 	d := views.HistoryDetail{
 		Result: resultView(snd, ls), Source: smtp.SafeText(snd.Source),
 		ClientAddr: smtp.SafeText(snd.ClientAddr), Headers: safeBlock(mailread.HeaderText(snd.Headers)), MessageTruncated: snd.MessageTruncated,
@@ -405,7 +405,7 @@ func (h *Handler) historyResend(c echo.Context) error {
 	ctx := c.Request().Context()
 	f := readResendForm(c)
 	errs := f.Validate()
-	var job *sendJob
+	var job *delivery.Job
 	if len(errs) == 0 {
 		job, err = h.prepareResend(c, snd, ls, &f)
 		var fe fieldError
@@ -423,76 +423,50 @@ func (h *Handler) historyResend(c echo.Context) error {
 		}
 		return render(c, http.StatusUnprocessableEntity, views.HistoryDetailPage(h.page(c, "Send #"+strconv.FormatInt(snd.ID, 10), "history"), d))
 	}
-	if err := h.start(c, job); err != nil {
+	id, err := h.start(c, job)
+	if err != nil {
 		return err
 	}
-	return c.Redirect(http.StatusSeeOther, "/history/"+strconv.FormatInt(job.send.ID, 10))
+	return c.Redirect(http.StatusSeeOther, "/history/"+strconv.FormatInt(id, 10))
+}
+
+// resendTarget is the server a valid re-send form names.
+func resendTarget(snd *store.Send, f *resendForm) delivery.Target {
+	t := delivery.Target{TLS: f.TLS, Verify: f.Verify}
+	switch f.Server {
+	case "same":
+		t.Kind, t.SendID = delivery.KindSameAs, snd.ID
+	case "builtin":
+		t.Kind = delivery.KindCapture
+	case "adhoc":
+		t.Kind, t.Host, t.Port = delivery.KindServer, f.Host, f.Port
+	default:
+		t.Kind = delivery.KindProfile
+		t.ProfileID, _ = strconv.ParseInt(f.Server, 10, 64)
+	}
+	return t
 }
 
 // prepareResend builds a new send of snd's stored message, with its
 // envelope, to the server the form names, linked to snd by ParentID.
-func (h *Handler) prepareResend(c echo.Context, snd *store.Send, ls *liveSend, f *resendForm) (*sendJob, error) {
+func (h *Handler) prepareResend(c echo.Context, snd *store.Send, ls *delivery.Live, f *resendForm) (*delivery.Job, error) {
 	switch {
 	case len(snd.Message) == 0 || snd.MessageTruncated || len(snd.Rcpts) == 0:
 		return nil, fieldError{"server", "This send cannot be re-sent: its whole message was not kept."}
 	case snd.Status == store.StatusRunning && (ls != nil || h.runningElsewhere(snd, ls)):
 		return nil, fieldError{"server", "This send is still running; re-send it once it has ended."}
 	}
-	mode, _ := smtp.ParseTLSMode(f.TLS)
-	cfg := smtp.Config{Transcript: smtp.NewTranscript(), TLS: mode, InsecureSkipVerify: !f.Verify,
-		TLSConfig: &tls.Config{RootCAs: h.roots}}
-	switch f.Server {
-	case "same":
-		cfg.Addr = snd.Server
-	case "builtin":
-		if h.capture.Addr == "" {
-			return nil, fieldError{"server", "The built-in capture server is off."}
-		}
-		cfg.Addr = h.capture.Addr
-	case "adhoc":
-		cfg.Addr = net.JoinHostPort(f.Host, f.Port)
-	default:
-		id, _ := strconv.ParseInt(f.Server, 10, 64)
-		p, err := h.store.Profile(c.Request().Context(), id)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, fieldError{"server", "This profile no longer exists."}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("handlers: load profile: %w", err)
-		}
-		if cfg.TLS, err = smtp.ParseTLSMode(p.TLSMode); err != nil {
-			return nil, fieldError{"server", "The profile's TLS mode is not valid; edit the profile."}
-		}
-		cfg.Addr = net.JoinHostPort(p.Host, strconv.Itoa(p.Port))
-		cfg.InsecureSkipVerify, cfg.LocalName = p.InsecureSkipVerify, p.HeloName
-		if p.AuthMech != "" {
-			a := &smtp.Auth{Username: p.Username}
-			if p.AuthMech != "auto" {
-				a.Mechanism = p.AuthMech
-			}
-			if len(p.PasswordEnc) > 0 {
-				pw, err := h.sealer.Open(p.PasswordEnc)
-				if err != nil {
-					return nil, fieldError{"server", "The profile's stored password cannot be decrypted (was the secret key changed?). Save the profile's password again."}
-				}
-				a.Password = string(pw)
-			}
-			cfg.Auth = a
-		}
+	cfg, err := h.sends.Resolve(c.Request().Context(), resendTarget(snd, f))
+	if err != nil {
+		return nil, targetFieldError(err)
 	}
 	env := smtp.Envelope{From: snd.MailFrom, To: snd.Rcpts, Size: int64(len(snd.Message)),
 		SMTPUTF8: needsSMTPUTF8(snd), EightBit: has8bit(snd.Message)}
-	u, _ := c.Get(ctxUser).(*store.User)
+	rec := origin(c)
 	parent := snd.ID
-	ns := &store.Send{
-		CreatedAt: h.now(), Source: "web", ClientAddr: c.RealIP(), Server: cfg.Addr, TLSMode: cfg.TLS.String(),
-		MailFrom: snd.MailFrom, Rcpts: snd.Rcpts, Subject: snd.Subject, Headers: snd.Headers, Message: snd.Message,
-		Status: store.StatusRunning, ParentID: &parent,
-	}
-	if u != nil {
-		ns.UserID = &u.ID
-	}
-	return &sendJob{send: ns, cfg: cfg, env: env, msg: snd.Message}, nil
+	rec.ParentID = &parent
+	rec.Server, rec.TLS, rec.From, rec.To, rec.Message, rec.MaxStored = cfg.Addr, cfg.TLS, snd.MailFrom, snd.Rcpts, snd.Message, h.maxStored
+	return &delivery.Job{Send: delivery.NewSend(h.now(), rec), Config: cfg, Envelope: env, Message: snd.Message}, nil
 }
 
 // has8bit reports whether a message has bytes beyond ASCII, which need
@@ -586,7 +560,7 @@ func (h *Handler) historyRetention(c echo.Context) error {
 // phase.
 func (h *Handler) historyCompare(c echo.Context) error {
 	var snds [2]*store.Send
-	var lives [2]*liveSend
+	var lives [2]*delivery.Live
 	for i, name := range []string{"a", "b"} {
 		id, err := strconv.ParseInt(strings.TrimSpace(c.QueryParam(name)), 10, 64)
 		if err != nil || id <= 0 {
@@ -601,7 +575,7 @@ func (h *Handler) historyCompare(c echo.Context) error {
 		}
 		snds[i], lives[i] = snd, ls
 	}
-	side := func(snd *store.Send, ls *liveSend) (views.CompareSide, []smtp.Event) {
+	side := func(snd *store.Send, ls *delivery.Live) (views.CompareSide, []smtp.Event) {
 		r := resultView(snd, ls)
 		s := views.CompareSide{HistoryRow: views.HistoryRow{
 			ID: snd.ID, CreatedAt: snd.CreatedAt, Source: smtp.SafeText(snd.Source), Server: r.Server, TLSMode: r.TLSMode,

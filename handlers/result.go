@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,103 +13,59 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"sockmail/internal/delivery"
 	"sockmail/internal/store"
 	"sockmail/smtp"
 	"sockmail/views"
 )
 
-// liveSend is a send in flight: its transcript, readable and subscribable
-// while the send runs, and a channel closed once its outcome is stored.
-type liveSend struct {
-	tr   *smtp.Transcript
-	done chan struct{}
-}
-
-// start records the send and runs it in the background, bounded by the
-// send timeout and aborted by Shutdown.
-func (h *Handler) start(c echo.Context, job *sendJob) error {
-	h.mu.Lock()
-	closed := h.closed
-	h.mu.Unlock()
-	if closed {
-		return echo.NewHTTPError(http.StatusServiceUnavailable, "sockmail is shutting down; try again in a moment.")
-	}
-	if err := h.store.CreateSend(c.Request().Context(), job.send); err != nil {
-		return fmt.Errorf("handlers: create send: %w", err)
-	}
-	ls := &liveSend{tr: job.cfg.Transcript, done: make(chan struct{})}
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return echo.NewHTTPError(http.StatusServiceUnavailable, "sockmail is shutting down; try again in a moment.")
-	}
-	h.live[job.send.ID] = ls
-	h.wg.Add(1)
-	h.mu.Unlock()
-	h.log.Info("send started", "send", job.send.ID, "server", job.cfg.Addr, "tls", job.cfg.TLS.String(), "rcpts", len(job.env.To), "stop_after", string(job.opts.StopAfter))
-	go h.run(job, ls)
-	return nil
-}
-
-// run performs one send and stores its outcome and transcript, whatever
-// happens (a timeout or a shutdown aborts it; the partial transcript is
-// kept).
-func (h *Handler) run(job *sendJob, ls *liveSend) {
-	defer h.wg.Done()
-	defer func() {
-		h.mu.Lock()
-		delete(h.live, job.send.ID)
-		h.mu.Unlock()
-		close(ls.done)
-	}()
-	ctx, cancel := context.WithTimeout(h.baseCtx, h.sendTO)
-	defer cancel()
-	start := time.Now()
-	res, err := h.sendSafely(ctx, job)
-	snd := job.send
-	finished := h.now()
-	snd.FinishedAt = &finished
-	snd.DurationMS = float64(time.Since(start).Microseconds()) / 1000
-	snd.Status = string(smtp.StatusOf(res, err))
-	if res != nil {
-		snd.Recipients, snd.QueueID = res.Recipients, res.QueueID
+// start records the send and runs it in the background (delivery),
+// returning its id.
+func (h *Handler) start(c echo.Context, job *delivery.Job) (int64, error) {
+	id, err := h.sends.Start(c.Request().Context(), job)
+	if errors.Is(err, delivery.ErrClosed) {
+		return 0, echo.NewHTTPError(http.StatusServiceUnavailable, "sockmail is shutting down; try again in a moment.")
 	}
 	if err != nil {
-		snd.Error = err.Error()
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
-			ls.tr.Info(smtp.PhaseQuit, "the send took longer than the limit of %s and was stopped", h.sendTO)
-		}
+		return 0, fmt.Errorf("handlers: %w", err)
 	}
-	snd.Events = ls.tr.Events()
-	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer scancel()
-	if err := h.store.FinishSend(sctx, snd); err != nil {
-		h.log.Error("store send outcome", "send", snd.ID, "err", err)
-	}
-	h.log.Info("send finished", "send", snd.ID, "status", snd.Status, "queue_id", snd.QueueID, "ms", snd.DurationMS, "err", snd.Error)
+	return id, nil
 }
 
-// sendSafely runs the send, turning a panic into an error so that the
-// send is still recorded.
-func (h *Handler) sendSafely(ctx context.Context, job *sendJob) (res *smtp.Result, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			h.log.Error("panic in send", "send", job.send.ID, "panic", r)
-			err = fmt.Errorf("handlers: send panicked: %v", r)
+// cancelSend aborts a send running in this process, then shows its
+// result page: the transcript up to where it stopped, status aborted.
+func (h *Handler) cancelSend(c echo.Context) error {
+	snd, ls, err := h.loadSend(c)
+	if err != nil {
+		return err
+	}
+	back := "/sends/" + strconv.FormatInt(snd.ID, 10)
+	switch {
+	case ls != nil:
+		who := "an admin"
+		if u, _ := c.Get(ctxUser).(*store.User); u != nil {
+			who = u.Email
 		}
-	}()
-	return h.send(ctx, job.cfg, job.env, bytes.NewReader(job.msg), job.opts)
-}
-
-func (h *Handler) liveSend(id int64) *liveSend {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.live[id]
+		if err := h.sends.Cancel(snd.ID, who); err != nil {
+			flash(c, fmt.Sprintf("Send #%d had already ended.", snd.ID))
+			return c.Redirect(http.StatusSeeOther, back)
+		}
+		select { // the outcome is stored quickly once the connection is closed
+		case <-ls.Done():
+		case <-c.Request().Context().Done():
+		}
+		flash(c, fmt.Sprintf("Send #%d was cancelled.", snd.ID))
+	case h.runningElsewhere(snd, ls):
+		flash(c, fmt.Sprintf("Send #%d runs on another sockmail instance and cannot be cancelled from this one; it ends at its time limit.", snd.ID))
+	default:
+		flash(c, fmt.Sprintf("Send #%d had already ended; there is nothing to cancel.", snd.ID))
+	}
+	return c.Redirect(http.StatusSeeOther, back)
 }
 
 // loadSend reads the send named in the URL, with its live state when it
 // runs in this process.
-func (h *Handler) loadSend(c echo.Context) (*store.Send, *liveSend, error) {
+func (h *Handler) loadSend(c echo.Context) (*store.Send, *delivery.Live, error) {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil || id <= 0 {
 		return nil, nil, echo.NewHTTPError(http.StatusNotFound, "There is no such send.")
@@ -130,8 +85,8 @@ func (h *Handler) loadSend(c echo.Context) (*store.Send, *liveSend, error) {
 // state, so a send found not live here is read as it ended, never as a
 // stale "running" row without its transcript. Callers use the live state
 // returned, not a later lookup.
-func (h *Handler) readSend(ctx context.Context, id int64) (*store.Send, *liveSend, error) {
-	ls := h.liveSend(id)
+func (h *Handler) readSend(ctx context.Context, id int64) (*store.Send, *delivery.Live, error) {
+	ls := h.sends.Live(id)
 	snd, err := h.store.Send(ctx, id)
 	if err != nil {
 		return nil, nil, err
@@ -164,7 +119,7 @@ func (h *Handler) resultPage(c echo.Context) error {
 }
 
 // resultView builds the result page data of a send, live or finished.
-func resultView(snd *store.Send, ls *liveSend) views.Result {
+func resultView(snd *store.Send, ls *delivery.Live) views.Result {
 	r := views.Result{
 		ID: snd.ID, Status: snd.Status, Server: snd.Server, TLSMode: snd.TLSMode, MailFrom: snd.MailFrom,
 		Rcpts: snd.Rcpts, Subject: snd.Subject, QueueID: snd.QueueID, Error: snd.Error, Started: snd.CreatedAt,
@@ -173,8 +128,8 @@ func resultView(snd *store.Send, ls *liveSend) views.Result {
 	running := snd.Status == store.StatusRunning
 	if running && ls != nil {
 		r.Running = true
-		r.Events = ls.tr.Events()
-		r.Dropped = ls.tr.Dropped()
+		r.Events = ls.Transcript().Events()
+		r.Dropped = ls.Transcript().Dropped()
 	} else if running {
 		r.Status = "interrupted (sockmail stopped during the send)"
 	}
@@ -186,7 +141,7 @@ func resultView(snd *store.Send, ls *liveSend) views.Result {
 		}
 		r.Recipients = append(r.Recipients, row)
 	}
-	if snd.Error != "" {
+	if snd.Error != "" && snd.Status != string(smtp.StatusAborted) { // an abort needs no explaining
 		r.Explanation = Explain(parseProblem(snd.Error))
 	} else {
 		for _, row := range r.Recipients {
@@ -247,7 +202,7 @@ func (h *Handler) events(c echo.Context) error {
 		}
 		return nil
 	}
-	ls := h.liveSend(id)
+	ls := h.sends.Live(id)
 	if ls == nil {
 		err := write("done", []byte("{}"))
 		w.Flush()
@@ -260,7 +215,7 @@ func (h *Handler) events(c echo.Context) error {
 		stopped bool
 		wake    = make(chan struct{}, 1)
 	)
-	past, unsubscribe := ls.tr.Subscribe(func(ev smtp.Event) {
+	past, unsubscribe := ls.Transcript().Subscribe(func(ev smtp.Event) {
 		mu.Lock()
 		if !stopped {
 			pending = append(pending, ev)
@@ -310,7 +265,7 @@ func (h *Handler) events(c echo.Context) error {
 			if err := drain(); err != nil {
 				return err
 			}
-		case <-ls.done:
+		case <-ls.Done():
 			if err := drain(); err != nil {
 				return err
 			}
@@ -324,16 +279,16 @@ func (h *Handler) events(c echo.Context) error {
 			w.Flush()
 		case <-c.Request().Context().Done():
 			return nil
-		case <-h.closing:
+		case <-h.sends.Closing():
 			return nil
 		}
 	}
 }
 
 // sendEvents returns a send's transcript, live or stored.
-func sendEvents(snd *store.Send, ls *liveSend) []smtp.Event {
+func sendEvents(snd *store.Send, ls *delivery.Live) []smtp.Event {
 	if ls != nil && snd.Status == store.StatusRunning {
-		return ls.tr.Events()
+		return ls.Transcript().Events()
 	}
 	return snd.Events
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"sockmail/internal/delivery"
 	"sockmail/internal/store"
 	"sockmail/smtp"
 )
@@ -42,21 +43,26 @@ func TestReadSendAsTheSendEnds(t *testing.T) {
 	if err := st.CreateSend(ctx, snd); err != nil {
 		t.Fatal(err)
 	}
-	tr := smtp.NewTranscript()
-	tr.Info(smtp.PhaseConnect, "the whole story")
-	ls := &liveSend{tr: tr, done: make(chan struct{})}
-	h := &Handler{live: map[int64]*liveSend{snd.ID: ls}}
+	// A real send service whose send says one line and waits to be let
+	// go; the store's first read lets it go and waits until its outcome
+	// is stored and its live state dropped.
+	release, started := make(chan struct{}), make(chan struct{})
+	sends := delivery.New(delivery.Deps{Store: st, Send: func(ctx context.Context, cfg smtp.Config, _ smtp.Envelope, _ smtp.Message, _ smtp.SendOptions) (*smtp.Result, error) {
+		cfg.Transcript.Info(smtp.PhaseConnect, "the whole story")
+		close(started)
+		<-release
+		return &smtp.Result{Final: &smtp.Reply{Code: 250}}, nil
+	}})
+	t.Cleanup(func() { _ = sends.Shutdown(ctx) })
+	if _, err := sends.Start(ctx, &delivery.Job{Send: snd, Config: smtp.Config{Transcript: smtp.NewTranscript()}}); err != nil {
+		t.Fatal(err)
+	}
+	ls := sends.Live(snd.ID)
+	<-started
+	h := &Handler{sends: sends}
 	h.store = &endingStore{Store: st, end: func() {
-		ended := *snd
-		ended.Status, ended.Events = string(smtp.StatusSent), tr.Events()
-		finished := time.Now()
-		ended.FinishedAt = &finished
-		if err := st.FinishSend(ctx, &ended); err != nil {
-			t.Error(err)
-		}
-		h.mu.Lock()
-		delete(h.live, snd.ID)
-		h.mu.Unlock()
+		close(release)
+		<-ls.Done()
 	}}
 
 	got, gotLive, err := h.readSend(ctx, snd.ID)

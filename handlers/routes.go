@@ -61,6 +61,7 @@ func (h *Handler) Routes() *echo.Echo {
 	a.POST("/compose", h.compose)
 	a.GET("/sends/:id", h.resultPage)
 	a.GET("/sends/:id/events", h.events)
+	a.POST("/sends/:id/cancel", h.cancelSend)
 	a.GET("/sends/:id/transcript.txt", h.transcriptText)
 	a.GET("/sends/:id/transcript.json", h.transcriptJSON)
 	a.GET("/sends/:id/message.eml", h.messageEML)

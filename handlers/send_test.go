@@ -1,10 +1,8 @@
 package handlers_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -40,7 +38,21 @@ func TestSendToCaptureServer(t *testing.T) {
 	form.Set("headers", "X-Test: yes\nX-Other: two")
 	path := c.send(form, file{"notes.txt", "attached text\n"})
 
-	r := c.waitDone(path)
+	checkSentPage(t, c.waitDone(path))
+	checkDownloads(t, c, path)
+	checkCapturedSend(t, c)
+
+	// The form is remembered, without the password.
+	again := c.get("/compose")
+	if v, _ := again.testid(t, "input-cc").Attr("value"); v != "cc@example.test" {
+		t.Errorf("cc not remembered: %q", v)
+	}
+}
+
+// checkSentPage checks the result page of a send to the capture server:
+// sent, a queue id, three recipients, every kind of line, verified TLS.
+func checkSentPage(t *testing.T, r *response) {
+	t.Helper()
 	if got := strings.TrimSpace(r.testid(t, "status").Text()); got != string(smtp.StatusSent) {
 		t.Fatalf("status %q\n%s", got, r.body)
 	}
@@ -74,8 +86,11 @@ func TestSendToCaptureServer(t *testing.T) {
 	if r.testid(t, "explanation").Length() != 0 {
 		t.Error("explanation shown for a good send")
 	}
+}
 
-	// Downloads.
+// checkDownloads checks a sent send's transcript and message downloads.
+func checkDownloads(t *testing.T, c *client, path string) {
+	t.Helper()
 	txt := c.get(path + "/transcript.txt")
 	if txt.status != http.StatusOK || !strings.Contains(txt.body, "-> EHLO") || !strings.Contains(txt.body, "<- 250") {
 		t.Errorf("transcript.txt: %d\n%s", txt.status, txt.body)
@@ -92,8 +107,12 @@ func TestSendToCaptureServer(t *testing.T) {
 	if eml.status != http.StatusOK || !strings.Contains(eml.body, "Subject: hello from the test") || strings.Contains(eml.body, "hidden@example.test") {
 		t.Errorf("message.eml: %d\n%s", eml.status, eml.body)
 	}
+}
 
-	// The message is in the captured mail.
+// checkCapturedSend checks that the send is in the captured mail, with
+// its hidden recipient, bodies and attachment.
+func checkCapturedSend(t *testing.T, c *client) {
+	t.Helper()
 	list := c.get("/captured")
 	if list.status != http.StatusOK || !strings.Contains(list.testid(t, "captured-list").Text(), "hello from the test") {
 		t.Fatalf("captured list: %d\n%s", list.status, list.body)
@@ -127,12 +146,6 @@ func TestSendToCaptureServer(t *testing.T) {
 	}
 	if raw := c.get(strings.Replace(ahref, "/parts/0", "/raw", 1)); raw.status != http.StatusOK || !strings.Contains(raw.body, "X-Test: yes") {
 		t.Errorf("raw: %d", raw.status)
-	}
-
-	// The form is remembered, without the password.
-	again := c.get("/compose")
-	if v, _ := again.testid(t, "input-cc").Attr("value"); v != "cc@example.test" {
-		t.Errorf("cc not remembered: %q", v)
 	}
 }
 
@@ -212,33 +225,8 @@ func TestLiveTranscriptOverServerSentEvents(t *testing.T) {
 		t.Errorf("aria-live %q", live)
 	}
 
-	req, _ := http.NewRequest(http.MethodGet, a.srv.URL+path+"/events?after=0", nil)
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
-		t.Fatalf("content type %q", ct)
-	}
-	sc := bufio.NewScanner(resp.Body)
-	next := func() (string, string) {
-		var event, data string
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case strings.HasPrefix(line, "event: "):
-				event = line[len("event: "):]
-			case strings.HasPrefix(line, "data: "):
-				data = line[len("data: "):]
-			case line == "" && event != "":
-				return event, data
-			}
-		}
-		t.Fatalf("stream ended: %v", sc.Err())
-		return "", ""
-	}
+	stream := c.events(path)
+	next := stream.next
 	ev, data := next()
 	if ev != "line" || !strings.Contains(data, "connected (fake)") || !strings.Contains(data, `"index":0`) {
 		t.Fatalf("first event %q %q", ev, data)
@@ -264,15 +252,8 @@ func TestLiveTranscriptOverServerSentEvents(t *testing.T) {
 		t.Error("finished page still refreshes")
 	}
 	// A finished send's stream says done at once.
-	req, _ = http.NewRequest(http.MethodGet, a.srv.URL+path+"/events", nil)
-	resp2, err := c.hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp2.Body)
-	resp2.Body.Close()
-	if !strings.Contains(string(b), "event: done") {
-		t.Errorf("finished stream %q", b)
+	if ev, _ := c.events(path).next(); ev != "done" {
+		t.Errorf("finished stream: %q, want done", ev)
 	}
 }
 

@@ -68,6 +68,18 @@
 		count = ev.index + 1;
 	}
 
+	// Once the Cancel button is pressed, its answer (a redirect to this
+	// page, as the send ended) replaces the page: no reload of our own.
+	var leaving = false;
+	var cancel = document.querySelector('[data-testid="cancel-form"]');
+	if (cancel) {
+		cancel.addEventListener("submit", function () {
+			leaving = true;
+			var b = cancel.querySelector("button");
+			if (b) { b.disabled = true; b.textContent = "Cancelling…"; }
+		});
+	}
+
 	var es = new EventSource("/sends/" + encodeURIComponent(id) + "/events?after=" + count);
 	es.addEventListener("line", function (msg) {
 		var ev = JSON.parse(msg.data);
@@ -77,12 +89,12 @@
 		es.close();
 		// The finished page has the per-recipient results, the
 		// explanation and the downloads: load it.
-		window.location.reload();
+		if (!leaving) { window.location.reload(); }
 	});
 	es.onerror = function () {
 		// The stream ended or broke: show the page as the server has it.
 		es.close();
-		window.setTimeout(function () { window.location.reload(); }, 1000);
+		if (!leaving) { window.setTimeout(function () { window.location.reload(); }, 1000); }
 	};
 })();
 

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"sockmail/internal/config"
-	"sockmail/internal/mailread"
+	"sockmail/internal/delivery"
 	"sockmail/internal/store"
 	"sockmail/smtp"
 	"sockmail/smtp/message"
@@ -105,34 +105,19 @@ func (r *sendRecorder) record(ctx context.Context, cfg smtp.Config, msg message.
 	}
 	env := envelopeOf(msg)
 	raw := r.sent.buf.Bytes()
-	head, _, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
-	now := time.Now()
-	snd := &store.Send{
-		CreatedAt: r.start, FinishedAt: &now, Source: "cli", Server: cfg.Addr, TLSMode: cfg.TLS.String(),
-		MailFrom: env.From, Rcpts: env.To, Subject: subjectOf(head), Headers: string(head),
-		Message: raw, MessageTruncated: r.sent.over, Status: string(smtp.StatusOf(o.result, o.err)),
-		Events: tr.Events(), DurationMS: float64(now.Sub(r.start).Microseconds()) / 1000,
-	}
+	rec := delivery.Record{Source: delivery.SourceCLI, Server: cfg.Addr, TLS: cfg.TLS, From: env.From, To: env.To,
+		Message: raw, MaxStored: int64(r.sent.limit)}
 	if host, err := os.Hostname(); err == nil {
-		snd.ClientAddr = host
+		rec.ClientAddr = host
 	}
-	if res := o.result; res != nil {
-		snd.Recipients, snd.QueueID = res.Recipients, res.QueueID
-		if snd.Server == "" {
-			snd.Server = res.Server // delivered to an MX host
-		}
-	}
-	if o.err != nil {
-		snd.Error = o.err.Error()
-	}
+	snd := delivery.NewSend(r.start, rec)
+	snd.MessageTruncated = snd.MessageTruncated || r.sent.over
+	delivery.Finish(snd, o.result, o.err, tr, r.start, time.Now)
 	if err := r.st.CreateSend(ctx, snd); err != nil {
 		return 0, fmt.Errorf("--store: %w", err)
 	}
 	return snd.ID, nil
 }
-
-// subjectOf returns the decoded Subject of a header block.
-func subjectOf(head []byte) string { return mailread.Subject(head) }
 
 // cappedBuffer keeps the first limit bytes written to it and notes
 // whether more came.

@@ -21,6 +21,7 @@ import (
 	"sockmail/internal/capture"
 	"sockmail/internal/config"
 	"sockmail/internal/crypt"
+	"sockmail/internal/delivery"
 	"sockmail/internal/outbox"
 	"sockmail/internal/store"
 )
@@ -106,13 +107,19 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 		now = clock.Now
 	}
 
+	// One send service: targets resolved in one place for the web app
+	// and the outbox.
+	resolver := delivery.NewResolver(delivery.ResolverDeps{Profiles: st, Sends: st, Opener: box,
+		Capture: delivery.Capture{Addr: capInfo.Addr, Certificate: capInfo.Certificate}, RootCAs: roots})
+	sends := delivery.New(delivery.Deps{Store: st, Resolver: resolver, Now: now, Timeout: cfg.SendTimeout, Logger: log})
+
 	// The contact-form outbox worker; instances sharing a PostgreSQL
 	// database each run one and share the queue through leases.
 	var worker *outbox.Worker
 	var kicker handlers.Kicker
 	if cfg.OutboxConcurrency > 0 {
 		worker, err = outbox.New(outbox.Deps{
-			Store: st, Profiles: outbox.StoreProfiles(st, box, capInfo.Addr, roots),
+			Store: st, Profiles: resolver.Profile,
 			Concurrency: cfg.OutboxConcurrency, Lease: cfg.OutboxLease, PollInterval: cfg.OutboxPoll, MaxAge: cfg.OutboxMaxAge,
 			Backoff:          outbox.Backoff{Base: cfg.OutboxBackoffBase, Max: cfg.OutboxBackoffMax},
 			MaxStoredMessage: int(cfg.MaxStoredMessage), ShutdownGrace: shutdownGrace / 2, Logger: log, Now: now,
@@ -129,7 +136,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 		SessionLifetime: cfg.SessionLifetime, BaseURL: cfg.BaseURL, TrustedProxies: cfg.TrustedProxies, SendTimeout: cfg.SendTimeout,
 		MaxUpload: cfg.MaxUpload, Capture: capInfo, RootCAs: roots,
 		Retention:        handlers.Retention{MaxAge: time.Duration(cfg.RetentionDays) * 24 * time.Hour, MaxSends: cfg.RetentionMax},
-		MaxStoredMessage: cfg.MaxStoredMessage, Kicker: kicker, Now: now,
+		MaxStoredMessage: cfg.MaxStoredMessage, Kicker: kicker, Now: now, Delivery: sends,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

@@ -88,7 +88,6 @@
 package outbox
 
 import (
-	"bytes"
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
@@ -102,6 +101,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"sockmail/internal/delivery"
 	"sockmail/internal/store"
 	"sockmail/smtp"
 	"sockmail/smtp/message"
@@ -378,7 +378,7 @@ func storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 // attempt makes one delivery attempt of a claimed item and records it.
 func (w *Worker) attempt(ctx context.Context, it store.OutboxItem) {
 	log := w.d.Logger.With("item", it.ID, "attempt", it.Attempts)
-	start := time.Now()
+	start := w.d.Now()
 	tr := smtp.NewTranscript()
 	if it.TakenOverFrom != "" {
 		tr.Info(smtp.PhaseConnect, "%s from %s, whose lease expired during attempt %d before it marked the end of the message sent: the server should not have that attempt's message (unless the mark failed, which that process logged); this copy has the same Message-ID <%s>",
@@ -388,21 +388,13 @@ func (w *Worker) attempt(ctx context.Context, it store.OutboxItem) {
 	cfg, profErr := w.d.Profiles(ctx, it.ProfileID)
 	cfg.Transcript = tr
 
-	head, _, _ := bytes.Cut(it.Message, []byte("\r\n\r\n"))
-	snd := &store.Send{
-		CreatedAt: w.d.Now(), Source: "contact", FormID: it.FormID, Server: cfg.Addr, TLSMode: cfg.TLS.String(),
-		MailFrom: it.MailFrom, Rcpts: it.Rcpts, Subject: it.Subject, Headers: string(head),
-	}
-	if it.LastSendID == nil {
-		snd.Message = it.Message
-		if len(snd.Message) > w.d.MaxStoredMessage {
-			snd.Message, snd.MessageTruncated = snd.Message[:w.d.MaxStoredMessage], true
-		}
-	} else {
+	snd := delivery.NewSend(w.d.Now(), delivery.Record{
+		Source: delivery.SourceContact, FormID: it.FormID, Server: cfg.Addr, TLS: cfg.TLS,
+		From: it.MailFrom, To: it.Rcpts, Message: it.Message, MaxStored: int64(w.d.MaxStoredMessage),
 		// The message is kept with the first attempt; a retry points to
 		// the attempt before it.
-		snd.ParentID, snd.MessageTruncated = it.LastSendID, true
-	}
+		ParentID: it.LastSendID, OmitMessage: it.LastSendID != nil,
+	})
 
 	var res *smtp.Result
 	var sendErr error
@@ -430,23 +422,13 @@ func (w *Worker) attempt(ctx context.Context, it store.OutboxItem) {
 		tr.Info(smtp.PhaseQuit, "%s", o.note)
 	}
 
-	snd.Status = string(smtp.StatusOf(res, sendErr))
+	delivery.Finish(snd, res, sendErr, tr, start, w.d.Now)
 	if profErr != nil {
 		snd.Status = string(smtp.StatusPermFail)
 		if o.status == store.OutboxQueued {
 			snd.Status = string(smtp.StatusTempFail)
 		}
 	}
-	if res != nil {
-		snd.Recipients, snd.QueueID = res.Recipients, res.QueueID
-	}
-	if sendErr != nil {
-		snd.Error = sendErr.Error()
-	}
-	finished := w.d.Now()
-	snd.FinishedAt = &finished
-	snd.DurationMS = float64(time.Since(start).Microseconds()) / 1000
-	snd.Events = tr.Events()
 
 	sctx, cancel := storeCtx(ctx)
 	defer cancel()
