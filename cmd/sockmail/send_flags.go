@@ -216,8 +216,21 @@ func (f *sendFlags) plan() (*sendPlan, error) {
 	return p, nil
 }
 
-// connection fills the server, TLS, AUTH and timeout parts of cfg.
+// connection fills the server, TLS, AUTH and timeout parts of cfg. The
+// steps run in order; the first problem is reported.
 func (f *sendFlags) connection(cfg *smtp.Config) error {
+	steps := []func(*smtp.Config) error{f.serverTLS, f.trust, f.hello, f.authCheck, f.auth, f.timeouts}
+	for _, step := range steps {
+		if err := step(cfg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// serverTLS fills the server address and the TLS mode: implicit for
+// port 465, STARTTLS when offered otherwise, unless --tls says.
+func (f *sendFlags) serverTLS(cfg *smtp.Config) error {
 	port := "25"
 	if f.server != "" {
 		host, pt, err := net.SplitHostPort(f.server)
@@ -241,6 +254,11 @@ func (f *sendFlags) connection(cfg *smtp.Config) error {
 		}
 		cfg.TLS = m
 	}
+	return nil
+}
+
+// trust fills the certificates trusted and what the transcript shows.
+func (f *sendFlags) trust(cfg *smtp.Config) error {
 	if f.caFile != "" {
 		pool, err := loadCAFile(f.caFile)
 		if err != nil {
@@ -250,43 +268,69 @@ func (f *sendFlags) connection(cfg *smtp.Config) error {
 	}
 	cfg.InsecureSkipVerify = f.insecureSkipVerify
 	cfg.ShowBody = f.showBody
-	if f.helo != "" {
-		if err := checkLine("--helo", f.helo); err != nil {
-			return err
-		}
-		if strings.ContainsAny(f.helo, " \t") {
-			return fmt.Errorf("--helo %q: a HELO name has no spaces", f.helo)
-		}
-		cfg.LocalName = f.helo
+	return nil
+}
+
+// hello fills the EHLO/HELO name.
+func (f *sendFlags) hello(cfg *smtp.Config) error {
+	if f.helo == "" {
+		return nil
 	}
+	if err := checkLine("--helo", f.helo); err != nil {
+		return err
+	}
+	if strings.ContainsAny(f.helo, " \t") {
+		return fmt.Errorf("--helo %q: a HELO name has no spaces", f.helo)
+	}
+	cfg.LocalName = f.helo
+	return nil
+}
+
+// authCheck checks the AUTH flags against each other and the TLS mode.
+func (f *sendFlags) authCheck(cfg *smtp.Config) error {
 	cfg.AllowInsecureAuth = f.allowInsecureAuth
-	if f.authUser == "" && (f.authMech != "" || f.passwordSet) {
-		return errors.New("--auth-mech and --auth-password need --auth-user")
+	if f.authUser == "" {
+		if f.authMech != "" || f.passwordSet {
+			return errors.New("--auth-mech and --auth-password need --auth-user")
+		}
+		return nil
 	}
-	if f.authUser != "" {
-		if err := checkLine("--auth-user", f.authUser); err != nil {
-			return err
-		}
-		if f.authPassword == "" {
-			return fmt.Errorf("--auth-user needs a password: --auth-password or $%s", passwordEnv)
-		}
-		// The password's own characters are not shown in the error.
-		if strings.ContainsAny(f.authPassword, "\r\n\x00") {
-			return errors.New("the password contains a line break or NUL")
-		}
-		if cfg.TLS == smtp.TLSNone && !f.allowInsecureAuth {
-			return errors.New("--tls none with --auth-user would send the password in clear: add --allow-insecure-auth to do so anyway")
-		}
-		a := &smtp.Auth{Mechanism: strings.ToUpper(f.authMech), Username: f.authUser, Password: f.authPassword}
-		switch a.Mechanism {
-		case "", "PLAIN", "LOGIN", "CRAM-MD5":
-		case "XOAUTH2":
-			a.Token, a.Password = a.Password, ""
-		default:
-			return fmt.Errorf("--auth-mech %q: want PLAIN, LOGIN, CRAM-MD5 or XOAUTH2", f.authMech)
-		}
-		cfg.Auth = a
+	if err := checkLine("--auth-user", f.authUser); err != nil {
+		return err
 	}
+	if f.authPassword == "" {
+		return fmt.Errorf("--auth-user needs a password: --auth-password or $%s", passwordEnv)
+	}
+	// The password's own characters are not shown in the error.
+	if strings.ContainsAny(f.authPassword, "\r\n\x00") {
+		return errors.New("the password contains a line break or NUL")
+	}
+	if cfg.TLS == smtp.TLSNone && !f.allowInsecureAuth {
+		return errors.New("--tls none with --auth-user would send the password in clear: add --allow-insecure-auth to do so anyway")
+	}
+	return nil
+}
+
+// auth fills the credentials and the mechanism, checked by authCheck.
+func (f *sendFlags) auth(cfg *smtp.Config) error {
+	if f.authUser == "" {
+		return nil
+	}
+	a := &smtp.Auth{Mechanism: strings.ToUpper(f.authMech), Username: f.authUser, Password: f.authPassword}
+	switch a.Mechanism {
+	case "", "PLAIN", "LOGIN", "CRAM-MD5":
+	case "XOAUTH2":
+		a.Token, a.Password = a.Password, ""
+	default:
+		return fmt.Errorf("--auth-mech %q: want PLAIN, LOGIN, CRAM-MD5 or XOAUTH2", f.authMech)
+	}
+	cfg.Auth = a
+	return nil
+}
+
+// timeouts fills the bound of each network wait; 0 keeps the RFC 5321
+// defaults.
+func (f *sendFlags) timeouts(cfg *smtp.Config) error {
 	if f.timeout < 0 {
 		return fmt.Errorf("--timeout %v: must not be negative", f.timeout)
 	}
