@@ -4,10 +4,10 @@ package main
 // refused before anything is sent, the help.
 
 import (
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"flag"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -15,157 +15,113 @@ import (
 	"sockmail/smtp"
 )
 
+// parseCase is a valid command line and what its plan holds: got picks
+// the fields the case is about (without branching) to compare with want,
+// and has lists what the rendered first message contains.
+type parseCase struct {
+	name string
+	args []string
+	env  map[string]string
+	got  func(t *testing.T, p *sendPlan) any
+	want any
+	has  []string
+}
+
 func TestParseSendValid(t *testing.T) {
 	attach := writeFile(t, "a.txt", "attached\n")
 	raw := writeFile(t, "m.eml", "Subject: raw\n\nbody\n")
 	logo := writeFile(t, "logo.png", "\x89PNG\r\n\x1a\n fake image")
 	dkimKey, dkimTXT := writeDKIMKey(t)
 	base := []string{"--from", "a@example.org", "--to", "b@example.org"}
-	tests := []struct {
-		name  string
-		args  []string
-		env   map[string]string
-		check func(t *testing.T, p *sendPlan)
-	}{
-		{"MX delivery by default", base, nil, func(t *testing.T, p *sendPlan) {
-			if p.cfg.Addr != "" || p.cfg.TLS != smtp.TLSStartTLSOptional || p.count != 1 {
-				t.Errorf("cfg %+v count %d", p.cfg, p.count)
-			}
-		}},
-		{"port 465 means implicit TLS", append([]string{"--server", "mx.example.org:465"}, base...), nil, func(t *testing.T, p *sendPlan) {
-			if p.cfg.TLS != smtp.TLSImplicit {
-				t.Errorf("TLS %v", p.cfg.TLS)
-			}
-		}},
-		{"port 587 means starttls-optional", append([]string{"--server", "mx.example.org:587"}, base...), nil, func(t *testing.T, p *sendPlan) {
-			if p.cfg.TLS != smtp.TLSStartTLSOptional {
-				t.Errorf("TLS %v", p.cfg.TLS)
-			}
-		}},
-		{"explicit tls mode wins", append([]string{"--server", "h:465", "--tls", "starttls"}, base...), nil, func(t *testing.T, p *sendPlan) {
-			if p.cfg.TLS != smtp.TLSStartTLS {
-				t.Errorf("TLS %v", p.cfg.TLS)
-			}
-		}},
-		{"comma lists and repeats", []string{"--from", "a@example.org", "--to", "b@example.org, c@example.org", "--to", "d@example.org", "--cc", "e@example.org", "--bcc", "f@example.org"}, nil, func(t *testing.T, p *sendPlan) {
-			got := strings.Join(envelopeOf(p.first).To, " ")
-			if got != "b@example.org c@example.org d@example.org e@example.org f@example.org" {
-				t.Errorf("recipients %q", got)
-			}
-		}},
-		{"password from the environment", append([]string{"--auth-user", "u"}, base...), map[string]string{passwordEnv: "pw"}, func(t *testing.T, p *sendPlan) {
-			if p.cfg.Auth == nil || p.cfg.Auth.Username != "u" || p.cfg.Auth.Password != "pw" {
-				t.Errorf("auth %+v", p.cfg.Auth)
-			}
-		}},
-		{"password flag wins over the environment", append([]string{"--auth-user", "u", "--auth-password", "flag"}, base...), map[string]string{passwordEnv: "env"}, func(t *testing.T, p *sendPlan) {
-			if p.cfg.Auth.Password != "flag" {
-				t.Errorf("password %q", p.cfg.Auth.Password)
-			}
-		}},
-		{"xoauth2 takes the password as token", append([]string{"--auth-user", "u", "--auth-password", "tok", "--auth-mech", "xoauth2"}, base...), nil, func(t *testing.T, p *sendPlan) {
-			if a := p.cfg.Auth; a.Mechanism != "XOAUTH2" || a.Token != "tok" || a.Password != "" {
-				t.Errorf("auth %+v", a)
-			}
-		}},
-		{"quit-after tls", append([]string{"--quit-after", "tls"}, base...), nil, func(t *testing.T, p *sendPlan) {
-			if p.stopAfter != smtp.PhaseStartTLS {
-				t.Errorf("stopAfter %q", p.stopAfter)
-			}
-		}},
-		{"timeout applies to every wait", append([]string{"--timeout", "5s"}, base...), nil, func(t *testing.T, p *sendPlan) {
-			if to := p.cfg.Timeouts; to.Connect != 5*time.Second || to.DataTerm != 5*time.Second || to.Rcpt != 5*time.Second {
-				t.Errorf("timeouts %+v", to)
-			}
-		}},
-		{"timeout 0 keeps the RFC defaults", append([]string{"--timeout", "0"}, base...), nil, func(t *testing.T, p *sendPlan) {
-			if p.cfg.Timeouts != (smtp.Timeouts{}) {
-				t.Errorf("timeouts %+v", p.cfg.Timeouts)
-			}
-		}},
-		{"attachment and subject", append([]string{"--attach", attach, "--subject", "hi"}, base...), nil, func(t *testing.T, p *sendPlan) {
-			var b bytes.Buffer
-			if _, err := p.first.WriteTo(&b); err != nil {
-				t.Fatal(err)
-			}
-			for _, want := range []string{"Subject: hi\r\n", "multipart/mixed", `filename="a.txt"`, base64.StdEncoding.EncodeToString([]byte("attached\n"))} {
-				if !strings.Contains(b.String(), want) {
-					t.Errorf("message lacks %q:\n%s", want, b.String())
-				}
-			}
-		}},
-		{"bcc stays out of the header", []string{"--from", "a@example.org", "--to", "b@example.org", "--bcc", "hidden@example.org"}, nil, func(t *testing.T, p *sendPlan) {
-			var b bytes.Buffer
-			p.first.WriteTo(&b)
-			if strings.Contains(b.String(), "hidden@") {
-				t.Errorf("Bcc address in the message:\n%s", b.String())
-			}
-		}},
-		{"html and text", append([]string{"--html", "<p>Hi <b>there</b></p>", "--body", "Hi there"}, base...), nil, func(t *testing.T, p *sendPlan) {
-			msg := render(t, p.first)
-			for _, want := range []string{"multipart/alternative", "Content-Type: text/plain", "Content-Type: text/html", "Hi there"} {
-				if !strings.Contains(msg, want) {
-					t.Errorf("message lacks %q:\n%s", want, msg)
-				}
-			}
-		}},
-		{"html only derives the text", append([]string{"--html", "<p>Only <i>HTML</i></p>"}, base...), nil, func(t *testing.T, p *sendPlan) {
-			msg := render(t, p.first)
-			if !strings.Contains(msg, "multipart/alternative") || strings.Contains(msg, "This is a test message") {
-				t.Errorf("message:\n%s", msg)
-			}
-		}},
-		{"inline image with cid", append([]string{"--html", `<img src="cid:logo.png">`, "--inline", logo}, base...), nil, func(t *testing.T, p *sendPlan) {
-			msg := render(t, p.first)
-			for _, want := range []string{"multipart/related", "Content-ID: <logo.png>", "Content-Type: image/png"} {
-				if !strings.Contains(msg, want) {
-					t.Errorf("message lacks %q:\n%s", want, msg)
-				}
-			}
-		}},
-		{"custom header and reply-to", append([]string{"--header", "X-Campaign: spring", "--reply-to", "Help Desk <help@example.org>"}, base...), nil, func(t *testing.T, p *sendPlan) {
-			msg := render(t, p.first)
-			for _, want := range []string{"X-Campaign: spring\r\n", "Reply-To: Help Desk <help@example.org>\r\n"} {
-				if !strings.Contains(msg, want) {
-					t.Errorf("message lacks %q:\n%s", want, msg)
-				}
-			}
-		}},
-		{"dkim signature", append([]string{"--dkim-key", dkimKey, "--dkim-selector", "sel1"}, base...), nil, func(t *testing.T, p *sendPlan) {
-			msg := render(t, p.first)
-			if !strings.HasPrefix(msg, "DKIM-Signature:") || !strings.Contains(msg, "d=example.org;") || !strings.Contains(msg, "s=sel1;") {
-				t.Errorf("message:\n%s", msg)
-			}
-			verifyDKIM(t, []byte(msg), "sel1._domainkey.example.org", dkimTXT)
-		}},
-		{"raw data", append([]string{"--data", raw}, base...), nil, func(t *testing.T, p *sendPlan) {
-			var b bytes.Buffer
-			p.first.WriteTo(&b)
-			if b.String() != "Subject: raw\r\n\r\nbody\r\n" {
-				t.Errorf("raw message %q", b.String())
-			}
-		}},
-		{"count over one connection", append([]string{"--server", "h:25", "--count", "3"}, base...), nil, func(t *testing.T, p *sendPlan) {
-			m, err := p.compose(2)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var b bytes.Buffer
-			m.WriteTo(&b)
-			if p.count != 3 || !strings.Contains(b.String(), "[2/3]") {
-				t.Errorf("count %d, message 2:\n%s", p.count, b.String())
-			}
-		}},
+	with := func(extra ...string) []string { return append(extra, base...) }
+	tls := func(_ *testing.T, p *sendPlan) any { return p.cfg.TLS }
+	auth := func(_ *testing.T, p *sendPlan) any { return *p.cfg.Auth }
+	first := func(t *testing.T, p *sendPlan) any { return render(t, p.first) }
+	tests := []parseCase{
+		{name: "MX delivery by default", args: base,
+			got:  func(_ *testing.T, p *sendPlan) any { return []any{p.cfg.Addr, p.cfg.TLS, p.count} },
+			want: []any{"", smtp.TLSStartTLSOptional, 1}},
+		{name: "port 465 means implicit TLS", args: with("--server", "mx.example.org:465"), got: tls, want: smtp.TLSImplicit},
+		{name: "port 587 means starttls-optional", args: with("--server", "mx.example.org:587"), got: tls, want: smtp.TLSStartTLSOptional},
+		{name: "explicit tls mode wins", args: with("--server", "h:465", "--tls", "starttls"), got: tls, want: smtp.TLSStartTLS},
+		{name: "comma lists and repeats",
+			args: []string{"--from", "a@example.org", "--to", "b@example.org, c@example.org", "--to", "d@example.org", "--cc", "e@example.org", "--bcc", "f@example.org"},
+			got:  func(_ *testing.T, p *sendPlan) any { return strings.Join(envelopeOf(p.first).To, " ") },
+			want: "b@example.org c@example.org d@example.org e@example.org f@example.org"},
+		{name: "password from the environment", args: with("--auth-user", "u"), env: map[string]string{passwordEnv: "pw"},
+			got: auth, want: smtp.Auth{Username: "u", Password: "pw"}},
+		{name: "password flag wins over the environment", args: with("--auth-user", "u", "--auth-password", "flag"), env: map[string]string{passwordEnv: "env"},
+			got: auth, want: smtp.Auth{Username: "u", Password: "flag"}},
+		{name: "xoauth2 takes the password as token", args: with("--auth-user", "u", "--auth-password", "tok", "--auth-mech", "xoauth2"),
+			got: auth, want: smtp.Auth{Mechanism: "XOAUTH2", Username: "u", Token: "tok"}},
+		{name: "quit-after tls", args: with("--quit-after", "tls"),
+			got: func(_ *testing.T, p *sendPlan) any { return p.stopAfter }, want: smtp.PhaseStartTLS},
+		{name: "timeout applies to every wait", args: with("--timeout", "5s"),
+			got:  func(_ *testing.T, p *sendPlan) any { return p.cfg.Timeouts },
+			want: smtp.Timeouts{Connect: 5 * time.Second, Greeting: 5 * time.Second, Command: 5 * time.Second, Mail: 5 * time.Second, Rcpt: 5 * time.Second, DataInit: 5 * time.Second, DataBlock: 5 * time.Second, DataTerm: 5 * time.Second}},
+		{name: "timeout 0 keeps the RFC defaults", args: with("--timeout", "0"),
+			got: func(_ *testing.T, p *sendPlan) any { return p.cfg.Timeouts }, want: smtp.Timeouts{}},
+		{name: "attachment and subject", args: with("--attach", attach, "--subject", "hi"),
+			has: []string{"Subject: hi\r\n", "multipart/mixed", `filename="a.txt"`, base64.StdEncoding.EncodeToString([]byte("attached\n"))}},
+		{name: "bcc stays out of the header", args: with("--bcc", "hidden@example.org"),
+			got: func(t *testing.T, p *sendPlan) any { return strings.Contains(render(t, p.first), "hidden@") }, want: false},
+		{name: "html and text", args: with("--html", "<p>Hi <b>there</b></p>", "--body", "Hi there"),
+			has: []string{"multipart/alternative", "Content-Type: text/plain", "Content-Type: text/html", "Hi there"}},
+		{name: "html only derives the text", args: with("--html", "<p>Only <i>HTML</i></p>"),
+			got: func(t *testing.T, p *sendPlan) any {
+				return strings.Contains(render(t, p.first), "This is a test message")
+			},
+			want: false, has: []string{"multipart/alternative"}},
+		{name: "inline image with cid", args: with("--html", `<img src="cid:logo.png">`, "--inline", logo),
+			has: []string{"multipart/related", "Content-ID: <logo.png>", "Content-Type: image/png"}},
+		{name: "custom header and reply-to", args: with("--header", "X-Campaign: spring", "--reply-to", "Help Desk <help@example.org>"),
+			has: []string{"X-Campaign: spring\r\n", "Reply-To: Help Desk <help@example.org>\r\n"}},
+		{name: "dkim signature", args: with("--dkim-key", dkimKey, "--dkim-selector", "sel1"),
+			got: func(t *testing.T, p *sendPlan) any {
+				msg := render(t, p.first)
+				verifyDKIM(t, []byte(msg), "sel1._domainkey.example.org", dkimTXT)
+				return strings.HasPrefix(msg, "DKIM-Signature:")
+			},
+			want: true, has: []string{"d=example.org;", "s=sel1;"}},
+		{name: "raw data", args: with("--data", raw), got: first, want: "Subject: raw\r\n\r\nbody\r\n"},
+		{name: "count over one connection", args: with("--server", "h:25", "--count", "3"),
+			got: func(t *testing.T, p *sendPlan) any {
+				return []any{p.count, strings.Contains(composed(t, p, 2), "[2/3]")}
+			},
+			want: []any{3, true}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			p, err := parseSend(tc.args, func(k string) string { return tc.env[k] })
-			if err != nil {
-				t.Fatalf("parseSend: %v", err)
-			}
-			tc.check(t, p)
-		})
+		t.Run(tc.name, func(t *testing.T) { tc.check(t) })
 	}
+}
+
+// check parses the case's command line and compares the plan.
+func (tc parseCase) check(t *testing.T) {
+	p, err := parseSend(tc.args, func(k string) string { return tc.env[k] })
+	if err != nil {
+		t.Fatalf("parseSend: %v", err)
+	}
+	if tc.got != nil {
+		if got := tc.got(t, p); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("got %#v, want %#v", got, tc.want)
+		}
+	}
+	msg := render(t, p.first)
+	for _, want := range tc.has {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message lacks %q:\n%s", want, msg)
+		}
+	}
+}
+
+// composed renders message i of the plan's run.
+func composed(t *testing.T, p *sendPlan, i int) string {
+	t.Helper()
+	m, err := p.compose(i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return render(t, m)
 }
 
 // TestBadInputSendsNothing checks that every kind of bad input is refused

@@ -11,7 +11,6 @@ import (
 	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"sockmail/smtp"
 )
@@ -82,15 +81,25 @@ func TestConnectFailure(t *testing.T) {
 	}
 }
 
+// TestInterrupted cancels the send while the server holds its reply to
+// MAIL FROM.
 func TestInterrupted(t *testing.T) {
 	srv := startScript(t, nil)
 	release := make(chan struct{})
 	srv.hold["MAIL"] = release
 	defer close(release)
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(200*time.Millisecond, cancel)
+	defer cancel()
 	var stdout, stderr syncBuffer
-	code := runSend(ctx, []string{"--server", srv.addr(), "--tls", "none", "--from", "a@example.org", "--to", "b@example.org"}, &stdout, &stderr)
+	var code int
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		code = runSend(ctx, []string{"--server", srv.addr(), "--tls", "none", "--from", "a@example.org", "--to", "b@example.org"}, &stdout, &stderr)
+	}()
+	stdout.waitFor("-> MAIL FROM:", finished)
+	cancel()
+	<-finished
 	if code != exitInterrupted {
 		t.Fatalf("status %d, want %d\n%s", code, exitInterrupted, stdout.String())
 	}
@@ -103,23 +112,25 @@ func TestTranscriptIsLive(t *testing.T) {
 	release := make(chan struct{})
 	srv.hold["MAIL"] = release
 	var stdout, stderr syncBuffer
-	done := make(chan int)
+	var code int
+	finished := make(chan struct{})
 	go func() {
-		done <- runSend(context.Background(), []string{"--server", srv.addr(), "--tls", "none", "--from", "a@example.org", "--to", "b@example.org"}, &stdout, &stderr)
+		defer close(finished)
+		code = runSend(context.Background(), []string{"--server", srv.addr(), "--tls", "none", "--from", "a@example.org", "--to", "b@example.org"}, &stdout, &stderr)
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(stdout.String(), "-> MAIL FROM:<a@example.org>") {
-		if time.Now().After(deadline) {
-			close(release)
-			t.Fatalf("MAIL FROM not printed while the server holds its reply:\n%s", stdout.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	// The send cannot end while the server holds its reply to MAIL, unless
+	// it gives up waiting (--timeout, 30s by default): the line is printed
+	// before that, or never.
+	if !stdout.waitFor("-> MAIL FROM:<a@example.org>", finished) {
+		close(release)
+		t.Fatalf("MAIL FROM not printed while the server holds its reply:\n%s", stdout.String())
 	}
 	if strings.Contains(stdout.String(), "message 1/1") {
 		t.Fatal("outcome printed before the send ended")
 	}
 	close(release)
-	if code := <-done; code != 0 {
+	<-finished
+	if code != 0 {
 		t.Fatalf("status %d\n%s", code, stdout.String())
 	}
 	out := stdout.String()
