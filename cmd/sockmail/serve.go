@@ -74,8 +74,8 @@ type server struct {
 
 // newServer opens the store and builds everything serve runs. It starts
 // no goroutine of its own. On error it releases what it opened.
-func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *server, err error) {
-	s = &server{cfg: cfg, log: log}
+func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *server, err error) {
+	s := &server{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
 			s.discard()
