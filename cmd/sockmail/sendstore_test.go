@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -46,44 +47,66 @@ func TestSendStore(t *testing.T) {
 				t.Fatalf("exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
 			}
 			s := storedSend(t, dsn, 1)
-			if s.Source != "cli" || s.Status != string(smtp.StatusSent) || s.QueueID != "ABC123" || s.Server != srv.addr() ||
-				s.TLSMode != "none" || s.MailFrom != "a@example.org" || len(s.Rcpts) != 1 || s.Rcpts[0] != "b@example.org" ||
-				s.Subject != "Grüße vom CLI" || s.FinishedAt == nil || s.DurationMS <= 0 || s.ClientAddr == "" {
-				t.Errorf("stored %+v", s)
-			}
-			if len(s.Recipients) != 1 || !s.Recipients[0].Accepted || s.Recipients[0].Code != 250 {
-				t.Errorf("recipients %+v", s.Recipients)
-			}
-			if !strings.Contains(string(s.Message), "stored body line") || !strings.Contains(s.Headers, "Subject: ") || s.MessageTruncated {
-				t.Errorf("message %q headers %q", s.Message, s.Headers)
-			}
-			// The stored source is what the server received.
-			got := strings.Join(srv.received(), "\n")
-			for _, line := range strings.Split(strings.TrimRight(string(s.Message), "\r\n"), "\r\n") {
-				if !strings.Contains(got, line) {
-					t.Errorf("stored line %q not received by the server", line)
-					break
-				}
-			}
-			timings := smtp.PhaseTimings(s.Events)
-			phases := map[smtp.Phase]bool{}
-			for _, pt := range timings {
-				phases[pt.Phase] = true
-			}
-			for _, p := range []smtp.Phase{smtp.PhaseConnect, smtp.PhaseGreeting, smtp.PhaseEHLO, smtp.PhaseAuth, smtp.PhaseMail, smtp.PhaseBody, smtp.PhaseQuit} {
-				if !phases[p] {
-					t.Errorf("no %s timing in %v", p, timings)
-				}
-			}
-			plain := base64.StdEncoding.EncodeToString([]byte("\x00u1\x00s3cret-pw"))
-			all := string(s.Message) + s.Headers
-			for _, ev := range s.Events {
-				all += ev.Line + "\n"
-			}
-			if strings.Contains(all, "s3cret-pw") || strings.Contains(all, plain) {
-				t.Error("the password was stored")
-			}
+			t.Run("record", func(t *testing.T) { checkStoredRecord(t, s, srv.addr()) })
+			t.Run("message as received", func(t *testing.T) { checkStoredMessage(t, s, srv.received()) })
+			t.Run("phase timings", func(t *testing.T) { checkStoredTimings(t, s) })
+			t.Run("no password", func(t *testing.T) { checkNoPassword(t, s, "u1", "s3cret-pw") })
 		})
+	}
+}
+
+// checkStoredRecord checks the fields of the stored send of TestSendStore.
+func checkStoredRecord(t *testing.T, s *store.Send, server string) {
+	got := []any{s.Source, s.Status, s.QueueID, s.Server, s.TLSMode, s.MailFrom, s.Rcpts, s.Subject, s.FinishedAt != nil, s.DurationMS > 0, s.ClientAddr != ""}
+	want := []any{"cli", string(smtp.StatusSent), "ABC123", server, "none", "a@example.org", []string{"b@example.org"}, "Grüße vom CLI", true, true, true}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("stored %v, want %v", got, want)
+	}
+	if len(s.Recipients) != 1 || !s.Recipients[0].Accepted || s.Recipients[0].Code != 250 {
+		t.Errorf("recipients %+v", s.Recipients)
+	}
+}
+
+// checkStoredMessage checks that the stored source is what the server
+// received.
+func checkStoredMessage(t *testing.T, s *store.Send, received []string) {
+	if !strings.Contains(string(s.Message), "stored body line") || !strings.Contains(s.Headers, "Subject: ") || s.MessageTruncated {
+		t.Errorf("message %q headers %q", s.Message, s.Headers)
+	}
+	got := strings.Join(received, "\n")
+	for _, line := range strings.Split(strings.TrimRight(string(s.Message), "\r\n"), "\r\n") {
+		if !strings.Contains(got, line) {
+			t.Errorf("stored line %q not received by the server", line)
+			return
+		}
+	}
+}
+
+// checkStoredTimings checks that the stored events time every phase of
+// an authenticated send.
+func checkStoredTimings(t *testing.T, s *store.Send) {
+	timings := smtp.PhaseTimings(s.Events)
+	phases := map[smtp.Phase]bool{}
+	for _, pt := range timings {
+		phases[pt.Phase] = true
+	}
+	for _, p := range []smtp.Phase{smtp.PhaseConnect, smtp.PhaseGreeting, smtp.PhaseEHLO, smtp.PhaseAuth, smtp.PhaseMail, smtp.PhaseBody, smtp.PhaseQuit} {
+		if !phases[p] {
+			t.Errorf("no %s timing in %v", p, timings)
+		}
+	}
+}
+
+// checkNoPassword checks that the password is nowhere in the stored
+// send, neither as it is nor in an AUTH PLAIN payload.
+func checkNoPassword(t *testing.T, s *store.Send, user, password string) {
+	plain := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + password))
+	all := string(s.Message) + s.Headers
+	for _, ev := range s.Events {
+		all += ev.Line + "\n"
+	}
+	if strings.Contains(all, password) || strings.Contains(all, plain) {
+		t.Error("the password was stored")
 	}
 }
 

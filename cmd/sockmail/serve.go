@@ -2,20 +2,18 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/labstack/echo/v4"
+	"golang.org/x/sync/errgroup"
 
 	"sockmail/handlers"
 	"sockmail/internal/capture"
@@ -48,262 +46,291 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	return 0
 }
 
-// serve opens the store, starts the capture server and the web server,
-// and shuts both down gracefully when ctx is done.
+// serve builds the server, runs it until ctx is done and shuts it down
+// gracefully.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.Writer) error {
+	s, err := newServer(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	return s.run(ctx, stdout)
+}
+
+// server is a built sockmail instance: the store open, the listeners
+// bound, the handler and the outbox worker made, nothing of its own
+// running yet (the capture server accepts as soon as it listens). run
+// runs it; close releases what run does not.
+type server struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	st     *store.Store
+	clock  *store.SharedClock // nil unless the store is PostgreSQL
+	capSrv *capture.Server    // nil when the capture server is off
+	worker *outbox.Worker     // nil with SOCKMAIL_OUTBOX_CONCURRENCY=0
+	h      *handlers.Handler
+	web    *echo.Echo
+	ln     net.Listener
+}
+
+// newServer opens the store and builds everything serve runs. It starts
+// no goroutine of its own. On error it releases what it opened.
+func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *server, err error) {
+	s := &server{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			s.discard()
+		}
+	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("serve: data directory: %w", err)
+		return nil, fmt.Errorf("serve: data directory: %w", err)
 	}
-	st, err := store.Open(ctx, cfg.DSN)
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
+	if s.st, err = store.Open(ctx, cfg.DSN); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
 	}
-	defer st.Close()
-	hashKey, err := settingKey(ctx, st, "session.hash_key", 64)
+	deps, err := s.handlerDeps(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	blockKey, err := settingKey(ctx, st, "session.block_key", 32)
-	if err != nil {
-		return err
+	resolver := s.buildDelivery(&deps)
+	if err := s.buildWorker(&deps, resolver); err != nil {
+		return nil, err
+	}
+	if s.h, err = handlers.New(deps); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	if err := s.buildWeb(); err != nil {
+		return nil, err
+	}
+	if s.st.Backend() == store.BackendPostgres && cfg.SecretKey == "" {
+		log.Warn("SOCKMAIL_SECRET_KEY is not set: instances sharing this database each use their own key file, and cannot read each other's stored SMTP passwords")
+	}
+	return s, nil
+}
+
+// handlerDeps gathers the keys, the trusted CAs, the capture server and
+// the clock the handler and the outbox worker need.
+func (s *server) handlerDeps(ctx context.Context) (handlers.Deps, error) {
+	cfg := s.cfg
+	d := handlers.Deps{
+		Store: s.st, Logger: s.log, SecureCookies: cfg.SecureCookies,
+		SessionLifetime: cfg.SessionLifetime, BaseURL: cfg.BaseURL, TrustedProxies: cfg.TrustedProxies, SendTimeout: cfg.SendTimeout,
+		MaxUpload:        cfg.MaxUpload,
+		Retention:        handlers.Retention{MaxAge: time.Duration(cfg.RetentionDays) * 24 * time.Hour, MaxSends: cfg.RetentionMax},
+		MaxStoredMessage: cfg.MaxStoredMessage, Now: s.now(ctx),
+	}
+	var err error
+	if d.SessionHashKey, err = settingKey(ctx, s.st, "session.hash_key", 64); err != nil {
+		return d, err
+	}
+	if d.SessionBlockKey, err = settingKey(ctx, s.st, "session.block_key", 32); err != nil {
+		return d, err
 	}
 	key, err := secretKey(cfg)
 	if err != nil {
-		return err
+		return d, err
 	}
 	box, err := crypt.New(key)
 	if err != nil {
-		return fmt.Errorf("serve: %w", err)
+		return d, fmt.Errorf("serve: %w", err)
 	}
+	d.Sealer = box
+	if d.RootCAs, err = rootCAs(cfg.CAFile); err != nil {
+		return d, err
+	}
+	d.Capture, err = s.listenCapture()
+	return d, err
+}
 
-	roots, err := rootCAs(cfg.CAFile)
+// now returns the clock of the instance. Instances sharing a PostgreSQL
+// database time leases, rate limits, tokens and sessions by its clock,
+// not their own; it is measured once here, before anything reads it.
+func (s *server) now(ctx context.Context) func() time.Time {
+	if s.st.Backend() != store.BackendPostgres {
+		return time.Now
+	}
+	s.clock = store.NewSharedClock(time.Now)
+	syncClock(ctx, s.clock, s.st, s.log)
+	return s.clock.Now
+}
+
+// listenCapture starts the built-in capture server unless it is off.
+func (s *server) listenCapture() (handlers.CaptureServer, error) {
+	cfg := s.cfg
+	if !cfg.CaptureEnabled() {
+		return handlers.CaptureServer{}, nil
+	}
+	cert, err := capture.LoadOrCreateCertificate(cfg.DataDir, time.Now())
 	if err != nil {
-		return err
+		return handlers.CaptureServer{}, fmt.Errorf("serve: %w", err)
 	}
-	var capSrv *capture.Server
-	var capInfo handlers.CaptureServer
-	if cfg.CaptureEnabled() {
-		cert, err := capture.LoadOrCreateCertificate(cfg.DataDir, time.Now())
-		if err != nil {
-			return fmt.Errorf("serve: %w", err)
-		}
-		capSrv, err = capture.Listen(capture.Options{
-			Addr: cfg.CaptureAddr, Certificate: cert, MaxSize: cfg.CaptureMaxSize,
-			Username: cfg.CaptureUser, Password: cfg.CapturePassword, Logger: log,
-		}, st)
-		if err != nil {
-			return fmt.Errorf("serve: %w", err)
-		}
-		capInfo = handlers.CaptureServer{Addr: capSrv.Addr(), Certificate: capSrv.Certificate()}
+	s.capSrv, err = capture.Listen(capture.Options{
+		Addr: cfg.CaptureAddr, Certificate: cert, MaxSize: cfg.CaptureMaxSize,
+		Username: cfg.CaptureUser, Password: cfg.CapturePassword, Logger: s.log,
+	}, s.st)
+	if err != nil {
+		return handlers.CaptureServer{}, fmt.Errorf("serve: %w", err)
 	}
+	return handlers.CaptureServer{Addr: s.capSrv.Addr(), Certificate: s.capSrv.Certificate()}, nil
+}
 
-	// Instances sharing a PostgreSQL database time leases, rate limits,
-	// tokens and sessions by its clock, not their own.
-	now := time.Now
-	if st.Backend() == store.BackendPostgres {
-		clock := store.NewSharedClock(time.Now)
-		syncClock(ctx, clock, st, log) // before anything reads the clock
-		go repeat(ctx, clockSyncInterval, func() { syncClock(ctx, clock, st, log) })
-		now = clock.Now
+// buildDelivery makes the one send service: targets are resolved in one
+// place for the web app and the outbox.
+func (s *server) buildDelivery(d *handlers.Deps) *delivery.Resolver {
+	resolver := delivery.NewResolver(delivery.ResolverDeps{Profiles: s.st, Sends: s.st, Opener: d.Sealer,
+		Capture: delivery.Capture{Addr: d.Capture.Addr, Certificate: d.Capture.Certificate}, RootCAs: d.RootCAs})
+	d.Delivery = delivery.New(delivery.Deps{Store: s.st, Resolver: resolver, Now: d.Now, Timeout: s.cfg.SendTimeout, Logger: s.log})
+	return resolver
+}
+
+// buildWorker makes the contact-form outbox worker, unless it is off in
+// this instance; instances sharing a PostgreSQL database each run one and
+// share the queue through leases. The handler kicks it.
+func (s *server) buildWorker(d *handlers.Deps, resolver *delivery.Resolver) error {
+	cfg := s.cfg
+	if cfg.OutboxConcurrency == 0 {
+		return nil
 	}
-
-	// One send service: targets resolved in one place for the web app
-	// and the outbox.
-	resolver := delivery.NewResolver(delivery.ResolverDeps{Profiles: st, Sends: st, Opener: box,
-		Capture: delivery.Capture{Addr: capInfo.Addr, Certificate: capInfo.Certificate}, RootCAs: roots})
-	sends := delivery.New(delivery.Deps{Store: st, Resolver: resolver, Now: now, Timeout: cfg.SendTimeout, Logger: log})
-
-	// The contact-form outbox worker; instances sharing a PostgreSQL
-	// database each run one and share the queue through leases.
-	var worker *outbox.Worker
-	var kicker handlers.Kicker
-	if cfg.OutboxConcurrency > 0 {
-		worker, err = outbox.New(outbox.Deps{
-			Store: st, Profiles: resolver.Profile,
-			Concurrency: cfg.OutboxConcurrency, Lease: cfg.OutboxLease, PollInterval: cfg.OutboxPoll, MaxAge: cfg.OutboxMaxAge,
-			Backoff:          outbox.Backoff{Base: cfg.OutboxBackoffBase, Max: cfg.OutboxBackoffMax},
-			MaxStoredMessage: int(cfg.MaxStoredMessage), ShutdownGrace: shutdownGrace / 2, Logger: log, Now: now,
-		})
-		if err != nil {
-			return fmt.Errorf("serve: %w", err)
-		}
-		kicker = worker
-	}
-
-	h, err := handlers.New(handlers.Deps{
-		Store: st, Sealer: box, Logger: log,
-		SessionHashKey: hashKey, SessionBlockKey: blockKey, SecureCookies: cfg.SecureCookies,
-		SessionLifetime: cfg.SessionLifetime, BaseURL: cfg.BaseURL, TrustedProxies: cfg.TrustedProxies, SendTimeout: cfg.SendTimeout,
-		MaxUpload: cfg.MaxUpload, Capture: capInfo, RootCAs: roots,
-		Retention:        handlers.Retention{MaxAge: time.Duration(cfg.RetentionDays) * 24 * time.Hour, MaxSends: cfg.RetentionMax},
-		MaxStoredMessage: cfg.MaxStoredMessage, Kicker: kicker, Now: now, Delivery: sends,
+	w, err := outbox.New(outbox.Deps{
+		Store: s.st, Profiles: resolver.Profile,
+		Concurrency: cfg.OutboxConcurrency, Lease: cfg.OutboxLease, PollInterval: cfg.OutboxPoll, MaxAge: cfg.OutboxMaxAge,
+		Backoff:          outbox.Backoff{Base: cfg.OutboxBackoffBase, Max: cfg.OutboxBackoffMax},
+		MaxStoredMessage: int(cfg.MaxStoredMessage), ShutdownGrace: shutdownGrace / 2, Logger: s.log, Now: d.Now,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	// The retention policy: applied now, then every hour.
-	rctx, stopRetention := context.WithCancel(ctx)
-	defer stopRetention()
-	retained := make(chan struct{})
-	go func() { defer close(retained); runRetention(rctx, h, log, retentionInterval) }()
-	if st.Backend() == store.BackendPostgres && cfg.SecretKey == "" {
-		log.Warn("SOCKMAIL_SECRET_KEY is not set: instances sharing this database each use their own key file, and cannot read each other's stored SMTP passwords")
-	}
-
-	e := h.Routes()
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("serve: listen: %w", err)
-	}
-	e.Listener = ln
-	e.Server.ReadHeaderTimeout = 10 * time.Second
-	e.Server.IdleTimeout = 2 * time.Minute
-	e.Server.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	errc := make(chan error, 1)
-	go func() { errc <- e.Start("") }()
-
-	// The worker runs until shutdown begins, then finishes or gives back
-	// its attempts in flight (within its own grace period).
-	wctx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopWorker()
-	workerDone := make(chan struct{})
-	if worker != nil {
-		go func() { defer close(workerDone); _ = worker.Run(wctx) }()
-	} else {
-		close(workerDone)
-		log.Info("outbox worker off in this instance (SOCKMAIL_OUTBOX_CONCURRENCY=0)")
-	}
-
-	url := cfg.BaseURL
-	if cfg.BaseURL == "http://"+cfg.Listen {
-		url = "http://" + ln.Addr().String()
-	}
-	fmt.Fprintf(stdout, "sockmail is running at %s\n", url)
-	if capSrv != nil {
-		fmt.Fprintf(stdout, "capture SMTP server at %s (STARTTLS, any AUTH credentials unless configured)\n", capSrv.Addr())
-	}
-	log.Info("sockmail started", "url", url, "data", cfg.DataDir, "capture", capInfo.Addr)
-
-	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-errc:
-	}
-	log.Info("shutting down", "grace", shutdownGrace)
-	stopRetention()
-	stopWorker()
-	<-retained
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	// Stop new sends and let running ones finish (or abort them at the
-	// deadline, keeping their transcripts) while the web server drains.
-	hdone := make(chan error, 1)
-	go func() { hdone <- h.Shutdown(sctx) }()
-	if err := e.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Warn("web server shutdown", "err", err)
-		_ = e.Close()
-	}
-	if err := <-hdone; err != nil {
-		log.Warn("sends shutdown", "err", err)
-	}
-	<-workerDone
-	if capSrv != nil {
-		if err := capSrv.Shutdown(sctx); err != nil {
-			log.Warn("capture server shutdown", "err", err)
-		}
-	}
-	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", serveErr)
-	}
-	log.Info("sockmail stopped")
+	s.worker, d.Kicker = w, w
 	return nil
 }
 
-// rootCAs returns the system pool plus the CAs of caFile, if any.
-func rootCAs(caFile string) (*x509.CertPool, error) {
-	pool, err := x509.SystemCertPool()
+// buildWeb makes the web server on its listener.
+func (s *server) buildWeb() error {
+	e := s.h.Routes()
+	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
-		pool = x509.NewCertPool()
+		return fmt.Errorf("serve: listen: %w", err)
 	}
-	if caFile == "" {
-		return pool, nil
-	}
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("serve: CA file: %w", err)
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("serve: CA file %s holds no PEM certificate", caFile)
-	}
-	return pool, nil
+	s.ln = ln
+	e.Listener = ln
+	e.Server.ReadHeaderTimeout = 10 * time.Second
+	e.Server.IdleTimeout = 2 * time.Minute
+	e.Server.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
+	s.web = e
+	return nil
 }
 
-// keySetter is the part of the store that keeps generated keys.
-type keySetter interface {
-	SetSettingIfAbsent(ctx context.Context, key string, value []byte) ([]byte, error)
+// run serves until ctx is done or a part fails, then shuts down in order:
+// stop taking requests and let running sends finish for the grace period
+// (then abort them, keeping their transcripts), stop the outbox worker
+// (which has its own grace period), stop the capture server. The store
+// stays open for close.
+func (s *server) run(ctx context.Context, stdout io.Writer) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(s.serveWeb)
+	g.Go(func() error { runRetention(gctx, s.h, s.log, retentionInterval); return nil })
+	if s.clock != nil {
+		g.Go(func() error {
+			repeat(gctx, clockSyncInterval, func() { syncClock(gctx, s.clock, s.st, s.log) })
+			return nil
+		})
+	}
+	// The worker outlives the group's context: it is stopped in order
+	// during the shutdown, not with everything else.
+	var workers errgroup.Group
+	wctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWorkers()
+	if s.worker != nil {
+		workers.Go(func() error { return s.worker.Run(wctx) })
+	} else {
+		s.log.Info("outbox worker off in this instance (SOCKMAIL_OUTBOX_CONCURRENCY=0)")
+	}
+	s.announce(stdout)
+	g.Go(func() error {
+		<-gctx.Done()
+		s.log.Info("shutting down", "grace", shutdownGrace)
+		stopWorkers()
+		s.shutdown(&workers)
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	s.log.Info("sockmail stopped")
+	return nil
 }
 
-// settingKey returns the random key stored under name, generating it on
-// first start. SetSettingIfAbsent makes instances sharing a database
-// agree on one key.
-func settingKey(ctx context.Context, st keySetter, name string, size int) ([]byte, error) {
-	k := make([]byte, size)
-	if _, err := rand.Read(k); err != nil {
-		return nil, fmt.Errorf("serve: generate %s: %w", name, err)
+// serveWeb serves HTTP until the web server is shut down.
+func (s *server) serveWeb() error {
+	if err := s.web.Start(""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
 	}
-	got, err := st.SetSettingIfAbsent(ctx, name, k)
-	if err != nil {
-		return nil, fmt.Errorf("serve: %s: %w", name, err)
-	}
-	if len(got) != size {
-		return nil, fmt.Errorf("serve: stored %s has %d bytes, want %d", name, len(got), size)
-	}
-	return got, nil
+	return nil
 }
 
-// secretKey returns the key that encrypts stored SMTP passwords: from
-// SOCKMAIL_SECRET_KEY, or from DataDir/secret.key, generated on first use.
-// It is kept out of the database so that a database copy alone does not
-// reveal the passwords.
-func secretKey(cfg *config.Config) ([]byte, error) {
-	if cfg.SecretKey != "" {
-		return base64.StdEncoding.DecodeString(cfg.SecretKey)
+// announce says where the web app and the capture server are.
+func (s *server) announce(stdout io.Writer) {
+	url := s.cfg.BaseURL
+	if s.cfg.BaseURL == "http://"+s.cfg.Listen {
+		url = "http://" + s.ln.Addr().String()
 	}
-	path := filepath.Join(cfg.DataDir, "secret.key")
-	b, err := os.ReadFile(path)
-	if err == nil {
-		k, derr := base64.StdEncoding.DecodeString(string(trimNewline(b)))
-		if derr != nil || len(k) != crypt.KeySize {
-			return nil, fmt.Errorf("serve: %s does not hold a base64 key of %d bytes", path, crypt.KeySize)
+	fmt.Fprintf(stdout, "sockmail is running at %s\n", url)
+	var capAddr string
+	if s.capSrv != nil {
+		capAddr = s.capSrv.Addr()
+		fmt.Fprintf(stdout, "capture SMTP server at %s (STARTTLS, any AUTH credentials unless configured)\n", capAddr)
+	}
+	s.log.Info("sockmail started", "url", url, "data", s.cfg.DataDir, "capture", capAddr)
+}
+
+// shutdown stops the web server and the sends within the grace period,
+// waits for the stopped workers, then stops the capture server they may
+// have been delivering to. Problems are logged: they do not change the
+// outcome of the run.
+func (s *server) shutdown(workers *errgroup.Group) {
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	var drain errgroup.Group
+	drain.Go(func() error {
+		if err := s.web.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Warn("web server shutdown", "err", err)
+			_ = s.web.Close()
 		}
-		return k, nil
+		return nil
+	})
+	drain.Go(func() error { s.shutdownSends(sctx); return nil })
+	_ = drain.Wait()
+	_ = workers.Wait()
+	if s.capSrv != nil {
+		if err := s.capSrv.Shutdown(sctx); err != nil {
+			s.log.Warn("capture server shutdown", "err", err)
+		}
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("serve: read secret key: %w", err)
-	}
-	k := make([]byte, crypt.KeySize)
-	if _, err := rand.Read(k); err != nil {
-		return nil, fmt.Errorf("serve: generate secret key: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("serve: create secret key: %w", err)
-	}
-	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(k) + "\n"); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("serve: write secret key: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("serve: write secret key: %w", err)
-	}
-	return k, nil
 }
 
-func trimNewline(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
+// shutdownSends is the one place where the sends of the web app are shut
+// down: new ones refused, running ones given until ctx ends, then aborted
+// with their transcripts kept.
+func (s *server) shutdownSends(ctx context.Context) {
+	if err := s.h.Shutdown(ctx); err != nil {
+		s.log.Warn("sends shutdown", "err", err)
 	}
-	return b
+}
+
+// close closes the store, after run.
+func (s *server) close() { s.st.Close() }
+
+// discard releases what a failed newServer opened.
+func (s *server) discard() {
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
+	if s.capSrv != nil {
+		_ = s.capSrv.Shutdown(context.Background())
+	}
+	if s.st != nil {
+		s.st.Close()
+	}
 }
 
 // clockSyncInterval is how often an instance on PostgreSQL measures its

@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -14,25 +15,16 @@ func TestLoad(t *testing.T) {
 		name    string
 		args    []string
 		env     map[string]string
-		check   func(t *testing.T, c *Config)
+		got     func(c *Config) any // the fields the case is about
+		want    any
 		wantErr string
 	}{
 		{
 			name: "defaults",
-			check: func(t *testing.T, c *Config) {
-				if c.Listen != "127.0.0.1:8080" || c.DataDir != "./data" || c.CaptureAddr != "127.0.0.1:1025" {
-					t.Errorf("got listen %q data %q capture %q", c.Listen, c.DataDir, c.CaptureAddr)
-				}
-				if c.DSN != filepath.Join("data", "sockmail.db") {
-					t.Errorf("DSN = %q", c.DSN)
-				}
-				if c.BaseURL != "http://127.0.0.1:8080" || c.SecureCookies {
-					t.Errorf("base %q secure %v", c.BaseURL, c.SecureCookies)
-				}
-				if c.LogLevel != slog.LevelInfo || c.SendTimeout != DefaultSendTimeout {
-					t.Errorf("level %v timeout %v", c.LogLevel, c.SendTimeout)
-				}
+			got: func(c *Config) any {
+				return []any{c.Listen, c.DataDir, c.CaptureAddr, c.DSN, c.BaseURL, c.SecureCookies, c.LogLevel, c.SendTimeout}
 			},
+			want: []any{"127.0.0.1:8080", "./data", "127.0.0.1:1025", filepath.Join("data", "sockmail.db"), "http://127.0.0.1:8080", false, slog.LevelInfo, DefaultSendTimeout},
 		},
 		{
 			name: "env",
@@ -40,59 +32,38 @@ func TestLoad(t *testing.T) {
 				"SOCKMAIL_LISTEN": "127.0.0.1:9000", "SOCKMAIL_DATA": "/tmp/x", "SOCKMAIL_LOG_LEVEL": "debug",
 				"SOCKMAIL_CAPTURE_ADDR": "localhost:0", "SOCKMAIL_SEND_TIMEOUT": "30s",
 			},
-			check: func(t *testing.T, c *Config) {
-				if c.Listen != "127.0.0.1:9000" || c.DSN != "/tmp/x/sockmail.db" || c.LogLevel != slog.LevelDebug || c.CaptureAddr != "localhost:0" || c.SendTimeout != 30*time.Second {
-					t.Errorf("got %+v", c)
-				}
-			},
+			got:  func(c *Config) any { return []any{c.Listen, c.DSN, c.LogLevel, c.CaptureAddr, c.SendTimeout} },
+			want: []any{"127.0.0.1:9000", "/tmp/x/sockmail.db", slog.LevelDebug, "localhost:0", 30 * time.Second},
 		},
 		{
 			name: "flag wins over env",
 			args: []string{"-listen", "127.0.0.1:9001", "-database", "postgres://u@h/db"},
 			env:  map[string]string{"SOCKMAIL_LISTEN": "127.0.0.1:9000"},
-			check: func(t *testing.T, c *Config) {
-				if c.Listen != "127.0.0.1:9001" || c.DSN != "postgres://u@h/db" {
-					t.Errorf("got %q %q", c.Listen, c.DSN)
-				}
-			},
+			got:  func(c *Config) any { return []any{c.Listen, c.DSN} },
+			want: []any{"127.0.0.1:9001", "postgres://u@h/db"},
 		},
 		{
 			name: "https base URL turns secure cookies on",
 			args: []string{"-base-url", "https://mail.example.org/"},
-			check: func(t *testing.T, c *Config) {
-				if !c.SecureCookies || c.BaseURL != "https://mail.example.org" {
-					t.Errorf("secure %v base %q", c.SecureCookies, c.BaseURL)
-				}
-			},
+			got:  func(c *Config) any { return []any{c.SecureCookies, c.BaseURL} },
+			want: []any{true, "https://mail.example.org"},
 		},
 		{
 			name: "secure cookies forced off",
 			args: []string{"-base-url", "https://mail.example.org", "-secure-cookies", "false"},
-			check: func(t *testing.T, c *Config) {
-				if c.SecureCookies {
-					t.Error("secure cookies on")
-				}
-			},
+			got:  func(c *Config) any { return c.SecureCookies },
+			want: false,
 		},
-		{name: "capture off", args: []string{"-capture-addr", "off"}, check: func(t *testing.T, c *Config) {
-			if c.CaptureEnabled() {
-				t.Error("capture enabled")
-			}
-		}},
-		{name: "trusted proxies", env: map[string]string{"SOCKMAIL_TRUSTED_PROXIES": " 10.0.0.0/8, 192.0.2.7 ,::1"}, check: func(t *testing.T, c *Config) {
-			var got []string
-			for _, n := range c.TrustedProxies {
-				got = append(got, n.String())
-			}
-			if want := "10.0.0.0/8 192.0.2.7/32 ::1/128"; strings.Join(got, " ") != want {
-				t.Errorf("trusted proxies %q, want %q", got, want)
-			}
-		}},
-		{name: "no trusted proxies by default", check: func(t *testing.T, c *Config) {
-			if len(c.TrustedProxies) != 0 {
-				t.Errorf("trusted proxies %v", c.TrustedProxies)
-			}
-		}},
+		{
+			name: "secure cookies forced on over http",
+			env:  map[string]string{"SOCKMAIL_SECURE_COOKIES": "on"},
+			got:  func(c *Config) any { return c.SecureCookies },
+			want: true,
+		},
+		{name: "capture off", args: []string{"-capture-addr", "off"}, got: func(c *Config) any { return c.CaptureEnabled() }, want: false},
+		{name: "trusted proxies", env: map[string]string{"SOCKMAIL_TRUSTED_PROXIES": " 10.0.0.0/8, 192.0.2.7 ,::1"}, got: proxies,
+			want: "10.0.0.0/8 192.0.2.7/32 ::1/128"},
+		{name: "no trusted proxies by default", got: proxies, want: ""},
 		{name: "bad trusted proxy", args: []string{"-trusted-proxies", "10.0.0.0/8,lb.example.org"}, wantErr: `"lb.example.org" is not an IP address`},
 		{name: "bad trusted CIDR", args: []string{"-trusted-proxies", "10.0.0.0/33"}, wantErr: `"10.0.0.0/33" is not a CIDR range`},
 		{name: "bad listen", args: []string{"-listen", "8080"}, wantErr: "listen address"},
@@ -112,6 +83,12 @@ func TestLoad(t *testing.T) {
 			args:    []string{"-listen", "x", "-capture-addr", "10.0.0.1:25"},
 			wantErr: "capture address",
 		},
+		{
+			name:    "a bad variable and a bad flag together",
+			args:    []string{"-listen", "x"},
+			env:     map[string]string{"SOCKMAIL_SEND_TIMEOUT": "soon"},
+			wantErr: "SOCKMAIL_SEND_TIMEOUT: \"soon\" is not a duration like 90s or 2m\nlisten address \"x\"",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,8 +103,45 @@ func TestLoad(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tt.check(t, c)
+			if got := tt.got(c); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
 		})
+	}
+}
+
+// proxies returns the trusted proxies of c as one string.
+func proxies(c *Config) any {
+	var got []string
+	for _, n := range c.TrustedProxies {
+		got = append(got, n.String())
+	}
+	return strings.Join(got, " ")
+}
+
+// TestValidateIsPure checks that Validate changes nothing in the
+// configuration, valid or not: the derived values are Load's.
+func TestValidateIsPure(t *testing.T) {
+	for _, args := range [][]string{nil, {"-base-url", "https://mail.example.org", "-trusted-proxies", "10.0.0.0/8"}} {
+		c, err := Load(args, func(string) string { return "" }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := *c
+		if err := c.Validate(); err != nil {
+			t.Fatalf("Validate of a loaded config: %v", err)
+		}
+		if !reflect.DeepEqual(*c, before) {
+			t.Errorf("Validate changed the config:\n%+v\nto\n%+v", before, *c)
+		}
+	}
+	bad := Config{Listen: "x", SecureCookies: true}
+	before := bad
+	if err := bad.Validate(); err == nil {
+		t.Fatal("bad config validated")
+	}
+	if !reflect.DeepEqual(bad, before) {
+		t.Errorf("Validate changed a bad config: %+v", bad)
 	}
 }
 

@@ -1,0 +1,284 @@
+package main
+
+// The message of "sockmail send": envelope addresses, a composed message
+// or a raw one (--data), DKIM signing.
+
+import (
+	"errors"
+	"fmt"
+	"net/mail"
+	"slices"
+	"strings"
+	"time"
+
+	"sockmail/smtp"
+	"sockmail/smtp/message"
+)
+
+// envelopeAddress checks one address given on the command line: a plain
+// local@domain, nothing the SMTP envelope cannot carry.
+func envelopeAddress(flagName, s string) (*mail.Address, error) {
+	if err := smtp.CheckAddress(s); err != nil {
+		return nil, fmt.Errorf("--%s: %w", flagName, err)
+	}
+	a, err := message.ParseAddress(flagName, s)
+	if err != nil {
+		return nil, fmt.Errorf("--%s %q: %w", flagName, s, err)
+	}
+	return a, nil
+}
+
+func envelopeAddresses(flagName string, list []string) ([]*mail.Address, error) {
+	var out []*mail.Address
+	for _, s := range list {
+		a, err := envelopeAddress(flagName, s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// composer validates the message flags and returns the function that
+// composes message i of the run. Files are checked now (attachments must
+// exist, --data must be a valid message), so a bad file fails before
+// anything is sent; they are read again, streaming, while sending.
+func (f *sendFlags) composer() (func(int) (message.Content, error), error) {
+	env, err := f.envelope()
+	if err != nil {
+		return nil, err
+	}
+	sign, err := f.signer(env.from)
+	if err != nil {
+		return nil, err
+	}
+	if f.data != "" {
+		return f.rawComposer(env, sign)
+	}
+	return f.messageComposer(env, sign)
+}
+
+// envelopeFlags are the checked addresses of --from, --to, --cc and --bcc.
+type envelopeFlags struct {
+	from        *mail.Address
+	to, cc, bcc []*mail.Address
+}
+
+// envelope checks the address flags.
+func (f *sendFlags) envelope() (envelopeFlags, error) {
+	var env envelopeFlags
+	if f.from == "" {
+		return env, errors.New("--from is required")
+	}
+	var err error
+	if env.from, err = envelopeAddress("from", f.from); err != nil {
+		return env, err
+	}
+	lists := []struct {
+		name string
+		in   []string
+		out  *[]*mail.Address
+	}{{"to", f.to.values, &env.to}, {"cc", f.cc.values, &env.cc}, {"bcc", f.bcc.values, &env.bcc}}
+	for _, l := range lists {
+		if *l.out, err = envelopeAddresses(l.name, l.in); err != nil {
+			return env, err
+		}
+	}
+	if len(env.to)+len(env.cc)+len(env.bcc) == 0 {
+		return env, errors.New("no recipient: give --to, --cc or --bcc")
+	}
+	return env, nil
+}
+
+// recipients returns every envelope recipient: To, Cc, then Bcc.
+func (e envelopeFlags) recipients() []string {
+	var rcpts []string
+	for _, l := range [][]*mail.Address{e.to, e.cc, e.bcc} {
+		for _, a := range l {
+			rcpts = append(rcpts, a.Address)
+		}
+	}
+	return rcpts
+}
+
+// rawComposer returns the composer of --data: the file as it is, signed.
+func (f *sendFlags) rawComposer(env envelopeFlags, sign signFunc) (func(int) (message.Content, error), error) {
+	if f.composeFlagsSet() {
+		return nil, errors.New("--data sends a complete message: it excludes --subject, --body, --body-file, --html, --html-file, --attach, --inline, --header and --reply-to")
+	}
+	raw, err := message.RawFile(env.from.Address, env.recipients(), f.data)
+	if err != nil {
+		return nil, fmt.Errorf("--data %s: %w", f.data, err)
+	}
+	return func(int) (message.Content, error) { return sign(raw) }, nil
+}
+
+// composeFlagsSet reports whether a flag that composes a message is given.
+func (f *sendFlags) composeFlagsSet() bool {
+	lists := len(f.attach.values) + len(f.inline.values) + len(f.headers.values) + len(f.replyTo.values)
+	return slices.Contains([]bool{f.subjectSet, f.bodySet, f.bodyFile != "", f.htmlSet, f.htmlFile != "", lists > 0}, true)
+}
+
+// messageComposer returns the composer of a message built from the flags.
+// With --count, each subject says which message of the run it is.
+func (f *sendFlags) messageComposer(env envelopeFlags, sign signFunc) (func(int) (message.Content, error), error) {
+	body, html, err := f.bodies()
+	if err != nil {
+		return nil, err
+	}
+	atts, inline, err := f.parts(html)
+	if err != nil {
+		return nil, err
+	}
+	fields, err := f.headerFields()
+	if err != nil {
+		return nil, err
+	}
+	replyTo, err := f.replyToList()
+	if err != nil {
+		return nil, err
+	}
+	subject := f.subject
+	if !f.subjectSet {
+		subject = "sockmail test " + time.Now().Format(time.RFC1123Z)
+	}
+	count := f.count
+	compose := func(i int) (message.Content, error) {
+		m := &message.Message{
+			From: env.from, To: env.to, Cc: env.cc, Bcc: env.bcc, ReplyTo: replyTo,
+			Subject: subject, Headers: fields, Text: body, HTML: html,
+			Attachments: atts, Inline: inline,
+		}
+		if count > 1 {
+			m.Subject = fmt.Sprintf("%s [%d/%d]", subject, i, count)
+		}
+		if err := m.Prepare(); err != nil {
+			return nil, err
+		}
+		return sign(m)
+	}
+	return compose, nil
+}
+
+// bodies returns the plain-text and HTML bodies. Without a plain-text
+// body, it is a one-line test text, or derived from the HTML if there is
+// one.
+func (f *sendFlags) bodies() (body, html string, err error) {
+	if f.bodySet && f.bodyFile != "" {
+		return "", "", errors.New("--body and --body-file exclude each other")
+	}
+	if f.htmlSet && f.htmlFile != "" {
+		return "", "", errors.New("--html and --html-file exclude each other")
+	}
+	html = f.html
+	if f.htmlFile != "" {
+		data, err := readLimited(f.htmlFile, maxBodyFile)
+		if err != nil {
+			return "", "", fmt.Errorf("--html-file: %w", err)
+		}
+		html = string(data)
+	}
+	body = "This is a test message sent by sockmail.\n"
+	if html != "" {
+		body = "" // derived from the HTML unless given
+	}
+	if f.bodySet {
+		body = f.body
+	}
+	if f.bodyFile != "" {
+		data, err := readLimited(f.bodyFile, maxBodyFile)
+		if err != nil {
+			return "", "", fmt.Errorf("--body-file: %w", err)
+		}
+		body = string(data)
+	}
+	return body, html, nil
+}
+
+// parts returns the attachments and the inline parts, which need an
+// HTML body to refer to them.
+func (f *sendFlags) parts(html string) (atts, inline []*message.Attachment, err error) {
+	for _, path := range f.attach.values {
+		a, err := message.FileAttachment(path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--attach %s: %w", path, err)
+		}
+		atts = append(atts, a)
+	}
+	if len(f.inline.values) > 0 && html == "" {
+		return nil, nil, errors.New("--inline needs an HTML body (--html or --html-file) to refer to it")
+	}
+	for _, path := range f.inline.values {
+		a, err := message.FileAttachment(path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--inline %s: %w", path, err)
+		}
+		a.ContentID = a.Filename
+		inline = append(inline, a)
+	}
+	return atts, inline, nil
+}
+
+// headerFields returns the --header fields.
+func (f *sendFlags) headerFields() ([]message.Field, error) {
+	var fields []message.Field
+	for _, h := range f.headers.values {
+		name, value, ok := strings.Cut(h, ":")
+		if !ok {
+			return nil, fmt.Errorf("--header %q: want \"Name: value\"", h)
+		}
+		fields = append(fields, message.Field{Name: strings.TrimSpace(name), Value: strings.TrimSpace(value)})
+	}
+	return fields, nil
+}
+
+// replyToList returns the --reply-to addresses.
+func (f *sendFlags) replyToList() ([]*mail.Address, error) {
+	var replyTo []*mail.Address
+	for _, r := range f.replyTo.values {
+		list, err := message.ParseAddressList("Reply-To", r)
+		if err != nil {
+			return nil, fmt.Errorf("--reply-to: %w", err)
+		}
+		replyTo = append(replyTo, list...)
+	}
+	return replyTo, nil
+}
+
+// signFunc signs a message as the --dkim-* flags ask.
+type signFunc func(message.Content) (message.Content, error)
+
+// signer returns the function that DKIM-signs a message as the --dkim-*
+// flags ask, or returns it unchanged when they are not given.
+func (f *sendFlags) signer(from *mail.Address) (signFunc, error) {
+	if f.dkimKey == "" {
+		if f.dkimSelector != "" || f.dkimDomain != "" {
+			return nil, errors.New("--dkim-selector and --dkim-domain need --dkim-key")
+		}
+		return func(c message.Content) (message.Content, error) { return c, nil }, nil
+	}
+	if f.dkimSelector == "" {
+		return nil, errors.New("--dkim-key needs --dkim-selector")
+	}
+	pem, err := readLimited(f.dkimKey, maxKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--dkim-key: %w", err)
+	}
+	key, err := message.ParsePrivateKeyPEM(pem)
+	if err != nil {
+		return nil, fmt.Errorf("--dkim-key %s: %w", f.dkimKey, err)
+	}
+	domain := f.dkimDomain
+	if domain == "" {
+		domain = from.Address[strings.LastIndexByte(from.Address, '@')+1:]
+	}
+	opts := message.DKIMOptions{Domain: domain, Selector: f.dkimSelector, Signer: key}
+	return func(c message.Content) (message.Content, error) {
+		s, err := message.SignDKIM(c, opts)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}, nil
+}
