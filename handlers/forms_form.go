@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode"
 
+	"sockmail/internal/contact"
 	"sockmail/internal/store"
 	"sockmail/internal/webform"
 	"sockmail/smtp/message"
@@ -51,8 +52,8 @@ type contactFormForm struct {
 func newContactFormForm(maxUpload int64) *contactFormForm {
 	return &contactFormForm{views.FormFields{
 		Slug: store.NewSlug(), Profile: "0", SubjectTemplate: formDefaultSubject, Fields: formDefaultFields,
-		MaxUploadKiB: strconv.FormatInt(min(defaultMaxUploadBytes, maxUpload)>>10, 10),
-		MaxFieldKiB:  strconv.Itoa(defaultMaxFieldBytes >> 10),
+		MaxUploadKiB: strconv.FormatInt(min(contact.DefaultMaxUploadBytes, maxUpload)>>10, 10),
+		MaxFieldKiB:  strconv.Itoa(contact.DefaultMaxFieldBytes >> 10),
 		RatePerAddr:  strconv.Itoa(formDefaultRateIP), RatePerForm: strconv.Itoa(formDefaultRate),
 		Enabled: true,
 	}}
@@ -156,7 +157,7 @@ func (f *contactFormForm) Validate(maxUpload int64) (webform.Errors, parsedForm)
 	}
 
 	for _, o := range splitList(f.AllowedOrigins, true) {
-		n, err := normalizeOrigin(o)
+		n, err := contact.NormalizeOrigin(o)
 		if err != nil || !bareOrigin(o) {
 			errs["allowed_origins"] = "\u201c" + o + "\u201d is not an origin. Write the site's scheme and host, like https://www.example.org, one per line."
 			break
@@ -203,12 +204,12 @@ func (f *contactFormForm) Validate(maxUpload int64) (webform.Errors, parsedForm)
 	p.ratePerForm = kib(f.RatePerForm, 0, formMaxRate, "rate_per_form", "Enter a number of messages per hour (0 for no limit).", errs)
 
 	switch f.CaptchaProvider {
-	case "", CaptchaTurnstile, CaptchaHCaptcha:
+	case "", store.CaptchaTurnstile, store.CaptchaHCaptcha:
 	default:
 		errs["captcha_provider"] = "Choose a captcha provider, or none."
 	}
 	switch {
-	case (f.CaptchaProvider == CaptchaTurnstile || f.CaptchaProvider == CaptchaHCaptcha) && f.CaptchaSiteKey == "":
+	case (f.CaptchaProvider == store.CaptchaTurnstile || f.CaptchaProvider == store.CaptchaHCaptcha) && f.CaptchaSiteKey == "":
 		errs["captcha_site_key"] = "Enter the site key the captcha provider gave you (it goes into the snippet), or choose no captcha."
 	case !validSiteKey(f.CaptchaSiteKey):
 		errs["captcha_site_key"] = "A site key is at most 200 letters, digits, dashes and underscores."

@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"sockmail/internal/contact"
 	"sockmail/internal/store"
 	"sockmail/views"
 )
@@ -188,12 +189,12 @@ func submissionRow(s *store.Submission) views.SubmissionRow {
 	}
 	var parts []string
 	for _, f := range s.Fields {
-		if f.Name == fieldEmail || strings.TrimSpace(f.Value) == "" {
+		if f.Name == contact.FieldEmail || strings.TrimSpace(f.Value) == "" {
 			continue
 		}
-		parts = append(parts, f.Name+": "+oneLine(f.Value, 80))
+		parts = append(parts, f.Name+": "+contact.OneLine(f.Value, 80))
 	}
-	r.Preview = oneLine(strings.Join(parts, " \u00b7 "), 200)
+	r.Preview = contact.OneLine(strings.Join(parts, " \u00b7 "), 200)
 	return r
 }
 
