@@ -45,6 +45,63 @@ func (c *clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
+// shiftClock is the real clock moved by an offset: the outbox worker
+// runs on real time, so the app's clock must stay near it, yet a test
+// can make a time-trap token old by issuing it in the past.
+type shiftClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *shiftClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+// Set moves the clock to the real time plus d.
+func (c *shiftClock) Set(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset = d
+}
+
+// issueInPast runs issue (which gets a time-trap token) with the clock
+// set back past the time trap's minimum age, then puts the clock right:
+// the token is old enough at once, and what is stored afterwards is due
+// at the real time.
+func (a *contactApp) issueInPast(t testing.TB, issue func()) {
+	t.Helper()
+	if a.shift == nil {
+		t.Fatal("issueInPast needs contactOptions.realClock")
+	}
+	a.shift.Set(-10 * time.Second)
+	defer a.shift.Set(0)
+	issue()
+}
+
+// waitProgress polls check until it reports done. It fails only when
+// progress stops: when what check reports as its state has not changed
+// for stall. It never fails on a total time.
+func waitProgress(t testing.TB, what string, stall time.Duration, check func() (done bool, state string)) {
+	t.Helper()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	last, since := "", time.Now()
+	for {
+		done, state := check()
+		if done {
+			return
+		}
+		if state != last {
+			last, since = state, time.Now()
+		} else if time.Since(since) > stall {
+			t.Fatalf("%s: no progress for %v (state %q)", what, stall, state)
+		}
+		<-tick.C
+	}
+}
+
 // kicker counts Kick calls.
 type kicker struct{ n atomic.Int64 }
 
@@ -55,6 +112,8 @@ func (k *kicker) Kick() { k.n.Add(1) }
 type contactApp struct {
 	*app
 	clock *clock
+	// shift is the clock with contactOptions.realClock.
+	shift *shiftClock
 	kick  *kicker
 	box   *crypt.Box
 }
@@ -103,8 +162,10 @@ func newContactApp(t testing.TB, o contactOptions) *contactApp {
 	}
 	clk := &clock{t: time.Now()}
 	now := clk.Now
+	var shift *shiftClock
 	if o.realClock {
-		now = time.Now
+		shift = &shiftClock{}
+		now = shift.Now
 	}
 	k := &kicker{}
 	var kick handlers.Kicker = k
@@ -139,7 +200,7 @@ func newContactApp(t testing.TB, o contactOptions) *contactApp {
 	tt, _ := t.(*testing.T)
 	return &contactApp{
 		app:   &app{t: tt, srv: srv, h: h, store: st, dbPath: dsn, capture: cs, logs: logs},
-		clock: clk, kick: k, box: box,
+		clock: clk, shift: shift, kick: k, box: box,
 	}
 }
 
