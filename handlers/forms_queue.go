@@ -27,7 +27,7 @@ var outboxStatuses = []string{store.OutboxQueued, store.OutboxSending, store.Out
 	store.OutboxFailed, store.OutboxUnknown, store.OutboxCancelled}
 
 // submissionStatuses are the submission statuses an admin filters by.
-var submissionStatuses = []string{store.SubmissionQueued, store.SubmissionBlocked, store.SubmissionReleased,
+var submissionStatuses = []store.SubmissionStatus{store.SubmissionQueued, store.SubmissionBlocked, store.SubmissionReleased,
 	store.SubmissionSent, store.SubmissionFailed, store.SubmissionUnknown, store.SubmissionCancelled}
 
 // cursor reads the "before" keyset cursor of a list page.
@@ -40,14 +40,23 @@ func cursor(c echo.Context) int64 {
 }
 
 // statusParam reads a status filter, keeping only known ones.
-func statusParam(c echo.Context, known []string) string {
+func statusParam[S ~string](c echo.Context, known []S) S {
 	s := c.QueryParam("status")
 	for _, k := range known {
-		if s == k {
-			return s
+		if s == string(k) {
+			return k
 		}
 	}
 	return ""
+}
+
+// statusNames are statuses as the views show them.
+func statusNames[S ~string](list []S) []string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = string(s)
+	}
+	return out
 }
 
 // formNames maps form ids to names for the queue pages.
@@ -183,7 +192,7 @@ func (h *Handler) cancelOutbox(c echo.Context) error {
 // submissionRow turns a submission into a list row.
 func submissionRow(s *store.Submission) views.SubmissionRow {
 	r := views.SubmissionRow{
-		ID: s.ID, FormID: s.FormID, Created: s.CreatedAt, Status: s.Status, BlockReason: s.BlockReason,
+		ID: s.ID, FormID: s.FormID, Created: s.CreatedAt, Status: string(s.Status), BlockReason: s.BlockReason,
 		ClientAddr: s.ClientAddr, Origin: s.Origin, ReplyTo: s.ReplyTo, Files: len(s.Files),
 		CanRelease: s.Status == store.SubmissionBlocked,
 	}
@@ -209,7 +218,7 @@ func (h *Handler) submissionsPage(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("handlers: list submissions: %w", err)
 	}
-	v := views.SubmissionsPage{FormID: f.ID, FormName: f.Name, Status: status, Statuses: submissionStatuses}
+	v := views.SubmissionsPage{FormID: f.ID, FormName: f.Name, Status: string(status), Statuses: statusNames(submissionStatuses)}
 	if len(list) > queuePageSize {
 		list = list[:queuePageSize]
 		v.Older = list[len(list)-1].ID
