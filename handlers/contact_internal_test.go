@@ -109,4 +109,3 @@ func TestWantsJSON(t *testing.T) {
 		}
 	}
 }
-
