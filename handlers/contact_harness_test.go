@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"mime/multipart"
@@ -128,6 +129,10 @@ type contactOptions struct {
 	// worker runs the real outbox worker, delivering to the capture
 	// server (captureServer is implied), as the Kicker.
 	worker bool
+	// roots verify the servers of saved profiles (the test CA).
+	roots *x509.CertPool
+	// backoff is the worker's retry schedule; its default if zero.
+	backoff outbox.Backoff
 	// trustedProxies are believed about X-Forwarded-For.
 	trustedProxies []*net.IPNet
 	retention      handlers.Retention
@@ -174,8 +179,8 @@ func newContactApp(t testing.TB, o contactOptions) *contactApp {
 	}
 	if o.worker {
 		w, err := outbox.New(outbox.Deps{
-			Store: st, Profiles: outbox.StoreProfiles(st, box, cs.Addr(), nil), Logger: log,
-			PollInterval: 200 * time.Millisecond, Lease: 30 * time.Second,
+			Store: st, Profiles: outbox.StoreProfiles(st, box, cs.Addr(), o.roots), Logger: log,
+			PollInterval: 200 * time.Millisecond, Lease: 30 * time.Second, Backoff: o.backoff,
 		})
 		if err != nil {
 			t.Fatal(err)

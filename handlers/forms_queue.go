@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -102,6 +103,7 @@ func (h *Handler) outboxPage(c echo.Context) error {
 		items = items[:queuePageSize]
 		v.Older = items[len(items)-1].ID
 	}
+	problems := h.profileProblems(ctx, items)
 	for _, it := range items {
 		r := views.OutboxRow{
 			ID: it.ID, Created: it.CreatedAt, Rcpts: it.Rcpts, Subject: it.Subject, Status: it.Status,
@@ -109,6 +111,7 @@ func (h *Handler) outboxPage(c echo.Context) error {
 			TakenOver: it.TakenOverFrom != "",
 			CanRetry:  it.Status == store.OutboxFailed || it.Status == store.OutboxUnknown || it.Status == store.OutboxCancelled,
 			CanCancel: it.Status == store.OutboxQueued || it.Status == store.OutboxHeld,
+			ProfileID: it.ProfileID, ProfileProblem: problems[it.ProfileID],
 		}
 		if it.FormID != nil {
 			r.FormID, r.FormName = *it.FormID, names[*it.FormID]
@@ -122,6 +125,35 @@ func (h *Handler) outboxPage(c echo.Context) error {
 		v.Rows = append(v.Rows, r)
 	}
 	return render(c, http.StatusOK, views.OutboxListPage(h.page(c, "Outbox", "outbox"), v))
+}
+
+// profileProblems says, for each server profile that waiting items
+// (queued or held) go through, what keeps it from being used and what to
+// do: a stored password this instance cannot decrypt (sealed with
+// another secret key). The worker keeps such items queued and retries
+// them, so nothing is lost while the admin fixes the profile.
+func (h *Handler) profileProblems(ctx context.Context, items []store.OutboxItem) map[int64]string {
+	out := map[int64]string{}
+	for _, it := range items {
+		id := it.ProfileID
+		if _, seen := out[id]; seen || id == 0 || it.Status != store.OutboxQueued && it.Status != store.OutboxHeld {
+			continue
+		}
+		out[id] = ""
+		p, err := h.store.Profile(ctx, id)
+		if err != nil {
+			// A deleted profile fails its items with their own error.
+			continue
+		}
+		if len(p.PasswordEnc) == 0 {
+			continue
+		}
+		if _, err := h.sealer.Open(p.PasswordEnc); err != nil {
+			out[id] = "The stored password of the server profile \u201c" + p.Name + "\u201d cannot be decrypted with this instance's secret key " +
+				"(it was saved with another key). Open the profile and enter its password again: the messages waiting for it stay queued and are sent at their next attempt."
+		}
+	}
+	return out
 }
 
 // outboxID reads the :id parameter of an outbox action.
