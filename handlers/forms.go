@@ -71,14 +71,10 @@ type contactState struct {
 // which New has checked (a store, a sealer and a clock), so building the
 // service cannot fail.
 func newContactState(d Deps) *contactState {
-	cd := contact.Deps{
-		Attempts: d.Store, Settings: d.Store, Queue: formStoreOf(d), Sealer: d.Sealer, Logger: d.Logger,
-		Now: d.Now, HTTPClient: d.HTTPClient, VerifyURLs: d.CaptchaVerifyURLs,
-	}
-	if d.Kicker != nil {
-		cd.Kicker = d.Kicker
-	}
-	svc, err := contact.New(cd)
+	svc, err := contact.New(contact.Deps{
+		Attempts: d.Store, Settings: d.Store, Queue: formStoreOf(d), Sealer: d.Sealer, Kicker: d.Kicker,
+		Logger: d.Logger, Now: d.Now, HTTPClient: d.HTTPClient, VerifyURLs: d.CaptchaVerifyURLs,
+	})
 	if err != nil {
 		panic("handlers: " + err.Error())
 	}

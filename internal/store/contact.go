@@ -29,12 +29,12 @@ type SubmissionStatus string
 // Submission statuses.
 const (
 	SubmissionQueued    SubmissionStatus = "queued"
-	SubmissionBlocked                    = "blocked"
-	SubmissionReleased                   = "released"
-	SubmissionSent                       = "sent"
-	SubmissionFailed                     = "failed"
-	SubmissionUnknown                    = "unknown"
-	SubmissionCancelled                  = "cancelled"
+	SubmissionBlocked   SubmissionStatus = "blocked"
+	SubmissionReleased  SubmissionStatus = "released"
+	SubmissionSent      SubmissionStatus = "sent"
+	SubmissionFailed    SubmissionStatus = "failed"
+	SubmissionUnknown   SubmissionStatus = "unknown"
+	SubmissionCancelled SubmissionStatus = "cancelled"
 )
 
 // Captcha providers a form may use.
