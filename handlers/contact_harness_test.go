@@ -28,40 +28,35 @@ import (
 	"sockmail/internal/store"
 )
 
-// clock is a settable clock for the time trap and the rate limits.
+// clock is the app's clock for the time trap and the rate limits: a
+// fixed time that a test moves with Advance or, with real set, the real
+// time plus an offset (the outbox worker runs on real time, so the app's
+// clock must stay near it, yet a test can issue a token in the past).
 type clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu     sync.Mutex
+	t      time.Time
+	real   bool
+	offset time.Duration
 }
 
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.real {
+		return time.Now().Add(c.offset)
+	}
 	return c.t
 }
 
+// Advance moves the clock by d.
 func (c *clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+	c.t, c.offset = c.t.Add(d), c.offset+d
 }
 
-// shiftClock is the real clock moved by an offset: the outbox worker
-// runs on real time, so the app's clock must stay near it, yet a test
-// can make a time-trap token old by issuing it in the past.
-type shiftClock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *shiftClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
-
-// Set moves the clock to the real time plus d.
-func (c *shiftClock) Set(d time.Duration) {
+// Shift sets a real clock to the real time plus d.
+func (c *clock) Shift(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.offset = d
@@ -73,11 +68,11 @@ func (c *shiftClock) Set(d time.Duration) {
 // at the real time.
 func (a *contactApp) issueInPast(t testing.TB, issue func()) {
 	t.Helper()
-	if a.shift == nil {
+	if !a.clock.real {
 		t.Fatal("issueInPast needs contactOptions.realClock")
 	}
-	a.shift.Set(-10 * time.Second)
-	defer a.shift.Set(0)
+	a.clock.Shift(-10 * time.Second)
+	defer a.clock.Shift(0)
 	issue()
 }
 
@@ -113,8 +108,6 @@ func (k *kicker) Kick() { k.n.Add(1) }
 type contactApp struct {
 	*app
 	clock *clock
-	// shift is the clock with contactOptions.realClock.
-	shift *shiftClock
 	kick  *kicker
 	box   *crypt.Box
 }
@@ -165,13 +158,7 @@ func newContactApp(t testing.TB, o contactOptions) *contactApp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{t: time.Now()}
-	now := clk.Now
-	var shift *shiftClock
-	if o.realClock {
-		shift = &shiftClock{}
-		now = shift.Now
-	}
+	clk := &clock{t: time.Now(), real: o.realClock}
 	k := &kicker{}
 	var kick handlers.Kicker = k
 	if o.kicker != nil {
@@ -193,7 +180,7 @@ func newContactApp(t testing.TB, o contactOptions) *contactApp {
 	}
 	h, err := handlers.New(handlers.Deps{
 		Store: st, Sealer: box, Logger: log, SessionHashKey: hk, SessionBlockKey: bk,
-		MaxUpload: 1 << 20, BcryptCost: bcrypt.MinCost, Now: now, Capture: capInfo,
+		MaxUpload: 1 << 20, BcryptCost: bcrypt.MinCost, Now: clk.Now, Capture: capInfo,
 		Kicker: kick, CaptchaVerifyURLs: o.captchaURLs, BaseURL: o.baseURL,
 		TrustedProxies: o.trustedProxies, Retention: o.retention,
 	})
@@ -205,7 +192,7 @@ func newContactApp(t testing.TB, o contactOptions) *contactApp {
 	tt, _ := t.(*testing.T)
 	return &contactApp{
 		app:   &app{t: tt, srv: srv, h: h, store: st, dbPath: dsn, capture: cs, logs: logs},
-		clock: clk, shift: shift, kick: k, box: box,
+		clock: clk, kick: k, box: box,
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,24 +17,6 @@ import (
 	"sockmail/internal/testenv"
 )
 
-// clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type kicker struct{ n atomic.Int64 }
 
 func (k *kicker) Kick() { k.n.Add(1) }
@@ -44,11 +25,12 @@ func (k *kicker) Kick() { k.n.Add(1) }
 // provider that passes the answer "solved", fails any other, and answers
 // HTTP 500 to "provider-down".
 type env struct {
-	st    *store.Store
-	svc   *contact.Service
-	clock *clock
-	kick  *kicker
-	box   *crypt.Box
+	st  *store.Store
+	svc *contact.Service
+	// now is the service's clock; the tests run one goroutine at a time.
+	now  time.Time
+	kick *kicker
+	box  *crypt.Box
 }
 
 func newEnv(t *testing.T, backend string) *env {
@@ -79,9 +61,9 @@ func newEnv(t *testing.T, backend string) *env {
 		}
 	}))
 	t.Cleanup(provider.Close)
-	e := &env{st: st, clock: &clock{t: time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)}, kick: &kicker{}, box: box}
+	e := &env{st: st, now: time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC), kick: &kicker{}, box: box}
 	e.svc, err = contact.New(contact.Deps{
-		Attempts: st, Settings: st, Queue: st, Sealer: box, Kicker: e.kick, Now: e.clock.Now,
+		Attempts: st, Settings: st, Queue: st, Sealer: box, Kicker: e.kick, Now: func() time.Time { return e.now },
 		VerifyURLs: map[string]string{store.CaptchaTurnstile: provider.URL},
 	})
 	if err != nil {
@@ -119,7 +101,7 @@ func (e *env) token(t *testing.T, f *store.Form, age time.Duration) string {
 	if p != nil {
 		t.Fatal(p)
 	}
-	e.clock.Advance(age)
+	e.now = e.now.Add(age)
 	return tok.Value
 }
 
@@ -171,7 +153,7 @@ func outcomeCases() []outcomeCase {
 		}, kind: contact.Empty, code: "empty", status: 422},
 		{name: "field too large", age: ok, form: func(f *store.Form) { f.MaxFieldBytes = 20 },
 			values: func(tok string) map[string][]string { return message(tok, "message", strings.Repeat("x", 21)) },
-			kind: contact.TooLarge, code: "field_too_large", field: "message", status: 413},
+			kind:   contact.TooLarge, code: "field_too_large", field: "message", status: 413},
 		{name: "files on a form without uploads", age: ok, values: func(tok string) map[string][]string {
 			return message(tok, "_upload_data", "aGVsbG8=")
 		}, kind: contact.BadRequest, code: "files_not_allowed", status: 400},
@@ -183,13 +165,13 @@ func outcomeCases() []outcomeCase {
 			kind: contact.RateLimited, code: "rate_limited", status: 429, retryMin: time.Hour},
 		{name: "captcha solved", age: ok, form: func(f *store.Form) { f.CaptchaProvider = store.CaptchaTurnstile },
 			values: func(tok string) map[string][]string { return message(tok, "cf-turnstile-response", "solved") },
-			kind: contact.Stored, stored: store.SubmissionQueued},
+			kind:   contact.Stored, stored: store.SubmissionQueued},
 		{name: "captcha failed", age: ok, form: func(f *store.Form) { f.CaptchaProvider = store.CaptchaTurnstile },
 			values: func(tok string) map[string][]string { return message(tok, "cf-turnstile-response", "wrong") },
-			kind: contact.CaptchaFailed, code: "captcha_failed", field: "cf-turnstile-response", status: 422},
+			kind:   contact.CaptchaFailed, code: "captcha_failed", field: "cf-turnstile-response", status: 422},
 		{name: "captcha provider down", age: ok, form: func(f *store.Form) { f.CaptchaProvider = store.CaptchaTurnstile },
 			values: func(tok string) map[string][]string { return message(tok, "cf-turnstile-response", "provider-down") },
-			kind: contact.CaptchaUnavailable, code: "captcha_unavailable", status: 503, retryMin: time.Minute},
+			kind:   contact.CaptchaUnavailable, code: "captcha_unavailable", status: 503, retryMin: time.Minute},
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"sockmail/internal/store"
+	"sockmail/internal/webform"
 )
 
 // Contact form input limits. The per-form limits (MaxFieldBytes,
@@ -212,7 +213,7 @@ func (in *values) take(raw map[string][]string, f *store.Form) *Problem {
 			}
 			if int64(len(v)) > fieldLimit {
 				return &Problem{Kind: TooLarge, Status: http.StatusRequestEntityTooLarge, Code: "field_too_large", Field: name,
-					Message: "The field \u201c" + name + "\u201d is too long: at most " + sizeText(fieldLimit) + " please."}
+					Message: "The field \u201c" + name + "\u201d is too long: at most " + webform.Bytes(fieldLimit) + " please."}
 			}
 			total += int64(len(v))
 			if total > contactFieldsBudget {
@@ -260,7 +261,7 @@ func (in *values) takeFiles(uploads []Upload, raw map[string][]string, f *store.
 	var total int64
 	tooBig := func() *Problem {
 		return problem(TooLarge, http.StatusRequestEntityTooLarge, "files_too_large",
-			"The attached files are too large: at most "+sizeText(limit)+" in all, please.")
+			"The attached files are too large: at most "+webform.Bytes(limit)+" in all, please.")
 	}
 	add := func(name, ctype string, data []byte) {
 		in.files = append(in.files, store.SubmissionFile{Name: cleanFileName(name), ContentType: cleanContentType(ctype), Data: data})

@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"sockmail/internal/store"
+	"sockmail/internal/webform"
 	"sockmail/smtp/message"
 )
 
@@ -125,7 +126,7 @@ func contactBody(f *store.Form, in *values, sub *store.Submission, now time.Time
 	if len(in.files) > 0 {
 		b.WriteString("\nAttached files:\n")
 		for _, file := range in.files {
-			fmt.Fprintf(&b, "    %s (%s)\n", file.Name, sizeText(int64(len(file.Data))))
+			fmt.Fprintf(&b, "    %s (%s)\n", file.Name, webform.Bytes(int64(len(file.Data))))
 		}
 	}
 	b.WriteString("\n-- \n")

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"sockmail/internal/store"
+	"sockmail/internal/webform"
 )
 
 // Kind says what became of a submission.
@@ -107,7 +108,7 @@ func ErrUnavailable() *Problem {
 // ErrTooLarge is the problem of a body over limit bytes.
 func ErrTooLarge(limit int64) *Problem {
 	return problem(TooLarge, http.StatusRequestEntityTooLarge, "too_large",
-		"Your message is larger than this form accepts ("+sizeText(limit)+"). Please shorten it or attach smaller files.")
+		"Your message is larger than this form accepts ("+webform.Bytes(limit)+"). Please shorten it or attach smaller files.")
 }
 
 // ErrBadRequest is the problem of a body that cannot be read; msg says
@@ -174,15 +175,4 @@ type Confirmation struct {
 	CaptchaField, CaptchaValue string
 	// Origin is the site's origin, carried back.
 	Origin string
-}
-
-// sizeText formats a byte count for people.
-func sizeText(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
