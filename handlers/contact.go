@@ -230,8 +230,7 @@ func (h *Handler) contactPost(c echo.Context) error {
 	origin := r.Header.Get("Origin")
 	if !h.originAccepted(r, f, origin) {
 		h.log.Warn("contact form: origin refused", "form", f.Slug, "origin", origin)
-		return h.contactFail(c, f, &contact.Problem{Kind: contact.BadRequest, Status: http.StatusForbidden,
-			Code: "origin_refused", Message: "This form does not take messages from this website."})
+		return h.contactFail(c, f, contact.ErrOriginRefused())
 	}
 	addr := c.RealIP()
 	if p := h.contact.svc.Precheck(r.Context(), f, addr); p != nil {
@@ -306,7 +305,8 @@ func (h *Handler) contactToken(c echo.Context) error {
 	setCORS(c, f)
 	origin := c.Request().Header.Get("Origin")
 	if !h.originAccepted(c.Request(), f, origin) {
-		return c.JSON(http.StatusForbidden, contactJSON{Error: "origin_refused", Message: "This form does not take messages from this website."})
+		p := contact.ErrOriginRefused()
+		return c.JSON(p.Status, contactJSON{Error: p.Code, Message: p.Message})
 	}
 	tok, p := h.contact.svc.NewToken(c.Request().Context(), f)
 	if p != nil {

@@ -282,3 +282,69 @@ func TestSubmitMisconfiguredForm(t *testing.T) {
 		t.Fatalf("outcome %v %+v", out.Kind, out.Problem)
 	}
 }
+
+func TestKindNames(t *testing.T) {
+	for k := contact.Stored; k <= contact.Unavailable; k++ {
+		if s := k.String(); s == "" || strings.HasPrefix(s, "kind(") {
+			t.Errorf("kind %d has no name", int(k))
+		}
+	}
+	if s := (contact.Unavailable + 1).String(); s != "kind(17)" {
+		t.Errorf("unknown kind named %q", s)
+	}
+}
+
+// TestNewToken: a token is refused for a disabled form; a fresh one is
+// too young at once and good once the time trap's minimum age passed.
+func TestNewToken(t *testing.T) {
+	e := newEnv(t, store.BackendSQLite)
+	ctx := context.Background()
+	off := e.form(t, func(f *store.Form) { f.Enabled = false })
+	if _, p := e.svc.NewToken(ctx, off); p == nil || p.Kind != contact.Disabled || p.Status != http.StatusForbidden {
+		t.Errorf("token of a disabled form: %v", p)
+	}
+	f := e.form(t, nil)
+	tok, p := e.svc.NewToken(ctx, f)
+	if p != nil || tok.Field != contact.FieldToken || tok.MinWait != 3*time.Second || tok.MaxAge != 2*time.Hour {
+		t.Fatalf("token %+v, %v", tok, p)
+	}
+	in := contact.Input{Form: f, Values: message(tok.Value), ClientAddr: "192.0.2.1"}
+	e.now = e.now.Add(tok.MinWait - time.Millisecond)
+	if out := e.svc.Submit(ctx, in); out.Kind != contact.TooFast {
+		t.Errorf("just before the minimum age: %v", out.Kind)
+	}
+	e.now = e.now.Add(time.Millisecond)
+	if out := e.svc.Submit(ctx, in); out.Kind != contact.Stored {
+		t.Errorf("at the minimum age: %v %v", out.Kind, out.Problem)
+	}
+}
+
+// TestPrecheck: the early check refuses a disabled form and one over a
+// limit, and counts nothing itself.
+func TestPrecheck(t *testing.T) {
+	e := newEnv(t, store.BackendSQLite)
+	ctx := context.Background()
+	f := e.form(t, func(f *store.Form) { f.RatePerAddr = 1 })
+	for range 2 {
+		if p := e.svc.Precheck(ctx, f, "192.0.2.1"); p != nil {
+			t.Fatalf("precheck under the limit: %v", p)
+		}
+	}
+	if out := e.svc.Submit(ctx, contact.Input{Form: f, Values: message(e.token(t, f, 5*time.Second)), ClientAddr: "192.0.2.1"}); out.Kind != contact.Stored {
+		t.Fatalf("submit: %v %v", out.Kind, out.Problem)
+	}
+	if p := e.svc.Precheck(ctx, f, "192.0.2.1"); p == nil || p.Kind != contact.RateLimited || p.RetryAfter != time.Hour {
+		t.Errorf("precheck over the limit: %+v", p)
+	}
+	if p := e.svc.Precheck(ctx, f, "192.0.2.2"); p != nil {
+		t.Errorf("another address: %v", p)
+	}
+	e.now = e.now.Add(contact.RateWindow + time.Second)
+	if p := e.svc.Precheck(ctx, f, "192.0.2.1"); p != nil {
+		t.Errorf("after the window: %v", p)
+	}
+	f.Enabled = false
+	if p := e.svc.Precheck(ctx, f, "192.0.2.3"); p == nil || p.Kind != contact.Disabled {
+		t.Errorf("disabled: %v", p)
+	}
+}

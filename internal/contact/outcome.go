@@ -24,6 +24,8 @@ const (
 	NotFound
 	// Disabled: the form takes no messages now.
 	Disabled
+	// OriginRefused: posted from a site the form does not list.
+	OriginRefused
 	// RateLimited: over the per-address or per-form limit; see
 	// Problem.RetryAfter.
 	RateLimited
@@ -54,13 +56,12 @@ const (
 	Unavailable
 )
 
-var kindNames = [...]string{"stored", "blocked", "not found", "disabled", "rate limited", "too large",
-	"bad request", "invalid field", "empty", "token missing", "too fast", "expired", "captcha failed",
-	"captcha unavailable", "misconfigured", "unavailable"}
-
 func (k Kind) String() string {
-	if k >= 0 && int(k) < len(kindNames) {
-		return kindNames[k]
+	names := [...]string{"stored", "blocked", "not found", "disabled", "origin refused", "rate limited", "too large",
+		"bad request", "invalid field", "empty", "token missing", "too fast", "expired", "captcha failed",
+		"captcha unavailable", "misconfigured", "unavailable"}
+	if k >= 0 && int(k) < len(names) {
+		return names[k]
 	}
 	return fmt.Sprintf("kind(%d)", int(k))
 }
@@ -127,6 +128,12 @@ func ErrUnsupportedType() *Problem {
 func ErrDisabled() *Problem {
 	return problem(Disabled, http.StatusForbidden, "form_disabled",
 		"This form is not taking messages at the moment. Please contact the site's owner another way.")
+}
+
+// ErrOriginRefused is the problem of a post from a site the form does not
+// list among its allowed origins.
+func ErrOriginRefused() *Problem {
+	return problem(OriginRefused, http.StatusForbidden, "origin_refused", "This form does not take messages from this website.")
 }
 
 // Outcome is what Submit did with a submission.
