@@ -128,7 +128,7 @@ func (h *Handler) outboxPage(c echo.Context) error {
 }
 
 // profileProblems says, for each server profile that waiting items
-// (queued or held) go through, what keeps it from being used and what to
+// (queued, held, or being attempted) go through, what keeps it from being used and what to
 // do: a stored password this instance cannot decrypt (sealed with
 // another secret key). The worker keeps such items queued and retries
 // them, so nothing is lost while the admin fixes the profile.
@@ -136,7 +136,8 @@ func (h *Handler) profileProblems(ctx context.Context, items []store.OutboxItem)
 	out := map[int64]string{}
 	for _, it := range items {
 		id := it.ProfileID
-		if _, seen := out[id]; seen || id == 0 || it.Status != store.OutboxQueued && it.Status != store.OutboxHeld {
+		waiting := it.Status == store.OutboxQueued || it.Status == store.OutboxHeld || it.Status == store.OutboxSending
+		if _, seen := out[id]; seen || id == 0 || !waiting {
 			continue
 		}
 		out[id] = ""
