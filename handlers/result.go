@@ -77,6 +77,7 @@ func (h *Handler) run(job *sendJob, ls *liveSend) {
 	}
 	if err != nil {
 		snd.Error = err.Error()
+		snd.Failure = smtp.Classify(err)
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 			ls.tr.Info(smtp.PhaseQuit, "the send took longer than the limit of %s and was stopped", h.sendTO)
 		}

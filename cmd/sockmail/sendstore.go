@@ -125,6 +125,7 @@ func (r *sendRecorder) record(ctx context.Context, cfg smtp.Config, msg message.
 	}
 	if o.err != nil {
 		snd.Error = o.err.Error()
+		snd.Failure = smtp.Classify(o.err)
 	}
 	if err := r.st.CreateSend(ctx, snd); err != nil {
 		return 0, fmt.Errorf("--store: %w", err)

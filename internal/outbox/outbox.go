@@ -442,6 +442,7 @@ func (w *Worker) attempt(ctx context.Context, it store.OutboxItem) {
 	}
 	if sendErr != nil {
 		snd.Error = sendErr.Error()
+		snd.Failure = smtp.Classify(sendErr)
 	}
 	finished := w.d.Now()
 	snd.FinishedAt = &finished
