@@ -126,6 +126,9 @@ func Classify(err error) Failure {
 	var f Failure
 	var e *Error
 	if !errors.As(err, &e) {
+		if errors.Is(err, context.Canceled) {
+			return Failure{Kind: KindAborted}
+		}
 		f.Kind, f.Reason = causeKind("", err)
 		return f
 	}

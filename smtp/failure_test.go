@@ -149,6 +149,7 @@ func TestClassify(t *testing.T) {
 		{"unknown outcome", scriptErr(ehloPlain+"250 Ok\n250 Ok\n354 go\n", Envelope{}, nil),
 			Failure{Phase: PhaseBody, Kind: KindUnknownOutcome}},
 		{"aborted", canceledSend, Failure{Phase: PhaseGreeting, Kind: KindAborted}},
+		{"aborted: not an smtp error", typed(fmt.Errorf("send: %w", context.Canceled)), Failure{Kind: KindAborted}},
 		{"stopped", typed(errStopped), Failure{Kind: KindStopped}}, // SendMail itself returns nil
 		{"other: a temporary refusal", scriptErr(ehloPlain+"250 Ok\n450 4.2.0 Greylisted\n221 Bye\n", Envelope{}, nil),
 			Failure{Phase: PhaseRcpt, Code: 450, EnhancedCode: "4.2.0", Kind: KindOther}},
