@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // scriptErr runs one send against a scripted server and returns its error.
@@ -110,11 +111,15 @@ func TestClassify(t *testing.T) {
 		}()), Failure{Phase: PhaseStartTLS, Kind: KindReplyTimeout}},
 		{"TLS unknown authority (real)", dialErr(implicitTLSServer, Config{TLS: TLSImplicit, TLSConfig: &tls.Config{ServerName: "mx.test"}}),
 			Failure{Phase: PhaseConnect, Kind: KindTLSVerify, Reason: ReasonUnknownAuthority}},
-		{"TLS wrong name (real)", dialErr(implicitTLSServer, Config{TLS: TLSImplicit, TLSConfig: &tls.Config{ServerName: "other.test"}}),
+		{"TLS wrong name (real)", func(t *testing.T) error {
+			return dialErr(implicitTLSServer, Config{TLS: TLSImplicit, TLSConfig: certs(t).clientTLS("other.test")})(t)
+		},
 			Failure{Phase: PhaseConnect, Kind: KindTLSVerify, Reason: ReasonWrongName}},
-		{"TLS expired", typed(&Error{Phase: PhaseStartTLS, Message: "the server's certificate did not verify",
-			Err: &tls.CertificateVerificationError{Err: x509.CertificateInvalidError{Reason: x509.Expired}}}),
-			Failure{Phase: PhaseStartTLS, Kind: KindTLSVerify, Reason: ReasonExpired}},
+		{"TLS expired (real: the client's clock is two days on)", func(t *testing.T) error {
+			cfg := certs(t).clientTLS("mx.test")
+			cfg.Time = func() time.Time { return time.Now().Add(48 * time.Hour) }
+			return dialErr(implicitTLSServer, Config{TLS: TLSImplicit, TLSConfig: cfg})(t)
+		}, Failure{Phase: PhaseConnect, Kind: KindTLSVerify, Reason: ReasonExpired}},
 		{"TLS other verification failure", typed(&Error{Phase: PhaseStartTLS, Message: "the server's certificate did not verify",
 			Err: &tls.CertificateVerificationError{Err: x509.CertificateInvalidError{Reason: x509.IncompatibleUsage}}}),
 			Failure{Phase: PhaseStartTLS, Kind: KindTLSVerify, Reason: ReasonOtherCert}},
