@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sockmail/internal/testenv"
 )
 
 // scriptErr runs one send against a scripted server and returns its error.
@@ -41,18 +43,6 @@ func dialErr(addr func(*testing.T) string, cfg Config) func(*testing.T) error {
 		}
 		return err
 	}
-}
-
-// closedPort is the address of a listener that was closed: nothing
-// accepts there.
-func closedPort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // implicitTLSServer serves the test certificate with implicit TLS; the
@@ -94,7 +84,7 @@ func TestClassify(t *testing.T) {
 		want Failure
 	}{
 		{"no error", typed(nil), Failure{}},
-		{"connection refused (real closed port)", dialErr(closedPort, Config{}),
+		{"connection refused (real closed port)", dialErr(func(t *testing.T) string { return testenv.ClosedPort(t) }, Config{}),
 			Failure{Phase: PhaseConnect, Kind: KindConnRefused}},
 		{"connect timeout", typed(netError(PhaseConnect, "cannot connect to mx.test:25", &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded})),
 			Failure{Phase: PhaseConnect, Kind: KindConnectTimeout}},

@@ -81,19 +81,7 @@ func TestRules(t *testing.T) {
 			if !ok || r.name != tt.rule {
 				t.Fatalf("matched by rule %q, want %q", r.name, tt.rule)
 			}
-			x := Explain(tt.in)
-			if x == nil {
-				t.Fatal("no explanation")
-			}
-			if !strings.Contains(strings.ToLower(x.Title), strings.ToLower(tt.wantTitle)) {
-				t.Errorf("title %q, want containing %q", x.Title, tt.wantTitle)
-			}
-			if x.Code != tt.wantCode {
-				t.Errorf("code %q, want %q", x.Code, tt.wantCode)
-			}
-			if x.Detail == "" || len(x.Try) == 0 {
-				t.Errorf("no detail or advice: %+v", x)
-			}
+			checkExplanation(t, Explain(tt.in), tt.wantTitle, tt.wantCode)
 		})
 		tested[tt.rule] = true
 	}
@@ -111,6 +99,24 @@ func TestRules(t *testing.T) {
 		if !names[name] {
 			t.Errorf("test case for rule %q, which the table does not have", name)
 		}
+	}
+}
+
+// checkExplanation fails unless x has a title containing wantTitle (in
+// any case), the code wantCode, a detail and advice.
+func checkExplanation(t *testing.T, x *Explanation, wantTitle, wantCode string) {
+	t.Helper()
+	if x == nil {
+		t.Fatal("no explanation")
+	}
+	if !strings.Contains(strings.ToLower(x.Title), strings.ToLower(wantTitle)) {
+		t.Errorf("title %q, want containing %q", x.Title, wantTitle)
+	}
+	if x.Code != wantCode {
+		t.Errorf("code %q, want %q", x.Code, wantCode)
+	}
+	if x.Detail == "" || len(x.Try) == 0 {
+		t.Errorf("no detail or advice: %+v", x)
 	}
 }
 

@@ -1,7 +1,6 @@
 package explain
 
 import (
-	"strings"
 	"testing"
 
 	"sockmail/smtp"
@@ -48,16 +47,7 @@ func TestLegacyRows(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.stored, func(t *testing.T) {
-			x := Send(smtp.Failure{}, tt.stored)
-			if x == nil {
-				t.Fatal("no explanation")
-			}
-			if !strings.Contains(strings.ToLower(x.Title), strings.ToLower(tt.wantTitle)) {
-				t.Errorf("title %q, want containing %q", x.Title, tt.wantTitle)
-			}
-			if x.Code != tt.wantCode {
-				t.Errorf("code %q, want %q", x.Code, tt.wantCode)
-			}
+			checkExplanation(t, Send(smtp.Failure{}, tt.stored), tt.wantTitle, tt.wantCode)
 		})
 	}
 }
