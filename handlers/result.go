@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"sockmail/internal/delivery"
+	"sockmail/internal/explain"
 	"sockmail/internal/store"
 	"sockmail/smtp"
 	"sockmail/views"
@@ -137,12 +138,12 @@ func resultView(snd *store.Send, ls *delivery.Live) views.Result {
 	for _, rc := range snd.Recipients {
 		row := views.RecipientRow{RecipientResult: rc}
 		if !rc.Accepted && rc.Code != 0 {
-			row.Explanation = Explain(Problem{Phase: smtp.PhaseRcpt, Code: rc.Code, Enhanced: rc.EnhancedCode, Message: rc.Message})
+			row.Explanation = (*views.Explanation)(explain.Recipient(rc))
 		}
 		r.Recipients = append(r.Recipients, row)
 	}
 	if snd.Error != "" && snd.Status != string(smtp.StatusAborted) { // an abort needs no explaining
-		r.Explanation = Explain(parseProblem(snd.Error))
+		r.Explanation = (*views.Explanation)(explain.Send(snd.Failure, snd.Error))
 	} else {
 		for _, row := range r.Recipients {
 			if row.Explanation != nil {

@@ -28,13 +28,13 @@ func (c *Client) Auth(ctx context.Context) error {
 		return nil
 	}
 	if !c.tlsOn && !c.cfg.AllowInsecureAuth {
-		return localError(PhaseAuth, "refusing to send credentials over an unencrypted connection: use STARTTLS or implicit TLS, or allow insecure AUTH explicitly")
+		return refusal(KindAuthBeforeTLS, PhaseAuth, "refusing to send credentials over an unencrypted connection: use STARTTLS or implicit TLS, or allow insecure AUTH explicitly")
 	}
 	if c.cfg.AllowInsecureAuth && !c.tlsOn {
 		c.tr.Info(PhaseAuth, "sending credentials WITHOUT TLS (explicitly allowed)")
 	}
 	if len(c.authMechs) == 0 {
-		return localError(PhaseAuth, "the server does not offer AUTH on this connection")
+		return refusal(KindNoAuth, PhaseAuth, "the server does not offer AUTH on this connection")
 	}
 	mech, err := c.pickMechanism(a)
 	if err != nil {
@@ -69,7 +69,7 @@ func (c *Client) pickMechanism(a *Auth) (string, error) {
 			return "", localError(PhaseAuth, "unsupported AUTH mechanism %q (sockmail speaks %s)", a.Mechanism, strings.Join(authPreference(), ", "))
 		}
 		if !slices.Contains(c.authMechs, m) {
-			return "", localError(PhaseAuth, "the server does not offer AUTH %s (it offers %s)", m, strings.Join(c.authMechs, " "))
+			return "", refusal(KindNoAuth, PhaseAuth, "the server does not offer AUTH %s (it offers %s)", m, strings.Join(c.authMechs, " "))
 		}
 		return m, nil
 	}

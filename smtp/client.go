@@ -497,7 +497,7 @@ func (c *Client) StartTLS(ctx context.Context) error {
 	required := c.cfg.TLS == TLSStartTLS
 	if ok, _ := c.Extension("STARTTLS"); !ok {
 		if required {
-			return localError(PhaseStartTLS, "the server does not offer STARTTLS, and TLS mode starttls requires it")
+			return refusal(KindNoStartTLS, PhaseStartTLS, "the server does not offer STARTTLS, and TLS mode starttls requires it")
 		}
 		c.tr.Info(PhaseStartTLS, "the server does not offer STARTTLS: going on WITHOUT encryption")
 		return nil
@@ -585,6 +585,7 @@ func (c *Client) handshake(ctx context.Context) error {
 		}
 		c.tr.Info(phase, "TLS handshake failed after %s: %v", ms(time.Since(start)), err)
 		e := netError(phase, "TLS handshake failed", err)
+		e.kind = KindTLSHandshake
 		var ae tls.AlertError
 		if errors.As(err, &ae) {
 			e.temporary = false

@@ -29,6 +29,9 @@ type Error struct {
 	OutcomeUnknown bool
 
 	temporary bool
+	// kind is set where the failure is not told by a reply or a typed
+	// cause: a refusal sockmail made itself, a TLS handshake (see Classify).
+	kind Kind
 }
 
 // Error returns "smtp: PHASE: CODE ENHANCED MESSAGE" or "smtp: PHASE: MESSAGE: CAUSE".
@@ -88,6 +91,13 @@ func netError(phase Phase, msg string, err error) *Error {
 // sending it. It is permanent: the same input will fail the same way.
 func localError(phase Phase, format string, args ...any) *Error {
 	return &Error{Phase: phase, Message: fmt.Sprintf(format, args...)}
+}
+
+// refusal is localError for a refusal Classify reports as kind.
+func refusal(kind Kind, phase Phase, format string, args ...any) *Error {
+	e := localError(phase, format, args...)
+	e.kind = kind
+	return e
 }
 
 func isTemporaryNet(err error) bool {

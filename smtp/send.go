@@ -136,7 +136,7 @@ func (c *Client) envelopeCommands(env *Envelope) (string, []string, error) {
 	mail := "MAIL FROM:<" + env.From + ">"
 	if ok, v := c.Extension("SIZE"); ok && env.Size > 0 {
 		if limit, err := strconv.ParseInt(v, 10, 64); err == nil && limit > 0 && env.Size > limit {
-			return "", nil, localError(PhaseMail, "the message is %d bytes and the server accepts at most %d (SIZE)", env.Size, limit)
+			return "", nil, refusal(KindTooLarge, PhaseMail, "the message is %d bytes and the server accepts at most %d (SIZE)", env.Size, limit)
 		}
 		mail += " SIZE=" + strconv.FormatInt(env.Size, 10)
 	}
@@ -156,6 +156,11 @@ func (c *Client) envelopeCommands(env *Envelope) (string, []string, error) {
 	if dsn && env.DSN.EnvID != "" {
 		mail += " ENVID=" + xtext(env.DSN.EnvID)
 	}
+	return mail, rcptCommands(env, dsn), nil
+}
+
+// rcptCommands builds the RCPT lines, with the DSN parameters if dsn.
+func rcptCommands(env *Envelope, dsn bool) []string {
 	rcpts := make([]string, len(env.To))
 	for i, to := range env.To {
 		rcpts[i] = "RCPT TO:<" + to + ">"
@@ -170,7 +175,7 @@ func (c *Client) envelopeCommands(env *Envelope) (string, []string, error) {
 			}
 		}
 	}
-	return mail, rcpts, nil
+	return rcpts
 }
 
 // utf8AddrXtext encodes an internationalised address for ORCPT (RFC 6533

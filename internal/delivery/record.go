@@ -87,7 +87,7 @@ func Finish(snd *store.Send, res *smtp.Result, err error, tr *smtp.Transcript, s
 			snd.Server = res.Server
 		}
 	}
-	snd.Error = ""
+	snd.Error, snd.Failure = "", smtp.Classify(err)
 	if err != nil {
 		snd.Error = err.Error()
 	}

@@ -58,8 +58,12 @@ type Send struct {
 	Recipients       []smtp.RecipientResult
 	// Events is the transcript. Secret events are already redacted by the
 	// smtp package; the store keeps exactly what it is given.
-	Events     []smtp.Event
-	Error      string
+	Events []smtp.Event
+	Error  string
+	// Failure is Error as data (smtp.Classify), zero for a send that did
+	// not fail and for one stored before failures were kept: explain those
+	// from Error.
+	Failure    smtp.Failure
 	DurationMS float64
 	ParentID   *int64 // the send this one resends
 	FormID     *int64 // the contact form that caused it
@@ -84,6 +88,7 @@ type SendSummary struct {
 	QueueID          string
 	Recipients       []smtp.RecipientResult
 	Error            string
+	Failure          smtp.Failure
 	DurationMS       float64
 	ParentID         *int64
 	FormID           *int64
@@ -179,12 +184,14 @@ func (s *Store) insertSend(ctx context.Context, tx *sql.Tx, snd *Send) error {
 	var id int64
 	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO sends (created_at, finished_at, source, user_id, client_addr,
 		server, tls_mode, mail_from, rcpts, subject, status, queue_id, error, duration_ms, parent_id, form_id,
-		message_truncated, recipients)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		message_truncated, recipients, failure_phase, failure_code, failure_enhanced, failure_kind, failure_reason)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 		micros(created), finishedArg, encText(snd.Source), nullInt64(snd.UserID), encText(snd.ClientAddr),
 		encText(snd.Server), encText(snd.TLSMode), encText(snd.MailFrom), r.rcpts, encText(snd.Subject),
 		encText(status), encText(snd.QueueID), encText(snd.Error), snd.DurationMS, nullInt64(snd.ParentID),
-		nullInt64(snd.FormID), snd.MessageTruncated, r.recipients).Scan(&id)
+		nullInt64(snd.FormID), snd.MessageTruncated, r.recipients, encText(string(snd.Failure.Phase)),
+		snd.Failure.Code, encText(snd.Failure.EnhancedCode), encText(string(snd.Failure.Kind)),
+		encText(string(snd.Failure.Reason))).Scan(&id)
 	if err != nil {
 		return err
 	}
@@ -197,7 +204,7 @@ func (s *Store) insertSend(ctx context.Context, tx *sql.Tx, snd *Send) error {
 }
 
 // FinishSend records a send's outcome: Status, QueueID, Recipients,
-// Events, Error, FinishedAt (now if nil) and DurationMS. The other fields
+// Events, Error, Failure, FinishedAt (now if nil) and DurationMS. The other fields
 // of snd are not written. It returns ErrNotFound if the send does not
 // exist (retention may have removed it).
 func (s *Store) FinishSend(ctx context.Context, snd *Send) error {
@@ -215,10 +222,13 @@ func (s *Store) FinishSend(ctx context.Context, snd *Send) error {
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		var subject, from, rcptsJSON, server string
+		f := snd.Failure
 		err := tx.QueryRowContext(ctx, s.q(`UPDATE sends SET status = ?, queue_id = ?, recipients = ?, error = ?,
-			finished_at = ?, duration_ms = ? WHERE id = ? RETURNING subject, mail_from, rcpts, server`),
+			finished_at = ?, duration_ms = ?, failure_phase = ?, failure_code = ?, failure_enhanced = ?,
+			failure_kind = ?, failure_reason = ? WHERE id = ? RETURNING subject, mail_from, rcpts, server`),
 			encText(snd.Status), encText(snd.QueueID), recipients, encText(snd.Error), micros(finished),
-			snd.DurationMS, snd.ID).Scan(&subject, &from, &rcptsJSON, &server)
+			snd.DurationMS, encText(string(f.Phase)), f.Code, encText(f.EnhancedCode), encText(string(f.Kind)),
+			encText(string(f.Reason)), snd.ID).Scan(&subject, &from, &rcptsJSON, &server)
 		if err != nil {
 			return notFound(err)
 		}
@@ -242,26 +252,29 @@ func (s *Store) FinishSend(ctx context.Context, snd *Send) error {
 // summaryColumns are the columns scanSummary reads, from sends aliased s.
 const summaryColumns = `s.id, s.created_at, s.finished_at, s.source, s.user_id, s.client_addr, s.server, s.tls_mode,
 	s.mail_from, s.rcpts, s.subject, s.message_truncated, s.status, s.queue_id, s.recipients, s.error,
-	s.duration_ms, s.parent_id, s.form_id`
+	s.duration_ms, s.parent_id, s.form_id, s.failure_phase, s.failure_code, s.failure_enhanced, s.failure_kind,
+	s.failure_reason`
 
 // scanSummary reads summaryColumns, followed by extra destinations.
 func scanSummary(row interface{ Scan(...any) error }, extra ...any) (*SendSummary, error) {
 	var m SendSummary
 	var created int64
 	var finished, userID, parentID, formID sql.NullInt64
-	var rcpts, recipients string
+	var rcpts, recipients, phase, kind, reason string
+	f := &m.Failure
 	dest := append([]any{&m.ID, &created, &finished, &m.Source, &userID, &m.ClientAddr, &m.Server, &m.TLSMode,
 		&m.MailFrom, &rcpts, &m.Subject, &m.MessageTruncated, &m.Status, &m.QueueID, &recipients, &m.Error,
-		&m.DurationMS, &parentID, &formID}, extra...)
+		&m.DurationMS, &parentID, &formID, &phase, &f.Code, &f.EnhancedCode, &kind, &reason}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
 	m.CreatedAt = fromMicros(created)
 	m.FinishedAt = ptrTime(finished)
 	m.UserID, m.ParentID, m.FormID = ptrInt64(userID), ptrInt64(parentID), ptrInt64(formID)
-	for _, p := range []*string{&m.Source, &m.ClientAddr, &m.Server, &m.TLSMode, &m.MailFrom, &m.Subject, &m.Status, &m.QueueID, &m.Error} {
+	for _, p := range []*string{&m.Source, &m.ClientAddr, &m.Server, &m.TLSMode, &m.MailFrom, &m.Subject, &m.Status, &m.QueueID, &m.Error, &f.EnhancedCode} {
 		*p = decText(*p)
 	}
+	f.Phase, f.Kind, f.Reason = smtp.Phase(decText(phase)), smtp.Kind(decText(kind)), smtp.Reason(decText(reason))
 	var err error
 	if m.Rcpts, err = decStrings(rcpts); err != nil {
 		return nil, err
@@ -291,7 +304,7 @@ func (s *Store) Send(ctx context.Context, id int64) (*Send, error) {
 		ClientAddr: m.ClientAddr, Server: m.Server, TLSMode: m.TLSMode, MailFrom: m.MailFrom, Rcpts: m.Rcpts,
 		Subject: m.Subject, Headers: decText(headers), Message: bytesOrNil(message),
 		MessageTruncated: m.MessageTruncated, Status: m.Status, QueueID: m.QueueID, Recipients: m.Recipients,
-		Events: evs, Error: m.Error, DurationMS: m.DurationMS, ParentID: m.ParentID, FormID: m.FormID,
+		Events: evs, Error: m.Error, Failure: m.Failure, DurationMS: m.DurationMS, ParentID: m.ParentID, FormID: m.FormID,
 	}, nil
 }
 
