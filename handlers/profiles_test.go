@@ -178,15 +178,16 @@ func TestProfileDelete(t *testing.T) {
 			path := "/profiles/" + strconv.FormatInt(p.ID, 10) + "/delete"
 			return c.post(path, url.Values{"_csrf": {c.csrf("/profiles")}})
 		}
+		link := func(f *store.Form) string { return f.Name + " -> /forms/" + strconv.FormatInt(f.ID, 10) + "/edit" }
 		tests := []struct {
 			name    string
 			p       *store.Profile
 			status  int
-			forms   []string // named in the refusal, in order
+			forms   []string // named and linked in the refusal, in order
 			waiting string   // the refusal's outbox sentence
 			gone    bool
 		}{
-			{"used by two forms", used, http.StatusConflict, []string{"Alpha site", "Zeta <site>"}, "", false},
+			{"used by two forms", used, http.StatusConflict, []string{link(alpha), link(zeta)}, "", false},
 			{"a queued message", queued, http.StatusConflict, nil, "1 message in the outbox still waits", false},
 			{"unused", free, http.StatusSeeOther, nil, "", true},
 		}
@@ -196,33 +197,12 @@ func TestProfileDelete(t *testing.T) {
 				t.Fatalf("%s: delete %d\n%s", tt.name, r.status, r.body)
 			}
 			if !tt.gone {
-				refusal := r.testid(t, "delete-refused")
-				if !strings.Contains(refusal.Text(), `"`+tt.p.Name+`" was not deleted`) {
-					t.Errorf("%s: refusal %q", tt.name, refusal.Text())
-				}
-				var names, hrefs []string
-				r.doc(t).Find(`[data-testid="refused-form"]`).Each(func(_ int, s *goquery.Selection) {
-					names = append(names, s.Text())
-					href, _ := s.Attr("href")
-					hrefs = append(hrefs, href)
-				})
-				if strings.Join(names, "|") != strings.Join(tt.forms, "|") {
-					t.Errorf("%s: forms named %q, want %q", tt.name, names, tt.forms)
-				}
-				if len(tt.forms) == 2 && (hrefs[0] != "/forms/"+strconv.FormatInt(alpha.ID, 10)+"/edit" ||
-					hrefs[1] != "/forms/"+strconv.FormatInt(zeta.ID, 10)+"/edit") {
-					t.Errorf("%s: form links %q", tt.name, hrefs)
-				}
-				if w := r.testid(t, "refused-waiting").Text(); !strings.Contains(w, tt.waiting) || (tt.waiting == "") != (w == "") {
-					t.Errorf("%s: waiting %q, want %q", tt.name, w, tt.waiting)
-				}
+				checkRefusal(t, r, tt.p.Name, tt.forms, tt.waiting)
 			} else if flash := c.get("/profiles").testid(t, "flash").Text(); !strings.Contains(flash, `"free" deleted`) {
 				t.Errorf("%s: flash %q", tt.name, flash)
 			}
-			listed := strings.Contains(c.get("/profiles").testid(t, "profiles").Text(), tt.p.Name)
-			option := c.get("/compose").doc(t).Find(`[data-testid="input-server"] option[value="` + strconv.FormatInt(tt.p.ID, 10) + `"]`).Length()
-			if _, err := a.store.Profile(ctx, tt.p.ID); (err != nil) != tt.gone || listed == tt.gone || (option == 0) != tt.gone {
-				t.Errorf("%s: stored err %v, listed %v, compose options %d; want gone %v", tt.name, err, listed, option, tt.gone)
+			if stored, listed, offered := c.profileShown(tt.p); stored == tt.gone || listed == tt.gone || offered == tt.gone {
+				t.Errorf("%s: stored %v, listed %v, offered on compose %v; want gone %v", tt.name, stored, listed, offered, tt.gone)
 			}
 		}
 
@@ -249,6 +229,40 @@ func TestProfileDelete(t *testing.T) {
 			t.Errorf("delete a deleted profile: %d", r.status)
 		}
 	})
+}
+
+// checkRefusal checks the page refusing to delete profile name: it
+// names the forms using it, each as "name -> link", and says how many
+// outbox messages wait (waiting is a part of that sentence, or "").
+func checkRefusal(t *testing.T, r *response, name string, forms []string, waiting string) {
+	t.Helper()
+	if text := r.testid(t, "delete-refused").Text(); !strings.Contains(text, `"`+name+`" was not deleted`) {
+		t.Errorf("refusal %q", text)
+	}
+	var got []string
+	r.doc(t).Find(`[data-testid="refused-form"]`).Each(func(_ int, s *goquery.Selection) {
+		href, _ := s.Attr("href")
+		got = append(got, s.Text()+" -> "+href)
+	})
+	if strings.Join(got, "|") != strings.Join(forms, "|") {
+		t.Errorf("forms named %q, want %q", got, forms)
+	}
+	if w := r.testid(t, "refused-waiting").Text(); !strings.Contains(w, waiting) || (waiting == "") != (w == "") {
+		t.Errorf("waiting %q, want %q", w, waiting)
+	}
+}
+
+// profileShown says whether p is still stored, in the profiles list and
+// among compose's servers.
+func (c *client) profileShown(p *store.Profile) (stored, listed, offered bool) {
+	c.a.t.Helper()
+	_, err := c.a.store.Profile(c.a.t.Context(), p.ID)
+	c.get("/profiles").testid(c.a.t, "profile").Find("a").Each(func(_ int, s *goquery.Selection) {
+		listed = listed || s.Text() == p.Name
+	})
+	option := `[data-testid="input-server"] option[value="` + strconv.FormatInt(p.ID, 10) + `"]`
+	offered = c.get("/compose").doc(c.a.t).Find(option).Length() == 1
+	return err == nil, listed, offered
 }
 
 // TestProfileFormValidation: each mistake is refused with its message
