@@ -128,7 +128,11 @@ func TestProfileEditPassword(t *testing.T) {
 		if hasClear := page.testid(t, "input-clear_password").Length() == 1; stored != (st.want != "cleared") || hasClear != stored {
 			t.Errorf("%s: edit page says stored %v, offers removal %v", st.name, stored, hasClear)
 		}
-		for _, body := range []string{page.body, c.get("/profiles").body, r.body} {
+		list := c.get("/profiles")
+		if noPassword := strings.Contains(list.testid(t, "profile").Text(), "(no password)"); noPassword == stored {
+			t.Errorf("%s: the list says no password %v, the edit page stored %v", st.name, noPassword, stored)
+		}
+		for _, body := range []string{page.body, list.body, r.body} {
 			if strings.Contains(body, pf.Password) || strings.Contains(body, wrong) {
 				t.Fatalf("%s: a page shows the password", st.name)
 			}
