@@ -43,7 +43,7 @@ type Store interface {
 	SaveProfile(ctx context.Context, p *store.Profile) error
 	Profile(ctx context.Context, id int64) (*store.Profile, error)
 	Profiles(ctx context.Context) ([]store.Profile, error)
-	DeleteProfile(ctx context.Context, id int64) error
+	DeleteUnusedProfile(ctx context.Context, id int64) (store.ProfileUse, error)
 
 	CreateSend(ctx context.Context, s *store.Send) error
 	FinishSend(ctx context.Context, s *store.Send) error

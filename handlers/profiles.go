@@ -15,6 +15,12 @@ import (
 )
 
 func (h *Handler) profilesPage(c echo.Context) error {
+	return h.showProfiles(c, http.StatusOK, nil)
+}
+
+// showProfiles renders the profiles list, with why a profile was not
+// deleted when refused is not nil.
+func (h *Handler) showProfiles(c echo.Context, status int, refused *views.ProfileRefusal) error {
 	list, err := h.store.Profiles(c.Request().Context())
 	if err != nil {
 		return fmt.Errorf("handlers: list profiles: %w", err)
@@ -26,7 +32,7 @@ func (h *Handler) profilesPage(c echo.Context) error {
 			AuthMech: p.AuthMech, Username: p.Username, HasPassword: len(p.PasswordEnc) > 0,
 		})
 	}
-	return render(c, http.StatusOK, views.ProfilesPage(h.page(c, "Server profiles", "profiles"), rows))
+	return render(c, status, views.ProfilesPage(h.page(c, "Server profiles", "profiles"), views.ProfileList{Rows: rows, Refused: refused}))
 }
 
 func (h *Handler) newProfilePage(c echo.Context) error {
@@ -90,6 +96,9 @@ func (h *Handler) saveProfile(c echo.Context, p *store.Profile) error {
 		return render(c, status, views.ProfileForm(h.page(c, title, "profiles"),
 			views.ProfileEdit{ID: p.ID, Form: f, Errors: errs, HasPassword: len(p.PasswordEnc) > 0}))
 	}
+	if f.ClearPassword && f.Password != "" {
+		errs["password"] = "Type a new password or tick \"Remove the stored password\", not both."
+	}
 	if len(errs) > 0 {
 		return show(http.StatusUnprocessableEntity)
 	}
@@ -113,16 +122,32 @@ func (h *Handler) saveProfile(c echo.Context, p *store.Profile) error {
 	if err != nil {
 		return fmt.Errorf("handlers: save profile: %w", err)
 	}
-	flash(c, "Profile \""+p.Name+"\" saved.")
+	msg := "Profile \"" + p.Name + "\" saved."
+	if p.AuthMech != "" && len(p.PasswordEnc) == 0 {
+		msg += " It has no stored password: it will try AUTH as \"" + p.Username + "\" with an empty one."
+	}
+	flash(c, msg)
 	return c.Redirect(http.StatusSeeOther, "/profiles")
 }
 
+// deleteProfile deletes a profile nothing delivers through any more. A
+// profile that contact forms use, or that queued outbox messages are to
+// be delivered through, is kept: the page says which forms use it and how
+// many messages wait, so that no form breaks and no queued mail is lost.
 func (h *Handler) deleteProfile(c echo.Context) error {
 	p, err := h.loadProfile(c)
 	if err != nil {
 		return err
 	}
-	if err := h.store.DeleteProfile(c.Request().Context(), p.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+	use, err := h.store.DeleteUnusedProfile(c.Request().Context(), p.ID)
+	switch {
+	case errors.Is(err, store.ErrProfileInUse):
+		refused := &views.ProfileRefusal{Name: p.Name, Waiting: use.Waiting}
+		for _, f := range use.Forms {
+			refused.Forms = append(refused.Forms, views.FormLink{ID: f.ID, Name: f.Name})
+		}
+		return h.showProfiles(c, http.StatusConflict, refused)
+	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("handlers: delete profile: %w", err)
 	}
 	flash(c, "Profile \""+p.Name+"\" deleted.")
