@@ -50,12 +50,14 @@ func benchContact(b *testing.B, backend string, limits bool) {
 		}
 	})
 	// One token serves every post: it is valid from 3 s to 2 h.
-	r := a.visit(b, http.MethodGet, "/f/"+f.Slug+"/token", "", nil)
+	// Issued in the past, it is old enough at once.
 	var tok struct{ Token string }
-	if err := json.Unmarshal([]byte(r.body), &tok); err != nil || tok.Token == "" {
-		b.Fatalf("token: %d %s", r.status, r.body)
-	}
-	time.Sleep(3100 * time.Millisecond)
+	a.issueInPast(b, func() {
+		r := a.visit(b, http.MethodGet, "/f/"+f.Slug+"/token", "", nil)
+		if err := json.Unmarshal([]byte(r.body), &tok); err != nil || tok.Token == "" {
+			b.Fatalf("token: %d %s", r.status, r.body)
+		}
+	})
 	body, _ := json.Marshal(map[string]string{
 		"_token": tok.Token, "name": "Load Test", "email": "load@visitor.test",
 		"message": "Hello,\nthis is one of many messages of the load test; it is about as long as a short contact message.\nBye.",

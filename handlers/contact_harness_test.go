@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"mime/multipart"
@@ -27,22 +28,74 @@ import (
 	"sockmail/internal/store"
 )
 
-// clock is a settable clock for the time trap and the rate limits.
+// clock is the app's clock for the time trap and the rate limits: a
+// fixed time that a test moves with Advance or, with real set, the real
+// time plus an offset (the outbox worker runs on real time, so the app's
+// clock must stay near it, yet a test can issue a token in the past).
 type clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu     sync.Mutex
+	t      time.Time
+	real   bool
+	offset time.Duration
 }
 
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.real {
+		return time.Now().Add(c.offset)
+	}
 	return c.t
 }
 
+// Advance moves the clock by d.
 func (c *clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+	c.t, c.offset = c.t.Add(d), c.offset+d
+}
+
+// Shift sets a real clock to the real time plus d.
+func (c *clock) Shift(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset = d
+}
+
+// issueInPast runs issue (which gets a time-trap token) with the clock
+// set back past the time trap's minimum age, then puts the clock right:
+// the token is old enough at once, and what is stored afterwards is due
+// at the real time.
+func (a *contactApp) issueInPast(t testing.TB, issue func()) {
+	t.Helper()
+	if !a.clock.real {
+		t.Fatal("issueInPast needs contactOptions.realClock")
+	}
+	a.clock.Shift(-10 * time.Second)
+	defer a.clock.Shift(0)
+	issue()
+}
+
+// waitProgress polls check until it reports done. It fails only when
+// progress stops: when what check reports as its state has not changed
+// for stall. It never fails on a total time.
+func waitProgress(t testing.TB, what string, stall time.Duration, check func() (done bool, state string)) {
+	t.Helper()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	last, since := "", time.Now()
+	for {
+		done, state := check()
+		if done {
+			return
+		}
+		if state != last {
+			last, since = state, time.Now()
+		} else if time.Since(since) > stall {
+			t.Fatalf("%s: no progress for %v (state %q)", what, stall, state)
+		}
+		<-tick.C
+	}
 }
 
 // kicker counts Kick calls.
@@ -69,6 +122,10 @@ type contactOptions struct {
 	// worker runs the real outbox worker, delivering to the capture
 	// server (captureServer is implied), as the Kicker.
 	worker bool
+	// roots verify the servers of saved profiles (the test CA).
+	roots *x509.CertPool
+	// backoff is the worker's retry schedule; its default if zero.
+	backoff outbox.Backoff
 	// trustedProxies are believed about X-Forwarded-For.
 	trustedProxies []*net.IPNet
 	retention      handlers.Retention
@@ -101,11 +158,7 @@ func newContactApp(t testing.TB, o contactOptions) *contactApp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{t: time.Now()}
-	now := clk.Now
-	if o.realClock {
-		now = time.Now
-	}
+	clk := &clock{t: time.Now(), real: o.realClock}
 	k := &kicker{}
 	var kick handlers.Kicker = k
 	if o.kicker != nil {
@@ -113,8 +166,8 @@ func newContactApp(t testing.TB, o contactOptions) *contactApp {
 	}
 	if o.worker {
 		w, err := outbox.New(outbox.Deps{
-			Store: st, Profiles: outbox.StoreProfiles(st, box, cs.Addr(), nil), Logger: log,
-			PollInterval: 200 * time.Millisecond, Lease: 30 * time.Second,
+			Store: st, Profiles: outbox.StoreProfiles(st, box, cs.Addr(), o.roots), Logger: log,
+			PollInterval: 200 * time.Millisecond, Lease: 30 * time.Second, Backoff: o.backoff,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -127,7 +180,7 @@ func newContactApp(t testing.TB, o contactOptions) *contactApp {
 	}
 	h, err := handlers.New(handlers.Deps{
 		Store: st, Sealer: box, Logger: log, SessionHashKey: hk, SessionBlockKey: bk,
-		MaxUpload: 1 << 20, BcryptCost: bcrypt.MinCost, Now: now, Capture: capInfo,
+		MaxUpload: 1 << 20, BcryptCost: bcrypt.MinCost, Now: clk.Now, Capture: capInfo,
 		Kicker: kick, CaptchaVerifyURLs: o.captchaURLs, BaseURL: o.baseURL,
 		TrustedProxies: o.trustedProxies, Retention: o.retention,
 	})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"sockmail/internal/contact"
 	"sockmail/internal/store"
 	"sockmail/views"
 )
@@ -62,25 +63,22 @@ func formStoreOf(d Deps) FormStore {
 // contactState is what the contact form handlers keep besides the
 // Handler's common dependencies.
 type contactState struct {
-	kick    Kicker
-	captcha *captchaVerifier
-	keys    tokenKeys
+	kick Kicker
+	svc  *contact.Service
 }
 
-// newContactState builds the contact form state from the dependencies.
+// newContactState builds the contact form state from the dependencies,
+// which New has checked (a store, a sealer and a clock), so building the
+// service cannot fail.
 func newContactState(d Deps) *contactState {
-	urls := map[string]string{}
-	for k, v := range DefaultCaptchaVerifyURLs {
-		urls[k] = v
+	svc, err := contact.New(contact.Deps{
+		Attempts: d.Store, Settings: d.Store, Queue: formStoreOf(d), Sealer: d.Sealer, Kicker: d.Kicker,
+		Logger: d.Logger, Now: d.Now, HTTPClient: d.HTTPClient, VerifyURLs: d.CaptchaVerifyURLs,
+	})
+	if err != nil {
+		panic("handlers: " + err.Error())
 	}
-	for k, v := range d.CaptchaVerifyURLs {
-		urls[k] = v
-	}
-	client := d.HTTPClient
-	if client == nil {
-		client = &http.Client{Timeout: captchaTimeout}
-	}
-	return &contactState{kick: d.Kicker, captcha: &captchaVerifier{client: client, urls: urls}}
+	return &contactState{kick: d.Kicker, svc: svc}
 }
 
 // formRoutes registers the admin pages of contact forms on the signed-in
@@ -184,7 +182,7 @@ func (h *Handler) formPage(c echo.Context) error {
 		return err
 	}
 	endpoint := h.publicBase(c) + contactPathPrefix + f.Slug
-	fieldLimit, uploadLimit := formLimits(f)
+	fieldLimit, uploadLimit := contact.Limits(f)
 	v := views.FormOverview{
 		ID: f.ID, Name: f.Name, Slug: f.Slug, Endpoint: endpoint, Enabled: f.Enabled,
 		Recipients: f.Recipients, Server: labelOf(servers, strconv.FormatInt(f.ProfileID, 10)),

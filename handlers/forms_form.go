@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode"
 
+	"sockmail/internal/contact"
 	"sockmail/internal/store"
 	"sockmail/internal/webform"
 	"sockmail/smtp/message"
@@ -51,8 +52,8 @@ type contactFormForm struct {
 func newContactFormForm(maxUpload int64) *contactFormForm {
 	return &contactFormForm{views.FormFields{
 		Slug: store.NewSlug(), Profile: "0", SubjectTemplate: formDefaultSubject, Fields: formDefaultFields,
-		MaxUploadKiB: strconv.FormatInt(min(defaultMaxUploadBytes, maxUpload)>>10, 10),
-		MaxFieldKiB:  strconv.Itoa(defaultMaxFieldBytes >> 10),
+		MaxUploadKiB: strconv.FormatInt(min(contact.DefaultMaxUploadBytes, maxUpload)>>10, 10),
+		MaxFieldKiB:  strconv.Itoa(contact.DefaultMaxFieldBytes >> 10),
 		RatePerAddr:  strconv.Itoa(formDefaultRateIP), RatePerForm: strconv.Itoa(formDefaultRate),
 		Enabled: true,
 	}}
@@ -116,117 +117,166 @@ type parsedForm struct {
 func (f *contactFormForm) Validate(maxUpload int64) (webform.Errors, parsedForm) {
 	errs := webform.Errors{}
 	var p parsedForm
-	switch {
-	case f.Name == "":
-		errs["name"] = "Give the form a name, like \u201cContact page of example.org\u201d."
-	case len(f.Name) > formMaxName || hasControl(f.Name):
-		errs["name"] = "The name must be one line of at most 100 characters."
+	for _, r := range formRules(maxUpload) {
+		if msg := r.check(f, &p); msg != "" {
+			errs[r.field] = msg
+		}
 	}
-	if !validSlug(f.Slug) {
-		errs["slug"] = "The address name must be 3 to 64 lower-case letters, digits, \u201c-\u201d or \u201c_\u201d, starting with a letter or digit."
-	}
+	return errs, p
+}
 
+// formRule checks one field of the admin form, keeping what it parsed in
+// p; it returns what to fix, or "".
+type formRule struct {
+	field string
+	check func(f *contactFormForm, p *parsedForm) string
+}
+
+// formRules are the rules of the admin form, in the order of its fields.
+func formRules(maxUpload int64) []formRule {
+	maxUpKiB := int(maxUpload >> 10)
+	perHour := "Enter a number of messages per hour (0 for no limit)."
+	return []formRule{
+		{"name", func(f *contactFormForm, _ *parsedForm) string { return checkFormName(f.Name) }},
+		{"slug", func(f *contactFormForm, _ *parsedForm) string {
+			return unless(validSlug(f.Slug), "The address name must be 3 to 64 lower-case letters, digits, \u201c-\u201d or \u201c_\u201d, starting with a letter or digit.")
+		}},
+		{"recipients", checkRecipients},
+		{"profile", func(f *contactFormForm, p *parsedForm) string {
+			id, err := strconv.ParseInt(f.Profile, 10, 64)
+			p.profileID = id
+			return unless(err == nil && id >= 0, "Choose the server that delivers the messages.")
+		}},
+		{"from_addr", func(f *contactFormForm, _ *parsedForm) string {
+			a, err := message.ParseAddress("From", f.FromAddr)
+			return unless(err == nil && a.Address == f.FromAddr, "Enter the address messages come from, an address of your own site, like contact@example.org.")
+		}},
+		{"from_name", func(f *contactFormForm, _ *parsedForm) string {
+			return unless(len(f.FromName) <= formMaxName && !hasControl(f.FromName), "The sender name must be one line of at most 100 characters.")
+		}},
+		{"allowed_origins", checkOrigins},
+		{"success_url", func(f *contactFormForm, _ *parsedForm) string { return checkRedirectURL(f.SuccessURL) }},
+		{"error_url", func(f *contactFormForm, _ *parsedForm) string { return checkRedirectURL(f.ErrorURL) }},
+		{"subject_template", func(f *contactFormForm, _ *parsedForm) string {
+			return unless(len([]rune(f.SubjectTemplate)) <= formMaxSubject && !hasControl(f.SubjectTemplate), "The subject must be one line of at most 200 characters.")
+		}},
+		{"fields", checkFieldNames},
+		{"max_upload_kib", func(f *contactFormForm, p *parsedForm) string {
+			n, ok := bounded(f.MaxUploadKiB, 1, maxUpKiB)
+			p.maxUpload = int64(n) << 10
+			return unless(ok, "The upload limit must be between 1 and "+strconv.Itoa(maxUpKiB)+" KiB.")
+		}},
+		{"max_field_kib", func(f *contactFormForm, p *parsedForm) string {
+			n, ok := bounded(f.MaxFieldKiB, 1, formMaxFieldKiB)
+			p.maxField = int64(n) << 10
+			return unless(ok, "The field limit must be between 1 and 1024 KiB.")
+		}},
+		{"rate_per_addr", func(f *contactFormForm, p *parsedForm) string {
+			n, ok := bounded(f.RatePerAddr, 0, formMaxRate)
+			p.ratePerAddr = n
+			return unless(ok, perHour)
+		}},
+		{"rate_per_form", func(f *contactFormForm, p *parsedForm) string {
+			n, ok := bounded(f.RatePerForm, 0, formMaxRate)
+			p.ratePerForm = n
+			return unless(ok, perHour)
+		}},
+		{"captcha_provider", func(f *contactFormForm, _ *parsedForm) string {
+			return unless(f.CaptchaProvider == "" || captchaProvider(f.CaptchaProvider), "Choose a captcha provider, or none.")
+		}},
+		{"captcha_site_key", func(f *contactFormForm, _ *parsedForm) string {
+			if captchaProvider(f.CaptchaProvider) && f.CaptchaSiteKey == "" {
+				return "Enter the site key the captcha provider gave you (it goes into the snippet), or choose no captcha."
+			}
+			return unless(validSiteKey(f.CaptchaSiteKey), "A site key is at most 200 letters, digits, dashes and underscores.")
+		}},
+		{"captcha_secret", func(f *contactFormForm, _ *parsedForm) string {
+			return unless(len(f.CaptchaSecret) <= formMaxSecret && !hasControl(f.CaptchaSecret), "The secret key is one line of at most 1024 characters.")
+		}},
+	}
+}
+
+// unless returns msg when ok is false, else "".
+func unless(ok bool, msg string) string {
+	if ok {
+		return ""
+	}
+	return msg
+}
+
+func captchaProvider(p string) bool { return p == store.CaptchaTurnstile || p == store.CaptchaHCaptcha }
+
+func checkFormName(name string) string {
+	switch {
+	case name == "":
+		return "Give the form a name, like \u201cContact page of example.org\u201d."
+	case len(name) > formMaxName || hasControl(name):
+		return "The name must be one line of at most 100 characters."
+	}
+	return ""
+}
+
+func checkRecipients(f *contactFormForm, p *parsedForm) string {
 	for _, r := range splitList(f.Recipients, true) {
 		a, err := message.ParseAddress("recipient", r)
 		if err != nil || a.Address != r {
-			errs["recipients"] = "\u201c" + r + "\u201d is not an email address. Write bare addresses, like owner@example.org, one per line."
-			break
+			return "\u201c" + r + "\u201d is not an email address. Write bare addresses, like owner@example.org, one per line."
 		}
 		p.recipients = append(p.recipients, a.Address)
 	}
 	switch n := len(p.recipients); {
-	case errs["recipients"] != "":
 	case n == 0:
-		errs["recipients"] = "Enter at least one recipient: who receives the messages."
+		return "Enter at least one recipient: who receives the messages."
 	case n > formMaxRecipients:
-		errs["recipients"] = "At most 50 recipients, please."
+		return "At most 50 recipients, please."
 	}
+	return ""
+}
 
-	id, err := strconv.ParseInt(f.Profile, 10, 64)
-	if err != nil || id < 0 {
-		errs["profile"] = "Choose the server that delivers the messages."
-	}
-	p.profileID = id
-
-	if a, err := message.ParseAddress("From", f.FromAddr); err != nil || a.Address != f.FromAddr {
-		errs["from_addr"] = "Enter the address messages come from, an address of your own site, like contact@example.org."
-	}
-	if len(f.FromName) > formMaxName || hasControl(f.FromName) {
-		errs["from_name"] = "The sender name must be one line of at most 100 characters."
-	}
-
+func checkOrigins(f *contactFormForm, p *parsedForm) string {
 	for _, o := range splitList(f.AllowedOrigins, true) {
-		n, err := normalizeOrigin(o)
+		n, err := contact.NormalizeOrigin(o)
 		if err != nil || !bareOrigin(o) {
-			errs["allowed_origins"] = "\u201c" + o + "\u201d is not an origin. Write the site's scheme and host, like https://www.example.org, one per line."
-			break
+			return "\u201c" + o + "\u201d is not an origin. Write the site's scheme and host, like https://www.example.org, one per line."
 		}
 		if !slices.Contains(p.origins, n) {
 			p.origins = append(p.origins, n)
 		}
 	}
-	if len(p.origins) > formMaxOrigins {
-		errs["allowed_origins"] = "At most 20 origins, please."
-	}
+	return unless(len(p.origins) <= formMaxOrigins, "At most 20 origins, please.")
+}
 
-	for _, u := range []struct{ name, value string }{{"success_url", f.SuccessURL}, {"error_url", f.ErrorURL}} {
-		if u.value == "" {
-			continue
-		}
-		pu, err := url.Parse(u.value)
-		if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" || len(u.value) > formMaxURL || hasControl(u.value) {
-			errs[u.name] = "Enter a full address starting with https://, or leave it empty for sockmail's own page."
-		}
+// checkRedirectURL checks a success or error page address ("" is
+// sockmail's own page).
+func checkRedirectURL(v string) string {
+	if v == "" {
+		return ""
 	}
+	pu, err := url.Parse(v)
+	ok := err == nil && (pu.Scheme == "https" || pu.Scheme == "http") && pu.Host != "" && len(v) <= formMaxURL && !hasControl(v)
+	return unless(ok, "Enter a full address starting with https://, or leave it empty for sockmail's own page.")
+}
 
-	if len([]rune(f.SubjectTemplate)) > formMaxSubject || hasControl(f.SubjectTemplate) {
-		errs["subject_template"] = "The subject must be one line of at most 200 characters."
-	}
-
+func checkFieldNames(f *contactFormForm, p *parsedForm) string {
 	for _, n := range strings.FieldsFunc(f.Fields, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }) {
 		if !fieldNameRE.MatchString(n) {
-			errs["fields"] = "\u201c" + n + "\u201d cannot be a field name: use letters, digits, \u201c_\u201d, \u201c.\u201d or \u201c-\u201d, not starting with \u201c_\u201d."
-			break
+			return "\u201c" + n + "\u201d cannot be a field name: use letters, digits, \u201c_\u201d, \u201c.\u201d or \u201c-\u201d, not starting with \u201c_\u201d."
 		}
 		if !slices.Contains(p.fields, n) {
 			p.fields = append(p.fields, n)
 		}
 	}
-	if errs["fields"] == "" && (len(p.fields) == 0 || len(p.fields) > formMaxFields) {
-		errs["fields"] = "List between 1 and 30 fields, like \u201cname, email, message\u201d."
-	}
-
-	maxUpKiB := maxUpload >> 10
-	p.maxUpload = int64(kib(f.MaxUploadKiB, 1, int(maxUpKiB), "max_upload_kib", "The upload limit must be between 1 and "+strconv.FormatInt(maxUpKiB, 10)+" KiB.", errs)) << 10
-	p.maxField = int64(kib(f.MaxFieldKiB, 1, formMaxFieldKiB, "max_field_kib", "The field limit must be between 1 and 1024 KiB.", errs)) << 10
-	p.ratePerAddr = kib(f.RatePerAddr, 0, formMaxRate, "rate_per_addr", "Enter a number of messages per hour (0 for no limit).", errs)
-	p.ratePerForm = kib(f.RatePerForm, 0, formMaxRate, "rate_per_form", "Enter a number of messages per hour (0 for no limit).", errs)
-
-	switch f.CaptchaProvider {
-	case "", CaptchaTurnstile, CaptchaHCaptcha:
-	default:
-		errs["captcha_provider"] = "Choose a captcha provider, or none."
-	}
-	switch {
-	case (f.CaptchaProvider == CaptchaTurnstile || f.CaptchaProvider == CaptchaHCaptcha) && f.CaptchaSiteKey == "":
-		errs["captcha_site_key"] = "Enter the site key the captcha provider gave you (it goes into the snippet), or choose no captcha."
-	case !validSiteKey(f.CaptchaSiteKey):
-		errs["captcha_site_key"] = "A site key is at most 200 letters, digits, dashes and underscores."
-	}
-	if len(f.CaptchaSecret) > formMaxSecret || hasControl(f.CaptchaSecret) {
-		errs["captcha_secret"] = "The secret key is one line of at most 1024 characters."
-	}
-	return errs, p
+	return unless(len(p.fields) > 0 && len(p.fields) <= formMaxFields, "List between 1 and 30 fields, like \u201cname, email, message\u201d.")
 }
 
-// kib parses a bounded integer, setting errs[name] to msg when it is not.
-func kib(s string, lo, hi int, name, msg string, errs webform.Errors) int {
+// bounded parses an integer between lo and hi; 0 and false when it is
+// not one.
+func bounded(s string, lo, hi int) (int, bool) {
 	n, err := strconv.Atoi(s)
 	if err != nil || n < lo || n > hi {
-		errs[name] = msg
-		return 0
+		return 0, false
 	}
-	return n
+	return n, true
 }
 
 // bareOrigin reports whether s is an origin, without path (but "/"),

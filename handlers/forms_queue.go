@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"sockmail/internal/contact"
 	"sockmail/internal/store"
 	"sockmail/views"
 )
@@ -26,7 +28,7 @@ var outboxStatuses = []string{store.OutboxQueued, store.OutboxSending, store.Out
 	store.OutboxFailed, store.OutboxUnknown, store.OutboxCancelled}
 
 // submissionStatuses are the submission statuses an admin filters by.
-var submissionStatuses = []string{store.SubmissionQueued, store.SubmissionBlocked, store.SubmissionReleased,
+var submissionStatuses = []store.SubmissionStatus{store.SubmissionQueued, store.SubmissionBlocked, store.SubmissionReleased,
 	store.SubmissionSent, store.SubmissionFailed, store.SubmissionUnknown, store.SubmissionCancelled}
 
 // cursor reads the "before" keyset cursor of a list page.
@@ -39,14 +41,23 @@ func cursor(c echo.Context) int64 {
 }
 
 // statusParam reads a status filter, keeping only known ones.
-func statusParam(c echo.Context, known []string) string {
+func statusParam[S ~string](c echo.Context, known []S) S {
 	s := c.QueryParam("status")
 	for _, k := range known {
-		if s == k {
-			return s
+		if s == string(k) {
+			return k
 		}
 	}
 	return ""
+}
+
+// statusNames are statuses as the views show them.
+func statusNames[S ~string](list []S) []string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = string(s)
+	}
+	return out
 }
 
 // formNames maps form ids to names for the queue pages.
@@ -92,6 +103,7 @@ func (h *Handler) outboxPage(c echo.Context) error {
 		items = items[:queuePageSize]
 		v.Older = items[len(items)-1].ID
 	}
+	problems := h.profileProblems(ctx, items)
 	for _, it := range items {
 		r := views.OutboxRow{
 			ID: it.ID, Created: it.CreatedAt, Rcpts: it.Rcpts, Subject: it.Subject, Status: it.Status,
@@ -99,6 +111,7 @@ func (h *Handler) outboxPage(c echo.Context) error {
 			TakenOver: it.TakenOverFrom != "",
 			CanRetry:  it.Status == store.OutboxFailed || it.Status == store.OutboxUnknown || it.Status == store.OutboxCancelled,
 			CanCancel: it.Status == store.OutboxQueued || it.Status == store.OutboxHeld,
+			ProfileID: it.ProfileID, ProfileProblem: problems[it.ProfileID],
 		}
 		if it.FormID != nil {
 			r.FormID, r.FormName = *it.FormID, names[*it.FormID]
@@ -112,6 +125,36 @@ func (h *Handler) outboxPage(c echo.Context) error {
 		v.Rows = append(v.Rows, r)
 	}
 	return render(c, http.StatusOK, views.OutboxListPage(h.page(c, "Outbox", "outbox"), v))
+}
+
+// profileProblems says, for each server profile that waiting items
+// (queued, held, or being attempted) go through, what keeps it from being used and what to
+// do: a stored password this instance cannot decrypt (sealed with
+// another secret key). The worker keeps such items queued and retries
+// them, so nothing is lost while the admin fixes the profile.
+func (h *Handler) profileProblems(ctx context.Context, items []store.OutboxItem) map[int64]string {
+	out := map[int64]string{}
+	for _, it := range items {
+		id := it.ProfileID
+		waiting := it.Status == store.OutboxQueued || it.Status == store.OutboxHeld || it.Status == store.OutboxSending
+		if _, seen := out[id]; seen || id == 0 || !waiting {
+			continue
+		}
+		out[id] = ""
+		p, err := h.store.Profile(ctx, id)
+		if err != nil {
+			// A deleted profile fails its items with their own error.
+			continue
+		}
+		if len(p.PasswordEnc) == 0 {
+			continue
+		}
+		if _, err := h.sealer.Open(p.PasswordEnc); err != nil {
+			out[id] = "The stored password of the server profile \u201c" + p.Name + "\u201d cannot be decrypted with this instance's secret key " +
+				"(it was saved with another key). Open the profile and enter its password again: the messages waiting for it stay queued and are sent at their next attempt."
+		}
+	}
+	return out
 }
 
 // outboxID reads the :id parameter of an outbox action.
@@ -182,18 +225,18 @@ func (h *Handler) cancelOutbox(c echo.Context) error {
 // submissionRow turns a submission into a list row.
 func submissionRow(s *store.Submission) views.SubmissionRow {
 	r := views.SubmissionRow{
-		ID: s.ID, FormID: s.FormID, Created: s.CreatedAt, Status: s.Status, BlockReason: s.BlockReason,
+		ID: s.ID, FormID: s.FormID, Created: s.CreatedAt, Status: string(s.Status), BlockReason: s.BlockReason,
 		ClientAddr: s.ClientAddr, Origin: s.Origin, ReplyTo: s.ReplyTo, Files: len(s.Files),
 		CanRelease: s.Status == store.SubmissionBlocked,
 	}
 	var parts []string
 	for _, f := range s.Fields {
-		if f.Name == fieldEmail || strings.TrimSpace(f.Value) == "" {
+		if f.Name == contact.FieldEmail || strings.TrimSpace(f.Value) == "" {
 			continue
 		}
-		parts = append(parts, f.Name+": "+oneLine(f.Value, 80))
+		parts = append(parts, f.Name+": "+contact.OneLine(f.Value, 80))
 	}
-	r.Preview = oneLine(strings.Join(parts, " \u00b7 "), 200)
+	r.Preview = contact.OneLine(strings.Join(parts, " \u00b7 "), 200)
 	return r
 }
 
@@ -208,7 +251,7 @@ func (h *Handler) submissionsPage(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("handlers: list submissions: %w", err)
 	}
-	v := views.SubmissionsPage{FormID: f.ID, FormName: f.Name, Status: status, Statuses: submissionStatuses}
+	v := views.SubmissionsPage{FormID: f.ID, FormName: f.Name, Status: string(status), Statuses: statusNames(submissionStatuses)}
 	if len(list) > queuePageSize {
 		list = list[:queuePageSize]
 		v.Older = list[len(list)-1].ID

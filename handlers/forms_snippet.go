@@ -7,6 +7,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"sockmail/internal/contact"
 	"sockmail/internal/store"
 )
 
@@ -35,9 +36,9 @@ func snippetFields(b *strings.Builder, f *store.Form, indent string) {
 		switch {
 		case textareaFields[strings.ToLower(name)]:
 			fmt.Fprintf(b, "%s<p><label>%s<br><textarea name=\"%s\" rows=\"6\" required></textarea></label></p>\n", indent, label, n)
-		case strings.EqualFold(name, fieldEmail):
+		case strings.EqualFold(name, contact.FieldEmail):
 			fmt.Fprintf(b, "%s<p><label>%s<br><input type=\"email\" name=\"%s\" autocomplete=\"email\" required></label></p>\n", indent, label, n)
-		case strings.EqualFold(name, fieldName):
+		case strings.EqualFold(name, contact.FieldName):
 			fmt.Fprintf(b, "%s<p><label>%s<br><input type=\"text\" name=\"%s\" autocomplete=\"name\" required></label></p>\n", indent, label, n)
 		case strings.EqualFold(name, "phone") || strings.EqualFold(name, "tel"):
 			fmt.Fprintf(b, "%s<p><label>%s<br><input type=\"tel\" name=\"%s\" autocomplete=\"tel\"></label></p>\n", indent, label, n)
@@ -49,11 +50,11 @@ func snippetFields(b *strings.Builder, f *store.Form, indent string) {
 		fmt.Fprintf(b, "%s<p><label>Files<br><input type=\"file\" name=\"files\" multiple></label></p>\n", indent)
 	}
 	fmt.Fprintf(b, "%s<!-- Spam trap: people do not see this field and leave it empty. Keep it. -->\n", indent)
-	fmt.Fprintf(b, "%s<p style=\"position:absolute;left:-9999px\" aria-hidden=\"true\"><label>Leave this empty <input type=\"text\" name=\"%s\" tabindex=\"-1\" autocomplete=\"off\"></label></p>\n", indent, fieldHoneypot)
+	fmt.Fprintf(b, "%s<p style=\"position:absolute;left:-9999px\" aria-hidden=\"true\"><label>Leave this empty <input type=\"text\" name=\"%s\" tabindex=\"-1\" autocomplete=\"off\"></label></p>\n", indent, contact.FieldHoneypot)
 	switch f.CaptchaProvider {
-	case CaptchaTurnstile:
+	case store.CaptchaTurnstile:
 		fmt.Fprintf(b, "%s<div class=\"cf-turnstile\" data-sitekey=\"%s\"></div>\n", indent, html.EscapeString(f.CaptchaSiteKey))
-	case CaptchaHCaptcha:
+	case store.CaptchaHCaptcha:
 		fmt.Fprintf(b, "%s<div class=\"h-captcha\" data-sitekey=\"%s\"></div>\n", indent, html.EscapeString(f.CaptchaSiteKey))
 	}
 }
@@ -61,9 +62,9 @@ func snippetFields(b *strings.Builder, f *store.Form, indent string) {
 // captchaScript is the provider's widget script, or "".
 func captchaScript(f *store.Form) string {
 	switch f.CaptchaProvider {
-	case CaptchaTurnstile:
+	case store.CaptchaTurnstile:
 		return "<script src=\"https://challenges.cloudflare.com/turnstile/v0/api.js\" async defer></script>\n"
-	case CaptchaHCaptcha:
+	case store.CaptchaHCaptcha:
 		return "<script src=\"https://js.hcaptcha.com/1/api.js\" async defer></script>\n"
 	}
 	return ""
@@ -113,7 +114,7 @@ func fetchSnippet(f *store.Form, endpoint string) string {
 	b.WriteString("  form.addEventListener(\"submit\", function (ev) {\n")
 	b.WriteString("    ev.preventDefault();\n")
 	b.WriteString("    var data = new FormData(form), body, headers = { Accept: \"application/json\" };\n")
-	b.WriteString("    data.set(\"" + fieldToken + "\", token);\n")
+	b.WriteString("    data.set(\"" + contact.FieldToken + "\", token);\n")
 	if f.AllowUploads {
 		b.WriteString("    body = data; // multipart, with the files\n")
 	} else {

@@ -100,6 +100,11 @@ type OutboxRow struct {
 	TakenOver    bool
 	CanRetry     bool
 	CanCancel    bool
+	// ProfileID is the server profile the message goes through (0: the
+	// built-in capture server); ProfileProblem says what keeps that
+	// profile from being used now and how to fix it.
+	ProfileID      int64
+	ProfileProblem string
 }
 
 // OutboxPage is the outbox: counts by status and a page of items.

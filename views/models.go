@@ -150,15 +150,7 @@ func When(t time.Time) string {
 }
 
 // Bytes formats a size.
-func Bytes(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
+func Bytes(n int64) string { return webform.Bytes(n) }
 
 // Join joins strings with ", ".
 func Join(s []string) string { return strings.Join(s, ", ") }

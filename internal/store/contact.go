@@ -20,18 +20,21 @@ import (
 // POST /f/{slug} turns a visitor's post into a Submission and an
 // OutboxItem, stored together by EnqueueSubmission (outbox.go).
 
-// Submission statuses. A submission follows its outbox item: queued until
-// delivered (sent), given up (failed), lost after the final "." (unknown)
-// or cancelled by an admin; a blocked one (spam rules) has a held item
-// until an admin releases it.
+// SubmissionStatus is where a submission stands. A submission follows its
+// outbox item: queued until delivered (sent), given up (failed), lost
+// after the final "." (unknown) or cancelled by an admin; a blocked one
+// (spam rules) has a held item until an admin releases it.
+type SubmissionStatus string
+
+// Submission statuses.
 const (
-	SubmissionQueued    = "queued"
-	SubmissionBlocked   = "blocked"
-	SubmissionReleased  = "released"
-	SubmissionSent      = "sent"
-	SubmissionFailed    = "failed"
-	SubmissionUnknown   = "unknown"
-	SubmissionCancelled = "cancelled"
+	SubmissionQueued    SubmissionStatus = "queued"
+	SubmissionBlocked   SubmissionStatus = "blocked"
+	SubmissionReleased  SubmissionStatus = "released"
+	SubmissionSent      SubmissionStatus = "sent"
+	SubmissionFailed    SubmissionStatus = "failed"
+	SubmissionUnknown   SubmissionStatus = "unknown"
+	SubmissionCancelled SubmissionStatus = "cancelled"
 )
 
 // Captcha providers a form may use.
@@ -128,7 +131,7 @@ type Submission struct {
 	// ReplyTo is the visitor's validated address, or "".
 	ReplyTo string
 	// Status is one of the Submission* constants.
-	Status string
+	Status SubmissionStatus
 	// BlockReason says why a blocked submission was blocked.
 	BlockReason string
 }
@@ -136,7 +139,7 @@ type Submission struct {
 // SubmissionFilter selects submissions to list. Zero fields do not filter.
 type SubmissionFilter struct {
 	FormID int64
-	Status string
+	Status SubmissionStatus
 	// Limit is the page size: DefaultListLimit if 0, at most MaxListLimit.
 	Limit int
 	// Before is the keyset cursor: only submissions with ID < Before.
@@ -398,7 +401,7 @@ func (s *Store) insertSubmission(ctx context.Context, tx *sql.Tx, sub *Submissio
 	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO submissions (form_id, created_at, client_addr, origin, user_agent,
 		fields, reply_to, status, block_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 		sub.FormID, micros(created), encText(sub.ClientAddr), encText(sub.Origin), encText(sub.UserAgent), fields,
-		encText(sub.ReplyTo), encText(sub.Status), encText(sub.BlockReason)).Scan(&id)
+		encText(sub.ReplyTo), encText(string(sub.Status)), encText(sub.BlockReason)).Scan(&id)
 	if err != nil {
 		if isForeignKeyViolation(err) {
 			return 0, created, fmt.Errorf("form %d: %w", sub.FormID, ErrNotFound)
@@ -508,7 +511,7 @@ func (s *Store) ListSubmissions(ctx context.Context, f SubmissionFilter) ([]Subm
 		w.add(`form_id = ?`, f.FormID)
 	}
 	if f.Status != "" {
-		w.add(`status = ?`, encText(f.Status))
+		w.add(`status = ?`, encText(string(f.Status)))
 	}
 	if f.Before > 0 {
 		w.add(`id < ?`, f.Before)

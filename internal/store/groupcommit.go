@@ -47,7 +47,7 @@ type groupCommit struct {
 type enqReq struct {
 	ctx       context.Context
 	sub       *Submission
-	subStatus string
+	subStatus SubmissionStatus
 	item      OutboxItem
 
 	res  enqueued
@@ -57,7 +57,7 @@ type enqReq struct {
 }
 
 // groupEnqueue stores one submission and item through a group commit.
-func (s *Store) groupEnqueue(ctx context.Context, sub *Submission, subStatus string, it OutboxItem) (enqueued, error) {
+func (s *Store) groupEnqueue(ctx context.Context, sub *Submission, subStatus SubmissionStatus, it OutboxItem) (enqueued, error) {
 	if err := ctx.Err(); err != nil {
 		return enqueued{}, err
 	}

@@ -147,7 +147,7 @@ type enqueued struct {
 }
 
 // checkEnqueue validates and completes what EnqueueSubmission stores.
-func checkEnqueue(sub *Submission, item *OutboxItem) (string, OutboxItem, error) {
+func checkEnqueue(sub *Submission, item *OutboxItem) (SubmissionStatus, OutboxItem, error) {
 	subStatus := sub.Status
 	if subStatus == "" {
 		subStatus = SubmissionQueued
@@ -242,7 +242,7 @@ func (s *Store) EnqueueSubmission(ctx context.Context, sub *Submission, item *Ou
 }
 
 // insertEnqueue inserts a submission and its item in tx.
-func (s *Store) insertEnqueue(ctx context.Context, tx *sql.Tx, sub *Submission, subStatus string, it OutboxItem) (enqueued, error) {
+func (s *Store) insertEnqueue(ctx context.Context, tx *sql.Tx, sub *Submission, subStatus SubmissionStatus, it OutboxItem) (enqueued, error) {
 	c := *sub
 	c.Status = subStatus
 	subID, subTime, err := s.insertSubmission(ctx, tx, &c)
@@ -618,7 +618,7 @@ const requeueSet = `status = 'queued', next_attempt_at = ?, attempts = 0, lease_
 // change one row when the item is in an allowed state, returning its
 // submission_id), then the submission's new status. An item that exists
 // in another state gives ErrWrongState.
-func (s *Store) stateChange(ctx context.Context, id int64, update string, args []any, subStatus string) error {
+func (s *Store) stateChange(ctx context.Context, id int64, update string, args []any, subStatus SubmissionStatus) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		var subID sql.NullInt64
 		err := tx.QueryRowContext(ctx, s.q(update), args...).Scan(&subID)

@@ -31,7 +31,7 @@ func testMessage(tag string) []byte {
 }
 
 // enqueue stores a submission of form with its item, due at due.
-func enqueue(t *testing.T, s *Store, form int64, tag string, status string, due time.Time) (*Submission, *OutboxItem) {
+func enqueue(t *testing.T, s *Store, form int64, tag string, status SubmissionStatus, due time.Time) (*Submission, *OutboxItem) {
 	t.Helper()
 	sub := &Submission{
 		FormID: form, CreatedAt: t0, ClientAddr: "203.0.113.9", Origin: "https://www.example.org",
@@ -214,7 +214,7 @@ func TestClaimAndFinish(t *testing.T) {
 			wantErr(t, "FinishAttempt "+tt.status, s.FinishAttempt(ctx, tt.item.ID, "w1", tt.status, time.Time{}, "", nil), nil)
 			it, _ := s.OutboxItem(ctx, tt.item.ID)
 			sub, _ := s.Submission(ctx, *tt.item.SubmissionID)
-			if it.Status != tt.status || sub.Status != tt.status {
+			if it.Status != tt.status || string(sub.Status) != tt.status {
 				t.Errorf("after %s: item %q, submission %q", tt.status, it.Status, sub.Status)
 			}
 		}
@@ -284,7 +284,7 @@ func TestAdminActions(t *testing.T) {
 		// put makes an item in the given status.
 		put := func(status string) *OutboxItem {
 			t.Helper()
-			subStatus := ""
+			var subStatus SubmissionStatus
 			if status == OutboxHeld {
 				subStatus = SubmissionBlocked
 			}
@@ -310,7 +310,8 @@ func TestAdminActions(t *testing.T) {
 		tests := []struct {
 			action, from string
 			err          error
-			to, subTo    string
+			to           string
+			subTo        SubmissionStatus
 		}{
 			{"retry", OutboxFailed, nil, OutboxQueued, SubmissionQueued},
 			{"retry", OutboxUnknown, nil, OutboxQueued, SubmissionQueued},
@@ -413,7 +414,7 @@ func TestListOutboxAndSubmissions(t *testing.T) {
 		f1, f2 := newForm(t, s), newForm(t, s)
 		var ids1 []int64
 		for i := range 7 {
-			form, status := f1, ""
+			form, status := f1, SubmissionStatus("")
 			if i%3 == 2 {
 				form = f2
 			}
@@ -449,7 +450,7 @@ func TestListOutboxAndSubmissions(t *testing.T) {
 			if got, err := s.ListOutbox(ctx, OutboxFilter{Status: bad}); err != nil || len(got) != 0 {
 				t.Errorf("ListOutbox status %q: %v %v", bad, got, err)
 			}
-			if got, err := s.ListSubmissions(ctx, SubmissionFilter{Status: bad}); err != nil || len(got) != 0 {
+			if got, err := s.ListSubmissions(ctx, SubmissionFilter{Status: SubmissionStatus(bad)}); err != nil || len(got) != 0 {
 				t.Errorf("ListSubmissions status %q: %v %v", bad, got, err)
 			}
 		}
@@ -599,7 +600,7 @@ func TestPurgeOutboxAndSubmissions(t *testing.T) {
 		form := newForm(t, s)
 		items, subs := map[string]int64{}, map[string]int64{}
 		for _, st := range []string{OutboxSent, OutboxFailed, OutboxUnknown, OutboxCancelled, OutboxQueued, OutboxHeld} {
-			subStatus := ""
+			var subStatus SubmissionStatus
 			if st == OutboxHeld {
 				subStatus = SubmissionBlocked
 			}

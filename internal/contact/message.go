@@ -1,4 +1,4 @@
-package handlers
+package contact
 
 import (
 	"bytes"
@@ -11,8 +11,8 @@ import (
 	"unicode"
 
 	"sockmail/internal/store"
+	"sockmail/internal/webform"
 	"sockmail/smtp/message"
-	"sockmail/views"
 )
 
 // Building the message of a submission. Who receives it and who it is
@@ -33,11 +33,11 @@ const (
 // placeholder matches "{{field}}" in a subject template.
 var placeholder = regexp.MustCompile(`\{\{\s*([^{}\s]{1,64})\s*\}\}`)
 
-// oneLine makes s safe for a header: control characters (CR, LF, TAB,
+// OneLine makes s safe for a header: control characters (CR, LF, TAB,
 // NUL...) become spaces, runs of spaces one space, and "=?" is broken up
 // so that nothing in it reads as an RFC 2047 encoded-word; then it is cut
 // to at most max characters.
-func oneLine(s string, max int) string {
+func OneLine(s string, max int) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) || unicode.Is(unicode.Zl, r) || unicode.Is(unicode.Zp, r) {
@@ -55,22 +55,22 @@ func oneLine(s string, max int) string {
 
 // subjectFor fills the form's subject template: {{_form}} is the form's
 // name, {{field}} the first value of that field. The result is one line.
-func subjectFor(f *store.Form, in *contactInput) string {
+func subjectFor(f *store.Form, in *values) string {
 	tmpl := f.SubjectTemplate
 	if strings.TrimSpace(tmpl) == "" {
 		tmpl = defaultSubjectTemplate
 	}
-	tmpl = oneLine(tmpl, subjectMax*2)
+	tmpl = OneLine(tmpl, subjectMax*2)
 	s := placeholder.ReplaceAllStringFunc(tmpl, func(m string) string {
 		name := placeholder.FindStringSubmatch(m)[1]
 		if name == "_form" {
-			return oneLine(f.Name, subjectValueMax)
+			return OneLine(f.Name, subjectValueMax)
 		}
-		return oneLine(in.value(name), subjectValueMax)
+		return OneLine(in.value(name), subjectValueMax)
 	})
-	s = oneLine(s, subjectMax)
+	s = OneLine(s, subjectMax)
 	if s == "" {
-		s = oneLine(f.Name, subjectMax)
+		s = OneLine(f.Name, subjectMax)
 	}
 	return s
 }
@@ -78,13 +78,13 @@ func subjectFor(f *store.Form, in *contactInput) string {
 // replyTo validates the visitor's address (the "email" field), returning
 // nil when there is none and an error for a bad one. Only a bare address
 // is taken; its display name is the "name" field, made one line.
-func replyTo(in *contactInput) (*mail.Address, *contactError) {
-	v := strings.TrimSpace(in.value(fieldEmail))
+func replyTo(in *values) (*mail.Address, *Problem) {
+	v := strings.TrimSpace(in.value(FieldEmail))
 	if v == "" {
 		return nil, nil
 	}
-	bad := &contactError{status: http.StatusUnprocessableEntity, code: "invalid_email", field: fieldEmail,
-		msg: "Please check your email address: it does not look valid, so nobody could reply to you."}
+	bad := &Problem{Kind: InvalidField, Status: http.StatusUnprocessableEntity, Code: "invalid_email", Field: FieldEmail,
+		Message: "Please check your email address: it does not look valid, so nobody could reply to you."}
 	if len(v) > 254 || strings.ContainsAny(v, "<>,;\" ") {
 		return nil, bad
 	}
@@ -92,16 +92,16 @@ func replyTo(in *contactInput) (*mail.Address, *contactError) {
 	if err != nil || a.Address != v {
 		return nil, bad
 	}
-	return &mail.Address{Name: oneLine(in.value(fieldName), subjectValueMax), Address: a.Address}, nil
+	return &mail.Address{Name: OneLine(in.value(FieldName), subjectValueMax), Address: a.Address}, nil
 }
 
 // contactBody is the text of the message: facts about the submission, then
 // every field. A single-line value follows its name; a longer one starts
 // on the next line, indented, so no value can pass itself off as another
 // field.
-func contactBody(f *store.Form, in *contactInput, sub *store.Submission, now time.Time) string {
+func contactBody(f *store.Form, in *values, sub *store.Submission, now time.Time) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "New message from the contact form %q.\n\n", oneLine(f.Name, 200))
+	fmt.Fprintf(&b, "New message from the contact form %q.\n\n", OneLine(f.Name, 200))
 	width := 0
 	for _, fv := range in.fields {
 		width = max(width, len([]rune(fv.Name)))
@@ -126,13 +126,13 @@ func contactBody(f *store.Form, in *contactInput, sub *store.Submission, now tim
 	if len(in.files) > 0 {
 		b.WriteString("\nAttached files:\n")
 		for _, file := range in.files {
-			fmt.Fprintf(&b, "    %s (%s)\n", file.Name, views.Bytes(int64(len(file.Data))))
+			fmt.Fprintf(&b, "    %s (%s)\n", file.Name, webform.Bytes(int64(len(file.Data))))
 		}
 	}
 	b.WriteString("\n-- \n")
 	fmt.Fprintf(&b, "Received %s from %s", now.UTC().Format("2006-01-02 15:04:05 UTC"), sub.ClientAddr)
 	if sub.Origin != "" {
-		fmt.Fprintf(&b, " on %s", oneLine(sub.Origin, 200))
+		fmt.Fprintf(&b, " on %s", OneLine(sub.Origin, 200))
 	}
 	b.WriteString(".\n")
 	if sub.ReplyTo != "" {
@@ -144,17 +144,17 @@ func contactBody(f *store.Form, in *contactInput, sub *store.Submission, now tim
 	return b.String()
 }
 
-// composeContact builds the message of a submission and the outbox item
+// compose builds the message of a submission and the outbox item
 // that delivers it. The Message-ID and Date are fixed here, once, so that
 // a retry sends the very same bytes and can be recognised.
-func composeContact(f *store.Form, in *contactInput, sub *store.Submission, rt *mail.Address, now time.Time) (*store.OutboxItem, error) {
-	from := &mail.Address{Name: oneLine(f.FromName, subjectValueMax), Address: f.FromAddr}
+func compose(f *store.Form, in *values, sub *store.Submission, rt *mail.Address, now time.Time) (*store.OutboxItem, error) {
+	from := &mail.Address{Name: OneLine(f.FromName, subjectValueMax), Address: f.FromAddr}
 	m := &message.Message{
 		From:    from,
 		Subject: subjectFor(f, in),
 		Date:    now,
 		Text:    contactBody(f, in, sub, now),
-		Headers: []message.Field{{Name: "X-Sockmail-Form", Value: oneLine(f.Slug, 100)}},
+		Headers: []message.Field{{Name: "X-Sockmail-Form", Value: OneLine(f.Slug, 100)}},
 	}
 	for _, r := range f.Recipients {
 		m.To = append(m.To, &mail.Address{Address: r})
@@ -170,11 +170,11 @@ func composeContact(f *store.Form, in *contactInput, sub *store.Submission, rt *
 		m.Attachments = append(m.Attachments, a)
 	}
 	if err := m.Prepare(); err != nil {
-		return nil, fmt.Errorf("handlers: compose contact message: %w", err)
+		return nil, fmt.Errorf("contact: compose contact message: %w", err)
 	}
 	var buf bytes.Buffer
 	if _, err := m.WriteTo(&buf); err != nil {
-		return nil, fmt.Errorf("handlers: compose contact message: %w", err)
+		return nil, fmt.Errorf("contact: compose contact message: %w", err)
 	}
 	formID := f.ID
 	return &store.OutboxItem{

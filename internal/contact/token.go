@@ -1,4 +1,4 @@
-package handlers
+package contact
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 // The time trap. A contact form carries a token that sockmail signed when
 // the form was shown: the fetch() variant asks GET /f/{slug}/token when the
 // page loads; the plain HTML variant, which cannot run code, gets one on
-// sockmail's confirmation page (see contact.go). A submission is refused
+// sockmail's confirmation page (see handlers/contact.go). A submission is refused
 // when its token is younger than tokenMinAge (a script filling the form
 // at once) or older than tokenMaxAge (a token harvested and replayed
 // later), and kept as blocked when the signature is wrong (forged).
@@ -68,11 +68,9 @@ type tokenKeys struct {
 	key []byte
 }
 
-// get returns the key, loading it with load (SetSettingIfAbsent) when it
-// is not known yet.
-func (k *tokenKeys) get(ctx context.Context, st interface {
-	SetSettingIfAbsent(ctx context.Context, key string, value []byte) ([]byte, error)
-}) ([]byte, error) {
+// get returns the key, loading it from st (creating it there on first
+// use) when it is not known yet.
+func (k *tokenKeys) get(ctx context.Context, st Settings) ([]byte, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.key != nil {
@@ -82,10 +80,10 @@ func (k *tokenKeys) get(ctx context.Context, st interface {
 	_, _ = rand.Read(fresh) // crypto/rand.Read never fails
 	got, err := st.SetSettingIfAbsent(ctx, tokenKeySetting, fresh)
 	if err != nil {
-		return nil, fmt.Errorf("handlers: time-trap key: %w", err)
+		return nil, fmt.Errorf("contact: time-trap key: %w", err)
 	}
 	if len(got) < 32 {
-		return nil, fmt.Errorf("handlers: time-trap key: stored key has %d bytes, want 32", len(got))
+		return nil, fmt.Errorf("contact: time-trap key: stored key has %d bytes, want 32", len(got))
 	}
 	k.key = got
 	return got, nil
