@@ -47,10 +47,6 @@ func randomToken() string {
 // none, and saves it (when changed) just before the response is written.
 func (h *Handler) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if strings.HasPrefix(c.Request().URL.Path, "/static/") || c.Request().URL.Path == "/healthz" ||
-			isContactPath(c.Request().URL.Path) {
-			return next(c)
-		}
 		s, err := h.cookies.Get(c.Request(), sessionCookie)
 		if err != nil {
 			// A cookie that does not decode (old keys, expired, tampered)
@@ -99,12 +95,6 @@ func (h *Handler) checkCSRF(next echo.HandlerFunc) echo.HandlerFunc {
 		r := c.Request()
 		switch r.Method {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
-			return next(c)
-		}
-		if isContactPath(r.URL.Path) {
-			// The public contact endpoint reads no cookie and acts for
-			// nobody signed in: there is nothing to forge. It has its own
-			// defences (contact.go).
 			return next(c)
 		}
 		if err := h.cop.Check(r); err != nil {

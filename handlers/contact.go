@@ -46,31 +46,14 @@ import (
 // contactPathPrefix starts every public contact path.
 const contactPathPrefix = "/f/"
 
-// isContactPath reports whether p is one of the public contact paths,
-// which are not cookie-authenticated: /f/{slug}, /f/{slug}/token and
-// /f/{slug}/thanks, the slug made of letters, digits, "-" and "_". It is
-// strict so that no other path can borrow the exemption.
-func isContactPath(p string) bool {
-	rest, ok := strings.CutPrefix(p, contactPathPrefix)
-	if !ok {
-		return false
-	}
-	slug, sub, _ := strings.Cut(rest, "/")
-	if slug == "" || len(slug) > store.MaxSlugLength || strings.ContainsFunc(slug, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
-	}) {
-		return false
-	}
-	return sub == "" && !strings.HasSuffix(rest, "/") || sub == "token" || sub == "thanks"
-}
-
-// contactRoutes registers the public endpoint.
-func (h *Handler) contactRoutes(e *echo.Echo) {
-	e.POST("/f/:slug", h.contactPost)
-	e.OPTIONS("/f/:slug", h.contactPreflight)
-	e.GET("/f/:slug/token", h.contactToken)
-	e.OPTIONS("/f/:slug/token", h.contactPreflight)
-	e.GET("/f/:slug/thanks", h.contactThanks)
+// contactRoutes registers the public endpoint on its group (/f), which
+// has no cookie session and no CSRF check (Routes).
+func (h *Handler) contactRoutes(g *echo.Group) {
+	g.POST("/:slug", h.contactPost)
+	g.OPTIONS("/:slug", h.contactPreflight)
+	g.GET("/:slug/token", h.contactToken)
+	g.OPTIONS("/:slug/token", h.contactPreflight)
+	g.GET("/:slug/thanks", h.contactThanks)
 }
 
 // contactMaxBody bounds a request to any contact form, before the form

@@ -39,26 +39,43 @@ func (h *Handler) clientAddr() echo.IPExtractor {
 
 // Routes returns the echo router with every route and middleware: the
 // one the server runs and the one tests drive.
+//
+// Routes are in groups, each with its own middleware and body limit; no
+// middleware looks at the path to decide whether it applies:
+//   - infrastructure (/healthz, /static/): no session, no body, quiet logs;
+//   - the public contact endpoints (/f/...): no cookie, no CSRF token (they
+//     act for nobody signed in and have their own defences, contact.go),
+//     the largest body a contact form may accept;
+//   - the browser pages (sign-up, sign-in, sign-out): cookie session and
+//     CSRF protection, small bodies;
+//   - the admin pages: the same plus a signed-in admin;
+//   - compose: the admin group's middleware with the attachment limit.
 func (h *Handler) Routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	e.IPExtractor = h.clientAddr()
 	e.HTTPErrorHandler = h.handleError
-	e.Use(h.recoverPanics, h.logRequests, h.securityHeaders, h.limitBody, h.loadSession, h.checkCSRF)
+	e.Use(h.recoverPanics, h.logRequests, h.securityHeaders)
 
-	e.GET("/healthz", h.healthz)
-	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", http.FileServerFS(static.FS))))
-	e.GET("/signup", h.signUpPage)
-	e.POST("/signup", h.signUp)
-	e.GET("/signin", h.signInPage)
-	e.POST("/signin", h.signIn)
-	e.POST("/signout", h.signOut)
+	e.GET("/healthz", h.healthz, quiet, noStore)
+	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", http.FileServerFS(static.FS))), quiet)
 
-	a := e.Group("", h.requireUser)
+	h.contactRoutes(e.Group("/f", noStore, h.limitBody(h.contactMaxBody())))
+
+	pages := e.Group("", noStore, h.limitBody(smallBodyLimit), h.loadSession, h.checkCSRF)
+	pages.GET("/signup", h.signUpPage)
+	pages.POST("/signup", h.signUp)
+	pages.GET("/signin", h.signInPage)
+	pages.POST("/signin", h.signIn)
+	pages.POST("/signout", h.signOut)
+
+	upload := e.Group("/compose", noStore, h.limitBody(h.maxUp+1<<20), h.loadSession, h.checkCSRF, h.requireUser)
+	upload.GET("", h.composePage)
+	upload.POST("", h.compose)
+
+	a := pages.Group("", h.requireUser)
 	a.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/compose") })
-	a.GET("/compose", h.composePage)
-	a.POST("/compose", h.compose)
 	a.GET("/sends/:id", h.resultPage)
 	a.GET("/sends/:id/events", h.events)
 	a.POST("/sends/:id/cancel", h.cancelSend)
@@ -77,7 +94,6 @@ func (h *Handler) Routes() *echo.Echo {
 	a.GET("/captured/:id/parts/:n", h.capturedPart)
 	h.historyRoutes(a)
 	h.formRoutes(a)
-	h.contactRoutes(e) // public, not cookie-authenticated: see isContactPath
 	return e
 }
 
@@ -114,7 +130,7 @@ func (h *Handler) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err)
 		}
 		level := slog.LevelInfo
-		if c.Request().URL.Path == "/healthz" || strings.HasPrefix(c.Request().URL.Path, "/static/") {
+		if q, _ := c.Get(ctxQuiet).(bool); q {
 			level = slog.LevelDebug
 		}
 		h.log.Log(c.Request().Context(), level, "http request",
@@ -136,30 +152,42 @@ func (h *Handler) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		if h.secure {
 			hd.Set("Strict-Transport-Security", "max-age=31536000")
 		}
-		if !strings.HasPrefix(c.Request().URL.Path, "/static/") {
-			hd.Set("Cache-Control", "no-store")
-		}
 		return next(c)
 	}
 }
 
-// limitBody bounds every request body; the compose form may carry
-// attachments up to MaxUpload.
-func (h *Handler) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
+// ctxQuiet marks a request logged at debug level (quiet).
+const ctxQuiet = "sockmail.quiet"
+
+// quiet logs a route's requests at debug level: health checks and static
+// files would drown the log.
+func quiet(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		limit := int64(smallBodyLimit)
-		if c.Request().URL.Path == "/compose" {
-			limit = h.maxUp + 1<<20
-		}
-		if isContactPath(c.Request().URL.Path) {
-			limit = h.contactMaxBody() // each form's own limit is applied in contactPost
-		}
-		r := c.Request()
-		if r.ContentLength > limit {
-			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "The form is larger than the limit of "+views.Bytes(limit)+".")
-		}
-		r.Body = http.MaxBytesReader(c.Response(), r.Body, limit)
+		c.Set(ctxQuiet, true)
 		return next(c)
+	}
+}
+
+// noStore keeps a route's answers out of caches: pages carry CSRF tokens
+// and private data.
+func noStore(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set("Cache-Control", "no-store")
+		return next(c)
+	}
+}
+
+// limitBody bounds the request bodies of a group to limit bytes.
+func (h *Handler) limitBody(limit int64) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			r := c.Request()
+			if r.ContentLength > limit {
+				return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "The form is larger than the limit of "+views.Bytes(limit)+".")
+			}
+			r.Body = http.MaxBytesReader(c.Response(), r.Body, limit)
+			return next(c)
+		}
 	}
 }
 
