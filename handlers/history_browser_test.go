@@ -45,8 +45,11 @@ func TestHistoryBrowser(t *testing.T) {
 			chromedp.WaitVisible(tid("history-list")),
 			// A transcript search: the queue id is in the server's last reply.
 			chromedp.SetValue(tid("input-q"), queue),
+			// The click starts a navigation: mark the old page so that the
+			// wait is for the list of the new one.
+			chromedp.Evaluate[chromedp.Void](`document.body.dataset.old = "1"`),
 			chromedp.Click(tid("filter")),
-			chromedp.WaitVisible(tid("history-list")),
+			chromedp.WaitVisible(chromedp.CSS(`body:not([data-old]) [data-testid="history-list"]`)),
 		)
 		if n := value(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('[data-testid="history-row"]').length`)); n != 1 {
 			t.Fatalf("search for %q: %d rows", queue, n)
