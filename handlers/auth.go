@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -19,6 +20,20 @@ import (
 	"sockmail/internal/webform"
 	"sockmail/views"
 )
+
+// Accounts is what sign-up, sign-in and sessions read and write.
+type Accounts interface {
+	CreateUser(ctx context.Context, email, passwordHash string) (*store.User, error)
+	UserByEmail(ctx context.Context, email string) (*store.User, error)
+	CountUsers(ctx context.Context) (int, error)
+	SetSettingIfAbsent(ctx context.Context, key string, value []byte) ([]byte, error)
+	CreateSession(ctx context.Context, id string, userID int64, expires time.Time) error
+	SessionUser(ctx context.Context, id string, now time.Time) (*store.User, error)
+	DeleteSession(ctx context.Context, id string) error
+	TakeAttempt(ctx context.Context, limits []store.Limit, at, since time.Time) (*store.Limit, error)
+	ReturnAttempt(ctx context.Context, key string, at time.Time) error
+	ClearAttempts(ctx context.Context, key string) error
+}
 
 // Cookie and session value names.
 const (
@@ -127,7 +142,7 @@ func (h *Handler) currentUser(c echo.Context) (*store.User, error) {
 	if sid == "" {
 		return nil, nil
 	}
-	u, err := h.store.SessionUser(c.Request().Context(), sid, h.now())
+	u, err := h.accounts.SessionUser(c.Request().Context(), sid, h.now())
 	if errors.Is(err, store.ErrNotFound) {
 		// Signed out or expired server-side: the cookie is a replay.
 		delete(s.Values, keySID)
@@ -185,7 +200,7 @@ func flash(c echo.Context, msg string) {
 }
 
 func (h *Handler) signUpPage(c echo.Context) error {
-	n, err := h.store.CountUsers(c.Request().Context())
+	n, err := h.accounts.CountUsers(c.Request().Context())
 	if err != nil {
 		return fmt.Errorf("handlers: count users: %w", err)
 	}
@@ -199,7 +214,7 @@ func (h *Handler) signUpPage(c echo.Context) error {
 // exists; after that accounts are added with "sockmail user add".
 func (h *Handler) signUp(c echo.Context) error {
 	ctx := c.Request().Context()
-	n, err := h.store.CountUsers(ctx)
+	n, err := h.accounts.CountUsers(ctx)
 	if err != nil {
 		return fmt.Errorf("handlers: count users: %w", err)
 	}
@@ -216,14 +231,14 @@ func (h *Handler) signUp(c echo.Context) error {
 	}
 	// Two first visitors racing: only one may claim the sign-up.
 	claim := randomToken()
-	got, err := h.store.SetSettingIfAbsent(ctx, "signup.claimed", []byte(claim))
+	got, err := h.accounts.SetSettingIfAbsent(ctx, "signup.claimed", []byte(claim))
 	if err != nil {
 		return fmt.Errorf("handlers: claim sign-up: %w", err)
 	}
 	if string(got) != claim {
 		return echo.NewHTTPError(http.StatusForbidden, "The admin account is being created by someone else. Use \"sockmail user add\" if this is wrong.")
 	}
-	u, err := h.store.CreateUser(ctx, f.Email, string(hash))
+	u, err := h.accounts.CreateUser(ctx, f.Email, string(hash))
 	if err != nil {
 		return fmt.Errorf("handlers: create user: %w", err)
 	}
@@ -237,7 +252,7 @@ func (h *Handler) signUp(c echo.Context) error {
 
 func (h *Handler) signInPage(c echo.Context) error {
 	ctx := c.Request().Context()
-	if n, err := h.store.CountUsers(ctx); err != nil {
+	if n, err := h.accounts.CountUsers(ctx); err != nil {
 		return fmt.Errorf("handlers: count users: %w", err)
 	} else if n == 0 {
 		return c.Redirect(http.StatusSeeOther, "/signup")
@@ -267,7 +282,7 @@ func (h *Handler) signIn(c echo.Context) error {
 	acctKey := "signin:account:" + strings.ToLower(f.Email)
 	addrKey := "signin:address:" + c.RealIP()
 	now := h.now()
-	over, err := h.store.TakeAttempt(ctx, []store.Limit{{Key: acctKey, Max: maxFailuresAccount}, {Key: addrKey, Max: maxFailuresAddress}},
+	over, err := h.accounts.TakeAttempt(ctx, []store.Limit{{Key: acctKey, Max: maxFailuresAccount}, {Key: addrKey, Max: maxFailuresAddress}},
 		now, now.Add(-throttleWindow))
 	if err != nil {
 		return fmt.Errorf("handlers: take attempt: %w", err)
@@ -278,7 +293,7 @@ func (h *Handler) signIn(c echo.Context) error {
 		return render(c, http.StatusTooManyRequests, views.SignIn(p, f.Email, next,
 			webform.Errors{"form": "Too many failed sign-ins. Wait 15 minutes and try again."}))
 	}
-	u, err := h.store.UserByEmail(ctx, f.Email)
+	u, err := h.accounts.UserByEmail(ctx, f.Email)
 	// An unknown account is compared against a dummy hash, so that it
 	// takes as long as a wrong password.
 	hash := h.dummyHash
@@ -292,10 +307,10 @@ func (h *Handler) signIn(c echo.Context) error {
 		return render(c, http.StatusUnauthorized, views.SignIn(p, f.Email, next,
 			webform.Errors{"form": "Wrong email or password."}))
 	}
-	if err := h.store.ClearAttempts(ctx, acctKey); err != nil {
+	if err := h.accounts.ClearAttempts(ctx, acctKey); err != nil {
 		return fmt.Errorf("handlers: clear attempts: %w", err)
 	}
-	if err := h.store.ReturnAttempt(ctx, addrKey, now); err != nil {
+	if err := h.accounts.ReturnAttempt(ctx, addrKey, now); err != nil {
 		return fmt.Errorf("handlers: return attempt: %w", err)
 	}
 	if err := h.startSession(c, u); err != nil {
@@ -311,12 +326,12 @@ func (h *Handler) startSession(c echo.Context, u *store.User) error {
 	ctx := c.Request().Context()
 	s := session(c)
 	if old, _ := s.Values[keySID].(string); old != "" {
-		if err := h.store.DeleteSession(ctx, old); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := h.accounts.DeleteSession(ctx, old); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("handlers: revoke old session: %w", err)
 		}
 	}
 	sid := randomToken()
-	if err := h.store.CreateSession(ctx, sid, u.ID, h.now().Add(h.lifetime)); err != nil {
+	if err := h.accounts.CreateSession(ctx, sid, u.ID, h.now().Add(h.lifetime)); err != nil {
 		return fmt.Errorf("handlers: create session: %w", err)
 	}
 	s.Values[keySID] = sid
@@ -331,7 +346,7 @@ func (h *Handler) startSession(c echo.Context, u *store.User) error {
 func (h *Handler) signOut(c echo.Context) error {
 	s := session(c)
 	if sid, _ := s.Values[keySID].(string); sid != "" {
-		if err := h.store.DeleteSession(c.Request().Context(), sid); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := h.accounts.DeleteSession(c.Request().Context(), sid); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("handlers: delete session: %w", err)
 		}
 	}

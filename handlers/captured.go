@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"mime"
@@ -17,9 +18,15 @@ import (
 
 const capturedPageSize = 50
 
+// CapturedStore is what the captured mail pages read.
+type CapturedStore interface {
+	Captured(ctx context.Context, id int64) (*store.Captured, error)
+	ListCaptured(ctx context.Context, limit int, before int64) ([]store.Captured, error)
+}
+
 func (h *Handler) capturedList(c echo.Context) error {
 	before, _ := strconv.ParseInt(c.QueryParam("before"), 10, 64)
-	list, err := h.store.ListCaptured(c.Request().Context(), capturedPageSize, before)
+	list, err := h.captured.ListCaptured(c.Request().Context(), capturedPageSize, before)
 	if err != nil {
 		return fmt.Errorf("handlers: list captured: %w", err)
 	}
@@ -43,7 +50,7 @@ func (h *Handler) loadCaptured(c echo.Context) (*store.Captured, error) {
 	if err != nil || id <= 0 {
 		return nil, echo.NewHTTPError(http.StatusNotFound, "There is no such message.")
 	}
-	m, err := h.store.Captured(c.Request().Context(), id)
+	m, err := h.captured.Captured(c.Request().Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, echo.NewHTTPError(http.StatusNotFound, "There is no such message.")
 	}

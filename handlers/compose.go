@@ -30,7 +30,7 @@ const (
 
 // composeView builds the compose page data.
 func (h *Handler) composeView(c echo.Context, f *webform.Compose, errs webform.Errors) (views.Compose, error) {
-	profiles, err := h.store.Profiles(c.Request().Context())
+	profiles, err := h.profiles.Profiles(c.Request().Context())
 	if err != nil {
 		return views.Compose{}, fmt.Errorf("handlers: list profiles: %w", err)
 	}

@@ -31,7 +31,7 @@ func TestResultViewExplainsStoredFailure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.snd.Status = string(smtp.StatusPermFail)
+			tt.snd.Status = smtp.StatusPermFail
 			r := resultView(&tt.snd, nil)
 			if r.Explanation == nil || !strings.Contains(r.Explanation.Title, tt.wantTitle) {
 				t.Errorf("explanation %+v, want title with %q", r.Explanation, tt.wantTitle)

@@ -22,16 +22,18 @@ import (
 // snippets, create, edit and delete. The queue pages (outbox,
 // submissions) are in forms_queue.go; the public endpoint is contact.go.
 
-// FormStore is the persistence of contact forms, their submissions and
-// the outbox. *store.Store is one.
-type FormStore interface {
+// FormDefs is what the contact form pages read and write.
+type FormDefs interface {
 	SaveForm(ctx context.Context, f *store.Form) error
 	Form(ctx context.Context, id int64) (*store.Form, error)
 	FormBySlug(ctx context.Context, slug string) (*store.Form, error)
 	Forms(ctx context.Context) ([]store.Form, error)
 	DeleteForm(ctx context.Context, id int64) error
+}
 
-	EnqueueSubmission(ctx context.Context, sub *store.Submission, item *store.OutboxItem) error
+// QueueStore is what the submissions and outbox pages read and change,
+// and what retention purges.
+type QueueStore interface {
 	ListSubmissions(ctx context.Context, f store.SubmissionFilter) ([]store.Submission, error)
 	Submission(ctx context.Context, id int64) (*store.Submission, error)
 	ReleaseSubmission(ctx context.Context, submissionID int64, now time.Time) error
@@ -44,6 +46,14 @@ type FormStore interface {
 	// The retention policy's age limit (ApplyRetention).
 	PurgeOutbox(ctx context.Context, before time.Time) (int, error)
 	PurgeSubmissions(ctx context.Context, before time.Time) (int, error)
+}
+
+// FormStore is contact forms, submissions and the outbox: what Deps.Forms
+// replaces (tests use it to make the database fail).
+type FormStore interface {
+	FormDefs
+	QueueStore
+	contact.Queue
 }
 
 // Kicker wakes the outbox worker so that a new submission is delivered at
@@ -67,18 +77,16 @@ type contactState struct {
 	svc  *contact.Service
 }
 
-// newContactState builds the contact form state from the dependencies,
-// which New has checked (a store, a sealer and a clock), so building the
-// service cannot fail.
-func newContactState(d Deps) *contactState {
+// newContactState builds the contact form state from the dependencies.
+func newContactState(d Deps) (*contactState, error) {
 	svc, err := contact.New(contact.Deps{
 		Attempts: d.Store, Settings: d.Store, Queue: formStoreOf(d), Sealer: d.Sealer, Kicker: d.Kicker,
 		Logger: d.Logger, Now: d.Now, HTTPClient: d.HTTPClient, VerifyURLs: d.CaptchaVerifyURLs,
 	})
 	if err != nil {
-		panic("handlers: " + err.Error())
+		return nil, fmt.Errorf("handlers: %w", err)
 	}
-	return &contactState{kick: d.Kicker, svc: svc}
+	return &contactState{kick: d.Kicker, svc: svc}, nil
 }
 
 // formRoutes registers the admin pages of contact forms on the signed-in
@@ -102,7 +110,7 @@ func (h *Handler) formRoutes(a *echo.Group) {
 // serverLabels names the delivery servers: the built-in capture server
 // (profile 0) and the saved profiles.
 func (h *Handler) serverLabels(ctx context.Context) ([]views.Option, error) {
-	profiles, err := h.store.Profiles(ctx)
+	profiles, err := h.profiles.Profiles(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("handlers: list profiles: %w", err)
 	}
@@ -256,7 +264,7 @@ func (h *Handler) saveForm(c echo.Context, f *store.Form) error {
 	ff := readContactFormForm(c.Request())
 	errs, parsed := ff.Validate(h.maxUp)
 	if errs["profile"] == "" && parsed.profileID != 0 {
-		if _, err := h.store.Profile(ctx, parsed.profileID); errors.Is(err, store.ErrNotFound) {
+		if _, err := h.profiles.Profile(ctx, parsed.profileID); errors.Is(err, store.ErrNotFound) {
 			errs["profile"] = "This profile no longer exists. Choose another server."
 		} else if err != nil {
 			return fmt.Errorf("handlers: load profile: %w", err)

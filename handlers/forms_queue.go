@@ -75,7 +75,7 @@ func (h *Handler) formNames(c echo.Context) (map[int64]string, error) {
 
 func (h *Handler) outboxPage(c echo.Context) error {
 	ctx := c.Request().Context()
-	counts, err := h.forms.OutboxCounts(ctx)
+	counts, err := h.queue.OutboxCounts(ctx)
 	if err != nil {
 		return fmt.Errorf("handlers: outbox counts: %w", err)
 	}
@@ -84,7 +84,7 @@ func (h *Handler) outboxPage(c echo.Context) error {
 	if id, err := strconv.ParseInt(c.QueryParam("form"), 10, 64); err == nil && id > 0 {
 		formID = id
 	}
-	items, err := h.forms.ListOutbox(ctx, store.OutboxFilter{Status: status, FormID: formID, Limit: queuePageSize + 1, Before: cursor(c)})
+	items, err := h.queue.ListOutbox(ctx, store.OutboxFilter{Status: status, FormID: formID, Limit: queuePageSize + 1, Before: cursor(c)})
 	if err != nil {
 		return fmt.Errorf("handlers: list outbox: %w", err)
 	}
@@ -141,7 +141,7 @@ func (h *Handler) profileProblems(ctx context.Context, items []store.OutboxItem)
 			continue
 		}
 		out[id] = ""
-		p, err := h.store.Profile(ctx, id)
+		p, err := h.profiles.Profile(ctx, id)
 		if err != nil {
 			// A deleted profile fails its items with their own error.
 			continue
@@ -204,7 +204,7 @@ func (h *Handler) retryOutbox(c echo.Context) error {
 		return err
 	}
 	return h.queueAction(c, "message in the outbox",
-		func() error { return h.forms.RetryOutbox(c.Request().Context(), id, h.now()) },
+		func() error { return h.queue.RetryOutbox(c.Request().Context(), id, h.now()) },
 		"Message "+strconv.FormatInt(id, 10)+" is queued again.",
 		"Message "+strconv.FormatInt(id, 10)+" cannot be retried now: only failed, unknown or cancelled messages can.",
 		"/outbox")
@@ -216,7 +216,7 @@ func (h *Handler) cancelOutbox(c echo.Context) error {
 		return err
 	}
 	return h.queueAction(c, "message in the outbox",
-		func() error { return h.forms.CancelOutbox(c.Request().Context(), id) },
+		func() error { return h.queue.CancelOutbox(c.Request().Context(), id) },
 		"Message "+strconv.FormatInt(id, 10)+" is cancelled: it will not be sent.",
 		"Message "+strconv.FormatInt(id, 10)+" cannot be cancelled now: it is being sent or is finished.",
 		"/outbox")
@@ -246,7 +246,7 @@ func (h *Handler) submissionsPage(c echo.Context) error {
 		return err
 	}
 	status := statusParam(c, submissionStatuses)
-	list, err := h.forms.ListSubmissions(c.Request().Context(), store.SubmissionFilter{
+	list, err := h.queue.ListSubmissions(c.Request().Context(), store.SubmissionFilter{
 		FormID: f.ID, Status: status, Limit: queuePageSize + 1, Before: cursor(c)})
 	if err != nil {
 		return fmt.Errorf("handlers: list submissions: %w", err)
@@ -268,7 +268,7 @@ func (h *Handler) loadSubmission(c echo.Context) (*store.Submission, error) {
 	if err != nil || id <= 0 {
 		return nil, echo.NewHTTPError(http.StatusNotFound, "There is no such submission.")
 	}
-	s, err := h.forms.Submission(c.Request().Context(), id)
+	s, err := h.queue.Submission(c.Request().Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, echo.NewHTTPError(http.StatusNotFound, "There is no such submission.")
 	}
@@ -298,7 +298,7 @@ func (h *Handler) submissionPage(c echo.Context) error {
 		}
 		v.FileList = append(v.FileList, views.FileRow{Name: f.Name, ContentType: f.ContentType, Size: size})
 	}
-	items, err := h.forms.ListOutbox(c.Request().Context(), store.OutboxFilter{FormID: s.FormID, Limit: store.MaxListLimit})
+	items, err := h.queue.ListOutbox(c.Request().Context(), store.OutboxFilter{FormID: s.FormID, Limit: store.MaxListLimit})
 	if err != nil {
 		return fmt.Errorf("handlers: list outbox: %w", err)
 	}
@@ -320,7 +320,7 @@ func (h *Handler) releaseSubmission(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusNotFound, "There is no such submission.")
 	}
 	return h.queueAction(c, "submission",
-		func() error { return h.forms.ReleaseSubmission(c.Request().Context(), id, h.now()) },
+		func() error { return h.queue.ReleaseSubmission(c.Request().Context(), id, h.now()) },
 		"Submission "+strconv.FormatInt(id, 10)+" is released: its message is queued for delivery.",
 		"Submission "+strconv.FormatInt(id, 10)+" is not blocked, so there is nothing to release.",
 		"/submissions/"+strconv.FormatInt(id, 10))

@@ -19,45 +19,24 @@ import (
 	"github.com/labstack/echo/v4"
 	"golang.org/x/crypto/bcrypt"
 
+	"sockmail/internal/contact"
 	"sockmail/internal/delivery"
-	"sockmail/internal/store"
 )
 
-// Store is the persistence the handlers use. *store.Store is one.
+// Store is everything the handlers and the services they build read and
+// write; *store.Store is one. Each area of the handlers holds only the
+// small interface it needs (Accounts, ProfileStore, HistoryStore,
+// CapturedStore, FormStore), declared in its own file.
 type Store interface {
-	CreateUser(ctx context.Context, email, passwordHash string) (*store.User, error)
-	UserByEmail(ctx context.Context, email string) (*store.User, error)
-	CountUsers(ctx context.Context) (int, error)
-
-	SetSettingIfAbsent(ctx context.Context, key string, value []byte) ([]byte, error)
-
-	CreateSession(ctx context.Context, id string, userID int64, expires time.Time) error
-	SessionUser(ctx context.Context, id string, now time.Time) (*store.User, error)
-	DeleteSession(ctx context.Context, id string) error
-
-	CountAttempts(ctx context.Context, key string, since time.Time) (int, error)
-	TakeAttempt(ctx context.Context, limits []store.Limit, at, since time.Time) (*store.Limit, error)
-	ReturnAttempt(ctx context.Context, key string, at time.Time) error
-	ClearAttempts(ctx context.Context, key string) error
-
-	SaveProfile(ctx context.Context, p *store.Profile) error
-	Profile(ctx context.Context, id int64) (*store.Profile, error)
-	Profiles(ctx context.Context) ([]store.Profile, error)
-	DeleteUnusedProfile(ctx context.Context, id int64) (store.ProfileUse, error)
-
-	CreateSend(ctx context.Context, s *store.Send) error
-	FinishSend(ctx context.Context, s *store.Send) error
-	Send(ctx context.Context, id int64) (*store.Send, error)
-	ListSends(ctx context.Context, f store.SendFilter) (store.SendPage, error)
-	Resends(ctx context.Context, id int64) ([]store.SendSummary, error)
-	DeleteSend(ctx context.Context, id int64) error
-	ApplyRetention(ctx context.Context, olderThan time.Time, keepMax int) (int, error)
-	UserByID(ctx context.Context, id int64) (*store.User, error)
-
-	Captured(ctx context.Context, id int64) (*store.Captured, error)
-	ListCaptured(ctx context.Context, limit int, before int64) ([]store.Captured, error)
-
-	FormStore // contact forms, submissions and the outbox (forms.go)
+	Accounts
+	ProfileStore
+	HistoryStore
+	CapturedStore
+	FormStore
+	delivery.Store
+	contact.Attempts
+	contact.Settings
+	delivery.SendReader
 }
 
 // Sealer encrypts stored SMTP passwords. *crypt.Box is one.
@@ -137,7 +116,10 @@ type Deps struct {
 
 // Handler serves sockmail's web pages.
 type Handler struct {
-	store    Store
+	accounts Accounts
+	profiles ProfileStore
+	history  HistoryStore
+	captured CapturedStore
 	sealer   Sealer
 	log      *slog.Logger
 	cookies  *sessions.CookieStore
@@ -156,7 +138,8 @@ type Handler struct {
 	maxStored  int64
 
 	// Contact forms (forms.go, contact.go).
-	forms   FormStore
+	forms   FormDefs
+	queue   QueueStore
 	contact *contactState
 
 	// sends resolves targets, runs sends and records them.
@@ -219,12 +202,16 @@ func New(d Deps) (*Handler, error) {
 				Capture: delivery.Capture{Addr: d.Capture.Addr, Certificate: d.Capture.Certificate}, RootCAs: d.RootCAs}),
 		})
 	}
+	contactSt, err := newContactState(d)
+	if err != nil {
+		return nil, err
+	}
 	return &Handler{
-		store: d.Store, sealer: d.Sealer, log: d.Logger, cookies: cs, secure: d.SecureCookies,
+		accounts: d.Store, profiles: d.Store, history: d.Store, captured: d.Store, sealer: d.Sealer, log: d.Logger, cookies: cs, secure: d.SecureCookies,
 		lifetime: d.SessionLifetime, baseURL: d.BaseURL, proxies: d.TrustedProxies, maxUp: d.MaxUpload,
 		capture: d.Capture, now: d.Now, cop: cop, bcryptCost: d.BcryptCost, dummyHash: string(dummy),
 		retention: d.Retention, maxStored: d.MaxStoredMessage,
-		forms: formStoreOf(d), contact: newContactState(d), sends: sends,
+		forms: formStoreOf(d), queue: formStoreOf(d), contact: contactSt, sends: sends,
 	}, nil
 }
 

@@ -74,6 +74,16 @@ func (r Retention) String() string {
 	return strings.ToUpper(s[:1]) + s[1:]
 }
 
+// HistoryStore is what the history and result pages read and delete.
+type HistoryStore interface {
+	Send(ctx context.Context, id int64) (*store.Send, error)
+	ListSends(ctx context.Context, f store.SendFilter) (store.SendPage, error)
+	Resends(ctx context.Context, id int64) ([]store.SendSummary, error)
+	DeleteSend(ctx context.Context, id int64) error
+	ApplyRetention(ctx context.Context, olderThan time.Time, keepMax int) (int, error)
+	UserByID(ctx context.Context, id int64) (*store.User, error)
+}
+
 func (h *Handler) historyRoutes(g *echo.Group) {
 	g.GET("/history", h.historyList)
 	g.GET("/history/compare", h.historyCompare)
@@ -100,8 +110,8 @@ func readHistoryForm(q url.Values) historyForm {
 }
 
 var (
-	historyStatuses = []string{string(smtp.StatusSent), string(smtp.StatusPartial), string(smtp.StatusTempFail),
-		string(smtp.StatusPermFail), string(smtp.StatusUnknown), string(smtp.StatusAborted), string(smtp.StatusStopped), store.StatusRunning}
+	historyStatuses = []smtp.Status{smtp.StatusSent, smtp.StatusPartial, smtp.StatusTempFail,
+		smtp.StatusPermFail, smtp.StatusUnknown, smtp.StatusAborted, smtp.StatusStopped, store.StatusRunning}
 	historySources = []string{"web", "cli", "contact"}
 )
 
@@ -109,9 +119,9 @@ var (
 // Dates are days in loc, both inclusive.
 func (f *historyForm) Validate(loc *time.Location) (store.SendFilter, map[string]string) {
 	errs := map[string]string{}
-	sf := store.SendFilter{Status: f.Status, Source: f.Source, Recipient: f.Recipient, Sender: f.Sender,
+	sf := store.SendFilter{Status: smtp.Status(f.Status), Source: f.Source, Recipient: f.Recipient, Sender: f.Sender,
 		Server: f.Server, Query: f.Query, Limit: historyPageSize}
-	if f.Status != "" && !slices.Contains(historyStatuses, f.Status) {
+	if f.Status != "" && !slices.Contains(historyStatuses, smtp.Status(f.Status)) {
 		errs["status"] = "Choose a status from the list."
 	}
 	if f.Source != "" && !slices.Contains(historySources, f.Source) {
@@ -169,7 +179,7 @@ func (h *Handler) historyList(c echo.Context) error {
 	if len(errs) > 0 {
 		return render(c, http.StatusUnprocessableEntity, views.HistoryListPage(p, v))
 	}
-	page, err := h.store.ListSends(c.Request().Context(), sf)
+	page, err := h.history.ListSends(c.Request().Context(), sf)
 	if err != nil {
 		return fmt.Errorf("handlers: list sends: %w", err)
 	}
@@ -195,7 +205,7 @@ func historyRow(s *store.SendSummary) views.HistoryRow {
 	r := views.HistoryRow{
 		ID: s.ID, CreatedAt: s.CreatedAt, Source: smtp.SafeText(s.Source), Server: smtp.SafeText(s.Server),
 		TLSMode: smtp.SafeText(s.TLSMode), MailFrom: smtp.SafeText(s.MailFrom), Rcpts: safeAll(s.Rcpts),
-		Subject: smtp.SafeText(s.Subject), Status: smtp.SafeText(s.Status), StatusClass: historyStatusClass(s.Status),
+		Subject: smtp.SafeText(s.Subject), Status: smtp.SafeText(string(s.Status)), StatusClass: historyStatusClass(s.Status),
 		QueueID: smtp.SafeText(s.QueueID), DurationMS: s.DurationMS,
 	}
 	if s.ParentID != nil {
@@ -209,11 +219,11 @@ func historyRow(s *store.SendSummary) views.HistoryRow {
 	return r
 }
 
-func historyStatusClass(status string) string {
+func historyStatusClass(status smtp.Status) string {
 	if status == store.StatusRunning {
 		return "running"
 	}
-	return statusClass(status, false)
+	return statusClass(string(status), false)
 }
 
 func safeAll(list []string) []string {
@@ -286,7 +296,7 @@ func (h *Handler) historyDetailView(ctx context.Context, snd *store.Send, ls *de
 		d.ParentID = *snd.ParentID
 	}
 	if snd.UserID != nil {
-		u, err := h.store.UserByID(ctx, *snd.UserID)
+		u, err := h.history.UserByID(ctx, *snd.UserID)
 		switch {
 		case err == nil:
 			d.User = u.Email
@@ -294,7 +304,7 @@ func (h *Handler) historyDetailView(ctx context.Context, snd *store.Send, ls *de
 			return d, fmt.Errorf("handlers: user of send %d: %w", snd.ID, err)
 		}
 	}
-	kids, err := h.store.Resends(ctx, snd.ID)
+	kids, err := h.history.Resends(ctx, snd.ID)
 	if err != nil {
 		return d, fmt.Errorf("handlers: resends: %w", err)
 	}
@@ -304,7 +314,7 @@ func (h *Handler) historyDetailView(ctx context.Context, snd *store.Send, ls *de
 	for _, t := range smtp.PhaseTimings(d.Events) {
 		d.Timings = append(d.Timings, views.PhaseTimingRow{Phase: t.Phase, MS: views.Millis(t.Duration)})
 	}
-	profiles, err := h.store.Profiles(ctx)
+	profiles, err := h.profiles.Profiles(ctx)
 	if err != nil {
 		return d, fmt.Errorf("handlers: list profiles: %w", err)
 	}
@@ -501,7 +511,7 @@ func (h *Handler) historyDelete(c echo.Context) error {
 	if snd.Status == store.StatusRunning && (ls != nil || h.runningElsewhere(snd, ls)) {
 		return echo.NewHTTPError(http.StatusConflict, "This send is still running; delete it once it has ended.")
 	}
-	err = h.store.DeleteSend(c.Request().Context(), snd.ID)
+	err = h.history.DeleteSend(c.Request().Context(), snd.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		return echo.NewHTTPError(http.StatusNotFound, "There is no such send.")
 	}
@@ -523,16 +533,16 @@ func (h *Handler) ApplyRetention(ctx context.Context) (int, error) {
 	if h.retention.MaxAge > 0 {
 		older = h.now().Add(-h.retention.MaxAge)
 	}
-	n, err := h.store.ApplyRetention(ctx, older, h.retention.MaxSends)
+	n, err := h.history.ApplyRetention(ctx, older, h.retention.MaxSends)
 	if err != nil {
 		return n, fmt.Errorf("handlers: retention: %w", err)
 	}
 	var items, subs int
 	if !older.IsZero() {
-		if items, err = h.forms.PurgeOutbox(ctx, older); err != nil {
+		if items, err = h.queue.PurgeOutbox(ctx, older); err != nil {
 			return n, fmt.Errorf("handlers: retention: %w", err)
 		}
-		if subs, err = h.forms.PurgeSubmissions(ctx, older); err != nil {
+		if subs, err = h.queue.PurgeSubmissions(ctx, older); err != nil {
 			return n, fmt.Errorf("handlers: retention: %w", err)
 		}
 	}

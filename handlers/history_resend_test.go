@@ -96,7 +96,7 @@ func newResendFixture(t *testing.T) *resendFixture {
 	c.signUp()
 	msg := []byte("From: <sender@example.test>\r\nTo: <a@example.net>\r\nSubject: Grüße\r\n\r\nBody \xc3\xa9.\r\n")
 	orig := a.seedSend(store.Send{Subject: "Grüße", Rcpts: []string{"a@example.net", "b@example.net"}, Message: msg,
-		Headers: "Subject: Grüße", Server: "mx.example.org:2525", TLSMode: "starttls-optional", Status: string(smtp.StatusTempFail)})
+		Headers: "Subject: Grüße", Server: "mx.example.org:2525", TLSMode: "starttls-optional", Status: smtp.StatusTempFail})
 	f := &resendFixture{a: a, c: c, fake: fake, orig: orig, msg: msg, id: strconv.FormatInt(orig.ID, 10)}
 	r := c.get("/history/" + f.id)
 	form := r.testid(t, "resend-form")

@@ -120,7 +120,7 @@ func TestFiftyConcurrentSendsOnSQLite(t *testing.T) {
 	subjects := map[string]bool{}
 	for _, s := range p.Sends {
 		subjects[s.Subject] = true
-		if s.Status != string(smtp.StatusSent) || s.QueueID != "FAKE1" {
+		if s.Status != smtp.StatusSent || s.QueueID != "FAKE1" {
 			t.Errorf("send %d: %s %q", s.ID, s.Status, s.Error)
 		}
 	}

@@ -113,7 +113,7 @@ func (a *app) seedSend(s store.Send) *store.Send {
 		s.Source = "web"
 	}
 	if s.Status == "" {
-		s.Status = string(smtp.StatusSent)
+		s.Status = smtp.StatusSent
 	}
 	if s.CreatedAt.IsZero() {
 		s.CreatedAt = time.Now().Add(-time.Hour)
@@ -193,10 +193,10 @@ func TestHistoryListFiltersAndSearch(t *testing.T) {
 		day := func(d int) time.Time { return time.Date(2025, 3, d, 12, 0, 0, 0, time.Local) }
 		greylist := ev(1.2, smtp.DirServer, smtp.PhaseGreeting, "220-greylisting in use, be patient")
 		s1 := a.seedSend(store.Send{CreatedAt: day(1), Subject: "Invoice March", Rcpts: []string{"alice@example.net"}, QueueID: "QA1"})
-		s2 := a.seedSend(store.Send{CreatedAt: day(2), Source: "cli", Status: string(smtp.StatusPermFail), Rcpts: []string{"bob@example.net"},
+		s2 := a.seedSend(store.Send{CreatedAt: day(2), Source: "cli", Status: smtp.StatusPermFail, Rcpts: []string{"bob@example.net"},
 			Server: "relay.example.com:587", Error: "550 5.1.1 no such user",
 			Recipients: []smtp.RecipientResult{{Address: "bob@example.net", Code: 550, EnhancedCode: "5.1.1", Message: "no such user"}}})
-		s3 := a.seedSend(store.Send{CreatedAt: day(3), Source: "contact", Status: string(smtp.StatusTempFail), Rcpts: []string{"carol@example.org"},
+		s3 := a.seedSend(store.Send{CreatedAt: day(3), Source: "contact", Status: smtp.StatusTempFail, Rcpts: []string{"carol@example.org"},
 			MailFrom: "forms@example.test", Events: plainTranscript("carol@example.org", "", greylist)})
 		s4 := a.seedSend(store.Send{CreatedAt: day(4), Subject: "Report", Rcpts: []string{"Alice.Smith@Example.NET"}, MailFrom: "boss@example.test", QueueID: "QA4"})
 		s5 := a.seedSend(store.Send{CreatedAt: day(5), Source: "cli", Rcpts: []string{"dave@example.com"}, Server: "relay.example.com:587", QueueID: "QA5"})
@@ -346,7 +346,7 @@ func TestHistoryDetail(t *testing.T) {
 	parent := a.seedSend(store.Send{Subject: "first"})
 	snd := a.seedSend(store.Send{
 		Subject: "Quarterly numbers", UserID: &u.ID, ClientAddr: "198.51.100.9", ParentID: &parent.ID,
-		Status: string(smtp.StatusPartial), QueueID: "4XyZ", Rcpts: []string{"ok@example.net", "gone@example.net"},
+		Status: smtp.StatusPartial, QueueID: "4XyZ", Rcpts: []string{"ok@example.net", "gone@example.net"},
 		Recipients: []smtp.RecipientResult{
 			{Address: "ok@example.net", Accepted: true, Code: 250, EnhancedCode: "2.1.5", Message: "Ok"},
 			{Address: "gone@example.net", Code: 550, EnhancedCode: "5.1.1", Message: "User unknown"},
@@ -513,7 +513,7 @@ func TestHistoryHostileBytes(t *testing.T) {
 		hostile := "x\x00y\xff\x1b[31m\u202eevil"
 		snd := a.seedSend(store.Send{
 			Subject: "subject " + hostile, Server: "mx.example.org:25", QueueID: "Q\u202e1", Error: "550 " + hostile,
-			Status: string(smtp.StatusPermFail), Events: hostileEvents(), Headers: "Subject: " + hostile + "\r\nX-A: b",
+			Status: smtp.StatusPermFail, Events: hostileEvents(), Headers: "Subject: " + hostile + "\r\nX-A: b",
 			Recipients: []smtp.RecipientResult{{Address: "rcpt@example.test", Code: 550, Message: "no " + hostile}},
 		})
 		other := a.seedSend(store.Send{Subject: "plain"})
@@ -588,7 +588,7 @@ func TestHistoryCompare(t *testing.T) {
 		ev(15, smtp.DirServer, smtp.PhaseQuit, "221 bye"),
 	}
 	left := a.seedSend(store.Send{Events: plainTranscript("rcpt@example.test", "Q1"), QueueID: "Q1"})
-	right := a.seedSend(store.Send{Events: tlsAuth, Status: string(smtp.StatusPermFail), Server: "relay.example:587", Error: "550 5.1.1 unknown"})
+	right := a.seedSend(store.Send{Events: tlsAuth, Status: smtp.StatusPermFail, Server: "relay.example:587", Error: "550 5.1.1 unknown"})
 	r := c.get(fmt.Sprintf("/history/compare?a=%d&b=%d", left.ID, right.ID))
 	if r.status != http.StatusOK {
 		t.Fatalf("compare: %d", r.status)

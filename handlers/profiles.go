@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +15,15 @@ import (
 	"sockmail/views"
 )
 
+// ProfileStore is what the server profile pages, and the server choices
+// of compose, resend and contact forms, read and write.
+type ProfileStore interface {
+	SaveProfile(ctx context.Context, p *store.Profile) error
+	Profile(ctx context.Context, id int64) (*store.Profile, error)
+	Profiles(ctx context.Context) ([]store.Profile, error)
+	DeleteUnusedProfile(ctx context.Context, id int64) (store.ProfileUse, error)
+}
+
 func (h *Handler) profilesPage(c echo.Context) error {
 	return h.showProfiles(c, http.StatusOK, nil)
 }
@@ -21,7 +31,7 @@ func (h *Handler) profilesPage(c echo.Context) error {
 // showProfiles renders the profiles list, with why a profile was not
 // deleted when refused is not nil.
 func (h *Handler) showProfiles(c echo.Context, status int, refused *views.ProfileRefusal) error {
-	list, err := h.store.Profiles(c.Request().Context())
+	list, err := h.profiles.Profiles(c.Request().Context())
 	if err != nil {
 		return fmt.Errorf("handlers: list profiles: %w", err)
 	}
@@ -45,7 +55,7 @@ func (h *Handler) loadProfile(c echo.Context) (*store.Profile, error) {
 	if err != nil || id <= 0 {
 		return nil, echo.NewHTTPError(http.StatusNotFound, "There is no such profile.")
 	}
-	p, err := h.store.Profile(c.Request().Context(), id)
+	p, err := h.profiles.Profile(c.Request().Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, echo.NewHTTPError(http.StatusNotFound, "There is no such profile.")
 	}
@@ -114,7 +124,7 @@ func (h *Handler) saveProfile(c echo.Context, p *store.Profile) error {
 	case f.ClearPassword:
 		p.PasswordEnc = nil
 	}
-	err := h.store.SaveProfile(c.Request().Context(), p)
+	err := h.profiles.SaveProfile(c.Request().Context(), p)
 	if errors.Is(err, store.ErrExists) {
 		errs["name"] = "Another profile has this name."
 		return show(http.StatusUnprocessableEntity)
@@ -139,7 +149,7 @@ func (h *Handler) deleteProfile(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	use, err := h.store.DeleteUnusedProfile(c.Request().Context(), p.ID)
+	use, err := h.profiles.DeleteUnusedProfile(c.Request().Context(), p.ID)
 	switch {
 	case errors.Is(err, store.ErrProfileInUse):
 		refused := &views.ProfileRefusal{Name: p.Name, Waiting: use.Waiting}

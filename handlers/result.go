@@ -88,7 +88,7 @@ func (h *Handler) loadSend(c echo.Context) (*store.Send, *delivery.Live, error) 
 // returned, not a later lookup.
 func (h *Handler) readSend(ctx context.Context, id int64) (*store.Send, *delivery.Live, error) {
 	ls := h.sends.Live(id)
-	snd, err := h.store.Send(ctx, id)
+	snd, err := h.history.Send(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -122,7 +122,7 @@ func (h *Handler) resultPage(c echo.Context) error {
 // resultView builds the result page data of a send, live or finished.
 func resultView(snd *store.Send, ls *delivery.Live) views.Result {
 	r := views.Result{
-		ID: snd.ID, Status: snd.Status, Server: snd.Server, TLSMode: snd.TLSMode, MailFrom: snd.MailFrom,
+		ID: snd.ID, Status: string(snd.Status), Server: snd.Server, TLSMode: snd.TLSMode, MailFrom: snd.MailFrom,
 		Rcpts: snd.Rcpts, Subject: snd.Subject, QueueID: snd.QueueID, Error: snd.Error, Started: snd.CreatedAt,
 		DurationMS: snd.DurationMS, Events: snd.Events, HasMessage: len(snd.Message) > 0,
 	}
@@ -142,7 +142,7 @@ func resultView(snd *store.Send, ls *delivery.Live) views.Result {
 		}
 		r.Recipients = append(r.Recipients, row)
 	}
-	if snd.Error != "" && snd.Status != string(smtp.StatusAborted) { // an abort needs no explaining
+	if snd.Error != "" && snd.Status != smtp.StatusAborted { // an abort needs no explaining
 		r.Explanation = (*views.Explanation)(explain.Send(snd.Failure, snd.Error))
 	} else {
 		for _, row := range r.Recipients {
@@ -301,7 +301,7 @@ func (h *Handler) transcriptText(c echo.Context) error {
 		return err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "== sockmail send #%d to %s (%s): %s\n", snd.ID, smtp.SafeText(snd.Server), smtp.SafeText(snd.TLSMode), smtp.SafeText(snd.Status))
+	fmt.Fprintf(&b, "== sockmail send #%d to %s (%s): %s\n", snd.ID, smtp.SafeText(snd.Server), smtp.SafeText(snd.TLSMode), smtp.SafeText(string(snd.Status)))
 	if snd.QueueID != "" {
 		fmt.Fprintf(&b, "== queue id %s\n", smtp.SafeText(snd.QueueID))
 	}
@@ -331,7 +331,7 @@ func (h *Handler) transcriptJSON(c echo.Context) error {
 		MailFrom   string                 `json:"mail_from"`
 		Rcpts      []string               `json:"rcpts"`
 		Subject    string                 `json:"subject"`
-		Status     string                 `json:"status"`
+		Status     smtp.Status            `json:"status"`
 		QueueID    string                 `json:"queue_id,omitempty"`
 		Error      string                 `json:"error,omitempty"`
 		DurationMS float64                `json:"duration_ms"`

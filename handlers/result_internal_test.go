@@ -60,7 +60,7 @@ func TestReadSendAsTheSendEnds(t *testing.T) {
 	ls := sends.Live(snd.ID)
 	<-started
 	h := &Handler{sends: sends}
-	h.store = &endingStore{Store: st, end: func() {
+	h.history = &endingStore{Store: st, end: func() {
 		close(release)
 		<-ls.Done()
 	}}
@@ -83,7 +83,7 @@ func TestReadSendAsTheSendEnds(t *testing.T) {
 
 	// Read again after the end: the stored outcome.
 	got, gotLive, err = h.readSend(ctx, snd.ID)
-	if err != nil || gotLive != nil || got.Status != string(smtp.StatusSent) {
+	if err != nil || gotLive != nil || got.Status != smtp.StatusSent {
 		t.Errorf("after the end: %v, live %v, %v", got.Status, gotLive, err)
 	}
 }

@@ -98,7 +98,7 @@ func (h *Handler) Routes() *echo.Echo {
 }
 
 func (h *Handler) healthz(c echo.Context) error {
-	if _, err := h.store.CountUsers(c.Request().Context()); err != nil {
+	if _, err := h.accounts.CountUsers(c.Request().Context()); err != nil {
 		h.log.Error("health check: store", "err", err)
 		return c.String(http.StatusServiceUnavailable, "store unavailable\n")
 	}

@@ -58,7 +58,7 @@ func TestSendStore(t *testing.T) {
 // checkStoredRecord checks the fields of the stored send of TestSendStore.
 func checkStoredRecord(t *testing.T, s *store.Send, server string) {
 	got := []any{s.Source, s.Status, s.QueueID, s.Server, s.TLSMode, s.MailFrom, s.Rcpts, s.Subject, s.FinishedAt != nil, s.DurationMS > 0, s.ClientAddr != ""}
-	want := []any{"cli", string(smtp.StatusSent), "ABC123", server, "none", "a@example.org", []string{"b@example.org"}, "Grüße vom CLI", true, true, true}
+	want := []any{"cli", smtp.StatusSent, "ABC123", server, "none", "a@example.org", []string{"b@example.org"}, "Grüße vom CLI", true, true, true}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("stored %v, want %v", got, want)
 	}
@@ -118,7 +118,7 @@ func TestSendStoreOutcomes(t *testing.T) {
 		t.Fatalf("refused: exit %d %s", code, stderr)
 	}
 	s := storedSend(t, dsn, 1)
-	if s.Status != string(smtp.StatusPermFail) || !strings.Contains(s.Error, "550") || len(s.Recipients) != 1 || s.Recipients[0].Accepted {
+	if s.Status != smtp.StatusPermFail || !strings.Contains(s.Error, "550") || len(s.Recipients) != 1 || s.Recipients[0].Accepted {
 		t.Errorf("refused stored as %s %q %+v", s.Status, s.Error, s.Recipients)
 	}
 	if len(s.Message) == 0 {
@@ -129,7 +129,7 @@ func TestSendStoreOutcomes(t *testing.T) {
 	if code != exitOK || !strings.Contains(stderr, "stored as send #2") {
 		t.Fatalf("quit-after: exit %d %s", code, stderr)
 	}
-	if s := storedSend(t, dsn, 2); s.Status != string(smtp.StatusStopped) || len(s.Message) == 0 {
+	if s := storedSend(t, dsn, 2); s.Status != smtp.StatusStopped || len(s.Message) == 0 {
 		t.Errorf("stopped early stored as %s with %d message bytes", s.Status, len(s.Message))
 	}
 	// A database that cannot be opened fails before anything is sent.

@@ -80,7 +80,7 @@ func Finish(snd *store.Send, res *smtp.Result, err error, tr *smtp.Transcript, s
 	end := now()
 	snd.FinishedAt = &end
 	snd.DurationMS = float64(end.Sub(start).Microseconds()) / 1000
-	snd.Status = string(smtp.StatusOf(res, err))
+	snd.Status = smtp.StatusOf(res, err)
 	if res != nil {
 		snd.Recipients, snd.QueueID = res.Recipients, res.QueueID
 		if snd.Server == "" {

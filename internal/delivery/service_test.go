@@ -120,7 +120,7 @@ func TestServiceRunsAndRecords(t *testing.T) {
 	close(release)
 	<-l.Done()
 	got := st.get(id)
-	if got.Status != string(smtp.StatusSent) || got.QueueID != "Q1" || got.FinishedAt == nil || len(got.Events) != 1 {
+	if got.Status != smtp.StatusSent || got.QueueID != "Q1" || got.FinishedAt == nil || len(got.Events) != 1 {
 		t.Errorf("stored %+v", got)
 	}
 	if s.Live(id) != nil {
@@ -142,7 +142,7 @@ func TestServiceCancel(t *testing.T) {
 	}
 	<-l.Done()
 	got := st.get(id)
-	if got.Status != string(smtp.StatusAborted) {
+	if got.Status != smtp.StatusAborted {
 		t.Errorf("status %q, want aborted", got.Status)
 	}
 	tr := lines(got.Events)
@@ -187,7 +187,7 @@ func TestServicePanicIsRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := st.get(id)
-	if got.Status != string(smtp.StatusPermFail) || !strings.Contains(got.Error, "panicked: boom") {
+	if got.Status != smtp.StatusPermFail || !strings.Contains(got.Error, "panicked: boom") {
 		t.Errorf("status %q error %q", got.Status, got.Error)
 	}
 }
@@ -203,7 +203,7 @@ func TestServiceShutdownWaits(t *testing.T) {
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Errorf("shutdown: %v", err)
 	}
-	if got := st.get(id).Status; got != string(smtp.StatusSent) {
+	if got := st.get(id).Status; got != smtp.StatusSent {
 		t.Errorf("status after shutdown %q", got)
 	}
 }
@@ -222,7 +222,7 @@ func TestServiceShutdownAborts(t *testing.T) {
 		t.Errorf("shutdown: %v, want the aborted sends reported", err)
 	}
 	got := st.get(id)
-	if got.Status != string(smtp.StatusAborted) || !strings.Contains(lines(got.Events), "connected") {
+	if got.Status != smtp.StatusAborted || !strings.Contains(lines(got.Events), "connected") {
 		t.Errorf("status %q transcript %q", got.Status, lines(got.Events))
 	}
 	select {

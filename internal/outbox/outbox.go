@@ -424,9 +424,9 @@ func (w *Worker) attempt(ctx context.Context, it store.OutboxItem) {
 
 	delivery.Finish(snd, res, sendErr, tr, start, w.d.Now)
 	if profErr != nil {
-		snd.Status = string(smtp.StatusPermFail)
+		snd.Status = smtp.StatusPermFail
 		if o.status == store.OutboxQueued {
-			snd.Status = string(smtp.StatusTempFail)
+			snd.Status = smtp.StatusTempFail
 		}
 	}
 

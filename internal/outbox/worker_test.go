@@ -246,7 +246,7 @@ func TestWorkerRetriesThenDelivers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if snd.Status != string(smtp.StatusSent) || snd.QueueID != "FAKE" || snd.Source != "contact" || *snd.FormID != h.form {
+		if snd.Status != smtp.StatusSent || snd.QueueID != "FAKE" || snd.Source != "contact" || *snd.FormID != h.form {
 			t.Errorf("last send: %+v", snd)
 		}
 		chain := 1
@@ -258,7 +258,7 @@ func TestWorkerRetriesThenDelivers(t *testing.T) {
 				t.Fatal(err)
 			}
 			chain++
-			if snd.Status != string(smtp.StatusTempFail) || !strings.Contains(snd.Error, "451") {
+			if snd.Status != smtp.StatusTempFail || !strings.Contains(snd.Error, "451") {
 				t.Errorf("earlier send %d: status %q error %q", snd.ID, snd.Status, snd.Error)
 			}
 		}
@@ -292,7 +292,7 @@ func TestWorkerPermanentAndUnknown(t *testing.T) {
 			t.Errorf("item %d: %s after %d attempts, want %s after 1", i, it.Status, it.Attempts, want)
 		}
 		snd, _ := h.s.Send(context.Background(), *it.LastSendID)
-		if want == store.OutboxUnknown && (snd.Status != string(smtp.StatusUnknown) || !strings.Contains(eventsText(snd.Events), "not retried automatically")) {
+		if want == store.OutboxUnknown && (snd.Status != smtp.StatusUnknown || !strings.Contains(eventsText(snd.Events), "not retried automatically")) {
 			t.Errorf("unknown item's send: %q %v", snd.Status, snd.Events)
 		}
 	}
@@ -374,7 +374,7 @@ func TestWorkerShutdown(t *testing.T) {
 		t.Errorf("after an aborted attempt: %+v", it)
 	}
 	snd, _ := h.s.Send(context.Background(), *it.LastSendID)
-	if snd.Status != string(smtp.StatusAborted) {
+	if snd.Status != smtp.StatusAborted {
 		t.Errorf("aborted attempt's send status %q", snd.Status)
 	}
 }

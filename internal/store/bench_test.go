@@ -90,7 +90,7 @@ func benchSend(i int, base time.Time) *Send {
 		TLSMode: "starttls", MailFrom: "sender@example.org", Rcpts: []string{rcpt},
 		Subject: "Order #" + strconv.Itoa(i) + " confirmation", Headers: "From: sender@example.org\r\nTo: " + rcpt + "\r\n",
 		Message: []byte("From: sender@example.org\r\nTo: " + rcpt + "\r\nSubject: Order\r\n\r\nThanks.\r\n"),
-		Status:  string(status), QueueID: qid, Events: events, DurationMS: 812.5,
+		Status:  status, QueueID: qid, Events: events, DurationMS: 812.5,
 		Recipients: []smtp.RecipientResult{{Address: rcpt, Accepted: status == smtp.StatusSent, Code: 250, EnhancedCode: "2.1.5", Message: "Ok"}},
 	}
 }
@@ -234,7 +234,7 @@ func BenchmarkInsertSend(b *testing.B) {
 				if err := s.CreateSend(ctx, snd); err != nil {
 					b.Fatal(err)
 				}
-				snd.Status, snd.QueueID, snd.Events = string(smtp.StatusSent), "Q1234567X", events
+				snd.Status, snd.QueueID, snd.Events = smtp.StatusSent, "Q1234567X", events
 				if err := s.FinishSend(ctx, snd); err != nil {
 					b.Fatal(err)
 				}
@@ -257,7 +257,7 @@ func BenchmarkListSends(b *testing.B) {
 			}{
 				{"first-page", SendFilter{}, DefaultSendLimit},
 				{"deep-page", SendFilter{Before: mid}, DefaultSendLimit},
-				{"status", SendFilter{Status: string(smtp.StatusPermFail)}, DefaultSendLimit},
+				{"status", SendFilter{Status: smtp.StatusPermFail}, DefaultSendLimit},
 				{"source+since", SendFilter{Source: "contact", Since: time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC)}, DefaultSendLimit},
 				{"recipient-rare-old", SendFilter{Recipient: "user123@"}, 1},
 			}

@@ -25,7 +25,7 @@ func TestSendFailureRoundTrip(t *testing.T) {
 		for _, tt := range tests {
 			// Stored whole at once.
 			whole := fullSend(nil)
-			whole.Status, whole.Error, whole.Failure = string(smtp.StatusPermFail), "smtp: failed", tt.failure
+			whole.Status, whole.Error, whole.Failure = smtp.StatusPermFail, "smtp: failed", tt.failure
 			if err := s.CreateSend(ctx, whole); err != nil {
 				t.Fatal(err)
 			}
@@ -37,7 +37,7 @@ func TestSendFailureRoundTrip(t *testing.T) {
 			if got, err := s.Send(ctx, run.ID); err != nil || !got.Failure.IsZero() {
 				t.Fatalf("%s: running send has failure %+v, %v", tt.name, got.Failure, err)
 			}
-			fin := &Send{ID: run.ID, Status: string(smtp.StatusPermFail), Error: "smtp: failed", Failure: tt.failure}
+			fin := &Send{ID: run.ID, Status: smtp.StatusPermFail, Error: "smtp: failed", Failure: tt.failure}
 			if err := s.FinishSend(ctx, fin); err != nil {
 				t.Fatal(err)
 			}
@@ -74,7 +74,7 @@ func TestSendFailureOldRow(t *testing.T) {
 		err := s.w.QueryRowContext(ctx, s.q(`INSERT INTO sends (created_at, source, client_addr, server, tls_mode,
 			mail_from, rcpts, subject, status, queue_id, error, duration_ms, message_truncated, recipients)
 			VALUES (?, 'web', '', 'mx.test:25', 'none', 'a@example.org', '[]', '', ?, '', ?, 1, ?, '[]') RETURNING id`),
-			micros(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)), string(smtp.StatusPermFail), text, false).Scan(&id)
+			micros(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)), smtp.StatusPermFail, text, false).Scan(&id)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,8 +12,8 @@ import (
 )
 
 // StatusRunning is the status of a send that has started and not finished.
-// The other statuses are smtp.Status values.
-const StatusRunning = "running"
+// The other statuses are the outcomes smtp.StatusOf gives.
+const StatusRunning smtp.Status = "running"
 
 // Listing limits.
 const (
@@ -53,7 +53,7 @@ type Send struct {
 	// MessageTruncated when it cut it.
 	Message          []byte
 	MessageTruncated bool
-	Status           string // StatusRunning or an smtp.Status
+	Status           smtp.Status // StatusRunning or an outcome
 	QueueID          string
 	Recipients       []smtp.RecipientResult
 	// Events is the transcript. Secret events are already redacted by the
@@ -84,7 +84,7 @@ type SendSummary struct {
 	Rcpts            []string
 	Subject          string
 	MessageTruncated bool
-	Status           string
+	Status           smtp.Status
 	QueueID          string
 	Recipients       []smtp.RecipientResult
 	Error            string
@@ -97,8 +97,8 @@ type SendSummary struct {
 // SendFilter selects sends to list. Zero fields do not filter; the set
 // fields must all match.
 type SendFilter struct {
-	Status string // exact
-	Source string // exact
+	Status smtp.Status // exact
+	Source string      // exact
 	// Recipient, Sender and Server match as case-insensitive substrings of
 	// an envelope recipient, the envelope sender and the server.
 	Recipient string
@@ -188,7 +188,7 @@ func (s *Store) insertSend(ctx context.Context, tx *sql.Tx, snd *Send) error {
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 		micros(created), finishedArg, encText(snd.Source), nullInt64(snd.UserID), encText(snd.ClientAddr),
 		encText(snd.Server), encText(snd.TLSMode), encText(snd.MailFrom), r.rcpts, encText(snd.Subject),
-		encText(status), encText(snd.QueueID), encText(snd.Error), snd.DurationMS, nullInt64(snd.ParentID),
+		encText(string(status)), encText(snd.QueueID), encText(snd.Error), snd.DurationMS, nullInt64(snd.ParentID),
 		nullInt64(snd.FormID), snd.MessageTruncated, r.recipients, encText(string(snd.Failure.Phase)),
 		snd.Failure.Code, encText(snd.Failure.EnhancedCode), encText(string(snd.Failure.Kind)),
 		encText(string(snd.Failure.Reason))).Scan(&id)
@@ -226,7 +226,7 @@ func (s *Store) FinishSend(ctx context.Context, snd *Send) error {
 		err := tx.QueryRowContext(ctx, s.q(`UPDATE sends SET status = ?, queue_id = ?, recipients = ?, error = ?,
 			finished_at = ?, duration_ms = ?, failure_phase = ?, failure_code = ?, failure_enhanced = ?,
 			failure_kind = ?, failure_reason = ? WHERE id = ? RETURNING subject, mail_from, rcpts, server`),
-			encText(snd.Status), encText(snd.QueueID), recipients, encText(snd.Error), micros(finished),
+			encText(string(snd.Status)), encText(snd.QueueID), recipients, encText(snd.Error), micros(finished),
 			snd.DurationMS, encText(string(f.Phase)), f.Code, encText(f.EnhancedCode), encText(string(f.Kind)),
 			encText(string(f.Reason)), snd.ID).Scan(&subject, &from, &rcptsJSON, &server)
 		if err != nil {
@@ -260,10 +260,10 @@ func scanSummary(row interface{ Scan(...any) error }, extra ...any) (*SendSummar
 	var m SendSummary
 	var created int64
 	var finished, userID, parentID, formID sql.NullInt64
-	var rcpts, recipients, phase, kind, reason string
+	var rcpts, recipients, phase, kind, reason, status string
 	f := &m.Failure
 	dest := append([]any{&m.ID, &created, &finished, &m.Source, &userID, &m.ClientAddr, &m.Server, &m.TLSMode,
-		&m.MailFrom, &rcpts, &m.Subject, &m.MessageTruncated, &m.Status, &m.QueueID, &recipients, &m.Error,
+		&m.MailFrom, &rcpts, &m.Subject, &m.MessageTruncated, &status, &m.QueueID, &recipients, &m.Error,
 		&m.DurationMS, &parentID, &formID, &phase, &f.Code, &f.EnhancedCode, &kind, &reason}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
@@ -271,9 +271,10 @@ func scanSummary(row interface{ Scan(...any) error }, extra ...any) (*SendSummar
 	m.CreatedAt = fromMicros(created)
 	m.FinishedAt = ptrTime(finished)
 	m.UserID, m.ParentID, m.FormID = ptrInt64(userID), ptrInt64(parentID), ptrInt64(formID)
-	for _, p := range []*string{&m.Source, &m.ClientAddr, &m.Server, &m.TLSMode, &m.MailFrom, &m.Subject, &m.Status, &m.QueueID, &m.Error, &f.EnhancedCode} {
+	for _, p := range []*string{&m.Source, &m.ClientAddr, &m.Server, &m.TLSMode, &m.MailFrom, &m.Subject, &m.QueueID, &m.Error, &f.EnhancedCode} {
 		*p = decText(*p)
 	}
+	m.Status = smtp.Status(decText(status))
 	f.Phase, f.Kind, f.Reason = smtp.Phase(decText(phase)), smtp.Kind(decText(kind)), smtp.Reason(decText(reason))
 	var err error
 	if m.Rcpts, err = decStrings(rcpts); err != nil {
@@ -389,7 +390,7 @@ func (s *Store) ListSends(ctx context.Context, f SendFilter) (SendPage, error) {
 	q := sendQuery{from: `sends s`, idCol: `s.id`}
 	w := &q.where
 	if f.Status != "" {
-		w.add(`s.status = ?`, encText(f.Status))
+		w.add(`s.status = ?`, encText(string(f.Status)))
 	}
 	if f.Source != "" {
 		w.add(`s.source = ?`, encText(f.Source))

@@ -99,7 +99,7 @@ func TestSendRoundTrip(t *testing.T) {
 		// stays, and stays searchable.
 		fin := &Send{
 			ID:         snd.ID,
-			Status:     string(smtp.StatusPartial),
+			Status:     smtp.StatusPartial,
 			QueueID:    "4XyZ12",
 			FinishedAt: ptr(time.Date(2025, 6, 1, 10, 0, 1, 999, time.UTC)),
 			Recipients: []smtp.RecipientResult{
@@ -137,7 +137,7 @@ func TestSendRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := time.Now().Add(-time.Second)
-		child.Status = string(smtp.StatusSent)
+		child.Status = smtp.StatusSent
 		if err := s.FinishSend(ctx, child); err != nil {
 			t.Fatal(err)
 		}
@@ -225,7 +225,7 @@ func TestHostileBytes(t *testing.T) {
 		}
 		// The same through FinishSend, reversed.
 		slices.Reverse(snd.Events)
-		snd.Status = string(smtp.StatusUnknown)
+		snd.Status = smtp.StatusUnknown
 		if err := s.FinishSend(ctx, snd); err != nil {
 			t.Fatal(err)
 		}
@@ -321,7 +321,7 @@ func seedSends(t *testing.T, s *Store, specs []sendSpec) []int64 {
 		for _, l := range sp.lines {
 			evs = append(evs, smtp.Event{Dir: smtp.DirServer, Phase: smtp.PhaseData, Line: l})
 		}
-		snd := &Send{Source: sp.source, Status: sp.status, MailFrom: sp.from, Server: sp.server, Subject: sp.subject,
+		snd := &Send{Source: sp.source, Status: smtp.Status(sp.status), MailFrom: sp.from, Server: sp.server, Subject: sp.subject,
 			Rcpts: sp.rcpts, Events: evs, CreatedAt: time.Date(2025, 1, sp.day, 12, 0, 0, 0, time.UTC)}
 		if err := s.CreateSend(ctx, snd); err != nil {
 			t.Fatal(err)
@@ -654,7 +654,7 @@ func TestConcurrentSends(t *testing.T) {
 					return
 				}
 				snd.Events = transcript(200, fmt.Sprintf("Q%03d", i))
-				snd.Status, snd.QueueID = string(smtp.StatusSent), fmt.Sprintf("Q%03d", i)
+				snd.Status, snd.QueueID = smtp.StatusSent, fmt.Sprintf("Q%03d", i)
 				if err := s.FinishSend(ctx, snd); err != nil {
 					errs <- fmt.Errorf("finish %d: %w", i, err)
 				}
@@ -667,7 +667,7 @@ func TestConcurrentSends(t *testing.T) {
 		for err := range errs {
 			t.Error(err) // "database is locked" would show here
 		}
-		p, err := s.ListSends(ctx, SendFilter{Status: string(smtp.StatusSent), Limit: MaxSendLimit})
+		p, err := s.ListSends(ctx, SendFilter{Status: smtp.StatusSent, Limit: MaxSendLimit})
 		if err != nil || p.Total != n || len(p.Sends) != n {
 			t.Fatalf("stored %d (total %d), %v; want %d", len(p.Sends), p.Total, err, n)
 		}
