@@ -504,6 +504,39 @@ func (t *txn) final(ctx context.Context, mode sendMode) error {
 func (t *txn) bdat(ctx context.Context, msg Message, mode sendMode, pipelined bool) error {
 	c := t.c
 	envRead := !pipelined
+	cw := t.newChunkWriter(ctx, &envRead)
+	rec := newBodyRecorder(c)
+	rec.hold = true
+	cw.rec = rec
+	bw := newBodyWriter(cw, false, rec)
+	stop := c.guard(ctx) // as in data: the context aborts a blocked write
+	if err := t.writeChunks(ctx, msg, cw, bw, stop); err != nil {
+		return err
+	}
+	t.markEnd()
+	rec.summary(bw.n)
+	if err := t.flushEnd(ctx); err != nil {
+		return err
+	}
+	if !envRead {
+		// Envelope and whole message went together: everything after this
+		// point is of unknown outcome if the connection drops.
+		if err := t.readEnvelopeAfterChunks(ctx, cw.pending); err != nil {
+			return err
+		}
+	}
+	if err := t.readChunkReplies(ctx, cw.pending-1); err != nil {
+		return err
+	}
+	return t.final(ctx, mode)
+}
+
+// newChunkWriter returns the BDAT writer of the transaction. Before its
+// first chunk that is not the last, it sends the pipelined envelope and
+// reads its replies, setting *envRead; without PIPELINING it waits for the
+// reply to each chunk but the last.
+func (t *txn) newChunkWriter(ctx context.Context, envRead *bool) *chunkWriter {
+	c := t.c
 	cw := &chunkWriter{c: c, size: chunkSize}
 	if !c.hasExt("PIPELINING") || c.cfg.DisablePipelining {
 		// Without PIPELINING each BDAT waits for its reply (RFC 3030 4.2).
@@ -523,20 +556,22 @@ func (t *txn) bdat(ctx context.Context, msg Message, mode sendMode, pipelined bo
 		}
 	}
 	cw.first = func(last bool) error {
-		if envRead || last {
+		if *envRead || last {
 			return nil
 		}
-		envRead = true
+		*envRead = true
 		if err := c.flush(ctx, PhaseMail); err != nil {
 			return c.wireError(PhaseMail, err)
 		}
 		return t.readEnvelope(ctx)
 	}
-	rec := newBodyRecorder(c)
-	rec.hold = true
-	cw.rec = rec
-	bw := newBodyWriter(cw, false, rec)
-	stop := c.guard(ctx) // as in data: the context aborts a blocked write
+	return cw
+}
+
+// writeChunks writes the message through bw into BDAT chunks, calls
+// Config.BeforeEnd before the last one, and sends the last; it calls stop
+// (ending the context's guard) once done or before handling an error.
+func (t *txn) writeChunks(ctx context.Context, msg Message, cw *chunkWriter, bw *bodyWriter, stop func() bool) error {
 	if msg != nil {
 		if _, err := msg.WriteTo(bw); err != nil {
 			stop()
@@ -550,7 +585,7 @@ func (t *txn) bdat(ctx context.Context, msg Message, mode sendMode, pipelined bo
 		stop()
 		return t.chunkError(ctx, err)
 	}
-	if c.cfg.BeforeEnd != nil {
+	if t.c.cfg.BeforeEnd != nil {
 		// Everything but an empty last chunk goes first, so that the end
 		// of the message is a few bytes sent after BeforeEnd.
 		if len(cw.buf) > 0 {
@@ -573,33 +608,40 @@ func (t *txn) bdat(ctx context.Context, msg Message, mode sendMode, pipelined bo
 	if cw.err != nil {
 		return t.chunkError(ctx, cw.err)
 	}
-	t.markEnd()
-	rec.summary(bw.n)
-	if err := t.flushEnd(ctx); err != nil {
-		return err
+	return nil
+}
+
+// readEnvelopeAfterChunks reads the envelope replies that went in the same
+// write as the whole message. A lost connection makes the outcome unknown;
+// after a refused envelope the replies to the pending BDAT commands (and
+// to a pipelined QUIT) are read and the refusal returned.
+func (t *txn) readEnvelopeAfterChunks(ctx context.Context, pending int) error {
+	c := t.c
+	err := t.readEnvelope(ctx)
+	if err == nil {
+		return nil
 	}
-	if !envRead {
-		// Envelope and whole message went together: everything after this
-		// point is of unknown outcome if the connection drops.
-		if err := t.readEnvelope(ctx); err != nil {
-			var e *Error
-			if errors.As(err, &e) && e.Code == 0 {
-				return t.unknown(e)
-			}
-			// The server refused the envelope; it still answers the BDAT.
-			for i := 0; i < cw.pending; i++ {
-				if _, rerr := c.readReply(ctx, PhaseBody); rerr != nil {
-					break
-				}
-			}
-			if t.quitPipelined {
-				_, _ = c.readReply(ctx, PhaseQuit)
-			}
-			return err
+	var e *Error
+	if errors.As(err, &e) && e.Code == 0 {
+		return t.unknown(e)
+	}
+	// The server refused the envelope; it still answers the BDAT.
+	for i := 0; i < pending; i++ {
+		if _, rerr := c.readReply(ctx, PhaseBody); rerr != nil {
+			break
 		}
 	}
-	for i := 0; i < cw.pending-1; i++ {
-		r, err := c.readReply(ctx, PhaseBody)
+	if t.quitPipelined {
+		_, _ = c.readReply(ctx, PhaseQuit)
+	}
+	return err
+}
+
+// readChunkReplies reads the replies to n BDAT commands before the last;
+// a lost connection makes the outcome unknown.
+func (t *txn) readChunkReplies(ctx context.Context, n int) error {
+	for i := 0; i < n; i++ {
+		r, err := t.c.readReply(ctx, PhaseBody)
 		if err != nil {
 			var e *Error
 			errors.As(err, &e)
@@ -610,7 +652,7 @@ func (t *txn) bdat(ctx context.Context, msg Message, mode sendMode, pipelined bo
 			return replyError(PhaseBody, r)
 		}
 	}
-	return t.final(ctx, mode)
+	return nil
 }
 
 // chunkError handles a failure of the chunk writer: an envelope refusal
