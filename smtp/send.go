@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // chunkSize is the size of one BDAT chunk. A message that fits one chunk
@@ -43,153 +40,6 @@ func (c *Client) Send(ctx context.Context, env Envelope, msg Message) (*Result, 
 func (c *Client) SendAndQuit(ctx context.Context, env Envelope, msg Message) (*Result, error) {
 	defer c.Close()
 	return c.transaction(ctx, env, msg, modeSendQuit)
-}
-
-// checkEnvelope validates the envelope before anything is sent.
-func checkEnvelope(env *Envelope) error {
-	if env.From != "" {
-		if err := CheckAddress(env.From); err != nil {
-			return localError(PhaseMail, "sender: %v", err)
-		}
-	}
-	if len(env.To) == 0 {
-		return localError(PhaseRcpt, "no recipients")
-	}
-	for _, to := range env.To {
-		if err := CheckAddress(to); err != nil {
-			return localError(PhaseRcpt, "recipient: %v", err)
-		}
-	}
-	if d := env.DSN; d != nil {
-		for _, n := range d.Notify {
-			switch strings.ToUpper(n) {
-			case "NEVER", "SUCCESS", "FAILURE", "DELAY":
-			default:
-				return localError(PhaseRcpt, "DSN NOTIFY value %q is not NEVER, SUCCESS, FAILURE or DELAY", n)
-			}
-		}
-		if len(d.Notify) > 1 && containsFold(d.Notify, "NEVER") {
-			return localError(PhaseRcpt, "DSN NOTIFY=NEVER cannot be combined with other values")
-		}
-		if r := strings.ToUpper(d.Return); r != "" && r != "FULL" && r != "HDRS" {
-			return localError(PhaseMail, "DSN RET value %q is not FULL or HDRS", d.Return)
-		}
-		if len(d.EnvID) > 100 {
-			return localError(PhaseMail, "DSN ENVID is %d characters; the limit is 100", len(d.EnvID))
-		}
-		for i := 0; i < len(d.EnvID); i++ {
-			if d.EnvID[i] < 0x21 || d.EnvID[i] > 0x7e {
-				return localError(PhaseMail, "DSN ENVID must be printable ASCII without spaces")
-			}
-		}
-	}
-	return nil
-}
-
-func containsFold(list []string, s string) bool {
-	for _, v := range list {
-		if strings.EqualFold(v, s) {
-			return true
-		}
-	}
-	return false
-}
-
-// xtext encodes s as RFC 3461 xtext: '+', '=' and anything outside
-// printable ASCII become "+XX".
-func xtext(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		if ch < 0x21 || ch > 0x7e || ch == '+' || ch == '=' {
-			fmt.Fprintf(&b, "+%02X", ch)
-			continue
-		}
-		b.WriteByte(ch)
-	}
-	return b.String()
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
-}
-
-// envelopeCommands builds the MAIL and RCPT lines, checking what the
-// message needs against what the server offers.
-func (c *Client) envelopeCommands(env *Envelope) (string, []string, error) {
-	utf8Needed := env.SMTPUTF8 || !isASCII(env.From)
-	for _, to := range env.To {
-		utf8Needed = utf8Needed || !isASCII(to)
-	}
-	has := func(k string) bool { ok, _ := c.Extension(k); return ok }
-	if utf8Needed && !has("SMTPUTF8") {
-		return "", nil, localError(PhaseMail, "the message needs SMTPUTF8 (internationalised addresses or headers) but the server does not offer it")
-	}
-	if env.EightBit && !has("8BITMIME") {
-		return "", nil, localError(PhaseMail, "the message has an 8bit body but the server does not offer 8BITMIME")
-	}
-	mail := "MAIL FROM:<" + env.From + ">"
-	if ok, v := c.Extension("SIZE"); ok && env.Size > 0 {
-		if limit, err := strconv.ParseInt(v, 10, 64); err == nil && limit > 0 && env.Size > limit {
-			return "", nil, refusal(KindTooLarge, PhaseMail, "the message is %d bytes and the server accepts at most %d (SIZE)", env.Size, limit)
-		}
-		mail += " SIZE=" + strconv.FormatInt(env.Size, 10)
-	}
-	if env.EightBit {
-		mail += " BODY=8BITMIME"
-	}
-	if utf8Needed {
-		mail += " SMTPUTF8"
-	}
-	dsn := env.DSN != nil && has("DSN")
-	if env.DSN != nil && !dsn {
-		c.tr.Info(PhaseMail, "the server does not offer DSN: notification options are not sent")
-	}
-	if dsn && env.DSN.Return != "" {
-		mail += " RET=" + strings.ToUpper(env.DSN.Return)
-	}
-	if dsn && env.DSN.EnvID != "" {
-		mail += " ENVID=" + xtext(env.DSN.EnvID)
-	}
-	return mail, rcptCommands(env, dsn), nil
-}
-
-// rcptCommands builds the RCPT lines, with the DSN parameters if dsn.
-func rcptCommands(env *Envelope, dsn bool) []string {
-	rcpts := make([]string, len(env.To))
-	for i, to := range env.To {
-		rcpts[i] = "RCPT TO:<" + to + ">"
-		if dsn && len(env.DSN.Notify) > 0 {
-			rcpts[i] += " NOTIFY=" + strings.ToUpper(strings.Join(env.DSN.Notify, ","))
-		}
-		if dsn && env.DSN.OriginalRecipient {
-			if isASCII(to) {
-				rcpts[i] += " ORCPT=rfc822;" + xtext(to)
-			} else {
-				rcpts[i] += " ORCPT=utf-8;" + utf8AddrXtext(to)
-			}
-		}
-	}
-	return rcpts
-}
-
-// utf8AddrXtext encodes an internationalised address for ORCPT (RFC 6533
-// utf-8-addr-xtext): non-ASCII stays, '+', '=', controls become \x{HEX}.
-func utf8AddrXtext(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if r < 0x21 || r == 0x7f || r == '+' || r == '=' || r == '\\' {
-			fmt.Fprintf(&b, `\x{%X}`, r)
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // transaction is Send with its ending chosen by mode.
@@ -654,6 +504,39 @@ func (t *txn) final(ctx context.Context, mode sendMode) error {
 func (t *txn) bdat(ctx context.Context, msg Message, mode sendMode, pipelined bool) error {
 	c := t.c
 	envRead := !pipelined
+	cw := t.newChunkWriter(ctx, &envRead)
+	rec := newBodyRecorder(c)
+	rec.hold = true
+	cw.rec = rec
+	bw := newBodyWriter(cw, false, rec)
+	stop := c.guard(ctx) // as in data: the context aborts a blocked write
+	if err := t.writeChunks(ctx, msg, cw, bw, stop); err != nil {
+		return err
+	}
+	t.markEnd()
+	rec.summary(bw.n)
+	if err := t.flushEnd(ctx); err != nil {
+		return err
+	}
+	if !envRead {
+		// Envelope and whole message went together: everything after this
+		// point is of unknown outcome if the connection drops.
+		if err := t.readEnvelopeAfterChunks(ctx, cw.pending); err != nil {
+			return err
+		}
+	}
+	if err := t.readChunkReplies(ctx, cw.pending-1); err != nil {
+		return err
+	}
+	return t.final(ctx, mode)
+}
+
+// newChunkWriter returns the BDAT writer of the transaction. Before its
+// first chunk that is not the last, it sends the pipelined envelope and
+// reads its replies, setting *envRead; without PIPELINING it waits for the
+// reply to each chunk but the last.
+func (t *txn) newChunkWriter(ctx context.Context, envRead *bool) *chunkWriter {
+	c := t.c
 	cw := &chunkWriter{c: c, size: chunkSize}
 	if !c.hasExt("PIPELINING") || c.cfg.DisablePipelining {
 		// Without PIPELINING each BDAT waits for its reply (RFC 3030 4.2).
@@ -673,20 +556,22 @@ func (t *txn) bdat(ctx context.Context, msg Message, mode sendMode, pipelined bo
 		}
 	}
 	cw.first = func(last bool) error {
-		if envRead || last {
+		if *envRead || last {
 			return nil
 		}
-		envRead = true
+		*envRead = true
 		if err := c.flush(ctx, PhaseMail); err != nil {
 			return c.wireError(PhaseMail, err)
 		}
 		return t.readEnvelope(ctx)
 	}
-	rec := newBodyRecorder(c)
-	rec.hold = true
-	cw.rec = rec
-	bw := newBodyWriter(cw, false, rec)
-	stop := c.guard(ctx) // as in data: the context aborts a blocked write
+	return cw
+}
+
+// writeChunks writes the message through bw into BDAT chunks, calls
+// Config.BeforeEnd before the last one, and sends the last; it calls stop
+// (ending the context's guard) once done or before handling an error.
+func (t *txn) writeChunks(ctx context.Context, msg Message, cw *chunkWriter, bw *bodyWriter, stop func() bool) error {
 	if msg != nil {
 		if _, err := msg.WriteTo(bw); err != nil {
 			stop()
@@ -700,7 +585,7 @@ func (t *txn) bdat(ctx context.Context, msg Message, mode sendMode, pipelined bo
 		stop()
 		return t.chunkError(ctx, err)
 	}
-	if c.cfg.BeforeEnd != nil {
+	if t.c.cfg.BeforeEnd != nil {
 		// Everything but an empty last chunk goes first, so that the end
 		// of the message is a few bytes sent after BeforeEnd.
 		if len(cw.buf) > 0 {
@@ -723,33 +608,40 @@ func (t *txn) bdat(ctx context.Context, msg Message, mode sendMode, pipelined bo
 	if cw.err != nil {
 		return t.chunkError(ctx, cw.err)
 	}
-	t.markEnd()
-	rec.summary(bw.n)
-	if err := t.flushEnd(ctx); err != nil {
-		return err
+	return nil
+}
+
+// readEnvelopeAfterChunks reads the envelope replies that went in the same
+// write as the whole message. A lost connection makes the outcome unknown;
+// after a refused envelope the replies to the pending BDAT commands (and
+// to a pipelined QUIT) are read and the refusal returned.
+func (t *txn) readEnvelopeAfterChunks(ctx context.Context, pending int) error {
+	c := t.c
+	err := t.readEnvelope(ctx)
+	if err == nil {
+		return nil
 	}
-	if !envRead {
-		// Envelope and whole message went together: everything after this
-		// point is of unknown outcome if the connection drops.
-		if err := t.readEnvelope(ctx); err != nil {
-			var e *Error
-			if errors.As(err, &e) && e.Code == 0 {
-				return t.unknown(e)
-			}
-			// The server refused the envelope; it still answers the BDAT.
-			for i := 0; i < cw.pending; i++ {
-				if _, rerr := c.readReply(ctx, PhaseBody); rerr != nil {
-					break
-				}
-			}
-			if t.quitPipelined {
-				_, _ = c.readReply(ctx, PhaseQuit)
-			}
-			return err
+	var e *Error
+	if errors.As(err, &e) && e.Code == 0 {
+		return t.unknown(e)
+	}
+	// The server refused the envelope; it still answers the BDAT.
+	for i := 0; i < pending; i++ {
+		if _, rerr := c.readReply(ctx, PhaseBody); rerr != nil {
+			break
 		}
 	}
-	for i := 0; i < cw.pending-1; i++ {
-		r, err := c.readReply(ctx, PhaseBody)
+	if t.quitPipelined {
+		_, _ = c.readReply(ctx, PhaseQuit)
+	}
+	return err
+}
+
+// readChunkReplies reads the replies to n BDAT commands before the last;
+// a lost connection makes the outcome unknown.
+func (t *txn) readChunkReplies(ctx context.Context, n int) error {
+	for i := 0; i < n; i++ {
+		r, err := t.c.readReply(ctx, PhaseBody)
 		if err != nil {
 			var e *Error
 			errors.As(err, &e)
@@ -760,7 +652,7 @@ func (t *txn) bdat(ctx context.Context, msg Message, mode sendMode, pipelined bo
 			return replyError(PhaseBody, r)
 		}
 	}
-	return t.final(ctx, mode)
+	return nil
 }
 
 // chunkError handles a failure of the chunk writer: an envelope refusal

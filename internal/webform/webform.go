@@ -174,6 +174,18 @@ func (s *Server) PortNumber() int {
 // name; it is empty when the form is good.
 func (f *Compose) Validate() Errors {
 	errs := Errors{}
+	f.validateServer(errs)
+	f.validateAddresses(errs)
+	f.validateContent(errs)
+	f.validateDSN(errs)
+	if !contains(StopAfters, f.StopAfter) {
+		errs["stop_after"] = "Choose where to stop."
+	}
+	return errs
+}
+
+// validateServer checks the server choice and the server fields.
+func (f *Compose) validateServer(errs Errors) {
 	adhoc := f.ServerChoice == ServerAdhoc
 	if !adhoc && f.ServerChoice != ServerBuiltin {
 		if id, err := strconv.ParseInt(f.ServerChoice, 10, 64); err != nil || id <= 0 {
@@ -181,6 +193,11 @@ func (f *Compose) Validate() Errors {
 		}
 	}
 	f.Server.Validate(adhoc, errs)
+}
+
+// validateAddresses checks From, the address lists, and that there is a
+// recipient unless a recipient list already has an error.
+func (f *Compose) validateAddresses(errs Errors) {
 	if _, err := f.FromAddress(); err != nil {
 		errs["from"] = err.Error()
 	}
@@ -201,6 +218,10 @@ func (f *Compose) Validate() Errors {
 	if n == 0 && errs["to"] == "" && errs["cc"] == "" && errs["bcc"] == "" {
 		errs["to"] = "Enter at least one recipient in To, Cc or Bcc."
 	}
+}
+
+// validateContent checks the subject, the bodies and the custom headers.
+func (f *Compose) validateContent(errs Errors) {
 	if len(f.Subject) > maxShort*4 || strings.ContainsAny(f.Subject, "\r\n\x00") {
 		errs["subject"] = "The subject must be one line."
 	}
@@ -213,6 +234,11 @@ func (f *Compose) Validate() Errors {
 	if _, err := f.HeaderFields(); err != nil {
 		errs["headers"] = err.Error()
 	}
+}
+
+// validateDSN checks the DSN fields (RFC 3461): NOTIFY values, RET and
+// ENVID.
+func (f *Compose) validateDSN(errs Errors) {
 	for _, v := range f.DSNNotify {
 		if !contains(DSNNotifies, v) {
 			errs["dsn_notify"] = "Choose SUCCESS, FAILURE, DELAY or NEVER."
@@ -233,10 +259,6 @@ func (f *Compose) Validate() Errors {
 			break
 		}
 	}
-	if !contains(StopAfters, f.StopAfter) {
-		errs["stop_after"] = "Choose where to stop."
-	}
-	return errs
 }
 
 // FromAddress parses the From field.

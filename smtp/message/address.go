@@ -125,15 +125,8 @@ func checkDomain(domain string) (string, error) {
 	case len(domain) > maxDomain:
 		return "", fmt.Errorf("domain longer than %d bytes", maxDomain)
 	case domain[0] == '[':
-		// RFC 5321 4.1.3 address literal: [IPv4] or [IPv6:address].
-		if len(domain) < 3 || domain[len(domain)-1] != ']' {
-			return "", errors.New("unterminated address literal")
-		}
-		lit := domain[1 : len(domain)-1]
-		v6, isV6 := strings.CutPrefix(lit, "IPv6:")
-		ip, err := netip.ParseAddr(v6)
-		if err != nil || ip.Zone() != "" || isV6 != ip.Is6() || ip.Is4In6() {
-			return "", fmt.Errorf("address literal %q is neither [IPv4] nor [IPv6:address]", domain)
+		if err := checkAddressLiteral(domain); err != nil {
+			return "", err
 		}
 		return domain, nil
 	}
@@ -143,24 +136,53 @@ func checkDomain(domain string) (string, error) {
 		}
 	}
 	for _, label := range strings.Split(domain, ".") {
-		if label == "" {
-			return "", errors.New("domain has an empty label")
-		}
-		if len(label) > 63 {
-			return "", errors.New("domain label longer than 63 bytes")
-		}
-		if label[0] == '-' || label[len(label)-1] == '-' {
-			return "", fmt.Errorf("domain label %q starts or ends with a hyphen", label)
-		}
-		for _, r := range label {
-			ok := r == '-' || r == '_' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' ||
-				'0' <= r && r <= '9' || r >= 0xa0 && r != utf8.RuneError
-			if !ok {
-				return "", fmt.Errorf("domain has %q", r)
-			}
+		if err := checkLabel(label); err != nil {
+			return "", err
 		}
 	}
 	return domain, nil
+}
+
+// checkAddressLiteral validates an RFC 5321 4.1.3 address literal:
+// [IPv4] or [IPv6:address].
+func checkAddressLiteral(domain string) error {
+	if len(domain) < 3 || domain[len(domain)-1] != ']' {
+		return errors.New("unterminated address literal")
+	}
+	lit := domain[1 : len(domain)-1]
+	v6, isV6 := strings.CutPrefix(lit, "IPv6:")
+	ip, err := netip.ParseAddr(v6)
+	if err != nil || ip.Zone() != "" || isV6 != ip.Is6() || ip.Is4In6() {
+		return fmt.Errorf("address literal %q is neither [IPv4] nor [IPv6:address]", domain)
+	}
+	return nil
+}
+
+// checkLabel validates one dot-separated label of a domain.
+func checkLabel(label string) error {
+	if label == "" {
+		return errors.New("domain has an empty label")
+	}
+	if len(label) > 63 {
+		return errors.New("domain label longer than 63 bytes")
+	}
+	if label[0] == '-' || label[len(label)-1] == '-' {
+		return fmt.Errorf("domain label %q starts or ends with a hyphen", label)
+	}
+	for _, r := range label {
+		if !isLabelRune(r) {
+			return fmt.Errorf("domain has %q", r)
+		}
+	}
+	return nil
+}
+
+// isLabelRune reports a character allowed in a domain label: ASCII letters,
+// digits, "-" and "_", and any non-ASCII character that is not a control
+// character.
+func isLabelRune(r rune) bool {
+	return r == '-' || r == '_' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' ||
+		'0' <= r && r <= '9' || r >= 0xa0 && r != utf8.RuneError
 }
 
 func isASCII(s string) bool {

@@ -15,98 +15,133 @@ import (
 // text already is the URL. <head>, <script>, <style>, <template> and
 // <noscript> content is dropped.
 func HTMLToText(s string) string {
-	var t textWriter
+	var c htmlConverter
 	z := html.NewTokenizer(strings.NewReader(s))
-	skip, pre := 0, 0
-	type link struct {
-		href  string
-		start int
-	}
-	var links []link
 	for {
 		tt := z.Next()
 		switch tt {
 		case html.ErrorToken:
-			return t.String()
+			return c.t.String()
 		case html.TextToken:
-			if skip == 0 {
-				t.text(string(z.Text()), pre > 0)
+			if c.skip == 0 {
+				c.t.text(string(z.Text()), c.pre > 0)
 			}
-		case html.StartTagToken, html.SelfClosingTagToken, html.EndTagToken:
-			name, hasAttr := z.TagName()
-			a := atom.Lookup(name)
-			attrs := map[string]string{}
-			for hasAttr {
-				var k, v []byte
-				k, v, hasAttr = z.TagAttr()
-				attrs[string(k)] = string(v)
+		case html.StartTagToken, html.SelfClosingTagToken:
+			a, attrs := readTag(z)
+			if c.skip == 0 {
+				c.startTag(a, tt == html.StartTagToken, attrs)
 			}
-			if tt == html.EndTagToken {
-				switch a {
-				case atom.Head, atom.Script, atom.Style, atom.Template, atom.Noscript, atom.Title:
-					skip = max(skip-1, 0)
-				case atom.Pre:
-					pre = max(pre-1, 0)
-					t.breakLines(2)
-				case atom.A:
-					if len(links) > 0 {
-						l := links[len(links)-1]
-						links = links[:len(links)-1]
-						text := strings.TrimSpace(t.b.String()[min(l.start, t.b.Len()):])
-						if showHref(l.href, text) {
-							t.text(" ("+l.href+")", false)
-						}
-					}
-				case atom.Tr, atom.Li, atom.Dt, atom.Dd:
-					t.breakLines(1)
-				default:
-					if block(a) {
-						t.breakLines(2)
-					}
-				}
-				continue
-			}
-			if skip > 0 {
-				continue
-			}
-			switch a {
-			case atom.Head, atom.Script, atom.Style, atom.Template, atom.Noscript, atom.Title:
-				if tt == html.StartTagToken {
-					skip++
-				}
-			case atom.Br:
-				t.newline()
-			case atom.Hr:
-				t.breakLines(2)
-				t.text("---", true)
-				t.breakLines(2)
-			case atom.Pre:
-				t.breakLines(2)
-				if tt == html.StartTagToken {
-					pre++
-				}
-			case atom.Li:
-				t.breakLines(1)
-				t.text("* ", true)
-			case atom.Tr, atom.Dt, atom.Dd:
-				t.breakLines(1)
-			case atom.Td, atom.Th:
-				t.space()
-			case atom.Img:
-				if alt := strings.TrimSpace(attrs["alt"]); alt != "" {
-					t.text(alt, false)
-				}
-			case atom.A:
-				if tt == html.StartTagToken {
-					t.flushSpace()
-					links = append(links, link{href: strings.TrimSpace(attrs["href"]), start: t.b.Len()})
-				}
-			default:
-				if block(a) {
-					t.breakLines(2)
-				}
-			}
+		case html.EndTagToken:
+			a, _ := readTag(z)
+			c.endTag(a)
 		}
+	}
+}
+
+// htmlConverter is the state of HTMLToText between tokens.
+type htmlConverter struct {
+	t     textWriter
+	skip  int        // depth inside elements whose content is dropped
+	pre   int        // depth inside <pre>
+	links []htmlLink // open <a> elements, innermost last
+}
+
+// htmlLink is an open <a>: its target and where its text starts.
+type htmlLink struct {
+	href  string
+	start int
+}
+
+// readTag returns the atom of the current tag and its attributes.
+func readTag(z *html.Tokenizer) (atom.Atom, map[string]string) {
+	name, hasAttr := z.TagName()
+	attrs := map[string]string{}
+	for hasAttr {
+		var k, v []byte
+		k, v, hasAttr = z.TagAttr()
+		attrs[string(k)] = string(v)
+	}
+	return atom.Lookup(name), attrs
+}
+
+// dropsContent reports elements whose content is not part of the text.
+func dropsContent(a atom.Atom) bool {
+	switch a {
+	case atom.Head, atom.Script, atom.Style, atom.Template, atom.Noscript, atom.Title:
+		return true
+	}
+	return false
+}
+
+// startTag handles a start tag (open true) or a self-closing one, outside
+// dropped content.
+func (c *htmlConverter) startTag(a atom.Atom, open bool, attrs map[string]string) {
+	t := &c.t
+	switch {
+	case dropsContent(a):
+		if open {
+			c.skip++
+		}
+	case a == atom.Br:
+		t.newline()
+	case a == atom.Hr:
+		t.breakLines(2)
+		t.text("---", true)
+		t.breakLines(2)
+	case a == atom.Pre:
+		t.breakLines(2)
+		if open {
+			c.pre++
+		}
+	case a == atom.Li:
+		t.breakLines(1)
+		t.text("* ", true)
+	case a == atom.Tr, a == atom.Dt, a == atom.Dd:
+		t.breakLines(1)
+	case a == atom.Td, a == atom.Th:
+		t.space()
+	case a == atom.Img:
+		if alt := strings.TrimSpace(attrs["alt"]); alt != "" {
+			t.text(alt, false)
+		}
+	case a == atom.A:
+		if open {
+			t.flushSpace()
+			c.links = append(c.links, htmlLink{href: strings.TrimSpace(attrs["href"]), start: t.b.Len()})
+		}
+	case block(a):
+		t.breakLines(2)
+	}
+}
+
+// endTag handles an end tag, inside dropped content or not.
+func (c *htmlConverter) endTag(a atom.Atom) {
+	switch {
+	case dropsContent(a):
+		c.skip = max(c.skip-1, 0)
+	case a == atom.Pre:
+		c.pre = max(c.pre-1, 0)
+		c.t.breakLines(2)
+	case a == atom.A:
+		c.closeLink()
+	case a == atom.Tr, a == atom.Li, a == atom.Dt, a == atom.Dd:
+		c.t.breakLines(1)
+	case block(a):
+		c.t.breakLines(2)
+	}
+}
+
+// closeLink ends the innermost open link, writing " (url)" after its text
+// when the target adds anything to it.
+func (c *htmlConverter) closeLink() {
+	if len(c.links) == 0 {
+		return
+	}
+	l := c.links[len(c.links)-1]
+	c.links = c.links[:len(c.links)-1]
+	text := strings.TrimSpace(c.t.b.String()[min(l.start, c.t.b.Len()):])
+	if showHref(l.href, text) {
+		c.t.text(" ("+l.href+")", false)
 	}
 }
 

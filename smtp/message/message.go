@@ -123,8 +123,26 @@ type Message struct {
 // Validate checks the whole message without writing it: addresses, header
 // text (no line breaks or NUL anywhere), custom fields, Message-IDs, bodies
 // and attachments (without opening them). It is called by Prepare, WriteTo
-// and Size.
+// and Size. The checks run in that order and the first error is returned.
 func (m *Message) Validate() error {
+	for _, check := range []func() error{
+		m.validateAddresses,
+		m.validateSubject,
+		m.validateIDs,
+		m.validateFields,
+		m.validateBodies,
+		m.validateAttachments,
+	} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateAddresses checks From, Sender, To, Cc, Bcc and Reply-To, and that
+// there is at least one recipient.
+func (m *Message) validateAddresses() error {
 	if m.From == nil {
 		return errors.New("message: From: required")
 	}
@@ -142,27 +160,46 @@ func (m *Message) Validate() error {
 	}{{"To", m.To}, {"Cc", m.Cc}, {"Bcc", m.Bcc}, {"Reply-To", m.ReplyTo}}
 	n := 0
 	for _, l := range lists {
-		for _, a := range l.list {
-			if _, err := checkAddr(l.name, a); err != nil {
-				return err
-			}
+		if err := checkAddrList(l.name, l.list); err != nil {
+			return err
 		}
 		if l.name != "Reply-To" {
 			n += len(l.list)
-		}
-		if len(l.list) > maxAddresses {
-			return fmt.Errorf("message: %s: more than %d addresses", l.name, maxAddresses)
 		}
 	}
 	if n == 0 {
 		return errors.New("message: no recipient: To, Cc or Bcc is required")
 	}
+	return nil
+}
+
+// checkAddrList checks every address of the header field name, then their
+// number.
+func checkAddrList(name string, list []*mail.Address) error {
+	for _, a := range list {
+		if _, err := checkAddr(name, a); err != nil {
+			return err
+		}
+	}
+	if len(list) > maxAddresses {
+		return fmt.Errorf("message: %s: more than %d addresses", name, maxAddresses)
+	}
+	return nil
+}
+
+// validateSubject checks the Subject text and its length.
+func (m *Message) validateSubject() error {
 	if err := checkText("Subject", m.Subject); err != nil {
 		return err
 	}
 	if len(m.Subject) > maxHeaderText {
 		return fmt.Errorf("message: Subject: longer than %d bytes", maxHeaderText)
 	}
+	return nil
+}
+
+// validateIDs checks Message-ID, In-Reply-To and References.
+func (m *Message) validateIDs() error {
 	if m.MessageID != "" {
 		if _, err := checkMsgID("Message-ID", m.MessageID); err != nil {
 			return err
@@ -181,6 +218,12 @@ func (m *Message) Validate() error {
 			return err
 		}
 	}
+	return nil
+}
+
+// validateFields checks the custom header fields: their number, then each
+// name, value and value length in order.
+func (m *Message) validateFields() error {
 	if len(m.Headers) > maxFields {
 		return fmt.Errorf("message: more than %d custom header fields", maxFields)
 	}
@@ -195,12 +238,24 @@ func (m *Message) Validate() error {
 			return fmt.Errorf("message: %s: longer than %d bytes", h.Name, maxHeaderText)
 		}
 	}
+	return nil
+}
+
+// validateBodies checks that Text and HTML are valid UTF-8.
+func (m *Message) validateBodies() error {
 	if !utf8.ValidString(m.Text) {
 		return errors.New("message: Text: is not valid UTF-8")
 	}
 	if !utf8.ValidString(m.HTML) {
 		return errors.New("message: HTML: is not valid UTF-8")
 	}
+	return nil
+}
+
+// validateAttachments checks the attachments and the inline parts, which
+// need an HTML body and distinct Content-IDs (compared without regard to
+// case and angle brackets).
+func (m *Message) validateAttachments() error {
 	for _, a := range m.Attachments {
 		if err := a.check("attachment", false); err != nil {
 			return err
