@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -158,9 +159,52 @@ func value[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
 // tid selects by data-testid.
 func tid(id string) chromedp.CSS { return chromedp.CSS(`[data-testid="` + id + `"]`) }
 
+// liveGate holds the first send of the browser test at its start until
+// the test has seen the result page open and running, and at its end
+// until the test has seen every line of the transcript streamed into the
+// page: the moments the test checks come in order, whatever the speed of
+// the machine. Once released, sends pass straight through.
+type liveGate struct {
+	start, finish chan struct{}
+	lines         chan int // the number of transcript lines of the held send
+	once          [2]sync.Once
+}
+
+func newLiveGate() *liveGate {
+	return &liveGate{start: make(chan struct{}), finish: make(chan struct{}), lines: make(chan int, 1)}
+}
+
+// release lets every send through; a test registers it as a cleanup
+// after the app's, so that it runs before the app shuts down.
+func (g *liveGate) release() { g.releaseStart(); g.releaseFinish() }
+
+func (g *liveGate) releaseStart()  { g.once[0].Do(func() { close(g.start) }) }
+func (g *liveGate) releaseFinish() { g.once[1].Do(func() { close(g.finish) }) }
+
+// send is the SendFunc: the real send between the two holds.
+func (g *liveGate) send(ctx context.Context, cfg smtp.Config, env smtp.Envelope, msg smtp.Message, opts smtp.SendOptions) (*smtp.Result, error) {
+	cfg.Transcript.Info(smtp.PhaseConnect, "test: holding the send until the browser shows it running")
+	select {
+	case <-g.start:
+	case <-ctx.Done():
+		return &smtp.Result{}, ctx.Err()
+	}
+	res, err := smtp.SendMail(ctx, cfg, env, msg, opts)
+	select {
+	case g.lines <- len(cfg.Transcript.Events()):
+	default: // not the held send
+	}
+	select {
+	case <-g.finish:
+	case <-ctx.Done():
+	}
+	return res, err
+}
+
 // slowSend runs the real send, pausing before it and after it so that the
 // page is open while lines arrive and stays "running" long enough for the
-// test to see the streamed lines before the page reloads.
+// test to see the streamed lines before the page reloads. TestBrowser uses
+// liveGate instead, which waits for those moments rather than for time.
 func slowSend(ctx context.Context, cfg smtp.Config, env smtp.Envelope, msg smtp.Message, opts smtp.SendOptions) (*smtp.Result, error) {
 	cfg.Transcript.Info(smtp.PhaseConnect, "test: holding the send for a moment so that the browser sees it live")
 	select {
@@ -178,7 +222,9 @@ func TestBrowser(t *testing.T) {
 		t.Skip("browser test")
 	}
 	ctx := browser(t)
-	a := newApp(t, appOptions{send: slowSend, rootCAs: postfixRoots(t)})
+	gate := newLiveGate()
+	a := newApp(t, appOptions{send: gate.send, rootCAs: postfixRoots(t)})
+	t.Cleanup(gate.release)
 	base := a.srv.URL
 
 	// First visit: create the admin account.
@@ -213,14 +259,26 @@ func TestBrowser(t *testing.T) {
 		chromedp.SetUploadFiles(tid("input-attachments"), []string{att}),
 	)
 	screenshot(t, ctx, "compose.png")
-	run(t, ctx, "send and watch the transcript live",
+	run(t, ctx, "send: the result page opens while the send is held",
 		chromedp.Click(tid("send")),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="transcript"][data-running="true"]`)),
+	)
+	gate.releaseStart()
+	var lines int
+	select {
+	case lines = <-gate.lines:
+	case <-time.After(testenv.StallLimit):
+		t.Fatal("the send did not end")
+	}
+	run(t, ctx, "watch the transcript live",
 		// Lines added by the event stream carry data-live; the server
 		// reply lines can only have come that way while running.
 		chromedp.WaitVisible(chromedp.CSS(`li[data-live="true"][data-dir="server"]`)),
+		chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.querySelectorAll('li[data-testid="event"]').length >= %d`, lines),
+			chromedp.WithPollingTimeout(0)),
 	)
 	streamed := value(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('li[data-live="true"]').length`))
+	gate.releaseFinish()
 	if streamed < 5 {
 		t.Errorf("only %d lines streamed live", streamed)
 	}

@@ -291,21 +291,18 @@ func composeForm(tok string) url.Values {
 	}
 }
 
-// waitDone polls a send's page until it is no longer running.
+// waitDone polls a send's page until it is no longer running, failing
+// only when the transcript has stopped growing for testenv.StallLimit.
 func (c *client) waitDone(path string) *response {
 	c.a.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		r := c.get(path)
+	var r *response
+	testenv.WaitFor(c.a.t, "the send at "+path+" to end", func() (int, bool) {
+		r = c.get(path)
 		if r.status != http.StatusOK {
 			c.a.t.Fatalf("GET %s: %d", path, r.status)
 		}
-		if running, _ := r.testid(c.a.t, "transcript").Attr("data-running"); running == "false" {
-			return r
-		}
-		if time.Now().After(deadline) {
-			c.a.t.Fatalf("send at %s still running", path)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		running, _ := r.testid(c.a.t, "transcript").Attr("data-running")
+		return r.doc(c.a.t).Find(`[data-testid="event"]`).Length(), running == "false"
+	})
+	return r
 }

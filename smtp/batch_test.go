@@ -293,13 +293,10 @@ func TestPostfixBatch(t *testing.T) {
 				t.Errorf("%d RSETs in a clean batch", n)
 			}
 			// The proxy has counted every reply once the connection is done.
-			deadline := time.Now().Add(5 * time.Second)
-			for conns := proxy.Conns(); len(conns) != 1 || !conns[0].Done; conns = proxy.Conns() {
-				if time.Now().After(deadline) {
-					t.Fatalf("proxy connections: %+v", conns)
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			testenv.WaitUntil(t, "the proxy's one connection to be done", func() bool {
+				conns := proxy.Conns()
+				return len(conns) == 1 && conns[0].Done
+			})
 			if got := proxy.Waits(); got != wantWaits {
 				t.Errorf("%d client waits for %d messages, want %d", got, n, wantWaits)
 			}

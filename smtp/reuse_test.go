@@ -92,8 +92,10 @@ func TestContextDeadline(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	res, err := SendMail(ctx, Config{Addr: addr}, envelope1, strings.NewReader("x"), SendOptions{})
-	if d := time.Since(start); d < 250*time.Millisecond || d > 2*time.Second {
-		t.Errorf("returned after %v, want about 300ms", d)
+	// Not before the deadline; a slow machine may take longer. Without
+	// it the read would wait for the 5-minute command timeout.
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("returned after %v, before the 300ms deadline", d)
 	}
 	var e *Error
 	if !errors.As(err, &e) || e.Phase != PhaseEHLO || !e.Temporary() || !errors.Is(err, context.DeadlineExceeded) {
@@ -466,13 +468,7 @@ func TestIdleAndUseTranscript(t *testing.T) {
 				t.Fatal("not idle after the second message")
 			}
 			close(hangUp)
-			deadline := time.Now().Add(5 * time.Second)
-			for c.Idle() {
-				if time.Now().After(deadline) {
-					t.Fatalf("still idle after the server's %s", end)
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			testenv.WaitUntil(t, "the connection to stop being idle after the server's "+end, func() bool { return !c.Idle() })
 		})
 	}
 }

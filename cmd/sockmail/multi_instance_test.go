@@ -100,14 +100,14 @@ func startInstance(t *testing.T, bin, name string, env map[string]string) *insta
 	case in.url = <-urls:
 	case err := <-in.done:
 		t.Fatalf("%s exited: %v\n%s", name, err, in.stderr.String())
-	case <-time.After(30 * time.Second):
+	case <-time.After(testenv.StallLimit):
 		t.Fatalf("%s printed no URL\n%s", name, in.stderr.String())
 	}
 	// The capture line follows the URL line.
 	if env["SOCKMAIL_CAPTURE_ADDR"] != "off" {
 		select {
 		case in.captureAddr = <-captures:
-		case <-time.After(5 * time.Second):
+		case <-time.After(testenv.StallLimit):
 			t.Fatalf("%s printed no capture address", name)
 		}
 	}
@@ -129,7 +129,7 @@ func (in *instance) stop(t *testing.T) {
 		} else if !strings.Contains(in.stderr.String(), "sockmail stopped") {
 			t.Errorf("%s: no clean stop\n%s", in.name, in.stderr.String())
 		}
-	case <-time.After(30 * time.Second):
+	case <-time.After(testenv.StallLimit):
 		_ = in.cmd.Process.Kill()
 		<-in.done
 		t.Errorf("%s did not stop in time", in.name)
@@ -148,7 +148,7 @@ type browser struct {
 func newBrowser(t *testing.T) *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{t: t, jar: jar, hc: &http.Client{
-		Jar: jar, Timeout: 30 * time.Second,
+		Jar: jar, Timeout: testenv.StallLimit,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 }
@@ -221,127 +221,166 @@ func TestTwoInstancesSharePostgres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and starts two servers")
 	}
+	ti := newTwoInstances(t)
+	a, b := ti.a, ti.b
+
+	// Sign in through A.
+	br := newBrowser(t)
+	if p := br.signIn(a.url, ti.admin, ti.password); p.status != http.StatusSeeOther || p.location != "/compose" {
+		t.Fatalf("sign-in on A: %d %s", p.status, p.location)
+	}
+	id, queueID := sendThrough(t, br, a)
+	historyHasSend(t, br, b, id, queueID)
+	ti.cliSendShows(br)
+	signOutEverywhere(t, br, b, a, id)
+	ti.throttleAddsUp()
+	a.stop(t)
+	b.stop(t)
+}
+
+// twoInstances is the set-up of TestTwoInstancesSharePostgres: the
+// binary, one account, and instances A and B on one database.
+type twoInstances struct {
+	t               *testing.T
+	bin             string
+	common          map[string]string
+	admin, password string
+	a, b            *instance
+}
+
+func newTwoInstances(t *testing.T) *twoInstances {
 	dsn := testenv.Postgres(t)
 	bin := buildBinary(t)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	const admin, password = "admin@example.test", "two-instances-password"
-	common := map[string]string{
+	ti := &twoInstances{t: t, bin: bin, admin: "admin@example.test", password: "two-instances-password", common: map[string]string{
 		"SOCKMAIL_DATABASE": dsn, "SOCKMAIL_SECRET_KEY": base64.StdEncoding.EncodeToString(key),
 		"SOCKMAIL_LISTEN": "127.0.0.1:0", "SOCKMAIL_CAPTURE_ADDR": "127.0.0.1:0",
-	}
-	with := func(extra map[string]string) map[string]string {
-		m := map[string]string{}
-		for k, v := range common {
-			m[k] = v
-		}
-		for k, v := range extra {
-			m[k] = v
-		}
-		return m
-	}
-
-	add := exec.Command(bin, "user", "add", "-email", admin)
-	add.Env = environ(with(map[string]string{"SOCKMAIL_DATA": t.TempDir(), "SOCKMAIL_PASSWORD": password}))
+	}}
+	add := exec.Command(bin, "user", "add", "-email", ti.admin)
+	add.Env = environ(ti.with(map[string]string{"SOCKMAIL_DATA": t.TempDir(), "SOCKMAIL_PASSWORD": ti.password}))
 	if out, err := add.CombinedOutput(); err != nil || !strings.Contains(string(out), "added") {
 		t.Fatalf("user add: %v\n%s", err, out)
 	}
-	a := startInstance(t, bin, "A", with(map[string]string{"SOCKMAIL_DATA": t.TempDir()}))
-	b := startInstance(t, bin, "B", with(map[string]string{"SOCKMAIL_DATA": t.TempDir()}))
-	if a.url == b.url {
-		t.Fatalf("both instances at %s", a.url)
+	ti.a = startInstance(t, bin, "A", ti.with(map[string]string{"SOCKMAIL_DATA": t.TempDir()}))
+	ti.b = startInstance(t, bin, "B", ti.with(map[string]string{"SOCKMAIL_DATA": t.TempDir()}))
+	if ti.a.url == ti.b.url {
+		t.Fatalf("both instances at %s", ti.a.url)
 	}
+	return ti
+}
 
-	// Sign in through A.
-	br := newBrowser(t)
-	if p := br.signIn(a.url, admin, password); p.status != http.StatusSeeOther || p.location != "/compose" {
-		t.Fatalf("sign-in on A: %d %s", p.status, p.location)
+// with returns the common environment plus extra.
+func (ti *twoInstances) with(extra map[string]string) map[string]string {
+	m := map[string]string{}
+	for k, v := range ti.common {
+		m[k] = v
 	}
-	// Send through A to A's capture server.
-	tok := br.csrf(a.url + "/compose")
-	p := br.post(a.url+"/compose", url.Values{
+	for k, v := range extra {
+		m[k] = v
+	}
+	return m
+}
+
+// sendThrough sends a message through in to its capture server, waits for
+// the result page to finish, and returns the send's id and queue id.
+func sendThrough(t *testing.T, br *browser, in *instance) (id, queueID string) {
+	t.Helper()
+	tok := br.csrf(in.url + "/compose")
+	p := br.post(in.url+"/compose", url.Values{
 		"_csrf": {tok}, "server": {"builtin"}, "tls": {"starttls"}, "verify": {"on"},
 		"from": {"Sender <sender@example.test>"}, "to": {"rcpt@example.test"},
 		"subject": {"through A, seen from B"}, "text": {"Hello from instance A.\n"},
 	})
 	if p.status != http.StatusSeeOther || !strings.HasPrefix(p.location, "/sends/") {
-		t.Fatalf("compose on A: %d %s\n%s", p.status, p.location, p.body)
+		t.Fatalf("compose on %s: %d %s\n%s", in.name, p.status, p.location, p.body)
 	}
-	id := strings.TrimPrefix(p.location, "/sends/")
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		p = br.get(a.url + "/sends/" + id)
-		if running, _ := p.testid("transcript").Attr("data-running"); running == "false" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("send %s still running on A", id)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	id = strings.TrimPrefix(p.location, "/sends/")
+	testenv.WaitUntil(t, "send "+id+" to finish on "+in.name, func() bool {
+		p = br.get(in.url + "/sends/" + id)
+		running, _ := p.testid("transcript").Attr("data-running")
+		return running == "false"
+	})
 	if got := strings.TrimSpace(p.testid("status").Text()); got != "sent" {
-		t.Fatalf("send through A: %q\n%s", got, a.stderr.String())
+		t.Fatalf("send through %s: %q\n%s", in.name, got, in.stderr.String())
 	}
-	queueID := strings.TrimSpace(p.testid("queue-id").Text())
+	return id, strings.TrimSpace(p.testid("queue-id").Text())
+}
 
-	// Browse history through B with the same cookie.
-	p = br.get(b.url + "/history")
+// historyHasSend checks that in's history lists, finds and shows send id
+// made through the other instance, with the same cookie.
+func historyHasSend(t *testing.T, br *browser, in *instance, id, queueID string) {
+	t.Helper()
+	p := br.get(in.url + "/history")
 	if p.status != http.StatusOK {
-		t.Fatalf("history on B: %d %s", p.status, p.location)
+		t.Fatalf("history on %s: %d %s", in.name, p.status, p.location)
 	}
 	if row := p.doc.Find(`[data-testid="history-row"][data-id="` + id + `"]`); row.Length() != 1 || !strings.Contains(row.Text(), "through A, seen from B") {
-		t.Errorf("B's history lacks send %s:\n%s", id, p.testid("history-list").Text())
+		t.Errorf("%s's history lacks send %s:\n%s", in.name, id, p.testid("history-list").Text())
 	}
-	p = br.get(b.url + "/history?q=" + url.QueryEscape(queueID))
+	p = br.get(in.url + "/history?q=" + url.QueryEscape(queueID))
 	if ids := p.doc.Find(`[data-testid="history-row"]`); ids.Length() != 1 {
-		t.Errorf("search on B for queue id %q: %d rows", queueID, ids.Length())
+		t.Errorf("search on %s for queue id %q: %d rows", in.name, queueID, ids.Length())
 	}
-	p = br.get(b.url + "/history/" + id)
+	p = br.get(in.url + "/history/" + id)
 	if p.status != http.StatusOK || strings.TrimSpace(p.testid("status").Text()) != "sent" ||
 		strings.TrimSpace(p.testid("queue-id").Text()) != queueID || p.testid("event").Length() < 10 || p.testid("timing").Length() < 5 {
-		t.Errorf("detail on B: %d, status %q, %d lines", p.status, p.testid("status").Text(), p.testid("event").Length())
+		t.Errorf("detail on %s: %d, status %q, %d lines", in.name, p.status, p.testid("status").Text(), p.testid("event").Length())
 	}
-	// The CLI stores into the same history.
-	cli := exec.Command(bin, "send", "--server", a.captureAddr, "--tls", "none", "--from", "cli@example.test",
+}
+
+// cliSendShows checks that "sockmail send --store" stores into the
+// history B shows.
+func (ti *twoInstances) cliSendShows(br *browser) {
+	t := ti.t
+	cli := exec.Command(ti.bin, "send", "--server", ti.a.captureAddr, "--tls", "none", "--from", "cli@example.test",
 		"--to", "rcpt@example.test", "--subject", "from the CLI", "--store")
-	cli.Env = environ(with(nil))
+	cli.Env = environ(ti.with(nil))
 	if out, err := cli.CombinedOutput(); err != nil || !strings.Contains(string(out), "stored as send #") {
 		t.Fatalf("send --store: %v\n%s", err, out)
 	}
-	p = br.get(b.url + "/history?source=cli")
+	p := br.get(ti.b.url + "/history?source=cli")
 	if rows := p.testid("history-row"); rows.Length() != 1 || !strings.Contains(rows.Text(), "from the CLI") {
 		t.Errorf("CLI send on B: %q", rows.Text())
 	}
+}
 
-	// Sign out on B: the cookie of the signed-in session is refused on A.
-	signedIn := br.jar.Cookies(mustURL(t, a.url))
-	tok = br.csrf(b.url + "/history")
-	if p := br.post(b.url+"/signout", url.Values{"_csrf": {tok}}); p.status != http.StatusSeeOther || p.location != "/signin" {
-		t.Fatalf("sign-out on B: %d %s", p.status, p.location)
+// signOutEverywhere signs out on one instance and checks that the signed-in
+// session's cookie is refused on the other, also when replayed.
+func signOutEverywhere(t *testing.T, br *browser, on, other *instance, id string) {
+	t.Helper()
+	signedIn := br.jar.Cookies(mustURL(t, other.url))
+	tok := br.csrf(on.url + "/history")
+	if p := br.post(on.url+"/signout", url.Values{"_csrf": {tok}}); p.status != http.StatusSeeOther || p.location != "/signin" {
+		t.Fatalf("sign-out on %s: %d %s", on.name, p.status, p.location)
 	}
-	if p := br.get(a.url + "/history"); p.status != http.StatusSeeOther || !strings.HasPrefix(p.location, "/signin") {
-		t.Errorf("A after sign-out on B: %d %s", p.status, p.location)
+	if p := br.get(other.url + "/history"); p.status != http.StatusSeeOther || !strings.HasPrefix(p.location, "/signin") {
+		t.Errorf("%s after sign-out on %s: %d %s", other.name, on.name, p.status, p.location)
 	}
 	replay := newBrowser(t)
-	replay.jar.SetCookies(mustURL(t, a.url), signedIn)
-	if p := replay.get(a.url + "/history/" + id); p.status != http.StatusSeeOther || !strings.HasPrefix(p.location, "/signin") {
-		t.Errorf("replayed cookie on A after sign-out on B: %d %s", p.status, p.location)
+	replay.jar.SetCookies(mustURL(t, other.url), signedIn)
+	if p := replay.get(other.url + "/history/" + id); p.status != http.StatusSeeOther || !strings.HasPrefix(p.location, "/signin") {
+		t.Errorf("replayed cookie on %s after sign-out on %s: %d %s", other.name, on.name, p.status, p.location)
 	}
+}
 
-	// Failed sign-ins counted on A and B add up to the throttle (5 per
-	// account): the right password is then refused on both.
+// throttleAddsUp checks that failed sign-ins counted on A and B add up
+// to the throttle (5 per account): the right password is then refused on
+// both.
+func (ti *twoInstances) throttleAddsUp() {
+	t := ti.t
+	a, b := ti.a.url, ti.b.url
 	th := newBrowser(t)
-	for i, base := range []string{a.url, b.url, a.url, b.url, a.url} {
-		if p := th.signIn(base, admin, "wrong-password-"+string(rune('a'+i))); p.status != http.StatusUnauthorized {
+	for i, base := range []string{a, b, a, b, a} {
+		if p := th.signIn(base, ti.admin, "wrong-password-"+string(rune('a'+i))); p.status != http.StatusUnauthorized {
 			t.Fatalf("failure %d: %d", i+1, p.status)
 		}
 	}
-	for _, base := range []string{b.url, a.url} {
-		if p := th.signIn(base, admin, password); p.status != http.StatusTooManyRequests {
+	for _, base := range []string{b, a} {
+		if p := th.signIn(base, ti.admin, ti.password); p.status != http.StatusTooManyRequests {
 			t.Errorf("right password after 5 failures on two instances, on %s: %d", base, p.status)
 		}
 	}
-	a.stop(t)
-	b.stop(t)
 }
 
 func mustURL(t *testing.T, s string) *url.URL {

@@ -9,9 +9,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"sockmail/internal/store"
+	"sockmail/internal/testenv"
 )
 
 // countingRetainer counts the times the policy is applied.
@@ -25,33 +27,35 @@ func (r *countingRetainer) ApplyRetention(context.Context) (int, error) {
 	return 0, r.err
 }
 
+// TestRunRetention runs the loop in a synctest bubble: its ticker runs on
+// the bubble's clock, so hours pass at once and the counts are exact.
 func TestRunRetention(t *testing.T) {
-	var logs serveBuffer
-	log := slog.New(slog.NewTextHandler(&logs, nil))
-	r := &countingRetainer{err: errors.New("store: retention: disk on fire")}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); runRetention(ctx, r, log, 20*time.Millisecond) }()
-	for deadline := time.Now().Add(5 * time.Second); r.n.Load() < 3; {
-		if time.Now().After(deadline) {
-			t.Fatalf("applied %d times", r.n.Load())
+	synctest.Test(t, func(t *testing.T) {
+		var logs serveBuffer
+		log := slog.New(slog.NewTextHandler(&logs, nil))
+		r := &countingRetainer{err: errors.New("store: retention: disk on fire")}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); runRetention(ctx, r, log, time.Hour) }()
+		synctest.Wait()
+		if n := r.n.Load(); n != 1 {
+			t.Errorf("applied %d times at start, want once", n)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("runRetention did not stop")
-	}
-	n := r.n.Load()
-	time.Sleep(60 * time.Millisecond)
-	if r.n.Load() != n {
-		t.Error("applied after stopping")
-	}
-	if !strings.Contains(logs.String(), "disk on fire") {
-		t.Errorf("error not logged: %s", logs.String())
-	}
+		time.Sleep(2*time.Hour + time.Minute)
+		synctest.Wait()
+		if n := r.n.Load(); n != 3 {
+			t.Errorf("applied %d times after two hours, want 3", n)
+		}
+		cancel()
+		<-done // the bubble reports a deadlock if it never stops
+		time.Sleep(3 * time.Hour)
+		if r.n.Load() != 3 {
+			t.Error("applied after stopping")
+		}
+		if !strings.Contains(logs.String(), "disk on fire") {
+			t.Errorf("error not logged: %s", logs.String())
+		}
+	})
 }
 
 // TestServeAppliesRetentionAtStart starts serve on a database holding old
@@ -80,17 +84,13 @@ func TestServeAppliesRetentionAtStart(t *testing.T) {
 		done <- dispatch(sctx, []string{"serve"}, strings.NewReader(""), &stdout, &stderr, func(k string) string { return env[k] })
 	}()
 	re := regexp.MustCompile(`retention applied" sends=(\d+)`)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if m := re.FindStringSubmatch(stderr.String()); m != nil {
-			if m[1] != "2" {
-				t.Errorf("deleted %s sends at start, want 2 (one too old, one beyond 3)", m[1])
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no retention at start\nstderr: %s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	var m []string
+	testenv.WaitUntil(t, "retention at start", func() bool {
+		m = re.FindStringSubmatch(stderr.String())
+		return m != nil
+	})
+	if m != nil && m[1] != "2" {
+		t.Errorf("deleted %s sends at start, want 2 (one too old, one beyond 3)", m[1])
 	}
 	cancel()
 	if code := <-done; code != 0 {

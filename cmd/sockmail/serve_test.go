@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"sockmail/internal/testenv"
 )
 
 func TestServeStartsAndShutsDown(t *testing.T) {
@@ -26,16 +28,12 @@ func TestServeStartsAndShutsDown(t *testing.T) {
 
 	re := regexp.MustCompile(`running at (http://\S+)`)
 	var url string
-	for deadline := time.Now().Add(10 * time.Second); url == ""; {
+	testenv.WaitUntil(t, "the URL printed", func() bool {
 		if m := re.FindStringSubmatch(stdout.String()); m != nil {
 			url = m[1]
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no URL printed\nstdout: %s\nstderr: %s", stdout.String(), stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return url != ""
+	})
 	resp, err := http.Get(url + "/healthz")
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +57,7 @@ func TestServeStartsAndShutsDown(t *testing.T) {
 		if code != 0 {
 			t.Errorf("exit %d\n%s", code, stderr.String())
 		}
-	case <-time.After(30 * time.Second):
+	case <-time.After(testenv.StallLimit):
 		t.Fatal("no shutdown")
 	}
 	if !strings.Contains(stderr.String(), "sockmail stopped") {

@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"sockmail/internal/testenv"
 )
 
 // lineServer starts a server that greets, then answers every line it
@@ -73,24 +76,19 @@ func readLines(t *testing.T, br *bufio.Reader, n int) []string {
 	return out
 }
 
-// waitDone polls until every connection of p has ended.
+// waitDone waits until every connection of p has ended.
 func waitDone(t *testing.T, p *Proxy, conns int) []ConnStats {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		cs := p.Conns()
+	var cs []ConnStats
+	testenv.WaitUntil(t, fmt.Sprintf("%d proxied connections to end", conns), func() bool {
+		cs = p.Conns()
 		done := len(cs) == conns
 		for _, c := range cs {
 			done = done && c.Done
 		}
-		if done {
-			return cs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("connections did not end: %+v", cs)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return done
+	})
+	return cs
 }
 
 func TestWaitsAndDelay(t *testing.T) {
@@ -142,11 +140,10 @@ func TestWaitsAndDelay(t *testing.T) {
 			}
 			// The greeting costs half a round trip, every wait a whole one.
 			min := rtt/2 + time.Duration(tc.wantWaits)*rtt
+			// Only the lower bound: a slow machine takes longer, never
+			// less; the waits counted above show the pipelining.
 			if elapsed < min {
 				t.Errorf("took %v, less than the emulated %v", elapsed, min)
-			}
-			if max := min + 2*rtt + 200*time.Millisecond; elapsed > max {
-				t.Errorf("took %v, far more than the emulated %v", elapsed, min)
 			}
 		})
 	}
@@ -220,7 +217,7 @@ func TestResetAndClose(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.SetReadDeadline(time.Now().Add(testenv.StallLimit))
 	if _, err := br.ReadByte(); err == nil {
 		t.Fatal("connection still open after Close")
 	}
@@ -242,7 +239,7 @@ func TestUnreachableTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.SetReadDeadline(time.Now().Add(testenv.StallLimit))
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Fatal("read succeeded through a proxy whose target is down")
 	}

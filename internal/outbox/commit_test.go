@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"sockmail/internal/store"
+	"sockmail/internal/testenv"
 	"sockmail/smtp"
 )
 
@@ -144,11 +145,14 @@ func crashDuring(t *testing.T, h *harness, hangAt string, lease time.Duration) (
 	w, _ := New(Deps{Store: dyingStore{h.s}, Profiles: profile, Owner: "dead", Lease: lease,
 		PollInterval: 10 * time.Millisecond, ShutdownGrace: 50 * time.Millisecond})
 	stop := run(t, w)
-	select {
-	case <-srv.hung:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the attempt did not reach the server's hang")
-	}
+	testenv.WaitUntil(t, "the attempt to reach the server's hang", func() bool {
+		select {
+		case <-srv.hung:
+			return true
+		default:
+			return false
+		}
+	})
 	stop()
 	it, err := h.s.OutboxItem(context.Background(), items[0].ID)
 	if err != nil {
@@ -164,11 +168,12 @@ func crashDuring(t *testing.T, h *harness, hangAt string, lease time.Duration) (
 // (its clock runs a lease ahead) until ok holds for the counts.
 func rescue(t *testing.T, h *harness, lease time.Duration, ok func(map[string]int) bool) {
 	t.Helper()
-	w, _ := New(Deps{Store: h.s, Send: h.deliver, Profiles: noProfiles, Owner: "alive", Lease: lease,
+	polls := &claimCounter{Store: h.s}
+	w, _ := New(Deps{Store: polls, Send: h.deliver, Profiles: noProfiles, Owner: "alive", Lease: lease,
 		PollInterval: 10 * time.Millisecond, Now: func() time.Time { return time.Now().Add(lease) }})
 	stop := run(t, w)
-	waitCounts(t, h.s, 10*time.Second, ok)
-	time.Sleep(100 * time.Millisecond) // several polls: nothing more happens
+	waitCounts(t, h.s, ok)
+	polls.waitPolls(t, 5) // several polls: nothing more happens
 	stop()
 }
 
@@ -238,15 +243,10 @@ func TestWorkerLeaseLostBeforeEnd(t *testing.T) {
 		Backoff: Backoff{Base: time.Hour}})
 	stop := run(t, w)
 	var it *store.OutboxItem
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	testenv.WaitUntil(t, "the attempt to be recorded", func() bool {
 		it, _ = h.s.OutboxItem(context.Background(), items[0].ID)
-		if it != nil && it.LastSendID != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the attempt was not recorded: %+v", it)
-		}
-	}
+		return it != nil && it.LastSendID != nil
+	})
 	stop()
 	if n := srv.endsReceived(); n != 0 {
 		t.Errorf("the server received the end of %d messages after the lease was lost", n)

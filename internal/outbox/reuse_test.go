@@ -70,7 +70,7 @@ func TestWorkerKeepsConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := run(t, w)
-	waitCounts(t, h.s, time.Minute, func(c map[string]int) bool { return c[store.OutboxSent] == n })
+	waitCounts(t, h.s, func(c map[string]int) bool { return c[store.OutboxSent] == n })
 	stop()
 
 	opened, reused := 0, 0
@@ -95,7 +95,7 @@ func TestWorkerKeepsConnections(t *testing.T) {
 	if opened > 4 || opened+reused != n {
 		t.Errorf("%d connections opened and %d reused for %d messages; want at most 4 opened", opened, reused, n)
 	}
-	counter.WaitDistinct(t, n, time.Minute, time.Second)
+	counter.WaitDistinct(t, n, time.Second)
 	if tokens, total := counter.Counts(); len(tokens) != n || total != n {
 		t.Errorf("Maildir: %d distinct messages in %d files, want %d each once", len(tokens), total, n)
 	}
@@ -254,10 +254,10 @@ func keptConnectionGoneStale(t *testing.T, bye string) {
 	}
 	stop := run(t, w)
 	first := h.enqueue(t, 1, "first")[0]
-	waitCounts(t, h.s, 10*time.Second, func(c map[string]int) bool { return c[store.OutboxSent] == 1 })
+	waitCounts(t, h.s, func(c map[string]int) bool { return c[store.OutboxSent] == 1 })
 	second := h.enqueue(t, 1, "second")[0]
 	w.Kick()
-	waitCounts(t, h.s, 10*time.Second, func(c map[string]int) bool { return c[store.OutboxSent] == 2 })
+	waitCounts(t, h.s, func(c map[string]int) bool { return c[store.OutboxSent] == 2 })
 	stop()
 
 	evs := transcriptOf(t, h.s, second.ID)
@@ -302,14 +302,8 @@ func TestKeptConnectionExpires(t *testing.T) {
 	}
 	stop := run(t, w)
 	h.enqueue(t, 1, "idle")
-	waitCounts(t, h.s, 10*time.Second, func(c map[string]int) bool { return c[store.OutboxSent] == 1 })
-	deadline := time.Now().Add(5 * time.Second)
-	for srv.saw("QUIT") == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the idle connection was not ended")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitCounts(t, h.s, func(c map[string]int) bool { return c[store.OutboxSent] == 1 })
+	testenv.WaitUntil(t, "the idle connection to end with QUIT", func() bool { return srv.saw("QUIT") > 0 })
 	stop()
 
 	// Reuse off: the worker closes its connection after each message.
@@ -319,14 +313,8 @@ func TestKeptConnectionExpires(t *testing.T) {
 	}
 	stop = run(t, w2)
 	h.enqueue(t, 1, "no-reuse")
-	waitCounts(t, h.s, 10*time.Second, func(c map[string]int) bool { return c[store.OutboxSent] == 2 })
-	deadline = time.Now().Add(5 * time.Second)
-	for srv.saw("QUIT") < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("without reuse the connection was not ended with the message")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitCounts(t, h.s, func(c map[string]int) bool { return c[store.OutboxSent] == 2 })
+	testenv.WaitUntil(t, "the connection without reuse to end with the message", func() bool { return srv.saw("QUIT") >= 2 })
 	stop()
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"sockmail/internal/store"
+	"sockmail/internal/testenv"
 	"sockmail/smtp"
 )
 
@@ -170,23 +171,30 @@ func (h *harness) deliver(ctx context.Context, cfg smtp.Config, env smtp.Envelop
 		Final: &smtp.Reply{Code: 250, Lines: []string{"2.0.0 Ok: queued as FAKE"}}, QueueID: "FAKE"}, nil
 }
 
-// waitCounts polls until the outbox counts satisfy ok.
-func waitCounts(t testing.TB, s *store.Store, timeout time.Duration, ok func(map[string]int) bool) map[string]int {
+// waitCounts polls until the outbox counts satisfy ok. It fails only when
+// no item has reached an end state (sent, failed, unknown) for
+// testenv.StallLimit: a slow machine delivers slowly, but it delivers.
+func waitCounts(t testing.TB, s *store.Store, ok func(map[string]int) bool) map[string]int {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		c, err := s.OutboxCounts(context.Background())
-		if err == nil && ok(c) {
-			return c
+	var c map[string]int
+	var err error
+	stalled := true
+	defer func() {
+		if stalled {
+			t.Logf("last outbox counts: %v (%v)", c, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("outbox counts after %v: %v (%v)", timeout, c, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	}()
+	testenv.WaitFor(t, "outbox items to reach their end state", func() (int, bool) {
+		c, err = s.OutboxCounts(context.Background())
+		ended := c[store.OutboxSent] + c[store.OutboxFailed] + c[store.OutboxUnknown]
+		return ended, err == nil && ok(c)
+	})
+	stalled = false
+	return c
 }
 
-// run starts w and returns a function stopping it.
+// run starts w and returns a function stopping it. Stopping fails the
+// test if Run has not returned a stall limit after its grace period.
 func run(t testing.TB, w *Worker) func() {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -199,7 +207,7 @@ func run(t testing.TB, w *Worker) func() {
 			if err != nil {
 				t.Errorf("Run: %v", err)
 			}
-		case <-time.After(30 * time.Second):
+		case <-time.After(w.d.ShutdownGrace + testenv.StallLimit):
 			t.Fatal("Run did not stop")
 		}
 	}
@@ -209,6 +217,48 @@ func run(t testing.TB, w *Worker) func() {
 		}
 	})
 	return stop
+}
+
+// claimCounter is a Store that counts the worker's looks at the queue:
+// ClaimDue calls, failed ones included, counted when they return.
+type claimCounter struct {
+	Store
+	n atomic.Int64
+}
+
+func (c *claimCounter) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.OutboxItem, error) {
+	items, err := c.Store.ClaimDue(ctx, owner, now, lease, limit)
+	c.n.Add(1)
+	return items, err
+}
+
+// waitPolls waits until the worker has looked at the queue k more times:
+// what "several polls later" means, whatever the machine's speed.
+func (c *claimCounter) waitPolls(t testing.TB, k int64) {
+	t.Helper()
+	target := c.n.Load() + k
+	testenv.WaitFor(t, fmt.Sprintf("%d more polls", k), func() (int64, bool) {
+		n := c.n.Load()
+		return n, n >= target
+	})
+}
+
+// fakeClock is a worker's clock that moves only when told.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
 
 func TestWorkerRetriesThenDelivers(t *testing.T) {
@@ -229,7 +279,7 @@ func TestWorkerRetriesThenDelivers(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, w)
-	waitCounts(t, h.s, 20*time.Second, func(c map[string]int) bool { return c[store.OutboxSent] == 5 })
+	waitCounts(t, h.s, func(c map[string]int) bool { return c[store.OutboxSent] == 5 })
 	ctx := context.Background()
 	for _, it := range items {
 		got, _ := h.s.OutboxItem(ctx, it.ID)
@@ -282,10 +332,11 @@ func TestWorkerPermanentAndUnknown(t *testing.T) {
 		}
 		return &smtp.Result{}, &smtp.Error{Phase: smtp.PhaseBody, Message: "connection lost", Err: io.EOF, OutcomeUnknown: true}
 	}
-	w, _ := New(Deps{Store: h.s, Send: send, Profiles: noProfiles, PollInterval: 10 * time.Millisecond, Backoff: Backoff{Base: time.Millisecond}})
+	polls := &claimCounter{Store: h.s}
+	w, _ := New(Deps{Store: polls, Send: send, Profiles: noProfiles, PollInterval: 10 * time.Millisecond, Backoff: Backoff{Base: time.Millisecond}})
 	run(t, w)
-	waitCounts(t, h.s, 10*time.Second, func(c map[string]int) bool { return c[store.OutboxFailed] == 1 && c[store.OutboxUnknown] == 1 })
-	time.Sleep(100 * time.Millisecond) // several polls: neither is tried again
+	waitCounts(t, h.s, func(c map[string]int) bool { return c[store.OutboxFailed] == 1 && c[store.OutboxUnknown] == 1 })
+	polls.waitPolls(t, 5) // several polls: neither is tried again
 	for i, want := range []string{store.OutboxFailed, store.OutboxUnknown} {
 		it, _ := h.s.OutboxItem(context.Background(), items[i].ID)
 		if it.Status != want || it.Attempts != 1 {
@@ -308,15 +359,16 @@ func eventsText(evs []smtp.Event) string {
 
 func TestWorkerKick(t *testing.T) {
 	h := newHarness(t)
-	w, _ := New(Deps{Store: h.s, Send: h.deliver, Profiles: noProfiles, PollInterval: time.Hour})
+	polls := &claimCounter{Store: h.s}
+	w, _ := New(Deps{Store: polls, Send: h.deliver, Profiles: noProfiles, PollInterval: time.Hour})
 	run(t, w)
-	time.Sleep(50 * time.Millisecond) // the first claim, at start, found nothing
+	polls.waitPolls(t, 1) // the first claim, at start, found nothing
 	h.enqueue(t, 3, "kick")
-	start := time.Now()
 	w.Kick()
-	waitCounts(t, h.s, 5*time.Second, func(c map[string]int) bool { return c[store.OutboxSent] == 3 })
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("delivered %v after Kick", d)
+	// The next poll is an hour away: only the kick can deliver them.
+	waitCounts(t, h.s, func(c map[string]int) bool { return c[store.OutboxSent] == 3 })
+	if n := polls.n.Load(); n < 2 {
+		t.Errorf("delivered after %d claims", n)
 	}
 }
 
@@ -332,7 +384,7 @@ func TestWorkerProfileErrors(t *testing.T) {
 	}
 	w, _ := New(Deps{Store: h.s, Send: h.deliver, Profiles: profiles, Concurrency: 1, PollInterval: time.Hour, Backoff: Backoff{Base: time.Hour}})
 	run(t, w)
-	waitCounts(t, h.s, 5*time.Second, func(c map[string]int) bool {
+	waitCounts(t, h.s, func(c map[string]int) bool {
 		return calls.Load() == 2 && c[store.OutboxFailed] == 1 && c[store.OutboxQueued] == 1
 	})
 	for _, it := range items {
@@ -364,11 +416,9 @@ func TestWorkerShutdown(t *testing.T) {
 	w, _ := New(Deps{Store: h.s, Send: send, Profiles: noProfiles, ShutdownGrace: 100 * time.Millisecond})
 	stop := run(t, w)
 	<-started
-	begin := time.Now()
+	// The send returns only when aborted: stop returning at all shows
+	// the abort after the grace period.
 	stop()
-	if d := time.Since(begin); d > 5*time.Second {
-		t.Errorf("shutdown took %v", d)
-	}
 	it, _ := h.s.OutboxItem(context.Background(), items[0].ID)
 	if it.Status != store.OutboxQueued || it.LeaseOwner != "" || it.NextAttemptAt.After(time.Now()) || !strings.Contains(it.LastError, "interrupted") {
 		t.Errorf("after an aborted attempt: %+v", it)
@@ -386,17 +436,23 @@ func TestWorkerTakesOver(t *testing.T) {
 	items := h.enqueue(t, 1, "take")
 	ctx := context.Background()
 	lease := 2 * time.Second
-	got, err := h.s.ClaimDue(ctx, "dead", time.Now(), lease, 1)
+	clock := &fakeClock{now: time.Now()}
+	got, err := h.s.ClaimDue(ctx, "dead", clock.Now(), lease, 1)
 	if err != nil || len(got) != 1 {
 		t.Fatal(got, err)
 	}
-	w, _ := New(Deps{Store: h.s, Send: h.deliver, Profiles: noProfiles, Owner: "alive", Lease: lease, PollInterval: 50 * time.Millisecond})
-	start := time.Now()
+	polls := &claimCounter{Store: h.s}
+	w, _ := New(Deps{Store: polls, Send: h.deliver, Profiles: noProfiles, Owner: "alive", Lease: lease,
+		PollInterval: 10 * time.Millisecond, Now: clock.Now})
 	run(t, w)
-	waitCounts(t, h.s, 10*time.Second, func(c map[string]int) bool { return c[store.OutboxSent] == 1 })
-	if d := time.Since(start); d < lease-100*time.Millisecond {
-		t.Errorf("taken over after %v, before the lease of %v expired", d, lease)
+	// A millisecond before the lease ends, several polls leave it alone.
+	clock.Advance(lease - time.Millisecond)
+	polls.waitPolls(t, 5)
+	if it, _ := h.s.OutboxItem(ctx, items[0].ID); it.LeaseOwner != "dead" || it.Attempts != 1 {
+		t.Fatalf("taken over before the lease expired: %+v", it)
 	}
+	clock.Advance(time.Millisecond)
+	waitCounts(t, h.s, func(c map[string]int) bool { return c[store.OutboxSent] == 1 })
 	it, _ := h.s.OutboxItem(ctx, items[0].ID)
 	snd, _ := h.s.Send(ctx, *it.LastSendID)
 	if it.Attempts != 2 || !strings.Contains(eventsText(snd.Events), "taken over from dead") || string(snd.Message) != string(items[0].Message) {

@@ -43,60 +43,79 @@ func TestMarkDataSent(t *testing.T) {
 			t.Errorf("after FinishAttempt: %+v", it)
 		}
 
-		// The lease expires: b (no mark) is taken over, a (marked) becomes
-		// unknown and is not returned.
-		got, err = s.ClaimDue(ctx, "rescuer", t0.Add(lease), lease, 10)
-		wantErr(t, "ClaimDue after expiry", err, nil)
-		if ids := claimIDs(got); len(ids) != 1 || ids[0] != b.ID {
-			t.Fatalf("after expiry claimed %v, want only b %d", ids, b.ID)
-		}
-		if got[0].TakenOverFrom != "crashed" {
-			t.Errorf("b not taken over: %+v", got[0])
-		}
-		ia, _ := s.OutboxItem(ctx, a.ID)
-		if ia.Status != OutboxUnknown || ia.LastError != DataSentLostError || ia.LeaseOwner != "" || !ia.LeaseUntil.IsZero() ||
-			ia.TakenOverFrom != "crashed" || ia.Attempts != 1 || !ia.DataSentAt.Equal(at) {
-			t.Errorf("marked item after expiry: %+v", ia)
-		}
-		if sa, _ := s.Submission(ctx, subA.ID); sa.Status != SubmissionUnknown {
-			t.Errorf("submission of the marked item: %s, want unknown", sa.Status)
-		}
-		// The old owner can neither mark nor finish any more.
-		wantErr(t, "MarkDataSent a by the old owner", s.MarkDataSent(ctx, a.ID, "crashed", at), ErrLeaseLost)
-		wantErr(t, "FinishAttempt a by the old owner", s.FinishAttempt(ctx, a.ID, "crashed", OutboxSent, time.Time{}, "", nil), ErrLeaseLost)
-		wantErr(t, "MarkDataSent b by the old owner", s.MarkDataSent(ctx, b.ID, "crashed", at), ErrLeaseLost)
-		// Claiming again later changes nothing for a.
-		got, err = s.ClaimDue(ctx, "third", t0.Add(10*lease), lease, 10)
-		wantErr(t, "ClaimDue later", err, nil)
-		for _, it := range got {
-			if it.ID == a.ID {
-				t.Errorf("the unknown item was claimed again")
-			}
-		}
-		if len(got) != 2 {
-			t.Fatalf("later claimed %v, want b and c", claimIDs(got))
-		}
-		for _, it := range got {
-			wantErr(t, "FinishAttempt", s.FinishAttempt(ctx, it.ID, "third", OutboxSent, time.Time{}, "", nil), nil)
-		}
-
-		// An admin retry clears the mark and queues it.
-		wantErr(t, "RetryOutbox a", s.RetryOutbox(ctx, a.ID, t0.Add(11*lease)), nil)
-		if it, _ := s.OutboxItem(ctx, a.ID); it.Status != OutboxQueued || !it.DataSentAt.IsZero() || it.TakenOverFrom != "" {
-			t.Errorf("after RetryOutbox: %+v", it)
-		}
-		got, err = s.ClaimDue(ctx, "fourth", t0.Add(11*lease), lease, 10)
-		wantErr(t, "ClaimDue after retry", err, nil)
-		if ids := claimIDs(got); len(ids) != 1 || ids[0] != a.ID || got[0].TakenOverFrom != "" || !got[0].DataSentAt.IsZero() {
-			t.Errorf("after retry claimed %+v, want a %d", got, a.ID)
-		}
-		wantErr(t, "MarkDataSent a again", s.MarkDataSent(ctx, a.ID, "fourth", t0.Add(11*lease)), nil)
-		wantErr(t, "FinishAttempt a sent", s.FinishAttempt(ctx, a.ID, "fourth", OutboxSent, time.Time{}, "", nil), nil)
-		if it, _ := s.OutboxItem(ctx, a.ID); it.Status != OutboxSent || !it.DataSentAt.IsZero() {
-			t.Errorf("after the sent outcome: %+v", it)
-		}
-		if sa, _ := s.Submission(ctx, subA.ID); sa.Status != SubmissionSent {
-			t.Errorf("submission after the sent outcome: %s", sa.Status)
-		}
+		checkExpiry(t, s, a, b, subA.ID, at, lease)
+		checkOldOwnerLocked(t, s, a, b, at, lease)
+		checkRetryClearsMark(t, s, a, subA.ID, lease)
 	})
+}
+
+// checkExpiry: the lease expires: b (no mark) is taken over, a (marked at
+// at) becomes unknown and is not returned.
+func checkExpiry(t *testing.T, s *Store, a, b *OutboxItem, subA int64, at time.Time, lease time.Duration) {
+	t.Helper()
+	ctx := ctxT(t)
+	got, err := s.ClaimDue(ctx, "rescuer", t0.Add(lease), lease, 10)
+	wantErr(t, "ClaimDue after expiry", err, nil)
+	if ids := claimIDs(got); len(ids) != 1 || ids[0] != b.ID {
+		t.Fatalf("after expiry claimed %v, want only b %d", ids, b.ID)
+	}
+	if got[0].TakenOverFrom != "crashed" {
+		t.Errorf("b not taken over: %+v", got[0])
+	}
+	ia, _ := s.OutboxItem(ctx, a.ID)
+	if ia.Status != OutboxUnknown || ia.LastError != DataSentLostError || ia.LeaseOwner != "" || !ia.LeaseUntil.IsZero() ||
+		ia.TakenOverFrom != "crashed" || ia.Attempts != 1 || !ia.DataSentAt.Equal(at) {
+		t.Errorf("marked item after expiry: %+v", ia)
+	}
+	if sa, _ := s.Submission(ctx, subA); sa.Status != SubmissionUnknown {
+		t.Errorf("submission of the marked item: %s, want unknown", sa.Status)
+	}
+}
+
+// checkOldOwnerLocked: the old owner can neither mark nor finish any
+// more, and claiming again later changes nothing for a; b and c are sent.
+func checkOldOwnerLocked(t *testing.T, s *Store, a, b *OutboxItem, at time.Time, lease time.Duration) {
+	t.Helper()
+	ctx := ctxT(t)
+	wantErr(t, "MarkDataSent a by the old owner", s.MarkDataSent(ctx, a.ID, "crashed", at), ErrLeaseLost)
+	wantErr(t, "FinishAttempt a by the old owner", s.FinishAttempt(ctx, a.ID, "crashed", OutboxSent, time.Time{}, "", nil), ErrLeaseLost)
+	wantErr(t, "MarkDataSent b by the old owner", s.MarkDataSent(ctx, b.ID, "crashed", at), ErrLeaseLost)
+	// Claiming again later changes nothing for a.
+	got, err := s.ClaimDue(ctx, "third", t0.Add(10*lease), lease, 10)
+	wantErr(t, "ClaimDue later", err, nil)
+	for _, it := range got {
+		if it.ID == a.ID {
+			t.Errorf("the unknown item was claimed again")
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("later claimed %v, want b and c", claimIDs(got))
+	}
+	for _, it := range got {
+		wantErr(t, "FinishAttempt", s.FinishAttempt(ctx, it.ID, "third", OutboxSent, time.Time{}, "", nil), nil)
+	}
+}
+
+// checkRetryClearsMark: an admin retry clears the mark and queues a; its
+// next attempt marks and sends it.
+func checkRetryClearsMark(t *testing.T, s *Store, a *OutboxItem, subA int64, lease time.Duration) {
+	t.Helper()
+	ctx := ctxT(t)
+	wantErr(t, "RetryOutbox a", s.RetryOutbox(ctx, a.ID, t0.Add(11*lease)), nil)
+	if it, _ := s.OutboxItem(ctx, a.ID); it.Status != OutboxQueued || !it.DataSentAt.IsZero() || it.TakenOverFrom != "" {
+		t.Errorf("after RetryOutbox: %+v", it)
+	}
+	got, err := s.ClaimDue(ctx, "fourth", t0.Add(11*lease), lease, 10)
+	wantErr(t, "ClaimDue after retry", err, nil)
+	if ids := claimIDs(got); len(ids) != 1 || ids[0] != a.ID || got[0].TakenOverFrom != "" || !got[0].DataSentAt.IsZero() {
+		t.Errorf("after retry claimed %+v, want a %d", got, a.ID)
+	}
+	wantErr(t, "MarkDataSent a again", s.MarkDataSent(ctx, a.ID, "fourth", t0.Add(11*lease)), nil)
+	wantErr(t, "FinishAttempt a sent", s.FinishAttempt(ctx, a.ID, "fourth", OutboxSent, time.Time{}, "", nil), nil)
+	if it, _ := s.OutboxItem(ctx, a.ID); it.Status != OutboxSent || !it.DataSentAt.IsZero() {
+		t.Errorf("after the sent outcome: %+v", it)
+	}
+	if sa, _ := s.Submission(ctx, subA); sa.Status != SubmissionSent {
+		t.Errorf("submission after the sent outcome: %s", sa.Status)
+	}
 }

@@ -89,44 +89,44 @@ func TestEnqueueSubmission(t *testing.T) {
 			t.Errorf("blocked submission %q, item %q", bsub.Status, bitem.Status)
 		}
 
-		// Refusals leave the caller's structs and the database as they were.
-		counts := func() map[string]int {
-			c, err := s.OutboxCounts(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return c
-		}
-		want := map[string]int{OutboxQueued: 1, OutboxHeld: 1}
-		for _, tt := range []struct {
-			name string
-			sub  Submission
-			item OutboxItem
-			err  error
-		}{
-			{"missing form", Submission{FormID: 999999}, OutboxItem{Rcpts: []string{"a@example.org"}, Message: msg}, ErrNotFound},
-			{"bad status", Submission{FormID: form, Status: SubmissionSent}, OutboxItem{Rcpts: []string{"a@example.org"}, Message: msg}, nil},
-			{"no message", Submission{FormID: form}, OutboxItem{Rcpts: []string{"a@example.org"}}, nil},
-			{"no recipients", Submission{FormID: form}, OutboxItem{Message: msg}, nil},
-		} {
-			sub, item := tt.sub, tt.item
-			err := s.EnqueueSubmission(ctx, &sub, &item)
-			if err == nil || tt.err != nil && !errors.Is(err, tt.err) {
-				t.Errorf("%s: error %v, want %v", tt.name, err, tt.err)
-			}
-			if !reflect.DeepEqual(sub, tt.sub) || !reflect.DeepEqual(item, tt.item) {
-				t.Errorf("%s: the arguments changed on error", tt.name)
-			}
-		}
-		if got := counts(); !reflect.DeepEqual(got, want) {
-			t.Errorf("OutboxCounts = %v, want %v", got, want)
-		}
-		subs, err := s.ListSubmissions(ctx, SubmissionFilter{FormID: form})
-		wantErr(t, "ListSubmissions", err, nil)
-		if len(subs) != 2 {
-			t.Errorf("%d submissions stored, want 2", len(subs))
-		}
+		checkEnqueueRefusals(t, s, form, msg)
 	})
+}
+
+// checkEnqueueRefusals: refusals leave the caller's structs and the
+// database as they were (one queued and one held item, two submissions).
+func checkEnqueueRefusals(t *testing.T, s *Store, form int64, msg []byte) {
+	t.Helper()
+	ctx := ctxT(t)
+	want := map[string]int{OutboxQueued: 1, OutboxHeld: 1}
+	for _, tt := range []struct {
+		name string
+		sub  Submission
+		item OutboxItem
+		err  error
+	}{
+		{"missing form", Submission{FormID: 999999}, OutboxItem{Rcpts: []string{"a@example.org"}, Message: msg}, ErrNotFound},
+		{"bad status", Submission{FormID: form, Status: SubmissionSent}, OutboxItem{Rcpts: []string{"a@example.org"}, Message: msg}, nil},
+		{"no message", Submission{FormID: form}, OutboxItem{Rcpts: []string{"a@example.org"}}, nil},
+		{"no recipients", Submission{FormID: form}, OutboxItem{Message: msg}, nil},
+	} {
+		sub, item := tt.sub, tt.item
+		err := s.EnqueueSubmission(ctx, &sub, &item)
+		if err == nil || tt.err != nil && !errors.Is(err, tt.err) {
+			t.Errorf("%s: error %v, want %v", tt.name, err, tt.err)
+		}
+		if !reflect.DeepEqual(sub, tt.sub) || !reflect.DeepEqual(item, tt.item) {
+			t.Errorf("%s: the arguments changed on error", tt.name)
+		}
+	}
+	if got, err := s.OutboxCounts(ctx); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("OutboxCounts = %v, %v; want %v", got, err, want)
+	}
+	subs, err := s.ListSubmissions(ctx, SubmissionFilter{FormID: form})
+	wantErr(t, "ListSubmissions", err, nil)
+	if len(subs) != 2 {
+		t.Errorf("%d submissions stored, want 2", len(subs))
+	}
 }
 
 // claimIDs returns the ids of items.
@@ -166,68 +166,81 @@ func TestClaimAndFinish(t *testing.T) {
 			t.Errorf("limit 0 claimed %v", claimIDs(got))
 		}
 
-		// Another owner cannot finish; a bad status is refused.
-		wantErr(t, "FinishAttempt by w2", s.FinishAttempt(ctx, a.ID, "w2", OutboxSent, time.Time{}, "", nil), ErrLeaseLost)
-		wantErr(t, "FinishAttemptSend by w2", s.FinishAttemptSend(ctx, a.ID, "w2", OutboxSent, time.Time{}, "", &Send{Source: "contact"}), ErrLeaseLost)
-		wantErr(t, "FinishAttempt missing", s.FinishAttempt(ctx, 999999, "w1", OutboxSent, time.Time{}, "", nil), ErrNotFound)
-		if err := s.FinishAttempt(ctx, a.ID, "w1", OutboxSending, time.Time{}, "", nil); err == nil {
-			t.Error("FinishAttempt accepted status sending")
-		}
-
-		// a: an attempt recorded in the history, then a retry later.
-		sends := func() int {
-			p, err := s.ListSends(ctx, SendFilter{Source: "contact"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return p.Total
-		}
-		if n := sends(); n != 0 {
-			t.Fatalf("refused finishes stored %d sends", n)
-		}
-		retryAt := t0.Add(30 * time.Second)
-		snd := &Send{Source: "contact", FormID: a.FormID, Server: "mx:25", MailFrom: a.MailFrom, Rcpts: a.Rcpts,
-			Status: "temporary failure", Error: "451 later", Events: transcript(3, "T1")}
-		wantErr(t, "FinishAttemptSend queued", s.FinishAttemptSend(ctx, a.ID, "w1", OutboxQueued, retryAt, "451 later", snd), nil)
-		if got, err := s.Send(ctx, snd.ID); err != nil || got.Status != "temporary failure" || len(got.Events) != 3 || *got.FormID != *a.FormID {
-			t.Errorf("the attempt's send: %+v, %v", got, err)
-		}
-		wantErr(t, "FinishAttempt twice", s.FinishAttempt(ctx, a.ID, "w1", OutboxSent, time.Time{}, "", nil), ErrLeaseLost)
-		it, _ := s.OutboxItem(ctx, a.ID)
-		if it.Status != OutboxQueued || it.LeaseOwner != "" || !it.LeaseUntil.IsZero() || !it.NextAttemptAt.Equal(retryAt) ||
-			it.LastError != "451 later" || *it.LastSendID != snd.ID || it.Attempts != 1 {
-			t.Errorf("after retry: %+v", it)
-		}
-		if got, _ := s.ClaimDue(ctx, "w1", retryAt.Add(-time.Microsecond), lease, 10); len(got) != 0 {
-			t.Errorf("claimed before its retry time: %v", claimIDs(got))
-		}
-		got, _ = s.ClaimDue(ctx, "w1", retryAt, lease, 10)
-		if len(got) != 1 || got[0].ID != a.ID || got[0].Attempts != 2 {
-			t.Fatalf("claim at retry time: %+v", got)
-		}
-
-		// Outcomes reach the submission.
-		for _, tt := range []struct {
-			item   *OutboxItem
-			status string
-		}{{a, OutboxSent}, {b, OutboxFailed}} {
-			wantErr(t, "FinishAttempt "+tt.status, s.FinishAttempt(ctx, tt.item.ID, "w1", tt.status, time.Time{}, "", nil), nil)
-			it, _ := s.OutboxItem(ctx, tt.item.ID)
-			sub, _ := s.Submission(ctx, *tt.item.SubmissionID)
-			if it.Status != tt.status || string(sub.Status) != tt.status {
-				t.Errorf("after %s: item %q, submission %q", tt.status, it.Status, sub.Status)
-			}
-		}
-		got, _ = s.ClaimDue(ctx, "w1", t0.Add(2*time.Hour), lease, 10)
-		if ids := claimIDs(got); !reflect.DeepEqual(ids, []int64{c.ID}) {
-			t.Errorf("later claim %v, want [%d]", ids, c.ID)
-		}
-		wantErr(t, "FinishAttempt unknown", s.FinishAttempt(ctx, c.ID, "w1", OutboxUnknown, time.Time{}, "lost after DATA", nil), nil)
-		counts, _ := s.OutboxCounts(ctx)
-		if want := map[string]int{OutboxSent: 1, OutboxFailed: 1, OutboxUnknown: 1, OutboxHeld: 1}; !reflect.DeepEqual(counts, want) {
-			t.Errorf("OutboxCounts = %v, want %v", counts, want)
-		}
+		checkFinishRefused(t, s, a)
+		checkRetry(t, s, a, lease)
+		checkOutcomes(t, s, a, b, c, lease)
 	})
+}
+
+// checkFinishRefused: another owner cannot finish; a bad status is
+// refused; nothing reaches the history.
+func checkFinishRefused(t *testing.T, s *Store, a *OutboxItem) {
+	t.Helper()
+	ctx := ctxT(t)
+	wantErr(t, "FinishAttempt by w2", s.FinishAttempt(ctx, a.ID, "w2", OutboxSent, time.Time{}, "", nil), ErrLeaseLost)
+	wantErr(t, "FinishAttemptSend by w2", s.FinishAttemptSend(ctx, a.ID, "w2", OutboxSent, time.Time{}, "", &Send{Source: "contact"}), ErrLeaseLost)
+	wantErr(t, "FinishAttempt missing", s.FinishAttempt(ctx, 999999, "w1", OutboxSent, time.Time{}, "", nil), ErrNotFound)
+	if err := s.FinishAttempt(ctx, a.ID, "w1", OutboxSending, time.Time{}, "", nil); err == nil {
+		t.Error("FinishAttempt accepted status sending")
+	}
+	p, err := s.ListSends(ctx, SendFilter{Source: "contact"})
+	if err != nil || p.Total != 0 {
+		t.Fatalf("refused finishes stored %d sends (%v)", p.Total, err)
+	}
+}
+
+// checkRetry: a's attempt is recorded in the history, then retried at
+// its retry time and not before.
+func checkRetry(t *testing.T, s *Store, a *OutboxItem, lease time.Duration) {
+	t.Helper()
+	ctx := ctxT(t)
+	retryAt := t0.Add(30 * time.Second)
+	snd := &Send{Source: "contact", FormID: a.FormID, Server: "mx:25", MailFrom: a.MailFrom, Rcpts: a.Rcpts,
+		Status: "temporary failure", Error: "451 later", Events: transcript(3, "T1")}
+	wantErr(t, "FinishAttemptSend queued", s.FinishAttemptSend(ctx, a.ID, "w1", OutboxQueued, retryAt, "451 later", snd), nil)
+	if got, err := s.Send(ctx, snd.ID); err != nil || got.Status != "temporary failure" || len(got.Events) != 3 || *got.FormID != *a.FormID {
+		t.Errorf("the attempt's send: %+v, %v", got, err)
+	}
+	wantErr(t, "FinishAttempt twice", s.FinishAttempt(ctx, a.ID, "w1", OutboxSent, time.Time{}, "", nil), ErrLeaseLost)
+	it, _ := s.OutboxItem(ctx, a.ID)
+	if it.Status != OutboxQueued || it.LeaseOwner != "" || !it.LeaseUntil.IsZero() || !it.NextAttemptAt.Equal(retryAt) ||
+		it.LastError != "451 later" || *it.LastSendID != snd.ID || it.Attempts != 1 {
+		t.Errorf("after retry: %+v", it)
+	}
+	if got, _ := s.ClaimDue(ctx, "w1", retryAt.Add(-time.Microsecond), lease, 10); len(got) != 0 {
+		t.Errorf("claimed before its retry time: %v", claimIDs(got))
+	}
+	got, _ := s.ClaimDue(ctx, "w1", retryAt, lease, 10)
+	if len(got) != 1 || got[0].ID != a.ID || got[0].Attempts != 2 {
+		t.Fatalf("claim at retry time: %+v", got)
+	}
+}
+
+// checkOutcomes: outcomes reach the submission; c is claimed once due.
+func checkOutcomes(t *testing.T, s *Store, a, b, c *OutboxItem, lease time.Duration) {
+	t.Helper()
+	ctx := ctxT(t)
+	// Outcomes reach the submission.
+	for _, tt := range []struct {
+		item   *OutboxItem
+		status string
+	}{{a, OutboxSent}, {b, OutboxFailed}} {
+		wantErr(t, "FinishAttempt "+tt.status, s.FinishAttempt(ctx, tt.item.ID, "w1", tt.status, time.Time{}, "", nil), nil)
+		it, _ := s.OutboxItem(ctx, tt.item.ID)
+		sub, _ := s.Submission(ctx, *tt.item.SubmissionID)
+		if it.Status != tt.status || string(sub.Status) != tt.status {
+			t.Errorf("after %s: item %q, submission %q", tt.status, it.Status, sub.Status)
+		}
+	}
+	got, _ := s.ClaimDue(ctx, "w1", t0.Add(2*time.Hour), lease, 10)
+	if ids := claimIDs(got); !reflect.DeepEqual(ids, []int64{c.ID}) {
+		t.Errorf("later claim %v, want [%d]", ids, c.ID)
+	}
+	wantErr(t, "FinishAttempt unknown", s.FinishAttempt(ctx, c.ID, "w1", OutboxUnknown, time.Time{}, "lost after DATA", nil), nil)
+	counts, _ := s.OutboxCounts(ctx)
+	if want := map[string]int{OutboxSent: 1, OutboxFailed: 1, OutboxUnknown: 1, OutboxHeld: 1}; !reflect.DeepEqual(counts, want) {
+		t.Errorf("OutboxCounts = %v, want %v", counts, want)
+	}
 }
 
 func TestLeaseExpiryTakeover(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"sockmail/internal/testenv"
 )
 
 func TestProfiles(t *testing.T) {
@@ -32,16 +34,19 @@ func TestProfiles(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		// Update: every field changes, CreatedAt stays.
-		time.Sleep(2 * time.Millisecond)
+		// Update: every field changes, CreatedAt stays, UpdatedAt is the
+		// time of the update: after the insert (the store keeps
+		// microseconds, so the test first lets the clock pass it).
 		created := p.CreatedAt
+		testenv.WaitUntil(t, "the clock to pass the insert", func() bool { return normTime(time.Now()).After(created) })
+		before := normTime(time.Now())
 		upd := &Profile{ID: p.ID, Name: "postfix-2", Host: "smtp.example.org", Port: 25, TLSMode: "none",
 			InsecureSkipVerify: true, AuthMech: "", Username: "", PasswordEnc: nil, HeloName: ""}
 		if err := s.SaveProfile(ctx, upd); err != nil {
 			t.Fatal(err)
 		}
-		if !upd.CreatedAt.Equal(created) || !upd.UpdatedAt.After(created) {
-			t.Errorf("update times: created %v (was %v), updated %v", upd.CreatedAt, created, upd.UpdatedAt)
+		if after := normTime(time.Now()); !upd.CreatedAt.Equal(created) || upd.UpdatedAt.Before(before) || upd.UpdatedAt.After(after) {
+			t.Errorf("update times: created %v (was %v), updated %v, want within [%v, %v]", upd.CreatedAt, created, upd.UpdatedAt, before, after)
 		}
 		got, err = s.Profile(ctx, p.ID)
 		if err != nil || !reflect.DeepEqual(got, upd) {

@@ -131,36 +131,44 @@ func TestSendRoundTrip(t *testing.T) {
 			}
 		}
 
-		// A resend points at its parent; FinishedAt nil means now.
-		child := &Send{Source: "web", ParentID: &snd.ID, Status: "running"}
-		if err := s.CreateSend(ctx, child); err != nil {
-			t.Fatal(err)
-		}
-		before := time.Now().Add(-time.Second)
-		child.Status = smtp.StatusSent
-		if err := s.FinishSend(ctx, child); err != nil {
-			t.Fatal(err)
-		}
-		if child.FinishedAt == nil || child.FinishedAt.Before(before) {
-			t.Errorf("FinishSend without FinishedAt set it to %v", child.FinishedAt)
-		}
-		got, err = s.Send(ctx, child.ID)
-		if err != nil || *got.ParentID != snd.ID || got.Rcpts != nil || got.Events != nil || got.Message != nil {
-			t.Fatalf("child = %+v, %v", got, err)
-		}
-		// Status defaults to running.
-		bare := &Send{Source: "cli"}
-		if err := s.CreateSend(ctx, bare); err != nil || bare.Status != StatusRunning {
-			t.Fatalf("bare send status %q, %v", bare.Status, err)
-		}
-
-		_, err = s.Send(ctx, 99999)
-		wantErr(t, "Send missing", err, ErrNotFound)
-		wantErr(t, "FinishSend missing", s.FinishSend(ctx, &Send{ID: 99999, Status: "sent"}), ErrNotFound)
-		if err := s.CreateSend(ctx, &Send{Source: "web", ParentID: ptr(int64(99999))}); err == nil {
-			t.Error("CreateSend with a missing parent succeeded")
-		}
+		checkResendAndMissing(t, s, snd.ID)
 	})
+}
+
+// checkResendAndMissing: a resend points at its parent and a FinishedAt
+// left nil means now; a bare send is running; missing sends and parents
+// are errors.
+func checkResendAndMissing(t *testing.T, s *Store, parent int64) {
+	t.Helper()
+	ctx := ctxT(t)
+	child := &Send{Source: "web", ParentID: &parent, Status: "running"}
+	if err := s.CreateSend(ctx, child); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now().Add(-time.Second)
+	child.Status = smtp.StatusSent
+	if err := s.FinishSend(ctx, child); err != nil {
+		t.Fatal(err)
+	}
+	if child.FinishedAt == nil || child.FinishedAt.Before(before) {
+		t.Errorf("FinishSend without FinishedAt set it to %v", child.FinishedAt)
+	}
+	got, err := s.Send(ctx, child.ID)
+	if err != nil || *got.ParentID != parent || got.Rcpts != nil || got.Events != nil || got.Message != nil {
+		t.Fatalf("child = %+v, %v", got, err)
+	}
+	// Status defaults to running.
+	bare := &Send{Source: "cli"}
+	if err := s.CreateSend(ctx, bare); err != nil || bare.Status != StatusRunning {
+		t.Fatalf("bare send status %q, %v", bare.Status, err)
+	}
+
+	_, err = s.Send(ctx, 99999)
+	wantErr(t, "Send missing", err, ErrNotFound)
+	wantErr(t, "FinishSend missing", s.FinishSend(ctx, &Send{ID: 99999, Status: "sent"}), ErrNotFound)
+	if err := s.CreateSend(ctx, &Send{Source: "web", ParentID: ptr(int64(99999))}); err == nil {
+		t.Error("CreateSend with a missing parent succeeded")
+	}
 }
 
 // hostileLines are server lines a hostile or broken server may send.
@@ -414,42 +422,57 @@ func TestListSendsFilters(t *testing.T) {
 	})
 }
 
+// walkSends lists every page of f and returns each page's ids and Total.
+func walkSends(t *testing.T, s *Store, f SendFilter) (pages [][]int64, totals []int) {
+	t.Helper()
+	for {
+		p, err := s.ListSends(ctxT(t), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, pageIDs(p))
+		totals = append(totals, p.Total)
+		if p.NextBefore == 0 {
+			return pages, totals
+		}
+		if p.NextBefore != p.Sends[len(p.Sends)-1].ID {
+			t.Fatalf("NextBefore %d is not the last id on the page", p.NextBefore)
+		}
+		f.Before = p.NextBefore
+		if len(pages) > 30 {
+			t.Fatal("pagination does not end")
+		}
+	}
+}
+
+// seedPages stores 25 sends a day apart, every other one failed, and
+// returns their ids newest first and the ids of those sent.
+func seedPages(t *testing.T, s *Store) (ids, sent []int64) {
+	t.Helper()
+	var specs []sendSpec
+	for i := range 25 {
+		st := "sent"
+		if i%2 == 1 {
+			st = "permanent failure"
+		}
+		specs = append(specs, sendSpec{source: "web", status: st, day: 1 + i, subject: fmt.Sprint("s", i),
+			lines: []string{"250 page-marker ok"}})
+	}
+	ids = seedSends(t, s, specs)
+	slices.Reverse(ids) // newest first
+	for i, id := range ids {
+		if (24-i)%2 == 0 {
+			sent = append(sent, id)
+		}
+	}
+	return ids, sent
+}
+
 func TestListSendsPagination(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s *Store) {
 		ctx := ctxT(t)
-		var specs []sendSpec
-		for i := range 25 {
-			st := "sent"
-			if i%2 == 1 {
-				st = "permanent failure"
-			}
-			specs = append(specs, sendSpec{source: "web", status: st, day: 1 + i, subject: fmt.Sprint("s", i),
-				lines: []string{"250 page-marker ok"}})
-		}
-		ids := seedSends(t, s, specs)
-		slices.Reverse(ids) // newest first
-
-		walk := func(f SendFilter) (pages [][]int64, totals []int) {
-			for {
-				p, err := s.ListSends(ctx, f)
-				if err != nil {
-					t.Fatal(err)
-				}
-				pages = append(pages, pageIDs(p))
-				totals = append(totals, p.Total)
-				if p.NextBefore == 0 {
-					return
-				}
-				if p.NextBefore != p.Sends[len(p.Sends)-1].ID {
-					t.Fatalf("NextBefore %d is not the last id on the page", p.NextBefore)
-				}
-				f.Before = p.NextBefore
-				if len(pages) > 30 {
-					t.Fatal("pagination does not end")
-				}
-			}
-		}
-		pages, totals := walk(SendFilter{Limit: 10})
+		ids, want := seedPages(t, s)
+		pages, totals := walkSends(t, s, SendFilter{Limit: 10})
 		if len(pages) != 3 || !slices.Equal(pages[0], ids[:10]) || !slices.Equal(pages[1], ids[10:20]) || !slices.Equal(pages[2], ids[20:]) {
 			t.Errorf("pages %v", pages)
 		}
@@ -457,23 +480,12 @@ func TestListSendsPagination(t *testing.T) {
 			t.Errorf("totals %v, want 25 on every page", totals)
 		}
 		// An exact multiple of the page size ends without an empty page.
-		pages, _ = walk(SendFilter{Limit: 5})
-		if len(pages) != 5 {
+		if pages, _ = walkSends(t, s, SendFilter{Limit: 5}); len(pages) != 5 {
 			t.Errorf("limit 5 over 25 sends gave %d pages", len(pages))
 		}
 		// A filter pages too: 13 sends with status sent, 4 per page.
-		pages, totals = walk(SendFilter{Status: "sent", Limit: 4})
-		var got []int64
-		for _, p := range pages {
-			got = append(got, p...)
-		}
-		var want []int64
-		for i, id := range ids {
-			if (24-i)%2 == 0 {
-				want = append(want, id)
-			}
-		}
-		if !slices.Equal(got, want) || len(pages) != 4 || totals[3] != 13 {
+		pages, totals = walkSends(t, s, SendFilter{Status: "sent", Limit: 4})
+		if got := slices.Concat(pages...); !slices.Equal(got, want) || len(pages) != 4 || totals[3] != 13 {
 			t.Errorf("status pages %v (totals %v), want %v", pages, totals, want)
 		}
 		// Search results page the same way (on SQLite the search index
@@ -484,17 +496,13 @@ func TestListSendsPagination(t *testing.T) {
 			{Query: "page-marker ok", Limit: 10},
 			{Query: "ok", Limit: 10},
 		} {
-			pages, totals = walk(f)
+			pages, totals = walkSends(t, s, f)
 			if len(pages) != 3 || !slices.Equal(pages[0], ids[:10]) || !slices.Equal(pages[2], ids[20:]) || totals[2] != 25 {
 				t.Errorf("search %q pages %v totals %v", f.Query, pages, totals)
 			}
 		}
-		pages, totals = walk(SendFilter{Query: "PAGE-MARKER", Status: "sent", Limit: 4})
-		got = nil
-		for _, p := range pages {
-			got = append(got, p...)
-		}
-		if !slices.Equal(got, want) || totals[0] != 13 {
+		pages, totals = walkSends(t, s, SendFilter{Query: "PAGE-MARKER", Status: "sent", Limit: 4})
+		if got := slices.Concat(pages...); !slices.Equal(got, want) || totals[0] != 13 {
 			t.Errorf("search+status pages %v (totals %v), want %v", pages, totals, want)
 		}
 		// Limit 0 means DefaultSendLimit; a huge limit is capped.
@@ -504,27 +512,33 @@ func TestListSendsPagination(t *testing.T) {
 		if p, _ := s.ListSends(ctx, SendFilter{Limit: 1 << 30}); len(p.Sends) != 25 {
 			t.Errorf("huge limit page has %d sends", len(p.Sends))
 		}
-		// Counting stops at the cap.
-		s.countCap = 10
-		defer func() { s.countCap = MaxSendCount }()
-		for _, tt := range []struct {
-			f      SendFilter
-			total  int
-			capped bool
-		}{
-			{SendFilter{}, 10, true},
-			{SendFilter{Status: "sent"}, 10, true},
-			{SendFilter{Since: time.Date(2025, 1, 16, 0, 0, 0, 0, time.UTC)}, 10, false},
-			{SendFilter{Since: time.Date(2025, 1, 17, 0, 0, 0, 0, time.UTC)}, 9, false},
-			{SendFilter{Query: "page-marker"}, 10, true},
-			{SendFilter{Query: "page-marker", Since: time.Date(2025, 1, 17, 0, 0, 0, 0, time.UTC)}, 9, false},
-		} {
-			p, err := s.ListSends(ctx, tt.f)
-			if err != nil || p.Total != tt.total || p.TotalCapped != tt.capped {
-				t.Errorf("cap 10, filter %+v: total %d capped %v, %v; want %d %v", tt.f, p.Total, p.TotalCapped, err, tt.total, tt.capped)
-			}
-		}
+		checkCountCap(t, s)
 	})
+}
+
+// checkCountCap: over the 25 sends of seedPages, counting stops at the
+// cap.
+func checkCountCap(t *testing.T, s *Store) {
+	t.Helper()
+	s.countCap = 10
+	defer func() { s.countCap = MaxSendCount }()
+	for _, tt := range []struct {
+		f      SendFilter
+		total  int
+		capped bool
+	}{
+		{SendFilter{}, 10, true},
+		{SendFilter{Status: "sent"}, 10, true},
+		{SendFilter{Since: time.Date(2025, 1, 16, 0, 0, 0, 0, time.UTC)}, 10, false},
+		{SendFilter{Since: time.Date(2025, 1, 17, 0, 0, 0, 0, time.UTC)}, 9, false},
+		{SendFilter{Query: "page-marker"}, 10, true},
+		{SendFilter{Query: "page-marker", Since: time.Date(2025, 1, 17, 0, 0, 0, 0, time.UTC)}, 9, false},
+	} {
+		p, err := s.ListSends(ctxT(t), tt.f)
+		if err != nil || p.Total != tt.total || p.TotalCapped != tt.capped {
+			t.Errorf("cap 10, filter %+v: total %d capped %v, %v; want %d %v", tt.f, p.Total, p.TotalCapped, err, tt.total, tt.capped)
+		}
+	}
 }
 
 func TestDeleteAndRetention(t *testing.T) {

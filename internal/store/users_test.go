@@ -323,76 +323,100 @@ func TestSetSettingIfAbsentTwoInstances(t *testing.T) {
 // fail nor mix such values up.
 func TestHostileArguments(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s *Store) {
-		ctx := ctxT(t)
-		for _, email := range []string{"\x00@example.org", "\xff@example.org", "\x01@example.org", "\xc3\x28@EXAMPLE.org"} {
-			u, err := s.CreateUser(ctx, email, "hash\x00\xff")
-			if err != nil {
-				t.Fatalf("CreateUser(%q): %v", email, err)
-			}
-			got, err := s.UserByEmail(ctx, email)
-			if err != nil || got.ID != u.ID || got.Email != email || got.PasswordHash != "hash\x00\xff" {
-				t.Fatalf("UserByEmail(%q) = %+v, %v", email, got, err)
-			}
-			_, err = s.CreateUser(ctx, email, "h")
-			wantErr(t, "CreateUser duplicate hostile email", err, ErrExists)
-		}
-		_, err := s.UserByEmail(ctx, "\x00\xff nobody")
-		wantErr(t, "UserByEmail hostile absent", err, ErrNotFound)
-		_, err = s.SessionUser(ctx, "\x00\xff", time.Now())
-		wantErr(t, "SessionUser hostile", err, ErrNotFound)
-
-		now := time.Now()
-		keys := []string{"login:user:\x00", "login:user:\xff", "login:user:", "login:user:\x01"}
-		for i, k := range keys {
-			for range i + 1 {
-				if err := recordAttempt(ctx, s, k, now); err != nil {
-					t.Fatalf("recordAttempt(%q): %v", k, err)
-				}
-			}
-		}
-		for i, k := range keys {
-			if n, err := s.CountAttempts(ctx, k, now.Add(-time.Minute)); err != nil || n != i+1 {
-				t.Errorf("CountAttempts(%q) = %d, %v; want %d", k, n, err, i+1)
-			}
-		}
-		if err := s.ClearAttempts(ctx, keys[0]); err != nil {
-			t.Fatal(err)
-		}
-		if n, _ := s.CountAttempts(ctx, keys[0], now.Add(-time.Minute)); n != 0 {
-			t.Errorf("ClearAttempts of a hostile key left %d", n)
-		}
-
-		if err := s.SetSetting(ctx, "\x00\xff", []byte("v")); err != nil {
-			t.Fatal(err)
-		}
-		if v, err := s.Setting(ctx, "\x00\xff"); err != nil || string(v) != "v" {
-			t.Errorf("hostile setting key: %q, %v", v, err)
-		}
-		if v, err := s.SetSettingIfAbsent(ctx, "\xfe", []byte("w")); err != nil || string(v) != "w" {
-			t.Errorf("hostile SetSettingIfAbsent: %q, %v", v, err)
-		}
-
-		p := &Profile{Name: "\x00name\xff", Host: "h\x00", TLSMode: "\xff", AuthMech: "\x00", Username: "\xfe", HeloName: "\x01"}
-		if err := s.SaveProfile(ctx, p); err != nil {
-			t.Fatal(err)
-		}
-		if got, err := s.ProfileByName(ctx, p.Name); err != nil || !reflect.DeepEqual(got, p) {
-			t.Errorf("hostile profile: %+v, %v", got, err)
-		}
-
-		if err := s.CreateSend(ctx, &Send{Source: "web", MailFrom: "a@example.org", Subject: "x"}); err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range []SendFilter{
-			{Sender: "\x00"}, {Recipient: "a\xff"}, {Server: "\x00\xff"}, {Query: "x \x00"}, {Query: "\xff"},
-			{Status: "\x00"}, {Source: "\xff"},
-		} {
-			p, err := s.ListSends(ctx, f)
-			if err != nil || p.Total != 0 {
-				t.Errorf("ListSends(%+v) = total %d, %v; want 0, nil", f, p.Total, err)
-			}
-		}
+		hostileUsers(t, s)
+		hostileAttempts(t, s)
+		hostileSettingsAndProfiles(t, s)
+		hostileSendFilters(t, s)
 	})
+}
+
+// hostileUsers: users and sessions looked up by hostile text.
+func hostileUsers(t *testing.T, s *Store) {
+	t.Helper()
+	ctx := ctxT(t)
+	for _, email := range []string{"\x00@example.org", "\xff@example.org", "\x01@example.org", "\xc3\x28@EXAMPLE.org"} {
+		u, err := s.CreateUser(ctx, email, "hash\x00\xff")
+		if err != nil {
+			t.Fatalf("CreateUser(%q): %v", email, err)
+		}
+		got, err := s.UserByEmail(ctx, email)
+		if err != nil || got.ID != u.ID || got.Email != email || got.PasswordHash != "hash\x00\xff" {
+			t.Fatalf("UserByEmail(%q) = %+v, %v", email, got, err)
+		}
+		_, err = s.CreateUser(ctx, email, "h")
+		wantErr(t, "CreateUser duplicate hostile email", err, ErrExists)
+	}
+	_, err := s.UserByEmail(ctx, "\x00\xff nobody")
+	wantErr(t, "UserByEmail hostile absent", err, ErrNotFound)
+	_, err = s.SessionUser(ctx, "\x00\xff", time.Now())
+	wantErr(t, "SessionUser hostile", err, ErrNotFound)
+}
+
+// hostileAttempts: throttle keys holding hostile text stay apart.
+func hostileAttempts(t *testing.T, s *Store) {
+	t.Helper()
+	ctx := ctxT(t)
+	now := time.Now()
+	keys := []string{"login:user:\x00", "login:user:\xff", "login:user:", "login:user:\x01"}
+	for i, k := range keys {
+		for range i + 1 {
+			if err := recordAttempt(ctx, s, k, now); err != nil {
+				t.Fatalf("recordAttempt(%q): %v", k, err)
+			}
+		}
+	}
+	for i, k := range keys {
+		if n, err := s.CountAttempts(ctx, k, now.Add(-time.Minute)); err != nil || n != i+1 {
+			t.Errorf("CountAttempts(%q) = %d, %v; want %d", k, n, err, i+1)
+		}
+	}
+	if err := s.ClearAttempts(ctx, keys[0]); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.CountAttempts(ctx, keys[0], now.Add(-time.Minute)); n != 0 {
+		t.Errorf("ClearAttempts of a hostile key left %d", n)
+	}
+}
+
+// hostileSettingsAndProfiles: settings and profiles with hostile keys and fields.
+func hostileSettingsAndProfiles(t *testing.T, s *Store) {
+	t.Helper()
+	ctx := ctxT(t)
+	if err := s.SetSetting(ctx, "\x00\xff", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Setting(ctx, "\x00\xff"); err != nil || string(v) != "v" {
+		t.Errorf("hostile setting key: %q, %v", v, err)
+	}
+	if v, err := s.SetSettingIfAbsent(ctx, "\xfe", []byte("w")); err != nil || string(v) != "w" {
+		t.Errorf("hostile SetSettingIfAbsent: %q, %v", v, err)
+	}
+
+	p := &Profile{Name: "\x00name\xff", Host: "h\x00", TLSMode: "\xff", AuthMech: "\x00", Username: "\xfe", HeloName: "\x01"}
+	if err := s.SaveProfile(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ProfileByName(ctx, p.Name); err != nil || !reflect.DeepEqual(got, p) {
+		t.Errorf("hostile profile: %+v, %v", got, err)
+	}
+}
+
+// hostileSendFilters: history filters of hostile text find nothing, without error.
+func hostileSendFilters(t *testing.T, s *Store) {
+	t.Helper()
+	ctx := ctxT(t)
+	if err := s.CreateSend(ctx, &Send{Source: "web", MailFrom: "a@example.org", Subject: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []SendFilter{
+		{Sender: "\x00"}, {Recipient: "a\xff"}, {Server: "\x00\xff"}, {Query: "x \x00"}, {Query: "\xff"},
+		{Status: "\x00"}, {Source: "\xff"},
+	} {
+		p, err := s.ListSends(ctx, f)
+		if err != nil || p.Total != 0 {
+			t.Errorf("ListSends(%+v) = total %d, %v; want 0, nil", f, p.Total, err)
+		}
+	}
 }
 
 // TestTakeAttemptUnderConcurrency: fifty callers at once against a limit

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -113,18 +114,20 @@ func (c *MaildirCounter) MessageIDs() map[string]int {
 }
 
 // WaitDistinct scans until n distinct tokens have arrived and no new
-// file has come for settle (so that late duplicates are counted too),
-// failing the test after timeout. It returns the time until the n-th
-// distinct token was seen.
-func (c *MaildirCounter) WaitDistinct(t testing.TB, n int, timeout, settle time.Duration) time.Duration {
+// file has come for settle (so that late duplicates are counted too). It
+// fails the test only when no new file has come for StallLimit before
+// then, however long the deliveries take in all. It returns the time
+// until the n-th distinct token was seen.
+func (c *MaildirCounter) WaitDistinct(t testing.TB, n int, settle time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
-	deadline := start.Add(timeout)
 	var reached time.Duration
 	lastTotal, lastChange := -1, time.Now()
-	for {
-		if err := c.Scan(); err != nil {
-			t.Fatalf("testenv: scan %s: %v", c.dir, err)
+	var scanErr error
+	type progress struct{ Distinct, Files int }
+	WaitFor(t, fmt.Sprintf("%d distinct messages in %s", n, c.dir), func() (progress, bool) {
+		if scanErr = c.Scan(); scanErr != nil {
+			return progress{}, true
 		}
 		tokens, total := c.Counts()
 		if total != lastTotal {
@@ -133,14 +136,12 @@ func (c *MaildirCounter) WaitDistinct(t testing.TB, n int, timeout, settle time.
 		if len(tokens) >= n && reached == 0 {
 			reached = time.Since(start)
 		}
-		if reached != 0 && time.Since(lastChange) >= settle {
-			return reached
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("testenv: %d of %d distinct messages in %s after %v (%d files)", len(tokens), n, c.dir, timeout, total)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return progress{len(tokens), total}, reached != 0 && time.Since(lastChange) >= settle
+	})
+	if scanErr != nil {
+		t.Fatalf("testenv: scan %s: %v", c.dir, scanErr)
 	}
+	return reached
 }
 
 // RemoveWhenPassed deletes the counted files when the test ends, unless

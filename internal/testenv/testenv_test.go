@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -122,43 +123,51 @@ func newMaildir(t *testing.T) string {
 	return dir
 }
 
+// TestWaitForMessage runs in a synctest bubble: the delivery 100 ms into
+// the wait and the 150 ms timeout are on its fake clock, so the test does
+// not depend on the machine's speed. File times are real and therefore
+// newer than the bubble's clock (it starts in 2000): only the file made
+// old on purpose is older than the window.
 func TestWaitForMessage(t *testing.T) {
-	dir := newMaildir(t)
-	writeMaildirFile(t, dir, "new", "1.other", "Subject: other\n\nbody\n")
-	old := writeMaildirFile(t, dir, "cur", "0.old", "Subject: wanted-token\n\nstale copy\n")
-	past := time.Now().Add(-2 * maxMessageAge)
-	if err := os.Chtimes(old, past, past); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		time.Sleep(100 * time.Millisecond)
-		writeMaildirFile(t, dir, "new", "2.wanted", "Subject: wanted-token\n\nfresh\n")
-	}()
-	start := time.Now()
-	got := WaitForMessage(t, dir, "wanted-token", 5*time.Second)
-	if !strings.Contains(string(got), "fresh") {
-		t.Errorf("WaitForMessage returned %q, want the fresh message", got)
-	}
-	if d := time.Since(start); d < 90*time.Millisecond {
-		t.Errorf("WaitForMessage returned after %v, before the message was delivered", d)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		dir := newMaildir(t)
+		writeMaildirFile(t, dir, "new", "1.other", "Subject: other\n\nbody\n")
+		old := writeMaildirFile(t, dir, "cur", "0.old", "Subject: wanted-token\n\nstale copy\n")
+		past := time.Now().Add(-2 * maxMessageAge)
+		if err := os.Chtimes(old, past, past); err != nil {
+			t.Fatal(err)
+		}
+		const deliveredAfter = 100 * time.Millisecond
+		go func() {
+			time.Sleep(deliveredAfter)
+			writeMaildirFile(t, dir, "new", "2.wanted", "Subject: wanted-token\n\nfresh\n")
+		}()
+		start := time.Now()
+		got := WaitForMessage(t, dir, "wanted-token", 5*time.Second)
+		if !strings.Contains(string(got), "fresh") {
+			t.Errorf("WaitForMessage returned %q, want the fresh message", got)
+		}
+		if d := time.Since(start); d < deliveredAfter {
+			t.Errorf("WaitForMessage returned %v into the wait (bubble time), before the message was delivered", d)
+		}
 
-	writeMaildirFile(t, dir, "cur", "3.seen", "Subject: in-cur\n\n")
-	if got := WaitForMessage(t, dir, "in-cur", time.Second); !strings.Contains(string(got), "in-cur") {
-		t.Errorf("message in cur/ not found: %q", got)
-	}
+		writeMaildirFile(t, dir, "cur", "3.seen", "Subject: in-cur\n\n")
+		if got := WaitForMessage(t, dir, "in-cur", time.Second); !strings.Contains(string(got), "in-cur") {
+			t.Errorf("message in cur/ not found: %q", got)
+		}
 
-	ft := &fakeTB{TB: t}
-	start = time.Now()
-	if got := WaitForMessage(ft, dir, "never-delivered", 150*time.Millisecond); got != nil {
-		t.Errorf("WaitForMessage found %q for a substring never delivered", got)
-	}
-	if !strings.Contains(ft.failed, "never-delivered") || !strings.Contains(ft.failed, dir) {
-		t.Errorf("timeout failure message = %q, want the substring and the Maildir in it", ft.failed)
-	}
-	if d := time.Since(start); d < 150*time.Millisecond || d > 2*time.Second {
-		t.Errorf("timeout took %v, want about 150ms", d)
-	}
+		ft := &fakeTB{TB: t}
+		start = time.Now()
+		if got := WaitForMessage(ft, dir, "never-delivered", 150*time.Millisecond); got != nil {
+			t.Errorf("WaitForMessage found %q for a substring never delivered", got)
+		}
+		if !strings.Contains(ft.failed, "never-delivered") || !strings.Contains(ft.failed, dir) {
+			t.Errorf("timeout failure message = %q, want the substring and the Maildir in it", ft.failed)
+		}
+		if d := time.Since(start); d < 150*time.Millisecond || d > 150*time.Millisecond+2*pollInterval {
+			t.Errorf("timeout after %v (bubble time), want 150ms", d)
+		}
+	})
 }
 
 // fakeTB records Skipf and Fatalf instead of stopping the test, to check
