@@ -308,7 +308,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	attemptCtx, abort := context.WithCancel(context.WithoutCancel(ctx))
 	defer abort()
 	var wg sync.WaitGroup
-	done := make(chan struct{}, w.d.Concurrency)
+	done := make(chan int64, w.d.Concurrency)
+	// running holds the items this worker is attempting. An attempt that
+	// outlives its lease (a starved process, a send slower than the
+	// lease) lets ClaimDue hand the item back to this same worker; a
+	// second attempt would pass every lease check, which compares the
+	// owner, and send the message twice. It is left to the first one.
+	running := map[int64]bool{}
 	inflight := 0
 	poll := time.NewTicker(w.d.PollInterval)
 	defer poll.Stop()
@@ -327,9 +333,15 @@ func (w *Worker) Run(ctx context.Context) error {
 				w.d.Logger.Error("outbox claim", "err", err)
 			}
 			for _, it := range items {
+				if running[it.ID] {
+					w.d.Logger.Warn("outbox: an attempt on this item outlived its lease and still runs in this process; leaving the item to it",
+						"item", it.ID, "attempt", it.Attempts)
+					continue
+				}
+				running[it.ID] = true
 				inflight++
 				wg.Go(func() {
-					defer func() { done <- struct{}{} }()
+					defer func() { done <- it.ID }()
 					w.attempt(attemptCtx, it)
 				})
 			}
@@ -339,7 +351,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			w.shutdown(&wg, abort)
 			return nil
-		case <-done:
+		case id := <-done:
+			delete(running, id)
 			inflight--
 		case <-w.kick:
 			woken = true

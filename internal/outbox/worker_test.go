@@ -459,3 +459,51 @@ func TestWorkerTakesOver(t *testing.T) {
 		t.Errorf("taking-over attempt: item %+v, send events %v", it, snd.Events)
 	}
 }
+
+// TestWorkerDoesNotTakeOverFromItself: an attempt that outlives its lease
+// (a starved process, a send slower than the lease) is not joined by a
+// second attempt of the same worker on the same item. Both would pass the
+// lease checks, which compare the owner, and the message would go twice.
+func TestWorkerDoesNotTakeOverFromItself(t *testing.T) {
+	h := newHarness(t)
+	items := h.enqueue(t, 1, "self")
+	lease := 2 * time.Second
+	clock := &fakeClock{now: time.Now()}
+	polls := &claimCounter{Store: h.s}
+	started := make(chan struct{}, 4)
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	releaseAll := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(releaseAll)
+	var calls atomic.Int32
+	send := func(ctx context.Context, cfg smtp.Config, env smtp.Envelope, msg smtp.Message, opts smtp.SendOptions) (*smtp.Result, error) {
+		calls.Add(1)
+		started <- struct{}{}
+		<-release
+		if err := cfg.BeforeEnd(ctx); err != nil { // the end of the message, as the client does
+			return nil, err
+		}
+		return h.deliver(ctx, cfg, env, msg, opts)
+	}
+	w, err := New(Deps{Store: polls, Send: send, Profiles: noProfiles, Owner: "me", Lease: lease, Concurrency: 3,
+		PollInterval: 10 * time.Millisecond, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, w)
+	select {
+	case <-started:
+	case <-time.After(testenv.StallLimit):
+		t.Fatal("the first attempt did not start")
+	}
+	clock.Advance(lease + time.Second) // the lease runs out while the attempt still runs
+	polls.waitPolls(t, 5)              // and the worker looks at the queue again
+	releaseAll()
+	waitCounts(t, h.s, func(c map[string]int) bool { return c[store.OutboxSent] == 1 })
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	id := strings.TrimSuffix(strings.TrimPrefix(string(items[0].MessageID), "<"), ">")
+	if n := calls.Load(); n != 1 || h.sent[id] != 1 {
+		t.Errorf("%d attempts ran, the message was delivered %d times (%v); want one of each", n, h.sent[id], h.sent)
+	}
+}
