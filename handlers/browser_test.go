@@ -129,6 +129,21 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Logf("screenshot: %s", p)
 }
 
+// signUpInBrowser makes the admin account on a fresh app at base, as a
+// first visitor does, and waits for the compose page.
+func signUpInBrowser(t *testing.T, ctx context.Context, base string) {
+	t.Helper()
+	run(t, ctx, "sign up",
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(tid("signup-form")),
+		chromedp.SendKeys(tid("input-email"), adminEmail),
+		chromedp.SendKeys(tid("input-password"), adminPassword),
+		chromedp.SendKeys(tid("input-confirm"), adminPassword),
+		chromedp.Click(tid("signup-submit")),
+		chromedp.WaitVisible(tid("compose-form")),
+	)
+}
+
 // run runs steps with a time limit and fails the test with the page's
 // location and text when one fails.
 func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
@@ -228,15 +243,7 @@ func TestBrowser(t *testing.T) {
 	base := a.srv.URL
 
 	// First visit: create the admin account.
-	run(t, ctx, "sign up",
-		chromedp.Navigate(base+"/"),
-		chromedp.WaitVisible(tid("signup-form")),
-		chromedp.SendKeys(tid("input-email"), adminEmail),
-		chromedp.SendKeys(tid("input-password"), adminPassword),
-		chromedp.SendKeys(tid("input-confirm"), adminPassword),
-		chromedp.Click(tid("signup-submit")),
-		chromedp.WaitVisible(tid("compose-form")),
-	)
+	signUpInBrowser(t, ctx, base)
 	// Sign out and in again.
 	run(t, ctx, "sign out and in",
 		chromedp.Click(tid("signout")),

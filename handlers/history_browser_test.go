@@ -23,15 +23,7 @@ func TestHistoryBrowser(t *testing.T) {
 		a := newHistoryApp(t, historyOptions{backend: backend, send: slowSend})
 		ctx := browser(t)
 		base := a.srv.URL
-		run(t, ctx, "sign up",
-			chromedp.Navigate(base+"/"),
-			chromedp.WaitVisible(tid("signup-form")),
-			chromedp.SendKeys(tid("input-email"), adminEmail),
-			chromedp.SendKeys(tid("input-password"), adminPassword),
-			chromedp.SendKeys(tid("input-confirm"), adminPassword),
-			chromedp.Click(tid("signup-submit")),
-			chromedp.WaitVisible(tid("compose-form")),
-		)
+		signUpInBrowser(t, ctx, base)
 		token := testenv.UniqueToken()
 		run(t, ctx, "send",
 			chromedp.SetValue(tid("input-subject"), "history "+token),

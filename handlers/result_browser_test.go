@@ -24,15 +24,7 @@ func TestCancelBrowser(t *testing.T) {
 	a := newApp(t, appOptions{})
 	ctx := browser(t)
 	base := a.srv.URL
-	run(t, ctx, "sign up",
-		chromedp.Navigate(base+"/"),
-		chromedp.WaitVisible(tid("signup-form")),
-		chromedp.SendKeys(tid("input-email"), adminEmail),
-		chromedp.SendKeys(tid("input-password"), adminPassword),
-		chromedp.SendKeys(tid("input-confirm"), adminPassword),
-		chromedp.Click(tid("signup-submit")),
-		chromedp.WaitVisible(tid("compose-form")),
-	)
+	signUpInBrowser(t, ctx, base)
 	run(t, ctx, "send to the stalling server",
 		chromedp.SetValue(tid("input-server"), "adhoc"),
 		chromedp.SetValue(tid("input-host"), host),

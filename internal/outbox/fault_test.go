@@ -166,17 +166,6 @@ func fixedProfile(addr *atomic.Pointer[string]) ProfileFunc {
 	}
 }
 
-// closedPort returns an address where nothing listens.
-func closedPort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func newFaultForm(t *testing.T, s *store.Store, to string) int64 {
 	f := &store.Form{Name: "Fault " + t.Name(), Recipients: []string{to}, FromAddr: "forms@example.test", Enabled: true}
 	if err := s.SaveForm(context.Background(), f); err != nil {
@@ -202,7 +191,7 @@ func TestFaultSMTPDown(t *testing.T) {
 	fr := newFaultRun(t, p)
 	form := newFaultForm(t, s, fr.to)
 
-	down := closedPort(t)
+	down := testenv.ClosedPort(t)
 	var addr atomic.Pointer[string]
 	addr.Store(&down)
 	var cs countingSend

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -46,13 +45,7 @@ func TestBackoffDelay(t *testing.T) {
 // temporary network failure.
 func refusedErr(t *testing.T) error {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, err = smtp.SendMail(context.Background(), smtp.Config{Addr: addr}, smtp.Envelope{From: "a@example.org", To: []string{"b@example.org"}},
+	_, err := smtp.SendMail(context.Background(), smtp.Config{Addr: testenv.ClosedPort(t)}, smtp.Envelope{From: "a@example.org", To: []string{"b@example.org"}},
 		strings.NewReader("Subject: x\r\n\r\nx\r\n"), smtp.SendOptions{})
 	var se *smtp.Error
 	if !errors.As(err, &se) || !se.Temporary() {
