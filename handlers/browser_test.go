@@ -144,11 +144,12 @@ func signUpInBrowser(t *testing.T, ctx context.Context, base string) {
 	)
 }
 
-// run runs steps with a time limit and fails the test with the page's
+// run runs steps, each group bounded by the stall limit (a step that makes
+// no progress for that long is stuck, not slow), and fails the test with the page's
 // location and text when one fails.
 func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, 45*time.Second)
+	sctx, cancel := context.WithTimeout(ctx, testenv.StallLimit)
 	defer cancel()
 	if err := chromedp.Do(sctx, steps...); err != nil {
 		lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
@@ -162,7 +163,7 @@ func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Actio
 // value runs one action that returns a value.
 func value[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
 	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, 45*time.Second)
+	sctx, cancel := context.WithTimeout(ctx, testenv.StallLimit)
 	defer cancel()
 	v, err := chromedp.Run(sctx, a)
 	if err != nil {
