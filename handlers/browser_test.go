@@ -144,8 +144,8 @@ func signUpInBrowser(t *testing.T, ctx context.Context, base string) {
 	)
 }
 
-// run runs steps, each group bounded by the stall limit (a step that makes
-// no progress for that long is stuck, not slow), and fails the test with the page's
+// run runs steps, bounded by the stall limit (steps that make no progress
+// for that long are stuck, not slow), and fails the test with the page's
 // location and text when one fails.
 func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
