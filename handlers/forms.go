@@ -40,7 +40,7 @@ type QueueStore interface {
 
 	ListOutbox(ctx context.Context, f store.OutboxFilter) ([]store.OutboxItem, error)
 	OutboxItem(ctx context.Context, id int64) (*store.OutboxItem, error)
-	OutboxCounts(ctx context.Context) (map[string]int, error)
+	OutboxCounts(ctx context.Context) (map[store.OutboxStatus]int, error)
 	RetryOutbox(ctx context.Context, id int64, now time.Time) error
 	CancelOutbox(ctx context.Context, id int64) error
 	// The retention policy's age limit (ApplyRetention).

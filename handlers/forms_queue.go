@@ -24,7 +24,7 @@ import (
 const queuePageSize = 50
 
 // outboxStatuses are the outbox statuses in the order the page shows them.
-var outboxStatuses = []string{store.OutboxQueued, store.OutboxSending, store.OutboxHeld, store.OutboxSent,
+var outboxStatuses = []store.OutboxStatus{store.OutboxQueued, store.OutboxSending, store.OutboxHeld, store.OutboxSent,
 	store.OutboxFailed, store.OutboxUnknown, store.OutboxCancelled}
 
 // submissionStatuses are the submission statuses an admin filters by.
@@ -92,10 +92,10 @@ func (h *Handler) outboxPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v := views.OutboxPage{Status: status, FormID: formID}
+	v := views.OutboxPage{Status: string(status), FormID: formID}
 	total := 0
 	for _, s := range outboxStatuses {
-		v.Counts = append(v.Counts, views.StatusCount{Status: s, N: counts[s]})
+		v.Counts = append(v.Counts, views.StatusCount{Status: string(s), N: counts[s]})
 		total += counts[s]
 	}
 	v.Total = total
@@ -106,7 +106,7 @@ func (h *Handler) outboxPage(c echo.Context) error {
 	problems := h.profileProblems(ctx, items)
 	for _, it := range items {
 		r := views.OutboxRow{
-			ID: it.ID, Created: it.CreatedAt, Rcpts: it.Rcpts, Subject: it.Subject, Status: it.Status,
+			ID: it.ID, Created: it.CreatedAt, Rcpts: it.Rcpts, Subject: it.Subject, Status: string(it.Status),
 			Attempts: it.Attempts, NextAttempt: it.NextAttemptAt, ExpiresAt: it.ExpiresAt, LastError: it.LastError,
 			TakenOver: it.TakenOverFrom != "",
 			CanRetry:  it.Status == store.OutboxFailed || it.Status == store.OutboxUnknown || it.Status == store.OutboxCancelled,
@@ -304,7 +304,7 @@ func (h *Handler) submissionPage(c echo.Context) error {
 	}
 	for _, it := range items {
 		if it.SubmissionID != nil && *it.SubmissionID == s.ID {
-			v.OutboxID, v.OutboxStatus = it.ID, it.Status
+			v.OutboxID, v.OutboxStatus = it.ID, string(it.Status)
 			if it.LastSendID != nil {
 				v.LastSendID = *it.LastSendID
 			}

@@ -217,7 +217,7 @@ func (k *killRun) enqueue(i int) error {
 	return k.st.EnqueueSubmission(context.Background(), sub, item)
 }
 
-func (k *killRun) counts() map[string]int {
+func (k *killRun) counts() map[store.OutboxStatus]int {
 	c, err := k.st.OutboxCounts(context.Background())
 	if err != nil {
 		k.t.Fatal(err)
@@ -229,9 +229,9 @@ func (k *killRun) counts() map[string]int {
 // unknown) and, when inFlight, some are being sent (so that a kill then
 // hits deliveries). It fails when the process exits or when nothing has
 // been sent for testenv.StallLimit.
-func (k *killRun) waitSent(proc *serveProcess, atLeast int, inFlight bool) map[string]int {
+func (k *killRun) waitSent(proc *serveProcess, atLeast int, inFlight bool) map[store.OutboxStatus]int {
 	k.t.Helper()
-	var c map[string]int
+	var c map[store.OutboxStatus]int
 	exited := false
 	testenv.WaitFor(k.t, fmt.Sprintf("%d messages sent or unknown", atLeast), func() (int, bool) {
 		c = k.counts()

@@ -61,7 +61,7 @@ func TestSkewedInstancesShareLeases(t *testing.T) {
 		}
 		defer run(t, w)()
 	}
-	waitCounts(t, stores[0], func(c map[string]int) bool { return c[store.OutboxSent] == n })
+	waitCounts(t, stores[0], func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == n })
 	mu.Lock()
 	defer mu.Unlock()
 	var twice []string

@@ -125,7 +125,7 @@ type dyingStore struct{ *store.Store }
 
 var errDied = errors.New("the process died before recording the outcome")
 
-func (d dyingStore) FinishAttemptSend(context.Context, int64, string, string, time.Time, string, *store.Send) error {
+func (d dyingStore) FinishAttemptSend(context.Context, int64, string, store.OutboxStatus, time.Time, string, *store.Send) error {
 	return errDied
 }
 
@@ -166,7 +166,7 @@ func crashDuring(t *testing.T, h *harness, hangAt string, lease time.Duration) (
 
 // rescue runs a second worker once the crashed one's lease has expired
 // (its clock runs a lease ahead) until ok holds for the counts.
-func rescue(t *testing.T, h *harness, lease time.Duration, ok func(map[string]int) bool) {
+func rescue(t *testing.T, h *harness, lease time.Duration, ok func(map[store.OutboxStatus]int) bool) {
 	t.Helper()
 	polls := &claimCounter{Store: h.s}
 	w, _ := New(Deps{Store: polls, Send: h.deliver, Profiles: noProfiles, Owner: "alive", Lease: lease,
@@ -190,7 +190,7 @@ func TestWorkerCrashAfterEndMarked(t *testing.T) {
 	if n := srv.endsReceived(); n != 1 {
 		t.Fatalf("server received %d messages, want 1", n)
 	}
-	rescue(t, h, lease, func(c map[string]int) bool { return c[store.OutboxUnknown] == 1 })
+	rescue(t, h, lease, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxUnknown] == 1 })
 	got, _ := h.s.OutboxItem(context.Background(), it.ID)
 	if got.Status != store.OutboxUnknown || got.LastError != store.DataSentLostError || got.TakenOverFrom != "dead" || got.Attempts != 1 {
 		t.Errorf("after the rescue: %+v", got)
@@ -213,7 +213,7 @@ func TestWorkerCrashBeforeEnd(t *testing.T) {
 	if !it.DataSentAt.IsZero() || srv.endsReceived() != 0 {
 		t.Fatalf("marked (%v) or received (%d) before the end of the message", it.DataSentAt, srv.endsReceived())
 	}
-	rescue(t, h, lease, func(c map[string]int) bool { return c[store.OutboxSent] == 1 })
+	rescue(t, h, lease, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == 1 })
 	got, _ := h.s.OutboxItem(context.Background(), it.ID)
 	if got.Status != store.OutboxSent || got.Attempts != 2 || !got.DataSentAt.IsZero() {
 		t.Errorf("after the rescue: %+v", got)

@@ -219,7 +219,7 @@ func TestFaultSMTPDown(t *testing.T) {
 
 	up := time.Now()
 	addr.Store(&p.SMTPAddr)
-	waitCounts(t, s, func(c map[string]int) bool { return c[store.OutboxSent] == faultMessages })
+	waitCounts(t, s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == faultMessages })
 	drained := time.Since(up)
 	fr.verify(t, faultMessages, true)
 
@@ -265,7 +265,7 @@ type outcomeCounter struct {
 	sent, other atomic.Int64
 }
 
-func (c *outcomeCounter) FinishAttemptSend(ctx context.Context, id int64, owner string, status string, next time.Time, lastErr string, snd *store.Send) error {
+func (c *outcomeCounter) FinishAttemptSend(ctx context.Context, id int64, owner string, status store.OutboxStatus, next time.Time, lastErr string, snd *store.Send) error {
 	err := c.Store.FinishAttemptSend(ctx, id, owner, status, next, lastErr, snd)
 	if err == nil && status == store.OutboxSent {
 		c.sent.Add(1)
@@ -312,7 +312,7 @@ func TestFaultTwoInstancesPostgres(t *testing.T) {
 	wg.Go(func() { fr.enqueueRange(t, stores[0], form, 0, half, kick) })
 	wg.Go(func() { fr.enqueueRange(t, stores[1], form, half, faultMessages, kick) })
 	wg.Wait()
-	waitCounts(t, stores[0], func(c map[string]int) bool { return c[store.OutboxSent] == faultMessages })
+	waitCounts(t, stores[0], func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == faultMessages })
 	took := time.Since(start)
 	fr.verify(t, faultMessages, true)
 	a, b := counted[0].sent.Load(), counted[1].sent.Load()
@@ -510,7 +510,7 @@ func TestFaultDatabaseUnavailable(t *testing.T) {
 		}
 		// ...and delivers once it is back.
 		px.start(t)
-		waitCounts(t, s, func(c map[string]int) bool { return c[store.OutboxSent] == n })
+		waitCounts(t, s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == n })
 		fr.verify(t, n, true)
 		if c, _ := s.OutboxCounts(context.Background()); c[store.OutboxSent] != n || len(c) != 1 {
 			t.Errorf("counts %v: the refused submissions must not be there", c)

@@ -126,7 +126,7 @@ const (
 type Store interface {
 	ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.OutboxItem, error)
 	MarkDataSent(ctx context.Context, id int64, owner string, at time.Time) error
-	FinishAttemptSend(ctx context.Context, id int64, owner string, status string, next time.Time, lastErr string, snd *store.Send) error
+	FinishAttemptSend(ctx context.Context, id int64, owner string, status store.OutboxStatus, next time.Time, lastErr string, snd *store.Send) error
 	CreateSend(ctx context.Context, snd *store.Send) error
 }
 
@@ -514,7 +514,7 @@ func (p permanent) Unwrap() error { return p.err }
 
 // outcome is what an attempt means for its item.
 type outcome struct {
-	status  string
+	status  store.OutboxStatus
 	next    time.Time
 	lastErr string
 	note    string // added to the transcript

@@ -50,7 +50,7 @@ func BenchmarkDrainSubmission(b *testing.B) {
 				b.StartTimer()
 				start := time.Now()
 				stop := run(b, w)
-				waitCounts(b, h.s, func(c map[string]int) bool { return c[store.OutboxSent] == n })
+				waitCounts(b, h.s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == n })
 				took := time.Since(start)
 				b.StopTimer()
 				stop()

@@ -70,7 +70,7 @@ func TestWorkerKeepsConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := run(t, w)
-	waitCounts(t, h.s, func(c map[string]int) bool { return c[store.OutboxSent] == n })
+	waitCounts(t, h.s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == n })
 	stop()
 
 	opened, reused := 0, 0
@@ -254,10 +254,10 @@ func keptConnectionGoneStale(t *testing.T, bye string) {
 	}
 	stop := run(t, w)
 	first := h.enqueue(t, 1, "first")[0]
-	waitCounts(t, h.s, func(c map[string]int) bool { return c[store.OutboxSent] == 1 })
+	waitCounts(t, h.s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == 1 })
 	second := h.enqueue(t, 1, "second")[0]
 	w.Kick()
-	waitCounts(t, h.s, func(c map[string]int) bool { return c[store.OutboxSent] == 2 })
+	waitCounts(t, h.s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == 2 })
 	stop()
 
 	evs := transcriptOf(t, h.s, second.ID)
@@ -302,7 +302,7 @@ func TestKeptConnectionExpires(t *testing.T) {
 	}
 	stop := run(t, w)
 	h.enqueue(t, 1, "idle")
-	waitCounts(t, h.s, func(c map[string]int) bool { return c[store.OutboxSent] == 1 })
+	waitCounts(t, h.s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == 1 })
 	testenv.WaitUntil(t, "the idle connection to end with QUIT", func() bool { return srv.saw("QUIT") > 0 })
 	stop()
 
@@ -313,7 +313,7 @@ func TestKeptConnectionExpires(t *testing.T) {
 	}
 	stop = run(t, w2)
 	h.enqueue(t, 1, "no-reuse")
-	waitCounts(t, h.s, func(c map[string]int) bool { return c[store.OutboxSent] == 2 })
+	waitCounts(t, h.s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == 2 })
 	testenv.WaitUntil(t, "the connection without reuse to end with the message", func() bool { return srv.saw("QUIT") >= 2 })
 	stop()
 }

@@ -73,7 +73,7 @@ func TestDecide(t *testing.T) {
 		res     *smtp.Result
 		err     error
 		aborted bool
-		status  string
+		status  store.OutboxStatus
 		next    time.Time
 		lastErr string
 	}{
@@ -167,9 +167,9 @@ func (h *harness) deliver(ctx context.Context, cfg smtp.Config, env smtp.Envelop
 // waitCounts polls until the outbox counts satisfy ok. It fails only when
 // no item has reached an end state (sent, failed, unknown) for
 // testenv.StallLimit: a slow machine delivers slowly, but it delivers.
-func waitCounts(t testing.TB, s *store.Store, ok func(map[string]int) bool) map[string]int {
+func waitCounts(t testing.TB, s *store.Store, ok func(map[store.OutboxStatus]int) bool) map[store.OutboxStatus]int {
 	t.Helper()
-	var c map[string]int
+	var c map[store.OutboxStatus]int
 	var err error
 	stalled := true
 	defer func() {
@@ -272,7 +272,7 @@ func TestWorkerRetriesThenDelivers(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, w)
-	waitCounts(t, h.s, func(c map[string]int) bool { return c[store.OutboxSent] == 5 })
+	waitCounts(t, h.s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == 5 })
 	ctx := context.Background()
 	for _, it := range items {
 		got, _ := h.s.OutboxItem(ctx, it.ID)
@@ -328,9 +328,11 @@ func TestWorkerPermanentAndUnknown(t *testing.T) {
 	polls := &claimCounter{Store: h.s}
 	w, _ := New(Deps{Store: polls, Send: send, Profiles: noProfiles, PollInterval: 10 * time.Millisecond, Backoff: Backoff{Base: time.Millisecond}})
 	run(t, w)
-	waitCounts(t, h.s, func(c map[string]int) bool { return c[store.OutboxFailed] == 1 && c[store.OutboxUnknown] == 1 })
+	waitCounts(t, h.s, func(c map[store.OutboxStatus]int) bool {
+		return c[store.OutboxFailed] == 1 && c[store.OutboxUnknown] == 1
+	})
 	polls.waitPolls(t, 5) // several polls: neither is tried again
-	for i, want := range []string{store.OutboxFailed, store.OutboxUnknown} {
+	for i, want := range []store.OutboxStatus{store.OutboxFailed, store.OutboxUnknown} {
 		it, _ := h.s.OutboxItem(context.Background(), items[i].ID)
 		if it.Status != want || it.Attempts != 1 {
 			t.Errorf("item %d: %s after %d attempts, want %s after 1", i, it.Status, it.Attempts, want)
@@ -359,7 +361,7 @@ func TestWorkerKick(t *testing.T) {
 	h.enqueue(t, 3, "kick")
 	w.Kick()
 	// The next poll is an hour away: only the kick can deliver them.
-	waitCounts(t, h.s, func(c map[string]int) bool { return c[store.OutboxSent] == 3 })
+	waitCounts(t, h.s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == 3 })
 	if n := polls.n.Load(); n < 2 {
 		t.Errorf("delivered after %d claims", n)
 	}
@@ -377,7 +379,7 @@ func TestWorkerProfileErrors(t *testing.T) {
 	}
 	w, _ := New(Deps{Store: h.s, Send: h.deliver, Profiles: profiles, Concurrency: 1, PollInterval: time.Hour, Backoff: Backoff{Base: time.Hour}})
 	run(t, w)
-	waitCounts(t, h.s, func(c map[string]int) bool {
+	waitCounts(t, h.s, func(c map[store.OutboxStatus]int) bool {
 		return calls.Load() == 2 && c[store.OutboxFailed] == 1 && c[store.OutboxQueued] == 1
 	})
 	for _, it := range items {
@@ -445,7 +447,7 @@ func TestWorkerTakesOver(t *testing.T) {
 		t.Fatalf("taken over before the lease expired: %+v", it)
 	}
 	clock.Advance(time.Millisecond)
-	waitCounts(t, h.s, func(c map[string]int) bool { return c[store.OutboxSent] == 1 })
+	waitCounts(t, h.s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == 1 })
 	it, _ := h.s.OutboxItem(ctx, items[0].ID)
 	snd, _ := h.s.Send(ctx, *it.LastSendID)
 	if it.Attempts != 2 || !strings.Contains(eventsText(snd.Events), "taken over from dead") || string(snd.Message) != string(items[0].Message) {
@@ -492,7 +494,7 @@ func TestWorkerDoesNotTakeOverFromItself(t *testing.T) {
 	clock.Advance(lease + time.Second) // the lease runs out while the attempt still runs
 	polls.waitPolls(t, 5)              // and the worker looks at the queue again
 	releaseAll()
-	waitCounts(t, h.s, func(c map[string]int) bool { return c[store.OutboxSent] == 1 })
+	waitCounts(t, h.s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == 1 })
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	id := strings.TrimSuffix(strings.TrimPrefix(string(items[0].MessageID), "<"), ">")

@@ -34,15 +34,18 @@ import (
 //	queued | held --CancelOutbox--> cancelled
 //	failed | unknown | cancelled --RetryOutbox--> queued
 
+// OutboxStatus is where an outbox item stands (the life cycle above).
+type OutboxStatus string
+
 // Outbox item statuses.
 const (
-	OutboxQueued    = "queued"
-	OutboxSending   = "sending"
-	OutboxSent      = "sent"
-	OutboxFailed    = "failed"
-	OutboxUnknown   = "unknown"
-	OutboxCancelled = "cancelled"
-	OutboxHeld      = "held"
+	OutboxQueued    OutboxStatus = "queued"
+	OutboxSending   OutboxStatus = "sending"
+	OutboxSent      OutboxStatus = "sent"
+	OutboxFailed    OutboxStatus = "failed"
+	OutboxUnknown   OutboxStatus = "unknown"
+	OutboxCancelled OutboxStatus = "cancelled"
+	OutboxHeld      OutboxStatus = "held"
 )
 
 // DefaultOutboxMaxAge is how long temporary failures are retried when
@@ -88,7 +91,7 @@ type OutboxItem struct {
 	// ListOutbox leaves it nil.
 	Message []byte
 	// Status is one of the Outbox* constants.
-	Status string
+	Status OutboxStatus
 	// Attempts counts the claims since the item was last queued.
 	Attempts      int
 	NextAttemptAt time.Time
@@ -117,7 +120,7 @@ type OutboxItem struct {
 
 // OutboxFilter selects outbox items to list. Zero fields do not filter.
 type OutboxFilter struct {
-	Status string
+	Status OutboxStatus
 	FormID int64
 	// Limit is the page size: DefaultListLimit if 0, at most MaxListLimit.
 	Limit int
@@ -281,9 +284,9 @@ func scanOutbox(row interface{ Scan(...any) error }, withMessage bool) (*OutboxI
 	var it OutboxItem
 	var created, queued, next, expires, leaseUntil int64
 	var subID, formID, sendID, dataSent sql.NullInt64
-	var rcpts string
+	var rcpts, status string
 	dest := []any{&it.ID, &created, &queued, &subID, &formID, &it.ProfileID, &it.MailFrom, &rcpts, &it.Subject,
-		&it.MessageID, &it.Status, &it.Attempts, &next, &expires, &it.LeaseOwner, &leaseUntil, &it.TakenOverFrom,
+		&it.MessageID, &status, &it.Attempts, &next, &expires, &it.LeaseOwner, &leaseUntil, &it.TakenOverFrom,
 		&it.LastError, &sendID, &dataSent}
 	if withMessage {
 		dest = append(dest, &it.Message)
@@ -302,7 +305,8 @@ func scanOutbox(row interface{ Scan(...any) error }, withMessage bool) (*OutboxI
 		it.DataSentAt = fromMicros(dataSent.Int64)
 	}
 	it.SubmissionID, it.FormID, it.LastSendID = ptrInt64(subID), ptrInt64(formID), ptrInt64(sendID)
-	for _, p := range []*string{&it.MailFrom, &it.Subject, &it.MessageID, &it.Status, &it.LeaseOwner, &it.TakenOverFrom, &it.LastError} {
+	it.Status = OutboxStatus(decText(status))
+	for _, p := range []*string{&it.MailFrom, &it.Subject, &it.MessageID, &it.LeaseOwner, &it.TakenOverFrom, &it.LastError} {
 		*p = decText(*p)
 	}
 	var err error
@@ -479,7 +483,7 @@ func (s *Store) leaseLostOrNotFound(ctx context.Context, tx *sql.Tx, id int64) e
 // LastSendID, and sets the submission's status to the item's for sent,
 // failed and unknown. ErrLeaseLost means owner's claim is gone (another
 // worker took the item over, or an admin changed it): nothing is changed.
-func (s *Store) FinishAttempt(ctx context.Context, id int64, owner string, status string, next time.Time, lastErr string, sendID *int64) error {
+func (s *Store) FinishAttempt(ctx context.Context, id int64, owner string, status OutboxStatus, next time.Time, lastErr string, sendID *int64) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		return s.finishAttempt(ctx, tx, id, owner, status, next, lastErr, sendID)
 	})
@@ -496,7 +500,7 @@ func (s *Store) FinishAttempt(ctx context.Context, id int64, owner string, statu
 // history never disagree about an attempt and an attempt costs one
 // commit. On ErrLeaseLost neither is written: the caller should still
 // keep snd with CreateSend.
-func (s *Store) FinishAttemptSend(ctx context.Context, id int64, owner string, status string, next time.Time, lastErr string, snd *Send) error {
+func (s *Store) FinishAttemptSend(ctx context.Context, id int64, owner string, status OutboxStatus, next time.Time, lastErr string, snd *Send) error {
 	c := *snd
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := s.insertSend(ctx, tx, &c); err != nil {
@@ -512,14 +516,14 @@ func (s *Store) FinishAttemptSend(ctx context.Context, id int64, owner string, s
 }
 
 // finishAttempt does FinishAttempt's writes in tx.
-func (s *Store) finishAttempt(ctx context.Context, tx *sql.Tx, id int64, owner string, status string, next time.Time, lastErr string, sendID *int64) error {
+func (s *Store) finishAttempt(ctx context.Context, tx *sql.Tx, id int64, owner string, status OutboxStatus, next time.Time, lastErr string, sendID *int64) error {
 	var nextSet string
 	var args []any
 	switch status {
 	case OutboxQueued:
-		nextSet, args = `next_attempt_at = ?, `, []any{encText(status), micros(next)}
+		nextSet, args = `next_attempt_at = ?, `, []any{encText(string(status)), micros(next)}
 	case OutboxSent, OutboxFailed, OutboxUnknown:
-		args = []any{encText(status)}
+		args = []any{encText(string(status))}
 	default:
 		return fmt.Errorf("status %q is not queued, sent, failed or unknown", status)
 	}
@@ -535,7 +539,7 @@ func (s *Store) finishAttempt(ctx context.Context, tx *sql.Tx, id int64, owner s
 		return err
 	}
 	if subID.Valid && status != OutboxQueued {
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE submissions SET status = ? WHERE id = ?`), encText(status), subID.Int64)
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE submissions SET status = ? WHERE id = ?`), encText(string(status)), subID.Int64)
 	}
 	return err
 }
@@ -555,7 +559,7 @@ func (s *Store) OutboxItem(ctx context.Context, id int64) (*OutboxItem, error) {
 func (s *Store) ListOutbox(ctx context.Context, f OutboxFilter) ([]OutboxItem, error) {
 	var w whereBuilder
 	if f.Status != "" {
-		w.add(`status = ?`, encText(f.Status))
+		w.add(`status = ?`, encText(string(f.Status)))
 	}
 	if f.FormID != 0 {
 		w.add(`form_id = ?`, f.FormID)
@@ -585,20 +589,20 @@ func (s *Store) ListOutbox(ctx context.Context, f OutboxFilter) ([]OutboxItem, e
 
 // OutboxCounts returns how many items are in each status; statuses with
 // none are absent.
-func (s *Store) OutboxCounts(ctx context.Context) (map[string]int, error) {
+func (s *Store) OutboxCounts(ctx context.Context) (map[OutboxStatus]int, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT status, COUNT(*) FROM outbox GROUP BY status`)
 	if err != nil {
 		return nil, fmt.Errorf("store: outbox counts: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]int{}
+	out := map[OutboxStatus]int{}
 	for rows.Next() {
 		var st string
 		var n int
 		if err := rows.Scan(&st, &n); err != nil {
 			return nil, fmt.Errorf("store: outbox counts: %w", err)
 		}
-		out[decText(st)] = n
+		out[OutboxStatus(decText(st))] = n
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: outbox counts: %w", err)

@@ -98,7 +98,7 @@ func TestEnqueueSubmission(t *testing.T) {
 func checkEnqueueRefusals(t *testing.T, s *Store, form int64, msg []byte) {
 	t.Helper()
 	ctx := ctxT(t)
-	want := map[string]int{OutboxQueued: 1, OutboxHeld: 1}
+	want := map[OutboxStatus]int{OutboxQueued: 1, OutboxHeld: 1}
 	for _, tt := range []struct {
 		name string
 		sub  Submission
@@ -223,12 +223,12 @@ func checkOutcomes(t *testing.T, s *Store, a, b, c *OutboxItem, lease time.Durat
 	// Outcomes reach the submission.
 	for _, tt := range []struct {
 		item   *OutboxItem
-		status string
+		status OutboxStatus
 	}{{a, OutboxSent}, {b, OutboxFailed}} {
-		wantErr(t, "FinishAttempt "+tt.status, s.FinishAttempt(ctx, tt.item.ID, "w1", tt.status, time.Time{}, "", nil), nil)
+		wantErr(t, "FinishAttempt "+string(tt.status), s.FinishAttempt(ctx, tt.item.ID, "w1", tt.status, time.Time{}, "", nil), nil)
 		it, _ := s.OutboxItem(ctx, tt.item.ID)
 		sub, _ := s.Submission(ctx, *tt.item.SubmissionID)
-		if it.Status != tt.status || string(sub.Status) != tt.status {
+		if it.Status != tt.status || string(sub.Status) != string(tt.status) {
 			t.Errorf("after %s: item %q, submission %q", tt.status, it.Status, sub.Status)
 		}
 	}
@@ -238,7 +238,7 @@ func checkOutcomes(t *testing.T, s *Store, a, b, c *OutboxItem, lease time.Durat
 	}
 	wantErr(t, "FinishAttempt unknown", s.FinishAttempt(ctx, c.ID, "w1", OutboxUnknown, time.Time{}, "lost after DATA", nil), nil)
 	counts, _ := s.OutboxCounts(ctx)
-	if want := map[string]int{OutboxSent: 1, OutboxFailed: 1, OutboxUnknown: 1, OutboxHeld: 1}; !reflect.DeepEqual(counts, want) {
+	if want := map[OutboxStatus]int{OutboxSent: 1, OutboxFailed: 1, OutboxUnknown: 1, OutboxHeld: 1}; !reflect.DeepEqual(counts, want) {
 		t.Errorf("OutboxCounts = %v, want %v", counts, want)
 	}
 }
@@ -295,13 +295,13 @@ func TestAdminActions(t *testing.T) {
 		ctx := ctxT(t)
 		form := newForm(t, s)
 		// put makes an item in the given status.
-		put := func(status string) *OutboxItem {
+		put := func(status OutboxStatus) *OutboxItem {
 			t.Helper()
 			var subStatus SubmissionStatus
 			if status == OutboxHeld {
 				subStatus = SubmissionBlocked
 			}
-			_, it := enqueue(t, s, form, status, subStatus, t0)
+			_, it := enqueue(t, s, form, string(status), subStatus, t0)
 			if status == OutboxQueued || status == OutboxHeld {
 				return it
 			}
@@ -321,10 +321,11 @@ func TestAdminActions(t *testing.T) {
 		}
 		now := t0.Add(time.Hour)
 		tests := []struct {
-			action, from string
-			err          error
-			to           string
-			subTo        SubmissionStatus
+			action string
+			from   OutboxStatus
+			err    error
+			to     OutboxStatus
+			subTo  SubmissionStatus
 		}{
 			{"retry", OutboxFailed, nil, OutboxQueued, SubmissionQueued},
 			{"retry", OutboxUnknown, nil, OutboxQueued, SubmissionQueued},
@@ -353,7 +354,7 @@ func TestAdminActions(t *testing.T) {
 			case "release":
 				err = s.ReleaseSubmission(ctx, *it.SubmissionID, now)
 			}
-			name := tt.action + " " + tt.from
+			name := tt.action + " " + string(tt.from)
 			wantErr(t, name, err, tt.err)
 			got, _ := s.OutboxItem(ctx, it.ID)
 			sub, _ := s.Submission(ctx, *it.SubmissionID)
@@ -460,7 +461,7 @@ func TestListOutboxAndSubmissions(t *testing.T) {
 			t.Errorf("%d held items listed", len(held))
 		}
 		for _, bad := range []string{"\x00", "\xff"} {
-			if got, err := s.ListOutbox(ctx, OutboxFilter{Status: bad}); err != nil || len(got) != 0 {
+			if got, err := s.ListOutbox(ctx, OutboxFilter{Status: OutboxStatus(bad)}); err != nil || len(got) != 0 {
 				t.Errorf("ListOutbox status %q: %v %v", bad, got, err)
 			}
 			if got, err := s.ListSubmissions(ctx, SubmissionFilter{Status: SubmissionStatus(bad)}); err != nil || len(got) != 0 {
@@ -611,13 +612,13 @@ func TestPurgeOutboxAndSubmissions(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s *Store) {
 		ctx := ctxT(t)
 		form := newForm(t, s)
-		items, subs := map[string]int64{}, map[string]int64{}
-		for _, st := range []string{OutboxSent, OutboxFailed, OutboxUnknown, OutboxCancelled, OutboxQueued, OutboxHeld} {
+		items, subs := map[OutboxStatus]int64{}, map[OutboxStatus]int64{}
+		for _, st := range []OutboxStatus{OutboxSent, OutboxFailed, OutboxUnknown, OutboxCancelled, OutboxQueued, OutboxHeld} {
 			var subStatus SubmissionStatus
 			if st == OutboxHeld {
 				subStatus = SubmissionBlocked
 			}
-			sub, it := enqueue(t, s, form, st, subStatus, t0)
+			sub, it := enqueue(t, s, form, string(st), subStatus, t0)
 			items[st], subs[st] = it.ID, sub.ID
 			switch st {
 			case OutboxSent, OutboxFailed, OutboxUnknown:
@@ -648,7 +649,7 @@ func TestPurgeOutboxAndSubmissions(t *testing.T) {
 		if n != 3 {
 			t.Errorf("purged %d submissions, want 3 (those of the purged items)", n)
 		}
-		gone := func(st string) bool { return st == OutboxSent || st == OutboxCancelled || st == OutboxHeld }
+		gone := func(st OutboxStatus) bool { return st == OutboxSent || st == OutboxCancelled || st == OutboxHeld }
 		for st, id := range items {
 			if _, err := s.OutboxItem(ctx, id); errors.Is(err, ErrNotFound) != gone(st) {
 				t.Errorf("%s item: %v after the purge", st, err)

@@ -32,7 +32,7 @@ type ProfileUse struct {
 func (u ProfileUse) InUse() bool { return len(u.Forms) > 0 || u.Waiting > 0 }
 
 // waitingStatuses are the outbox statuses counted in ProfileUse.Waiting.
-const waitingStatuses = `'` + OutboxQueued + `', '` + OutboxSending + `', '` + OutboxHeld + `'`
+const waitingStatuses = `'` + string(OutboxQueued) + `', '` + string(OutboxSending) + `', '` + string(OutboxHeld) + `'`
 
 // ProfileUse returns what delivers through the profile with that id. A
 // profile that does not exist is used by nothing.

@@ -27,7 +27,7 @@ func TestDeleteUnusedProfile(t *testing.T) {
 		}
 		// queue stores a submission of f whose item goes through profileID
 		// and leaves the item in status.
-		queue := func(f *Form, profileID int64, tag, status string) *OutboxItem {
+		queue := func(f *Form, profileID int64, tag string, status OutboxStatus) *OutboxItem {
 			t.Helper()
 			sub := &Submission{FormID: f.ID, CreatedAt: t0, ClientAddr: "203.0.113.9", Fields: []FieldValue{{"name", tag}}}
 			it := &OutboxItem{ProfileID: profileID, MailFrom: "forms@example.org", Rcpts: []string{"owner@example.org"},
