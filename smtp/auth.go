@@ -49,7 +49,7 @@ func (c *Client) Auth(ctx context.Context) error {
 	switch mech {
 	case "PLAIN":
 		resp := base64.StdEncoding.EncodeToString([]byte("\x00" + a.Username + "\x00" + a.Password))
-		_, err = c.cmdSecret(ctx, PhaseAuth, 235, "AUTH PLAIN "+resp, "AUTH PLAIN "+redacted, true)
+		err = c.authLast(ctx, mech, "AUTH PLAIN "+resp, "AUTH PLAIN "+redacted)
 	case "LOGIN":
 		err = c.authLogin(ctx, a)
 	case "CRAM-MD5":
@@ -105,8 +105,7 @@ func (c *Client) authLogin(ctx context.Context, a *Auth) error {
 	if _, err := c.expect334(ctx, b64([]byte(a.Username)), redacted, true); err != nil {
 		return err
 	}
-	_, err := c.cmdSecret(ctx, PhaseAuth, 235, b64([]byte(a.Password)), redacted, true)
-	return err
+	return c.authLast(ctx, "LOGIN", b64([]byte(a.Password)), redacted)
 }
 
 func (c *Client) authCRAMMD5(ctx context.Context, a *Auth) error {
@@ -117,8 +116,7 @@ func (c *Client) authCRAMMD5(ctx context.Context, a *Auth) error {
 	mac := hmac.New(md5.New, []byte(a.Password))
 	mac.Write(challenge)
 	resp := a.Username + " " + hex.EncodeToString(mac.Sum(nil))
-	_, err = c.cmdSecret(ctx, PhaseAuth, 235, base64.StdEncoding.EncodeToString([]byte(resp)), redacted, true)
-	return err
+	return c.authLast(ctx, "CRAM-MD5", base64.StdEncoding.EncodeToString([]byte(resp)), redacted)
 }
 
 // authXOAUTH2 sends the token. On failure the server answers 334 with a
@@ -134,6 +132,46 @@ func (c *Client) authXOAUTH2(ctx context.Context, a *Auth) error {
 	if detail, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(r.Text())); derr == nil {
 		c.tr.Info(PhaseAuth, "XOAUTH2 error detail: %s", c.redact(string(detail)))
 	}
-	_, err = c.cmd(ctx, PhaseAuth, 235, "")
+	r, err = c.cmd(ctx, PhaseAuth, 235, "")
+	if r != nil && r.Code == 334 {
+		return c.authCancel(ctx, "XOAUTH2")
+	}
 	return err
+}
+
+// authLast sends the last message the mechanism has (a secret: line is
+// redacted as shown) and reads the verdict. A server that asks for more
+// with another 334 challenge is not answered (the password is not sent
+// again, nor empty lines): the exchange is cancelled (authCancel).
+func (c *Client) authLast(ctx context.Context, mech, line, shown string) error {
+	r, err := c.cmdSecret(ctx, PhaseAuth, 235, line, shown, true)
+	if r != nil && r.Code == 334 {
+		return c.authCancel(ctx, mech)
+	}
+	return err
+}
+
+// authCancel cancels an AUTH exchange with a line "*", which the server
+// answers 501 (RFC 4954 4), and fails: the server asked for more than the
+// mechanism has to say (PLAIN one message, RFC 4616; CRAM-MD5 one
+// response; LOGIN two prompts).
+func (c *Client) authCancel(ctx context.Context, mech string) error {
+	c.tr.Info(PhaseAuth, "the server sent another challenge after the last %s message: cancelling the exchange with \"*\" (RFC 4954 4)", mech)
+	e := refusal(KindAuthRejected, PhaseAuth, "the server asked for more than the %s mechanism has to send; the AUTH exchange was cancelled", mech)
+	r, err := c.cmd(ctx, PhaseAuth, 501, "*")
+	if r == nil {
+		e.Err = err
+		return e
+	}
+	if r.Code != 501 {
+		c.tr.Info(PhaseAuth, "the server answered the cancellation with %d, not 501", r.Code)
+	}
+	if r.Code < 400 {
+		// Still in the exchange, or authenticated after all: out of step.
+		c.broken = e
+	}
+	if r.Code >= 400 {
+		e.Code, e.EnhancedCode = r.Code, r.EnhancedCode()
+	}
+	return e
 }

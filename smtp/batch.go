@@ -1,6 +1,9 @@
 package smtp
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // BatchMessage is one message of a batch: its envelope and its content.
 type BatchMessage struct {
@@ -60,7 +63,7 @@ func (c *Client) SendBatch(ctx context.Context, msgs []BatchMessage, quit bool) 
 	pipelining := c.esmtp && !c.cfg.DisablePipelining && c.hasExt("PIPELINING")
 	chunking := c.esmtp && !c.cfg.DisableChunking && c.hasExt("CHUNKING")
 	var err error
-	if pipelining && !chunking {
+	if pipelining && !chunking && !c.noPipeAfterEnd {
 		err = b.pipelined(ctx, quit)
 	} else {
 		err = b.oneByOne(ctx, quit)
@@ -80,7 +83,8 @@ type batch struct {
 // (pipelined when the server allows) when quit.
 func (b *batch) oneByOne(ctx context.Context, quit bool) error {
 	c := b.c
-	for i, m := range b.msgs {
+	for i := b.next; i < len(b.msgs); i++ {
+		m := b.msgs[i]
 		mode := modeSend
 		if quit && i == len(b.msgs)-1 {
 			mode = modeSendQuit
@@ -112,6 +116,9 @@ func (b *batch) pipelined(ctx context.Context, quit bool) error {
 	}
 	for cur != nil {
 		ok, err := cur.openData(ctx, true)
+		if errors.Is(err, errAfterEnd) {
+			return b.resumeAfterEnd(ctx, cur, ci, quit)
+		}
 		if !ok {
 			b.out[ci] = BatchResult{Result: cur.res, Err: err}
 			if c.broken != nil {
@@ -120,6 +127,9 @@ func (b *batch) pipelined(ctx context.Context, quit bool) error {
 			// Refused: nothing of the message goes out, save the "." of an
 			// empty message. The next envelope follows it.
 			next, ni := b.start(ctx)
+			if next != nil && cur.emptyEnd {
+				next.afterEnd = true // in the write of the empty message's "."
+			}
 			quitNow := next == nil && quit
 			if quitNow {
 				c.writeLine(PhaseQuit, "QUIT", "QUIT", false)
@@ -148,6 +158,9 @@ func (b *batch) pipelined(ctx context.Context, quit bool) error {
 		// needs no RSET.
 		c.needRset = false
 		next, ni := b.start(ctx)
+		if next != nil {
+			next.afterEnd = true
+		}
 		if next == nil && quit {
 			cur.quit, cur.quitPipelined = true, true
 		}
@@ -166,6 +179,40 @@ func (b *batch) pipelined(ctx context.Context, quit bool) error {
 		cur, ci = next, ni
 	}
 	return nil
+}
+
+// resumeAfterEnd goes on after the server refused with 503 the envelope
+// of message i (t), written in the same flight as the end of the message
+// before it: a defence against SMTP smuggling (Haraka's "pipelined after
+// end of DATA") refuses what RFC 2920 allows. Message i was not sent and
+// is not failed for it: the rest of the refused flight's replies are read
+// up to the reply to an RSET written on its own, and the batch goes on
+// from message i one message at a time, nothing pipelined after the end
+// of data on this connection any more.
+func (b *batch) resumeAfterEnd(ctx context.Context, t *txn, i int, quit bool) error {
+	c := b.c
+	c.noPipeAfterEnd = true
+	c.tr.Info(PhaseMail, "the server refused the commands written after the end of the message before (503): it does not take pipelining after the end of data; this message goes again, and nothing follows the end of data in its write on this connection any more")
+	c.writeLine(PhaseReset, "RSET", "RSET", false)
+	if err := c.flush(ctx, PhaseReset); err != nil {
+		return b.abandon(b.started(t, i), c.wireError(PhaseReset, err))
+	}
+	// The refused RCPTs and DATA may each have a 503 of their own, or not.
+	for n := 0; ; n++ {
+		r, err := c.readReply(ctx, PhaseReset)
+		if err != nil {
+			return b.abandon(b.started(t, i), err)
+		}
+		if r.Code/100 == 2 {
+			break
+		}
+		if r.Code/100 != 5 || n > len(t.rcptLines)+1 {
+			return b.abandon(b.started(t, i), c.outOfStep(PhaseReset, r, "RSET"))
+		}
+	}
+	c.needRset = false
+	b.next = i
+	return b.oneByOne(ctx, quit)
 }
 
 // started returns i when t was started, -1 when t is nil.

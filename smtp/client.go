@@ -33,11 +33,16 @@ type Client struct {
 	esmtp     bool
 	helloDone bool
 	tlsOn     bool
-	needRset  bool  // a transaction was started and not finished cleanly
-	quitSent  bool  // QUIT has been written
-	written   int64 // bytes the connection has accepted, for flushEnd
-	broken    error
-	secrets   []string // during AUTH: payloads and credentials, redacted if echoed
+	needRset  bool // a transaction was started and not finished cleanly
+	// noPipeAfterEnd: the server refused commands written in the same
+	// flight as the end of a message (an SMTP-smuggling defence, Haraka's
+	// 503 "pipelined after end of DATA"): nothing follows the end of data
+	// in its write on this connection any more.
+	noPipeAfterEnd bool
+	quitSent       bool  // QUIT has been written
+	written        int64 // bytes the connection has accepted, for flushEnd
+	broken         error
+	secrets        []string // during AUTH: payloads and credentials, redacted if echoed
 
 	aborted atomic.Bool // the context was cancelled: deadlines stay in the past
 }
@@ -95,10 +100,35 @@ func dial(ctx context.Context, cfg Config, greeting bool) (*Client, error) {
 		return nil, c.wireError(PhaseGreeting, err)
 	}
 	if r.Code != 220 {
-		c.conn.Close()
-		return nil, replyError(PhaseGreeting, r)
+		e := replyError(PhaseGreeting, r)
+		c.refusedGreeting(ctx, r)
+		return nil, e
 	}
 	return c, nil
+}
+
+// refusedGreeting ends a connection whose greeting was not 220. After a
+// 554 (RFC 5321 3.1, 4.1.1.10) or a 521 (RFC 7504) the server waits for
+// QUIT, or closes: the client says QUIT, waits for its reply and closes,
+// and says nothing else (no EHLO, no mail command). After a 421 (3.8), or
+// any other greeting, nothing may be said: the connection is closed.
+func (c *Client) refusedGreeting(ctx context.Context, r *Reply) {
+	defer c.conn.Close()
+	if r.Code/100 != 5 {
+		c.tr.Info(PhaseGreeting, "the server did not greet with 220 (%d): closing the connection", r.Code)
+		c.broken = replyError(PhaseGreeting, r)
+		return
+	}
+	c.tr.Info(PhaseGreeting, "the server refused the connection (%d): sending QUIT and waiting for its reply, nothing else (RFC 5321 3.1)", r.Code)
+	c.writeLine(PhaseQuit, "QUIT", "QUIT", false)
+	if err := c.flush(ctx, PhaseQuit); err != nil {
+		c.tr.Info(PhaseQuit, "QUIT could not be sent: %v", err)
+		return
+	}
+	if _, err := c.readReply(ctx, PhaseQuit); err != nil {
+		return // readReply noted why (a server may close at once after 521)
+	}
+	c.broken = replyError(PhaseGreeting, r)
 }
 
 // connect resolves host and dials each of its addresses in turn.
@@ -681,6 +711,17 @@ func (c *Client) Close() error {
 		return nil
 	}
 	return c.conn.Close()
+}
+
+// outOfStep marks the connection unusable after reply r, which cannot be
+// the answer to what it was read for: the server's replies no longer
+// match the commands (RFC 5321 4.2, RFC 2920 3.1), so no later reply can
+// be trusted as the answer to anything. The error is temporary.
+func (c *Client) outOfStep(phase Phase, r *Reply, what string) *Error {
+	e := &Error{Phase: phase, Message: fmt.Sprintf("the server answered %s with %d: its replies are out of step with the commands", what, r.Code), temporary: true}
+	c.tr.Info(phase, "%s; nothing more is said on this connection", e.Message)
+	c.broken = e
+	return e
 }
 
 // ms formats a duration as milliseconds with three decimals.

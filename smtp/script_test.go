@@ -248,10 +248,10 @@ func TestSendScripted(t *testing.T) {
 			errPhase: PhaseMail,
 		},
 		{
-			name:     "greeting 554: no EHLO",
-			server:   "554 5.7.1 go away\n",
+			name:     "greeting 554: QUIT and nothing else",
+			server:   "554 5.7.1 go away\n221 2.0.0 Bye\n",
 			env:      Envelope{From: "a@example.org", To: []string{"x@example.net"}},
-			client:   "",
+			client:   lf("QUIT\n"),
 			status:   StatusPermFail,
 			errPhase: PhaseGreeting, errCode: 554,
 		},

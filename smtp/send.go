@@ -56,7 +56,7 @@ func (c *Client) transaction(ctx context.Context, env Envelope, msg Message, mod
 	// QUIT may follow the end of the message in the same write only with
 	// PIPELINING; otherwise it waits for the final reply.
 	t.quit = mode == modeSendQuit
-	t.quitPipelined = t.quit && pipelining
+	t.quitPipelined = t.quit && pipelining && !c.noPipeAfterEnd
 
 	if !pipelining {
 		if c.needRset {
@@ -173,6 +173,9 @@ type txn struct {
 	mailLine  string
 	rcptLines []string
 	rset      bool // a pipelined RSET precedes MAIL
+	// afterEnd is set when the envelope went in the same write as the end
+	// of the message before it (SendBatch).
+	afterEnd bool
 
 	quit, quitPipelined bool
 	// emptyEnd is set when the server said 354 although the envelope
@@ -202,14 +205,34 @@ func (t *txn) envelopeOneByOne(ctx context.Context, mode sendMode) error {
 	return t.checkRecipients()
 }
 
+// errAfterEnd is what readEnvelope returns when the server answered 503
+// to an envelope written in the same flight as the end of the message
+// before it: it refuses pipelining after the end of data.
+var errAfterEnd = errors.New("smtp: the server refused commands pipelined after the end of data")
+
+// envReply reads the reply to a pipelined RSET, MAIL or RCPT. A 3xx or 1xx
+// reply cannot answer one: the replies are out of step.
+func (t *txn) envReply(ctx context.Context, phase Phase) (*Reply, error) {
+	r, err := t.c.readReply(ctx, phase)
+	if err != nil {
+		return nil, err
+	}
+	if r.Code/100 == 3 || r.Code/100 == 1 {
+		return nil, t.c.outOfStep(phase, r, string(phase))
+	}
+	return r, nil
+}
+
 // readEnvelope reads the replies to a pipelined RSET, MAIL and RCPTs.
 func (t *txn) readEnvelope(ctx context.Context) error {
-	c := t.c
 	var rsetErr error
 	if t.rset {
-		r, err := c.readReply(ctx, PhaseReset)
+		r, err := t.envReply(ctx, PhaseReset)
 		if err != nil {
 			return err
+		}
+		if t.afterEnd && r.Code == 503 {
+			return errAfterEnd
 		}
 		if r.Code != 250 {
 			// The replies to MAIL and RCPT still follow; read them to stay
@@ -217,12 +240,15 @@ func (t *txn) readEnvelope(ctx context.Context) error {
 			rsetErr = replyError(PhaseReset, r)
 		}
 	}
-	mr, err := c.readReply(ctx, PhaseMail)
+	mr, err := t.envReply(ctx, PhaseMail)
 	if err != nil {
 		return err
 	}
+	if t.afterEnd && !t.rset && mr.Code == 503 {
+		return errAfterEnd
+	}
 	for i := range t.rcptLines {
-		r, err := c.readReply(ctx, PhaseRcpt)
+		r, err := t.envReply(ctx, PhaseRcpt)
 		if err != nil {
 			return err
 		}
@@ -333,6 +359,13 @@ func (t *txn) openData(ctx context.Context, pipelined bool) (bool, error) {
 		if dr == nil {
 			return false, err
 		}
+	}
+	if dr.Code != 354 && dr.Code < 400 {
+		// DATA is answered 354 or refused (RFC 5321 4.3.2); anything else
+		// (an extra 250 before the 354, say) means the replies are out of
+		// step. The message is not sent: nothing says which reply would
+		// be its verdict.
+		return false, c.outOfStep(PhaseData, dr, "DATA")
 	}
 	if dr.Code != 354 {
 		if envErr != nil {
@@ -473,6 +506,10 @@ func (t *txn) final(ctx context.Context, mode sendMode) error {
 		errors.As(err, &e)
 		return t.unknown(e)
 	}
+	if r.Code < 200 || r.Code/100 == 3 {
+		// Only a completion reply can be the verdict on the message.
+		return t.unknown(c.outOfStep(PhaseBody, r, "the end of the message"))
+	}
 	c.needRset = false
 	t.res.Final = r
 	if r.Code/100 == 2 {
@@ -481,20 +518,54 @@ func (t *txn) final(ctx context.Context, mode sendMode) error {
 			c.tr.Info(PhaseBody, "queue id: %s", t.res.QueueID)
 		}
 	}
-	switch {
-	case t.quitPipelined:
-		if qr, qerr := c.readReply(ctx, PhaseQuit); qerr == nil && qr.Code != 221 {
-			c.tr.Info(PhaseQuit, "unexpected reply to QUIT: %d", qr.Code)
-		}
-	case t.quit:
-		if _, qerr := c.cmd(ctx, PhaseQuit, 221, "QUIT"); qerr != nil {
-			c.tr.Info(PhaseQuit, "QUIT failed: %v", qerr)
+	if t.quit {
+		if err := t.quitReply(ctx, r); err != nil {
+			return err
 		}
 	}
 	if r.Code/100 != 2 {
 		return replyError(PhaseBody, r)
 	}
 	return nil
+}
+
+// quitReply says QUIT after the verdict r on the message (or reads the
+// reply to a QUIT pipelined after its end) and checks the reply. A 503 to
+// a pipelined QUIT is a server refusing pipelining after the end of data:
+// not a failure of the message; QUIT is said again on its own. Any other
+// reply but 221 after a positive verdict means that the replies are out of
+// step (a stray early reply was taken for the verdict, say): the outcome
+// of the message is unknown.
+func (t *txn) quitReply(ctx context.Context, r *Reply) error {
+	c := t.c
+	var qr *Reply
+	var qerr error
+	if t.quitPipelined {
+		qr, qerr = c.readReply(ctx, PhaseQuit)
+	} else {
+		qr, qerr = c.cmd(ctx, PhaseQuit, 221, "QUIT")
+		if qr == nil && qerr != nil {
+			c.tr.Info(PhaseQuit, "QUIT failed: %v", qerr)
+		}
+	}
+	if qr == nil || qr.Code == 221 {
+		return nil // a server may close without answering QUIT
+	}
+	if t.quitPipelined && qr.Code == 503 {
+		c.noPipeAfterEnd = true
+		c.tr.Info(PhaseQuit, "the server refused the QUIT pipelined after the end of the message (503): saying QUIT again on its own")
+		if _, err := c.cmd(ctx, PhaseQuit, 221, "QUIT"); err != nil {
+			c.tr.Info(PhaseQuit, "QUIT failed: %v", err)
+		}
+		return nil
+	}
+	c.tr.Info(PhaseQuit, "unexpected reply to QUIT: %d", qr.Code)
+	if r.Code/100 != 2 {
+		return nil
+	}
+	e := c.outOfStep(PhaseBody, qr, "QUIT")
+	e.Message = fmt.Sprintf("the message was answered %d but QUIT was answered %d: the replies are out of step and either may be the verdict", r.Code, qr.Code)
+	return t.unknown(e)
 }
 
 // bdat sends the message with BDAT (RFC 3030). A message that fits one
