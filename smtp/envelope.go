@@ -127,6 +127,7 @@ func (c *Client) checkOffered(env *Envelope, utf8Needed bool) error {
 
 // mailCommand builds the MAIL line without its DSN parameters: SIZE when
 // the server offers it (refusing a message over its limit), BODY=8BITMIME
+// (for an 8-bit body, and with SMTPUTF8 when the server offers 8BITMIME)
 // and SMTPUTF8.
 func (c *Client) mailCommand(env *Envelope, utf8Needed bool) (string, error) {
 	mail := "MAIL FROM:<" + env.From + ">"
@@ -136,7 +137,11 @@ func (c *Client) mailCommand(env *Envelope, utf8Needed bool) (string, error) {
 		}
 		mail += " SIZE=" + strconv.FormatInt(env.Size, 10)
 	}
-	if env.EightBit {
+	// SMTPUTF8 does not imply 8BITMIME (RFC 6531 1.2, 3.4): a message sent
+	// with it has, or may have, UTF-8 in its header, which is 8-bit
+	// content, so it is declared BODY=8BITMIME (RFC 6152 3) wherever the
+	// server offers 8BITMIME (every SMTPUTF8 server must, RFC 6531 3.1).
+	if env.EightBit || (utf8Needed && c.hasExt("8BITMIME")) {
 		mail += " BODY=8BITMIME"
 	}
 	if utf8Needed {
