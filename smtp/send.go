@@ -539,10 +539,10 @@ func (t *txn) final(ctx context.Context, mode sendMode) error {
 func (t *txn) quitReply(ctx context.Context, r *Reply) error {
 	c := t.c
 	var qr *Reply
-	var qerr error
 	if t.quitPipelined {
-		qr, qerr = c.readReply(ctx, PhaseQuit)
+		qr, _ = c.readReply(ctx, PhaseQuit) // readReply notes a failure
 	} else {
+		var qerr error
 		qr, qerr = c.cmd(ctx, PhaseQuit, 221, "QUIT")
 		if qr == nil && qerr != nil {
 			c.tr.Info(PhaseQuit, "QUIT failed: %v", qerr)
