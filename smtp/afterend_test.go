@@ -23,6 +23,9 @@ const refusedAfterEnd = "503 Bad sequence of commands - pipelined after end of D
 type antiSmuggler struct {
 	conn net.Conn
 	done chan struct{}
+	// once: the rest of a read after the end of data gets one 503 in all
+	// and is dropped, instead of a 503 for each command.
+	once bool
 
 	mu       sync.Mutex
 	reads    []string
@@ -31,10 +34,10 @@ type antiSmuggler struct {
 }
 
 // newAntiSmuggler starts the server and returns it with the client's end.
-func newAntiSmuggler(t *testing.T) (*antiSmuggler, net.Conn) {
+func newAntiSmuggler(t *testing.T, once bool) (*antiSmuggler, net.Conn) {
 	t.Helper()
 	client, server := net.Pipe()
-	s := &antiSmuggler{conn: server, done: make(chan struct{})}
+	s := &antiSmuggler{conn: server, done: make(chan struct{}), once: once}
 	go s.serve()
 	t.Cleanup(func() {
 		client.Close()
@@ -99,6 +102,9 @@ func (s *antiSmuggler) answer(st *smugglerState, lines []string, out *strings.Bu
 			s.refused++
 			s.mu.Unlock()
 			out.WriteString(refusedAfterEnd + "\r\n")
+			if s.once {
+				return false
+			}
 			continue
 		}
 		verb := strings.ToUpper(strings.SplitN(line, " ", 2)[0])
@@ -148,6 +154,7 @@ func TestPipeliningAfterEndRefused(t *testing.T) {
 		n       int    // messages; 0: one SendMail
 		client  string // the client's writes, "|" between them; "" not checked
 		refused int
+		once    bool
 	}{
 		{
 			name:    "one message: QUIT refused after the dot, said again",
@@ -162,10 +169,18 @@ func TestPipeliningAfterEndRefused(t *testing.T) {
 			refused: 3,
 		},
 		{name: "twenty messages, each delivered once", n: 20, refused: 3},
+		{
+			name: "one 503 for the whole refused flight",
+			n:    3, once: true,
+			client: segs("EHLO client.test\n", env(1), bodySeg(1)+env(2), "RSET\n",
+				env(2), bodySeg(2), env(3), bodySeg(3), "QUIT\n"),
+			refused: 1,
+		},
+		{name: "twenty messages, one 503 for the refused flight", n: 20, once: true, refused: 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, conn := newAntiSmuggler(t)
+			srv, conn := newAntiSmuggler(t, tc.once)
 			cfg := Config{Addr: "127.0.0.1:25", Dialer: connDialer{conn}, LocalName: "client.test", Transcript: NewTranscript()}
 			var errs []error
 			if tc.n == 0 {
