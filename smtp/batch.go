@@ -47,7 +47,7 @@ func (c *Client) SendBatch(ctx context.Context, msgs []BatchMessage, quit bool) 
 	if quit {
 		defer c.Close()
 	}
-	b := &batch{c: c, msgs: msgs, out: make([]BatchResult, len(msgs))}
+	b := &batch{c: c, msgs: msgs, out: make([]BatchResult, len(msgs)), prev: -1}
 	if c.broken == nil && !c.helloDone {
 		// A Client from Dial: EHLO, STARTTLS and AUTH once for all.
 		if err := c.ready(ctx, ""); err != nil {
@@ -77,6 +77,9 @@ type batch struct {
 	msgs []BatchMessage
 	out  []BatchResult
 	next int // the next message to start
+	// prev is the message whose end went in the same write as the
+	// current envelope, -1 for none.
+	prev int
 }
 
 // oneByOne sends each message as Send does, the last with QUIT after it
@@ -119,6 +122,8 @@ func (b *batch) pipelined(ctx context.Context, quit bool) error {
 		if errors.Is(err, errAfterEnd) {
 			return b.resumeAfterEnd(ctx, cur, ci, quit)
 		}
+		b.suspect(err)
+		b.prev = -1
 		if !ok {
 			b.out[ci] = BatchResult{Result: cur.res, Err: err}
 			if c.broken != nil {
@@ -172,6 +177,7 @@ func (b *batch) pipelined(ctx context.Context, quit bool) error {
 		b.out[ci] = BatchResult{Result: cur.res, Err: err}
 		if next != nil {
 			c.needRset = true // final cleared it for cur; next is open
+			b.prev = ci
 		}
 		if c.broken != nil {
 			return b.abandon(b.started(next, ni), err)
@@ -213,6 +219,19 @@ func (b *batch) resumeAfterEnd(ctx context.Context, t *txn, i int, quit bool) er
 	c.needRset = false
 	b.next = i
 	return b.oneByOne(ctx, quit)
+}
+
+// suspect makes the outcome of message b.prev unknown when err says the
+// replies to the envelope written after its end were out of step: the
+// reply taken as its verdict may have been a stray one (RFC 5321 4.2),
+// and a success must not be reported then.
+func (b *batch) suspect(err error) {
+	if b.prev < 0 || !errors.Is(err, errOutOfStep) || b.out[b.prev].Err != nil {
+		return
+	}
+	e := &Error{Phase: PhaseBody, Message: "the replies after this message were out of step: the reply taken as its verdict may not have been one", Err: errOutOfStep, OutcomeUnknown: true}
+	b.c.tr.Info(PhaseBody, "%s: the outcome of the message before is UNKNOWN", err)
+	b.out[b.prev].Err = e
 }
 
 // started returns i when t was started, -1 when t is nil.

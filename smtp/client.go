@@ -713,12 +713,15 @@ func (c *Client) Close() error {
 	return c.conn.Close()
 }
 
+// errOutOfStep is the cause of every error of replies out of step.
+var errOutOfStep = errors.New("replies out of step")
+
 // outOfStep marks the connection unusable after reply r, which cannot be
 // the answer to what it was read for: the server's replies no longer
 // match the commands (RFC 5321 4.2, RFC 2920 3.1), so no later reply can
 // be trusted as the answer to anything. The error is temporary.
 func (c *Client) outOfStep(phase Phase, r *Reply, what string) *Error {
-	e := &Error{Phase: phase, Message: fmt.Sprintf("the server answered %s with %d: its replies are out of step with the commands", what, r.Code), temporary: true}
+	e := &Error{Phase: phase, Message: fmt.Sprintf("the server answered %s with %d: its replies are out of step with the commands", what, r.Code), Err: errOutOfStep, temporary: true}
 	c.tr.Info(phase, "%s; nothing more is said on this connection", e.Message)
 	c.broken = e
 	return e

@@ -332,3 +332,48 @@ func TestClassifyOutOfStep(t *testing.T) {
 		t.Errorf("outOfStep = %+v, broken %v", e, c.broken)
 	}
 }
+
+// TestBatchVerdictOutOfStep: in a batch, a stray reply taken as the
+// verdict on one message shows up as replies out of step to the next
+// envelope: the earlier message's outcome becomes unknown (never "sent")
+// and the later one is not sent.
+func TestBatchVerdictOutOfStep(t *testing.T) {
+	tests := []struct {
+		name   string
+		server string
+		client string
+		status []Status
+	}{
+		{
+			name:   "a stray 250 before the refusal of message 1",
+			server: ehloPipelining + envOK + "250 2.0.0 stray\n554 5.7.1 rejected\n250 Ok\n250 Ok\n354 go\n",
+			client: segs("EHLO client.test\n", envSeg(1), bodySeg(1)+envSeg(2)),
+			status: []Status{StatusUnknown, StatusTempFail},
+		},
+		{
+			name:   "in step: both sent",
+			server: ehloPipelining + envOK + queued("A1") + envOK + queued("A2") + "221 Bye\n",
+			client: segs("EHLO client.test\n", envSeg(1), bodySeg(1)+envSeg(2), bodySeg(2)+"QUIT\n"),
+			status: []Status{StatusSent, StatusSent},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFaker(tc.server)
+			c, err := Open(context.Background(), fakeConfig(f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, _ := c.SendBatch(context.Background(), batchMessages(2), true)
+			if got := f.client(); got != tc.client {
+				t.Errorf("client wrote:\n%q\nwant:\n%q", got, tc.client)
+			}
+			for i, o := range out {
+				if st := StatusOf(o.Result, o.Err); st != tc.status[i] {
+					t.Errorf("message %d: status %q (err %v), want %q", i+1, st, o.Err, tc.status[i])
+				}
+			}
+			checkTranscriptOnWire(t, c.Transcript().Events(), f.wire())
+		})
+	}
+}
