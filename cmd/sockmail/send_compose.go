@@ -15,29 +15,41 @@ import (
 	"sockmail/smtp/message"
 )
 
-// envelopeAddress checks one address given on the command line: a plain
-// local@domain, nothing the SMTP envelope cannot carry.
-func envelopeAddress(flagName, s string) (*mail.Address, error) {
-	if err := smtp.CheckAddress(s); err != nil {
-		return nil, fmt.Errorf("--%s: %w", flagName, err)
-	}
-	a, err := message.ParseAddress(flagName, s)
-	if err != nil {
-		return nil, fmt.Errorf("--%s %q: %w", flagName, s, err)
-	}
-	return a, nil
-}
-
-func envelopeAddresses(flagName string, list []string) ([]*mail.Address, error) {
+// addressList parses the values of an address flag: each one
+// local@domain or an RFC 5322 mailbox with a display name ("Name
+// <local@domain>"), or a comma-separated list of them, split by
+// smtp/message's parser so that a comma inside a quoted name is not a
+// separator. field is the header field the addresses go to, for the
+// parser's checks. Errors name the flag and the value.
+func addressList(flagName, field string, values []string) ([]*mail.Address, error) {
 	var out []*mail.Address
-	for _, s := range list {
-		a, err := envelopeAddress(flagName, s)
-		if err != nil {
+	for _, v := range values {
+		if err := checkLine("--"+flagName, v); err != nil {
 			return nil, err
 		}
-		out = append(out, a)
+		list, err := message.ParseAddressList(field, v)
+		if err != nil {
+			return nil, fmt.Errorf("--%s %q: want local@domain or \"Name <local@domain>\": %w", flagName, v, err)
+		}
+		out = append(out, list...)
 	}
 	return out, nil
+}
+
+// envelopeAddresses is addressList for the flags that also give the SMTP
+// envelope: every address must be one the envelope can carry (smtp's own
+// check); the display names stay for the header only.
+func envelopeAddresses(flagName, field string, values []string) ([]*mail.Address, error) {
+	list, err := addressList(flagName, field, values)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range list {
+		if err := smtp.CheckAddress(a.Address); err != nil {
+			return nil, fmt.Errorf("--%s: %w", flagName, err)
+		}
+	}
+	return list, nil
 }
 
 // composer validates the message flags and returns the function that
@@ -71,17 +83,21 @@ func (f *sendFlags) envelope() (envelopeFlags, error) {
 	if f.from == "" {
 		return env, errors.New("--from is required")
 	}
-	var err error
-	if env.from, err = envelopeAddress("from", f.from); err != nil {
+	from, err := envelopeAddresses("from", "From", []string{f.from})
+	if err != nil {
 		return env, err
 	}
+	if len(from) != 1 {
+		return env, fmt.Errorf("--from %q: want one address, got %d", f.from, len(from))
+	}
+	env.from = from[0]
 	lists := []struct {
-		name string
-		in   []string
-		out  *[]*mail.Address
-	}{{"to", f.to.values, &env.to}, {"cc", f.cc.values, &env.cc}, {"bcc", f.bcc.values, &env.bcc}}
+		name, field string
+		in          []string
+		out         *[]*mail.Address
+	}{{"to", "To", f.to.values, &env.to}, {"cc", "Cc", f.cc.values, &env.cc}, {"bcc", "Bcc", f.bcc.values, &env.bcc}}
 	for _, l := range lists {
-		if *l.out, err = envelopeAddresses(l.name, l.in); err != nil {
+		if *l.out, err = envelopeAddresses(l.name, l.field, l.in); err != nil {
 			return env, err
 		}
 	}
@@ -235,15 +251,7 @@ func (f *sendFlags) headerFields() ([]message.Field, error) {
 
 // replyToList returns the --reply-to addresses.
 func (f *sendFlags) replyToList() ([]*mail.Address, error) {
-	var replyTo []*mail.Address
-	for _, r := range f.replyTo.values {
-		list, err := message.ParseAddressList("Reply-To", r)
-		if err != nil {
-			return nil, fmt.Errorf("--reply-to: %w", err)
-		}
-		replyTo = append(replyTo, list...)
-	}
-	return replyTo, nil
+	return addressList("reply-to", "Reply-To", f.replyTo.values)
 }
 
 // signFunc signs a message as the --dkim-* flags ask.

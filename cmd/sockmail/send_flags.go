@@ -20,27 +20,17 @@ import (
 	"sockmail/smtp/message"
 )
 
-// listFlag is a repeatable flag. With split set, each value may also be a
-// comma-separated list.
+// listFlag is a repeatable flag. Address lists are split later, by the
+// RFC 5322 parser, so that a comma inside a quoted display name is not a
+// separator.
 type listFlag struct {
 	values []string
-	split  bool
 }
 
 func (l *listFlag) String() string { return strings.Join(l.values, ",") }
 
 func (l *listFlag) Set(v string) error {
-	if !l.split {
-		l.values = append(l.values, v)
-		return nil
-	}
-	for _, p := range strings.Split(v, ",") {
-		p = strings.Trim(p, " \t")
-		if p == "" {
-			return errors.New("empty address in list")
-		}
-		l.values = append(l.values, p)
-	}
+	l.values = append(l.values, v)
 	return nil
 }
 
@@ -69,7 +59,6 @@ type sendFlags struct {
 func newSendFlagSet(f *sendFlags) *flag.FlagSet {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	f.to.split, f.cc.split, f.bcc.split = true, true, true
 	fs.StringVar(&f.server, "server", "", "server as `host:port`; omitted: deliver to the recipients' MX hosts on port 25")
 	fs.StringVar(&f.tls, "tls", "", "TLS `mode`: none, starttls, starttls-optional or implicit\n(default implicit for port 465, starttls-optional otherwise)")
 	fs.BoolVar(&f.insecureSkipVerify, "insecure-skip-verify", false, "accept any TLS certificate (shown in the transcript)")
@@ -79,10 +68,10 @@ func newSendFlagSet(f *sendFlags) *flag.FlagSet {
 	fs.StringVar(&f.authMech, "auth-mech", "", "SASL `mechanism`: PLAIN, LOGIN, CRAM-MD5 or XOAUTH2 (default: the strongest offered)")
 	fs.BoolVar(&f.allowInsecureAuth, "allow-insecure-auth", false, "allow sending credentials without TLS")
 	fs.StringVar(&f.helo, "helo", "", "`name` to send with EHLO/HELO (default localhost)")
-	fs.StringVar(&f.from, "from", "", "envelope sender and From `address` (local@domain); required")
-	fs.Var(&f.to, "to", "recipient `address`; repeatable, or a comma-separated list")
-	fs.Var(&f.cc, "cc", "Cc recipient `address`; repeatable, or a comma-separated list")
-	fs.Var(&f.bcc, "bcc", "Bcc recipient `address` (envelope only); repeatable, or a comma-separated list")
+	fs.StringVar(&f.from, "from", "", "From `address`: local@domain or \"Name <local@domain>\"; required.\nThe envelope sender (MAIL FROM) is the address alone; the header keeps the name,\nRFC 2047-encoded when it is not ASCII")
+	fs.Var(&f.to, "to", "recipient `address` (\"Name <local@domain>\" allowed); repeatable, or a comma-separated\nlist (a comma inside a quoted name, \"\\\"Last, First\\\" <a@b>\", is not a separator)")
+	fs.Var(&f.cc, "cc", "Cc recipient `address` (\"Name <local@domain>\" allowed); repeatable, or a comma-separated list")
+	fs.Var(&f.bcc, "bcc", "Bcc recipient `address` (envelope only: a name is accepted and not written);\nrepeatable, or a comma-separated list")
 	fs.StringVar(&f.subject, "subject", "", "Subject `text` (default \"sockmail test DATE\")")
 	fs.StringVar(&f.body, "body", "", "plain-text body `text` (default a one-line test text)")
 	fs.StringVar(&f.bodyFile, "body-file", "", "read the plain-text body from `file` (UTF-8)")
@@ -117,6 +106,11 @@ func printSendUsage(w io.Writer) {
 Send a test message with sockmail's own SMTP client and print every line of
 the conversation as it happens, then one outcome line per message. AUTH
 payloads are redacted; the password is never printed.
+
+An ADDRESS is local@domain or an RFC 5322 mailbox with a display name,
+"Ada Example <ada@example.org>" (quote the whole argument for the shell).
+The SMTP envelope (MAIL FROM, RCPT TO) takes the address alone; the From,
+To and Cc header fields keep the name, RFC 2047-encoded when not ASCII.
 
 Flags (one or two dashes):
 `)

@@ -137,13 +137,12 @@ func TestBadInputSendsNothing(t *testing.T) {
 		args []string
 		want string // in stderr
 	}{
-		{"CR in recipient", with("--to", "x@example.org\rRCPT TO:<y@example.org>"), "forbidden character"},
-		{"LF in sender", []string{"--server", s, "--from", "a@example.org\nDATA", "--to", "b@example.org"}, "forbidden character"},
-		{"NUL in recipient", with("--to", "x\x00@example.org"), "forbidden character"},
-		{"angle brackets", with("--to", "<x@example.org>"), "forbidden character"},
-		{"space in address", with("--cc", "x y@example.org"), "forbidden character"},
-		{"not an address", with("--to", "nobody"), "local@domain"},
-		{"empty list item", with("--to", "x@example.org,,y@example.org"), "empty address"},
+		{"CR in recipient", with("--to", "x@example.org\rRCPT TO:<y@example.org>"), "--to"},
+		{"LF in sender", []string{"--server", s, "--from", "a@example.org\nDATA", "--to", "b@example.org"}, "line break"},
+		{"NUL in recipient", with("--to", "x\x00@example.org"), "NUL"},
+		{"unbalanced angle brackets", with("--to", "<x@example.org"), "unclosed angle-addr"},
+		{"space in address", with("--cc", "x y@example.org"), `--cc "x y@example.org": want local@domain`},
+		{"not an address", with("--to", "nobody"), "missing '@'"},
 		{"CR in HELO", with("--helo", "evil\r\nMAIL FROM:<x@y>"), "line break"},
 		{"space in HELO", with("--helo", "a b"), "no spaces"},
 		{"missing attachment", with("--attach", "/nonexistent/file.pdf"), "no such file"},
