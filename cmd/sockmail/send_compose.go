@@ -236,6 +236,16 @@ func (f *sendFlags) parts(html string) (atts, inline []*message.Attachment, err 
 	return atts, inline, nil
 }
 
+// addressFlag returns the flag that sets the address header field name,
+// which --header may not set, and whether name is one.
+func addressFlag(name string) (string, bool) {
+	switch n := strings.ToLower(strings.TrimSpace(name)); n {
+	case "from", "to", "cc", "bcc", "reply-to":
+		return n, true
+	}
+	return "", false
+}
+
 // headerFields returns the --header fields.
 func (f *sendFlags) headerFields() ([]message.Field, error) {
 	var fields []message.Field
@@ -243,6 +253,9 @@ func (f *sendFlags) headerFields() ([]message.Field, error) {
 		name, value, ok := strings.Cut(h, ":")
 		if !ok {
 			return nil, fmt.Errorf("--header %q: want \"Name: value\"", h)
+		}
+		if fl, ok := addressFlag(name); ok {
+			return nil, fmt.Errorf("--header %q: use --%s, which takes \"Name <local@domain>\" and keeps the envelope in step", h, fl)
 		}
 		fields = append(fields, message.Field{Name: strings.TrimSpace(name), Value: strings.TrimSpace(value)})
 	}

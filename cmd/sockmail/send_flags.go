@@ -69,7 +69,7 @@ func newSendFlagSet(f *sendFlags) *flag.FlagSet {
 	fs.BoolVar(&f.allowInsecureAuth, "allow-insecure-auth", false, "allow sending credentials without TLS")
 	fs.StringVar(&f.helo, "helo", "", "`name` to send with EHLO/HELO (default localhost)")
 	fs.StringVar(&f.from, "from", "", "From `address`: local@domain or \"Name <local@domain>\"; required.\nThe envelope sender (MAIL FROM) is the address alone; the header keeps the name,\nRFC 2047-encoded when it is not ASCII")
-	fs.Var(&f.to, "to", "recipient `address` (\"Name <local@domain>\" allowed); repeatable, or a comma-separated\nlist (a comma inside a quoted name, \"\\\"Last, First\\\" <a@b>\", is not a separator)")
+	fs.Var(&f.to, "to", "recipient `address` (\"Name <local@domain>\" allowed); repeatable, or a comma-separated\nlist (a comma inside a quoted name is not a separator)")
 	fs.Var(&f.cc, "cc", "Cc recipient `address` (\"Name <local@domain>\" allowed); repeatable, or a comma-separated list")
 	fs.Var(&f.bcc, "bcc", "Bcc recipient `address` (envelope only: a name is accepted and not written);\nrepeatable, or a comma-separated list")
 	fs.StringVar(&f.subject, "subject", "", "Subject `text` (default \"sockmail test DATE\")")

@@ -104,6 +104,8 @@ func TestParseSendBadAddresses(t *testing.T) {
 		{"quoted local part with a space", append([]string{"--to", `"x y"@example.org`}, base...), []string{"--to", "dot-atom"}},
 		{"bad reply-to name", append([]string{"--reply-to", `"Help <help@example.org>`}, base...), []string{"--reply-to", "unclosed quoted-string"}},
 		{"empty to", append([]string{"--to", " "}, base...), []string{"--to", "no address"}},
+		{"From as a custom header", append([]string{"--header", "From: Ada <a@example.org>"}, base...), []string{"--header", "use --from", "Name <local@domain>"}},
+		{"reply-to as a custom header", append([]string{"--header", "reply-to: h@example.org"}, base...), []string{"use --reply-to"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
