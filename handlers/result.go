@@ -344,9 +344,14 @@ func (h *Handler) transcriptJSON(c echo.Context) error {
 		ParentID         *int64        `json:"parent_id,omitempty"`
 		MessageTruncated bool          `json:"message_truncated,omitempty"`
 		PhaseTimings     []phaseTiming `json:"phase_timings"`
+		// The failure as data (phase, codes, kind), when the send failed.
+		Failure *smtp.Failure `json:"failure,omitempty"`
 	}{snd.ID, snd.CreatedAt, snd.FinishedAt, snd.Server, snd.TLSMode, snd.MailFrom, snd.Rcpts, snd.Subject,
 		snd.Status, snd.QueueID, snd.Error, snd.DurationMS, snd.Recipients, sendEvents(snd, ls),
-		snd.Source, snd.ClientAddr, snd.UserID, snd.ParentID, snd.MessageTruncated, phaseTimings(sendEvents(snd, ls))}
+		snd.Source, snd.ClientAddr, snd.UserID, snd.ParentID, snd.MessageTruncated, phaseTimings(sendEvents(snd, ls)), nil}
+	if !snd.Failure.IsZero() {
+		v.Failure = &snd.Failure
+	}
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("handlers: encode send: %w", err)

@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 
+	"sockmail/internal/testenv"
 	"sockmail/smtp"
 )
 
@@ -378,5 +380,45 @@ func TestShutdownAbortsRunningSendAndKeepsTranscript(t *testing.T) {
 	// No new sends while shutting down.
 	if r := c.postMultipart("/compose", composeForm(c.csrf("/compose"))); r.status != http.StatusServiceUnavailable {
 		t.Errorf("compose during shutdown: %d", r.status)
+	}
+}
+
+// TestTranscriptJSONCarriesTheFailure: a send refused at connect exports
+// its failure as data beside the error text, and a sent one exports none.
+func TestTranscriptJSONCarriesTheFailure(t *testing.T) {
+	a := newApp(t, appOptions{})
+	c := a.client()
+	c.signUp()
+	host, port, _ := net.SplitHostPort(testenv.ClosedPort(t))
+	tests := []struct {
+		name, server string
+		want         *smtp.Failure
+	}{
+		{"refused", "adhoc", &smtp.Failure{Phase: smtp.PhaseConnect, Kind: smtp.KindConnRefused}},
+		{"sent", "builtin", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			form := composeForm(c.csrf("/compose"))
+			form.Set("server", tt.server)
+			form.Set("host", host)
+			form.Set("port", port)
+			form.Set("tls", "none")
+			path := c.send(form)
+			c.waitDone(path)
+			var v struct {
+				Error   string        `json:"error"`
+				Failure *smtp.Failure `json:"failure"`
+			}
+			if err := json.Unmarshal([]byte(c.get(path+"/transcript.json").body), &v); err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tt.want == nil && v.Failure != nil:
+				t.Errorf("failure %+v in a send that did not fail", v.Failure)
+			case tt.want != nil && (v.Failure == nil || v.Failure.Kind != tt.want.Kind || v.Failure.Phase != tt.want.Phase || v.Error == ""):
+				t.Errorf("failure %+v, error %q; want kind %q at %q with the error text", v.Failure, v.Error, tt.want.Kind, tt.want.Phase)
+			}
+		})
 	}
 }
