@@ -24,6 +24,7 @@ import (
 	"sockmail/handlers"
 	"sockmail/internal/capture"
 	"sockmail/internal/crypt"
+	"sockmail/internal/delivery"
 	"sockmail/internal/outbox"
 	"sockmail/internal/store"
 )
@@ -166,7 +167,7 @@ func newContactApp(t testing.TB, o contactOptions) *contactApp {
 	}
 	if o.worker {
 		w, err := outbox.New(outbox.Deps{
-			Store: st, Profiles: outbox.StoreProfiles(st, box, cs.Addr(), o.roots), Logger: log,
+			Store: st, Profiles: delivery.NewResolver(delivery.ResolverDeps{Profiles: st, Opener: box, Capture: delivery.Capture{Addr: cs.Addr()}, RootCAs: o.roots}).Profile, Logger: log,
 			PollInterval: 200 * time.Millisecond, Lease: 30 * time.Second, Backoff: o.backoff,
 		})
 		if err != nil {

@@ -228,21 +228,12 @@ func TestCancelAbortsBlockingRead(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	tr := NewTranscript()
-	errc := make(chan error, 1)
-	go func() {
-		_, err := SendMail(ctx, Config{Addr: addr, Transcript: tr}, Envelope{From: "a@example.org", To: []string{"b@example.net"}}, strings.NewReader("x"), SendOptions{})
-		errc <- err
-	}()
+	wait := sendInBackground(ctx, Config{Addr: addr, Transcript: tr}, strings.NewReader("x"))
 	<-got // the client wrote EHLO and waits for the reply
 	cancel()
 	// Without the cancel the read would wait for the 5-minute command
 	// timeout: returning within the stall limit shows the cancel ended it.
-	var err error
-	select {
-	case err = <-errc:
-	case <-time.After(testenv.StallLimit):
-		t.Fatal("send did not return after cancel")
-	}
+	err := wait(t, "send did not return after cancel")
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want it to wrap context.Canceled", err)
 	}
@@ -267,23 +258,14 @@ func TestCancelAbortsBlockingWrite(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	tr := NewTranscript()
-	errc := make(chan error, 1)
-	go func() {
-		_, err := SendMail(ctx, Config{Addr: addr, Transcript: tr}, Envelope{From: "a@example.org", To: []string{"b@example.net"}}, endlessBody{}, SendOptions{})
-		errc <- err
-	}()
+	wait := sendInBackground(ctx, Config{Addr: addr, Transcript: tr}, endlessBody{})
 	// Wait until the client is writing the body. The body never ends and
 	// the server never reads it: the write fills the socket buffers and
 	// blocks, and only the cancel (or DataBlock, 3 minutes by default)
 	// can end the send.
 	testenv.WaitUntil(t, "the 354 reply", func() bool { return hasEvent(tr.Events(), DirServer, "354") })
 	cancel()
-	var err error
-	select {
-	case err = <-errc:
-	case <-time.After(testenv.StallLimit):
-		t.Fatal("send did not return after cancel: the body write ignores the context")
-	}
+	err := wait(t, "send did not return after cancel: the body write ignores the context")
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want it to wrap context.Canceled", err)
 	}
@@ -328,5 +310,26 @@ func TestConnectRefused(t *testing.T) {
 	ev := tr.Events()
 	if !hasEvent(ev, DirInfo, "connecting to "+addr) || !hasEvent(ev, DirInfo, "connect to "+addr+" failed") {
 		t.Errorf("partial transcript lacks the connect attempt:\n%s", dumpTranscript(tr))
+	}
+}
+
+// sendInBackground starts a send of msg from a@example.org to
+// b@example.net and returns a function that waits for its error, failing
+// the test with stuck when none comes within the stall limit.
+func sendInBackground(ctx context.Context, cfg Config, msg Message) func(t *testing.T, stuck string) error {
+	errc := make(chan error, 1)
+	go func() {
+		_, err := SendMail(ctx, cfg, Envelope{From: "a@example.org", To: []string{"b@example.net"}}, msg, SendOptions{})
+		errc <- err
+	}()
+	return func(t *testing.T, stuck string) error {
+		t.Helper()
+		select {
+		case err := <-errc:
+			return err
+		case <-time.After(testenv.StallLimit):
+			t.Fatal(stuck)
+			return nil
+		}
 	}
 }

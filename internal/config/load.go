@@ -95,46 +95,37 @@ func (l *loader) str(p *string, name, envName, def, help string) {
 	l.fs.StringVar(p, name, l.env(envName, def), help+" (SOCKMAIL_"+envName+")")
 }
 
-// duration declares a duration setting. A variable that is not a
-// duration is reported and the default kept.
-func (l *loader) duration(p *time.Duration, name, envName string, def time.Duration, help string) {
-	d := def
-	if v := l.env(envName, ""); v != "" {
-		if parsed, err := time.ParseDuration(v); err != nil {
-			l.fail(fmt.Errorf("SOCKMAIL_%s: %q is not a duration like 90s or 2m", envName, v))
-		} else {
-			d = parsed
-		}
+// envValue returns the variable envName parsed by parse, or def when it
+// is unset; a value that does not parse is reported (it is not want) and
+// def kept.
+func envValue[T any](l *loader, envName string, def T, parse func(string) (T, error), want string) T {
+	v := l.env(envName, "")
+	if v == "" {
+		return def
 	}
+	parsed, err := parse(v)
+	if err != nil {
+		l.fail(fmt.Errorf("SOCKMAIL_%s: %q is not %s", envName, v, want))
+		return def
+	}
+	return parsed
+}
+
+// duration declares a duration setting.
+func (l *loader) duration(p *time.Duration, name, envName string, def time.Duration, help string) {
+	d := envValue(l, envName, def, time.ParseDuration, "a duration like 90s or 2m")
 	l.fs.DurationVar(p, name, d, help+" (SOCKMAIL_"+envName+")")
 }
 
-// size declares a size in bytes. A variable that is not a number is
-// reported and the default kept.
+// size declares a size in bytes.
 func (l *loader) size(p *int64, name, envName string, def int64, help string) {
-	n := def
-	if v := l.env(envName, ""); v != "" {
-		if parsed, err := strconv.ParseInt(v, 10, 64); err != nil {
-			l.fail(fmt.Errorf("SOCKMAIL_%s: %q is not a number of bytes", envName, v))
-		} else {
-			n = parsed
-		}
-	}
-	l.fs.Int64Var(p, name, n, help+" (SOCKMAIL_"+envName+")")
+	parse := func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }
+	l.fs.Int64Var(p, name, envValue(l, envName, def, parse, "a number of bytes"), help+" (SOCKMAIL_"+envName+")")
 }
 
-// integer declares a whole-number setting. A variable that is not one is
-// reported and the default kept.
+// integer declares a whole-number setting.
 func (l *loader) integer(p *int, name, envName string, def int, help string) {
-	n := def
-	if v := l.env(envName, ""); v != "" {
-		if parsed, err := strconv.Atoi(v); err != nil {
-			l.fail(fmt.Errorf("SOCKMAIL_%s: %q is not a whole number", envName, v))
-		} else {
-			n = parsed
-		}
-	}
-	l.fs.IntVar(p, name, n, help+" (SOCKMAIL_"+envName+")")
+	l.fs.IntVar(p, name, envValue(l, envName, def, strconv.Atoi, "a whole number"), help+" (SOCKMAIL_"+envName+")")
 }
 
 // resolve interprets the settings kept as given and fills in the values

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"sockmail/internal/delivery"
 	"sockmail/internal/store"
 	"sockmail/internal/testenv"
 	"sockmail/smtp"
@@ -94,7 +95,7 @@ func TestDecide(t *testing.T) {
 		{"local refusal", item(1, time.Time{}), nil, &smtp.Error{Phase: smtp.PhaseMail, Message: "address contains a forbidden character"}, false, store.OutboxFailed, time.Time{}, "forbidden"},
 		{"bad stored message", item(1, time.Time{}), nil, permanent{errors.New("message: raw: NUL")}, false, store.OutboxFailed, time.Time{}, "NUL"},
 		{"profile deleted", item(1, time.Time{}), nil, fmt.Errorf("outbox: server profile 3: %w", store.ErrNotFound), false, store.OutboxFailed, time.Time{}, "profile 3"},
-		{"profile unusable now", item(1, time.Time{}), nil, ErrNoCaptureServer, false, store.OutboxQueued, now.Add(30 * time.Second), "capture"},
+		{"profile unusable now", item(1, time.Time{}), nil, delivery.ErrCaptureOff, false, store.OutboxQueued, now.Add(30 * time.Second), "capture"},
 	}
 	for _, tt := range tests {
 		o := w.decide(tt.it, tt.res, tt.err, tt.aborted, now)
@@ -375,7 +376,7 @@ func TestWorkerProfileErrors(t *testing.T) {
 		if calls.Add(1) == 1 {
 			return smtp.Config{}, fmt.Errorf("outbox: server profile 9: %w", store.ErrNotFound)
 		}
-		return smtp.Config{}, ErrNoCaptureServer
+		return smtp.Config{}, delivery.ErrCaptureOff
 	}
 	w, _ := New(Deps{Store: h.s, Send: h.deliver, Profiles: profiles, Concurrency: 1, PollInterval: time.Hour, Backoff: Backoff{Base: time.Hour}})
 	run(t, w)
