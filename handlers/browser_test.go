@@ -323,7 +323,7 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("status %q\n%s", status, value(t, ctx, chromedp.Text(tid("transcript"))))
 		}
 		screenshot(t, ctx, "result-postfix.png")
-		testenv.WaitForMessage(t, pf.Maildir, subject, 15*time.Second)
+		testenv.WaitForMessage(t, pf.Maildir, subject, testenv.StallLimit)
 	})
 
 	t.Run("wrong password shows the 535 explanation", func(t *testing.T) {
