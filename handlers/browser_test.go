@@ -160,6 +160,14 @@ func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Actio
 	}
 }
 
+// step is an action that calls f: a test's own move between browser steps.
+func step(f func()) chromedp.Action[chromedp.Void] {
+	return func(context.Context, *chromedp.Target) (chromedp.Void, error) {
+		f()
+		return chromedp.Void{}, nil
+	}
+}
+
 // value runs one action that returns a value.
 func value[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
 	t.Helper()
@@ -214,22 +222,6 @@ func (g *liveGate) send(ctx context.Context, cfg smtp.Config, env smtp.Envelope,
 	case <-g.finish:
 	case <-ctx.Done():
 	}
-	return res, err
-}
-
-// slowSend runs the real send, pausing before it and after it so that the
-// page is open while lines arrive and stays "running" long enough for the
-// test to see the streamed lines before the page reloads. TestBrowser uses
-// liveGate instead, which waits for those moments rather than for time.
-func slowSend(ctx context.Context, cfg smtp.Config, env smtp.Envelope, msg smtp.Message, opts smtp.SendOptions) (*smtp.Result, error) {
-	cfg.Transcript.Info(smtp.PhaseConnect, "test: holding the send for a moment so that the browser sees it live")
-	select {
-	case <-time.After(800 * time.Millisecond):
-	case <-ctx.Done():
-		return &smtp.Result{}, ctx.Err()
-	}
-	res, err := smtp.SendMail(ctx, cfg, env, msg, opts)
-	time.Sleep(1500 * time.Millisecond)
 	return res, err
 }
 
