@@ -487,6 +487,11 @@ write_peer_configs() {
 		[users]
 		$TEST_USER=$TEST_PASSWORD
 	EOF
+	# Haraka's own outbound delivery (used for relayed mail when no queue
+	# plugin takes it) never runs: nothing can leave the machine.
+	write_file "$HARAKA_CONF/outbound.ini" 644 <<-EOF && HARAKA_CHANGED=1
+		disabled=true
+	EOF
 	write_file "$HARAKA_CONF/host_list" 644 <<<"$DOMAIN" && HARAKA_CHANGED=1
 	write_file "$HARAKA_CONF/queue_maildir" 644 <<<"$HARAKA_MAILDIR" && HARAKA_CHANGED=1
 	write_file "$HARAKA/plugins/queue_maildir.js" 644 <"$HERE/haraka/queue_maildir.js" && HARAKA_CHANGED=1

@@ -15,6 +15,10 @@ const path = require('node:path')
 
 let counter = 0
 
+// address returns an envelope address as text (a method in older releases
+// of Haraka's address class, a property in newer ones).
+const address = (a) => (typeof a.address === 'function' ? a.address() : a.address)
+
 exports.register = function () {
     this.maildir = this.config.get('queue_maildir')
     if (!this.maildir) throw new Error('queue_maildir: config/queue_maildir names no Maildir')
@@ -34,8 +38,8 @@ function store(next, connection) {
         `X-Sink-Helo: ${connection.hello?.host ?? ''}`,
         `X-Sink-TLS: ${connection.tls.enabled ? 'yes' : 'no'}`,
         `X-Sink-Auth: ${connection.notes?.auth_user ?? ''}`,
-        `X-Sink-Mail-From: <${txn.mail_from.address()}>`,
-        ...txn.rcpt_to.map((r) => `X-Sink-Rcpt-To: <${r.address()}>`),
+        `X-Sink-Mail-From: <${address(txn.mail_from)}>`,
+        ...txn.rcpt_to.map((r) => `X-Sink-Rcpt-To: <${address(r)}>`),
     ]
     const ws = fs.createWriteStream(tmp)
     const fail = (err) => {
