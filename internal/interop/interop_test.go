@@ -24,8 +24,11 @@ import (
 	"net/http"
 	"net/mail"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -66,9 +69,6 @@ type server struct {
 	ca    testenv.CA
 }
 
-// httpClient reads the REST stores; its timeout bounds each request.
-var httpClient = &http.Client{Timeout: 60 * time.Second}
-
 // sinkTrace are the lines the aiosmtpd and Haraka sinks write before the
 // message.
 var sinkTrace = []string{"X-Sink-Peer", "X-Sink-Helo", "X-Sink-TLS", "X-Sink-Auth", "X-Sink-Mail-From", "X-Sink-Rcpt-To"}
@@ -79,6 +79,8 @@ func servers(since time.Time) []struct {
 	name string
 	load func(t *testing.T) *server
 } {
+	// Reads the REST stores; its timeout bounds each request.
+	httpClient := &http.Client{Timeout: 60 * time.Second}
 	return []struct {
 		name string
 		load func(t *testing.T) *server
@@ -233,6 +235,12 @@ type cell struct {
 // the cases of one server one after another.
 func TestInterop(t *testing.T) {
 	since := time.Now().Add(-time.Minute)
+	cli := &cliBinary{}
+	t.Cleanup(func() {
+		if cli.path != "" {
+			os.RemoveAll(filepath.Dir(cli.path))
+		}
+	})
 	cells := []cell{
 		{"plain", func(t *testing.T, s *server) { sendOne(t, s, s.plain, textMessage(t, "plain")) }},
 		{"starttls", func(t *testing.T, s *server) {
@@ -280,6 +288,7 @@ func TestInterop(t *testing.T) {
 			sendOne(t, s, s.plain, compose(t, "fifty "+testenv.UniqueToken(), to, nil))
 		}},
 		{"batch-20", testBatch},
+		{"cli-count-20", func(t *testing.T, s *server) { testCLICount(t, s, cli) }},
 		{"dot-lines", func(t *testing.T, s *server) {
 			tok, to := testenv.UniqueToken(), testenv.UniqueAddress()
 			raw := "From: tester@example.test\r\nTo: " + to + "\r\nSubject: dots " + tok + "\r\nX-Interop-Token: " + tok + "\r\n" +
@@ -427,39 +436,48 @@ func sendOne(t *testing.T, s *server, ep endpoint, m sent) {
 }
 
 // checkStored waits until every recipient of m has exactly one stored copy
-// and compares each with what was sent. The wait fails only when the count
-// of copies stops growing for testenv.StallLimit.
+// and compares each with what was sent.
 func checkStored(t *testing.T, s *server, st Store, m sent) {
 	t.Helper()
+	checkStoredN(t, s, st, m, 1)
+}
+
+// checkStoredN waits until every recipient of m has n stored copies (m sent
+// n times) and compares each with what was sent. More than n is a failure
+// (a message stored twice). The wait fails only when the count of copies
+// stops growing for testenv.StallLimit.
+func checkStoredN(t *testing.T, s *server, st Store, m sent, n int) {
+	t.Helper()
 	ctx := context.Background()
-	copies := map[string][]byte{}
+	copies := map[string][][]byte{}
 	var findErr error
-	testenv.WaitFor(t, fmt.Sprintf("%s to store %d copies of %s", s.name, len(m.rcpts), m.token), func() (int, bool) {
+	testenv.WaitFor(t, fmt.Sprintf("%s to store %d copies for each of %d recipients of %s", s.name, n, len(m.rcpts), m.token), func() (int, bool) {
+		total := 0
 		for _, r := range m.rcpts {
-			if _, ok := copies[r]; ok {
-				continue
+			if len(copies[r]) < n {
+				found, err := st.Find(ctx, r, m.token)
+				if err != nil {
+					findErr = err
+					return -1, true
+				}
+				if len(found) > n {
+					findErr = fmt.Errorf("%d copies for %s, want %d: a message stored twice", len(found), r, n)
+					return -1, true
+				}
+				copies[r] = found
 			}
-			found, err := st.Find(ctx, r, m.token)
-			if err != nil {
-				findErr = err
-				return -1, true
-			}
-			if len(found) > 1 {
-				findErr = fmt.Errorf("%d copies for %s: a message stored twice", len(found), r)
-				return -1, true
-			}
-			if len(found) == 1 {
-				copies[r] = found[0]
-			}
+			total += len(copies[r])
 		}
-		return len(copies), len(copies) == len(m.rcpts)
+		return total, total == n*len(m.rcpts)
 	})
 	if findErr != nil {
 		t.Fatalf("reading back from %s: %v", s.name, findErr)
 	}
 	for _, r := range m.rcpts {
-		if err := Compare(copies[r], m.bytes, s.trace, s.lf); err != nil {
-			t.Errorf("copy for %s: %v", r, err)
+		for i, c := range copies[r] {
+			if err := Compare(c, m.bytes, s.trace, s.lf); err != nil {
+				t.Errorf("copy %d for %s: %v", i+1, r, err)
+			}
 		}
 	}
 }
@@ -544,6 +562,63 @@ func testBatch(t *testing.T, s *server) {
 	for _, m := range msgs {
 		checkStored(t, s, s.plain.store, m)
 	}
+}
+
+// cliBinary builds the sockmail command once per TestInterop run, the first
+// time a cell needs it.
+type cliBinary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// build returns the path of the built command, building it the first time.
+func (b *cliBinary) build(t *testing.T) string {
+	t.Helper()
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "sockmail-interop-")
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.path = filepath.Join(dir, "sockmail")
+		out, err := exec.Command("go", "build", "-o", b.path, "sockmail/cmd/sockmail").CombinedOutput()
+		if err != nil {
+			b.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatalf("building the sockmail command: %v", b.err)
+	}
+	return b.path
+}
+
+// testCLICount runs "sockmail send --count 20 --data FILE" against the
+// server: 20 copies of one raw message over one connection (pipelined where
+// offered). All 20 must be reported sent and stored, each byte for byte.
+// This is the case where Haraka once lost 10 of 20 messages. The message
+// carries its own Message-ID and Date: Postfix and Mailpit add them when
+// missing, which would not be the message as sent.
+func testCLICount(t *testing.T, s *server, cli *cliBinary) {
+	bin := cli.build(t)
+	tok, to := testenv.UniqueToken(), testenv.UniqueAddress()
+	raw := "From: tester@example.test\r\nTo: " + to + "\r\nSubject: count " + tok + "\r\nX-Interop-Token: " + tok +
+		"\r\nMessage-ID: <" + tok + "@example.test>\r\nDate: Sun, 06 Dec 2026 20:00:00 +0000\r\n\r\nOne of twenty. " + tok + "\r\n.dot line\r\n"
+	file := filepath.Join(t.TempDir(), "count.eml")
+	if err := os.WriteFile(file, []byte(raw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "send", "--server", s.plain.addr, "--tls", "none", "--helo", "localhost",
+		"--from", "tester@example.test", "--to", to, "--data", file, "--count", "20", "--quiet")
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("sockmail send --count 20: %v\n%s", err, out)
+	}
+	if got := strings.Count(string(out), ": sent"); got != 20 {
+		t.Fatalf("sockmail send --count 20 reported %d sent, want 20:\n%s", got, out)
+	}
+	checkStoredN(t, s, s.plain.store, sent{bytes: []byte(raw), rcpts: []string{to}, token: tok}, 20)
 }
 
 // testSMTPUTF8 sends to an address with a non-ASCII local part where the
