@@ -225,7 +225,7 @@ func peerEnv(t *testing.T, what string, keys ...string) *peerValues {
 	return &peerValues{vals: vals[:len(keys)], ca: ca}
 }
 
-// c is one cell's test.
+// cell is one case of the matrix, run against each server.
 type cell struct {
 	name string
 	run  func(t *testing.T, s *server)
