@@ -155,7 +155,7 @@ func servers(since time.Time) []struct {
 					auth: &smtp.Auth{Username: "tester", Password: "any"}, store: st},
 				mechs:    []string{"LOGIN", "PLAIN"},
 				smtputf8: true,
-				trace:    []string{"Received", "Return-Path"},
+				trace:    []string{"Return-Path", "Received"},
 				ca:       v.ca,
 			}
 		}},
@@ -173,8 +173,9 @@ func servers(since time.Time) []struct {
 				authAt: endpoint{addr: net.JoinHostPort(v.vals[0], v.vals[1]), tls: smtp.TLSStartTLS,
 					auth: &smtp.Auth{Username: "tester", Password: "any"}, store: st},
 				mechs: []string{"PLAIN", "LOGIN"},
+				// Its own two fields end in CRLF, the message in LF.
 				lf:    true,
-				trace: []string{"Received", "Return-Path"},
+				trace: []string{"Return-Path", "Received"},
 				ca:    v.ca,
 			}
 		}},
