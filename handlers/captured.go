@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"sockmail/internal/mailread"
+	"sockmail/internal/safetext"
 	"sockmail/internal/store"
 	"sockmail/views"
 )
@@ -41,8 +42,12 @@ func (h *Handler) capturedList(c echo.Context) error {
 	return render(c, http.StatusOK, views.CapturedList(h.page(c, "Captured mail", "captured"), rows, h.capture.Addr, older))
 }
 
+// capturedRow is the list row of a captured message. Everything in it
+// came from whoever wrote to the capture server, so it is shown escaped
+// (safetext).
 func capturedRow(m *store.Captured) views.CapturedRow {
-	return views.CapturedRow{ID: m.ID, ReceivedAt: m.ReceivedAt, MailFrom: m.MailFrom, Rcpts: m.Rcpts, Subject: m.Subject, Size: m.Size, TLS: m.TLS}
+	return views.CapturedRow{ID: m.ID, ReceivedAt: m.ReceivedAt, MailFrom: safetext.Line(m.MailFrom), Rcpts: safeAll(m.Rcpts),
+		Subject: safetext.Line(m.Subject), Size: m.Size, TLS: m.TLS}
 }
 
 func (h *Handler) loadCaptured(c echo.Context) (*store.Captured, error) {
@@ -68,24 +73,26 @@ func (h *Handler) capturedView(c echo.Context) error {
 	return render(c, http.StatusOK, views.CapturedView(h.page(c, "Captured mail", "captured"), capturedMessage(m)))
 }
 
-// capturedMessage is the view of a captured message, read by mailread.
+// capturedMessage is the view of a captured message, read by mailread,
+// its texts escaped (safetext) but for the HTML body, which is shown in
+// a sandbox.
 func capturedMessage(m *store.Captured) views.CapturedMessage {
 	pm := mailread.Parse(m.Raw)
 	v := views.CapturedMessage{
-		CapturedRow: capturedRow(m), RemoteAddr: m.RemoteAddr, AuthUser: m.AuthUser,
-		Text: pm.Text, Raw: mailread.ToUTF8(m.Raw, ""),
+		CapturedRow: capturedRow(m), RemoteAddr: safetext.Line(m.RemoteAddr), AuthUser: safetext.Line(m.AuthUser),
+		Text: safetext.Block(pm.Text), Raw: safetext.Block(mailread.ToUTF8(m.Raw, "")),
 	}
 	for _, f := range pm.Header {
-		v.Headers = append(v.Headers, views.Header{Name: f.Name, Value: f.Value})
+		v.Headers = append(v.Headers, views.Header{Name: safetext.Line(f.Name), Value: safetext.Line(f.Value)})
 	}
 	if pm.Err != nil {
-		v.ParseError = strings.TrimPrefix(pm.Err.Error(), "mailread: ")
+		v.ParseError = safetext.Line(strings.TrimPrefix(pm.Err.Error(), "mailread: "))
 	}
 	if pm.HTML != "" {
 		v.HTMLDoc = htmlDocument(pm.HTML)
 	}
 	for _, p := range pm.Parts {
-		v.Attachments = append(v.Attachments, views.Part{Index: p.Index, Filename: p.Filename, ContentType: p.ContentType, Size: p.Size})
+		v.Attachments = append(v.Attachments, views.Part{Index: p.Index, Filename: safetext.Line(p.Filename), ContentType: safetext.Line(p.ContentType), Size: p.Size})
 	}
 	return v
 }
@@ -121,7 +128,7 @@ func (h *Handler) capturedPart(c echo.Context) error {
 	if err != nil || !ok {
 		return echo.NewHTTPError(http.StatusNotFound, "There is no such attachment.")
 	}
-	name := p.Filename
+	name := safetext.FileName(p.Filename)
 	if name == "" {
 		name = fmt.Sprintf("part-%d", n)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"sockmail/internal/contact"
+	"sockmail/internal/safetext"
 	"sockmail/internal/store"
 	"sockmail/views"
 )
@@ -106,8 +107,8 @@ func (h *Handler) outboxPage(c echo.Context) error {
 	problems := h.profileProblems(ctx, items)
 	for _, it := range items {
 		r := views.OutboxRow{
-			ID: it.ID, Created: it.CreatedAt, Rcpts: it.Rcpts, Subject: it.Subject, Status: string(it.Status),
-			Attempts: it.Attempts, NextAttempt: it.NextAttemptAt, ExpiresAt: it.ExpiresAt, LastError: it.LastError,
+			ID: it.ID, Created: it.CreatedAt, Rcpts: safeAll(it.Rcpts), Subject: safetext.Line(it.Subject), Status: string(it.Status),
+			Attempts: it.Attempts, NextAttempt: it.NextAttemptAt, ExpiresAt: it.ExpiresAt, LastError: safetext.Line(it.LastError),
 			TakenOver: it.TakenOverFrom != "",
 			CanRetry:  it.Status == store.OutboxFailed || it.Status == store.OutboxUnknown || it.Status == store.OutboxCancelled,
 			CanCancel: it.Status == store.OutboxQueued || it.Status == store.OutboxHeld,
@@ -222,11 +223,12 @@ func (h *Handler) cancelOutbox(c echo.Context) error {
 		"/outbox")
 }
 
-// submissionRow turns a submission into a list row.
+// submissionRow turns a submission into a list row, the visitor's text
+// escaped (safetext).
 func submissionRow(s *store.Submission) views.SubmissionRow {
 	r := views.SubmissionRow{
-		ID: s.ID, FormID: s.FormID, Created: s.CreatedAt, Status: string(s.Status), BlockReason: s.BlockReason,
-		ClientAddr: s.ClientAddr, Origin: s.Origin, ReplyTo: s.ReplyTo, Files: len(s.Files),
+		ID: s.ID, FormID: s.FormID, Created: s.CreatedAt, Status: string(s.Status), BlockReason: safetext.Line(s.BlockReason),
+		ClientAddr: safetext.Line(s.ClientAddr), Origin: safetext.Line(s.Origin), ReplyTo: safetext.Line(s.ReplyTo), Files: len(s.Files),
 		CanRelease: s.Status == store.SubmissionBlocked,
 	}
 	var parts []string
@@ -234,7 +236,7 @@ func submissionRow(s *store.Submission) views.SubmissionRow {
 		if f.Name == contact.FieldEmail || strings.TrimSpace(f.Value) == "" {
 			continue
 		}
-		parts = append(parts, f.Name+": "+contact.OneLine(f.Value, 80))
+		parts = append(parts, safetext.Line(f.Name)+": "+contact.OneLine(f.Value, 80))
 	}
 	r.Preview = contact.OneLine(strings.Join(parts, " \u00b7 "), 200)
 	return r
@@ -287,16 +289,16 @@ func (h *Handler) submissionPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v := views.SubmissionDetail{SubmissionRow: submissionRow(s), FormName: names[s.FormID], UserAgent: s.UserAgent}
+	v := views.SubmissionDetail{SubmissionRow: submissionRow(s), FormName: names[s.FormID], UserAgent: safetext.Line(s.UserAgent)}
 	for _, f := range s.Fields {
-		v.Fields = append(v.Fields, views.ContactField{Name: f.Name, Value: f.Value})
+		v.Fields = append(v.Fields, views.ContactField{Name: safetext.Line(f.Name), Value: safetext.Block(f.Value)})
 	}
 	for _, f := range s.Files {
 		size := f.Size
 		if size == 0 {
 			size = int64(len(f.Data))
 		}
-		v.FileList = append(v.FileList, views.FileRow{Name: f.Name, ContentType: f.ContentType, Size: size})
+		v.FileList = append(v.FileList, views.FileRow{Name: safetext.Line(f.Name), ContentType: safetext.Line(f.ContentType), Size: size})
 	}
 	items, err := h.queue.ListOutbox(c.Request().Context(), store.OutboxFilter{FormID: s.FormID, Limit: store.MaxListLimit})
 	if err != nil {
