@@ -19,10 +19,54 @@ import (
 
 const capturedPageSize = 50
 
-// CapturedStore is what the captured mail pages read.
+// CapturedStore is what the captured mail pages read and delete.
 type CapturedStore interface {
 	Captured(ctx context.Context, id int64) (*store.Captured, error)
 	ListCaptured(ctx context.Context, limit int, before int64) ([]store.Captured, error)
+	DeleteCaptured(ctx context.Context, id int64) error
+	DeleteAllCaptured(ctx context.Context) (int, error)
+	PruneCaptured(ctx context.Context, l store.CapturedLimits) (int, error)
+}
+
+// capturedRoutes adds the captured-mail actions to the admin group a
+// (which checks the CSRF token of every POST).
+func (h *Handler) capturedRoutes(a *echo.Group) {
+	a.POST("/captured/:id/delete", h.capturedDelete)
+	a.POST("/captured/delete", h.capturedDeleteAll)
+}
+
+// capturedDelete deletes one captured message.
+func (h *Handler) capturedDelete(c echo.Context) error {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return echo.NewHTTPError(http.StatusNotFound, "There is no such message.")
+	}
+	err = h.captured.DeleteCaptured(c.Request().Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return echo.NewHTTPError(http.StatusNotFound, "There is no such message.")
+	}
+	if err != nil {
+		return fmt.Errorf("handlers: delete captured: %w", err)
+	}
+	h.log.Info("captured message deleted", "captured", id)
+	flash(c, fmt.Sprintf("Captured message %d was deleted.", id))
+	return c.Redirect(http.StatusSeeOther, "/captured")
+}
+
+// capturedDeleteAll deletes every captured message; the form must carry
+// confirm=yes (a checkbox), so a stray click deletes nothing.
+func (h *Handler) capturedDeleteAll(c echo.Context) error {
+	if c.FormValue("confirm") != "yes" {
+		flash(c, "Nothing was deleted: tick the box to confirm that every captured message should go.")
+		return c.Redirect(http.StatusSeeOther, "/captured")
+	}
+	n, err := h.captured.DeleteAllCaptured(c.Request().Context())
+	if err != nil {
+		return fmt.Errorf("handlers: delete all captured: %w", err)
+	}
+	h.log.Info("captured messages deleted", "count", n)
+	flash(c, fmt.Sprintf("%d captured messages were deleted.", n))
+	return c.Redirect(http.StatusSeeOther, "/captured")
 }
 
 func (h *Handler) capturedList(c echo.Context) error {

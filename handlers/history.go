@@ -537,7 +537,7 @@ func (h *Handler) ApplyRetention(ctx context.Context) (int, error) {
 	if err != nil {
 		return n, fmt.Errorf("handlers: retention: %w", err)
 	}
-	var items, subs int
+	var items, subs, captured int
 	if !older.IsZero() {
 		if items, err = h.queue.PurgeOutbox(ctx, older); err != nil {
 			return n, fmt.Errorf("handlers: retention: %w", err)
@@ -545,9 +545,14 @@ func (h *Handler) ApplyRetention(ctx context.Context) (int, error) {
 		if subs, err = h.queue.PurgeSubmissions(ctx, older); err != nil {
 			return n, fmt.Errorf("handlers: retention: %w", err)
 		}
+		// Captured mail ages like the history (its count and size
+		// limits are the capture server's own).
+		if captured, err = h.captured.PruneCaptured(ctx, store.CapturedLimits{OlderThan: older}); err != nil {
+			return n, fmt.Errorf("handlers: retention: %w", err)
+		}
 	}
-	if n > 0 || items > 0 || subs > 0 {
-		h.log.Info("retention applied", "sends", n, "outbox", items, "submissions", subs,
+	if n > 0 || items > 0 || subs > 0 || captured > 0 {
+		h.log.Info("retention applied", "sends", n, "outbox", items, "submissions", subs, "captured", captured,
 			"max_age", h.retention.MaxAge, "max_sends", h.retention.MaxSends)
 	}
 	return n, nil
