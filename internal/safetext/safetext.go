@@ -124,3 +124,66 @@ func FileName(s string) string {
 	})
 	return b.String()
 }
+
+// EscapeBytes makes s valid UTF-8 reversibly, for formats that must be
+// UTF-8 (JSON): a backslash becomes `\\` and each byte that is not part
+// of valid UTF-8 becomes `\xHH`, the escape Line shows it with. Every
+// other character, controls and bidi included, is kept (JSON escapes
+// controls itself). UnescapeBytes gives s back.
+func EscapeBytes(s string) string {
+	if utf8.ValidString(s) && !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\\':
+			b.WriteString(`\\`)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// UnescapeBytes reverses EscapeBytes. A backslash followed by anything
+// but a backslash or "x" and two hex digits is an error.
+func UnescapeBytes(s string) (string, error) {
+	if !strings.Contains(s, `\`) {
+		return s, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch {
+		case i+1 < len(s) && s[i+1] == '\\':
+			b.WriteByte('\\')
+			i++
+		case i+3 < len(s) && s[i+1] == 'x' && isHex(s[i+2]) && isHex(s[i+3]):
+			b.WriteByte(unhex(s[i+2])<<4 | unhex(s[i+3]))
+			i += 3
+		default:
+			return "", fmt.Errorf("safetext: bad escape at byte %d of %q", i, s)
+		}
+	}
+	return b.String(), nil
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}

@@ -88,3 +88,31 @@ func TestSegments(t *testing.T) {
 		t.Errorf("Segments multiline = %+v", got)
 	}
 }
+
+// TestEscapeBytes: invalid bytes and backslashes are escaped, the result
+// is valid UTF-8, and UnescapeBytes gives back the very bytes.
+func TestEscapeBytes(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"plain Grüße \u202e\x1b", "plain Grüße \u202e\x1b"},
+		{"bad\xff\xfe", `bad\xff\xfe`},
+		{`C:\dir`, `C:\\dir`},
+		{`lit\xff` + "\xff", `lit\\xff\xff`},
+		{"\xe2\x82", `\xe2\x82`}, // a truncated sequence
+		{"", ""},
+	}
+	for _, tt := range tests {
+		got := EscapeBytes(tt.in)
+		if got != tt.want || !utf8.ValidString(got) {
+			t.Errorf("EscapeBytes(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		back, err := UnescapeBytes(got)
+		if err != nil || back != tt.in {
+			t.Errorf("UnescapeBytes(%q) = %q, %v; want %q", got, back, err, tt.in)
+		}
+	}
+	for _, bad := range []string{`a\`, `\q`, `\x4`, `\xzz`} {
+		if _, err := UnescapeBytes(bad); err == nil {
+			t.Errorf("UnescapeBytes(%q) took a bad escape", bad)
+		}
+	}
+}
