@@ -14,8 +14,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"sockmail/internal/delivery"
-	"sockmail/internal/safetext"
 	"sockmail/internal/explain"
+	"sockmail/internal/safetext"
 	"sockmail/internal/store"
 	"sockmail/smtp"
 	"sockmail/views"
