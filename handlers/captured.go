@@ -87,11 +87,10 @@ func (h *Handler) capturedList(c echo.Context) error {
 }
 
 // capturedRow is the list row of a captured message. Everything in it
-// came from whoever wrote to the capture server, so it is shown escaped
-// (safetext).
+// came from whoever wrote to the capture server: the views show it with
+// views.Untrusted.
 func capturedRow(m *store.Captured) views.CapturedRow {
-	return views.CapturedRow{ID: m.ID, ReceivedAt: m.ReceivedAt, MailFrom: safetext.Line(m.MailFrom), Rcpts: safeAll(m.Rcpts),
-		Subject: safetext.Line(m.Subject), Size: m.Size, TLS: m.TLS}
+	return views.CapturedRow{ID: m.ID, ReceivedAt: m.ReceivedAt, MailFrom: m.MailFrom, Rcpts: m.Rcpts, Subject: m.Subject, Size: m.Size, TLS: m.TLS}
 }
 
 func (h *Handler) loadCaptured(c echo.Context) (*store.Captured, error) {
@@ -117,26 +116,26 @@ func (h *Handler) capturedView(c echo.Context) error {
 	return render(c, http.StatusOK, views.CapturedView(h.page(c, "Captured mail", "captured"), capturedMessage(m)))
 }
 
-// capturedMessage is the view of a captured message, read by mailread,
-// its texts escaped (safetext) but for the HTML body, which is shown in
-// a sandbox.
+// capturedMessage is the view of a captured message, read by mailread.
+// The views show its texts with views.Untrusted, and the HTML body in a
+// sandbox.
 func capturedMessage(m *store.Captured) views.CapturedMessage {
 	pm := mailread.Parse(m.Raw)
 	v := views.CapturedMessage{
-		CapturedRow: capturedRow(m), RemoteAddr: safetext.Line(m.RemoteAddr), AuthUser: safetext.Line(m.AuthUser),
-		Text: safetext.Block(pm.Text), Raw: safetext.Block(mailread.ToUTF8(m.Raw, "")),
+		CapturedRow: capturedRow(m), RemoteAddr: m.RemoteAddr, AuthUser: m.AuthUser,
+		Text: pm.Text, Raw: mailread.ToUTF8(m.Raw, ""),
 	}
 	for _, f := range pm.Header {
-		v.Headers = append(v.Headers, views.Header{Name: safetext.Line(f.Name), Value: safetext.Line(f.Value)})
+		v.Headers = append(v.Headers, views.Header{Name: f.Name, Value: f.Value})
 	}
 	if pm.Err != nil {
-		v.ParseError = safetext.Line(strings.TrimPrefix(pm.Err.Error(), "mailread: "))
+		v.ParseError = strings.TrimPrefix(pm.Err.Error(), "mailread: ")
 	}
 	if pm.HTML != "" {
 		v.HTMLDoc = htmlDocument(pm.HTML)
 	}
 	for _, p := range pm.Parts {
-		v.Attachments = append(v.Attachments, views.Part{Index: p.Index, Filename: safetext.Line(p.Filename), ContentType: safetext.Line(p.ContentType), Size: p.Size})
+		v.Attachments = append(v.Attachments, views.Part{Index: p.Index, Filename: p.Filename, ContentType: p.ContentType, Size: p.Size})
 	}
 	return v
 }

@@ -107,8 +107,8 @@ func (h *Handler) outboxPage(c echo.Context) error {
 	problems := h.profileProblems(ctx, items)
 	for _, it := range items {
 		r := views.OutboxRow{
-			ID: it.ID, Created: it.CreatedAt, Rcpts: safeAll(it.Rcpts), Subject: safetext.Line(it.Subject), Status: string(it.Status),
-			Attempts: it.Attempts, NextAttempt: it.NextAttemptAt, ExpiresAt: it.ExpiresAt, LastError: safetext.Line(it.LastError),
+			ID: it.ID, Created: it.CreatedAt, Rcpts: it.Rcpts, Subject: it.Subject, Status: string(it.Status),
+			Attempts: it.Attempts, NextAttempt: it.NextAttemptAt, ExpiresAt: it.ExpiresAt, LastError: it.LastError,
 			TakenOver: it.TakenOverFrom != "",
 			CanRetry:  it.Status == store.OutboxFailed || it.Status == store.OutboxUnknown || it.Status == store.OutboxCancelled,
 			CanCancel: it.Status == store.OutboxQueued || it.Status == store.OutboxHeld,
@@ -223,12 +223,13 @@ func (h *Handler) cancelOutbox(c echo.Context) error {
 		"/outbox")
 }
 
-// submissionRow turns a submission into a list row, the visitor's text
-// escaped (safetext).
+// submissionRow turns a submission into a list row. The views show the
+// visitor's text with views.Untrusted; the preview is escaped here
+// (contact.OneLine, safetext.Line).
 func submissionRow(s *store.Submission) views.SubmissionRow {
 	r := views.SubmissionRow{
-		ID: s.ID, FormID: s.FormID, Created: s.CreatedAt, Status: string(s.Status), BlockReason: safetext.Line(s.BlockReason),
-		ClientAddr: safetext.Line(s.ClientAddr), Origin: safetext.Line(s.Origin), ReplyTo: safetext.Line(s.ReplyTo), Files: len(s.Files),
+		ID: s.ID, FormID: s.FormID, Created: s.CreatedAt, Status: string(s.Status), BlockReason: s.BlockReason,
+		ClientAddr: s.ClientAddr, Origin: s.Origin, ReplyTo: s.ReplyTo, Files: len(s.Files),
 		CanRelease: s.Status == store.SubmissionBlocked,
 	}
 	var parts []string
@@ -289,16 +290,16 @@ func (h *Handler) submissionPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v := views.SubmissionDetail{SubmissionRow: submissionRow(s), FormName: names[s.FormID], UserAgent: safetext.Line(s.UserAgent)}
+	v := views.SubmissionDetail{SubmissionRow: submissionRow(s), FormName: names[s.FormID], UserAgent: s.UserAgent}
 	for _, f := range s.Fields {
-		v.Fields = append(v.Fields, views.ContactField{Name: safetext.Line(f.Name), Value: safetext.Block(f.Value)})
+		v.Fields = append(v.Fields, views.ContactField{Name: f.Name, Value: f.Value})
 	}
 	for _, f := range s.Files {
 		size := f.Size
 		if size == 0 {
 			size = int64(len(f.Data))
 		}
-		v.FileList = append(v.FileList, views.FileRow{Name: safetext.Line(f.Name), ContentType: safetext.Line(f.ContentType), Size: size})
+		v.FileList = append(v.FileList, views.FileRow{Name: f.Name, ContentType: f.ContentType, Size: size})
 	}
 	items, err := h.queue.ListOutbox(c.Request().Context(), store.OutboxFilter{FormID: s.FormID, Limit: store.MaxListLimit})
 	if err != nil {

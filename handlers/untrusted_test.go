@@ -53,21 +53,33 @@ func TestBidiShownEscapedOnEveryPage(t *testing.T) {
 
 	// The mail composed for the site owner.
 	checkComposedMail(t, list[0].ID, a.store)
+	// A message written to the capture server as it is, bidi and all.
+	rawPath := captureRaw(t, a.app, rawBidiMessage)
 
 	c := a.client()
 	c.signUp()
 	id := strconv.FormatInt
+	// Pages that show raw text from outside show each escape in a span
+	// (span true); the composed mail already carries the escapes as text.
 	pages := []struct {
 		path string
 		want []string // escaped texts the page must show
+		span bool
 	}{
-		{"/forms/" + id(f.ID, 10) + "/submissions", []string{"Mallory" + rloEscaped + "yrollaM"}},
-		{"/submissions/" + id(sub, 10), []string{"Mallory" + rloEscaped + "yrollaM", "invoice" + rloEscaped + "fdp.exe", `\u2066isolated\u2069`, `bell\x07`}},
-		{"/outbox", []string{"Contact from Mallory" + rloEscaped + "yrollaM"}},
-		{"/captured", []string{"Contact from Mallory" + rloEscaped + "yrollaM"}},
-		{"/captured/" + id(capturedID, 10), []string{"Contact from Mallory" + rloEscaped + "yrollaM", "invoice[U+202E]fdp.exe", "pay " + rloEscaped + "this"}},
-		{"/history", []string{"Contact from Mallory" + rloEscaped + "yrollaM"}},
-		{"/history/" + id(sends["all"], 10), []string{"Contact from Mallory" + rloEscaped + "yrollaM"}},
+		{"/forms/" + id(f.ID, 10) + "/submissions", []string{"Mallory" + rloEscaped + "yrollaM"}, false},
+		{"/submissions/" + id(sub, 10), []string{"Mallory" + rloEscaped + "yrollaM", "invoice" + rloEscaped + "fdp.exe", `\u2066isolated\u2069`, `bell\x07`}, true},
+		{"/outbox", []string{"Contact from Mallory" + rloEscaped + "yrollaM"}, false},
+		{"/captured", []string{"Contact from Mallory" + rloEscaped + "yrollaM", "bill" + rloEscaped + "fdp.exe"}, true},
+		{"/captured/" + id(capturedID, 10), []string{"Contact from Mallory" + rloEscaped + "yrollaM", "invoice[U+202E]fdp.exe", "pay " + rloEscaped + "this"}, false},
+		{rawPath, []string{"bill" + rloEscaped + "fdp.exe", "Eve" + rloEscaped, "invoice" + rloEscaped + "fdp.exe", "raw " + rloEscaped + " bidi"}, true},
+		{"/history", []string{"Contact from Mallory" + rloEscaped + "yrollaM"}, false},
+		{"/history/" + id(sends["all"], 10), []string{"Contact from Mallory" + rloEscaped + "yrollaM"}, false},
+	}
+	// The attachment is downloaded under the safe name.
+	r := c.get(rawPath + "/parts/0")
+	_, params, err := mime.ParseMediaType(r.header.Get("Content-Disposition"))
+	if r.status != http.StatusOK || err != nil || params["filename"] != "invoice[U+202E]fdp.exe" {
+		t.Errorf("attachment download: %d %q %v", r.status, r.header.Get("Content-Disposition"), err)
 	}
 	for _, p := range pages {
 		t.Run(p.path, func(t *testing.T) {
@@ -80,7 +92,11 @@ func TestBidiShownEscapedOnEveryPage(t *testing.T) {
 					t.Errorf("page carries a raw %+q", bad)
 				}
 			}
-			text := r.doc(t).Text()
+			doc := r.doc(t)
+			if p.span && doc.Find("span.esc").Length() == 0 {
+				t.Error("no escape shown in its own span (class esc)")
+			}
+			text := doc.Text()
 			for _, w := range p.want {
 				if !strings.Contains(text, w) {
 					t.Errorf("page does not show %q", w)
@@ -89,6 +105,28 @@ func TestBidiShownEscapedOnEveryPage(t *testing.T) {
 		})
 	}
 }
+
+// rawBidiMessage is written to the capture server as it is: bidi
+// overrides in the sender's name, the subject, the text and an
+// attachment's name.
+const rawBidiMessage = `From: =?utf-8?q?Eve=E2=80=AE?= <eve@example.test>
+To: b@example.test
+Subject: =?utf-8?q?bill=E2=80=AEfdp.exe?=
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary=b
+
+--b
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: 8bit
+
+raw ` + rlo + ` bidi
+--b
+Content-Type: application/octet-stream
+Content-Disposition: attachment; filename*=utf-8''invoice%E2%80%AEfdp.exe
+
+MZ
+--b--
+`
 
 // checkComposedMail reads the mail sockmail composed from the submission
 // as the capture server received it: the upload's name is safe, the
