@@ -50,7 +50,8 @@ type Retention struct {
 	// MaxAge deletes the sends older than it, and the contact
 	// submissions and outbox messages older than it that are done with:
 	// delivered, cancelled, or blocked and never released. Failed and
-	// unknown deliveries stay for an admin.
+	// unknown deliveries stay for an admin. Captured mail older than it
+	// goes too.
 	MaxAge time.Duration
 	// MaxSends keeps only the newest MaxSends sends.
 	MaxSends int
@@ -62,7 +63,7 @@ func (r Retention) String() string {
 	if r.MaxAge > 0 {
 		days := r.MaxAge.Hours() / 24
 		parts = append(parts, "sends older than "+strconv.FormatFloat(days, 'f', -1, 64)+
-			" days are deleted, with contact messages of that age that were delivered, cancelled or blocked")
+			" days are deleted, with captured mail and the contact messages that were delivered, cancelled or blocked of that age")
 	}
 	if r.MaxSends > 0 {
 		parts = append(parts, "only the newest "+strconv.Itoa(r.MaxSends)+" sends are kept")
