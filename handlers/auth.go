@@ -352,6 +352,7 @@ func (h *Handler) signOut(c echo.Context) error {
 	}
 	delete(s.Values, keySID)
 	s.Values[keyCSRF] = randomToken()
+	h.forgetDefaults(c)
 	s.AddFlash("You are signed out.")
 	markDirty(c)
 	return c.Redirect(http.StatusSeeOther, "/signin")

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"sockmail/internal/contact"
+	"sockmail/internal/safetext"
 	"sockmail/internal/store"
 	"sockmail/views"
 )
@@ -222,7 +223,9 @@ func (h *Handler) cancelOutbox(c echo.Context) error {
 		"/outbox")
 }
 
-// submissionRow turns a submission into a list row.
+// submissionRow turns a submission into a list row. The views show the
+// visitor's text with views.Untrusted; the preview is escaped here
+// (contact.OneLine, safetext.Line).
 func submissionRow(s *store.Submission) views.SubmissionRow {
 	r := views.SubmissionRow{
 		ID: s.ID, FormID: s.FormID, Created: s.CreatedAt, Status: string(s.Status), BlockReason: s.BlockReason,
@@ -234,7 +237,7 @@ func submissionRow(s *store.Submission) views.SubmissionRow {
 		if f.Name == contact.FieldEmail || strings.TrimSpace(f.Value) == "" {
 			continue
 		}
-		parts = append(parts, f.Name+": "+contact.OneLine(f.Value, 80))
+		parts = append(parts, safetext.Line(f.Name)+": "+contact.OneLine(f.Value, 80))
 	}
 	r.Preview = contact.OneLine(strings.Join(parts, " \u00b7 "), 200)
 	return r

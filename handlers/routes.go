@@ -92,6 +92,7 @@ func (h *Handler) Routes() *echo.Echo {
 	a.GET("/captured/:id", h.capturedView)
 	a.GET("/captured/:id/raw", h.capturedRaw)
 	a.GET("/captured/:id/parts/:n", h.capturedPart)
+	h.capturedRoutes(a)
 	h.historyRoutes(a)
 	h.formRoutes(a)
 	return e

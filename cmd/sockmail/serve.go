@@ -166,6 +166,7 @@ func (s *server) listenCapture() (handlers.CaptureServer, error) {
 	}
 	s.capSrv, err = capture.Listen(capture.Options{
 		Addr: cfg.CaptureAddr, Certificate: cert, MaxSize: cfg.CaptureMaxSize,
+		MaxMessages: cfg.CaptureMaxMessages, MaxTotalBytes: cfg.CaptureMaxTotal,
 		Username: cfg.CaptureUser, Password: cfg.CapturePassword, Logger: s.log,
 	}, s.st)
 	if err != nil {
