@@ -357,10 +357,7 @@ func (h *Handler) signOut(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/signin")
 }
 
-// safeNext keeps a post-sign-in redirect on this site.
+// safeNext keeps a post-sign-in redirect on this site (localTarget).
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
-		return "/compose"
-	}
-	return next
+	return localTarget(next, "/compose")
 }

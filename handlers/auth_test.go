@@ -66,16 +66,31 @@ func TestFirstVisitSignUpThenSignIn(t *testing.T) {
 	}
 }
 
+// TestSignInRedirectsToNextOnThisSiteOnly: the sign-in "next" is kept
+// when it is a path here, and replaced by /compose when it could lead a
+// browser elsewhere (issue 11: "/%09/host" was answered "/\t/host").
 func TestSignInRedirectsToNextOnThisSiteOnly(t *testing.T) {
 	a := newApp(t, appOptions{})
 	c := a.client()
 	c.signUp()
-	for next, want := range map[string]string{"/captured": "/captured", "//evil.example/x": "/compose", "https://evil.example": "/compose"} {
+	tests := []struct{ next, want string }{
+		{"/captured", "/captured"},
+		{"/history?q=a%20b", "/history?q=a%20b"},
+		{"//evil.example/x", "/compose"},
+		{"https://evil.example", "/compose"},
+		{"/%09/evil.example", "/compose"},
+		{"/\t/evil.example", "/compose"},
+		{"/\\evil.example", "/compose"},
+		{"/%2F%2Fevil.example", "/compose"},
+		{"/%5Cevil.example", "/compose"},
+		{"javascript:alert(1)", "/compose"},
+	}
+	for _, tt := range tests {
 		c2 := a.client()
-		tok := c2.csrf("/signin")
-		r := c2.post("/signin", url.Values{"_csrf": {tok}, "email": {adminEmail}, "password": {adminPassword}, "next": {next}})
-		if r.status != http.StatusSeeOther || r.header.Get("Location") != want {
-			t.Errorf("next %q: %d %q, want %q", next, r.status, r.header.Get("Location"), want)
+		tok := c2.csrf("/signin?next=" + url.QueryEscape(tt.next))
+		r := c2.post("/signin", url.Values{"_csrf": {tok}, "email": {adminEmail}, "password": {adminPassword}, "next": {tt.next}})
+		if r.status != http.StatusSeeOther || r.header.Get("Location") != tt.want {
+			t.Errorf("next %q: %d %q, want %q", tt.next, r.status, r.header.Get("Location"), tt.want)
 		}
 	}
 }
