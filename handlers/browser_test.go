@@ -129,13 +129,15 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Logf("screenshot: %s", p)
 }
 
-// signUpInBrowser makes the admin account on a fresh app at base, as a
-// first visitor does, and waits for the compose page.
-func signUpInBrowser(t *testing.T, ctx context.Context, base string) {
+// signUpInBrowser makes the admin account on a fresh app, as a first
+// visitor does with the setup code from the log, and waits for the
+// compose page.
+func signUpInBrowser(t *testing.T, ctx context.Context, a *app) {
 	t.Helper()
 	run(t, ctx, "sign up",
-		chromedp.Navigate(base+"/"),
+		chromedp.Navigate(a.srv.URL+"/"),
 		chromedp.WaitVisible(tid("signup-form")),
+		chromedp.SendKeys(tid("input-setup_code"), setupCode(t, a)),
 		chromedp.SendKeys(tid("input-email"), adminEmail),
 		chromedp.SendKeys(tid("input-password"), adminPassword),
 		chromedp.SendKeys(tid("input-confirm"), adminPassword),
@@ -244,7 +246,7 @@ func TestBrowser(t *testing.T) {
 	base := a.srv.URL
 
 	// First visit: create the admin account.
-	signUpInBrowser(t, ctx, base)
+	signUpInBrowser(t, ctx, a)
 	// Sign out and in again.
 	run(t, ctx, "sign out and in",
 		chromedp.Click(tid("signout")),

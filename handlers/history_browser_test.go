@@ -22,8 +22,7 @@ func TestHistoryBrowser(t *testing.T) {
 		// The app first, so that its cleanup runs after the browser's.
 		a := newHistoryApp(t, historyOptions{backend: backend, send: slowSend})
 		ctx := browser(t)
-		base := a.srv.URL
-		signUpInBrowser(t, ctx, base)
+		signUpInBrowser(t, ctx, a)
 		token := testenv.UniqueToken()
 		run(t, ctx, "send",
 			chromedp.SetValue(tid("input-subject"), "history "+token),

@@ -245,7 +245,7 @@ func (s *server) run(ctx context.Context, stdout io.Writer) error {
 	} else {
 		s.log.Info("outbox worker off in this instance (SOCKMAIL_OUTBOX_CONCURRENCY=0)")
 	}
-	s.announce(stdout)
+	s.announce(ctx, stdout)
 	g.Go(func() error {
 		<-gctx.Done()
 		s.log.Info("shutting down", "grace", shutdownGrace)
@@ -268,8 +268,10 @@ func (s *server) serveWeb() error {
 	return nil
 }
 
-// announce says where the web app and the capture server are.
-func (s *server) announce(stdout io.Writer) {
+// announce says where the web app and the capture server are and, while
+// no account exists, the one-time setup code the first sign-up needs
+// (on stdout and in the log, where the sign-up page says to look).
+func (s *server) announce(ctx context.Context, stdout io.Writer) {
 	url := s.cfg.BaseURL
 	if s.cfg.BaseURL == "http://"+s.cfg.Listen {
 		url = "http://" + s.ln.Addr().String()
@@ -281,6 +283,14 @@ func (s *server) announce(stdout io.Writer) {
 		fmt.Fprintf(stdout, "capture SMTP server at %s (STARTTLS, any AUTH credentials unless configured)\n", capAddr)
 	}
 	s.log.Info("sockmail started", "url", url, "data", s.cfg.DataDir, "capture", capAddr)
+	code, needed, err := s.h.SetupCode(ctx)
+	switch {
+	case err != nil:
+		s.log.Error("cannot make the setup code; create the admin account with \"sockmail user add\"", "err", err)
+	case needed:
+		fmt.Fprintf(stdout, "no admin account yet: the sign-up page asks for the setup code %s\n  open %s/signup, or create the account with \"sockmail user add -email ADDRESS\"\n", code, url)
+		s.log.Warn("no admin account yet: the first sign-up needs this one-time setup code", "setup_code", code, "signup", url+"/signup")
+	}
 }
 
 // shutdown stops the web server and the sends within the grace period,
