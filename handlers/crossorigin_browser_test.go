@@ -112,6 +112,12 @@ func TestBrowserCrossOriginRefused(t *testing.T) {
 	if n, err := a.store.CountUsers(context.Background()); err != nil || n != 0 {
 		t.Errorf("accounts after the attacks: %d, %v", n, err)
 	}
+	// At its own address the sign-up page is there, asking for the code.
+	run(t, ctx, "the sign-up page at sockmail's address",
+		chromedp.Navigate(a.srv.URL+"/signup"),
+		chromedp.WaitVisible(tid("input-setup_code")),
+	)
+	screenshot(t, ctx, "signup-setup-code.png")
 	if !strings.Contains(a.logs.String(), "cross-origin request refused") || !strings.Contains(a.logs.String(), `host=rebind.test:`) {
 		t.Errorf("the refusals are not in sockmail's log:\n%s", a.logs.String())
 	}
