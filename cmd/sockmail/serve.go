@@ -229,6 +229,7 @@ func (s *server) run(ctx context.Context, stdout io.Writer) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(s.serveWeb)
 	g.Go(func() error { runRetention(gctx, s.h, s.log, retentionInterval); return nil })
+	g.Go(func() error { repeat(gctx, retentionInterval, func() { s.purgeAuth(gctx) }); return nil })
 	if s.clock != nil {
 		g.Go(func() error {
 			repeat(gctx, clockSyncInterval, func() { syncClock(gctx, s.clock, s.st, s.log) })
@@ -340,6 +341,26 @@ func (s *server) discard() {
 	}
 	if s.st != nil {
 		s.st.Close()
+	}
+}
+
+// attemptsKept is how long sign-in, setup-code and contact-form attempts
+// are kept: well past the longest throttling window in use (an hour), so
+// that a purge never changes a verdict.
+const attemptsKept = 24 * time.Hour
+
+// purgeAuth deletes the attempts older than attemptsKept and the expired
+// sessions, so that neither table grows without bound.
+func (s *server) purgeAuth(ctx context.Context) {
+	now := time.Now()
+	if s.clock != nil {
+		now = s.clock.Now()
+	}
+	if err := s.st.PurgeAttempts(ctx, now.Add(-attemptsKept)); err != nil && ctx.Err() == nil {
+		s.log.Warn("purge old attempts", "err", err)
+	}
+	if err := s.st.PurgeExpiredSessions(ctx, now); err != nil && ctx.Err() == nil {
+		s.log.Warn("purge expired sessions", "err", err)
 	}
 }
 

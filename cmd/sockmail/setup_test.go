@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -11,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"sockmail/internal/config"
+	"sockmail/internal/store"
 	"sockmail/internal/testenv"
 )
 
@@ -113,4 +117,51 @@ func mustPort(t *testing.T, base string) string {
 		t.Fatal(err)
 	}
 	return u.Port()
+}
+
+// TestServePurgesAttemptsAndSessions: the hourly purge drops attempts
+// older than a day and expired sessions, and keeps the recent ones.
+func TestServePurgesAttemptsAndSessions(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := config.Load(nil, func(k string) string {
+		return map[string]string{"SOCKMAIL_DATA": dir, "SOCKMAIL_LISTEN": "127.0.0.1:0", "SOCKMAIL_CAPTURE_ADDR": "off", "SOCKMAIL_OUTBOX_CONCURRENCY": "0"}[k]
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s, err := newServer(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.discard()
+	now := time.Now()
+	for key, at := range map[string]time.Time{"old": now.Add(-25 * time.Hour), "recent": now.Add(-time.Hour)} {
+		if _, err := s.st.TakeAttempt(ctx, []store.Limit{{Key: key, Max: 10}}, at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, err := s.st.CreateUser(ctx, "admin@example.test", "hash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.st.CreateSession(ctx, "expired", u.ID, now.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.st.CreateSession(ctx, "live", u.ID, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	s.purgeAuth(ctx)
+	for key, want := range map[string]int{"old": 0, "recent": 1} {
+		if n, err := s.st.CountAttempts(ctx, key, now.Add(-48*time.Hour)); err != nil || n != want {
+			t.Errorf("attempts under %q after the purge: %d, want %d (%v)", key, n, want, err)
+		}
+	}
+	// The expired session is gone even when asked about at an earlier time.
+	if _, err := s.st.SessionUser(ctx, "expired", now.Add(-time.Hour)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("expired session after the purge: %v", err)
+	}
+	if _, err := s.st.SessionUser(ctx, "live", now); err != nil {
+		t.Errorf("live session after the purge: %v", err)
+	}
 }
