@@ -56,14 +56,13 @@ func TestServePrintsSetupCode(t *testing.T) {
 	env := map[string]string{"SOCKMAIL_DATA": dir, "SOCKMAIL_LISTEN": "127.0.0.1:0", "SOCKMAIL_CAPTURE_ADDR": "off", "SOCKMAIL_OUTBOX_CONCURRENCY": "0"}
 	base, stdout, stderr, stop := runServeFor(t, env)
 	codeRE := regexp.MustCompile(`setup code ([A-Z2-9]{4}(?:-[A-Z2-9]{4}){4})`)
-	m := codeRE.FindStringSubmatch(stdout.String())
-	if m == nil {
-		t.Fatalf("no setup code on stdout:\n%s", stdout.String())
-	}
-	code := m[1]
-	if !strings.Contains(stderr.String(), "setup_code="+code) {
-		t.Errorf("the setup code is not in the log:\n%s", stderr.String())
-	}
+	var code string
+	testenv.WaitUntil(t, "the setup code printed and logged", func() bool {
+		if m := codeRE.FindStringSubmatch(stdout.String()); m != nil {
+			code = m[1]
+		}
+		return code != "" && strings.Contains(stderr.String(), "setup_code="+code)
+	})
 
 	jar, _ := cookiejar.New(nil)
 	hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
