@@ -54,7 +54,8 @@ const (
 //     signinFree tries go at once, then each waits twice as long after
 //     the previous one, from signinDelay up to signinMaxDelay, over
 //     signinWindow. A guesser gets at most 5 tries in the first minute
-//     (at 0 s, at once, at once, 15 s, 45 s) and 11 in the first hour.
+//     (three at once, then at 15 s and 45 s) and 11 in the first hour
+//     (TestSignInGuessRate).
 //   - per account, all clients together: signinAccountMax tries in
 //     signinAccountWindow, which one client cannot reach (8 in 15
 //     minutes under the delays above), so only a spread-out attack
