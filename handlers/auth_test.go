@@ -228,6 +228,17 @@ func TestSignInLockoutCannotBeForcedFromAnotherAddress(t *testing.T) {
 	if r := forged.signInFrom("192.0.2.46", adminEmail, adminPassword); r.status != http.StatusTooManyRequests {
 		t.Errorf("forged device cookie: %d, want 429", r.status)
 	}
+	if _, err := a.store.CreateUser(context.Background(), "second@example.test", string(mustHash(t, "second-password"))); err != nil {
+		t.Fatal(err)
+	}
+	shared := a.client()
+	if r := shared.signInFrom("192.0.2.47", "second@example.test", "second-password"); r.status != http.StatusSeeOther {
+		t.Fatalf("second account: %d", r.status)
+	}
+	shared.post("/signout", url.Values{"_csrf": {shared.csrf("/compose")}})
+	if r := shared.signInFrom("192.0.2.47", adminEmail, adminPassword); r.status != http.StatusTooManyRequests {
+		t.Errorf("a device cookie of another account: %d, want 429", r.status)
+	}
 }
 
 // TestSignInGuessRate: a guesser at one address trying every second gets
@@ -300,10 +311,13 @@ func mustHash(t *testing.T, password string) []byte {
 
 // TestSignInThrottledUnderBurst: thirty wrong passwords at once for one
 // account from one browser get exactly three tries at the password, on
-// both backends (the slots are taken in one transaction per try).
+// both backends (the slots are taken in one transaction per try). The
+// clock stands still, so that however slow the machine, the burst is at
+// one instant.
 func TestSignInThrottledUnderBurst(t *testing.T) {
 	onBothBackends(t, func(t *testing.T, backend string) {
-		a := newApp(t, appOptions{backend: backend})
+		clk := &clock{t: time.Now()}
+		a := newApp(t, appOptions{backend: backend, now: clk.Now})
 		a.client().signUp()
 		const tries = 30
 		clients := make([]*client, tries)
