@@ -40,13 +40,14 @@ func artifactsDir(t *testing.T) string {
 // traced to screenshots, left the start unbounded too).
 const browserStart = 60 * time.Second
 
-// browser starts a headless Chromium and returns a tab context.
-func browser(t *testing.T) context.Context {
+// browser starts a headless Chromium and returns a tab context. extra
+// adds command-line options (a proxy, for the DNS rebinding test).
+func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	path := testenv.Chromium(t)
 	var lastErr error
 	for attempt := 1; attempt <= 2; attempt++ {
-		ctx, out, err := startBrowser(t, path)
+		ctx, out, err := startBrowser(t, path, extra...)
 		if err == nil {
 			return ctx
 		}
@@ -59,11 +60,12 @@ func browser(t *testing.T) context.Context {
 
 // startBrowser starts one Chromium and opens a tab, or kills it when that
 // takes longer than browserStart. out collects the browser's own output.
-func startBrowser(t *testing.T, path string) (context.Context, *syncBuffer, error) {
+func startBrowser(t *testing.T, path string, extra ...chromedp.ExecAllocatorOption) (context.Context, *syncBuffer, error) {
 	out := &syncBuffer{}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path), chromedp.WindowSize(1280, 1000), chromedp.CombinedOutput(out),
 	}
+	opts = append(opts, extra...)
 	for _, a := range testenv.ChromiumArgs(t.TempDir()) {
 		name, value, ok := strings.Cut(strings.TrimPrefix(a, "--"), "=")
 		if ok {
@@ -129,13 +131,15 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Logf("screenshot: %s", p)
 }
 
-// signUpInBrowser makes the admin account on a fresh app at base, as a
-// first visitor does, and waits for the compose page.
-func signUpInBrowser(t *testing.T, ctx context.Context, base string) {
+// signUpInBrowser makes the admin account on a fresh app, as a first
+// visitor does with the setup code from the log, and waits for the
+// compose page.
+func signUpInBrowser(t *testing.T, ctx context.Context, a *app) {
 	t.Helper()
 	run(t, ctx, "sign up",
-		chromedp.Navigate(base+"/"),
+		chromedp.Navigate(a.srv.URL+"/"),
 		chromedp.WaitVisible(tid("signup-form")),
+		chromedp.SendKeys(tid("input-setup_code"), setupCode(t, a)),
 		chromedp.SendKeys(tid("input-email"), adminEmail),
 		chromedp.SendKeys(tid("input-password"), adminPassword),
 		chromedp.SendKeys(tid("input-confirm"), adminPassword),
@@ -236,7 +240,7 @@ func TestBrowser(t *testing.T) {
 	base := a.srv.URL
 
 	// First visit: create the admin account.
-	signUpInBrowser(t, ctx, base)
+	signUpInBrowser(t, ctx, a)
 	// Sign out and in again.
 	run(t, ctx, "sign out and in",
 		chromedp.Click(tid("signout")),

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -168,16 +167,9 @@ func outboxID(c echo.Context) (int64, error) {
 }
 
 // backTo returns the page an action should go back to: the posted
-// "back" path when it is a local one, else fallback.
+// "back" path when it is a local one (localTarget), else fallback.
 func backTo(c echo.Context, fallback string) string {
-	b := c.FormValue("back")
-	if b == "" || !strings.HasPrefix(b, "/") || strings.HasPrefix(b, "//") || strings.HasPrefix(b, "/\\") || hasControl(b) {
-		return fallback
-	}
-	if u, err := url.Parse(b); err != nil || u.Host != "" || u.Scheme != "" {
-		return fallback
-	}
-	return b
+	return localTarget(c.FormValue("back"), fallback)
 }
 
 // queueAction runs an admin action and reports its outcome in a flash.

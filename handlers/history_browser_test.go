@@ -37,8 +37,7 @@ func TestHistoryBrowser(t *testing.T) {
 		held := newLiveGate()
 		t.Cleanup(held.release)
 		ctx := browser(t)
-		base := a.srv.URL
-		signUpInBrowser(t, ctx, base)
+		signUpInBrowser(t, ctx, a)
 		token := testenv.UniqueToken()
 		run(t, ctx, "send",
 			chromedp.SetValue(tid("input-subject"), "history "+token),
