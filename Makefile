@@ -4,6 +4,8 @@ GO            ?= go
 GOBIN         := $(shell $(GO) env GOPATH)/bin
 FUZZTIME      ?= 10s
 FUZZPKGS      ?= ./...
+# Flags of the whole-process benchmark, e.g. PROCBENCH_FLAGS='-only cold -cold-rounds 101'.
+PROCBENCH_FLAGS ?=
 
 STATICCHECK_VERSION := v0.8.2
 TEMPL_VERSION       := v0.3.1100
@@ -58,8 +60,9 @@ check-generated: generate ## fail if the committed *_templ.go are not what templ
 	@untracked=$$(git ls-files --others --exclude-standard -- '*_templ.go'); if [ -n "$$untracked" ]; then \
 		echo "generated files not committed:"; echo "$$untracked"; exit 1; fi
 
-bench: ## run the benchmarks
+bench: ## run the benchmarks: go test ones, then whole processes against net/smtp (internal/procbench)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) run ./internal/procbench $(PROCBENCH_FLAGS)
 
 fuzz: ## run every Fuzz* target in FUZZPKGS for FUZZTIME (default 10s)
 	FUZZTIME=$(FUZZTIME) bash .ci/fuzz.sh $(FUZZPKGS)

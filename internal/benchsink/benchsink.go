@@ -51,17 +51,39 @@ func SMTPSink(tb testing.TB, options ...string) string {
 		tb.Skipf("benchsink: %v", err)
 		return ""
 	}
+	addr, stop, err := startSMTPSinkRetry(bin, options)
+	if err != nil {
+		tb.Fatalf("benchsink: %v", err)
+		return ""
+	}
+	tb.Cleanup(stop)
+	return addr
+}
+
+// StartSMTPSink is SMTPSink for programs, such as the whole-process
+// benchmark driver (internal/procbench): it starts smtp-sink with the
+// extra options given and returns its address and the function that
+// stops it, or an error when smtp-sink is missing or does not start.
+func StartSMTPSink(options ...string) (addr string, stop func(), err error) {
+	bin, err := smtpSinkPath()
+	if err != nil {
+		return "", nil, fmt.Errorf("benchsink: %w", err)
+	}
+	return startSMTPSinkRetry(bin, options)
+}
+
+// startSMTPSinkRetry tries startSMTPSink three times: the free port it
+// picks can be taken by another process before smtp-sink binds it.
+func startSMTPSinkRetry(bin string, options []string) (string, func(), error) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		addr, stop, err := startSMTPSink(bin, options)
 		if err == nil {
-			tb.Cleanup(stop)
-			return addr
+			return addr, stop, nil
 		}
 		lastErr = err
 	}
-	tb.Fatalf("benchsink: %v", lastErr)
-	return ""
+	return "", nil, lastErr
 }
 
 // startSMTPSink runs one smtp-sink on a port that was free a moment ago

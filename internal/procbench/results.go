@@ -1,0 +1,125 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"text/tabwriter"
+	"time"
+)
+
+// result is one row of the table: a measure of both clients, their ratio
+// and the verdict against the target.
+type result struct {
+	comparison string
+	measure    string
+	sockmail   string
+	baseline   string
+	against    string
+	ratio      float64
+	target     string
+	pass       bool
+}
+
+// check turns the samples of a comparison into a result.
+type check func(cp comparison, s, b []sample) result
+
+// medianWall returns the median wall time of samples.
+func medianWall(samples []sample) time.Duration {
+	d := make([]time.Duration, len(samples))
+	for i, s := range samples {
+		d[i] = s.wall
+	}
+	return median(d)
+}
+
+// median returns the median of v (the mean of the middle two for an even
+// count), or 0 for none.
+func median[T ~int64](v []T) T {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// timeRatio checks sockmail's median time ÷ the baseline's <= max.
+func timeRatio(max float64) check {
+	return func(cp comparison, s, b []sample) result {
+		ms, mb := medianWall(s), medianWall(b)
+		ratio := float64(ms) / float64(mb)
+		return result{
+			comparison: cp.name, measure: "time (median)", against: cp.against,
+			sockmail: fmtDuration(ms), baseline: fmtDuration(mb),
+			ratio: ratio, target: fmt.Sprintf("<= %.1fx", max), pass: ratio <= max,
+		}
+	}
+}
+
+// rateRatio checks sockmail's messages per second ÷ the baseline's >= min,
+// from the median wall times of whole runs (start-up included).
+func rateRatio(min float64) check {
+	return func(cp comparison, s, b []sample) result {
+		rs := float64(cp.messages) / medianWall(s).Seconds()
+		rb := float64(cp.messages) / medianWall(b).Seconds()
+		ratio := rs / rb
+		return result{
+			comparison: cp.name, measure: "msg/s (median run)", against: cp.against,
+			sockmail: fmt.Sprintf("%.0f", rs), baseline: fmt.Sprintf("%.0f", rb),
+			ratio: ratio, target: fmt.Sprintf(">= %.1fx", min), pass: ratio >= min,
+		}
+	}
+}
+
+// peakRSSCheck checks sockmail's median peak RSS <= max bytes; the ratio is
+// sockmail's ÷ the baseline's.
+func peakRSSCheck(max int64) check {
+	return func(cp comparison, s, b []sample) result {
+		rss := func(samples []sample) int64 {
+			v := make([]int64, len(samples))
+			for i, x := range samples {
+				v[i] = x.peakRSS
+			}
+			return median(v)
+		}
+		ms, mb := rss(s), rss(b)
+		ratio := 0.0
+		if mb > 0 {
+			ratio = float64(ms) / float64(mb)
+		}
+		return result{
+			comparison: cp.name, measure: "peak RSS (median)", against: cp.against,
+			sockmail: fmtMiB(ms), baseline: fmtMiB(mb),
+			ratio: ratio, target: "<= " + fmtMiB(max), pass: ms > 0 && ms <= max,
+		}
+	}
+}
+
+// fmtDuration prints d in milliseconds.
+func fmtDuration(d time.Duration) string {
+	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+}
+
+// fmtMiB prints n bytes in MiB.
+func fmtMiB(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// printResults prints the table and a summary line.
+func printResults(w io.Writer, results []result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "comparison\tmeasure\tsockmail\tother\tother is\tsockmail/other\ttarget\tverdict")
+	failed := 0
+	for _, r := range results {
+		verdict := "PASS"
+		if !r.pass {
+			verdict = "FAIL"
+			failed++
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2fx\t%s\t%s\n", r.comparison, r.measure, r.sockmail, r.baseline, r.against, r.ratio, r.target, verdict)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "procbench: %d of %d targets met\n", len(results)-failed, len(results))
+}
