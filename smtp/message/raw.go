@@ -122,7 +122,8 @@ func (r *Raw) WriteTo(w io.Writer) (int64, error) {
 	}
 	defer rc.Close()
 	cw := &countWriter{w: w}
-	bw := bufio.NewWriterSize(cw, 32<<10)
+	// At most maxWriteBuffer; a small message needs no large buffer.
+	bw := bufio.NewWriterSize(cw, int(min(maxWriteBuffer, 1<<10+r.size)))
 	n := &crlfWriter{w: bw}
 	_, err = io.Copy(n, rc)
 	if err == nil {

@@ -298,7 +298,14 @@ func (m *Message) header() (string, error) {
 // size. It calls Prepare first. It returns the number of bytes written.
 func (m *Message) WriteTo(w io.Writer) (int64, error) {
 	cw := &countWriter{w: w}
-	bw := bufio.NewWriterSize(cw, 32<<10)
+	if len(m.Attachments)+len(m.Inline) == 0 {
+		// Everything is in memory and goes in a few large writes: a
+		// buffer would only be allocated, cleared and copied through for
+		// every message of a run.
+		err := m.write(&out{w: cw})
+		return cw.n, err
+	}
+	bw := bufio.NewWriterSize(cw, maxWriteBuffer)
 	o := &out{w: bw}
 	err := m.write(o)
 	if ferr := bw.Flush(); err == nil && ferr != nil {
@@ -306,6 +313,10 @@ func (m *Message) WriteTo(w io.Writer) (int64, error) {
 	}
 	return cw.n, err
 }
+
+// maxWriteBuffer is the buffer WriteTo writes a message with attachments
+// through: they are copied in pieces of this size.
+const maxWriteBuffer = 32 << 10
 
 // Size returns the exact number of bytes WriteTo writes, without reading
 // attachments (their base64 size follows from Attachment.Size). It calls
