@@ -232,6 +232,12 @@ func (w *chunkWriter) Write(p []byte) (int, error) {
 			continue
 		}
 		n := min(room, len(p))
+		if len(w.buf)+n > cap(w.buf) && cap(w.buf) >= w.size/16 {
+			// A large message: take the whole chunk once rather than
+			// doubling towards it, which would leave as much again as
+			// garbage (peak memory of a large attachment).
+			w.buf = append(make([]byte, 0, w.size), w.buf...)
+		}
 		w.buf = append(w.buf, p[:n]...)
 		p = p[n:]
 	}
