@@ -131,14 +131,17 @@ type bodyRecorder struct {
 	// on the wire before its chunk, and the transcript must say so.
 	hold bool
 	held []string
+	// off: the transcript keeps nothing and nobody listens (the CLI's
+	// --quiet), so the lines are not composed at all.
+	off bool
 }
 
 func newBodyRecorder(c *Client) *bodyRecorder {
-	return &bodyRecorder{c: c, showAll: c.cfg.ShowBody, inHeader: true}
+	return &bodyRecorder{c: c, showAll: c.cfg.ShowBody, inHeader: true, off: c.tr.idle()}
 }
 
 func (r *bodyRecorder) text(p []byte) {
-	if (!r.inHeader && !r.showAll) || r.shown >= maxBodyLinesShown {
+	if r.off || (!r.inHeader && !r.showAll) || r.shown >= maxBodyLinesShown {
 		return
 	}
 	if room := maxLineLength + 1 - len(r.line); room > 0 {
@@ -148,6 +151,9 @@ func (r *bodyRecorder) text(p []byte) {
 
 func (r *bodyRecorder) endLine() {
 	r.lines++
+	if r.off {
+		return
+	}
 	if r.inHeader && len(r.line) == 0 {
 		r.inHeader = false
 		if !r.showAll {
@@ -188,6 +194,9 @@ func (r *bodyRecorder) release() {
 // summary records what was not shown; total is the size on the wire.
 func (r *bodyRecorder) summary(total int64) {
 	r.release()
+	if r.off {
+		return
+	}
 	switch {
 	case r.shown > maxBodyLinesShown:
 		r.c.tr.Info(PhaseBody, "message: %d bytes in %d lines; the first %d lines are shown, the rest is not shown",

@@ -98,11 +98,35 @@ type Transcript struct {
 	subs    []subscriber
 	nextSub int
 	now     func() time.Time
+	// discard: events go to the subscribers only and are not kept.
+	discard bool
 }
 
 // NewTranscript returns an empty transcript whose clock starts now.
 func NewTranscript() *Transcript {
 	return &Transcript{start: time.Now(), now: time.Now}
+}
+
+// NewDiscardTranscript returns a transcript that keeps no events: they
+// go to its subscribers, if any, and are then forgotten, so Events is
+// always empty. It is for a caller that needs only the results (the CLI's
+// --quiet over thousands of messages); the client then also skips
+// composing the lines nobody would see.
+func NewDiscardTranscript() *Transcript {
+	t := NewTranscript()
+	t.discard = true
+	return t
+}
+
+// idle reports whether an event added now would go nowhere: a discarding
+// transcript without subscribers.
+func (t *Transcript) idle() bool {
+	if !t.discard {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.subs) == 0
 }
 
 // Start returns the wall-clock time the transcript started.
@@ -162,13 +186,19 @@ func (t *Transcript) add(dir Direction, phase Phase, line string, secret bool) {
 		line = line[:maxLineLength] + " [... " + strconv.Itoa(len(line)-maxLineLength) + " more bytes]"
 	}
 	t.mu.Lock()
+	if t.discard && len(t.subs) == 0 {
+		t.mu.Unlock()
+		return
+	}
 	if len(t.events) >= maxTranscriptEvents {
 		t.dropped++
 		t.mu.Unlock()
 		return
 	}
 	ev := Event{Offset: t.now().Sub(t.start), Dir: dir, Phase: phase, Line: line, Secret: secret}
-	t.events = append(t.events, ev)
+	if !t.discard {
+		t.events = append(t.events, ev)
+	}
 	subs := t.subs
 	// Subscribers are called with the lock held so that they see events in
 	// order; they must not call back into the transcript.
