@@ -38,6 +38,11 @@ type outcome struct {
 // run carries out the plan and returns the exit status.
 func (p *sendPlan) run(ctx context.Context, stdout io.Writer) int {
 	tr := smtp.NewTranscript()
+	if p.quiet && p.storeDSN == "" {
+		// Only the outcome lines are printed, from the results: keeping
+		// (and composing) the transcript would be wasted work per message.
+		tr = smtp.NewDiscardTranscript()
+	}
 	out := &lockedWriter{w: stdout}
 	if !p.json && !p.quiet {
 		// Printed as it happens: the subscriber is called synchronously
