@@ -13,7 +13,7 @@ import (
 // (and the pipelined QUIT) went out: accepted, refused, or never given.
 // The client's bytes are the same in every case and compared whole.
 func TestBDATChunkReplies(t *testing.T) {
-	body := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("x", 78)+"\r\n", 14000)
+	body := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("x", 78)+"\r\n", chunkSize*3/2/80) // one and a half chunks
 	last := len(body) - chunkSize
 	if last <= 0 || last > chunkSize {
 		t.Fatalf("body of %d bytes is not two chunks of %d", len(body), chunkSize)

@@ -8,8 +8,11 @@ import (
 )
 
 // chunkSize is the size of one BDAT chunk. A message that fits one chunk
-// goes out in the same write as its envelope.
-const chunkSize = 1 << 20
+// goes out in the same write as its envelope. The chunk is held in memory
+// whole until its size is known: 256 KiB keeps the CLI's peak RSS with a
+// 20 MiB attachment under 16 MiB (1 MiB did not), and with PIPELINING the
+// chunks do not wait for each other's replies, so smaller costs no waits.
+const chunkSize = 256 << 10
 
 // sizer is implemented by messages that know their size in advance
 // (smtp/message.Message does).
