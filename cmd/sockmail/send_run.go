@@ -4,6 +4,7 @@ package main
 // connection in batches, and the exit status of the run.
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -85,11 +86,20 @@ func (p *sendPlan) run(ctx context.Context, stdout io.Writer) int {
 		}
 		return code
 	}
+	// The outcome lines go out together: one write, not one per message
+	// of a --count run.
+	bw := bufio.NewWriter(out)
 	for _, o := range outs {
-		fmt.Fprintln(out, outcomeLine(o, p.count, p.stopAfter))
+		fmt.Fprintln(bw, outcomeLine(o, p.count, p.stopAfter))
 	}
 	if len(outs) < p.count {
-		fmt.Fprintf(out, "messages %d to %d of %d: not sent\n", len(outs)+1, p.count, p.count)
+		fmt.Fprintf(bw, "messages %d to %d of %d: not sent\n", len(outs)+1, p.count, p.count)
+	}
+	if err := bw.Flush(); err != nil {
+		fmt.Fprintf(p.stderr, "sockmail send: write the outcome: %v\n", err)
+		if code == exitOK {
+			code = exitInternal
+		}
 	}
 	return code
 }
