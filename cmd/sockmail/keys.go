@@ -1,3 +1,5 @@
+//go:build !sendonly
+
 package main
 
 // The keys and certificates serve loads or generates at start.

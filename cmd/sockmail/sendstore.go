@@ -1,3 +1,5 @@
+//go:build !sendonly
+
 package main
 
 // "sockmail send --store": the send goes into the history of a database,

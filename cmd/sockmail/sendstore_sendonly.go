@@ -1,0 +1,42 @@
+//go:build sendonly
+
+package main
+
+// --store in the sendonly build: refused, as this build has no database
+// drivers (see main_sendonly.go).
+
+import (
+	"context"
+	"errors"
+
+	"sockmail/smtp"
+	"sockmail/smtp/message"
+)
+
+// errNoStore is the error of --store and --database in this build.
+var errNoStore = errors.New("--store and --database are not in this build (built with -tags sendonly: no database); use the full build")
+
+// storeDatabase returns the --database flag as given.
+func storeDatabase(flagValue string, _ func(string) string) string { return flagValue }
+
+// checkStore refuses --store and --database.
+func (p *sendPlan) checkStore(f *sendFlags) error {
+	if f.storeSend || f.database != "" {
+		return errNoStore
+	}
+	return nil
+}
+
+// sendRecorder is never made in this build.
+type sendRecorder struct{}
+
+// openRecorder fails: checkStore refused --store already.
+func openRecorder(context.Context, string) (*sendRecorder, error) { return nil, errNoStore }
+
+func (*sendRecorder) Close() {}
+
+func (*sendRecorder) tee(c message.Content) smtp.Message { return c }
+
+func (*sendRecorder) record(context.Context, smtp.Config, message.Content, *smtp.Transcript, outcome) (int64, error) {
+	return 0, errNoStore
+}
