@@ -24,6 +24,9 @@ type comparison struct {
 	against  string // name of the baseline client
 	checks   []check
 	prepare  func() error // run once before the rounds, if set
+	// info: printed for comparison, not a target (the sendonly build,
+	// which is not what "make build" makes).
+	info bool
 }
 
 // Addresses of the benchmark messages. example.test is the test Postfix's
@@ -35,9 +38,10 @@ const (
 
 // comparisons returns the comparisons the issue asks for.
 func comparisons(c config, b binaries, s *sinks, tmp string) []comparison {
-	send := func(server string, extra ...string) []string {
-		return append([]string{b.sockmail, "send", "--server", server, "--from", benchFrom, "--to", benchTo, "--quiet"}, extra...)
+	sendWith := func(bin, server string, extra ...string) []string {
+		return append([]string{bin, "send", "--server", server, "--from", benchFrom, "--to", benchTo, "--quiet"}, extra...)
 	}
+	send := func(server string, extra ...string) []string { return sendWith(b.sockmail, server, extra...) }
 	netsmtp := func(server string, extra ...string) []string {
 		return append([]string{b.netsmtp, "--server", server, "--from", benchFrom, "--to", benchTo}, extra...)
 	}
@@ -65,6 +69,16 @@ func comparisons(c config, b binaries, s *sinks, tmp string) []comparison {
 			sockmail: send(s.goSMTP, "--attach", attach), baseline: netsmtp(s.goSMTP, "--attach", attach), against: netName,
 			checks:  []check{peakRSSCheck(16 << 20), timeRatio(1)},
 			prepare: func() error { return writeAttachment(attach, c.attachMiB<<20) },
+		},
+		{
+			name: "cold send, sendonly build", group: "cold", rounds: c.coldRounds, messages: 1, info: true,
+			sockmail: sendWith(b.sendonly, s.goSMTP), baseline: netsmtp(s.goSMTP), against: netName,
+			checks: []check{timeRatio(1.3)},
+		},
+		{
+			name: fmt.Sprintf("%d MiB attachment, sendonly build", c.attachMiB), group: "attach", rounds: c.rounds, messages: 1, info: true,
+			sockmail: sendWith(b.sendonly, s.goSMTP, "--attach", attach), baseline: netsmtp(s.goSMTP, "--attach", attach), against: netName,
+			checks: []check{peakRSSCheck(16 << 20)},
 		},
 	}
 	if c.postfix != "" {
@@ -136,7 +150,9 @@ func measure(ctx context.Context, cp comparison) ([]result, error) {
 	}
 	var out []result
 	for _, ck := range cp.checks {
-		out = append(out, ck(cp, s, b))
+		r := ck(cp, s, b)
+		r.info = cp.info
+		out = append(out, r)
 	}
 	return out, nil
 }
