@@ -135,7 +135,7 @@ func checkDomain(domain string) (string, error) {
 			domain = ace
 		}
 	}
-	for _, label := range strings.Split(domain, ".") {
+	for label := range strings.SplitSeq(domain, ".") { // no slice: checked for every message of a run
 		if err := checkLabel(label); err != nil {
 			return "", err
 		}
