@@ -128,15 +128,17 @@ type sample struct {
 
 // measure runs the two clients of cp alternately, cp.rounds times each:
 // within a round the order alternates so that neither always runs right
-// after the other's load. A failed run is an error.
-func measure(ctx context.Context, cp comparison) ([]result, error) {
+// after the other's load. A failed run is an error. With log set, every
+// run is printed to it.
+func measure(ctx context.Context, cp comparison, log io.Writer) ([]result, error) {
 	var s, b []sample
 	type client struct {
+		name    string
 		argv    []string
 		samples *[]sample
 	}
 	for r := 0; r < cp.rounds; r++ {
-		order := []client{{cp.sockmail, &s}, {cp.baseline, &b}}
+		order := []client{{"sockmail", cp.sockmail, &s}, {cp.against, cp.baseline, &b}}
 		if r%2 == 1 {
 			order[0], order[1] = order[1], order[0]
 		}
@@ -146,6 +148,9 @@ func measure(ctx context.Context, cp comparison) ([]result, error) {
 				return nil, err
 			}
 			*c.samples = append(*c.samples, smp)
+			if log != nil {
+				fmt.Fprintf(log, "  round %d %-11s %8s %9s\n", r+1, c.name, fmtDuration(smp.wall), fmtMiB(smp.peakRSS))
+			}
 		}
 	}
 	var out []result

@@ -46,11 +46,12 @@ type config struct {
 	postfixRound int
 	out          string // where bin/sockmail goes
 	only         string // run only this comparison (cold, count, attach, postfix)
+	verbose      bool   // print every run's time and peak RSS
 }
 
 func main() {
 	var c config
-	flag.IntVar(&c.rounds, "rounds", 7, "interleaved `rounds` of the --count and attachment comparisons")
+	flag.IntVar(&c.rounds, "rounds", 15, "interleaved `rounds` of the --count and attachment comparisons")
 	flag.IntVar(&c.coldRounds, "cold-rounds", 41, "interleaved `rounds` of the cold-send comparison")
 	flag.IntVar(&c.count, "count", 500, "messages over one connection in the --count comparison")
 	flag.IntVar(&c.attachMiB, "attach-mib", 20, "attachment size in MiB")
@@ -59,6 +60,7 @@ func main() {
 	flag.IntVar(&c.postfixRound, "postfix-rounds", 2, "interleaved `rounds` of the Postfix comparison")
 	flag.StringVar(&c.out, "bin", "bin", "`directory` for bin/sockmail")
 	flag.StringVar(&c.only, "only", "", "run only one comparison: cold, count, attach or postfix")
+	flag.BoolVar(&c.verbose, "v", false, "print every run's wall time and peak RSS")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, c, os.Stdout)
@@ -102,7 +104,11 @@ func run(ctx context.Context, c config, w io.Writer) error {
 			}
 		}
 		fmt.Fprintf(w, "procbench: %s: %d rounds ...\n", cp.name, cp.rounds)
-		r, err := measure(ctx, cp)
+		var log io.Writer
+		if c.verbose {
+			log = w
+		}
+		r, err := measure(ctx, cp, log)
 		if err != nil {
 			return fmt.Errorf("%s: %w", cp.name, err)
 		}

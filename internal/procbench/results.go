@@ -17,6 +17,7 @@ type result struct {
 	baseline   string
 	against    string
 	ratio      float64
+	best       float64 // the same ratio from each client's best run
 	target     string
 	pass       bool
 	info       bool // not a target: the verdict is shown in parentheses
@@ -32,6 +33,16 @@ func medianWall(samples []sample) time.Duration {
 		d[i] = s.wall
 	}
 	return median(d)
+}
+
+// minWall returns the shortest wall time of samples: the run least
+// disturbed by the machine's other load.
+func minWall(samples []sample) time.Duration {
+	d := make([]time.Duration, len(samples))
+	for i, s := range samples {
+		d[i] = s.wall
+	}
+	return slices.Min(d)
 }
 
 // median returns the median of v (the mean of the middle two for an even
@@ -56,7 +67,8 @@ func timeRatio(max float64) check {
 		return result{
 			comparison: cp.name, measure: "time (median)", against: cp.against,
 			sockmail: fmtDuration(ms), baseline: fmtDuration(mb),
-			ratio: ratio, target: fmt.Sprintf("<= %.1fx", max), pass: ratio <= max,
+			ratio: ratio, best: float64(minWall(s)) / float64(minWall(b)),
+			target: fmt.Sprintf("<= %.1fx", max), pass: ratio <= max,
 		}
 	}
 }
@@ -71,7 +83,8 @@ func rateRatio(min float64) check {
 		return result{
 			comparison: cp.name, measure: "msg/s (median run)", against: cp.against,
 			sockmail: fmt.Sprintf("%.0f", rs), baseline: fmt.Sprintf("%.0f", rb),
-			ratio: ratio, target: fmt.Sprintf(">= %.1fx", min), pass: ratio >= min,
+			ratio: ratio, best: float64(minWall(b)) / float64(minWall(s)),
+			target: fmt.Sprintf(">= %.1fx", min), pass: ratio >= min,
 		}
 	}
 }
@@ -88,14 +101,15 @@ func peakRSSCheck(max int64) check {
 			return median(v)
 		}
 		ms, mb := rss(s), rss(b)
-		ratio := 0.0
+		ratio, best := 0.0, 0.0
 		if mb > 0 {
 			ratio = float64(ms) / float64(mb)
+			best = ratio // peak RSS hardly varies: the medians
 		}
 		return result{
 			comparison: cp.name, measure: "peak RSS (median)", against: cp.against,
 			sockmail: fmtMiB(ms), baseline: fmtMiB(mb),
-			ratio: ratio, target: "<= " + fmtMiB(max), pass: ms > 0 && ms <= max,
+			ratio: ratio, best: best, target: "<= " + fmtMiB(max), pass: ms > 0 && ms <= max,
 		}
 	}
 }
@@ -111,7 +125,7 @@ func fmtMiB(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 // printResults prints the table and a summary line.
 func printResults(w io.Writer, results []result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "comparison\tmeasure\tsockmail\tother\tother is\tsockmail/other\ttarget\tverdict")
+	fmt.Fprintln(tw, "comparison\tmeasure\tsockmail\tother\tother is\tsockmail/other\tbest runs\ttarget\tverdict")
 	failed, targets := 0, 0
 	for _, r := range results {
 		verdict := "PASS"
@@ -126,8 +140,9 @@ func printResults(w io.Writer, results []result) {
 				failed++
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2fx\t%s\t%s\n", r.comparison, r.measure, r.sockmail, r.baseline, r.against, r.ratio, r.target, verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2fx\t%.2fx\t%s\t%s\n", r.comparison, r.measure, r.sockmail, r.baseline, r.against, r.ratio, r.best, r.target, verdict)
 	}
 	tw.Flush()
+	fmt.Fprintln(w, "Ratios: medians (the verdict), and \"best runs\" from each client's fastest run, the least disturbed by other load.")
 	fmt.Fprintf(w, "procbench: %d of %d targets met (rows marked info are not targets)\n", targets-failed, targets)
 }
