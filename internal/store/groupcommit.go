@@ -158,6 +158,7 @@ func (s *Store) commitGroup(batch []*enqReq) {
 		}
 		return nil
 	})
+	s.health.note(err)
 	for _, r := range live {
 		if err != nil && r.err == nil {
 			r.err = err

@@ -477,12 +477,37 @@ func (s *Store) leaseLostOrNotFound(ctx context.Context, tx *sql.Tx, id int64) e
 	return ErrLeaseLost
 }
 
+// RenewLease moves the lease of owner's claim on an item to until, so
+// that no worker takes the item over while owner still holds its attempt
+// (the worker renews while it waits to store a known outcome). It is one
+// statement outside any transaction: on PostgreSQL database/sql runs it
+// over a fresh connection when the pooled one broke. ErrLeaseLost means
+// owner's claim is gone (ErrNotFound: the item is).
+func (s *Store) RenewLease(ctx context.Context, id int64, owner string, until time.Time) error {
+	res, err := s.w.ExecContext(ctx, s.q(`UPDATE outbox SET lease_until = ?
+		WHERE id = ? AND lease_owner = ? AND status = 'sending'`), micros(until), id, encText(owner))
+	s.health.note(err)
+	if err := affected(res, err); errors.Is(err, ErrNotFound) {
+		var one int
+		if err := s.r.QueryRowContext(ctx, s.q(`SELECT 1 FROM outbox WHERE id = ?`), id).Scan(&one); err != nil {
+			return fmt.Errorf("store: renew lease on outbox item %d: %w", id, notFound(err))
+		}
+		return fmt.Errorf("store: renew lease on outbox item %d: %w", id, ErrLeaseLost)
+	} else if err != nil {
+		return fmt.Errorf("store: renew lease on outbox item %d: %w", id, err)
+	}
+	return nil
+}
+
 // FinishAttempt records the outcome of owner's attempt on an item: status
 // OutboxSent, OutboxFailed or OutboxUnknown, or OutboxQueued to try again
 // at next. It clears the lease, sets LastError and, when sendID is not nil,
 // LastSendID, and sets the submission's status to the item's for sent,
 // failed and unknown. ErrLeaseLost means owner's claim is gone (another
 // worker took the item over, or an admin changed it): nothing is changed.
+// An item ClaimDue marked unknown because owner's lease expired after its
+// mark (DataSentLostError, TakenOverFrom owner) still takes owner's
+// outcome: it is known, the unknown was a guess.
 func (s *Store) FinishAttempt(ctx context.Context, id int64, owner string, status OutboxStatus, next time.Time, lastErr string, sendID *int64) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		return s.finishAttempt(ctx, tx, id, owner, status, next, lastErr, sendID)
@@ -527,11 +552,17 @@ func (s *Store) finishAttempt(ctx context.Context, tx *sql.Tx, id int64, owner s
 	default:
 		return fmt.Errorf("status %q is not queued, sent, failed or unknown", status)
 	}
-	args = append(args, encText(lastErr), nullInt64(sendID), id, encText(owner))
+	args = append(args, encText(lastErr), nullInt64(sendID), id, encText(owner), encText(owner))
 	var subID sql.NullInt64
+	// The second case is an item ClaimDue settled as unknown because
+	// owner's lease expired after the mark (settleDataSent) while owner
+	// still held the outcome (the database refused writes meanwhile): the
+	// known outcome replaces the guess.
 	err := tx.QueryRowContext(ctx, s.q(`UPDATE outbox SET status = ?, `+nextSet+`lease_owner = '', lease_until = 0,
 		taken_over_from = '', last_error = ?, last_send_id = COALESCE(?, last_send_id), data_sent_at = NULL
-		WHERE id = ? AND lease_owner = ? AND status = 'sending' RETURNING submission_id`), args...).Scan(&subID)
+		WHERE id = ? AND (lease_owner = ? AND status = 'sending'
+			OR status = 'unknown' AND lease_owner = '' AND taken_over_from = ? AND data_sent_at IS NOT NULL)
+		RETURNING submission_id`), args...).Scan(&subID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s.leaseLostOrNotFound(ctx, tx, id)
 	}

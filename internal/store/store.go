@@ -70,6 +70,8 @@ type Store struct {
 	// enq batches concurrent EnqueueSubmission calls on SQLite into one
 	// durable commit (groupcommit.go).
 	enq groupCommit
+	// health remembers the last storage failure of a write (WriteHealth).
+	health writeHealth
 }
 
 // Open opens the database named by dsn and brings its schema up to date.
@@ -215,8 +217,15 @@ func (s *Store) q(query string) string {
 	return b.String()
 }
 
-// inTx runs fn in a write transaction, committing if fn returns nil.
+// inTx runs fn in a write transaction, committing if fn returns nil. A
+// storage failure (StorageFailure) is remembered for WriteHealth.
 func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	err := s.runTx(ctx, fn)
+	s.health.note(err)
+	return err
+}
+
+func (s *Store) runTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
