@@ -128,6 +128,7 @@ type Store interface {
 	MarkDataSent(ctx context.Context, id int64, owner string, at time.Time) error
 	FinishAttemptSend(ctx context.Context, id int64, owner string, status store.OutboxStatus, next time.Time, lastErr string, snd *store.Send) error
 	CreateSend(ctx context.Context, snd *store.Send) error
+	RenewLease(ctx context.Context, id int64, owner string, until time.Time) error
 }
 
 // SendFunc runs one SMTP send; smtp.SendMail is the real one.
@@ -197,8 +198,16 @@ type Deps struct {
 	// only the header and point to the previous attempt (ParentID).
 	MaxStoredMessage int
 	Logger           *slog.Logger
+	// Journal, if set, keeps outcomes the database refuses across a
+	// crash (late.go); a file in the data folder (internal/journal).
+	Journal Journal
+	// StoreRetry is the schedule of retries storing an outcome the
+	// database refused (DefaultStoreRetryBase, DefaultStoreRetryMax).
+	StoreRetry Backoff
 	// Now returns the time; time.Now if nil.
 	Now func() time.Time
+	// After waits like time.After (its default); tests inject a clock.
+	After func(time.Duration) <-chan time.Time
 	// Rand returns a number in [0, 1) for the jitter; math/rand/v2 if nil.
 	Rand func() float64
 }
@@ -209,6 +218,9 @@ type Worker struct {
 	d    Deps
 	kick chan struct{}
 	pool *connPool // nil: every attempt runs d.Send
+	// pending counts outcomes waiting to be stored (late.go); no item is
+	// claimed while there are any.
+	pending atomic.Int64
 }
 
 // DefaultOwner returns "host:pid:random", unique per process.
@@ -282,6 +294,16 @@ func New(d Deps) (*Worker, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.After == nil {
+		d.After = time.After
+	}
+	if d.StoreRetry.Base <= 0 {
+		d.StoreRetry.Base = DefaultStoreRetryBase
+	}
+	if d.StoreRetry.Max <= 0 {
+		d.StoreRetry.Max = DefaultStoreRetryMax
+	}
+	d.StoreRetry.Max = max(d.StoreRetry.Max, d.StoreRetry.Base)
 	if d.Rand == nil {
 		d.Rand = rand.Float64
 	}
@@ -325,9 +347,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	woken, more := true, false
 	batch := max(1, w.d.Concurrency/2)
 	w.d.Logger.Info("outbox worker started", "concurrency", w.d.Concurrency, "lease", w.d.Lease, "poll", w.d.PollInterval)
+	if n := w.replayJournal(attemptCtx, func(f func()) { wg.Go(func() { f(); w.Kick() }) }); n > 0 {
+		w.d.Logger.Warn("outbox: storing outcomes from the journal before claiming", "outcomes", n)
+	}
 	for {
 		free := w.d.Concurrency - inflight
-		if free > 0 && ctx.Err() == nil && (woken || more && (free >= batch || inflight == 0)) {
+		// While an outcome waits to be stored (the database refuses
+		// writes) nothing new is claimed: its outcome could not be
+		// stored either.
+		if free > 0 && ctx.Err() == nil && w.pending.Load() == 0 && (woken || more && (free >= batch || inflight == 0)) {
 			items, err := w.d.Store.ClaimDue(ctx, w.d.Owner, w.d.Now(), w.d.Lease, free)
 			if err != nil && ctx.Err() == nil {
 				w.d.Logger.Error("outbox claim", "err", err)
@@ -445,20 +473,21 @@ func (w *Worker) attempt(ctx context.Context, it store.OutboxItem) {
 
 	sctx, cancel := storeCtx(ctx)
 	defer cancel()
+	kept := *snd
 	err := w.d.Store.FinishAttemptSend(sctx, it.ID, w.d.Owner, o.status, o.next, o.lastErr, snd)
-	if err != nil {
+	switch {
+	case err == nil:
+		log.Info("outbox attempt", "status", o.status, "send", snd.ID, "queue_id", snd.QueueID, "ms", snd.DurationMS, "err", o.lastErr)
+	case errors.Is(err, store.ErrLeaseLost):
 		// Keep the transcript whatever happened to the claim.
 		if cerr := w.d.Store.CreateSend(sctx, snd); cerr != nil {
 			log.Error("outbox: record attempt", "err", cerr)
 		}
-		if errors.Is(err, store.ErrLeaseLost) {
-			log.Warn("outbox: lease lost during the attempt; another worker has the item", "status", o.status, "send", snd.ID)
-		} else {
-			log.Error("outbox: record outcome; the item will be tried again when its lease expires", "status", o.status, "err", err)
-		}
-		return
+		log.Warn("outbox: lease lost during the attempt; another worker has the item", "status", o.status, "send", snd.ID)
+	default:
+		cancel()
+		w.hold(ctx, it, o, verdict(o.status, res, sendErr), &kept, err, log)
 	}
-	log.Info("outbox attempt", "status", o.status, "send", snd.ID, "queue_id", snd.QueueID, "ms", snd.DurationMS, "err", o.lastErr)
 }
 
 // markEnd returns the smtp.Config.BeforeEnd hook of an attempt: when the
