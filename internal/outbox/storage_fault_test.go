@@ -1,0 +1,283 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"sockmail/internal/journal"
+	"sockmail/internal/store"
+	"sockmail/internal/testenv"
+	"sockmail/smtp"
+)
+
+// Fault tests of storage (issue 12): the database stops taking writes at
+// the moment a delivered message's outcome is stored, and takes them
+// again later. Every message must arrive exactly once (counted at the
+// Postfix Maildir by its token), no item may end unknown, and every
+// attempt's transcript must reach the history.
+
+const storageFaultMessages = 40
+
+// storageFault is a database that can be made to refuse writes and take
+// them again.
+type storageFault struct {
+	s     *store.Store
+	break_ func(t *testing.T)
+	heal  func(t *testing.T)
+	// journalDir is where the worker's journal goes (the data folder).
+	journalDir string
+}
+
+// outcomeStore counts the outcomes the worker stores and fails to store.
+type outcomeStore struct {
+	Store
+	stored, refused, renewed atomic.Int64
+}
+
+func (o *outcomeStore) FinishAttemptSend(ctx context.Context, id int64, owner string, status store.OutboxStatus, next time.Time, lastErr string, snd *store.Send) error {
+	err := o.Store.FinishAttemptSend(ctx, id, owner, status, next, lastErr, snd)
+	if err != nil {
+		o.refused.Add(1)
+	} else {
+		o.stored.Add(1)
+	}
+	return err
+}
+
+func (o *outcomeStore) RenewLease(ctx context.Context, id int64, owner string, until time.Time) error {
+	err := o.Store.RenewLease(ctx, id, owner, until)
+	if err == nil {
+		o.renewed.Add(1)
+	}
+	return err
+}
+
+// runStorageFault delivers storageFaultMessages through the test Postfix;
+// the database breaks right after the first message the server accepts
+// and heals once every outcome then held has been refused a few times.
+func runStorageFault(t *testing.T, p *testenv.PostfixServer, f storageFault) {
+	ctx := context.Background()
+	s := f.s
+	fr := newFaultRun(t, p)
+	form := newFaultForm(t, s, fr.to)
+	fr.enqueueRange(t, s, form, 0, storageFaultMessages, func() {})
+
+	var healthNow atomic.Int64
+	healthNow.Store(time.Now().UnixNano())
+	s.SetWriteHealthClock(func() time.Time { return time.Unix(0, healthNow.Load()) }, 10*time.Second)
+
+	j, err := journal.Open(filepath.Join(f.journalDir, "outbox.journal"), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+
+	var broken atomic.Bool
+	var sent atomic.Int64
+	send := func(ctx context.Context, cfg smtp.Config, env smtp.Envelope, msg smtp.Message, opts smtp.SendOptions) (*smtp.Result, error) {
+		res, err := smtp.SendMail(ctx, cfg, env, msg, opts)
+		if err == nil {
+			sent.Add(1)
+			if broken.CompareAndSwap(false, true) {
+				f.break_(t) // the outcome of this message meets a broken database
+			}
+		}
+		return res, err
+	}
+	var addr atomic.Pointer[string]
+	addr.Store(&p.SMTPAddr)
+	os := &outcomeStore{Store: s}
+	w, err := New(Deps{Store: os, Send: send, Profiles: fixedProfile(&addr), Owner: "storage-test", Concurrency: 4,
+		PollInterval: 20 * time.Millisecond, Lease: 3 * time.Second, Journal: j,
+		StoreRetry: Backoff{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run(t, w)()
+
+	// Broken: outcomes are refused and held; nothing new is sent.
+	testenv.WaitFor(t, "outcomes refused by the broken database", func() (int64, bool) {
+		n := os.refused.Load()
+		return n, broken.Load() && n >= 8
+	})
+	herr := s.WriteHealth(ctx)
+	if !errors.Is(herr, store.ErrStorage) {
+		t.Errorf("WriteHealth while writes fail: %v, want a storage error", herr)
+	}
+	t.Logf("while broken: %v; %d held outcomes, %d sent", herr, w.pending.Load(), sent.Load())
+	if w.pending.Load() == 0 {
+		t.Errorf("no outcome held while the database refused writes")
+	}
+	sentWhileBroken := sent.Load()
+	// More refusals later, still nothing more sent.
+	mark := os.refused.Load()
+	testenv.WaitFor(t, "more refused tries", func() (int64, bool) {
+		n := os.refused.Load()
+		return n, n >= mark+8
+	})
+	if n := sent.Load(); n != sentWhileBroken {
+		t.Errorf("%d messages sent while outcomes were held, want none", n-sentWhileBroken)
+	}
+
+	f.heal(t)
+	waitCounts(t, s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == storageFaultMessages })
+	fr.verify(t, storageFaultMessages, true)
+	healthNow.Add(int64(11 * time.Second))
+	if err := s.WriteHealth(ctx); err != nil {
+		t.Errorf("WriteHealth after recovery: %v", err)
+	}
+
+	// Every attempt is in the history; the held ones say they were
+	// stored late, and why.
+	items, err := s.ListOutbox(ctx, store.OutboxFilter{FormID: form, Limit: store.MaxListLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	attempts, late := 0, 0
+	for _, it := range items {
+		attempts += it.Attempts
+		if it.Status != store.OutboxSent || it.LastSendID == nil {
+			t.Errorf("item %d: %s, send %v", it.ID, it.Status, it.LastSendID)
+			continue
+		}
+		snd, err := s.Send(ctx, *it.LastSendID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if text := eventsText(snd.Events); strings.Contains(text, "could not be stored at the time") {
+			late++
+			if !strings.Contains(text, "the server accepted the message (250") || !strings.HasPrefix(it.LastError, "stored late: ") {
+				t.Errorf("item %d stored late: last error %q, transcript:\n%s", it.ID, it.LastError, text)
+			}
+		}
+	}
+	page, err := s.ListSends(ctx, store.SendFilter{Source: "contact", Limit: store.MaxSendLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Sends) != attempts || attempts != storageFaultMessages {
+		t.Errorf("%d attempts on the items, %d in the history; want %d each", attempts, len(page.Sends), storageFaultMessages)
+	}
+	if late == 0 {
+		t.Errorf("no outcome was stored late: the fault did not happen")
+	}
+	if found := j.Found(); len(found) != 0 {
+		t.Errorf("journal still holds %d outcomes", len(found))
+	}
+	t.Logf("%d messages each delivered once; %d outcomes stored late after %d refusals; %d lease renewals", storageFaultMessages, late, os.refused.Load(), os.renewed.Load())
+}
+
+// TestFaultDiskFullSQLite: the data folder is a small tmpfs; right after
+// the first delivery it is filled up, so the outcomes cannot be stored;
+// then space comes back.
+func TestFaultDiskFullSQLite(t *testing.T) {
+	p := testenv.Postfix(t)
+	if p == nil {
+		return
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", dir).CombinedOutput(); err != nil {
+		if testenv.InCI() {
+			t.Fatalf("mount a tmpfs for the full-disk test (CI runs as root): %v: %s", err, out)
+		}
+		t.Skipf("cannot mount a tmpfs (not root?): %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	s, err := store.Open(context.Background(), filepath.Join(dir, "sockmail.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	filler := filepath.Join(dir, "filler")
+	runStorageFault(t, p, storageFault{s: s, journalDir: dir,
+		break_: func(t *testing.T) { fillDisk(t, filler) },
+		heal: func(t *testing.T) {
+			if err := os.Remove(filler); err != nil {
+				t.Error(err)
+			}
+		}})
+}
+
+// fillDisk writes path until the filesystem has no space left.
+func fillDisk(t *testing.T, path string) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Errorf("filling the disk: %v", err)
+			}
+			break
+		}
+	}
+	// The last bytes: a page's worth at a time.
+	for _, err := f.Write(buf[:512]); err == nil; _, err = f.Write(buf[:512]) {
+	}
+}
+
+// TestFaultReadOnlyPostgres: right after the first delivery the database
+// becomes read-only (default_transaction_read_only) and every connection
+// is cut, as a failover to a standby does; later it is writable again
+// (and the connections are cut again).
+func TestFaultReadOnlyPostgres(t *testing.T) {
+	p := testenv.Postfix(t)
+	if p == nil {
+		return
+	}
+	dsn := testenv.Postgres(t)
+	ctx := context.Background()
+	s, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	admin, err := pgx.Connect(ctx, dsn) // opened writable, stays so
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	var db string
+	if err := admin.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	setReadOnly := func(t *testing.T, on bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		q := "ALTER DATABASE " + pgx.Identifier{db}.Sanitize() + " SET default_transaction_read_only = " + fmt.Sprint(on)
+		if _, err := admin.Exec(ctx, q); err != nil {
+			t.Errorf("%s: %v", q, err)
+			return
+		}
+		if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, db); err != nil {
+			t.Errorf("cut connections: %v", err)
+		}
+	}
+	t.Cleanup(func() {
+		_, _ = admin.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{db}.Sanitize()+" RESET default_transaction_read_only")
+	})
+	runStorageFault(t, p, storageFault{s: s, journalDir: t.TempDir(),
+		break_: func(t *testing.T) { setReadOnly(t, true) },
+		heal:   func(t *testing.T) { setReadOnly(t, false) }})
+}
