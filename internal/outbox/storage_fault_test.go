@@ -33,9 +33,9 @@ const storageFaultMessages = 40
 // storageFault is a database that can be made to refuse writes and take
 // them again.
 type storageFault struct {
-	s     *store.Store
+	s      *store.Store
 	break_ func(t *testing.T)
-	heal  func(t *testing.T)
+	heal   func(t *testing.T)
 	// journalDir is where the worker's journal goes (the data folder).
 	journalDir string
 }
@@ -98,8 +98,8 @@ func runStorageFault(t *testing.T, p *testenv.PostfixServer, f storageFault) {
 	}
 	var addr atomic.Pointer[string]
 	addr.Store(&p.SMTPAddr)
-	os := &outcomeStore{Store: s}
-	w, err := New(Deps{Store: os, Send: send, Profiles: fixedProfile(&addr), Owner: "storage-test", Concurrency: 4,
+	oc := &outcomeStore{Store: s}
+	w, err := New(Deps{Store: oc, Send: send, Profiles: fixedProfile(&addr), Owner: "storage-test", Concurrency: 4,
 		PollInterval: 20 * time.Millisecond, Lease: 3 * time.Second, Journal: j,
 		StoreRetry: Backoff{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond}})
 	if err != nil {
@@ -109,7 +109,7 @@ func runStorageFault(t *testing.T, p *testenv.PostfixServer, f storageFault) {
 
 	// Broken: outcomes are refused and held; nothing new is sent.
 	testenv.WaitFor(t, "outcomes refused by the broken database", func() (int64, bool) {
-		n := os.refused.Load()
+		n := oc.refused.Load()
 		return n, broken.Load() && n >= 8
 	})
 	herr := s.WriteHealth(ctx)
@@ -122,9 +122,9 @@ func runStorageFault(t *testing.T, p *testenv.PostfixServer, f storageFault) {
 	}
 	sentWhileBroken := sent.Load()
 	// More refusals later, still nothing more sent.
-	mark := os.refused.Load()
+	mark := oc.refused.Load()
 	testenv.WaitFor(t, "more refused tries", func() (int64, bool) {
-		n := os.refused.Load()
+		n := oc.refused.Load()
 		return n, n >= mark+8
 	})
 	if n := sent.Load(); n != sentWhileBroken {
@@ -176,7 +176,7 @@ func runStorageFault(t *testing.T, p *testenv.PostfixServer, f storageFault) {
 	if found := j.Found(); len(found) != 0 {
 		t.Errorf("journal still holds %d outcomes", len(found))
 	}
-	t.Logf("%d messages each delivered once; %d outcomes stored late after %d refusals; %d lease renewals", storageFaultMessages, late, os.refused.Load(), os.renewed.Load())
+	t.Logf("%d messages each delivered once; %d outcomes stored late after %d refusals; %d lease renewals", storageFaultMessages, late, oc.refused.Load(), oc.renewed.Load())
 }
 
 // TestFaultDiskFullSQLite: the data folder is a small tmpfs; right after
