@@ -175,6 +175,13 @@ func (j *Journal) Found() map[string][]byte {
 	return out
 }
 
+// Len returns how many records are put and not done.
+func (j *Journal) Len() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.open)
+}
+
 // Put appends a record and syncs it. It fails with ErrFull when the
 // record does not fit.
 func (j *Journal) Put(key string, data []byte) error {
