@@ -55,7 +55,8 @@
 // leaves an unknown item whose message never arrived (the window is a
 // commit's return and one small write); a mark that cannot
 // be written (the database is unreachable; logged) does not hold the send
-// back, so a crash just then means a resend; on SQLite the mark, like an
+// back, so a crash just then, before the outcome reaches the database or
+// the journal (below), means a resend; on SQLite the mark, like an
 // outcome, survives a crash of sockmail but not a power cut
 // (synchronous=NORMAL). A mark that finds the lease gone (another worker
 // took the item over) aborts the attempt before the end of the message is
@@ -82,9 +83,18 @@
 // flight finish for up to ShutdownGrace; then it aborts them. An aborted
 // attempt that had not finished sending the message goes back to the
 // queue at once (it cannot have been delivered); one aborted after the
-// final "." is recorded as unknown like any other lost outcome. An
-// attempt whose outcome cannot be written (the database is down) keeps
-// its lease and is taken over when the lease expires.
+// final "." is recorded as unknown like any other lost outcome.
+//
+// # When the database refuses writes
+//
+// A known outcome is never dropped nor re-derived from the lease: an
+// attempt whose outcome the database refuses (a full disk, a read-only
+// or unreachable database) keeps it in memory and in the journal
+// (Deps.Journal), renews the item's lease and stores the outcome with
+// backoff until the database takes it; no item is claimed meanwhile. A
+// worker stopped with outcomes not stored leaves them in the journal,
+// and the next Run stores them before it claims anything. Unknown is
+// left for a process that really died. See late.go.
 package outbox
 
 import (
