@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -22,6 +23,7 @@ import (
 	"sockmail/internal/config"
 	"sockmail/internal/crypt"
 	"sockmail/internal/delivery"
+	"sockmail/internal/journal"
 	"sockmail/internal/outbox"
 	"sockmail/internal/store"
 )
@@ -70,6 +72,7 @@ type server struct {
 	clock  *store.SharedClock // nil unless the store is PostgreSQL
 	capSrv *capture.Server    // nil when the capture server is off
 	worker *outbox.Worker     // nil with SOCKMAIL_OUTBOX_CONCURRENCY=0
+	jrnl   *journal.Journal   // the worker's outcome journal; nil if none
 	h      *handlers.Handler
 	web    *echo.Echo
 	ln     net.Listener
@@ -194,8 +197,18 @@ func (s *server) buildWorker(d *handlers.Deps, resolver *delivery.Resolver) erro
 	if cfg.OutboxConcurrency == 0 {
 		return nil
 	}
+	// Outcomes the database refuses are kept in the data folder until it
+	// takes them (internal/outbox late.go). Without the journal the
+	// worker still runs: such outcomes are then kept in memory only.
+	var jrnl outbox.Journal
+	path := filepath.Join(cfg.DataDir, "outbox.journal")
+	if j, err := journal.Open(path, journal.DefaultSize); err != nil {
+		s.log.Error("outbox journal unavailable: outcomes the database refuses are kept in memory only", "path", path, "err", err)
+	} else {
+		s.jrnl, jrnl = j, j
+	}
 	w, err := outbox.New(outbox.Deps{
-		Store: s.st, Profiles: resolver.Profile,
+		Store: s.st, Profiles: resolver.Profile, Journal: jrnl,
 		Concurrency: cfg.OutboxConcurrency, Lease: cfg.OutboxLease, PollInterval: cfg.OutboxPoll, MaxAge: cfg.OutboxMaxAge,
 		Backoff:          outbox.Backoff{Base: cfg.OutboxBackoffBase, Max: cfg.OutboxBackoffMax},
 		MaxStoredMessage: int(cfg.MaxStoredMessage), ShutdownGrace: shutdownGrace / 2, Logger: s.log, Now: d.Now,
@@ -332,7 +345,12 @@ func (s *server) shutdownSends(ctx context.Context) {
 }
 
 // close closes the store, after run.
-func (s *server) close() { s.st.Close() }
+func (s *server) close() {
+	s.st.Close()
+	if s.jrnl != nil {
+		_ = s.jrnl.Close()
+	}
+}
 
 // discard releases what a failed newServer opened.
 func (s *server) discard() {
@@ -344,6 +362,9 @@ func (s *server) discard() {
 	}
 	if s.st != nil {
 		s.st.Close()
+	}
+	if s.jrnl != nil {
+		_ = s.jrnl.Close()
 	}
 }
 

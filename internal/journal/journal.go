@@ -61,7 +61,8 @@ type record struct {
 
 // Open opens or creates the journal at path with the given size in bytes
 // (DefaultSize if 0; an existing larger file keeps its size), allocates
-// it, and reads the records it holds.
+// it, and reads the records it holds. The file is locked (flock) while
+// it is open: a second process opening it gets an error.
 func Open(path string, size int64) (*Journal, error) {
 	if size <= 0 {
 		size = DefaultSize
@@ -72,6 +73,10 @@ func Open(path string, size int64) (*Journal, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("journal: open: %w", err)
+	}
+	if err := lock(f); err != nil {
+		f.Close()
+		return nil, err
 	}
 	j := &Journal{f: f, size: size, open: map[string]bool{}, found: map[string][]byte{}}
 	if err := j.allocate(); err != nil {

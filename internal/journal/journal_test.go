@@ -81,3 +81,19 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestJournalLocked: a second process (here a second Open) cannot use a
+// journal that is open.
+func TestJournalLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal")
+	j, err := Open(path, 0)
+	must(t, err)
+	if j2, err := Open(path, 0); err == nil {
+		j2.Close()
+		t.Fatal("a second Open of an open journal succeeded")
+	}
+	must(t, j.Close())
+	j, err = Open(path, 0)
+	must(t, err)
+	must(t, j.Close())
+}
