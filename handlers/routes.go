@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"sockmail/internal/store"
 	"sockmail/static"
 	"sockmail/views"
 )
@@ -104,10 +106,31 @@ func (h *Handler) Routes() *echo.Echo {
 	return e
 }
 
+// writeHealther is a store that tells whether it takes writes
+// (*store.Store's WriteHealth: a probe write and the last storage
+// failure of any write).
+type writeHealther interface {
+	WriteHealth(ctx context.Context) error
+}
+
+// healthz answers 200 "ok" while the database answers reads and takes
+// writes, else 503 with the reason ("database cannot take writes: disk
+// full"), so that a monitor or load balancer sees an instance that can
+// store nothing.
 func (h *Handler) healthz(c echo.Context) error {
-	if _, err := h.accounts.CountUsers(c.Request().Context()); err != nil {
+	ctx := c.Request().Context()
+	if _, err := h.accounts.CountUsers(ctx); err != nil {
 		h.log.Error("health check: store", "err", err)
 		return c.String(http.StatusServiceUnavailable, "store unavailable\n")
+	}
+	if wh, ok := h.accounts.(writeHealther); ok {
+		if err := wh.WriteHealth(ctx); err != nil {
+			h.log.Error("health check: writes", "err", err)
+			if se, ok := store.StorageFailure(err); ok {
+				return c.String(http.StatusServiceUnavailable, "database cannot take writes: "+se.Reason+"\n")
+			}
+			return c.String(http.StatusServiceUnavailable, "database cannot take writes\n")
+		}
 	}
 	return c.String(http.StatusOK, "ok\n")
 }

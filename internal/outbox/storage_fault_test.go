@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,8 +31,8 @@ const storageFaultMessages = 40
 // them again.
 type storageFault struct {
 	s      *store.Store
-	break_ func(t *testing.T)
-	heal   func(t *testing.T)
+	break_ func(testing.TB)
+	heal   func(testing.TB)
 	// journalDir is where the worker's journal goes (the data folder).
 	journalDir string
 }
@@ -187,53 +184,13 @@ func TestFaultDiskFullSQLite(t *testing.T) {
 	if p == nil {
 		return
 	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", dir).CombinedOutput(); err != nil {
-		if testenv.InCI() {
-			t.Fatalf("mount a tmpfs for the full-disk test (CI runs as root): %v: %s", err, out)
-		}
-		t.Skipf("cannot mount a tmpfs (not root?): %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	s, err := store.Open(context.Background(), filepath.Join(dir, "sockmail.db"))
+	disk := testenv.NewSmallDisk(t, 8<<20)
+	s, err := store.Open(context.Background(), filepath.Join(disk.Dir, "sockmail.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	filler := filepath.Join(dir, "filler")
-	runStorageFault(t, p, storageFault{s: s, journalDir: dir,
-		break_: func(t *testing.T) { fillDisk(t, filler) },
-		heal: func(t *testing.T) {
-			if err := os.Remove(filler); err != nil {
-				t.Error(err)
-			}
-		}})
-}
-
-// fillDisk writes path until the filesystem has no space left.
-func fillDisk(t *testing.T, path string) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Errorf("filling the disk: %v", err)
-			}
-			break
-		}
-	}
-	// The last bytes: a page's worth at a time.
-	for _, err := f.Write(buf[:512]); err == nil; _, err = f.Write(buf[:512]) {
-	}
+	runStorageFault(t, p, storageFault{s: s, journalDir: disk.Dir, break_: disk.Fill, heal: disk.Free})
 }
 
 // TestFaultReadOnlyPostgres: right after the first delivery the database
@@ -262,7 +219,7 @@ func TestFaultReadOnlyPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	setReadOnly := func(t *testing.T, on bool) {
+	setReadOnly := func(t testing.TB, on bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		q := "ALTER DATABASE " + pgx.Identifier{db}.Sanitize() + " SET default_transaction_read_only = " + fmt.Sprint(on)
@@ -278,6 +235,6 @@ func TestFaultReadOnlyPostgres(t *testing.T) {
 		_, _ = admin.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{db}.Sanitize()+" RESET default_transaction_read_only")
 	})
 	runStorageFault(t, p, storageFault{s: s, journalDir: t.TempDir(),
-		break_: func(t *testing.T) { setReadOnly(t, true) },
-		heal:   func(t *testing.T) { setReadOnly(t, false) }})
+		break_: func(t testing.TB) { setReadOnly(t, true) },
+		heal:   func(t testing.TB) { setReadOnly(t, false) }})
 }
