@@ -72,6 +72,8 @@ type appOptions struct {
 	// trustedProxies lets tests name the client's address in
 	// X-Forwarded-For (the test client connects from loopback).
 	trustedProxies []*net.IPNet
+	// dir, if set, is the data folder (a small disk in the storage tests).
+	dir string
 }
 
 // openStore opens a fresh store on backend: a SQLite file in dir, or a
@@ -98,7 +100,10 @@ func debugLogger() (*syncBuffer, *slog.Logger) {
 
 func newApp(t *testing.T, o appOptions) *app {
 	t.Helper()
-	dir := t.TempDir()
+	dir := o.dir
+	if dir == "" {
+		dir = t.TempDir()
+	}
 	backend := o.backend
 	if backend == "" {
 		backend = store.BackendSQLite

@@ -242,6 +242,12 @@ func (h *Handler) handleError(err error, c echo.Context) {
 	case errors.As(err, &mbe):
 		code = http.StatusRequestEntityTooLarge
 		msg = "The form is larger than the limit of " + views.Bytes(mbe.Limit) + "."
+	case errors.Is(err, store.ErrStorage) || isStorageFailure(err):
+		// Not the request's fault, and the admin can act on it.
+		code = http.StatusServiceUnavailable
+		msg = storageMessage(err)
+		c.Response().Header().Set("Retry-After", "30")
+		h.log.Error("request failed: the database cannot take writes", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	default:
 		h.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	}
@@ -256,6 +262,24 @@ func (h *Handler) handleError(err error, c echo.Context) {
 	if rerr := render(c, code, views.ErrorPage(h.page(c, http.StatusText(code), ""), code, msg)); rerr != nil {
 		h.log.Error("render error page", "err", rerr)
 	}
+}
+
+// isStorageFailure reports whether err is the database refusing writes
+// (store.StorageFailure).
+func isStorageFailure(err error) bool {
+	_, ok := store.StorageFailure(err)
+	return ok
+}
+
+// storageMessage tells an admin that the database refused a write and
+// why, and that nothing was saved.
+func storageMessage(err error) string {
+	reason := "it refused the write"
+	if se, ok := store.StorageFailure(err); ok {
+		reason = se.Reason
+	}
+	return "The database cannot take writes right now: " + reason + ". Nothing was saved; " +
+		"go back to keep what you typed, and try again once it is fixed (the server log has the details)."
 }
 
 func acceptsHTML(r *http.Request) bool {
