@@ -72,13 +72,16 @@ func checkExpiry(t *testing.T, s *Store, a, b *OutboxItem, subA int64, at time.T
 	}
 }
 
-// checkOldOwnerLocked: the old owner can neither mark nor finish any
-// more, and claiming again later changes nothing for a; b and c are sent.
+// checkOldOwnerLocked: the old owner can mark neither any more, nobody
+// else can finish a, and claiming again later changes nothing for a; b
+// and c are sent.
 func checkOldOwnerLocked(t *testing.T, s *Store, a, b *OutboxItem, at time.Time, lease time.Duration) {
 	t.Helper()
 	ctx := ctxT(t)
 	wantErr(t, "MarkDataSent a by the old owner", s.MarkDataSent(ctx, a.ID, "crashed", at), ErrLeaseLost)
-	wantErr(t, "FinishAttempt a by the old owner", s.FinishAttempt(ctx, a.ID, "crashed", OutboxSent, time.Time{}, "", nil), ErrLeaseLost)
+	// Only the old owner's known outcome may replace the guess
+	// (TestKnownOutcomeReplacesUnknown).
+	wantErr(t, "FinishAttempt a by another owner", s.FinishAttempt(ctx, a.ID, "rescuer", OutboxSent, time.Time{}, "", nil), ErrLeaseLost)
 	wantErr(t, "MarkDataSent b by the old owner", s.MarkDataSent(ctx, b.ID, "crashed", at), ErrLeaseLost)
 	// Claiming again later changes nothing for a.
 	got, err := s.ClaimDue(ctx, "third", t0.Add(10*lease), lease, 10)
@@ -118,4 +121,50 @@ func checkRetryClearsMark(t *testing.T, s *Store, a *OutboxItem, subA int64, lea
 	if sa, _ := s.Submission(ctx, subA); sa.Status != SubmissionSent {
 		t.Errorf("submission after the sent outcome: %s", sa.Status)
 	}
+}
+
+// TestKnownOutcomeReplacesUnknown: an item a claim settled as unknown
+// because its owner's lease expired after the mark takes that owner's
+// outcome when it comes late (the owner held it while the database
+// refused writes), and only that owner's, and only until an admin acts.
+func TestKnownOutcomeReplacesUnknown(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := ctxT(t)
+		form := newForm(t, s)
+		lease := time.Minute
+		settle := func(tag string) (int64, *OutboxItem) {
+			sub, it := enqueue(t, s, form, tag, "", t0)
+			if got, err := s.ClaimDue(ctx, "holder-"+tag, t0, lease, 1); err != nil || len(got) != 1 || got[0].ID != it.ID {
+				t.Fatalf("claim %s: %v %v", tag, claimIDs(got), err)
+			}
+			wantErr(t, "MarkDataSent "+tag, s.MarkDataSent(ctx, it.ID, "holder-"+tag, t0), nil)
+			if _, err := s.ClaimDue(ctx, "claimer", t0.Add(lease), lease, 10); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := s.OutboxItem(ctx, it.ID); got.Status != OutboxUnknown {
+				t.Fatalf("%s after its lease expired: %s, want unknown", tag, got.Status)
+			}
+			return sub.ID, it
+		}
+
+		subA, a := settle("a")
+		snd := fullSend(nil)
+		wantErr(t, "FinishAttemptSend a by its owner", s.FinishAttemptSend(ctx, a.ID, "holder-a", OutboxSent, time.Time{}, "stored late: ...", snd), nil)
+		got, _ := s.OutboxItem(ctx, a.ID)
+		if got.Status != OutboxSent || got.LastError != "stored late: ..." || got.LastSendID == nil || *got.LastSendID != snd.ID ||
+			!got.DataSentAt.IsZero() || got.TakenOverFrom != "" {
+			t.Errorf("a after its owner's late outcome: %+v", got)
+		}
+		if sub, _ := s.Submission(ctx, subA); sub.Status != SubmissionSent {
+			t.Errorf("a's submission: %s, want sent", sub.Status)
+		}
+		wantErr(t, "FinishAttempt a twice", s.FinishAttempt(ctx, a.ID, "holder-a", OutboxSent, time.Time{}, "", nil), ErrLeaseLost)
+
+		_, b := settle("b")
+		wantErr(t, "RetryOutbox b", s.RetryOutbox(ctx, b.ID, t0.Add(2*lease)), nil)
+		wantErr(t, "FinishAttempt b after the admin's retry", s.FinishAttempt(ctx, b.ID, "holder-b", OutboxSent, time.Time{}, "", nil), ErrLeaseLost)
+		if got, _ := s.OutboxItem(ctx, b.ID); got.Status != OutboxQueued {
+			t.Errorf("b after the admin's retry and a late outcome: %s, want queued", got.Status)
+		}
+	})
 }

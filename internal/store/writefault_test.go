@@ -1,0 +1,114 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// sqliteError returns the error SQLite gives for stmt on a fresh
+// database prepared by setup.
+func sqliteError(t *testing.T, dsnSuffix string, setup []string, stmt string) error {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "x.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range append([]string{`CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)`}, setup...) {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if dsnSuffix != "" {
+		db.Close()
+		if db, err = sql.Open("sqlite", "file:"+path+dsnSuffix); err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+	}
+	_, err = db.Exec(stmt)
+	if err == nil {
+		t.Fatalf("%s succeeded", stmt)
+	}
+	return fmt.Errorf("store: something: %w", err)
+}
+
+// TestStorageFailure: which errors mean "the database cannot take
+// writes", with what reason; real SQLite errors where they can be made.
+func TestStorageFailure(t *testing.T) {
+	tests := []struct {
+		name   string
+		err    func(t *testing.T) error
+		reason string // "" for not a storage failure
+	}{
+		{"nil", func(*testing.T) error { return nil }, ""},
+		{"not found", func(*testing.T) error { return fmt.Errorf("x: %w", ErrNotFound) }, ""},
+		{"sqlite full", func(t *testing.T) error {
+			// max_page_count makes the file "full" at its current size.
+			return sqliteError(t, "", []string{`PRAGMA max_page_count = 2`}, `INSERT INTO t (v) VALUES (zeroblob(100000))`)
+		}, "disk full"},
+		{"sqlite read-only", func(t *testing.T) error {
+			return sqliteError(t, "?mode=ro", nil, `INSERT INTO t (v) VALUES (1)`)
+		}, "the database file is read-only"},
+		{"sqlite constraint", func(t *testing.T) error {
+			return sqliteError(t, "", []string{`INSERT INTO t (id) VALUES (1)`}, `INSERT INTO t (id) VALUES (1)`)
+		}, ""},
+		{"postgres read-only", func(*testing.T) error {
+			return fmt.Errorf("w: %w", &pgconn.PgError{Code: "25006", Message: "cannot execute INSERT in a read-only transaction"})
+		}, "the database is read-only"},
+		{"postgres disk full", func(*testing.T) error { return &pgconn.PgError{Code: "53100"} }, "disk full"},
+		{"postgres shutting down", func(*testing.T) error { return &pgconn.PgError{Code: "57P01"} }, "the database server is shutting down or restarting (57P01)"},
+		{"postgres unique", func(*testing.T) error { return &pgconn.PgError{Code: "23505"} }, ""},
+		{"connection lost", func(*testing.T) error { return fmt.Errorf("commit: %w", io.ErrUnexpectedEOF) }, "the connection to the database was lost"},
+		{"already classified", func(*testing.T) error {
+			return fmt.Errorf("outer: %w", &StorageError{Reason: "disk full", Err: errors.New("x")})
+		}, "disk full"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.err(t)
+			se, ok := StorageFailure(err)
+			switch {
+			case tt.reason == "" && ok:
+				t.Errorf("%v: a storage failure (%q), want not", err, se.Reason)
+			case tt.reason != "" && (!ok || se.Reason != tt.reason):
+				t.Errorf("%v: %v %v, want reason %q", err, se, ok, tt.reason)
+			case ok && (!errors.Is(se, ErrStorage) || !strings.HasPrefix(se.Error(), "the database cannot take writes: "+tt.reason)):
+				t.Errorf("%q does not match ErrStorage or does not say why", se.Error())
+			}
+		})
+	}
+}
+
+// TestWriteHealth: the probe passes on a healthy store; a storage
+// failure of any write makes WriteHealth fail for the window, then pass.
+func TestWriteHealth(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		now := time.Now()
+		s.SetWriteHealthClock(func() time.Time { return now }, 10*time.Second)
+		if err := s.WriteHealth(ctx); err != nil {
+			t.Fatalf("healthy: %v", err)
+		}
+		s.health.note(&pgconn.PgError{Code: "53100"})
+		err := s.WriteHealth(ctx)
+		if !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), "disk full") {
+			t.Errorf("after a failed write: %v", err)
+		}
+		s.health.note(ErrNotFound) // not a storage failure: changes nothing
+		now = now.Add(11 * time.Second)
+		if err := s.WriteHealth(ctx); err != nil {
+			t.Errorf("after the window: %v", err)
+		}
+	})
+}
