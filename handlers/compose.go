@@ -180,6 +180,15 @@ func (h *Handler) compose(c echo.Context) error {
 		return render(c, http.StatusUnprocessableEntity, views.ComposePage(h.page(c, "Compose", "compose"), v))
 	}
 	id, err := h.start(c, job)
+	if isStorageFailure(err) {
+		// The form again with what was typed, and why nothing was sent.
+		errs["form"] = h.storageRefused(c, err)
+		v, verr := h.composeView(c, f, errs)
+		if verr != nil {
+			return verr
+		}
+		return render(c, http.StatusServiceUnavailable, views.ComposePage(h.page(c, "Compose", "compose"), v))
+	}
 	if err != nil {
 		return err
 	}

@@ -129,6 +129,11 @@ func (h *Handler) saveProfile(c echo.Context, p *store.Profile) error {
 		errs["name"] = "Another profile has this name."
 		return show(http.StatusUnprocessableEntity)
 	}
+	if isStorageFailure(err) {
+		// The form again with what was typed, and why nothing was saved.
+		errs["form"] = h.storageRefused(c, err)
+		return show(http.StatusServiceUnavailable)
+	}
 	if err != nil {
 		return fmt.Errorf("handlers: save profile: %w", err)
 	}

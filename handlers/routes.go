@@ -245,7 +245,7 @@ func (h *Handler) handleError(err error, c echo.Context) {
 	case errors.Is(err, store.ErrStorage) || isStorageFailure(err):
 		// Not the request's fault, and the admin can act on it.
 		code = http.StatusServiceUnavailable
-		msg = storageMessage(err)
+		msg = storageMessage(err, false)
 		c.Response().Header().Set("Retry-After", "30")
 		h.log.Error("request failed: the database cannot take writes", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	default:
@@ -272,14 +272,28 @@ func isStorageFailure(err error) bool {
 }
 
 // storageMessage tells an admin that the database refused a write and
-// why, and that nothing was saved.
-func storageMessage(err error) string {
+// why, that nothing was saved, and where what they typed is: kept in the
+// form shown again (kept), or in the page they came from.
+func storageMessage(err error, kept bool) string {
 	reason := "it refused the write"
 	if se, ok := store.StorageFailure(err); ok {
 		reason = se.Reason
 	}
-	return "The database cannot take writes right now: " + reason + ". Nothing was saved; " +
-		"go back to keep what you typed, and try again once it is fixed (the server log has the details)."
+	typed := "go back to keep what you typed, and try again"
+	if kept {
+		typed = "what you typed is kept below (passwords excepted): try again"
+	}
+	return "The database cannot take writes right now: " + reason + ". Nothing was saved; " + typed +
+		" once it is fixed (the server log has the details)."
+}
+
+// storageRefused logs a write the database refused, asks the client to
+// retry later (Retry-After) and returns the message for the form that is
+// shown again with what was typed.
+func (h *Handler) storageRefused(c echo.Context, err error) string {
+	h.log.Error("request failed: the database cannot take writes", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	c.Response().Header().Set("Retry-After", "30")
+	return storageMessage(err, true)
 }
 
 func acceptsHTML(r *http.Request) bool {

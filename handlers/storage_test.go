@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,7 +13,8 @@ import (
 
 // TestStorageFull: with the data folder on a disk that fills up,
 // /healthz answers 503 with the reason while writes fail and 200 after;
-// an admin saving a profile meanwhile gets a page that says the database
+// an admin saving a profile or composing a message meanwhile gets the
+// form again, with what they typed and a message that says the database
 // cannot take writes because the disk is full (not a generic 500).
 func TestStorageFull(t *testing.T) {
 	disk := testenv.NewSmallDisk(t, 8<<20)
@@ -28,12 +30,38 @@ func TestStorageFull(t *testing.T) {
 		t.Fatalf("healthz before: %d %q", r.status, r.body)
 	}
 
+	profileTok, composeTok := c.csrf("/profiles/new"), c.csrf("/compose")
 	disk.Fill(t)
-	tok := c.csrf("/profiles/new")
-	r := c.post("/profiles", profileValues(tok, "typed while full", "smtp.example.test:587", "user@example.test", "secret"))
 	const want = "The database cannot take writes right now: disk full."
-	if r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, want) || r.header.Get("Retry-After") == "" {
-		t.Errorf("saving a profile on a full disk: %d, Retry-After %q, body lacks %q:\n%s", r.status, r.header.Get("Retry-After"), want, r.body)
+	tests := []struct {
+		name, path string
+		form       url.Values
+		typed      map[string]string // input name -> the value typed, shown again
+	}{
+		{"profile", "/profiles", profileValues(profileTok, "typed while full", "smtp.example.test:587", "user@example.test", "secret"),
+			map[string]string{"name": "typed while full", "host": "smtp.example.test", "username": "user@example.test"}},
+		{"compose", "/compose", composeForm(composeTok), map[string]string{"subject": "hello from the test", "to": "rcpt@example.test"}},
+	}
+	for _, tt := range tests {
+		r := c.post(tt.path, tt.form)
+		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+			t.Errorf("%s on a full disk: %d, Retry-After %q:\n%s", tt.name, r.status, r.header.Get("Retry-After"), r.body)
+			continue
+		}
+		if msg := r.testid(t, "form-error").Text(); !strings.HasPrefix(msg, want) {
+			t.Errorf("%s on a full disk: form error %q, want %q...", tt.name, msg, want)
+		}
+		doc := r.doc(t)
+		for name, v := range tt.typed {
+			sel := doc.Find(`[name="` + name + `"]`)
+			got, _ := sel.Attr("value")
+			if sel.Is("textarea") {
+				got = sel.Text()
+			}
+			if got != v {
+				t.Errorf("%s on a full disk: %s shown again as %q, want %q", tt.name, name, got, v)
+			}
+		}
 	}
 	if r := health(); r.status != http.StatusServiceUnavailable || r.body != "database cannot take writes: disk full\n" {
 		t.Errorf("healthz while the disk is full: %d %q", r.status, r.body)
@@ -44,7 +72,7 @@ func TestStorageFull(t *testing.T) {
 	if r := health(); r.status != http.StatusOK {
 		t.Errorf("healthz after space came back: %d %q", r.status, r.body)
 	}
-	r = c.post("/profiles", profileValues(c.csrf("/profiles/new"), "typed again", "smtp.example.test:587", "user@example.test", "secret"))
+	r := c.post("/profiles", profileValues(c.csrf("/profiles/new"), "typed again", "smtp.example.test:587", "user@example.test", "secret"))
 	if r.status != http.StatusSeeOther {
 		t.Errorf("saving a profile after space came back: %d %s", r.status, r.body)
 	}
