@@ -196,6 +196,12 @@ func (w *Worker) tryStoreLate(ctx context.Context, h *heldOutcome, tries int, lo
 		log.Info("outbox: outcome stored late", "status", h.Status, "send", snd.ID, "tries", tries+1)
 		return true, nil
 	case errors.Is(err, store.ErrLeaseLost), errors.Is(err, store.ErrNotFound):
+		if w.alreadyStored(sctx, h) {
+			// A commit whose answer was lost (the connection broke
+			// during COMMIT) had stored it.
+			log.Info("outbox: the outcome had been stored by a commit whose answer was lost", "status", h.Status)
+			return true, nil
+		}
 		if cerr := w.d.Store.CreateSend(sctx, &snd); cerr != nil {
 			return false, cerr
 		}
@@ -204,6 +210,18 @@ func (w *Worker) tryStoreLate(ctx context.Context, h *heldOutcome, tries int, lo
 		return true, nil
 	}
 	return false, err
+}
+
+// alreadyStored reports whether the item holds h's outcome already: its
+// status, and as its last attempt a send started when h's was, to the
+// same server.
+func (w *Worker) alreadyStored(ctx context.Context, h *heldOutcome) bool {
+	it, err := w.d.Store.OutboxItem(ctx, h.Item)
+	if err != nil || it.Status != h.Status || it.LastSendID == nil {
+		return false
+	}
+	last, err := w.d.Store.Send(ctx, *it.LastSendID)
+	return err == nil && last.CreatedAt.Equal(h.Send.CreatedAt.Truncate(time.Microsecond)) && last.Server == h.Send.Server
 }
 
 func (w *Worker) journalDone(h *heldOutcome, journaled bool, log *slog.Logger) {

@@ -3,6 +3,8 @@ package outbox
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -239,5 +241,45 @@ func TestWorkerJournalReplay(t *testing.T) {
 			}
 			testenv.WaitUntil(t, "the journal to be emptied", func() bool { return j2.Len() == 0 })
 		})
+	}
+}
+
+// lostCommitStore stores the first outcome but answers as if the
+// connection broke during COMMIT.
+type lostCommitStore struct {
+	Store
+	lost atomic.Bool
+}
+
+func (l *lostCommitStore) FinishAttemptSend(ctx context.Context, id int64, owner string, status store.OutboxStatus, next time.Time, lastErr string, snd *store.Send) error {
+	err := l.Store.FinishAttemptSend(ctx, id, owner, status, next, lastErr, snd)
+	if err == nil && l.lost.CompareAndSwap(false, true) {
+		return fmt.Errorf("store: finish attempt on outbox item %d: %w", id, io.ErrUnexpectedEOF)
+	}
+	return err
+}
+
+// TestWorkerCommitAnswerLost: the outcome's commit went through but its
+// answer was lost; the worker's retry finds the outcome stored and keeps
+// no second history record of the attempt.
+func TestWorkerCommitAnswerLost(t *testing.T) {
+	h := newHarness(t)
+	items := h.enqueue(t, 1, "lostcommit")
+	ls := &lostCommitStore{Store: h.s}
+	w, err := New(Deps{Store: ls, Send: h.deliver, Profiles: noProfiles, PollInterval: 10 * time.Millisecond,
+		StoreRetry: Backoff{Base: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run(t, w)()
+	waitCounts(t, h.s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == 1 })
+	testenv.WaitUntil(t, "the held outcome to be settled", func() bool { return ls.lost.Load() && w.pending.Load() == 0 })
+	page, err := h.s.ListSends(context.Background(), store.SendFilter{Source: "contact"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	it, _ := h.s.OutboxItem(context.Background(), items[0].ID)
+	if len(page.Sends) != 1 || it.LastError != "" || h.sent[it.MessageID] != 1 {
+		t.Errorf("%d history records (want 1), last error %q, sent %d times", len(page.Sends), it.LastError, h.sent[it.MessageID])
 	}
 }

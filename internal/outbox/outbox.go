@@ -139,6 +139,8 @@ type Store interface {
 	FinishAttemptSend(ctx context.Context, id int64, owner string, status store.OutboxStatus, next time.Time, lastErr string, snd *store.Send) error
 	CreateSend(ctx context.Context, snd *store.Send) error
 	RenewLease(ctx context.Context, id int64, owner string, until time.Time) error
+	OutboxItem(ctx context.Context, id int64) (*store.OutboxItem, error)
+	Send(ctx context.Context, id int64) (*store.Send, error)
 }
 
 // SendFunc runs one SMTP send; smtp.SendMail is the real one.
