@@ -3,15 +3,11 @@ package outbox
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"sockmail/internal/journal"
 	"sockmail/internal/store"
@@ -203,38 +199,13 @@ func TestFaultReadOnlyPostgres(t *testing.T) {
 		return
 	}
 	dsn := testenv.Postgres(t)
-	ctx := context.Background()
-	s, err := store.Open(ctx, dsn)
+	s, err := store.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	admin, err := pgx.Connect(ctx, dsn) // opened writable, stays so
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
-	var db string
-	if err := admin.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	setReadOnly := func(t testing.TB, on bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		q := "ALTER DATABASE " + pgx.Identifier{db}.Sanitize() + " SET default_transaction_read_only = " + fmt.Sprint(on)
-		if _, err := admin.Exec(ctx, q); err != nil {
-			t.Errorf("%s: %v", q, err)
-			return
-		}
-		if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, db); err != nil {
-			t.Errorf("cut connections: %v", err)
-		}
-	}
-	t.Cleanup(func() {
-		_, _ = admin.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{db}.Sanitize()+" RESET default_transaction_read_only")
-	})
+	sw := testenv.NewPostgresSwitch(t, dsn)
 	runStorageFault(t, p, storageFault{s: s, journalDir: t.TempDir(),
-		break_: func(t testing.TB) { setReadOnly(t, true) },
-		heal:   func(t testing.TB) { setReadOnly(t, false) }})
+		break_: func(t testing.TB) { sw.SetReadOnly(t, true) },
+		heal:   func(t testing.TB) { sw.SetReadOnly(t, false) }})
 }

@@ -127,23 +127,34 @@ func storageReason(err error) string {
 // WriteHealth keeps reporting it.
 const DefaultWriteFailureWindow = 15 * time.Second
 
-// writeHealth remembers the last storage failure of a write.
+// writeHealth remembers the last storage failure of a write, and
+// whether a write succeeded since.
 type writeHealth struct {
 	mu     sync.Mutex
-	at     time.Time
+	at     time.Time // of the last storage failure
 	reason string
+	okBy   uint64 // failures counted when a write last succeeded
+	fails  uint64 // storage failures counted
 	now    func() time.Time
 	window time.Duration
 }
 
-// note records err if it is a storage failure.
+// note records the outcome of a write: a storage failure, or a success
+// (nil), which shows that the database takes writes again.
 func (h *writeHealth) note(err error) {
+	if err == nil {
+		h.mu.Lock()
+		h.okBy = h.fails
+		h.mu.Unlock()
+		return
+	}
 	se, ok := StorageFailure(err)
 	if !ok {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.fails++
 	h.at, h.reason = h.clock(), se.Reason
 }
 
@@ -164,19 +175,22 @@ func (s *Store) SetWriteHealthClock(now func() time.Time, window time.Duration) 
 
 // WriteHealth tells whether the database takes writes: it writes a small
 // probe row (settings key "health.probe") and also reports a storage
-// failure of any write in the last window (DefaultWriteFailureWindow),
-// since a full disk may still take a one-row update and refuse the next
-// send's transcript. nil means healthy; otherwise the error is a
-// *StorageError (ErrStorage) saying what is wrong, or the probe's own
-// error.
+// failure of any write in the last window (DefaultWriteFailureWindow)
+// unless another write succeeded after it, since a full disk may still
+// take a one-row update and refuse the next send's transcript. nil means
+// healthy; otherwise the error is a *StorageError (ErrStorage) saying
+// what is wrong, or the probe's own error.
 func (s *Store) WriteHealth(ctx context.Context) error {
 	now := time.Now()
-	probeErr := s.inTx(ctx, func(tx *sql.Tx) error {
+	// runTx, not inTx: the probe's success proves too little to clear a
+	// failure of a real write.
+	probeErr := s.runTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO settings (key, value) VALUES (?, ?)
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value`), encText("health.probe"), []byte(strconv.FormatInt(now.UnixMicro(), 10)))
 		return err
 	})
 	if probeErr != nil {
+		s.health.note(probeErr)
 		if se, ok := StorageFailure(probeErr); ok {
 			return fmt.Errorf("store: write probe: %w", se)
 		}
@@ -189,7 +203,7 @@ func (s *Store) WriteHealth(ctx context.Context) error {
 	if window <= 0 {
 		window = DefaultWriteFailureWindow
 	}
-	if !h.at.IsZero() {
+	if h.fails > h.okBy {
 		if ago := h.clock().Sub(h.at); ago < window {
 			return fmt.Errorf("store: a write failed %s ago: %w", ago.Round(time.Second),
 				&StorageError{Reason: h.reason, Err: errors.New("last storage failure of a write")})

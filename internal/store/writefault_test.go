@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"sockmail/internal/testenv"
 )
 
 // sqliteError returns the error SQLite gives for stmt on a fresh
@@ -106,9 +108,92 @@ func TestWriteHealth(t *testing.T) {
 			t.Errorf("after a failed write: %v", err)
 		}
 		s.health.note(ErrNotFound) // not a storage failure: changes nothing
-		now = now.Add(11 * time.Second)
+		now = now.Add(9 * time.Second)
+		if err := s.WriteHealth(ctx); err == nil {
+			t.Errorf("within the window, no write since: healthy (the probe must not clear the failure)")
+		}
+		now = now.Add(2 * time.Second)
 		if err := s.WriteHealth(ctx); err != nil {
 			t.Errorf("after the window: %v", err)
 		}
+		s.health.note(&pgconn.PgError{Code: "25006"})
+		if _, err := s.SetSettingIfAbsent(ctx, "y", nil); err != nil { // a write through inTx
+			t.Fatal(err)
+		}
+		if err := s.WriteHealth(ctx); err != nil {
+			t.Errorf("a failure followed by a successful write: %v", err)
+		}
 	})
+}
+
+// TestWriteHealthRealFaults: WriteHealth fails with the reason while the
+// database refuses writes (SQLite on a full disk, PostgreSQL read-only
+// with its connections cut) and passes once it takes them again.
+func TestWriteHealthRealFaults(t *testing.T) {
+	tests := []struct {
+		name   string
+		open   func(t *testing.T) (s *Store, breakIt, heal func())
+		reason string
+	}{
+		{"sqlite disk full", func(t *testing.T) (*Store, func(), func()) {
+			disk := testenv.NewSmallDisk(t, 4<<20)
+			s, err := Open(context.Background(), filepath.Join(disk.Dir, "sockmail.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s, func() { disk.Fill(t) }, func() { disk.Free(t) }
+		}, "disk full"},
+		{"postgres read-only", func(t *testing.T) (*Store, func(), func()) {
+			dsn := testenv.Postgres(t)
+			s, err := Open(context.Background(), dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			sw := testenv.NewPostgresSwitch(t, dsn)
+			return s, func() { sw.SetReadOnly(t, true) }, func() { sw.SetReadOnly(t, false) }
+		}, "the database is read-only"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, breakIt, heal := tt.open(t)
+			ctx := context.Background()
+			now := time.Now()
+			s.SetWriteHealthClock(func() time.Time { return now }, 10*time.Second)
+			if err := s.WriteHealth(ctx); err != nil {
+				t.Fatalf("healthy: %v", err)
+			}
+			breakIt()
+			// A send with its transcript: the write a full disk refuses
+			// first. The first statement on a cut connection may fail
+			// as a lost connection; the next ones see the fault itself.
+			var err error
+			for range 3 {
+				if err = s.CreateSend(ctx, fullSend(nil)); err != nil {
+					if se, ok := StorageFailure(err); ok && se.Reason == tt.reason {
+						break
+					}
+				}
+			}
+			if se, ok := StorageFailure(err); !ok || se.Reason != tt.reason {
+				t.Fatalf("a send stored while broken: %v, want a storage failure (%s)", err, tt.reason)
+			}
+			if err := s.WriteHealth(ctx); !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), tt.reason) {
+				t.Errorf("while broken: %v, want %q", err, tt.reason)
+			}
+			heal()
+			// Within the window, the failure counts until a write
+			// succeeds. The first statement after the cut may meet a
+			// dead pooled connection; the next one gets a fresh one.
+			if err := s.CreateSend(ctx, fullSend(nil)); err != nil {
+				if err := s.CreateSend(ctx, fullSend(nil)); err != nil {
+					t.Fatalf("a send stored after healing: %v", err)
+				}
+			}
+			if err := s.WriteHealth(ctx); err != nil {
+				t.Errorf("after healing and a write: %v", err)
+			}
+		})
+	}
 }
