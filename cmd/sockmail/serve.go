@@ -118,7 +118,9 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *se
 func (s *server) handlerDeps(ctx context.Context) (handlers.Deps, error) {
 	cfg := s.cfg
 	d := handlers.Deps{
-		Store: s.st, Logger: s.log, SecureCookies: cfg.SecureCookies,
+		// Sign-ins and contact posts stay throttled (in memory) while the
+		// database refuses writes, instead of failing on the throttle row.
+		Store: store.NewThrottleFallback(s.st, s.log), Logger: s.log, SecureCookies: cfg.SecureCookies,
 		SessionLifetime: cfg.SessionLifetime, BaseURL: cfg.BaseURL, TrustedProxies: cfg.TrustedProxies, SendTimeout: cfg.SendTimeout,
 		MaxUpload:        cfg.MaxUpload,
 		Retention:        handlers.Retention{MaxAge: time.Duration(cfg.RetentionDays) * 24 * time.Hour, MaxSends: cfg.RetentionMax},
