@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,7 +22,13 @@ import (
 // Postfix Maildir by its token), no item may end unknown, and every
 // attempt's transcript must reach the history.
 
-const storageFaultMessages = 40
+// Three times, 40 messages are queued and the database breaks right
+// after the first of them is delivered.
+const (
+	storageFaultCycles   = 3
+	storageFaultPerCycle = 40
+	storageFaultMessages = storageFaultCycles * storageFaultPerCycle
+)
 
 // storageFault is a database that can be made to refuse writes and take
 // them again.
@@ -33,16 +40,23 @@ type storageFault struct {
 	journalDir string
 }
 
-// outcomeStore counts the outcomes the worker stores and fails to store.
+// outcomeStore counts the outcomes the worker stores and fails to store,
+// its lease renewals and the items it claims.
 type outcomeStore struct {
 	Store
-	stored, refused, renewed atomic.Int64
+	stored, refused, renewed, claimed atomic.Int64
+	// paused makes ClaimDue claim nothing, while a test queues a batch.
+	paused atomic.Bool
+	// refusedItems holds the items whose outcome was refused at least
+	// once.
+	refusedItems sync.Map
 }
 
 func (o *outcomeStore) FinishAttemptSend(ctx context.Context, id int64, owner string, status store.OutboxStatus, next time.Time, lastErr string, snd *store.Send) error {
 	err := o.Store.FinishAttemptSend(ctx, id, owner, status, next, lastErr, snd)
 	if err != nil {
 		o.refused.Add(1)
+		o.refusedItems.Store(id, true)
 	} else {
 		o.stored.Add(1)
 	}
@@ -57,15 +71,24 @@ func (o *outcomeStore) RenewLease(ctx context.Context, id int64, owner string, u
 	return err
 }
 
-// runStorageFault delivers storageFaultMessages through the test Postfix;
-// the database breaks right after the first message the server accepts
-// and heals once every outcome then held has been refused a few times.
+func (o *outcomeStore) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.OutboxItem, error) {
+	if o.paused.Load() {
+		return nil, nil
+	}
+	items, err := o.Store.ClaimDue(ctx, owner, now, lease, limit)
+	o.claimed.Add(int64(len(items)))
+	return items, err
+}
+
+// runStorageFault delivers storageFaultMessages through the test Postfix
+// in storageFaultCycles rounds; in each, the database breaks right after
+// the first message the server accepts and heals once the outcomes then
+// held have been refused a few times.
 func runStorageFault(t *testing.T, p *testenv.PostfixServer, f storageFault) {
 	ctx := context.Background()
 	s := f.s
 	fr := newFaultRun(t, p)
 	form := newFaultForm(t, s, fr.to)
-	fr.enqueueRange(t, s, form, 0, storageFaultMessages, func() {})
 
 	var healthNow atomic.Int64
 	healthNow.Store(time.Now().UnixNano())
@@ -77,15 +100,11 @@ func runStorageFault(t *testing.T, p *testenv.PostfixServer, f storageFault) {
 	}
 	defer j.Close()
 
-	var broken atomic.Bool
-	var sent atomic.Int64
+	var armed atomic.Bool
 	send := func(ctx context.Context, cfg smtp.Config, env smtp.Envelope, msg smtp.Message, opts smtp.SendOptions) (*smtp.Result, error) {
 		res, err := smtp.SendMail(ctx, cfg, env, msg, opts)
-		if err == nil {
-			sent.Add(1)
-			if broken.CompareAndSwap(false, true) {
-				f.break_(t) // the outcome of this message meets a broken database
-			}
+		if err == nil && armed.CompareAndSwap(true, false) {
+			f.break_(t) // the outcome of this message meets a broken database
 		}
 		return res, err
 	}
@@ -100,31 +119,41 @@ func runStorageFault(t *testing.T, p *testenv.PostfixServer, f storageFault) {
 	}
 	defer run(t, w)()
 
-	// Broken: outcomes are refused and held; nothing new is sent.
-	testenv.WaitFor(t, "outcomes refused by the broken database", func() (int64, bool) {
-		n := oc.refused.Load()
-		return n, broken.Load() && n >= 8
-	})
-	herr := s.WriteHealth(ctx)
-	if !errors.Is(herr, store.ErrStorage) {
-		t.Errorf("WriteHealth while writes fail: %v, want a storage error", herr)
+	for cycle := range storageFaultCycles {
+		// The batch is queued whole (nothing claimed meanwhile), then
+		// delivered; the first delivery breaks the database.
+		oc.paused.Store(true)
+		fr.enqueueRange(t, s, form, cycle*storageFaultPerCycle, (cycle+1)*storageFaultPerCycle, func() {})
+		armed.Store(true)
+		oc.paused.Store(false)
+		w.Kick()
+		// Broken: outcomes are refused and held.
+		mark := oc.refused.Load()
+		testenv.WaitFor(t, "outcomes refused by the broken database", func() (int64, bool) {
+			n := oc.refused.Load()
+			return n, !armed.Load() && n >= mark+8
+		})
+		herr := s.WriteHealth(ctx)
+		if !errors.Is(herr, store.ErrStorage) {
+			t.Errorf("cycle %d: WriteHealth while writes fail: %v, want a storage error", cycle, herr)
+		}
+		n := w.pending.Load()
+		if n == 0 {
+			t.Errorf("cycle %d: no outcome held while the database refused writes", cycle)
+		}
+		// More refusals later; nothing claimed meanwhile.
+		claimed, mark := oc.claimed.Load(), oc.refused.Load()
+		testenv.WaitFor(t, "more refused tries", func() (int64, bool) {
+			n := oc.refused.Load()
+			return n, n >= mark+8
+		})
+		if c := oc.claimed.Load(); c != claimed {
+			t.Errorf("cycle %d: %d items claimed while outcomes were held, want none", cycle, c-claimed)
+		}
+		t.Logf("cycle %d: while broken: %v; %d outcomes held", cycle, herr, n)
+		f.heal(t)
+		waitCounts(t, s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == (cycle+1)*storageFaultPerCycle })
 	}
-	t.Logf("while broken: %v; %d held outcomes, %d sent", herr, w.pending.Load(), sent.Load())
-	if w.pending.Load() == 0 {
-		t.Errorf("no outcome held while the database refused writes")
-	}
-	sentWhileBroken := sent.Load()
-	// More refusals later, still nothing more sent.
-	mark := oc.refused.Load()
-	testenv.WaitFor(t, "more refused tries", func() (int64, bool) {
-		n := oc.refused.Load()
-		return n, n >= mark+8
-	})
-	if n := sent.Load(); n != sentWhileBroken {
-		t.Errorf("%d messages sent while outcomes were held, want none", n-sentWhileBroken)
-	}
-
-	f.heal(t)
 	waitCounts(t, s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == storageFaultMessages })
 	fr.verify(t, storageFaultMessages, true)
 	healthNow.Add(int64(11 * time.Second))
@@ -163,8 +192,10 @@ func runStorageFault(t *testing.T, p *testenv.PostfixServer, f storageFault) {
 	if len(page.Sends) != attempts || attempts != storageFaultMessages {
 		t.Errorf("%d attempts on the items, %d in the history; want %d each", attempts, len(page.Sends), storageFaultMessages)
 	}
-	if late == 0 {
-		t.Errorf("no outcome was stored late: the fault did not happen")
+	held := 0
+	oc.refusedItems.Range(func(any, any) bool { held++; return true })
+	if late != held || held == 0 {
+		t.Errorf("%d outcomes stored late, %d held", late, held)
 	}
 	if found := j.Found(); len(found) != 0 {
 		t.Errorf("journal still holds %d outcomes", len(found))
