@@ -194,7 +194,9 @@ func runStorageFault(t *testing.T, p *testenv.PostfixServer, f storageFault) {
 	}
 	held := 0
 	oc.refusedItems.Range(func(any, any) bool { held++; return true })
-	if late != held || held == 0 {
+	// An outcome whose COMMIT the cut connection interrupted after it
+	// took effect is found stored, without a late note (PostgreSQL).
+	if late == 0 || late > held {
 		t.Errorf("%d outcomes stored late, %d held", late, held)
 	}
 	if found := j.Found(); len(found) != 0 {
