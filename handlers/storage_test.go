@@ -67,10 +67,33 @@ func TestStorageFull(t *testing.T) {
 		t.Errorf("healthz while the disk is full: %d %q", r.status, r.body)
 	}
 
+	// Sign-out and sign-in keep working: the old session is revoked and
+	// the new one kept in memory (store.SignInFallback).
+	stale := a.client()
+	stale.jar.SetCookies(mustURL(a.srv.URL), c.jar.Cookies(mustURL(a.srv.URL)))
+	if r := c.post("/signout", url.Values{"_csrf": {c.csrf("/compose")}}); r.status != http.StatusSeeOther {
+		t.Fatalf("sign-out on a full disk: %d\n%s", r.status, r.body)
+	}
+	if r := stale.get("/compose"); r.status != http.StatusSeeOther {
+		t.Errorf("a copy of the signed-out cookie on a full disk: %d, want a redirect to sign in", r.status)
+	}
+	if r := c.signIn(adminEmail, "wrong password"); r.status != http.StatusUnauthorized {
+		t.Errorf("a wrong password on a full disk: %d, want 401", r.status)
+	}
+	if r := c.signIn(adminEmail, adminPassword); r.status != http.StatusSeeOther {
+		t.Fatalf("sign-in on a full disk: %d\n%s", r.status, r.body)
+	}
+	if r := c.get("/compose"); r.status != http.StatusOK {
+		t.Errorf("compose after signing in on a full disk: %d", r.status)
+	}
+
 	disk.Free(t)
 	now.Add(int64(11 * time.Second)) // the failure is older than the window
 	if r := health(); r.status != http.StatusOK {
 		t.Errorf("healthz after space came back: %d %q", r.status, r.body)
+	}
+	if r := stale.get("/compose"); r.status != http.StatusSeeOther {
+		t.Errorf("the signed-out cookie after space came back: %d, want a redirect to sign in", r.status)
 	}
 	r := c.post("/profiles", profileValues(c.csrf("/profiles/new"), "typed again", "smtp.example.test:587", "user@example.test", "secret"))
 	if r.status != http.StatusSeeOther {

@@ -120,7 +120,7 @@ func (s *server) handlerDeps(ctx context.Context) (handlers.Deps, error) {
 	d := handlers.Deps{
 		// Sign-ins and contact posts stay throttled (in memory) while the
 		// database refuses writes, instead of failing on the throttle row.
-		Store: store.NewThrottleFallback(s.st, s.log), Logger: s.log, SecureCookies: cfg.SecureCookies,
+		Store: store.NewSignInFallback(s.st, s.log), Logger: s.log, SecureCookies: cfg.SecureCookies,
 		SessionLifetime: cfg.SessionLifetime, BaseURL: cfg.BaseURL, TrustedProxies: cfg.TrustedProxies, SendTimeout: cfg.SendTimeout,
 		MaxUpload:        cfg.MaxUpload,
 		Retention:        handlers.Retention{MaxAge: time.Duration(cfg.RetentionDays) * 24 * time.Hour, MaxSends: cfg.RetentionMax},
