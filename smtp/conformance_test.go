@@ -1,0 +1,490 @@
+package smtp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Conformance tests that need more than runRFCCase: a server that speaks
+// in turns (stepFaker), several connections (seqDialer), and the check
+// that CONFORMANCE.md names only tests that exist.
+
+// stepFaker is a faker whose server speaks in turns, as a real one does:
+// flight 0 (the greeting) can be read at once, flight i only after the
+// client's i-th write. Bytes of a flight arrive together, so a test can
+// put a stray reply in the same read as a real one, or in a later one. A
+// read with nothing left to read is a client waiting for a server that
+// has nothing to say: it reads the end of the connection, and the test
+// sees a lost connection.
+type stepFaker struct {
+	*faker
+	mu      sync.Mutex
+	flights []string
+	next    int
+	pending string
+}
+
+// newStepFaker splits server at "|" into flights, "\n" becoming CRLF.
+func newStepFaker(server string) *stepFaker {
+	flights := strings.Split(strings.ReplaceAll(server, "\n", "\r\n"), "|")
+	return &stepFaker{faker: newFaker(""), flights: flights[1:], pending: flights[0]}
+}
+
+func (f *stepFaker) Read(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pending == "" {
+		return 0, io.EOF
+	}
+	n := copy(p, f.pending)
+	f.pending = f.pending[n:]
+	return n, nil
+}
+
+func (f *stepFaker) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	if f.next < len(f.flights) {
+		f.pending += f.flights[f.next]
+		f.next++
+	}
+	f.mu.Unlock()
+	return f.faker.Write(p)
+}
+
+// seqDialer hands out prepared connections, one per dial, in order.
+type seqDialer struct {
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (d *seqDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.conns) == 0 {
+		return nil, errors.New("seqDialer: no more connections")
+	}
+	c := d.conns[0]
+	d.conns = d.conns[1:]
+	return c, nil
+}
+
+// TestStrayReplyOnKeptConnection: on a connection kept for more messages
+// (Send, no QUIT after the message to check the replies against), a reply
+// the server sends beyond the one each command gets (RFC 5321 4.2) must
+// never make a message "sent" when the server's real answer may have been
+// a refusal: a reply waiting after the 354 withholds the message; a second
+// reply arriving with the verdict makes the outcome unknown; and a reply
+// waiting when the next message starts stops that message before a word
+// of it is said.
+func TestStrayReplyOnKeptConnection(t *testing.T) {
+	const (
+		greet = "220 mx.test ESMTP\n|250-mx.test\n250 PIPELINING\n|"
+		env   = "MAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nDATA\n"
+	)
+	tests := []struct {
+		name   string
+		server string
+		client string
+		status Status // of the first message
+		second Status // of a second message on the same Client
+	}{
+		{
+			name:   "a stray 250 right after the 354: the message is withheld",
+			server: greet + "250 Ok\n250 Ok\n354 go\n250 2.0.0 stray\n|554 5.7.1 rejected\n",
+			client: segs("EHLO client.test\n", env),
+			status: StatusTempFail, second: StatusTempFail,
+		},
+		{
+			name:   "a stray 250 and the refusal in the same read after the dot: unknown",
+			server: greet + "250 Ok\n250 Ok\n354 go\n|250 2.0.0 stray\n554 5.7.1 rejected\n|250 Ok\n",
+			client: segs("EHLO client.test\n", env, "x\n.\n"),
+			status: StatusUnknown, second: StatusTempFail,
+		},
+		{
+			name:   "the verdict alone: sent, and the next message goes on",
+			server: greet + "250 Ok\n250 Ok\n354 go\n|250 2.0.0 Ok\n|250 Ok\n250 Ok\n354 go\n|250 2.0.0 Ok\n",
+			client: segs("EHLO client.test\n", env, "x\n.\n", env, "y\n.\n"),
+			status: StatusSent, second: StatusSent,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newStepFaker(tc.server)
+			cfg := fakeConfig(f.faker)
+			cfg.Dialer = connDialer{f}
+			ctx := context.Background()
+			c, err := Open(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := c.Send(ctx, envelope1, strings.NewReader("x\n"))
+			if st := StatusOf(res, err); st != tc.status {
+				t.Errorf("first message: status %q (err %v), want %q", st, err, tc.status)
+			}
+			res, err = c.Send(ctx, envelope1, strings.NewReader("y\n"))
+			if st := StatusOf(res, err); st != tc.second {
+				t.Errorf("second message: status %q (err %v), want %q", st, err, tc.second)
+			}
+			if got := f.client(); got != tc.client {
+				t.Errorf("client wrote:\n%q\nwant:\n%q", got, tc.client)
+			}
+			checkTranscriptOnWire(t, cfg.Transcript.Events(), f.wire())
+			if t.Failed() {
+				t.Logf("transcript:\n%s", dumpTranscript(cfg.Transcript))
+			}
+		})
+	}
+}
+
+// TestStrayReplyBeforeNextMessage: a reply the server sends on its own
+// between two messages (the real verdict on the first arriving late
+// behind a stray one, say) is found when the next message starts: that
+// message is not begun, and nothing of it is said.
+func TestStrayReplyBeforeNextMessage(t *testing.T) {
+	server := "220 mx.test ESMTP\n|250-mx.test\n250 PIPELINING\n|250 Ok\n250 Ok\n354 go\n|250 2.0.0 Ok\n554 5.7.1 late\n"
+	f := newStepFaker(server)
+	cfg := fakeConfig(f.faker)
+	cfg.Dialer = connDialer{f}
+	ctx := context.Background()
+	c, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The verdict and the late reply came in one read: the first message
+	// is of unknown outcome (TestStrayReplyOnKeptConnection); the second
+	// must not start.
+	_, _ = c.Send(ctx, envelope1, strings.NewReader("x\n"))
+	wire := f.wire()
+	res, err := c.Send(ctx, envelope1, strings.NewReader("y\n"))
+	if st := StatusOf(res, err); st != StatusTempFail {
+		t.Errorf("second message: status %q (err %v), want %q", st, err, StatusTempFail)
+	}
+	if f.wire() != wire {
+		t.Errorf("second message wrote %q", strings.TrimPrefix(f.wire(), wire))
+	}
+	if c.Idle() {
+		t.Errorf("Idle() = true on a connection whose replies are out of step")
+	}
+}
+
+// TestRecipientLimits: RFC 5321 4.5.3.1.10: a 552 to RCPT is taken as the
+// 452 "too many recipients" it should have been, a temporary failure; and
+// 4.5.3.1.8: a client must be ready to send a message to many recipients
+// in several transactions: the recipients a server put off with 452 (or
+// 552) get the message in a new transaction, on a new connection, as long
+// as each transaction takes some.
+func TestRecipientLimits(t *testing.T) {
+	const (
+		ok1   = "220 mx.test ESMTP\n250-mx.test\n250-ENHANCEDSTATUSCODES\n250 PIPELINING\n"
+		quit  = "221 2.0.0 Bye\n"
+		body  = "Subject: hi\n\nhello\n.\nQUIT\n"
+		mailA = "MAIL FROM:<a@example.org>\n"
+	)
+	rcpt := func(to ...string) string {
+		var b strings.Builder
+		for _, a := range to {
+			b.WriteString("RCPT TO:<" + a + ">\n")
+		}
+		return b.String()
+	}
+	tests := []struct {
+		name    string
+		to      []string
+		servers []string
+		clients []string
+		status  Status
+		temp    bool   // the error (if any) is temporary
+		codes   []int  // each recipient's code in the result, in order
+		queueID string // the result's queue ids
+	}{
+		{
+			name:    "552 to the only RCPT: temporary",
+			to:      []string{"b@example.net"},
+			servers: []string{ok1 + "250 2.1.0 Ok\n552 5.5.3 Too many recipients\n554 5.5.1 no valid recipients\n" + quit},
+			clients: []string{segs("EHLO client.test\n", mailA+rcpt("b@example.net")+"DATA\n", "QUIT\n")},
+			status:  StatusTempFail, temp: true, codes: []int{452},
+		},
+		{
+			name: "452 to the third of three: a second transaction for it",
+			to:   []string{"b@example.net", "c@example.net", "d@example.net"},
+			servers: []string{
+				ok1 + "250 2.1.0 Ok\n250 2.1.5 Ok\n250 2.1.5 Ok\n452 4.5.3 Too many recipients\n354 go\n250 2.0.0 Ok: queued as A1\n" + quit,
+				ok1 + "250 2.1.0 Ok\n250 2.1.5 Ok\n354 go\n250 2.0.0 Ok: queued as B2\n" + quit,
+			},
+			clients: []string{
+				segs("EHLO client.test\n", mailA+rcpt("b@example.net", "c@example.net", "d@example.net")+"DATA\n", body),
+				segs("EHLO client.test\n", mailA+rcpt("d@example.net")+"DATA\n", body),
+			},
+			status: StatusSent, codes: []int{250, 250, 250}, queueID: "A1, B2",
+		},
+		{
+			name: "552 to the second of two: a second transaction for it",
+			to:   []string{"b@example.net", "c@example.net"},
+			servers: []string{
+				ok1 + "250 2.1.0 Ok\n250 2.1.5 Ok\n552 5.5.3 Too many recipients\n354 go\n250 2.0.0 Ok: queued as A1\n" + quit,
+				ok1 + "250 2.1.0 Ok\n250 2.1.5 Ok\n354 go\n250 2.0.0 Ok: queued as B2\n" + quit,
+			},
+			clients: []string{
+				segs("EHLO client.test\n", mailA+rcpt("b@example.net", "c@example.net")+"DATA\n", body),
+				segs("EHLO client.test\n", mailA+rcpt("c@example.net")+"DATA\n", body),
+			},
+			status: StatusSent, codes: []int{250, 250}, queueID: "A1, B2",
+		},
+		{
+			name: "the second transaction fails: partly sent, the rest keeps its refusal",
+			to:   []string{"b@example.net", "c@example.net"},
+			servers: []string{
+				ok1 + "250 2.1.0 Ok\n250 2.1.5 Ok\n452 4.5.3 Too many recipients\n354 go\n250 2.0.0 Ok: queued as A1\n" + quit,
+				ok1 + "250 2.1.0 Ok\n550 5.1.1 User unknown\n554 5.5.1 no valid recipients\n" + quit,
+			},
+			clients: []string{
+				segs("EHLO client.test\n", mailA+rcpt("b@example.net", "c@example.net")+"DATA\n", body),
+				segs("EHLO client.test\n", mailA+rcpt("c@example.net")+"DATA\n", "QUIT\n"),
+			},
+			status: StatusPartial, codes: []int{250, 550}, queueID: "A1",
+		},
+		{
+			name: "a permanent refusal is not tried again",
+			to:   []string{"b@example.net", "c@example.net"},
+			servers: []string{
+				ok1 + "250 2.1.0 Ok\n250 2.1.5 Ok\n550 5.1.1 User unknown\n354 go\n250 2.0.0 Ok: queued as A1\n" + quit,
+			},
+			clients: []string{segs("EHLO client.test\n", mailA+rcpt("b@example.net", "c@example.net")+"DATA\n", body)},
+			status:  StatusPartial, codes: []int{250, 550}, queueID: "A1",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &seqDialer{}
+			var fakes []*faker
+			for _, s := range tc.servers {
+				f := newFaker(s)
+				fakes = append(fakes, f)
+				d.conns = append(d.conns, f)
+			}
+			cfg := Config{Addr: "127.0.0.1:25", Dialer: d, LocalName: "client.test", Transcript: NewTranscript()}
+			env := Envelope{From: "a@example.org", To: tc.to}
+			res, err := SendMail(context.Background(), cfg, env, strings.NewReader("Subject: hi\n\nhello\n"), SendOptions{})
+			if st := StatusOf(res, err); st != tc.status {
+				t.Errorf("status = %q (err %v), want %q", st, err, tc.status)
+			}
+			var e *Error
+			if err != nil && (!errors.As(err, &e) || e.Temporary() != tc.temp) {
+				t.Errorf("err = %v, want temporary %v", err, tc.temp)
+			}
+			for i, f := range fakes {
+				if got := f.client(); got != tc.clients[i] {
+					t.Errorf("connection %d: client wrote:\n%q\nwant:\n%q", i+1, got, tc.clients[i])
+				}
+			}
+			if len(d.conns) != 0 {
+				t.Errorf("%d connections not used", len(d.conns))
+			}
+			var codes []int
+			for _, rc := range res.Recipients {
+				codes = append(codes, rc.Code)
+			}
+			if fmt.Sprint(codes) != fmt.Sprint(tc.codes) {
+				t.Errorf("recipient codes = %v, want %v", codes, tc.codes)
+			}
+			if res.QueueID != tc.queueID {
+				t.Errorf("queue id = %q, want %q", res.QueueID, tc.queueID)
+			}
+			if t.Failed() {
+				t.Logf("transcript:\n%s", dumpTranscript(cfg.Transcript))
+			}
+		})
+	}
+}
+
+// TestEnhancedStatusCodesOnlyWhenOffered: RFC 2034 3: a server sends
+// enhanced status codes only after it offered ENHANCEDSTATUSCODES, so the
+// client reads them only then; text that merely looks like one is text.
+// With the extension, the code of the first line is taken, and every line
+// of a multi-line reply keeps its own text (RFC 2034 4).
+func TestEnhancedStatusCodesOnlyWhenOffered(t *testing.T) {
+	const (
+		with    = "220 mx.test ESMTP\n250-mx.test\n250-ENHANCEDSTATUSCODES\n250 PIPELINING\n"
+		without = "220 mx.test ESMTP\n250-mx.test\n250 PIPELINING\n"
+	)
+	tests := []struct {
+		name, server string
+		enhanced     string
+		kind         Kind
+	}{
+		{"offered", with + "250 2.1.0 Ok\n550 5.1.1 <b@example.net>: User unknown\n554 5.5.1 no valid recipients\n221 Bye\n", "5.1.1", KindMailboxUnknown},
+		{"offered, in every line of a multi-line reply", with + "250 2.1.0 Ok\n550-5.1.1 <b@example.net>: User unknown\n550 5.1.1 try another\n554 5.5.1 no valid recipients\n221 Bye\n", "5.1.1", KindMailboxUnknown},
+		{"not offered: text only", without + "250 Ok\n550 5.1.1 <b@example.net>: no\n554 no valid recipients\n221 Bye\n", "", KindOther},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFaker(tc.server)
+			cfg := fakeConfig(f)
+			res, err := SendMail(context.Background(), cfg, envelope1, strings.NewReader("x\n"), SendOptions{})
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("err = %v, want *Error", err)
+			}
+			if e.EnhancedCode != tc.enhanced {
+				t.Errorf("error's enhanced code = %q, want %q", e.EnhancedCode, tc.enhanced)
+			}
+			if len(res.Recipients) != 1 || res.Recipients[0].EnhancedCode != tc.enhanced {
+				t.Errorf("recipients = %+v, want enhanced code %q", res.Recipients, tc.enhanced)
+			}
+			if k := Classify(err).Kind; k != tc.kind {
+				t.Errorf("kind = %s, want %s", k, tc.kind)
+			}
+		})
+	}
+}
+
+// TestBDATFailureThenRset: RFC 3030 2: after a BDAT is refused the state
+// of the transaction is not known: the client sends no more BDAT of it,
+// and RSET before the next transaction.
+func TestBDATFailureThenRset(t *testing.T) {
+	const ehlo = "220 mx.test ESMTP\n250-mx.test\n250-PIPELINING\n250 CHUNKING\n"
+	tests := []struct {
+		name, server, client string
+	}{
+		{
+			name:   "BDAT LAST refused, pipelined",
+			server: ehlo + "250 Ok\n250 Ok\n554 5.7.1 rejected\n250 Ok\n250 Ok\n250 Ok\n250 Ok\n",
+			client: segs("EHLO client.test\n", "MAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nBDAT 3 LAST\nx\r\n",
+				"RSET\nMAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nBDAT 3 LAST\ny\r\n"),
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFaker(tc.server)
+			cfg := fakeConfig(f)
+			ctx := context.Background()
+			c, err := Open(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Send(ctx, envelope1, strings.NewReader("x\n")); err == nil {
+				t.Fatalf("first message sent, want refused")
+			}
+			if _, err := c.Send(ctx, envelope1, strings.NewReader("y\n")); err != nil {
+				t.Fatalf("second message: %v", err)
+			}
+			if got := f.client(); got != tc.client {
+				t.Errorf("client wrote:\n%q\nwant:\n%q", got, tc.client)
+			}
+		})
+	}
+}
+
+// TestAuthLineLength: RFC 4954 4: an AUTH command is held to SMTP's line
+// limit (512 octets with CRLF, RFC 5321 4.5.3.1.4); when the initial
+// response would make it longer the client must not send one, and sends
+// the response after the server's empty 334 challenge instead.
+func TestAuthLineLength(t *testing.T) {
+	long := strings.Repeat("p", 400)
+	tail := "250 Ok\n250 Ok\n354 go\n250 Ok\n221 Bye\n"
+	tests := []struct {
+		name, server string
+		auth         Auth
+		first        string // the first line the client sends for AUTH
+		lines        int    // client lines of the exchange
+	}{
+		{"PLAIN short: initial response", ehloAllAuth + "235 2.7.0 ok\n" + tail, Auth{Mechanism: "PLAIN", Username: "u", Password: "p"}, "AUTH PLAIN AHUAcA==", 1},
+		{"PLAIN long: no initial response", ehloAllAuth + "334 \n235 2.7.0 ok\n" + tail, Auth{Mechanism: "PLAIN", Username: "u", Password: long}, "AUTH PLAIN", 2},
+		{"XOAUTH2 long: no initial response", ehloAllAuth + "334 \n235 2.7.0 ok\n" + tail, Auth{Mechanism: "XOAUTH2", Username: "u", Token: long}, "AUTH XOAUTH2", 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFaker(tc.server)
+			a := tc.auth
+			cfg := authConfig(f, &a)
+			if _, err := SendMail(context.Background(), cfg, envelope1, strings.NewReader("x\n"), SendOptions{}); err != nil {
+				t.Fatalf("send: %v\n%s", err, dumpTranscript(cfg.Transcript))
+			}
+			var auth []string
+			for _, l := range strings.Split(f.wire(), "\r\n") {
+				if len(l) > 510 {
+					t.Errorf("a line of %d octets went out", len(l)+2)
+				}
+				if strings.HasPrefix(l, "AUTH") || (len(auth) > 0 && !strings.HasPrefix(l, "MAIL")) {
+					if strings.HasPrefix(l, "MAIL") {
+						break
+					}
+					auth = append(auth, l)
+				}
+				if strings.HasPrefix(l, "MAIL") {
+					break
+				}
+			}
+			if len(auth) != tc.lines || auth[0] != tc.first {
+				t.Errorf("AUTH exchange = %q, want %d lines starting %q", auth, tc.lines, tc.first)
+			}
+		})
+	}
+}
+
+// matrixTestName finds the test names in a matrix row's last cell.
+var matrixTestName = regexp.MustCompile("`(Test[A-Za-z0-9_]+)`")
+
+// TestConformanceMatrix: every row of CONFORMANCE.md names a test that
+// exists in this package, or says why the requirement does not apply.
+func TestConformanceMatrix(t *testing.T) {
+	md, err := os.ReadFile("CONFORMANCE.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defined := map[string]bool{}
+	files, err := filepath.Glob("*_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	decl := regexp.MustCompile(`(?m)^func (Test[A-Za-z0-9_]+)\(`)
+	for _, name := range files {
+		src, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range decl.FindAllSubmatch(src, -1) {
+			defined[string(m[1])] = true
+		}
+	}
+	rows := 0
+	sc := bufio.NewScanner(strings.NewReader(string(md)))
+	for line := 1; sc.Scan(); line++ {
+		l := strings.TrimSpace(sc.Text())
+		if !strings.HasPrefix(l, "|") || strings.HasPrefix(l, "|---") || strings.HasPrefix(l, "| Section") {
+			continue
+		}
+		cells := strings.Split(strings.Trim(l, "|"), " | ")
+		if len(cells) != 4 {
+			t.Errorf("CONFORMANCE.md:%d: %d cells, want 4 (section, requirement, sockmail, test)", line, len(cells))
+			continue
+		}
+		rows++
+		last := strings.TrimSpace(cells[3])
+		names := matrixTestName.FindAllStringSubmatch(last, -1)
+		if len(names) == 0 && !strings.HasPrefix(last, "Does not apply:") {
+			t.Errorf("CONFORMANCE.md:%d: no test named and no \"Does not apply:\" reason: %q", line, last)
+		}
+		for _, m := range names {
+			if !defined[m[1]] {
+				t.Errorf("CONFORMANCE.md:%d: test %s does not exist in package smtp", line, m[1])
+			}
+		}
+		if strings.TrimSpace(cells[0]) == "" || strings.TrimSpace(cells[1]) == "" || strings.TrimSpace(cells[2]) == "" {
+			t.Errorf("CONFORMANCE.md:%d: an empty cell", line)
+		}
+	}
+	if rows < 20 {
+		t.Errorf("CONFORMANCE.md has %d rows; the matrix is incomplete", rows)
+	}
+}
