@@ -727,6 +727,17 @@ func (c *Client) outOfStep(phase Phase, r *Reply, what string) *Error {
 	return e
 }
 
+// unasked marks the connection unusable when the server has sent bytes
+// that answer nothing the client said (they are waiting, unread, where no
+// reply is due): its replies are out of step with the commands (RFC 5321
+// 4.2). The error is temporary.
+func (c *Client) unasked(phase Phase, when string) *Error {
+	e := &Error{Phase: phase, Message: "the server sent a reply nobody asked for " + when + ": its replies are out of step with the commands", Err: errOutOfStep, temporary: true}
+	c.tr.Info(phase, "%s; nothing more is said on this connection", e.Message)
+	c.broken = e
+	return e
+}
+
 // ms formats a duration as milliseconds with three decimals.
 func ms(d time.Duration) string {
 	return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 3, 64) + "ms"

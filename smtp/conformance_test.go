@@ -146,12 +146,12 @@ func TestStrayReplyOnKeptConnection(t *testing.T) {
 	}
 }
 
-// TestStrayReplyBeforeNextMessage: a reply the server sends on its own
-// between two messages (the real verdict on the first arriving late
-// behind a stray one, say) is found when the next message starts: that
-// message is not begun, and nothing of it is said.
+// TestStrayReplyBeforeNextMessage: a reply the server sent on its own,
+// found waiting when a message starts on a kept connection (after the
+// EHLO reply here), means that the replies are out of step: the message
+// is not begun, nothing of it is said, and the connection is not idle.
 func TestStrayReplyBeforeNextMessage(t *testing.T) {
-	server := "220 mx.test ESMTP\n|250-mx.test\n250 PIPELINING\n|250 Ok\n250 Ok\n354 go\n|250 2.0.0 Ok\n554 5.7.1 late\n"
+	server := "220 mx.test ESMTP\n|250-mx.test\n250 PIPELINING\n250 2.0.0 stray\n|250 Ok\n250 Ok\n354 go\n|250 Ok\n"
 	f := newStepFaker(server)
 	cfg := fakeConfig(f.faker)
 	cfg.Dialer = connDialer{f}
@@ -160,21 +160,21 @@ func TestStrayReplyBeforeNextMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The verdict and the late reply came in one read: the first message
-	// is of unknown outcome (TestStrayReplyOnKeptConnection); the second
-	// must not start.
-	_, _ = c.Send(ctx, envelope1, strings.NewReader("x\n"))
 	wire := f.wire()
 	res, err := c.Send(ctx, envelope1, strings.NewReader("y\n"))
 	if st := StatusOf(res, err); st != StatusTempFail {
-		t.Errorf("second message: status %q (err %v), want %q", st, err, StatusTempFail)
+		t.Errorf("status %q (err %v), want %q", st, err, StatusTempFail)
+	}
+	if !errors.Is(err, errOutOfStep) {
+		t.Errorf("err = %v, want replies out of step", err)
 	}
 	if f.wire() != wire {
-		t.Errorf("second message wrote %q", strings.TrimPrefix(f.wire(), wire))
+		t.Errorf("the message wrote %q", strings.TrimPrefix(f.wire(), wire))
 	}
 	if c.Idle() {
 		t.Errorf("Idle() = true on a connection whose replies are out of step")
 	}
+	checkTranscriptOnWire(t, cfg.Transcript.Events(), f.wire())
 }
 
 // TestRecipientLimits: RFC 5321 4.5.3.1.10: a 552 to RCPT is taken as the

@@ -57,6 +57,7 @@ func (c *Client) transaction(ctx context.Context, env Envelope, msg Message, mod
 	// PIPELINING; otherwise it waits for the final reply.
 	t.quit = mode == modeSendQuit
 	t.quitPipelined = t.quit && pipelining && !c.noPipeAfterEnd
+	t.kept = mode == modeSend
 
 	if !pipelining {
 		if c.needRset {
@@ -118,6 +119,12 @@ func (c *Client) begin(ctx context.Context, env Envelope, msg Message) (*txn, er
 		// transaction cannot start, and must not seem to in the transcript.
 		return t, c.wireError(PhaseMail, c.broken)
 	}
+	if c.helloDone && c.rr.br.Buffered() > 0 {
+		// The server said something nobody asked for since its last
+		// reply: a stray reply, or the late real answer to an earlier
+		// command. No reply from now on can be matched to its command.
+		return t, c.unasked(PhaseMail, "before the message started")
+	}
 	if !c.helloDone {
 		// A Client from Dial: EHLO, STARTTLS and AUTH as the
 		// configuration asks, as Open would have done.
@@ -178,6 +185,10 @@ type txn struct {
 	afterEnd bool
 
 	quit, quitPipelined bool
+	// kept is set when nothing follows the end of the message, neither
+	// QUIT nor another envelope: the connection is kept for later
+	// messages, and no later reply checks the verdict.
+	kept bool
 	// emptyEnd is set when the server said 354 although the envelope
 	// failed, and the "." that ends the empty message is buffered.
 	emptyEnd bool
@@ -373,6 +384,12 @@ func (t *txn) openData(ctx context.Context, pipelined bool) (bool, error) {
 		}
 		return false, replyError(PhaseData, dr)
 	}
+	if envErr == nil && c.rr.br.Buffered() > 0 {
+		// More than the 354 came back before the message was sent: a
+		// stray reply that the end of the message would be matched with.
+		// The message is withheld.
+		return false, c.unasked(PhaseData, "after its 354, before the message was sent")
+	}
 	if envErr != nil {
 		c.tr.Info(PhaseData, "the server accepted DATA after refusing the envelope: sending an empty message to end it")
 		c.writeLine(PhaseBody, ".", ".", false)
@@ -487,11 +504,15 @@ func (t *txn) bodyError(ctx context.Context, err, wireErr error) error {
 
 // unknown marks an error after the end of the message as of unknown
 // outcome: the server may have taken the message.
+// The error is a copy: e may be what the connection keeps as the reason
+// it is broken, which later messages report, and those were not sent.
 func (t *txn) unknown(e *Error) error {
 	if e.Code == 0 {
-		e.OutcomeUnknown = true
-		e.temporary = false
+		u := *e
+		u.OutcomeUnknown = true
+		u.temporary = false
 		t.c.tr.Info(PhaseBody, "the connection was lost after the end of the message and before its reply: the outcome is UNKNOWN")
+		return &u
 	}
 	return e
 }
@@ -509,6 +530,13 @@ func (t *txn) final(ctx context.Context, mode sendMode) error {
 	if r.Code < 200 || r.Code/100 == 3 {
 		// Only a completion reply can be the verdict on the message.
 		return t.unknown(c.outOfStep(PhaseBody, r, "the end of the message"))
+	}
+	if t.kept && c.rr.br.Buffered() > 0 {
+		// Two replies to one end of the message: either may be the
+		// verdict (RFC 5321 4.2).
+		e := c.unasked(PhaseBody, "together with its reply to the end of the message")
+		e.Message = fmt.Sprintf("the message was answered %d and the server sent more replies with it: the replies are out of step and the verdict is not known", r.Code)
+		return t.unknown(e)
 	}
 	c.needRset = false
 	t.res.Final = r
