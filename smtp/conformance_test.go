@@ -254,6 +254,15 @@ func TestRecipientLimits(t *testing.T) {
 			status: StatusPartial, codes: []int{250, 550}, queueID: "A1",
 		},
 		{
+			name: "452 for a full mailbox (4.2.2) is that recipient's answer: no second transaction",
+			to:   []string{"b@example.net", "c@example.net"},
+			servers: []string{
+				ok1 + "250 2.1.0 Ok\n250 2.1.5 Ok\n452 4.2.2 Mailbox full\n354 go\n250 2.0.0 Ok: queued as A1\n" + quit,
+			},
+			clients: []string{segs("EHLO client.test\n", mailA+rcpt("b@example.net", "c@example.net")+"DATA\n", body)},
+			status:  StatusPartial, codes: []int{250, 452}, queueID: "A1",
+		},
+		{
 			name: "a permanent refusal is not tried again",
 			to:   []string{"b@example.net", "c@example.net"},
 			servers: []string{

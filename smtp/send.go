@@ -277,10 +277,22 @@ func (t *txn) readEnvelope(ctx context.Context) error {
 	return t.checkRecipients()
 }
 
+// addRcpt records the reply to one RCPT. A 552 is recorded as the 452
+// "too many recipients" it stands for (RFC 5321 4.5.3.1.10: RFC 821 gave
+// that condition 552, and clients should take it as temporary), its
+// enhanced code of class 4 too; the server's text is kept.
 func (t *txn) addRcpt(addr string, r *Reply) {
+	code, enhanced := r.Code, r.EnhancedCode()
+	if code == 552 {
+		code = 452
+		if enhanced != "" {
+			enhanced = "4" + enhanced[1:]
+		}
+		t.c.tr.Info(PhaseRcpt, "552 to RCPT TO:<%s> taken as 452, a temporary refusal (too many recipients, RFC 5321 4.5.3.1.10)", addr)
+	}
 	t.res.Recipients = append(t.res.Recipients, RecipientResult{
-		Address: addr, Accepted: r.Code/100 == 2, Code: r.Code,
-		EnhancedCode: r.EnhancedCode(), Message: r.Text(),
+		Address: addr, Accepted: code/100 == 2, Code: code,
+		EnhancedCode: enhanced, Message: r.Text(),
 	})
 }
 
