@@ -88,7 +88,7 @@ func TestAuthExactBytes(t *testing.T) {
 // base64 JSON error; the client sends an empty line and gets the final
 // error (Google's documented flow).
 func TestXOAUTH2ErrorFlow(t *testing.T) {
-	f := newFaker("220 mx.test\n250-mx.test\n250 AUTH XOAUTH2\n" +
+	f := newFaker("220 mx.test\n250-mx.test\n250-ENHANCEDSTATUSCODES\n250 AUTH XOAUTH2\n" +
 		"334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJodHRwczovL21haWwuZ29vZ2xlLmNvbS8ifQ==\n" +
 		"535-5.7.8 Username and Password not accepted.\n535 5.7.8 https://support.example/?p=BadCredentials\n221 Bye\n")
 	cfg := authConfig(f, &Auth{Username: authUser, Token: authToken})

@@ -353,6 +353,10 @@ func (c *Client) readReply(ctx context.Context, phase Phase) (*Reply, error) {
 	for i, l := range r.Lines {
 		r.Lines[i] = c.redact(l) // the reply becomes error messages
 	}
+	// Status codes only from a server that said it sends them (RFC 2034
+	// 3). Before its EHLO reply nothing is known, and a code is read if
+	// the text starts with one (a 421 or a postscreen 554 carries one).
+	r.plain = c.ext != nil && !c.hasExt("ENHANCEDSTATUSCODES")
 	if r.Code == 421 {
 		// The server is closing the connection (RFC 5321 3.8): nothing
 		// more may be said, not even QUIT.

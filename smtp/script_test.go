@@ -99,6 +99,7 @@ const ehloFull = `220 mx.test ESMTP
 
 const ehloPipelining = `220 mx.test ESMTP
 250-mx.test
+250-ENHANCEDSTATUSCODES
 250-PIPELINING
 250-SIZE 10240000
 250 8BITMIME
@@ -106,6 +107,7 @@ const ehloPipelining = `220 mx.test ESMTP
 
 const ehloPlain = `220 mx.test ESMTP
 250-mx.test
+250-ENHANCEDSTATUSCODES
 250 SIZE
 `
 
