@@ -49,7 +49,11 @@ func (c *Client) Auth(ctx context.Context) error {
 	switch mech {
 	case "PLAIN":
 		resp := base64.StdEncoding.EncodeToString([]byte("\x00" + a.Username + "\x00" + a.Password))
-		err = c.authLast(ctx, mech, "AUTH PLAIN "+resp, "AUTH PLAIN "+redacted)
+		line, shown, ok := c.initialResponse(ctx, mech, resp)
+		if !ok {
+			return line.err
+		}
+		err = c.authLast(ctx, mech, line.text, shown)
 	case "LOGIN":
 		err = c.authLogin(ctx, a)
 	case "CRAM-MD5":
@@ -124,8 +128,11 @@ func (c *Client) authCRAMMD5(ctx context.Context, a *Auth) error {
 // the final error reply.
 func (c *Client) authXOAUTH2(ctx context.Context, a *Auth) error {
 	payload := "user=" + a.Username + "\x01auth=Bearer " + a.Token + "\x01\x01"
-	line := "AUTH XOAUTH2 " + base64.StdEncoding.EncodeToString([]byte(payload))
-	r, err := c.cmdSecret(ctx, PhaseAuth, 235, line, "AUTH XOAUTH2 "+redacted, true)
+	line, shown, ok := c.initialResponse(ctx, "XOAUTH2", base64.StdEncoding.EncodeToString([]byte(payload)))
+	if !ok {
+		return line.err
+	}
+	r, err := c.cmdSecret(ctx, PhaseAuth, 235, line.text, shown, true)
 	if err == nil || r == nil || r.Code != 334 {
 		return err
 	}
@@ -137,6 +144,35 @@ func (c *Client) authXOAUTH2(ctx context.Context, a *Auth) error {
 		return c.authCancel(ctx, "XOAUTH2")
 	}
 	return err
+}
+
+// maxCommandLine is RFC 5321's limit on a command line, CRLF included
+// (4.5.3.1.4); an AUTH command is held to it (RFC 4954 4).
+const maxCommandLine = 512
+
+// authLine is the line that carries a mechanism's first message, or the
+// error that stopped the exchange before it.
+type authLine struct {
+	text string
+	err  error
+}
+
+// initialResponse returns the line that carries resp, the mechanism's
+// first message, and how the transcript shows it: "AUTH MECH resp" when
+// that fits a command line, and otherwise (RFC 4954 4: the client must not
+// send an initial response that makes AUTH longer) resp alone, once the
+// server has answered a bare "AUTH MECH" with its empty 334 challenge. ok
+// is false when that exchange failed; the line's err says why.
+func (c *Client) initialResponse(ctx context.Context, mech, resp string) (line authLine, shown string, ok bool) {
+	cmd := "AUTH " + mech
+	if len(cmd)+1+len(resp)+2 <= maxCommandLine {
+		return authLine{text: cmd + " " + resp}, cmd + " " + redacted, true
+	}
+	c.tr.Info(PhaseAuth, "the initial response would make AUTH longer than %d octets: sent after the server's challenge (RFC 4954 4)", maxCommandLine)
+	if _, err := c.expect334(ctx, cmd, cmd, false); err != nil {
+		return authLine{err: err}, "", false
+	}
+	return authLine{text: resp}, redacted, true
 }
 
 // authLast sends the last message the mechanism has (a secret: line is

@@ -368,8 +368,8 @@ func TestBDATFailureThenRset(t *testing.T) {
 		{
 			name:   "BDAT LAST refused, pipelined",
 			server: ehlo + "250 Ok\n250 Ok\n554 5.7.1 rejected\n250 Ok\n250 Ok\n250 Ok\n250 Ok\n",
-			client: segs("EHLO client.test\n", "MAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nBDAT 3 LAST\nx\r\n",
-				"RSET\nMAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nBDAT 3 LAST\ny\r\n"),
+			client: segs("EHLO client.test\n", "MAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nBDAT 3 LAST\nx\n",
+				"RSET\nMAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nBDAT 3 LAST\ny\n"),
 		},
 	}
 	for _, tc := range tests {
@@ -397,7 +397,8 @@ func TestBDATFailureThenRset(t *testing.T) {
 // TestAuthLineLength: RFC 4954 4: an AUTH command is held to SMTP's line
 // limit (512 octets with CRLF, RFC 5321 4.5.3.1.4); when the initial
 // response would make it longer the client must not send one, and sends
-// the response after the server's empty 334 challenge instead.
+// the response after the server's empty 334 challenge instead (a response
+// line is not a command: RFC 4954 lets it be longer).
 func TestAuthLineLength(t *testing.T) {
 	long := strings.Repeat("p", 400)
 	tail := "250 Ok\n250 Ok\n354 go\n250 Ok\n221 Bye\n"
@@ -421,8 +422,8 @@ func TestAuthLineLength(t *testing.T) {
 			}
 			var auth []string
 			for _, l := range strings.Split(f.wire(), "\r\n") {
-				if len(l) > 510 {
-					t.Errorf("a line of %d octets went out", len(l)+2)
+				if strings.HasPrefix(l, "AUTH") && len(l) > 510 {
+					t.Errorf("an AUTH command of %d octets went out", len(l)+2)
 				}
 				if strings.HasPrefix(l, "AUTH") || (len(auth) > 0 && !strings.HasPrefix(l, "MAIL")) {
 					if strings.HasPrefix(l, "MAIL") {

@@ -185,6 +185,8 @@ type txn struct {
 	afterEnd bool
 
 	quit, quitPipelined bool
+	// chunked is set when the message goes with BDAT (RFC 3030).
+	chunked bool
 	// kept is set when nothing follows the end of the message, neither
 	// QUIT nor another envelope: the connection is kept for later
 	// messages, and no later reply checks the verdict.
@@ -550,7 +552,9 @@ func (t *txn) final(ctx context.Context, mode sendMode) error {
 		e.Message = fmt.Sprintf("the message was answered %d and the server sent more replies with it: the replies are out of step and the verdict is not known", r.Code)
 		return t.unknown(e)
 	}
-	c.needRset = false
+	// After a refused BDAT the state of the transaction is not known (RFC
+	// 3030 2): RSET before the next one. After "." it is over.
+	c.needRset = t.chunked && r.Code/100 != 2
 	t.res.Final = r
 	if r.Code/100 == 2 {
 		t.res.QueueID = parseQueueID(r.Text())
@@ -614,6 +618,7 @@ func (t *txn) quitReply(ctx context.Context, r *Reply) error {
 // first, so a refused envelope does not cost the whole upload.
 func (t *txn) bdat(ctx context.Context, msg Message, mode sendMode, pipelined bool) error {
 	c := t.c
+	t.chunked = true
 	envRead := !pipelined
 	cw := t.newChunkWriter(ctx, &envRead)
 	rec := newBodyRecorder(c)
