@@ -197,6 +197,12 @@ func (c *Config) validate() error {
 	if c.LocalName != "" && strings.ContainsAny(c.LocalName, " \t") {
 		return localError(PhaseEHLO, "HELO name %q contains a space", c.LocalName)
 	}
+	if !isASCII(c.LocalName) {
+		// The EHLO domain is an LDH name or an address literal (RFC 5321
+		// 4.1.2); also with SMTPUTF8 it is sent in A-labels (RFC 6531
+		// 3.7.1).
+		return localError(PhaseEHLO, "HELO name %q is not ASCII: give an internationalised name in A-labels (xn--...)", c.LocalName)
+	}
 	if c.TLS < TLSNone || c.TLS > TLSImplicit {
 		return localError(PhaseConnect, "unknown TLS mode %d", int(c.TLS))
 	}
