@@ -498,3 +498,52 @@ func TestConformanceMatrix(t *testing.T) {
 		t.Errorf("CONFORMANCE.md has %d rows; the matrix is incomplete", rows)
 	}
 }
+
+// TestLongBodyLines: RFC 5321 4.5.3.1.6 (and RFC 5322 2.1.1) limit a line
+// of the message to 998 octets and its CRLF. A longer line is refused as
+// it is met, before the end of the message is sent, so the server never
+// takes a message it may cut or refuse; the error says which line.
+func TestLongBodyLines(t *testing.T) {
+	const (
+		data  = ehloPipelining + "250 Ok\n250 Ok\n354 go\n250 Ok\n221 Bye\n"
+		bdat  = "220 mx.test ESMTP\n250-mx.test\n250-PIPELINING\n250 CHUNKING\n250 Ok\n250 Ok\n250 Ok\n221 Bye\n"
+		envDT = "MAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nDATA\n"
+	)
+	tests := []struct {
+		name, server, msg string
+		sent              bool
+		client            string // "" when not checked
+	}{
+		{"998 octets: sent", data, "Subject: x\n\n" + strings.Repeat("a", 998) + "\n", true, ""},
+		{"998 octets and a bare CR line end: sent", data, "Subject: x\r\n\r\n" + strings.Repeat("a", 998) + "\r", true, ""},
+		{"999 octets: refused, the end never sent", data, "Subject: x\n\n" + strings.Repeat("a", 999) + "\nmore\n", false, segs("EHLO client.test\n", envDT)},
+		{"999 octets in the last line without a line end", data, "Subject: x\n\n" + strings.Repeat("a", 999), false, segs("EHLO client.test\n", envDT)},
+		{"a long header line", data, "Subject: " + strings.Repeat("a", 1200) + "\n\nhi\n", false, segs("EHLO client.test\n", envDT)},
+		{"BDAT: 999 octets refused", bdat, "Subject: x\n\n" + strings.Repeat("a", 999) + "\n", false, segs("EHLO client.test\n")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFaker(tc.server)
+			cfg := fakeConfig(f)
+			res, err := SendMail(context.Background(), cfg, envelope1, strings.NewReader(tc.msg), SendOptions{})
+			if tc.sent {
+				if err != nil {
+					t.Fatalf("err = %v", err)
+				}
+				return
+			}
+			if st := StatusOf(res, err); st != StatusPermFail {
+				t.Errorf("status %q (err %v), want %q", st, err, StatusPermFail)
+			}
+			if err == nil || !strings.Contains(err.Error(), "longer than 998 octets") {
+				t.Errorf("err = %v, want one about a line longer than 998 octets", err)
+			}
+			if tc.client != "" && f.client() != tc.client {
+				t.Errorf("client wrote:\n%q\nwant:\n%q", f.client(), tc.client)
+			}
+			if strings.Contains(f.wire(), "\r\n.\r\n") || strings.Contains(f.wire(), "LAST") {
+				t.Errorf("the end of the message went out:\n%q", f.wire())
+			}
+		})
+	}
+}

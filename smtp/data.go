@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -21,6 +22,27 @@ type bodyWriter struct {
 	rec         *bodyRecorder
 	n           int64 // bytes written, stuffing and line endings included
 	crlf        [2]byte
+	lineLen     int   // octets of the current line so far
+	lineNo      int   // lines ended so far
+	tooLong     error // a line over maxTextLine was met
+}
+
+// maxTextLine is the longest line of a message, without its CRLF (RFC
+// 5321 4.5.3.1.6, RFC 5322 2.1.1).
+const maxTextLine = 998
+
+// errLineTooLong is the cause of the error for a line over maxTextLine.
+var errLineTooLong = errors.New("a line of the message is longer than 998 octets (RFC 5321 4.5.3.1.6)")
+
+// grow counts n more octets of the current line and reports whether the
+// line is still within maxTextLine; when it is not, b.tooLong says which.
+func (b *bodyWriter) grow(n int) bool {
+	b.lineLen += n
+	if b.lineLen > maxTextLine {
+		b.tooLong = fmt.Errorf("line %d: %w", b.lineNo+1, errLineTooLong)
+		return false
+	}
+	return true
 }
 
 func newBodyWriter(w io.Writer, dotStuff bool, rec *bodyRecorder) *bodyWriter {
@@ -39,6 +61,8 @@ func (b *bodyWriter) put(p []byte) {
 func (b *bodyWriter) eol() {
 	b.put(b.crlf[:])
 	b.atLineStart = true
+	b.lineLen = 0
+	b.lineNo++
 	b.rec.endLine()
 }
 
@@ -66,10 +90,16 @@ func (b *bodyWriter) Write(p []byte) (int, error) {
 			i = j
 		}
 		if i < 0 {
+			if !b.grow(len(p)) {
+				return 0, b.tooLong
+			}
 			b.put(p)
 			b.rec.text(p)
 			b.atLineStart = false
 			break
+		}
+		if !b.grow(i) {
+			return 0, b.tooLong
 		}
 		if p[i] == '\r' && i+1 < len(p) && p[i+1] == '\n' {
 			// A CRLF line goes out as it is, its line end included: one
@@ -77,6 +107,8 @@ func (b *bodyWriter) Write(p []byte) (int, error) {
 			b.put(p[:i+2])
 			b.rec.text(p[:i])
 			b.atLineStart = true
+			b.lineLen = 0
+			b.lineNo++
 			b.rec.endLine()
 			p = p[i+2:]
 			continue

@@ -511,9 +511,13 @@ func (t *txn) bodyError(ctx context.Context, err, wireErr error) error {
 		return e
 	}
 	c.broken = err
-	c.tr.Info(PhaseBody, "reading the message failed: %v; closing the connection so the partial message is not delivered", err)
+	what := "reading the message failed"
+	if errors.Is(err, errLineTooLong) {
+		what = "the message cannot be sent as it is"
+	}
+	c.tr.Info(PhaseBody, "%s: %v; closing the connection so the partial message is not delivered", what, err)
 	c.conn.Close()
-	return &Error{Phase: PhaseBody, Message: "reading the message failed", Err: err}
+	return &Error{Phase: PhaseBody, Message: what, Err: err}
 }
 
 // unknown marks an error after the end of the message as of unknown
