@@ -547,3 +547,122 @@ func TestLongBodyLines(t *testing.T) {
 		})
 	}
 }
+
+// TestEnvelopeReplies: the envelope as RFC 5321, 1870, 3461 and 6152 want
+// it on the wire, and what each reply to it means.
+func TestEnvelopeReplies(t *testing.T) {
+	const (
+		envDT = "MAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nDATA\n"
+		body  = "Subject: hi\n\nhello\n.\nQUIT\n"
+		dsn   = "220 mx.test ESMTP\n250-mx.test\n250-ENHANCEDSTATUSCODES\n250-PIPELINING\n250 DSN\n"
+		size0 = "220 mx.test ESMTP\n250-mx.test\n250-PIPELINING\n250 SIZE 0\n"
+		sized = "220 mx.test ESMTP\n250-mx.test\n250-ENHANCEDSTATUSCODES\n250-PIPELINING\n250 SIZE 1000\n"
+	)
+	dsnAll := &DSN{Notify: []string{"SUCCESS", "FAILURE"}, Return: "FULL", EnvID: "q+1=2", OriginalRecipient: true}
+	tests := []rfcCase{
+		{
+			name:   "null reverse-path: MAIL FROM:<> (RFC 5321 4.1.1.2, 3.6.3)",
+			server: ehloPipelining + "250 Ok\n250 Ok\n354 go\n250 Ok\n221 Bye\n",
+			env:    &Envelope{To: []string{"b@example.net"}},
+			client: segs("EHLO client.test\n", "MAIL FROM:<>\nRCPT TO:<b@example.net>\nDATA\n", body),
+			status: StatusSent,
+		},
+		{
+			name:   "251 user not local, will forward: accepted (RFC 5321 3.4)",
+			server: ehloPipelining + "250 Ok\n251 2.1.5 User not local; will forward to <c@example.com>\n354 go\n250 Ok\n221 Bye\n",
+			client: segs("EHLO client.test\n", envDT, body),
+			status: StatusSent,
+		},
+		{
+			name:   "551 user not local: refused, permanent, no forwarding attempted (RFC 5321 3.4)",
+			server: ehloPipelining + "250 Ok\n551 5.1.6 User not local; please try <c@example.com>\n554 5.5.1 no valid recipients\n221 Bye\n",
+			client: segs("EHLO client.test\n", envDT, "QUIT\n"),
+			status: StatusPermFail, kind: KindOther, code: 551,
+		},
+		{
+			name:   "SIZE 0: no limit; the size is declared (RFC 1870 4)",
+			server: size0 + "250 Ok\n250 Ok\n354 go\n250 Ok\n221 Bye\n",
+			env:    &Envelope{From: "a@example.org", To: []string{"b@example.net"}, Size: 50 << 20},
+			client: segs("EHLO client.test\n", "MAIL FROM:<a@example.org> SIZE=52428800\nRCPT TO:<b@example.net>\nDATA\n", body),
+			status: StatusSent,
+		},
+		{
+			name:   "no SIZE offered: none declared (RFC 1870 6)",
+			server: ehloPlain[:len(ehloPlain)-len("250 SIZE\n")] + "250 PIPELINING\n250 Ok\n250 Ok\n354 go\n250 Ok\n221 Bye\n",
+			env:    &Envelope{From: "a@example.org", To: []string{"b@example.net"}, Size: 22},
+			client: segs("EHLO client.test\n", envDT, body),
+			status: StatusSent,
+		},
+		{
+			name:   "over the SIZE limit: refused before MAIL, nothing of it said (RFC 1870 6)",
+			server: sized + "221 Bye\n",
+			env:    &Envelope{From: "a@example.org", To: []string{"b@example.net"}, Size: 1001},
+			client: segs("EHLO client.test\n", "QUIT\n"),
+			status: StatusPermFail, kind: KindTooLarge,
+		},
+		{
+			name:   "552 to MAIL with SIZE: permanent, too large (RFC 1870 6.1)",
+			server: sized + "552 5.3.4 Message size exceeds fixed maximum message size\n554 5.5.1 no valid recipients\n554 5.5.1 no valid recipients\n221 Bye\n",
+			env:    &Envelope{From: "a@example.org", To: []string{"b@example.net"}, Size: 900},
+			client: segs("EHLO client.test\n", "MAIL FROM:<a@example.org> SIZE=900\nRCPT TO:<b@example.net>\nDATA\n", "QUIT\n"),
+			status: StatusPermFail, kind: KindTooLarge, code: 552,
+		},
+		{
+			name:   "452 to MAIL with SIZE (no room now): temporary (RFC 1870 6.2)",
+			server: sized + "452 4.3.1 Insufficient system storage\n554 5.5.1 no valid recipients\n554 5.5.1 no valid recipients\n221 Bye\n",
+			env:    &Envelope{From: "a@example.org", To: []string{"b@example.net"}, Size: 900},
+			client: segs("EHLO client.test\n", "MAIL FROM:<a@example.org> SIZE=900\nRCPT TO:<b@example.net>\nDATA\n", "QUIT\n"),
+			status: StatusTempFail, kind: KindOther, code: 452,
+		},
+		{
+			name:   "552 after the end of data: permanent, too large (RFC 1870 6.3)",
+			server: ehloPipelining + "250 Ok\n250 Ok\n354 go\n552 5.3.4 Message too big\n221 Bye\n",
+			client: segs("EHLO client.test\n", envDT, body),
+			status: StatusPermFail, kind: KindTooLarge, code: 552,
+		},
+		{
+			name:   "DSN offered: RET, ENVID and ORCPT in xtext, NOTIFY (RFC 3461 4)",
+			server: dsn + "250 Ok\n250 Ok\n354 go\n250 Ok\n221 Bye\n",
+			env:    &Envelope{From: "a@example.org", To: []string{"b+c@example.net"}, DSN: dsnAll},
+			client: segs("EHLO client.test\n", "MAIL FROM:<a@example.org> RET=FULL ENVID=q+2B1+3D2\nRCPT TO:<b+c@example.net> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b+2Bc@example.net\nDATA\n", body),
+			status: StatusSent,
+		},
+		{
+			name:   "DSN not offered: no DSN parameter at all (RFC 3461 4)",
+			server: ehloPipelining + "250 Ok\n250 Ok\n354 go\n250 Ok\n221 Bye\n",
+			env:    &Envelope{From: "a@example.org", To: []string{"b@example.net"}, DSN: dsnAll},
+			client: segs("EHLO client.test\n", envDT, body),
+			status: StatusSent,
+		},
+		{
+			name:   "8-bit body to a server without 8BITMIME: refused before MAIL (RFC 6152 3)",
+			server: ehloPipelining[:len(ehloPipelining)-len("250 8BITMIME\n")] + "250 PIPELINING\n221 Bye\n",
+			env:    &Envelope{From: "a@example.org", To: []string{"b@example.net"}, EightBit: true},
+			client: segs("EHLO client.test\n", "QUIT\n"),
+			status: StatusPermFail, kind: KindOther,
+		},
+		{
+			name:   "UTF-8 address to a server without SMTPUTF8: refused before MAIL (RFC 6531 3.2)",
+			server: ehloPipelining + "221 Bye\n",
+			env:    &Envelope{From: "a@example.org", To: []string{"jöran@example.net"}},
+			client: segs("EHLO client.test\n", "QUIT\n"),
+			status: StatusPermFail, kind: KindOther,
+		},
+		{
+			name:   "UTF-8 address with SMTPUTF8: the parameter, and BODY=8BITMIME (RFC 6531 3.4)",
+			server: ehloFull + "250 Ok\n250 Ok\n250 Ok\n221 Bye\n",
+			env:    &Envelope{From: "a@example.org", To: []string{"jöran@example.net"}},
+			client: segs("EHLO client.test\n", "MAIL FROM:<a@example.org> BODY=8BITMIME SMTPUTF8\nRCPT TO:<jöran@example.net>\nBDAT 22 LAST\nSubject: hi\n\nhello\nQUIT\n"),
+			status: StatusSent,
+		},
+		{
+			name:   "a 4xx to DATA: temporary, no message sent (RFC 5321 4.2.5)",
+			server: ehloPipelining + "250 Ok\n250 Ok\n451 4.3.0 try later\n221 Bye\n",
+			client: segs("EHLO client.test\n", envDT, "QUIT\n"),
+			status: StatusTempFail, kind: KindOther, code: 451,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { runRFCCase(t, tc) })
+	}
+}
