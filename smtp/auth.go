@@ -96,7 +96,15 @@ func (c *Client) expect334(ctx context.Context, line, shown string, secret bool)
 	}
 	dec, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(r.Text()))
 	if derr != nil {
-		return nil, &Error{Phase: PhaseAuth, Code: r.Code, Message: "server challenge is not base64", Err: derr}
+		// The server waits for a response: the exchange is cancelled with
+		// "*" (RFC 4954 4) rather than left open for QUIT to be read as one.
+		e := &Error{Phase: PhaseAuth, Code: r.Code, Message: "server challenge is not base64", Err: derr}
+		c.tr.Info(PhaseAuth, "the server's challenge is not base64: cancelling the exchange with \"*\" (RFC 4954 4)")
+		cr, _ := c.cmd(ctx, PhaseAuth, 501, "*")
+		if cr != nil && cr.Code < 400 {
+			c.broken = e // still in the exchange, or authenticated: out of step
+		}
+		return nil, e
 	}
 	return dec, nil
 }

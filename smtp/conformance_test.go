@@ -587,7 +587,7 @@ func TestEnvelopeReplies(t *testing.T) {
 			status: StatusSent,
 		},
 		{
-			name:   "no SIZE offered: none declared (RFC 1870 6)",
+			name:   "no SIZE offered: none declared (RFC 1870 5)",
 			server: ehloPlain[:len(ehloPlain)-len("250 SIZE\n")] + "250 PIPELINING\n250 Ok\n250 Ok\n354 go\n250 Ok\n221 Bye\n",
 			env:    &Envelope{From: "a@example.org", To: []string{"b@example.net"}, Size: 22},
 			client: segs("EHLO client.test\n", envDT, body),
@@ -608,14 +608,14 @@ func TestEnvelopeReplies(t *testing.T) {
 			status: StatusPermFail, kind: KindTooLarge, code: 552,
 		},
 		{
-			name:   "452 to MAIL with SIZE (no room now): temporary (RFC 1870 6.2)",
+			name:   "452 to MAIL with SIZE (no room now): temporary (RFC 1870 6.1)",
 			server: sized + "452 4.3.1 Insufficient system storage\n554 5.5.1 no valid recipients\n554 5.5.1 no valid recipients\n221 Bye\n",
 			env:    &Envelope{From: "a@example.org", To: []string{"b@example.net"}, Size: 900},
 			client: segs("EHLO client.test\n", "MAIL FROM:<a@example.org> SIZE=900\nRCPT TO:<b@example.net>\nDATA\n", "QUIT\n"),
 			status: StatusTempFail, kind: KindOther, code: 452,
 		},
 		{
-			name:   "552 after the end of data: permanent, too large (RFC 1870 6.3)",
+			name:   "552 after the end of data: permanent, too large (RFC 1870 6.2)",
 			server: ehloPipelining + "250 Ok\n250 Ok\n354 go\n552 5.3.4 Message too big\n221 Bye\n",
 			client: segs("EHLO client.test\n", envDT, body),
 			status: StatusPermFail, kind: KindTooLarge, code: 552,
