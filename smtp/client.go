@@ -444,7 +444,7 @@ func addressLiteral(name string) string {
 func (c *Client) Hello(ctx context.Context) error {
 	name := c.cfg.LocalName
 	if name == "" {
-		name = "localhost"
+		name = c.defaultName()
 	}
 	if lit := addressLiteral(name); lit != name {
 		c.tr.Info(PhaseEHLO, "HELO name %s is an IP address: sent as the address literal %s (RFC 5321 4.1.3)", name, lit)
@@ -468,6 +468,17 @@ func (c *Client) Hello(ctx context.Context) error {
 	c.ext, c.authMechs = map[string]string{}, nil
 	c.helloDone = true
 	return nil
+}
+
+// defaultName is the EHLO name when none is configured: the address
+// literal of the connection's local address. RFC 5321 4.1.1.1 asks for an
+// address literal from a client without a meaningful domain name, and
+// "localhost" is not one (servers that check the name refuse it).
+func (c *Client) defaultName() string {
+	if a, ok := c.conn.LocalAddr().(*net.TCPAddr); ok && a.IP != nil {
+		return addressLiteral(a.IP.String())
+	}
+	return "localhost"
 }
 
 // parseEHLO reads the extension lines of an EHLO reply (the first line is

@@ -155,7 +155,9 @@ type Config struct {
 	// InsecureSkipVerify accepts any certificate. It is shown in the
 	// transcript.
 	InsecureSkipVerify bool
-	// LocalName is the name sent with EHLO/HELO; "localhost" if empty.
+	// LocalName is the name sent with EHLO/HELO: the client's fully
+	// qualified domain name. If empty, the address literal of the
+	// connection's local address ("[192.0.2.1]", RFC 5321 4.1.1.1).
 	LocalName string
 	// Auth, if set, authenticates after EHLO (and STARTTLS).
 	Auth *Auth

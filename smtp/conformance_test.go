@@ -666,3 +666,18 @@ func TestEnvelopeReplies(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { runRFCCase(t, tc) })
 	}
 }
+
+// TestDefaultEHLOName: without a configured name, EHLO carries the address
+// literal of the connection's local address (RFC 5321 4.1.1.1, 4.1.3), not
+// "localhost", which is not a meaningful domain name.
+func TestDefaultEHLOName(t *testing.T) {
+	f := newFaker(ehloPipelining + "250 Ok\n250 Ok\n354 go\n250 Ok\n221 Bye\n")
+	cfg := fakeConfig(f)
+	cfg.LocalName = ""
+	if _, err := SendMail(context.Background(), cfg, envelope1, strings.NewReader("x\n"), SendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if first, _, _ := strings.Cut(f.client(), "|"); first != lf("EHLO [127.0.0.1]\n") {
+		t.Errorf("first command %q, want EHLO [127.0.0.1]", first)
+	}
+}
