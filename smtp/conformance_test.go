@@ -681,3 +681,56 @@ func TestDefaultEHLOName(t *testing.T) {
 		t.Errorf("first command %q, want EHLO [127.0.0.1]", first)
 	}
 }
+
+// TestUndeclared8BitBody: RFC 5321 2.4 and RFC 6152 3: no octet with the
+// high bit set goes out unless the MAIL command declared 8-bit content
+// (BODY=8BITMIME, or SMTPUTF8). A message whose envelope says 7-bit but
+// whose content is not is refused as the first such octet is met, before
+// the end of the message is sent.
+func TestUndeclared8BitBody(t *testing.T) {
+	const (
+		data  = ehloPipelining + "250 Ok\n250 Ok\n354 go\n250 Ok\n221 Bye\n"
+		envDT = "MAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nDATA\n"
+	)
+	tests := []struct {
+		name, server, msg string
+		env               Envelope
+		sent              bool
+		client            string // "" when not checked
+	}{
+		{"7-bit content, nothing declared: sent", data, "Subject: x\n\nplain\n", envelope1, true, ""},
+		{"8-bit content declared EightBit: sent with BODY=8BITMIME", data, "Subject: x\n\nh\xc3\xa9\n",
+			Envelope{From: "a@example.org", To: []string{"b@example.net"}, EightBit: true}, true,
+			segs("EHLO client.test\n", "MAIL FROM:<a@example.org> BODY=8BITMIME\nRCPT TO:<b@example.net>\nDATA\n", "Subject: x\n\nh\xc3\xa9\n.\nQUIT\n")},
+		{"8-bit content, nothing declared: refused, the end never sent", data, "Subject: x\n\nh\xc3\xa9\n", envelope1, false,
+			segs("EHLO client.test\n", envDT)},
+		{"8-bit octet after 64 KiB of ASCII", data, "Subject: x\n\n" + strings.Repeat(strings.Repeat("a", 70)+"\n", 1000) + "\xff\n", envelope1, false, ""},
+		{"SMTPUTF8 without 8BITMIME offered: the UTF-8 header may go", ehloUTF8Only + "250 Ok\n250 Ok\n354 go\n250 Ok\n221 Bye\n", "Subject: h\xc3\xa9\n\nx\n",
+			Envelope{From: "a@example.org", To: []string{"b@example.net"}, SMTPUTF8: true}, true, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFaker(tc.server)
+			cfg := fakeConfig(f)
+			res, err := SendMail(context.Background(), cfg, tc.env, strings.NewReader(tc.msg), SendOptions{})
+			if tc.client != "" && f.client() != tc.client {
+				t.Errorf("client wrote:\n%q\nwant:\n%q", f.client(), tc.client)
+			}
+			if tc.sent {
+				if err != nil {
+					t.Fatalf("err = %v", err)
+				}
+				return
+			}
+			if st := StatusOf(res, err); st != StatusPermFail {
+				t.Errorf("status %q (err %v), want %q", st, err, StatusPermFail)
+			}
+			if err == nil || !strings.Contains(err.Error(), "8-bit") {
+				t.Errorf("err = %v, want one about undeclared 8-bit content", err)
+			}
+			if strings.Contains(f.wire(), "\r\n.\r\n") {
+				t.Errorf("the end of the message went out")
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -24,7 +25,31 @@ type bodyWriter struct {
 	crlf        [2]byte
 	lineLen     int   // octets of the current line so far
 	lineNo      int   // lines ended so far
-	tooLong     error // a line over maxTextLine was met
+	tooLong     error // a line over maxTextLine, or an undeclared 8-bit octet, was met
+	// sevenBit is set when the MAIL command declared no 8-bit content:
+	// an octet with the high bit set must not go out (RFC 5321 2.4).
+	sevenBit bool
+}
+
+// errUndeclared8Bit is the cause of the error for an 8-bit octet in a
+// message whose MAIL command did not declare 8-bit content.
+var errUndeclared8Bit = errors.New("the message has 8-bit content, but its envelope declares none (set Envelope.EightBit or SMTPUTF8; RFC 5321 2.4, RFC 6152 3)")
+
+// has8Bit reports whether p holds an octet with the high bit set, eight
+// octets at a time.
+func has8Bit(p []byte) bool {
+	for len(p) >= 8 {
+		if binary.LittleEndian.Uint64(p)&0x8080808080808080 != 0 {
+			return true
+		}
+		p = p[8:]
+	}
+	for _, c := range p {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	return false
 }
 
 // maxTextLine is the longest line of a message, without its CRLF (RFC
@@ -69,6 +94,12 @@ func (b *bodyWriter) eol() {
 // Write normalises p onto the wire.
 func (b *bodyWriter) Write(p []byte) (int, error) {
 	total := len(p)
+	if b.sevenBit && b.tooLong == nil && has8Bit(p) {
+		b.tooLong = fmt.Errorf("line %d or after: %w", b.lineNo+1, errUndeclared8Bit)
+	}
+	if b.tooLong != nil {
+		return 0, b.tooLong
+	}
 	for len(p) > 0 && b.err == nil {
 		if b.pendingCR {
 			b.pendingCR = false

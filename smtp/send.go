@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -419,6 +420,7 @@ func (t *txn) writeBody(ctx context.Context, msg Message) error {
 	c := t.c
 	rec := newBodyRecorder(c)
 	bw := newBodyWriter(c.bw, true, rec)
+	bw.sevenBit = t.sevenBit()
 	// The body's writes happen outside c.io: the context must still be
 	// able to abort one blocked on a server that stopped reading.
 	stop := c.guard(ctx)
@@ -440,6 +442,13 @@ func (t *txn) writeBody(ctx context.Context, msg Message) error {
 	c.writeLine(PhaseBody, ".", ".", false)
 	t.markEnd()
 	return nil
+}
+
+// sevenBit reports whether the MAIL command declared no 8-bit content:
+// neither BODY=8BITMIME nor SMTPUTF8 (whose UTF-8 header is 8-bit content
+// a server offering it takes, RFC 6531 3.4).
+func (t *txn) sevenBit() bool {
+	return !strings.Contains(t.mailLine, " BODY=8BITMIME") && !strings.HasSuffix(t.mailLine, " SMTPUTF8") && !strings.Contains(t.mailLine, " SMTPUTF8 ")
 }
 
 // beforeEnd runs Config.BeforeEnd, if set, once everything before the end
@@ -512,7 +521,7 @@ func (t *txn) bodyError(ctx context.Context, err, wireErr error) error {
 	}
 	c.broken = err
 	what := "reading the message failed"
-	if errors.Is(err, errLineTooLong) {
+	if errors.Is(err, errLineTooLong) || errors.Is(err, errUndeclared8Bit) {
 		what = "the message cannot be sent as it is"
 	}
 	c.tr.Info(PhaseBody, "%s: %v; closing the connection so the partial message is not delivered", what, err)
@@ -629,6 +638,7 @@ func (t *txn) bdat(ctx context.Context, msg Message, mode sendMode, pipelined bo
 	rec.hold = true
 	cw.rec = rec
 	bw := newBodyWriter(cw, false, rec)
+	bw.sevenBit = t.sevenBit()
 	stop := c.guard(ctx) // as in data: the context aborts a blocked write
 	if err := t.writeChunks(ctx, msg, cw, bw, stop); err != nil {
 		return err
