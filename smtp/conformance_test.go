@@ -734,3 +734,22 @@ func TestUndeclared8BitBody(t *testing.T) {
 		})
 	}
 }
+
+// TestHas8Bit: the word-at-a-time scan finds an 8-bit octet wherever it
+// is, and none in ASCII, for every length around its 8- and 32-octet
+// steps.
+func TestHas8Bit(t *testing.T) {
+	for n := 0; n < 80; n++ {
+		p := []byte(strings.Repeat("a", n))
+		if has8Bit(p) {
+			t.Fatalf("%d ASCII octets: 8-bit found", n)
+		}
+		for at := 0; at < n; at++ {
+			q := append([]byte(nil), p...)
+			q[at] = 0x80
+			if !has8Bit(q) {
+				t.Errorf("length %d, 0x80 at %d: not found", n, at)
+			}
+		}
+	}
+}

@@ -38,6 +38,13 @@ var errUndeclared8Bit = errors.New("the message has 8-bit content, but its envel
 // has8Bit reports whether p holds an octet with the high bit set, eight
 // octets at a time.
 func has8Bit(p []byte) bool {
+	for len(p) >= 32 {
+		le := binary.LittleEndian
+		if (le.Uint64(p)|le.Uint64(p[8:])|le.Uint64(p[16:])|le.Uint64(p[24:]))&0x8080808080808080 != 0 {
+			return true
+		}
+		p = p[32:]
+	}
 	for len(p) >= 8 {
 		if binary.LittleEndian.Uint64(p)&0x8080808080808080 != 0 {
 			return true
