@@ -539,6 +539,11 @@ func parseEHLO(lines []string) (map[string]string, []string) {
 // (response injection, CVE-2011-0411 and kin). Capabilities learnt before
 // TLS are forgotten and EHLO is said again.
 func (c *Client) StartTLS(ctx context.Context) error {
+	if c.tlsOn {
+		// TLS is never started twice on one session (RFC 3207 4).
+		c.tr.Info(PhaseStartTLS, "the connection is already protected by TLS: no STARTTLS")
+		return nil
+	}
 	required := c.cfg.TLS == TLSStartTLS
 	if ok, _ := c.Extension("STARTTLS"); !ok {
 		if required {

@@ -753,3 +753,32 @@ func TestHas8Bit(t *testing.T) {
 		}
 	}
 }
+
+// TestNoSecondStartTLS: RFC 3207 4: a client must not start TLS on a
+// session already protected by TLS, even when the server (wrongly) still
+// offers STARTTLS; asked to, it says nothing and goes on.
+func TestNoSecondStartTLS(t *testing.T) {
+	p := certs(t)
+	m := &miniServer{tls: p.serverTLS(), implicit: true, ext: []string{"STARTTLS", "PIPELINING"}}
+	addr := serve(t, m.handle)
+	tr := NewTranscript()
+	ctx := context.Background()
+	c, err := Open(ctx, Config{Addr: addr, TLS: TLSImplicit, TLSConfig: p.clientTLS("localhost"), Transcript: tr})
+	if err != nil {
+		t.Fatalf("Open: %v\n%s", err, dumpTranscript(tr))
+	}
+	if err := c.StartTLS(ctx); err != nil {
+		t.Errorf("StartTLS on a TLS connection: %v", err)
+	}
+	if _, err := c.Send(ctx, envelope1, strings.NewReader("x\n")); err != nil {
+		t.Errorf("Send: %v\n%s", err, dumpTranscript(tr))
+	}
+	if err := c.Quit(ctx); err != nil {
+		t.Errorf("Quit: %v", err)
+	}
+	for _, l := range m.got() {
+		if strings.HasPrefix(l, "STARTTLS") {
+			t.Errorf("server saw %q on a TLS connection: %q", l, m.got())
+		}
+	}
+}
