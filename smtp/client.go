@@ -753,6 +753,10 @@ func (c *Client) outOfStep(phase Phase, r *Reply, what string) *Error {
 // 4.2). The error is temporary.
 func (c *Client) unasked(phase Phase, when string) *Error {
 	e := &Error{Phase: phase, Message: "the server sent a reply nobody asked for " + when + ": its replies are out of step with the commands", Err: errOutOfStep, temporary: true}
+	if n := c.rr.br.Buffered(); n > 0 {
+		extra, _ := c.rr.br.Peek(min(n, 200))
+		c.tr.Info(phase, "unread from the server (%d bytes): %q", n, c.redact(string(extra)))
+	}
 	c.tr.Info(phase, "%s; nothing more is said on this connection", e.Message)
 	c.broken = e
 	return e

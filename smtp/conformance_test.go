@@ -174,6 +174,9 @@ func TestStrayReplyBeforeNextMessage(t *testing.T) {
 	if c.Idle() {
 		t.Errorf("Idle() = true on a connection whose replies are out of step")
 	}
+	if !hasEvent(cfg.Transcript.Events(), DirInfo, `unread from the server (17 bytes): "250 2.0.0 stray\r\n"`) {
+		t.Errorf("the stray reply is not in the transcript:\n%s", dumpTranscript(cfg.Transcript))
+	}
 	checkTranscriptOnWire(t, cfg.Transcript.Events(), f.wire())
 }
 
