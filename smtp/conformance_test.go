@@ -785,3 +785,41 @@ func TestNoSecondStartTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestNullMX: RFC 7505 4.1: a domain whose only MX is "." accepts no mail:
+// the client fails at once, permanently, with the enhanced status code
+// 5.1.10, asks DNS for no address and connects nowhere; a "." among other
+// MX hosts is never looked up or dialed.
+func TestNullMX(t *testing.T) {
+	tests := []struct {
+		name    string
+		mx      []*net.MX
+		fails   bool
+		asked   []string // DNS questions, in order
+		dialled int
+	}{
+		{"null MX alone", []*net.MX{{Host: ".", Pref: 0}}, true, []string{"MX example.net"}, 0},
+		{"null MX among others", []*net.MX{{Host: ".", Pref: 0}, {Host: "mx1.example.net.", Pref: 10}}, false,
+			[]string{"MX example.net", "A mx1.example.net"}, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &fakeResolver{mx: map[string][]*net.MX{"example.net": tc.mx}, ip: map[string][]string{"mx1.example.net": {"192.0.2.1"}}}
+			d := &countDialer{}
+			cfg := Config{Resolver: r, Dialer: d, Transcript: NewTranscript()}
+			_, err := SendMail(context.Background(), cfg, envelope1, strings.NewReader("x\n"), SendOptions{})
+			var e *Error
+			if tc.fails {
+				if !errors.As(err, &e) || e.Temporary() || e.EnhancedCode != "5.1.10" || !strings.Contains(e.Message, "accepts no mail") {
+					t.Errorf("err = %v (%#v), want a permanent error with 5.1.10 saying the domain accepts no mail", err, e)
+				}
+			}
+			if got := r.questions(); fmt.Sprint(got) != fmt.Sprint(tc.asked) {
+				t.Errorf("DNS asked %q, want %q", got, tc.asked)
+			}
+			if n := int(d.n.Load()); n != tc.dialled {
+				t.Errorf("dialled %d times, want %d", n, tc.dialled)
+			}
+		})
+	}
+}

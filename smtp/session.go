@@ -304,11 +304,20 @@ func lookupMX(ctx context.Context, cfg Config, domain string) ([]string, error) 
 	var shown, hosts []string
 	for _, mx := range mxs {
 		shown = append(shown, fmt.Sprintf("%d %s", mx.Pref, mx.Host))
-		hosts = append(hosts, strings.TrimSuffix(mx.Host, "."))
+		// A null MX (".") is not a host: alone it means the domain
+		// accepts no mail (RFC 7505 3); among others, where RFC 7505
+		// forbids it, it is skipped.
+		if h := strings.TrimSuffix(mx.Host, "."); h != "" {
+			hosts = append(hosts, h)
+		}
 	}
 	tr.Info(PhaseConnect, "DNS MX %s: %s (%s)", domain, strings.Join(shown, ", "), ms(time.Since(start)))
-	if len(mxs) == 1 && (mxs[0].Host == "." || mxs[0].Host == "") {
+	if len(hosts) == 0 {
+		// RFC 7505 4.1: no delivery, no fallback to the domain's address,
+		// and the enhanced status code 5.1.10.
 		err := localError(PhaseConnect, "%s accepts no mail (null MX, RFC 7505)", domain)
+		err.EnhancedCode = "5.1.10"
+		tr.Info(PhaseConnect, "%s", err.Message)
 		return nil, err
 	}
 	return hosts, nil
