@@ -218,6 +218,13 @@ func TestRecipientLimits(t *testing.T) {
 			status:  StatusTempFail, temp: true, codes: []int{452},
 		},
 		{
+			name:    "552 5.2.2 (mailbox full) to RCPT is not 'too many recipients': it stays permanent",
+			to:      []string{"b@example.net"},
+			servers: []string{ok1 + "250 2.1.0 Ok\n552 5.2.2 Mailbox full\n554 5.5.1 no valid recipients\n" + quit},
+			clients: []string{segs("EHLO client.test\n", mailA+rcpt("b@example.net")+"DATA\n", "QUIT\n")},
+			status:  StatusPermFail, codes: []int{552},
+		},
+		{
 			name: "452 to the third of three: a second transaction for it",
 			to:   []string{"b@example.net", "c@example.net", "d@example.net"},
 			servers: []string{

@@ -280,22 +280,25 @@ func (t *txn) readEnvelope(ctx context.Context) error {
 	return t.checkRecipients()
 }
 
-// addRcpt records the reply to one RCPT. A 552 is recorded as the 452
-// "too many recipients" it stands for (RFC 5321 4.5.3.1.10: RFC 821 gave
-// that condition 552, and clients should take it as temporary), its
-// enhanced code of class 4 too; the server's text is kept.
+// addRcpt records the reply to one RCPT. A 552 without an enhanced code,
+// or with 5.5.3, is recorded as the 452 "too many recipients" it stands
+// for (RFC 5321 4.5.3.1.10: RFC 821 gave that condition 552, and clients
+// should take it as temporary), with 4.5.3; the server's text is kept,
+// with a note.
 func (t *txn) addRcpt(addr string, r *Reply) {
-	code, enhanced := r.Code, r.EnhancedCode()
-	if code == 552 {
+	code, enhanced, text := r.Code, r.EnhancedCode(), r.Text()
+	if code == 552 && (enhanced == "" || enhanced == "5.5.3") {
+		// Not when the enhanced code says otherwise (5.2.2, mailbox full).
 		code = 452
 		if enhanced != "" {
-			enhanced = "4" + enhanced[1:]
+			enhanced = "4.5.3"
 		}
+		text += " [the server said 552: taken as 452, too many recipients, RFC 5321 4.5.3.1.10]"
 		t.c.tr.Info(PhaseRcpt, "552 to RCPT TO:<%s> taken as 452, a temporary refusal (too many recipients, RFC 5321 4.5.3.1.10)", addr)
 	}
 	t.res.Recipients = append(t.res.Recipients, RecipientResult{
 		Address: addr, Accepted: code/100 == 2, Code: code,
-		EnhancedCode: enhanced, Message: r.Text(),
+		EnhancedCode: enhanced, Message: text,
 	})
 }
 
