@@ -830,3 +830,84 @@ func TestNullMX(t *testing.T) {
 		})
 	}
 }
+
+// TestStrayReplyDuringBody: a reply the server sends while the message is
+// still going out (before its end) is found before the end is written: a
+// refusal is the answer to the message, anything else means the replies
+// are out of step; either way the end is withheld, so the server cannot
+// take the message, and a stray reply is never taken for the verdict
+// (RFC 5321 4.2). The hook Config.BeforeEnd runs once the server has sent
+// its reply, so the reply is waiting when the client checks.
+func TestStrayReplyDuringBody(t *testing.T) {
+	tests := []struct {
+		name, reply string
+		status      Status
+		code        int
+	}{
+		{"a stray 250", "250 2.0.0 Ok: queued as STRAY\r\n", StatusTempFail, 0},
+		{"a refusal", "554 5.7.1 rejected while reading\r\n", StatusPermFail, 554},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sent := make(chan struct{})
+			ended := make(chan bool, 1)
+			addr := serve(t, func(s *serverConn) error {
+				for _, step := range []struct{ send, expect string }{
+					{"220 mx.test ESMTP\r\n", "EHLO"},
+					{"250-mx.test\r\n250 PIPELINING\r\n", "MAIL"},
+				} {
+					if err := s.send(step.send); err != nil {
+						return err
+					}
+					if _, err := s.expect(step.expect); err != nil {
+						return err
+					}
+				}
+				for _, l := range []string{"RCPT", "DATA"} {
+					if _, err := s.expect(l); err != nil {
+						return err
+					}
+				}
+				if err := s.send("250 Ok\r\n250 Ok\r\n354 go\r\n"); err != nil {
+					return err
+				}
+				if _, err := s.expect("Subject"); err != nil {
+					return err
+				}
+				err := s.send(tc.reply)
+				close(sent)
+				if err != nil {
+					return err
+				}
+				// Whatever comes now: the end of the message must not.
+				for {
+					l, err := s.readLine()
+					if err != nil {
+						ended <- false
+						return nil
+					}
+					if l == "." {
+						ended <- true
+						return nil
+					}
+				}
+			})
+			tr := NewTranscript()
+			cfg := Config{Addr: addr, LocalName: "client.test", Transcript: tr,
+				BeforeEnd: func(context.Context) error { <-sent; return nil }}
+			res, err := SendMail(context.Background(), cfg, envelope1, strings.NewReader("Subject: x\n\nbody\n"), SendOptions{})
+			if st := StatusOf(res, err); st != tc.status {
+				t.Errorf("status %q (err %v), want %q", st, err, tc.status)
+			}
+			if fl := Classify(err); fl.Code != tc.code {
+				t.Errorf("code %d, want %d (err %v)", fl.Code, tc.code, err)
+			}
+			if <-ended {
+				t.Errorf("the end of the message was sent")
+			}
+			if t.Failed() {
+				t.Logf("transcript:\n%s", dumpTranscript(tr))
+			}
+		})
+	}
+}

@@ -442,9 +442,35 @@ func (t *txn) writeBody(ctx context.Context, msg Message) error {
 	if err := t.beforeEnd(ctx); err != nil {
 		return err
 	}
+	if err := t.spokeDuringBody(); err != nil {
+		return err
+	}
 	c.writeLine(PhaseBody, ".", ".", false)
 	t.markEnd()
 	return nil
+}
+
+// spokeDuringBody looks, without waiting, for a reply the server sent
+// while the message was going out. No reply is due before its end: a
+// refusal is the answer to the message (a server that stops taking it),
+// anything else a stray reply that the end of the message would be matched
+// with (RFC 5321 4.2). Either way the end is withheld and the connection
+// closed, so the server cannot take the message.
+func (t *txn) spokeDuringBody() error {
+	c := t.c
+	if c.rr.br.Buffered() == 0 && !socketReadable(c.conn) {
+		return nil
+	}
+	if r := c.salvageReply(); r != nil {
+		c.broken = replyError(PhaseBody, r)
+		t.res.Final = r
+		c.tr.Info(PhaseBody, "the server answered %d before the end of the message: the end is withheld", r.Code)
+		c.conn.Close()
+		return replyError(PhaseBody, r)
+	}
+	e := c.unasked(PhaseBody, "while the message was going out, before its end: the end is withheld")
+	c.conn.Close()
+	return e
 }
 
 // sevenBit reports whether the MAIL command declared no 8-bit content:
