@@ -51,6 +51,7 @@ func TestBadInputBeforeConnecting(t *testing.T) {
 		{name: "DSN ENVID with CRLF", env: Envelope{From: ok.From, To: ok.To, DSN: &DSN{EnvID: "a\r\nQUIT"}}, phase: PhaseMail, msg: "printable ASCII"},
 		{name: "DSN ENVID over 100 characters once xtext-encoded (RFC 3461 4.4)", env: Envelope{From: ok.From, To: ok.To, DSN: &DSN{EnvID: strings.Repeat("+", 40)}}, phase: PhaseMail, msg: "ENVID is 120 characters as xtext"},
 		{name: "DSN ORCPT over 500 characters once xtext-encoded (RFC 3461 4.2)", env: Envelope{From: ok.From, To: []string{strings.Repeat("=", 62) + "é@" + strings.Repeat("d", 182) + ".example"}, DSN: &DSN{OriginalRecipient: true}}, phase: PhaseRcpt, msg: "ORCPT"},
+		{name: "HELO name over 255 octets (RFC 5321 4.5.3.1.2)", env: ok, cfg: func(c *Config) { c.LocalName = strings.Repeat("a", 252) + ".test" }, phase: PhaseEHLO, msg: "limit is 255"},
 		{name: "HELO name not ASCII (RFC 5321 4.1.2, RFC 6531 3.7.1)", env: ok, cfg: func(c *Config) { c.LocalName = "bücher.example" }, phase: PhaseEHLO, msg: "A-labels"},
 		{name: "DSN RET unknown", env: Envelope{From: ok.From, To: ok.To, DSN: &DSN{Return: "ALL"}}, phase: PhaseMail, msg: "RET value"},
 		{name: "HELO name with CRLF", env: ok, cfg: func(c *Config) { c.LocalName = "client.test\r\nMAIL FROM:<x@evil.test>" }, phase: PhaseConnect, msg: "HELO name contains a forbidden character"},

@@ -199,6 +199,9 @@ func (c *Config) validate() error {
 	if c.LocalName != "" && strings.ContainsAny(c.LocalName, " \t") {
 		return localError(PhaseEHLO, "HELO name %q contains a space", c.LocalName)
 	}
+	if len(c.LocalName) > 255 {
+		return localError(PhaseEHLO, "HELO name is %d octets; the limit is 255 (RFC 5321 4.5.3.1.2)", len(c.LocalName))
+	}
 	if !isASCII(c.LocalName) {
 		// The EHLO domain is an LDH name or an address literal (RFC 5321
 		// 4.1.2); also with SMTPUTF8 it is sent in A-labels (RFC 6531
