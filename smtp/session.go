@@ -74,6 +74,11 @@ func (c *Client) ready(ctx context.Context, stopAfter Phase) error {
 // cannot be reached or answers 4xx before the transaction; recipients in
 // several domains get one conversation per domain (sendToDomains).
 //
+// Recipients a server puts off with 452 (too many recipients) get the
+// message in a further transaction (sendInRounds); as with several
+// domains, a Message that is not an io.Seeker must then write the same
+// bytes again.
+//
 // The result and cfg.Transcript are filled as far as the conversation
 // got, also when an error is returned. A send stopped by opts.StopAfter
 // returns a nil error and a result whose Final reply is nil.
