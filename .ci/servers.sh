@@ -22,11 +22,30 @@ SMTP_PORT=2525        # Postfix: plain, STARTTLS offered, no AUTH
 SMTPS_PORT=2465       # Postfix: implicit TLS, AUTH
 SUBMISSION_PORT=2587  # Postfix: STARTTLS required, then AUTH required
 AIOSMTPD_PORT=2526    # aiosmtpd: plain, STARTTLS offered, no AUTH
+HARAKA_PORT=2625          # Haraka: plain, STARTTLS offered, AUTH after STARTTLS
+HARAKA_SMTPS_PORT=2665    # Haraka: implicit TLS, AUTH
+MAILPIT_PORT=2725         # Mailpit: plain, STARTTLS offered, AUTH (any credentials) after STARTTLS
+MAILPIT_HTTP_PORT=2780    # Mailpit: REST API of the instance above
+MAILPIT_TLS_PORT=2765     # Mailpit: implicit TLS, AUTH (any credentials)
+MAILPIT_TLS_HTTP_PORT=2781  # Mailpit: REST API of the implicit-TLS instance
+INBUCKET_PORT=2825        # Inbucket: plain, STARTTLS offered, no AUTH
+INBUCKET_HTTP_PORT=2880   # Inbucket: REST API
+INBUCKET_POP3_PORT=2810   # Inbucket: POP3 (unused by the tests, kept on loopback)
+INBUCKET_TLS_PORT=2865    # Inbucket: implicit TLS, no AUTH
+INBUCKET_TLS_HTTP_PORT=2881 # Inbucket: REST API of the implicit-TLS instance
+INBUCKET_TLS_POP3_PORT=2811 # Inbucket: POP3 of the implicit-TLS instance (unused)
 DOMAIN=example.test
 TEST_USER=tester@example.test
 TEST_PASSWORD=s3cret-Pa55
 MESSAGE_SIZE_LIMIT=62914560   # 60 MiB
 PY=/usr/bin/python3           # Debian's python: has the aiosmtpd module
+# Servers installed from their own registries, pinned; "up" skips an install
+# when the right version is there.
+HARAKA_VERSION=3.3.4          # npm; the exact tree is .ci/haraka/package-lock.json
+MAILPIT_MODULE=github.com/axllent/mailpit
+MAILPIT_VERSION=v1.33.1
+INBUCKET_MODULE=github.com/inbucket/inbucket/v3
+INBUCKET_VERSION=v3.2.0
 PACKAGES=(postfix dovecot-core python3-aiosmtpd python3-dkim python3-nacl swaks libnet-ssleay-perl libio-socket-ssl-perl openssl chromium ca-certificates)
 
 TLS=$STATE/tls
@@ -39,6 +58,14 @@ AIO=$STATE/aiosmtpd
 MAILBASE=$STATE/maildir
 PF_MAILDIR=$MAILBASE/postfix
 AIO_MAILDIR=$MAILBASE/aiosmtpd
+HARAKA=$STATE/haraka
+HARAKA_NPM=$HARAKA/npm
+HARAKA_CONF=$HARAKA/config
+HARAKA_MAILDIR=$MAILBASE/haraka
+MAILPIT=$STATE/mailpit
+INBUCKET=$STATE/inbucket
+RUN=$STATE/run
+BIN=$STATE/bin
 LOG=$STATE/log
 ENVFILE=$STATE/env
 
@@ -73,6 +100,53 @@ install_packages() {
 		{ tail -30 "$STATE/apt.log" >&2; die "apt-get install failed (full log: $STATE/apt.log)"; }
 	missing=$(missing_packages)
 	[ -z "$missing" ] || die "still missing after apt-get: $(echo $missing)"
+}
+
+# go_tool_current BIN MODULE VERSION: true if BIN was built from MODULE at VERSION.
+go_tool_current() {
+	[ -x "$1" ] && go version -m "$1" 2>/dev/null | grep -qP "^\tmod\t\Q$2\E\t\Q$3\E(\t|$)"
+}
+
+# install_go_tool NAME MODULE VERSION [PACKAGE]: go install PACKAGE (default
+# MODULE)@VERSION into $BIN unless $BIN/NAME is already that version.
+install_go_tool() {
+	local name=$1 module=$2 version=$3 pkg=${4:-$2}
+	command -v go >/dev/null || die "go is not on PATH: needed to install $name $version"
+	go_tool_current "$BIN/$name" "$module" "$version" && return 0
+	say "installing $name $version (go install $pkg@$version)"
+	mkdir -p "$BIN"
+	GOBIN=$BIN GOFLAGS=-buildvcs=false go install "$pkg@$version" >"$LOG/install-$name.log" 2>&1 ||
+		{ tail -30 "$LOG/install-$name.log" >&2; die "go install $pkg@$version failed (log: $LOG/install-$name.log)"; }
+	go_tool_current "$BIN/$name" "$module" "$version" || die "$BIN/$name is not $module $version after go install"
+}
+
+# haraka_current: true if $HARAKA_NPM holds Haraka $HARAKA_VERSION installed
+# from the lock file in .ci/haraka.
+haraka_current() {
+	cmp -s "$HERE/haraka/package-lock.json" "$HARAKA_NPM/package-lock.json" &&
+		[ "$(node -p "require('$HARAKA_NPM/node_modules/Haraka/package.json').version" 2>/dev/null)" = "$HARAKA_VERSION" ]
+}
+
+install_haraka() {
+	command -v node >/dev/null && command -v npm >/dev/null ||
+		die "node and npm are not on PATH: Haraka $HARAKA_VERSION needs Node.js 20 or later"
+	local major
+	major=$(node -p 'process.versions.node.split(".")[0]')
+	[ "$major" -ge 20 ] || die "Node.js $(node --version) is too old for Haraka $HARAKA_VERSION (needs 20 or later)"
+	haraka_current && return 0
+	say "installing Haraka $HARAKA_VERSION (npm ci)"
+	mkdir -p "$HARAKA_NPM"
+	cp "$HERE/haraka/package.json" "$HERE/haraka/package-lock.json" "$HARAKA_NPM/"
+	npm ci --prefix "$HARAKA_NPM" --no-audit --no-fund --loglevel=error >"$LOG/install-haraka.log" 2>&1 ||
+		{ tail -30 "$LOG/install-haraka.log" >&2; die "npm ci for Haraka failed (log: $LOG/install-haraka.log)"; }
+	haraka_current || die "Haraka $HARAKA_VERSION not found in $HARAKA_NPM after npm ci"
+}
+
+install_servers() {
+	mkdir -p "$LOG"
+	install_haraka
+	install_go_tool mailpit "$MAILPIT_MODULE" "$MAILPIT_VERSION"
+	install_go_tool inbucket "$INBUCKET_MODULE" "$INBUCKET_VERSION" "$INBUCKET_MODULE/cmd/inbucket"
 }
 
 # ---------------------------------------------------------------- helpers
@@ -379,6 +453,109 @@ write_configs() {
 	return 0
 }
 
+# Haraka, Mailpit and Inbucket: sets HARAKA_CHANGED / MAILPIT_CHANGED /
+# INBUCKET_CHANGED to 1 when a file or command line changed.
+write_peer_configs() {
+	# An older layout had a plugins folder in config/, where the plugin list goes.
+	[ -d "$HARAKA_CONF/plugins" ] && rm -rf "$HARAKA_CONF/plugins"
+	mkdir -p "$HARAKA_CONF" "$HARAKA/plugins" "$HARAKA_MAILDIR"/{new,cur,tmp} "$MAILPIT" "$INBUCKET"
+	local shipped=$HARAKA_NPM/node_modules/Haraka/config
+	# connection.ini carries the greeting and the limits: Haraka's own file.
+	write_file "$HARAKA_CONF/connection.ini" 644 <"$shipped/connection.ini" && HARAKA_CHANGED=1
+	write_file "$HARAKA_CONF/smtp.ini" 644 <<-EOF && HARAKA_CHANGED=1
+		; Generated by .ci/servers.sh: a closed, loopback-only Haraka for tests.
+		listen=$HOST:$HARAKA_PORT,$HOST:$HARAKA_SMTPS_PORT
+		smtps_port=$HARAKA_SMTPS_PORT
+		nodes=0
+		inactivity_timeout=300
+	EOF
+	write_file "$HARAKA_CONF/me" 644 <<<"localhost" && HARAKA_CHANGED=1
+	write_file "$HARAKA_CONF/log.ini" 644 <<-EOF && HARAKA_CHANGED=1
+		[main]
+		level=info
+		timestamps=true
+	EOF
+	write_file "$HARAKA_CONF/tls_key.pem" 600 <"$TLS/server.key" && HARAKA_CHANGED=1
+	write_file "$HARAKA_CONF/tls_cert.pem" 644 <"$TLS/server.pem" && HARAKA_CHANGED=1
+	write_file "$HARAKA_CONF/tls.ini" 644 <<-EOF && HARAKA_CHANGED=1
+		key=tls_key.pem
+		cert=tls_cert.pem
+	EOF
+	write_file "$HARAKA_CONF/auth_flat_file.ini" 600 <<-EOF && HARAKA_CHANGED=1
+		[core]
+		methods=PLAIN,LOGIN,CRAM-MD5
+		[users]
+		$TEST_USER=$TEST_PASSWORD
+	EOF
+	# Haraka's own outbound delivery (used for relayed mail when no queue
+	# plugin takes it) never runs: nothing can leave the machine.
+	write_file "$HARAKA_CONF/outbound.ini" 644 <<-EOF && HARAKA_CHANGED=1
+		disabled=true
+	EOF
+	write_file "$HARAKA_CONF/host_list" 644 <<<"$DOMAIN" && HARAKA_CHANGED=1
+	write_file "$HARAKA_CONF/queue_maildir" 644 <<<"$HARAKA_MAILDIR" && HARAKA_CHANGED=1
+	write_file "$HARAKA/plugins/queue_maildir.js" 644 <"$HERE/haraka/queue_maildir.js" && HARAKA_CHANGED=1
+	# No DNS-based plugin, no relaying: mail for $DOMAIN goes into the Maildir,
+	# anything else is refused at RCPT unless authenticated, and then it too
+	# only reaches the Maildir (queue_maildir answers hook_queue_outbound).
+	write_file "$HARAKA_CONF/plugins" 644 <<-EOF && HARAKA_CHANGED=1
+		tls
+		auth/flat_file
+		rcpt_to.in_host_list
+		queue_maildir
+	EOF
+	# -c names the root: config/ and plugins/ are inside it.
+	HARAKA_CMD=(node "$HARAKA_NPM/node_modules/Haraka/bin/haraka" -c "$HARAKA")
+	printf '%q ' "${HARAKA_CMD[@]}" | write_file "$HARAKA/fingerprint" 644 && HARAKA_CHANGED=1
+
+	# Mailpit: one instance with STARTTLS offered, one with implicit TLS; both
+	# accept any AUTH credentials (after TLS) and never relay.
+	local common=(--smtp-tls-cert "$TLS/server.pem" --smtp-tls-key "$TLS/server.key"
+		--smtp-auth-accept-any --smtp-disable-rdns --disable-version-check
+		--max 2000 --max-age 1d --max-message-size 60 --smtp-max-recipients 200)
+	MAILPIT_CMD=("$BIN/mailpit" --smtp "$HOST:$MAILPIT_PORT" --listen "$HOST:$MAILPIT_HTTP_PORT"
+		--database "$MAILPIT/starttls.db" "${common[@]}")
+	MAILPIT_TLS_CMD=("$BIN/mailpit" --smtp "$HOST:$MAILPIT_TLS_PORT" --listen "$HOST:$MAILPIT_TLS_HTTP_PORT"
+		--database "$MAILPIT/tls.db" --smtp-require-tls "${common[@]}")
+	{
+		printf '%q ' "${MAILPIT_CMD[@]}"
+		echo
+		printf '%q ' "${MAILPIT_TLS_CMD[@]}"
+		echo
+		go version -m "$BIN/mailpit" 2>/dev/null | grep -P '^\tmod\t' || true
+	} | write_file "$MAILPIT/fingerprint" 644 && MAILPIT_CHANGED=1
+
+	# Inbucket: configured by environment; messages in memory for an hour.
+	INBUCKET_ENV=(
+		INBUCKET_SMTP_ADDR="$HOST:$INBUCKET_PORT"
+		INBUCKET_WEB_ADDR="$HOST:$INBUCKET_HTTP_PORT"
+		INBUCKET_POP3_ADDR="$HOST:$INBUCKET_POP3_PORT"
+		INBUCKET_SMTP_DOMAIN=localhost
+		INBUCKET_SMTP_TLSENABLED=true
+		INBUCKET_SMTP_TLSCERT="$TLS/server.pem"
+		INBUCKET_SMTP_TLSPRIVKEY="$TLS/server.key"
+		INBUCKET_SMTP_MAXMESSAGEBYTES="$MESSAGE_SIZE_LIMIT"
+		INBUCKET_STORAGE_TYPE=memory
+		INBUCKET_STORAGE_RETENTIONPERIOD=1h
+		INBUCKET_WEB_MONITORVISIBLE=false
+	)
+	# The same with implicit TLS on other ports.
+	INBUCKET_TLS_ENV=("${INBUCKET_ENV[@]}"
+		INBUCKET_SMTP_ADDR="$HOST:$INBUCKET_TLS_PORT"
+		INBUCKET_WEB_ADDR="$HOST:$INBUCKET_TLS_HTTP_PORT"
+		INBUCKET_POP3_ADDR="$HOST:$INBUCKET_TLS_POP3_PORT"
+		INBUCKET_SMTP_FORCETLS=true
+	)
+	{
+		printf '%q ' "${INBUCKET_ENV[@]}"
+		echo
+		printf '%q ' "${INBUCKET_TLS_ENV[@]}"
+		echo
+		go version -m "$BIN/inbucket" 2>/dev/null | grep -P '^\tmod\t' || true
+	} | write_file "$INBUCKET/fingerprint" 644 && INBUCKET_CHANGED=1
+	return 0
+}
+
 # ---------------------------------------------------------------- start / stop
 
 start_dovecot() {
@@ -401,6 +578,11 @@ check_ports_free() {
 	local ports=() p
 	postfix_running || ports+=("$SMTP_PORT" "$SMTPS_PORT" "$SUBMISSION_PORT")
 	aiosmtpd_running || ports+=("$AIOSMTPD_PORT")
+	daemon_running haraka haraka || ports+=("$HARAKA_PORT" "$HARAKA_SMTPS_PORT")
+	daemon_running mailpit mailpit || ports+=("$MAILPIT_PORT" "$MAILPIT_HTTP_PORT")
+	daemon_running mailpit-tls mailpit || ports+=("$MAILPIT_TLS_PORT" "$MAILPIT_TLS_HTTP_PORT")
+	daemon_running inbucket inbucket || ports+=("$INBUCKET_PORT" "$INBUCKET_HTTP_PORT" "$INBUCKET_POP3_PORT")
+	daemon_running inbucket-tls inbucket || ports+=("$INBUCKET_TLS_PORT" "$INBUCKET_TLS_HTTP_PORT" "$INBUCKET_TLS_POP3_PORT")
 	for p in "${ports[@]}"; do
 		if port_open "$p"; then
 			die "port $HOST:$p is taken by another program: $(ss -ltnpH "sport = :$p" 2>/dev/null)"
@@ -461,6 +643,63 @@ stop_aiosmtpd() {
 	rm -f "$AIO/pid"
 }
 
+# daemon_running NAME WORD: the process in $RUN/NAME.pid runs and its
+# command line contains WORD.
+daemon_running() { pid_alive "$RUN/$1.pid" "$2"; }
+
+# start_daemon NAME WORD CHANGED DIR COMMAND...: start COMMAND in DIR, in the
+# background with its output in $LOG/NAME.log, unless it already runs; a
+# running one is restarted when CHANGED is 1.
+start_daemon() {
+	local name=$1 word=$2 changed=$3 dir=$4
+	shift 4
+	if daemon_running "$name" "$word"; then
+		[ "$changed" = 1 ] || return 0
+		say "restarting $name"
+		stop_daemon "$name" "$word"
+	fi
+	say "starting $name"
+	TOUCHED=1
+	mkdir -p "$RUN"
+	(
+		cd "$dir"
+		setsid "$@" </dev/null >>"$LOG/$name.log" 2>&1 &
+		echo $! >"$RUN/$name.pid"
+	)
+}
+
+# stop_daemon NAME WORD: TERM, then KILL if it has not gone after 50 polls.
+stop_daemon() {
+	if daemon_running "$1" "$2"; then
+		local pid
+		pid=$(cat "$RUN/$1.pid")
+		say "stopping $1"
+		kill "$pid" 2>/dev/null || true
+		for _ in $(seq 50); do
+			daemon_running "$1" "$2" || break
+			sleep 0.1
+		done
+		daemon_running "$1" "$2" && kill -9 "$pid" 2>/dev/null
+	fi
+	rm -f "$RUN/$1.pid"
+}
+
+# The daemons beside Postfix and aiosmtpd: name, word in the command line.
+PEERS=(haraka:haraka mailpit:mailpit mailpit-tls:mailpit inbucket:inbucket inbucket-tls:inbucket)
+
+start_peers() {
+	start_daemon haraka haraka "$HARAKA_CHANGED" "$HARAKA" "${HARAKA_CMD[@]}"
+	start_daemon mailpit mailpit "$MAILPIT_CHANGED" "$MAILPIT" "${MAILPIT_CMD[@]}"
+	start_daemon mailpit-tls mailpit "$MAILPIT_CHANGED" "$MAILPIT" "${MAILPIT_TLS_CMD[@]}"
+	start_daemon inbucket inbucket "$INBUCKET_CHANGED" "$INBUCKET" env "${INBUCKET_ENV[@]}" "$BIN/inbucket"
+	start_daemon inbucket-tls inbucket "$INBUCKET_CHANGED" "$INBUCKET" env "${INBUCKET_TLS_ENV[@]}" "$BIN/inbucket"
+}
+
+# http_ok URL: true if URL answers 200.
+http_ok() {
+	curl -fsS -o /dev/null --max-time 5 "$1" 2>/dev/null
+}
+
 start_postgres() {
 	command -v pg_isready >/dev/null || return 0
 	pg_isready -q -h "$HOST" -p 5432 && return 0
@@ -474,24 +713,47 @@ start_postgres() {
 	fi
 }
 
-# wait_ready: after a start or reload, wait until each server greets (60 s
-# at most: a loaded machine forks slowly); when nothing was touched, a TCP
-# connect to each port is enough.
+# all_ready: true when every server answers: SMTP greetings (in TLS where
+# implicit), the SASL socket, the REST APIs.
+all_ready() {
+	greets "$SMTP_PORT" && greets "$SUBMISSION_PORT" && greets "$AIOSMTPD_PORT" &&
+		tls_greets "$SMTPS_PORT" && [ -S "$PF_QUEUE/private/auth" ] &&
+		greets "$HARAKA_PORT" && tls_greets "$HARAKA_SMTPS_PORT" &&
+		greets "$MAILPIT_PORT" && tls_greets "$MAILPIT_TLS_PORT" &&
+		greets "$INBUCKET_PORT" && tls_greets "$INBUCKET_TLS_PORT" &&
+		http_ok "http://$HOST:$MAILPIT_HTTP_PORT/api/v1/messages?limit=1" &&
+		http_ok "http://$HOST:$MAILPIT_TLS_HTTP_PORT/api/v1/messages?limit=1" &&
+		http_ok "http://$HOST:$INBUCKET_HTTP_PORT/api/v1/mailbox/ready-check" &&
+		http_ok "http://$HOST:$INBUCKET_TLS_HTTP_PORT/api/v1/mailbox/ready-check"
+}
+
+# wait_ready: after a start or reload, poll until every server answers, at
+# most READY_POLLS times (a generous count: a loaded machine forks slowly,
+# and Haraka's first start makes DH parameters); when nothing was touched, a
+# TCP connect to each port is enough.
+READY_POLLS=1500
 wait_ready() {
-	if [ "$TOUCHED" = 0 ] && port_open "$SMTP_PORT" && port_open "$SUBMISSION_PORT" &&
-		port_open "$SMTPS_PORT" && port_open "$AIOSMTPD_PORT" && [ -S "$PF_QUEUE/private/auth" ]; then
-		return 0
+	local p all=("$SMTP_PORT" "$SUBMISSION_PORT" "$SMTPS_PORT" "$AIOSMTPD_PORT" "$HARAKA_PORT" "$HARAKA_SMTPS_PORT"
+		"$MAILPIT_PORT" "$MAILPIT_HTTP_PORT" "$MAILPIT_TLS_PORT" "$MAILPIT_TLS_HTTP_PORT"
+		"$INBUCKET_PORT" "$INBUCKET_HTTP_PORT" "$INBUCKET_TLS_PORT" "$INBUCKET_TLS_HTTP_PORT")
+	if [ "$TOUCHED" = 0 ] && [ -S "$PF_QUEUE/private/auth" ]; then
+		local open=1
+		for p in "${all[@]}"; do port_open "$p" || { open=0; break; }; done
+		[ "$open" = 1 ] && return 0
 	fi
-	local deadline=$((SECONDS + 60))
-	while [ $SECONDS -lt $deadline ]; do
-		if greets "$SMTP_PORT" && greets "$SUBMISSION_PORT" && greets "$AIOSMTPD_PORT" &&
-			tls_greets "$SMTPS_PORT" && [ -S "$PF_QUEUE/private/auth" ]; then
-			return 0
-		fi
+	local peer
+	for _ in $(seq "$READY_POLLS"); do
+		all_ready && return 0
+		# A daemon that has exited will not answer however long we wait.
+		for peer in "${PEERS[@]}"; do
+			daemon_running "${peer%%:*}" "${peer#*:}" && continue
+			tail -20 "$LOG/${peer%%:*}.log" >&2 || true
+			die "${peer%%:*} exited (log: $LOG/${peer%%:*}.log)"
+		done
 		sleep 0.2
 	done
 	status >&2 || true
-	die "servers did not all answer within 60 s; logs in $LOG"
+	die "servers did not all answer after $READY_POLLS polls; logs in $LOG"
 }
 
 write_env() {
@@ -519,6 +781,26 @@ write_env() {
 		AIOSMTPD_MAILDIR=$AIO_MAILDIR
 		AIOSMTPD_MESSAGE_SIZE_LIMIT=$MESSAGE_SIZE_LIMIT
 		AIOSMTPD_LOG=$LOG/aiosmtpd.log
+		HARAKA_VERSION=$HARAKA_VERSION
+		HARAKA_HOST=$HOST
+		HARAKA_PORT=$HARAKA_PORT
+		HARAKA_SMTPS_PORT=$HARAKA_SMTPS_PORT
+		HARAKA_MAILDIR=$HARAKA_MAILDIR
+		HARAKA_LOG=$LOG/haraka.log
+		MAILPIT_VERSION=$MAILPIT_VERSION
+		MAILPIT_HOST=$HOST
+		MAILPIT_PORT=$MAILPIT_PORT
+		MAILPIT_API=http://$HOST:$MAILPIT_HTTP_PORT
+		MAILPIT_TLS_PORT=$MAILPIT_TLS_PORT
+		MAILPIT_TLS_API=http://$HOST:$MAILPIT_TLS_HTTP_PORT
+		MAILPIT_LOG=$LOG/mailpit.log
+		INBUCKET_VERSION=$INBUCKET_VERSION
+		INBUCKET_HOST=$HOST
+		INBUCKET_PORT=$INBUCKET_PORT
+		INBUCKET_API=http://$HOST:$INBUCKET_HTTP_PORT
+		INBUCKET_TLS_PORT=$INBUCKET_TLS_PORT
+		INBUCKET_TLS_API=http://$HOST:$INBUCKET_TLS_HTTP_PORT
+		INBUCKET_LOG=$LOG/inbucket.log
 		RCPT_REJECT_550=reject550@$DOMAIN
 		RCPT_TEMPFAIL_451=temp451@$DOMAIN
 		RCPT_FULL_452=full452@$DOMAIN
@@ -530,9 +812,12 @@ write_env() {
 up() {
 	mkdir -p "$STATE"
 	install_packages
+	install_servers
 	PF_CHANGED=0 DOVE_CHANGED=0 AIO_CHANGED=0 TOUCHED=0
-	if make_certs; then PF_CHANGED=1 AIO_CHANGED=1; fi
+	HARAKA_CHANGED=0 MAILPIT_CHANGED=0 INBUCKET_CHANGED=0
+	if make_certs; then PF_CHANGED=1 AIO_CHANGED=1 HARAKA_CHANGED=1 MAILPIT_CHANGED=1 INBUCKET_CHANGED=1; fi
 	write_configs
+	write_peer_configs
 	# Messages older than a day are of no use to anyone.
 	find "$MAILBASE" -type f -mtime +1 -delete 2>/dev/null || true
 	check_ports_free
@@ -540,10 +825,13 @@ up() {
 	start_dovecot
 	start_postfix
 	start_aiosmtpd
+	start_peers
 	start_postgres
 	wait_ready
 	write_env
-	say "up: postfix $HOST:$SMTP_PORT/$SMTPS_PORT/$SUBMISSION_PORT, aiosmtpd $HOST:$AIOSMTPD_PORT; env in $ENVFILE"
+	say "up: postfix $HOST:$SMTP_PORT/$SMTPS_PORT/$SUBMISSION_PORT, aiosmtpd $HOST:$AIOSMTPD_PORT," \
+		"haraka $HOST:$HARAKA_PORT/$HARAKA_SMTPS_PORT, mailpit $HOST:$MAILPIT_PORT/$MAILPIT_TLS_PORT," \
+		"inbucket $HOST:$INBUCKET_PORT/$INBUCKET_TLS_PORT; env in $ENVFILE"
 }
 
 down() {
@@ -562,12 +850,37 @@ down() {
 		say "stopping aiosmtpd"
 		stop_aiosmtpd
 	fi
+	local peer
+	for peer in "${PEERS[@]}"; do
+		stop_daemon "${peer%%:*}" "${peer#*:}"
+	done
 	return 0
 }
 
+# peer_status NAME WORD PLAIN_PORT TLS_PORT API_URL: one line per port and
+# for the API (empty arguments are skipped); false if any does not answer.
+peer_status() {
+	local name=$1 word=$2 plain=$3 tls=$4 api=$5 ok=0
+	if ! daemon_running "$name" "$word"; then
+		line "$name" "-" "stopped"
+		return 1
+	fi
+	if [ -n "$plain" ]; then
+		if greets "$plain"; then line "$name" "$HOST:$plain" "running"; else line "$name" "$HOST:$plain" "NOT ANSWERING"; ok=1; fi
+	fi
+	if [ -n "$tls" ]; then
+		if tls_greets "$tls"; then line "$name" "$HOST:$tls" "running (TLS)"; else line "$name" "$HOST:$tls" "NOT ANSWERING"; ok=1; fi
+	fi
+	if [ -n "$api" ]; then
+		if http_ok "$api"; then line "$name" "${api%%/api/*}" "REST API"; else line "$name" "${api%%/api/*}" "API NOT ANSWERING"; ok=1; fi
+	fi
+	return $ok
+}
+
+line() { printf '%-12s %-24s %s\n' "$1" "$2" "$3"; }
+
 status() {
 	local ok=0
-	line() { printf '%-10s %-24s %s\n' "$1" "$2" "$3"; }
 	if [ -f "$PF_CONF/main.cf" ] && command -v postfix >/dev/null && postfix_running; then
 		local p
 		for p in $SMTP_PORT $SUBMISSION_PORT; do
@@ -579,6 +892,11 @@ status() {
 	fi
 	if dovecot_running && [ -S "$PF_QUEUE/private/auth" ]; then line dovecot "private/auth" "running"; else line dovecot "-" "stopped"; ok=1; fi
 	if aiosmtpd_running && greets "$AIOSMTPD_PORT"; then line aiosmtpd "$HOST:$AIOSMTPD_PORT" "running"; else line aiosmtpd "-" "stopped"; ok=1; fi
+	peer_status haraka haraka "$HARAKA_PORT" "$HARAKA_SMTPS_PORT" "" || ok=1
+	peer_status mailpit mailpit "$MAILPIT_PORT" "" "http://$HOST:$MAILPIT_HTTP_PORT/api/v1/messages?limit=1" || ok=1
+	peer_status mailpit-tls mailpit "" "$MAILPIT_TLS_PORT" "http://$HOST:$MAILPIT_TLS_HTTP_PORT/api/v1/messages?limit=1" || ok=1
+	peer_status inbucket inbucket "$INBUCKET_PORT" "" "http://$HOST:$INBUCKET_HTTP_PORT/api/v1/mailbox/ready-check" || ok=1
+	peer_status inbucket-tls inbucket "" "$INBUCKET_TLS_PORT" "http://$HOST:$INBUCKET_TLS_HTTP_PORT/api/v1/mailbox/ready-check" || ok=1
 	if command -v pg_isready >/dev/null && pg_isready -q -h "$HOST" -p 5432; then line postgres "$HOST:5432" "running"; else line postgres "-" "not answering"; ok=1; fi
 	if command -v chromium >/dev/null; then line chromium "$(command -v chromium)" "installed"; else line chromium "-" "missing"; ok=1; fi
 	if [ -f "$ENVFILE" ]; then line env "$ENVFILE" ""; else line env "-" "missing (run: make testservers)"; ok=1; fi

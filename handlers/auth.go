@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,13 +45,68 @@ const (
 	ctxUser       = "sockmail.user"
 )
 
-// Sign-in throttling: failures counted over a window, per account and per
-// client address.
+// Sign-in throttling, after OWASP's authentication cheat sheet. Each
+// sign-in takes a slot under its limits before the password is checked;
+// a success gives the slots back.
+//
+// From a browser without a device cookie for the account (device.go):
+//   - per account and client (address, or IPv6 /64): the first
+//     signinFree tries go at once, then each waits twice as long after
+//     the previous one, from signinDelay up to signinMaxDelay, over
+//     signinWindow. A guesser gets at most 5 tries in the first minute
+//     (three at once, then at 15 s and 45 s) and 11 in the first hour
+//     (TestSignInGuessRate).
+//   - per account, all clients together: signinAccountMax tries in
+//     signinAccountWindow, which one client cannot reach (8 in 15
+//     minutes under the delays above), so only a spread-out attack
+//     slows new browsers down; it never touches a known device.
+//   - per client, all accounts together: signinAddressMax tries in
+//     signinAccountWindow (password spraying); it slows only that client.
+//
+// From a browser with a genuine device cookie for the account: only its
+// own growing delays (signinDeviceFree tries at once), so guesses from
+// anywhere else never refuse the right password from it.
 const (
-	throttleWindow     = 15 * time.Minute
-	maxFailuresAccount = 5
-	maxFailuresAddress = 20
+	signinWindow        = time.Hour
+	signinFree          = 3
+	signinDelay         = 15 * time.Second
+	signinMaxDelay      = 15 * time.Minute
+	signinAccountWindow = 15 * time.Minute
+	signinAccountMax    = 20
+	signinAddressMax    = 20
+	signinDeviceFree    = 5
 )
+
+// signinLimits are the limits of a sign-in to account (lower case) from
+// client, or from a known device.
+func signinLimits(account, client, device string) []store.Limit {
+	if device != "" {
+		return []store.Limit{{Key: "signin:device:" + device, Window: signinWindow, Free: signinDeviceFree, Delay: signinDelay, MaxDelay: signinMaxDelay}}
+	}
+	return []store.Limit{
+		{Key: "signin:client:" + client + "|" + account, Window: signinWindow, Free: signinFree, Delay: signinDelay, MaxDelay: signinMaxDelay},
+		{Key: "signin:account:" + account, Window: signinAccountWindow, Max: signinAccountMax},
+		{Key: "signin:address:" + client, Window: signinAccountWindow, Max: signinAddressMax},
+	}
+}
+
+// limitKind names a sign-in limit in logs: client, account, address or
+// device.
+func limitKind(key string) string {
+	_, rest, _ := strings.Cut(key, ":")
+	kind, _, _ := strings.Cut(rest, ":")
+	return kind
+}
+
+// waitText says a wait in words for the sign-in page.
+func waitText(d time.Duration) string {
+	switch {
+	case d <= time.Minute:
+		return fmt.Sprintf("%d seconds", int((d+time.Second-1)/time.Second))
+	default:
+		return fmt.Sprintf("%d minutes", int((d+time.Minute-1)/time.Minute))
+	}
+}
 
 func randomToken() string {
 	b := make([]byte, 32)
@@ -207,11 +263,12 @@ func (h *Handler) signUpPage(c echo.Context) error {
 	if n > 0 {
 		return c.Redirect(http.StatusSeeOther, "/signin")
 	}
-	return render(c, http.StatusOK, views.SignUp(h.page(c, "Create the admin account", ""), "", nil))
+	return render(c, http.StatusOK, views.SignUp(h.page(c, "Create the admin account", ""), "", "", nil))
 }
 
 // signUp creates the first admin account. It works only while no account
-// exists; after that accounts are added with "sockmail user add".
+// exists, and only with the setup code "sockmail serve" printed at start
+// (setup.go); after that accounts are added with "sockmail user add".
 func (h *Handler) signUp(c echo.Context) error {
 	ctx := c.Request().Context()
 	n, err := h.accounts.CountUsers(ctx)
@@ -222,8 +279,20 @@ func (h *Handler) signUp(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusForbidden, "The admin account exists already: sign in, or add accounts with \"sockmail user add\".")
 	}
 	f := webform.ReadAccount(c.Request())
-	if errs := f.ValidateSignUp(); len(errs) > 0 {
-		return render(c, http.StatusUnprocessableEntity, views.SignUp(h.page(c, "Create the admin account", ""), f.Email, errs))
+	code := c.Request().PostFormValue("setup_code")
+	errs := f.ValidateSignUp()
+	if strings.TrimSpace(code) == "" {
+		errs["setup_code"] = "Enter the setup code that sockmail printed when it started (see below)."
+	} else if len(code) > maxSetupCodeInput {
+		errs["setup_code"] = "The setup code has 20 letters and digits (in groups of four)."
+	}
+	if len(errs) > 0 {
+		return render(c, http.StatusUnprocessableEntity, views.SignUp(h.page(c, "Create the admin account", ""), f.Email, code, errs))
+	}
+	if status, msg, err := h.checkSetupCode(c, code); err != nil {
+		return err
+	} else if msg != "" {
+		return render(c, status, views.SignUp(h.page(c, "Create the admin account", ""), f.Email, code, webform.Errors{"setup_code": msg}))
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(f.Password), h.bcryptCost)
 	if err != nil {
@@ -242,12 +311,46 @@ func (h *Handler) signUp(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("handlers: create user: %w", err)
 	}
-	h.log.Info("admin account created", "user", u.Email)
+	h.log.Info("admin account created", "user", u.Email, "remote", c.RealIP())
 	if err := h.startSession(c, u); err != nil {
 		return err
 	}
+	h.rememberDevice(c, u)
 	flash(c, "Welcome! Your admin account is ready. The built-in capture server is preselected, so you can send right away.")
 	return c.Redirect(http.StatusSeeOther, "/compose")
+}
+
+// checkSetupCode takes a try under the setup-code limits and compares the
+// code. It returns the status and message to show when the code is
+// refused, or an empty message when it is right.
+func (h *Handler) checkSetupCode(c echo.Context, typed string) (int, string, error) {
+	ctx := c.Request().Context()
+	now := h.now()
+	client := clientKey(c.RealIP())
+	over, err := h.accounts.TakeAttempt(ctx, []store.Limit{
+		{Key: "signup:code:client:" + client, Max: maxSetupCodesClient},
+		{Key: "signup:code:all", Max: maxSetupCodesAll},
+	}, now, now.Add(-setupCodeWindow))
+	if err != nil {
+		return 0, "", fmt.Errorf("handlers: take setup-code attempt: %w", err)
+	}
+	if over != nil {
+		h.log.Warn("setup code: too many wrong codes, sign-up refused for now", "limit", over.Key, "remote", c.RealIP())
+		c.Response().Header().Set("Retry-After", fmt.Sprint(int(setupCodeWindow.Seconds())))
+		return http.StatusTooManyRequests, "Too many wrong setup codes. Wait 15 minutes, or create the account from a shell with \"sockmail user add\".", nil
+	}
+	stored, needed, err := h.SetupCode(ctx)
+	if err != nil {
+		return 0, "", err
+	}
+	if !needed {
+		return 0, "", echo.NewHTTPError(http.StatusForbidden, "The admin account exists already: sign in, or add accounts with \"sockmail user add\".")
+	}
+	if !setupCodeMatches(typed, stored) {
+		h.log.Warn("setup code: a wrong code was entered on the sign-up page", "remote", c.RealIP())
+		return http.StatusForbidden, "That is not the setup code. Copy it from the line \"setup code\" that sockmail printed when it started.", nil
+	}
+	return 0, "", nil
 }
 
 func (h *Handler) signInPage(c echo.Context) error {
@@ -265,11 +368,11 @@ func (h *Handler) signInPage(c echo.Context) error {
 	return render(c, http.StatusOK, views.SignIn(h.page(c, "Sign in", ""), "", safeNext(c.QueryParam("next")), nil))
 }
 
-// signIn checks the password, throttling failures per account and per
-// address, and starts a new session (a new id: no fixation). Each try
-// takes a slot under both limits before the password is checked (one
-// transaction, so a burst of concurrent guesses cannot pass a limit); a
-// success clears the account's failures and gives the address its slot
+// signIn checks the password under the sign-in limits (signinLimits)
+// and starts a new session (a new id: no fixation). Each try takes its
+// slots before the password is checked (one transaction, so a burst of
+// concurrent guesses cannot pass a limit); a success clears the client's
+// or device's failures and gives the account-wide and address-wide slots
 // back.
 func (h *Handler) signIn(c echo.Context) error {
 	ctx := c.Request().Context()
@@ -279,44 +382,52 @@ func (h *Handler) signIn(c echo.Context) error {
 	if errs := f.ValidateSignIn(); len(errs) > 0 {
 		return render(c, http.StatusUnprocessableEntity, views.SignIn(p, f.Email, next, errs))
 	}
-	acctKey := "signin:account:" + strings.ToLower(f.Email)
-	addrKey := "signin:address:" + c.RealIP()
+	u, err := h.accounts.UserByEmail(ctx, f.Email)
+	if errors.Is(err, store.ErrNotFound) {
+		u = nil
+	} else if err != nil {
+		return fmt.Errorf("handlers: find user: %w", err)
+	}
+	account := strings.ToLower(strings.TrimSpace(f.Email))
+	client := clientKey(c.RealIP())
+	device, known := h.knownDevice(c, u)
+	limits := signinLimits(account, client, device)
 	now := h.now()
-	over, err := h.accounts.TakeAttempt(ctx, []store.Limit{{Key: acctKey, Max: maxFailuresAccount}, {Key: addrKey, Max: maxFailuresAddress}},
-		now, now.Add(-throttleWindow))
+	over, err := h.accounts.TakeAttempt(ctx, limits, now, now.Add(-signinWindow))
 	if err != nil {
 		return fmt.Errorf("handlers: take attempt: %w", err)
 	}
 	if over != nil {
-		h.log.Warn("sign-in throttled", "account", f.Email, "remote", c.RealIP())
-		c.Response().Header().Set("Retry-After", fmt.Sprint(int(throttleWindow.Seconds())))
+		h.log.Warn("sign-in throttled", "limit", limitKind(over.Key), "account", f.Email, "remote", c.RealIP(),
+			"known_device", known, "retry_after", over.RetryAfter)
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int((over.RetryAfter+time.Second-1)/time.Second)))
 		return render(c, http.StatusTooManyRequests, views.SignIn(p, f.Email, next,
-			webform.Errors{"form": "Too many failed sign-ins. Wait 15 minutes and try again."}))
+			webform.Errors{"form": "Too many failed sign-ins. Try again in " + waitText(over.RetryAfter) + "."}))
 	}
-	u, err := h.accounts.UserByEmail(ctx, f.Email)
 	// An unknown account is compared against a dummy hash, so that it
 	// takes as long as a wrong password.
 	hash := h.dummyHash
-	if err == nil {
+	if u != nil {
 		hash = u.PasswordHash
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("handlers: find user: %w", err)
 	}
 	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(f.Password)) != nil || u == nil {
-		h.log.Info("sign-in failed", "account", f.Email, "remote", c.RealIP())
+		h.log.Info("sign-in failed", "account", f.Email, "remote", c.RealIP(), "known_device", known)
 		return render(c, http.StatusUnauthorized, views.SignIn(p, f.Email, next,
 			webform.Errors{"form": "Wrong email or password."}))
 	}
-	if err := h.accounts.ClearAttempts(ctx, acctKey); err != nil {
+	if err := h.accounts.ClearAttempts(ctx, limits[0].Key); err != nil {
 		return fmt.Errorf("handlers: clear attempts: %w", err)
 	}
-	if err := h.accounts.ReturnAttempt(ctx, addrKey, now); err != nil {
-		return fmt.Errorf("handlers: return attempt: %w", err)
+	for _, l := range limits[1:] {
+		if err := h.accounts.ReturnAttempt(ctx, l.Key, now); err != nil {
+			return fmt.Errorf("handlers: return attempt: %w", err)
+		}
 	}
 	if err := h.startSession(c, u); err != nil {
 		return err
 	}
-	h.log.Info("signed in", "user", u.Email, "remote", c.RealIP())
+	h.rememberDevice(c, u)
+	h.log.Info("signed in", "user", u.Email, "remote", c.RealIP(), "known_device", known)
 	return c.Redirect(http.StatusSeeOther, next)
 }
 
@@ -352,15 +463,13 @@ func (h *Handler) signOut(c echo.Context) error {
 	}
 	delete(s.Values, keySID)
 	s.Values[keyCSRF] = randomToken()
+	h.forgetDefaults(c)
 	s.AddFlash("You are signed out.")
 	markDirty(c)
 	return c.Redirect(http.StatusSeeOther, "/signin")
 }
 
-// safeNext keeps a post-sign-in redirect on this site.
+// safeNext keeps a post-sign-in redirect on this site (localTarget).
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
-		return "/compose"
-	}
-	return next
+	return localTarget(next, "/compose")
 }

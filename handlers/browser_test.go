@@ -40,13 +40,14 @@ func artifactsDir(t *testing.T) string {
 // traced to screenshots, left the start unbounded too).
 const browserStart = 60 * time.Second
 
-// browser starts a headless Chromium and returns a tab context.
-func browser(t *testing.T) context.Context {
+// browser starts a headless Chromium and returns a tab context. extra
+// adds command-line options (a proxy, for the DNS rebinding test).
+func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	path := testenv.Chromium(t)
 	var lastErr error
 	for attempt := 1; attempt <= 2; attempt++ {
-		ctx, out, err := startBrowser(t, path)
+		ctx, out, err := startBrowser(t, path, extra...)
 		if err == nil {
 			return ctx
 		}
@@ -59,11 +60,12 @@ func browser(t *testing.T) context.Context {
 
 // startBrowser starts one Chromium and opens a tab, or kills it when that
 // takes longer than browserStart. out collects the browser's own output.
-func startBrowser(t *testing.T, path string) (context.Context, *syncBuffer, error) {
+func startBrowser(t *testing.T, path string, extra ...chromedp.ExecAllocatorOption) (context.Context, *syncBuffer, error) {
 	out := &syncBuffer{}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path), chromedp.WindowSize(1280, 1000), chromedp.CombinedOutput(out),
 	}
+	opts = append(opts, extra...)
 	for _, a := range testenv.ChromiumArgs(t.TempDir()) {
 		name, value, ok := strings.Cut(strings.TrimPrefix(a, "--"), "=")
 		if ok {
@@ -129,13 +131,15 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Logf("screenshot: %s", p)
 }
 
-// signUpInBrowser makes the admin account on a fresh app at base, as a
-// first visitor does, and waits for the compose page.
-func signUpInBrowser(t *testing.T, ctx context.Context, base string) {
+// signUpInBrowser makes the admin account on a fresh app, as a first
+// visitor does with the setup code from the log, and waits for the
+// compose page.
+func signUpInBrowser(t *testing.T, ctx context.Context, a *app) {
 	t.Helper()
 	run(t, ctx, "sign up",
-		chromedp.Navigate(base+"/"),
+		chromedp.Navigate(a.srv.URL+"/"),
 		chromedp.WaitVisible(tid("signup-form")),
+		chromedp.SendKeys(tid("input-setup_code"), setupCode(t, a)),
 		chromedp.SendKeys(tid("input-email"), adminEmail),
 		chromedp.SendKeys(tid("input-password"), adminPassword),
 		chromedp.SendKeys(tid("input-confirm"), adminPassword),
@@ -157,6 +161,14 @@ func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Actio
 		loc, _ := chromedp.Run(lctx, chromedp.Location())
 		body, _ := chromedp.Run(lctx, chromedp.Text(chromedp.CSS("main")))
 		t.Fatalf("%s: %v (at %s)\n%s", what, err, loc, body)
+	}
+}
+
+// step is an action that calls f: a test's own move between browser steps.
+func step(f func()) chromedp.Action[chromedp.Void] {
+	return func(context.Context, *chromedp.Target) (chromedp.Void, error) {
+		f()
+		return chromedp.Void{}, nil
 	}
 }
 
@@ -217,22 +229,6 @@ func (g *liveGate) send(ctx context.Context, cfg smtp.Config, env smtp.Envelope,
 	return res, err
 }
 
-// slowSend runs the real send, pausing before it and after it so that the
-// page is open while lines arrive and stays "running" long enough for the
-// test to see the streamed lines before the page reloads. TestBrowser uses
-// liveGate instead, which waits for those moments rather than for time.
-func slowSend(ctx context.Context, cfg smtp.Config, env smtp.Envelope, msg smtp.Message, opts smtp.SendOptions) (*smtp.Result, error) {
-	cfg.Transcript.Info(smtp.PhaseConnect, "test: holding the send for a moment so that the browser sees it live")
-	select {
-	case <-time.After(800 * time.Millisecond):
-	case <-ctx.Done():
-		return &smtp.Result{}, ctx.Err()
-	}
-	res, err := smtp.SendMail(ctx, cfg, env, msg, opts)
-	time.Sleep(1500 * time.Millisecond)
-	return res, err
-}
-
 func TestBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test")
@@ -244,7 +240,7 @@ func TestBrowser(t *testing.T) {
 	base := a.srv.URL
 
 	// First visit: create the admin account.
-	signUpInBrowser(t, ctx, base)
+	signUpInBrowser(t, ctx, a)
 	// Sign out and in again.
 	run(t, ctx, "sign out and in",
 		chromedp.Click(tid("signout")),
@@ -323,7 +319,7 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("status %q\n%s", status, value(t, ctx, chromedp.Text(tid("transcript"))))
 		}
 		screenshot(t, ctx, "result-postfix.png")
-		testenv.WaitForMessage(t, pf.Maildir, subject, 15*time.Second)
+		testenv.WaitForMessage(t, pf.Maildir, subject, testenv.StallLimit)
 	})
 
 	t.Run("wrong password shows the 535 explanation", func(t *testing.T) {

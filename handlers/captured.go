@@ -12,16 +12,61 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"sockmail/internal/mailread"
+	"sockmail/internal/safetext"
 	"sockmail/internal/store"
 	"sockmail/views"
 )
 
 const capturedPageSize = 50
 
-// CapturedStore is what the captured mail pages read.
+// CapturedStore is what the captured mail pages read and delete.
 type CapturedStore interface {
 	Captured(ctx context.Context, id int64) (*store.Captured, error)
 	ListCaptured(ctx context.Context, limit int, before int64) ([]store.Captured, error)
+	DeleteCaptured(ctx context.Context, id int64) error
+	DeleteAllCaptured(ctx context.Context) (int, error)
+	PruneCaptured(ctx context.Context, l store.CapturedLimits) (int, error)
+}
+
+// capturedRoutes adds the captured-mail actions to the admin group a
+// (which checks the CSRF token of every POST).
+func (h *Handler) capturedRoutes(a *echo.Group) {
+	a.POST("/captured/:id/delete", h.capturedDelete)
+	a.POST("/captured/delete", h.capturedDeleteAll)
+}
+
+// capturedDelete deletes one captured message.
+func (h *Handler) capturedDelete(c echo.Context) error {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return echo.NewHTTPError(http.StatusNotFound, "There is no such message.")
+	}
+	err = h.captured.DeleteCaptured(c.Request().Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return echo.NewHTTPError(http.StatusNotFound, "There is no such message.")
+	}
+	if err != nil {
+		return fmt.Errorf("handlers: delete captured: %w", err)
+	}
+	h.log.Info("captured message deleted", "captured", id)
+	flash(c, fmt.Sprintf("Captured message %d was deleted.", id))
+	return c.Redirect(http.StatusSeeOther, "/captured")
+}
+
+// capturedDeleteAll deletes every captured message; the form must carry
+// confirm=yes (a checkbox), so a stray click deletes nothing.
+func (h *Handler) capturedDeleteAll(c echo.Context) error {
+	if c.FormValue("confirm") != "yes" {
+		flash(c, "Nothing was deleted: tick the box to confirm that every captured message should go.")
+		return c.Redirect(http.StatusSeeOther, "/captured")
+	}
+	n, err := h.captured.DeleteAllCaptured(c.Request().Context())
+	if err != nil {
+		return fmt.Errorf("handlers: delete all captured: %w", err)
+	}
+	h.log.Info("captured messages deleted", "count", n)
+	flash(c, fmt.Sprintf("%d captured messages were deleted.", n))
+	return c.Redirect(http.StatusSeeOther, "/captured")
 }
 
 func (h *Handler) capturedList(c echo.Context) error {
@@ -41,6 +86,9 @@ func (h *Handler) capturedList(c echo.Context) error {
 	return render(c, http.StatusOK, views.CapturedList(h.page(c, "Captured mail", "captured"), rows, h.capture.Addr, older))
 }
 
+// capturedRow is the list row of a captured message. Everything in it
+// came from whoever wrote to the capture server: the views show it with
+// views.Untrusted.
 func capturedRow(m *store.Captured) views.CapturedRow {
 	return views.CapturedRow{ID: m.ID, ReceivedAt: m.ReceivedAt, MailFrom: m.MailFrom, Rcpts: m.Rcpts, Subject: m.Subject, Size: m.Size, TLS: m.TLS}
 }
@@ -69,6 +117,8 @@ func (h *Handler) capturedView(c echo.Context) error {
 }
 
 // capturedMessage is the view of a captured message, read by mailread.
+// The views show its texts with views.Untrusted, and the HTML body in a
+// sandbox.
 func capturedMessage(m *store.Captured) views.CapturedMessage {
 	pm := mailread.Parse(m.Raw)
 	v := views.CapturedMessage{
@@ -121,7 +171,7 @@ func (h *Handler) capturedPart(c echo.Context) error {
 	if err != nil || !ok {
 		return echo.NewHTTPError(http.StatusNotFound, "There is no such attachment.")
 	}
-	name := p.Filename
+	name := safetext.FileName(p.Filename)
 	if name == "" {
 		name = fmt.Sprintf("part-%d", n)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -54,7 +55,8 @@ func (h *Handler) composePage(c echo.Context) error {
 }
 
 // loadDefaults returns the form as last sent (from the defaults cookie),
-// or the built-in defaults. The password is never in the cookie.
+// or the built-in defaults. The password and the SMTP user are never in
+// the cookie.
 func (h *Handler) loadDefaults(c echo.Context) *webform.Compose {
 	f := webform.NewCompose()
 	s, err := h.cookies.Get(c.Request(), defaultsCookie)
@@ -64,27 +66,40 @@ func (h *Handler) loadDefaults(c echo.Context) *webform.Compose {
 	if raw, ok := s.Values["form"].(string); ok {
 		saved := webform.NewCompose()
 		if json.Unmarshal([]byte(raw), saved) == nil {
-			saved.Password = ""
+			saved.Password, saved.Username = "", ""
 			f = saved
 		}
 	}
 	return f
 }
 
-// saveDefaults remembers the form for the next visit: everything but the
-// password, the bodies and the attachments (they would not fit a cookie).
+// saveDefaults remembers the form for the next visit, for as long as a
+// sign-in lasts (sign-out clears it: forgetDefaults): everything but the
+// password and the SMTP user (secrets, or half of one), the bodies and
+// the attachments (they would not fit a cookie).
 func (h *Handler) saveDefaults(c echo.Context, f *webform.Compose) {
 	keep := *f
-	keep.Password, keep.Text, keep.HTML = "", "", ""
+	keep.Password, keep.Username, keep.Text, keep.HTML = "", "", "", ""
 	b, err := json.Marshal(&keep)
 	if err != nil || len(b) > 2000 {
 		return
 	}
 	s, _ := h.cookies.New(c.Request(), defaultsCookie)
-	s.Options.MaxAge = 180 * 24 * 3600
+	s.Options.MaxAge = int(h.lifetime / time.Second)
 	s.Values["form"] = string(b)
 	if err := s.Save(c.Request(), c.Response().Writer); err != nil {
 		h.log.Warn("save compose defaults", "err", err)
+	}
+}
+
+// forgetDefaults deletes the remembered compose settings (server,
+// recipients...): sign-out calls it, so that the next person at the
+// browser does not see them.
+func (h *Handler) forgetDefaults(c echo.Context) {
+	s, _ := h.cookies.New(c.Request(), defaultsCookie)
+	s.Options.MaxAge = -1
+	if err := s.Save(c.Request(), c.Response().Writer); err != nil {
+		h.log.Warn("forget compose defaults", "err", err)
 	}
 }
 

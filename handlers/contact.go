@@ -151,6 +151,9 @@ type contactJSON struct {
 	Error   string `json:"error,omitempty"`
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"`
+	// AlreadyReceived marks the answer to a repeated post (same token):
+	// ok, and nothing was stored or sent again.
+	AlreadyReceived bool `json:"already_received,omitempty"`
 }
 
 const thanksMessage = "Thank you! Your message has been received and will be delivered shortly."
@@ -175,9 +178,15 @@ func (h *Handler) contactFail(c echo.Context, f *store.Form, e *contact.Problem)
 		e.Status, e.Message))
 }
 
-// contactSucceed answers an accepted (or quietly blocked) submission.
-func (h *Handler) contactSucceed(c echo.Context, f *store.Form, origin string) error {
+// contactSucceed answers an accepted (or quietly blocked, or already
+// received) submission. A browser goes to the same thank-you page
+// whether or not its post was a repeat.
+func (h *Handler) contactSucceed(c echo.Context, f *store.Form, out contact.Outcome) error {
+	origin := out.Origin
 	if wantsJSON(c.Request()) {
+		if out.Kind == contact.AlreadyReceived {
+			return c.JSON(http.StatusOK, contactJSON{OK: true, Message: contact.AlreadyReceivedMessage, AlreadyReceived: true})
+		}
 		return c.JSON(http.StatusOK, contactJSON{OK: true, Message: thanksMessage})
 	}
 	if f.SuccessURL != "" {
@@ -237,7 +246,7 @@ func (h *Handler) contactPost(c echo.Context) error {
 	})
 	switch {
 	case out.OK():
-		return h.contactSucceed(c, f, out.Origin)
+		return h.contactSucceed(c, f, out)
 	case out.Confirm != nil && !wantsJSON(r) && !body.json:
 		return h.contactConfirm(c, f, out.Confirm)
 	}
@@ -278,6 +287,12 @@ func contactConfirmCSP(f *store.Form) string {
 	return strings.Replace(contentSecurityPolicy, "form-action 'self'", "form-action 'self'"+extra, 1)
 }
 
+// contactTokenJSON is the answer of GET /f/{slug}/token.
+type contactTokenJSON struct {
+	Token string `json:"token"`
+	Field string `json:"field"`
+}
+
 // contactToken is GET /f/{slug}/token: a fresh time-trap token for the
 // fetch() variant.
 func (h *Handler) contactToken(c echo.Context) error {
@@ -298,10 +313,9 @@ func (h *Handler) contactToken(c echo.Context) error {
 		}
 		return c.JSON(p.Status, contactJSON{Error: p.Code, Message: p.Message})
 	}
-	return c.JSON(http.StatusOK, map[string]any{
-		"token": tok.Value, "field": tok.Field,
-		"min_wait_ms": tok.MinWait.Milliseconds(), "max_age_s": int(tok.MaxAge.Seconds()),
-	})
+	// Only what the page needs: the opaque token and the field to post
+	// it in (neither the form's internal id nor the server's clock).
+	return c.JSON(http.StatusOK, contactTokenJSON{Token: tok.Value, Field: tok.Field})
 }
 
 // contactThanks is sockmail's own thank-you page, for forms without a

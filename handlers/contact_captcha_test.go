@@ -85,6 +85,7 @@ func TestContactCaptcha(t *testing.T) {
 				fc.mu.Lock()
 				fc.status, fc.reply = c.status, c.reply
 				fc.mu.Unlock()
+				p["_token"] = a.token(t, f) // a token is used once
 				wantAnswer(t, a.postJSON(t, f, p), http.StatusServiceUnavailable, "captcha_unavailable")
 			}
 			if n := len(a.outbox(t, f)); n != 1 {

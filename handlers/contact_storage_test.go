@@ -84,12 +84,15 @@ func TestContactTwoInstancesOnPostgres(t *testing.T) {
 	t.Cleanup(func() { st2.Close() })
 	other := newServer(t, newHandlerWithForms(t, a, st2))
 
-	tok := a.token(t, f) // signed by the first instance
+	// Each post gets its own token (a token is used once), signed by
+	// the first instance.
 	post := func() *response {
+		tok := a.token(t, f)
 		return a.visit(t, http.MethodPost, "/f/"+f.Slug, "application/json",
 			strings.NewReader(`{"_token":"`+tok+`","message":"hi"}`), "Accept", "application/json")
 	}
 	postOther := func() *response {
+		tok := a.token(t, f)
 		req, _ := http.NewRequest(http.MethodPost, other+"/f/"+f.Slug, strings.NewReader(`{"_token":"`+tok+`","message":"hi"}`))
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)

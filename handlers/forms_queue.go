@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"sockmail/internal/contact"
+	"sockmail/internal/safetext"
 	"sockmail/internal/store"
 	"sockmail/views"
 )
@@ -167,16 +167,9 @@ func outboxID(c echo.Context) (int64, error) {
 }
 
 // backTo returns the page an action should go back to: the posted
-// "back" path when it is a local one, else fallback.
+// "back" path when it is a local one (localTarget), else fallback.
 func backTo(c echo.Context, fallback string) string {
-	b := c.FormValue("back")
-	if b == "" || !strings.HasPrefix(b, "/") || strings.HasPrefix(b, "//") || strings.HasPrefix(b, "/\\") || hasControl(b) {
-		return fallback
-	}
-	if u, err := url.Parse(b); err != nil || u.Host != "" || u.Scheme != "" {
-		return fallback
-	}
-	return b
+	return localTarget(c.FormValue("back"), fallback)
 }
 
 // queueAction runs an admin action and reports its outcome in a flash.
@@ -222,7 +215,9 @@ func (h *Handler) cancelOutbox(c echo.Context) error {
 		"/outbox")
 }
 
-// submissionRow turns a submission into a list row.
+// submissionRow turns a submission into a list row. The views show the
+// visitor's text with views.Untrusted; the preview is escaped here
+// (contact.OneLine, safetext.Line).
 func submissionRow(s *store.Submission) views.SubmissionRow {
 	r := views.SubmissionRow{
 		ID: s.ID, FormID: s.FormID, Created: s.CreatedAt, Status: string(s.Status), BlockReason: s.BlockReason,
@@ -234,7 +229,7 @@ func submissionRow(s *store.Submission) views.SubmissionRow {
 		if f.Name == contact.FieldEmail || strings.TrimSpace(f.Value) == "" {
 			continue
 		}
-		parts = append(parts, f.Name+": "+contact.OneLine(f.Value, 80))
+		parts = append(parts, safetext.Line(f.Name)+": "+contact.OneLine(f.Value, 80))
 	}
 	r.Preview = contact.OneLine(strings.Join(parts, " \u00b7 "), 200)
 	return r

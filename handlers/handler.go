@@ -70,7 +70,9 @@ type Deps struct {
 	SecureCookies bool
 	// SessionLifetime bounds a sign-in.
 	SessionLifetime time.Duration
-	// BaseURL is the public origin, trusted for cross-origin checks.
+	// BaseURL is the public origin, trusted for cross-origin checks; its
+	// host and port are answered besides the address a request comes in
+	// on (hostPolicy, against DNS rebinding).
 	BaseURL string
 	// TrustedProxies are the proxies whose X-Forwarded-For names the
 	// client's address; with none the TCP peer's address is used.
@@ -131,6 +133,9 @@ type Handler struct {
 	capture  CaptureServer
 	now      func() time.Time
 	cop      *http.CrossOriginProtection
+	hosts    hostPolicy
+	// deviceKey signs device cookies (device.go).
+	deviceKey []byte
 
 	bcryptCost int
 	dummyHash  string
@@ -184,6 +189,10 @@ func New(d Deps) (*Handler, error) {
 			return nil, fmt.Errorf("handlers: base URL as trusted origin: %w", err)
 		}
 	}
+	hosts, err := newHostPolicy(d.BaseURL)
+	if err != nil {
+		return nil, err
+	}
 	if d.MaxStoredMessage <= 0 {
 		d.MaxStoredMessage = delivery.DefaultMaxStoredMessage
 	}
@@ -209,7 +218,7 @@ func New(d Deps) (*Handler, error) {
 	return &Handler{
 		accounts: d.Store, profiles: d.Store, history: d.Store, captured: d.Store, sealer: d.Sealer, log: d.Logger, cookies: cs, secure: d.SecureCookies,
 		lifetime: d.SessionLifetime, baseURL: d.BaseURL, proxies: d.TrustedProxies, maxUp: d.MaxUpload,
-		capture: d.Capture, now: d.Now, cop: cop, bcryptCost: d.BcryptCost, dummyHash: string(dummy),
+		capture: d.Capture, now: d.Now, cop: cop, hosts: hosts, deviceKey: deviceKeyFrom(d.SessionHashKey), bcryptCost: d.BcryptCost, dummyHash: string(dummy),
 		retention: d.Retention, maxStored: d.MaxStoredMessage,
 		forms: formStoreOf(d), queue: formStoreOf(d), contact: contactSt, sends: sends,
 	}, nil

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -63,6 +64,14 @@ type appOptions struct {
 	captureUser     string
 	capturePassword string
 	rootCAs         *x509.CertPool
+	baseURL         string
+	// backend is store.BackendSQLite (default) or store.BackendPostgres.
+	backend string
+	// now is the handler's clock; time.Now if nil.
+	now func() time.Time
+	// trustedProxies lets tests name the client's address in
+	// X-Forwarded-For (the test client connects from loopback).
+	trustedProxies []*net.IPNet
 }
 
 // openStore opens a fresh store on backend: a SQLite file in dir, or a
@@ -90,7 +99,11 @@ func debugLogger() (*syncBuffer, *slog.Logger) {
 func newApp(t *testing.T, o appOptions) *app {
 	t.Helper()
 	dir := t.TempDir()
-	st, dbPath := openStore(t, store.BackendSQLite, dir)
+	backend := o.backend
+	if backend == "" {
+		backend = store.BackendSQLite
+	}
+	st, dbPath := openStore(t, backend, dir)
 	logs, log := debugLogger()
 	cert, err := capture.LoadOrCreateCertificate(dir, time.Now())
 	if err != nil {
@@ -115,7 +128,8 @@ func newApp(t *testing.T, o appOptions) *app {
 		Store: st, Sealer: box, Logger: log, SessionHashKey: hk, SessionBlockKey: bk,
 		SendTimeout: 20 * time.Second, MaxUpload: 1 << 20,
 		Capture: handlers.CaptureServer{Addr: cs.Addr(), Certificate: cs.Certificate()},
-		Send:    o.send, BcryptCost: bcrypt.MinCost, RootCAs: o.rootCAs,
+		Send:    o.send, BcryptCost: bcrypt.MinCost, RootCAs: o.rootCAs, BaseURL: o.baseURL,
+		Now: o.now, TrustedProxies: o.trustedProxies,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -266,11 +280,23 @@ const (
 	adminPassword = "correct-horse-battery"
 )
 
-// signUp creates the admin account through the first-visit page.
+// setupCode returns the first-run setup code that serve would print.
+func setupCode(t testing.TB, a *app) string {
+	t.Helper()
+	code, needed, err := a.h.SetupCode(context.Background())
+	if err != nil || !needed {
+		t.Fatalf("setup code: %q, needed %v, %v", code, needed, err)
+	}
+	return code
+}
+
+// signUp creates the admin account through the first-visit page, with
+// the setup code.
 func (c *client) signUp() {
 	c.a.t.Helper()
 	tok := c.csrf("/signup")
-	r := c.post("/signup", url.Values{"_csrf": {tok}, "email": {adminEmail}, "password": {adminPassword}, "confirm": {adminPassword}})
+	r := c.post("/signup", url.Values{"_csrf": {tok}, "email": {adminEmail}, "password": {adminPassword}, "confirm": {adminPassword},
+		"setup_code": {setupCode(c.a.t, c.a)}})
 	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/compose" {
 		c.a.t.Fatalf("sign-up: %d %s\n%s", r.status, r.header.Get("Location"), r.body)
 	}

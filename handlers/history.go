@@ -50,7 +50,8 @@ type Retention struct {
 	// MaxAge deletes the sends older than it, and the contact
 	// submissions and outbox messages older than it that are done with:
 	// delivered, cancelled, or blocked and never released. Failed and
-	// unknown deliveries stay for an admin.
+	// unknown deliveries stay for an admin. Captured mail older than it
+	// goes too.
 	MaxAge time.Duration
 	// MaxSends keeps only the newest MaxSends sends.
 	MaxSends int
@@ -62,7 +63,7 @@ func (r Retention) String() string {
 	if r.MaxAge > 0 {
 		days := r.MaxAge.Hours() / 24
 		parts = append(parts, "sends older than "+strconv.FormatFloat(days, 'f', -1, 64)+
-			" days are deleted, with contact messages of that age that were delivered, cancelled or blocked")
+			" days are deleted, with captured mail and the contact messages that were delivered, cancelled or blocked of that age")
 	}
 	if r.MaxSends > 0 {
 		parts = append(parts, "only the newest "+strconv.Itoa(r.MaxSends)+" sends are kept")
@@ -537,7 +538,7 @@ func (h *Handler) ApplyRetention(ctx context.Context) (int, error) {
 	if err != nil {
 		return n, fmt.Errorf("handlers: retention: %w", err)
 	}
-	var items, subs int
+	var items, subs, captured int
 	if !older.IsZero() {
 		if items, err = h.queue.PurgeOutbox(ctx, older); err != nil {
 			return n, fmt.Errorf("handlers: retention: %w", err)
@@ -545,9 +546,14 @@ func (h *Handler) ApplyRetention(ctx context.Context) (int, error) {
 		if subs, err = h.queue.PurgeSubmissions(ctx, older); err != nil {
 			return n, fmt.Errorf("handlers: retention: %w", err)
 		}
+		// Captured mail ages like the history (its count and size
+		// limits are the capture server's own).
+		if captured, err = h.captured.PruneCaptured(ctx, store.CapturedLimits{OlderThan: older}); err != nil {
+			return n, fmt.Errorf("handlers: retention: %w", err)
+		}
 	}
-	if n > 0 || items > 0 || subs > 0 {
-		h.log.Info("retention applied", "sends", n, "outbox", items, "submissions", subs,
+	if n > 0 || items > 0 || subs > 0 || captured > 0 {
+		h.log.Info("retention applied", "sends", n, "outbox", items, "submissions", subs, "captured", captured,
 			"max_age", h.retention.MaxAge, "max_sends", h.retention.MaxSends)
 	}
 	return n, nil

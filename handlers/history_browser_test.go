@@ -1,13 +1,16 @@
 package handlers_test
 
 import (
+	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 
 	"sockmail/internal/store"
 	"sockmail/internal/testenv"
+	"sockmail/smtp"
 )
 
 // TestHistoryBrowser drives Chromium through the history on each backend:
@@ -19,11 +22,22 @@ func TestHistoryBrowser(t *testing.T) {
 		t.Skip("browser test")
 	}
 	onBothBackends(t, func(t *testing.T, backend string) {
+		// The first send goes straight through; the re-send is held at its
+		// start and at its end, so that the browser sees it running and
+		// its lines arriving, whatever the machine's speed.
+		var gate atomic.Pointer[liveGate]
+		send := func(ctx context.Context, cfg smtp.Config, env smtp.Envelope, msg smtp.Message, opts smtp.SendOptions) (*smtp.Result, error) {
+			if g := gate.Load(); g != nil {
+				return g.send(ctx, cfg, env, msg, opts)
+			}
+			return smtp.SendMail(ctx, cfg, env, msg, opts)
+		}
 		// The app first, so that its cleanup runs after the browser's.
-		a := newHistoryApp(t, historyOptions{backend: backend, send: slowSend})
+		a := newHistoryApp(t, historyOptions{backend: backend, send: send})
+		held := newLiveGate()
+		t.Cleanup(held.release)
 		ctx := browser(t)
-		base := a.srv.URL
-		signUpInBrowser(t, ctx, base)
+		signUpInBrowser(t, ctx, a)
 		token := testenv.UniqueToken()
 		run(t, ctx, "send",
 			chromedp.SetValue(tid("input-subject"), "history "+token),
@@ -58,11 +72,14 @@ func TestHistoryBrowser(t *testing.T) {
 		screenshot(t, ctx, "history-detail-"+backend+".png")
 		first := value(t, ctx, chromedp.Location())
 
+		gate.Store(held)
 		run(t, ctx, "re-send to the capture server, live",
 			chromedp.SetValue(tid("input-server"), "builtin"),
 			chromedp.Click(tid("resend")),
 			chromedp.WaitVisible(chromedp.CSS(`[data-testid="transcript"][data-running="true"]`)),
+			step(held.releaseStart),
 			chromedp.WaitVisible(chromedp.CSS(`li[data-live="true"][data-dir="server"]`)),
+			step(held.releaseFinish),
 			chromedp.WaitVisible(chromedp.CSS(`[data-testid="transcript"][data-running="false"]`)),
 			chromedp.WaitVisible(tid("parent")),
 		)

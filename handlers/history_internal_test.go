@@ -112,9 +112,9 @@ func TestRetentionString(t *testing.T) {
 		want string
 	}{
 		{Retention{}, ""},
-		{Retention{MaxAge: 90 * 24 * time.Hour}, "Sends older than 90 days are deleted, with contact messages of that age that were delivered, cancelled or blocked."},
+		{Retention{MaxAge: 90 * 24 * time.Hour}, "Sends older than 90 days are deleted, with captured mail and the contact messages that were delivered, cancelled or blocked of that age."},
 		{Retention{MaxSends: 1000}, "Only the newest 1000 sends are kept."},
-		{Retention{MaxAge: 36 * time.Hour, MaxSends: 5}, "Sends older than 1.5 days are deleted, with contact messages of that age that were delivered, cancelled or blocked, and only the newest 5 sends are kept."},
+		{Retention{MaxAge: 36 * time.Hour, MaxSends: 5}, "Sends older than 1.5 days are deleted, with captured mail and the contact messages that were delivered, cancelled or blocked of that age, and only the newest 5 sends are kept."},
 	}
 	for _, tt := range tests {
 		if got := tt.r.String(); got != tt.want {

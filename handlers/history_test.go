@@ -698,7 +698,7 @@ func TestHistoryRetention(t *testing.T) {
 		ids = append(ids, a.seedSend(store.Send{CreatedAt: time.Now().Add(-age)}).ID)
 	}
 	r := c.get("/history")
-	if got := r.testid(t, "retention").Text(); !strings.Contains(got, "Sends older than 30 days are deleted, with contact messages of that age that were delivered, cancelled or blocked, and only the newest 4 sends are kept.") {
+	if got := r.testid(t, "retention").Text(); !strings.Contains(got, "Sends older than 30 days are deleted, with captured mail and the contact messages that were delivered, cancelled or blocked of that age, and only the newest 4 sends are kept.") {
 		t.Errorf("policy shown as %q", got)
 	}
 	tok, _ := r.doc(t).Find(`form[action="/history/retention"] input[name="_csrf"]`).Attr("value")

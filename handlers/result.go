@@ -15,6 +15,7 @@ import (
 
 	"sockmail/internal/delivery"
 	"sockmail/internal/explain"
+	"sockmail/internal/safetext"
 	"sockmail/internal/store"
 	"sockmail/smtp"
 	"sockmail/views"
@@ -316,13 +317,50 @@ func (h *Handler) transcriptText(c echo.Context) error {
 	return c.Blob(http.StatusOK, "text/plain; charset=utf-8", []byte(b.String()))
 }
 
-// transcriptJSON downloads the send and its transcript as JSON.
+// jsonEscaping names how the JSON export keeps bytes that are not UTF-8
+// (JSON cannot carry them): in every string, `\\` is a backslash and
+// `\xHH` such a byte (safetext.EscapeBytes; safetext.UnescapeBytes
+// reverses it). The text export shows them with the same `\xHH`.
+const jsonEscaping = "bytes-v1"
+
+// exportEvent is a transcript event in the JSON export, its line escaped
+// (jsonEscaping).
+type exportEvent struct {
+	MS     float64        `json:"ms"`
+	Dir    smtp.Direction `json:"dir"`
+	Phase  smtp.Phase     `json:"phase"`
+	Line   string         `json:"line"`
+	Secret bool           `json:"secret,omitempty"`
+}
+
+// transcriptJSON downloads the send and its transcript as JSON. Every
+// string keeps its bytes (jsonEscaping), so a hostile server's invalid
+// UTF-8 is exported as it came, not replaced.
 func (h *Handler) transcriptJSON(c echo.Context) error {
 	snd, ls, err := h.loadSend(c)
 	if err != nil {
 		return err
 	}
+	esc := safetext.EscapeBytes
+	escAll := func(list []string) []string {
+		out := make([]string, len(list))
+		for i, s := range list {
+			out[i] = esc(s)
+		}
+		return out
+	}
+	events := sendEvents(snd, ls)
+	evs := make([]exportEvent, len(events))
+	for i, ev := range events {
+		evs[i] = exportEvent{MS: float64(ev.Offset.Microseconds()) / 1000, Dir: ev.Dir, Phase: ev.Phase, Line: esc(ev.Line), Secret: ev.Secret}
+	}
+	rcpts := make([]smtp.RecipientResult, len(snd.Recipients))
+	for i, r := range snd.Recipients {
+		r.Address, r.EnhancedCode, r.Message = esc(r.Address), esc(r.EnhancedCode), esc(r.Message)
+		rcpts[i] = r
+	}
 	v := struct {
+		Escaping   string                 `json:"escaping"`
 		ID         int64                  `json:"id"`
 		CreatedAt  time.Time              `json:"created_at"`
 		FinishedAt *time.Time             `json:"finished_at,omitempty"`
@@ -336,7 +374,7 @@ func (h *Handler) transcriptJSON(c echo.Context) error {
 		Error      string                 `json:"error,omitempty"`
 		DurationMS float64                `json:"duration_ms"`
 		Recipients []smtp.RecipientResult `json:"recipients"`
-		Events     []smtp.Event           `json:"events"`
+		Events     []exportEvent          `json:"events"`
 		// Where the send came from, and the time each phase took.
 		Source           string        `json:"source"`
 		ClientAddr       string        `json:"client_addr,omitempty"`
@@ -346,11 +384,13 @@ func (h *Handler) transcriptJSON(c echo.Context) error {
 		PhaseTimings     []phaseTiming `json:"phase_timings"`
 		// The failure as data (phase, codes, kind), when the send failed.
 		Failure *smtp.Failure `json:"failure,omitempty"`
-	}{snd.ID, snd.CreatedAt, snd.FinishedAt, snd.Server, snd.TLSMode, snd.MailFrom, snd.Rcpts, snd.Subject,
-		snd.Status, snd.QueueID, snd.Error, snd.DurationMS, snd.Recipients, sendEvents(snd, ls),
-		snd.Source, snd.ClientAddr, snd.UserID, snd.ParentID, snd.MessageTruncated, phaseTimings(sendEvents(snd, ls)), nil}
+	}{jsonEscaping, snd.ID, snd.CreatedAt, snd.FinishedAt, esc(snd.Server), esc(snd.TLSMode), esc(snd.MailFrom), escAll(snd.Rcpts), esc(snd.Subject),
+		snd.Status, esc(snd.QueueID), esc(snd.Error), snd.DurationMS, rcpts, evs,
+		esc(snd.Source), esc(snd.ClientAddr), snd.UserID, snd.ParentID, snd.MessageTruncated, phaseTimings(events), nil}
 	if !snd.Failure.IsZero() {
-		v.Failure = &snd.Failure
+		f := snd.Failure
+		f.EnhancedCode = esc(f.EnhancedCode)
+		v.Failure = &f
 	}
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {

@@ -23,8 +23,7 @@ func TestCancelBrowser(t *testing.T) {
 	// The app first, so that its cleanup runs after the browser's.
 	a := newApp(t, appOptions{})
 	ctx := browser(t)
-	base := a.srv.URL
-	signUpInBrowser(t, ctx, base)
+	signUpInBrowser(t, ctx, a)
 	run(t, ctx, "send to the stalling server",
 		chromedp.SetValue(tid("input-server"), "adhoc"),
 		chromedp.SetValue(tid("input-host"), host),

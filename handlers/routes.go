@@ -42,7 +42,9 @@ func (h *Handler) clientAddr() echo.IPExtractor {
 //
 // Routes are in groups, each with its own middleware and body limit; no
 // middleware looks at the path to decide whether it applies:
-//   - infrastructure (/healthz, /static/): no session, no body, quiet logs;
+//   - /healthz: any Host, no session, no body, quiet logs;
+//   - every other route answers only sockmail's own host names (checkHost);
+//   - /static/: no session, no body, quiet logs;
 //   - the public contact endpoints (/f/...): no cookie, no CSRF token (they
 //     act for nobody signed in and have their own defences, contact.go),
 //     the largest body a contact form may accept;
@@ -58,19 +60,23 @@ func (h *Handler) Routes() *echo.Echo {
 	e.HTTPErrorHandler = h.handleError
 	e.Use(h.recoverPanics, h.logRequests, h.securityHeaders)
 
+	// /healthz answers any Host (load balancers probe by address): it
+	// says "ok" or "store unavailable" and nothing else. Everything else
+	// answers only its own host names (checkHost, against DNS rebinding).
 	e.GET("/healthz", h.healthz, quiet, noStore)
-	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", http.FileServerFS(static.FS))), quiet)
+	site := e.Group("", h.checkHost)
+	site.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", http.FileServerFS(static.FS))), quiet)
 
-	h.contactRoutes(e.Group("/f", noStore, h.limitBody(h.contactMaxBody())))
+	h.contactRoutes(site.Group("/f", noStore, h.limitBody(h.contactMaxBody())))
 
-	pages := e.Group("", noStore, h.limitBody(smallBodyLimit), h.loadSession, h.checkCSRF)
+	pages := site.Group("", noStore, h.limitBody(smallBodyLimit), h.loadSession, h.checkCSRF)
 	pages.GET("/signup", h.signUpPage)
 	pages.POST("/signup", h.signUp)
 	pages.GET("/signin", h.signInPage)
 	pages.POST("/signin", h.signIn)
 	pages.POST("/signout", h.signOut)
 
-	upload := e.Group("/compose", noStore, h.limitBody(h.maxUp+1<<20), h.loadSession, h.checkCSRF, h.requireUser)
+	upload := site.Group("/compose", noStore, h.limitBody(h.maxUp+1<<20), h.loadSession, h.checkCSRF, h.requireUser)
 	upload.GET("", h.composePage)
 	upload.POST("", h.compose)
 
@@ -92,6 +98,7 @@ func (h *Handler) Routes() *echo.Echo {
 	a.GET("/captured/:id", h.capturedView)
 	a.GET("/captured/:id/raw", h.capturedRaw)
 	a.GET("/captured/:id/parts/:n", h.capturedPart)
+	h.capturedRoutes(a)
 	h.historyRoutes(a)
 	h.formRoutes(a)
 	return e

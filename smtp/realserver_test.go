@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"sockmail/internal/testenv"
 )
@@ -19,7 +18,7 @@ import (
 // the delivered file back. Without the servers the tests skip; under
 // CI=true they fail (internal/testenv).
 
-const deliveryWait = 15 * time.Second
+const deliveryWait = testenv.StallLimit
 
 // realMessage is a complete message (Date, Message-ID and From present,
 // so Postfix's cleanup adds nothing) whose body follows the marker lines.

@@ -6,10 +6,10 @@ import (
 	"io"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"sockmail/internal/safetext"
 )
 
 // Phase names the part of the SMTP conversation an event belongs to.
@@ -217,37 +217,9 @@ func FormatEvent(ev Event) string {
 // SafeText makes a line harmless to print: control characters (other than
 // tab), invalid UTF-8 and bidirectional controls are shown as escapes
 // (\x1b, \xff, \u202e), so a hostile server cannot move a terminal's
-// cursor or reorder what a reader sees.
-func SafeText(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size <= 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case r < 0x80 && unsafeRune(r):
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case unsafeRune(r):
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			b.WriteString(s[i : i+size])
-		}
-		i += size
-	}
-	return b.String()
-}
-
-func unsafeRune(r rune) bool {
-	switch {
-	case r == '\t':
-		return false
-	case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
-		return true
-	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0x200e, r == 0x200f, r == 0x061c:
-		return true
-	}
-	return false
-}
+// cursor or reorder what a reader sees. It is safetext.Line, the one
+// escaping helper.
+func SafeText(s string) string { return safetext.Line(s) }
 
 // MarshalJSON encodes the transcript as {"start": ..., "events": [...]}.
 func (t *Transcript) MarshalJSON() ([]byte, error) {

@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"sockmail/internal/testenv"
 )
@@ -147,7 +146,7 @@ func TestPostfixDisplayNames(t *testing.T) {
 	// One copy per recipient; X-Original-To is the RCPT TO address Postfix
 	// received (with two recipients it writes no "for <...>" in Received).
 	for _, rcpt := range []string{to, cc} {
-		raw := testenv.WaitForMessage(t, p.Maildir, "X-Original-To: "+rcpt+"\n", 30*time.Second)
+		raw := testenv.WaitForMessage(t, p.Maildir, "X-Original-To: "+rcpt+"\n", testenv.StallLimit)
 		checkDeliveredNames(t, raw, p.User, rcpt, []any{[]string{"Zoë Ångström <" + p.User + ">"},
 			[]string{"Müller, Jürgen <" + to + ">"}, []string{"Ωmega <" + cc + ">"}})
 	}

@@ -22,7 +22,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
 
@@ -88,7 +87,7 @@ func TestPostfixSubmission(t *testing.T) {
 					t.Errorf("output contains the password or its encoding %q", secret)
 				}
 			}
-			raw := testenv.WaitForMessage(t, p.Maildir, token, 15*time.Second)
+			raw := testenv.WaitForMessage(t, p.Maildir, token, testenv.StallLimit)
 			got := attachmentOf(t, raw, "report.bin")
 			if !bytes.Equal(got, attachment) {
 				t.Errorf("delivered attachment: %d bytes, differs from the %d sent", len(got), len(attachment))
@@ -255,7 +254,7 @@ func TestPostfixFullComposer(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("status %d\n%s%s", code, stdout, stderr)
 	}
-	raw := testenv.WaitForMessage(t, p.Maildir, to, 30*time.Second)
+	raw := testenv.WaitForMessage(t, p.Maildir, to, testenv.StallLimit)
 
 	// Postfix stores LF line ends; the signature was made over CRLF.
 	crlf := bytes.ReplaceAll(raw, []byte("\n"), []byte("\r\n"))

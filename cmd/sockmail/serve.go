@@ -166,6 +166,7 @@ func (s *server) listenCapture() (handlers.CaptureServer, error) {
 	}
 	s.capSrv, err = capture.Listen(capture.Options{
 		Addr: cfg.CaptureAddr, Certificate: cert, MaxSize: cfg.CaptureMaxSize,
+		MaxMessages: cfg.CaptureMaxMessages, MaxTotalBytes: cfg.CaptureMaxTotal,
 		Username: cfg.CaptureUser, Password: cfg.CapturePassword, Logger: s.log,
 	}, s.st)
 	if err != nil {
@@ -229,6 +230,7 @@ func (s *server) run(ctx context.Context, stdout io.Writer) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(s.serveWeb)
 	g.Go(func() error { runRetention(gctx, s.h, s.log, retentionInterval); return nil })
+	g.Go(func() error { repeat(gctx, retentionInterval, func() { s.purgeAuth(gctx) }); return nil })
 	if s.clock != nil {
 		g.Go(func() error {
 			repeat(gctx, clockSyncInterval, func() { syncClock(gctx, s.clock, s.st, s.log) })
@@ -245,7 +247,7 @@ func (s *server) run(ctx context.Context, stdout io.Writer) error {
 	} else {
 		s.log.Info("outbox worker off in this instance (SOCKMAIL_OUTBOX_CONCURRENCY=0)")
 	}
-	s.announce(stdout)
+	s.announce(ctx, stdout)
 	g.Go(func() error {
 		<-gctx.Done()
 		s.log.Info("shutting down", "grace", shutdownGrace)
@@ -268,8 +270,10 @@ func (s *server) serveWeb() error {
 	return nil
 }
 
-// announce says where the web app and the capture server are.
-func (s *server) announce(stdout io.Writer) {
+// announce says where the web app and the capture server are and, while
+// no account exists, the one-time setup code the first sign-up needs
+// (on stdout and in the log, where the sign-up page says to look).
+func (s *server) announce(ctx context.Context, stdout io.Writer) {
 	url := s.cfg.BaseURL
 	if s.cfg.BaseURL == "http://"+s.cfg.Listen {
 		url = "http://" + s.ln.Addr().String()
@@ -281,6 +285,14 @@ func (s *server) announce(stdout io.Writer) {
 		fmt.Fprintf(stdout, "capture SMTP server at %s (STARTTLS, any AUTH credentials unless configured)\n", capAddr)
 	}
 	s.log.Info("sockmail started", "url", url, "data", s.cfg.DataDir, "capture", capAddr)
+	code, needed, err := s.h.SetupCode(ctx)
+	switch {
+	case err != nil:
+		s.log.Error("cannot make the setup code; create the admin account with \"sockmail user add\"", "err", err)
+	case needed:
+		fmt.Fprintf(stdout, "no admin account yet: the sign-up page asks for the setup code %s\n  open %s/signup, or create the account with \"sockmail user add -email ADDRESS\"\n", code, url)
+		s.log.Warn("no admin account yet: the first sign-up needs this one-time setup code", "setup_code", code, "signup", url+"/signup")
+	}
 }
 
 // shutdown stops the web server and the sends within the grace period,
@@ -330,6 +342,26 @@ func (s *server) discard() {
 	}
 	if s.st != nil {
 		s.st.Close()
+	}
+}
+
+// attemptsKept is how long sign-in, setup-code and contact-form attempts
+// are kept: well past the longest throttling window in use (an hour), so
+// that a purge never changes a verdict.
+const attemptsKept = 24 * time.Hour
+
+// purgeAuth deletes the attempts older than attemptsKept and the expired
+// sessions, so that neither table grows without bound.
+func (s *server) purgeAuth(ctx context.Context) {
+	now := time.Now()
+	if s.clock != nil {
+		now = s.clock.Now()
+	}
+	if err := s.st.PurgeAttempts(ctx, now.Add(-attemptsKept)); err != nil && ctx.Err() == nil {
+		s.log.Warn("purge old attempts", "err", err)
+	}
+	if err := s.st.PurgeExpiredSessions(ctx, now); err != nil && ctx.Err() == nil {
+		s.log.Warn("purge expired sessions", "err", err)
 	}
 }
 

@@ -35,10 +35,18 @@ import (
 	"sockmail/internal/store"
 )
 
-// Saver stores a received message. *store.Store is one.
+// Saver stores a received message and drops the oldest beyond the
+// limits. *store.Store is one.
 type Saver interface {
 	SaveCaptured(ctx context.Context, c *store.Captured) error
+	PruneCaptured(ctx context.Context, l store.CapturedLimits) (int, error)
 }
+
+// Defaults of the limits on what the capture server keeps.
+const (
+	DefaultMaxMessages   = 1000
+	DefaultMaxTotalBytes = 256 << 20
+)
 
 // Options configures a capture server.
 type Options struct {
@@ -53,6 +61,14 @@ type Options struct {
 	MaxSize int64
 	// MaxRecipients bounds RCPT TO per message; 100 if 0.
 	MaxRecipients int
+	// MaxMessages is how many captured messages are kept: after each
+	// message is stored, the oldest beyond it are deleted.
+	// DefaultMaxMessages if 0.
+	MaxMessages int
+	// MaxTotalBytes bounds the total size of the captured messages
+	// kept, oldest deleted first; DefaultMaxTotalBytes if 0. It must be
+	// at least MaxSize.
+	MaxTotalBytes int64
 	// Username and Password, when both are set, are the only credentials
 	// AUTH accepts. Otherwise any credentials are accepted.
 	Username, Password string
@@ -95,6 +111,15 @@ func Listen(opts Options, saver Saver) (*Server, error) {
 	}
 	if opts.MaxRecipients <= 0 {
 		opts.MaxRecipients = 100
+	}
+	if opts.MaxMessages <= 0 {
+		opts.MaxMessages = DefaultMaxMessages
+	}
+	if opts.MaxTotalBytes <= 0 {
+		opts.MaxTotalBytes = DefaultMaxTotalBytes
+	}
+	if opts.MaxTotalBytes < opts.MaxSize {
+		return nil, fmt.Errorf("capture: total size limit %d bytes is below the message size limit %d bytes", opts.MaxTotalBytes, opts.MaxSize)
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Minute
@@ -311,6 +336,13 @@ func (s *session) Data(r io.Reader) error {
 		return &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "Could not store the message, try again later"}
 	}
 	s.srv.log.Info("captured message", "id", c.ID, "from", c.MailFrom, "rcpts", len(c.Rcpts), "size", c.Size, "tls", s.tls)
+	// The message is stored: a failure to prune is logged, not answered.
+	if n, err := s.srv.saver.PruneCaptured(ctx, store.CapturedLimits{MaxMessages: s.srv.opts.MaxMessages, MaxBytes: s.srv.opts.MaxTotalBytes}); err != nil {
+		s.srv.log.Error("capture: drop the oldest messages", "err", err)
+	} else if n > 0 {
+		s.srv.log.Info("captured messages over the limits dropped", "dropped", n,
+			"max_messages", s.srv.opts.MaxMessages, "max_total_bytes", s.srv.opts.MaxTotalBytes)
+	}
 	return &gosmtp.SMTPError{Code: 250, EnhancedCode: gosmtp.EnhancedCode{2, 0, 0}, Message: fmt.Sprintf("OK: queued as C%d (captured, not delivered)", c.ID)}
 }
 

@@ -34,6 +34,10 @@ func (m *memSaver) SaveCaptured(_ context.Context, c *store.Captured) error {
 	return nil
 }
 
+// PruneCaptured keeps the memory saver unbounded: limits are tested on
+// the real store (TestLimitsDropOldest).
+func (m *memSaver) PruneCaptured(context.Context, store.CapturedLimits) (int, error) { return 0, nil }
+
 func (m *memSaver) all() []*store.Captured {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -35,6 +35,14 @@ type Config struct {
 	// CaptureMaxSize is the largest message the capture server takes, in
 	// bytes (SOCKMAIL_CAPTURE_MAX_SIZE, -capture-max-size).
 	CaptureMaxSize int64
+	// CaptureMaxMessages is how many captured messages are kept, the
+	// oldest dropped beyond it (SOCKMAIL_CAPTURE_MAX_MESSAGES,
+	// -capture-max-messages).
+	CaptureMaxMessages int
+	// CaptureMaxTotal bounds the total size of the captured messages
+	// kept, in bytes, the oldest dropped beyond it; at least
+	// CaptureMaxSize (SOCKMAIL_CAPTURE_MAX_TOTAL, -capture-max-total).
+	CaptureMaxTotal int64
 	// BaseURL is the public URL of the web app, e.g. https://mail.example.org
 	// (SOCKMAIL_BASE_URL, -base-url). Default: http://Listen.
 	BaseURL string
@@ -96,6 +104,13 @@ type Config struct {
 	// comma-separated).
 	TrustedProxies []*net.IPNet
 }
+
+// DefaultCaptureMaxMessages and DefaultCaptureMaxTotal bound what the
+// capture server keeps.
+const (
+	DefaultCaptureMaxMessages = 1000
+	DefaultCaptureMaxTotal    = 256 << 20
+)
 
 // Defaults.
 const (

@@ -78,6 +78,8 @@ func (l *loader) define(c *Config, raw *rawSettings) {
 	l.duration(&c.SendTimeout, "send-timeout", "SEND_TIMEOUT", DefaultSendTimeout, "time limit of one test send")
 	l.duration(&c.SessionLifetime, "session-lifetime", "SESSION_LIFETIME", DefaultSessionLifetime, "how long a sign-in lasts")
 	l.size(&c.CaptureMaxSize, "capture-max-size", "CAPTURE_MAX_SIZE", DefaultCaptureMaxSize, "largest message the capture server accepts, bytes")
+	l.integer(&c.CaptureMaxMessages, "capture-max-messages", "CAPTURE_MAX_MESSAGES", DefaultCaptureMaxMessages, "captured messages kept; the oldest are dropped beyond it")
+	l.size(&c.CaptureMaxTotal, "capture-max-total", "CAPTURE_MAX_TOTAL", DefaultCaptureMaxTotal, "total size of the captured messages kept, bytes; the oldest are dropped beyond it")
 	l.size(&c.MaxUpload, "max-upload", "MAX_UPLOAD", DefaultMaxUpload, "largest compose form with attachments, bytes")
 	l.size(&c.MaxStoredMessage, "max-stored-message", "MAX_STORED_MESSAGE", DefaultMaxStoredMsg, "largest message source stored with a send, bytes")
 	l.integer(&c.RetentionDays, "retention-days", "RETENTION_DAYS", 0, "delete stored sends older than this many days; 0 keeps them")

@@ -45,9 +45,11 @@ type Settings interface {
 	SetSettingIfAbsent(ctx context.Context, key string, value []byte) ([]byte, error)
 }
 
-// Queue stores a submission with its outbox item. *store.Store is one.
+// Queue stores a submission with its outbox item, and finds the one
+// posted with a token. *store.Store is one.
 type Queue interface {
 	EnqueueSubmission(ctx context.Context, sub *store.Submission, item *store.OutboxItem) error
+	SubmissionByToken(ctx context.Context, hash string) (int64, error)
 }
 
 // Opener decrypts the captcha secrets of forms. *crypt.Box is one.
@@ -224,6 +226,19 @@ func (s *Service) Submit(ctx context.Context, in Input) Outcome {
 	if verdict != tokenOK || rtErr != nil {
 		return s.confirm(f, v, sub, key, verdict, rtErr)
 	}
+	// A token is used once. A post with a used one is a retry (a dropped
+	// connection, Send pressed again): it is answered as received, and
+	// nothing is stored or sent again. Checked before the captcha, whose
+	// answers are single-use too; the store's unique digest settles a
+	// race between two copies in flight.
+	sub.TokenHash = tokenDigest(v.token)
+	switch id, err := s.queue.SubmissionByToken(ctx, sub.TokenHash); {
+	case err == nil:
+		return s.alreadyReceived(f, id, in.ClientAddr, sub.Origin)
+	case !errors.Is(err, store.ErrNotFound):
+		s.log.Error("contact form: look up token", "form", f.Slug, "err", err)
+		return refused(ErrUnavailable())
+	}
 	if f.CaptchaProvider != "" {
 		if p := s.checkCaptcha(ctx, f, v, in.ClientAddr); p != nil {
 			return refused(p)
@@ -240,6 +255,10 @@ func (s *Service) Submit(ctx context.Context, in Input) Outcome {
 			"Sorry, this form is not set up correctly, so your message was not sent. Please contact the site's owner another way."))
 	}
 	if p := s.enqueue(ctx, f, sub, item); p != nil {
+		if p.Kind == AlreadyReceived {
+			id, _ := s.queue.SubmissionByToken(ctx, sub.TokenHash)
+			return s.alreadyReceived(f, id, in.ClientAddr, sub.Origin)
+		}
 		return refused(p)
 	}
 	s.log.Info("contact form: submission queued", "form", f.Slug, "submission", sub.ID, "outbox", item.ID, "remote", in.ClientAddr)
@@ -264,10 +283,24 @@ func (s *Service) enqueue(ctx context.Context, f *store.Form, sub *store.Submiss
 		return s.rateLimited(f, *over, over.Max)
 	}
 	if err := s.queue.EnqueueSubmission(ctx, sub, item); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return problem(AlreadyReceived, http.StatusOK, "already_received", AlreadyReceivedMessage)
+		}
 		s.log.Error("contact form: store submission", "form", f.Slug, "submission_status", sub.Status, "err", err)
 		return ErrUnavailable()
 	}
 	return nil
+}
+
+// AlreadyReceivedMessage is what a visitor whose post repeats one
+// already stored (the same token) is told.
+const AlreadyReceivedMessage = "Thank you! We already have this message (it was received before), so it will not be sent twice."
+
+// alreadyReceived is the outcome of a post whose token was used by the
+// stored submission id.
+func (s *Service) alreadyReceived(f *store.Form, id int64, addr, origin string) Outcome {
+	s.log.Info("contact form: repeated post answered as already received", "form", f.Slug, "submission", id, "remote", addr)
+	return Outcome{Kind: AlreadyReceived, SubmissionID: id, Origin: origin}
 }
 
 // storeBlocked keeps a submission caught by a spam check, with the reason.

@@ -284,12 +284,12 @@ func TestSubmitMisconfiguredForm(t *testing.T) {
 }
 
 func TestKindNames(t *testing.T) {
-	for k := contact.Stored; k <= contact.Unavailable; k++ {
+	for k := contact.Stored; k <= contact.AlreadyReceived; k++ {
 		if s := k.String(); s == "" || strings.HasPrefix(s, "kind(") {
 			t.Errorf("kind %d has no name", int(k))
 		}
 	}
-	if s := (contact.Unavailable + 1).String(); s != "kind(17)" {
+	if s := (contact.AlreadyReceived + 1).String(); s != "kind(18)" {
 		t.Errorf("unknown kind named %q", s)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode"
 
+	"sockmail/internal/safetext"
 	"sockmail/internal/store"
 	"sockmail/internal/webform"
 	"sockmail/smtp/message"
@@ -34,7 +35,8 @@ const (
 var placeholder = regexp.MustCompile(`\{\{\s*([^{}\s]{1,64})\s*\}\}`)
 
 // OneLine makes s safe for a header: control characters (CR, LF, TAB,
-// NUL...) become spaces, runs of spaces one space, and "=?" is broken up
+// NUL...) become spaces, runs of spaces one space, bidirectional controls
+// are shown escaped (safetext.Line: \u202e), and "=?" is broken up
 // so that nothing in it reads as an RFC 2047 encoded-word; then it is cut
 // to at most max characters.
 func OneLine(s string, max int) string {
@@ -45,7 +47,7 @@ func OneLine(s string, max int) string {
 		}
 		return r
 	}, s)
-	s = strings.Join(strings.Fields(s), " ")
+	s = safetext.Line(strings.Join(strings.Fields(s), " "))
 	s = strings.ReplaceAll(s, "=?", "= ?")
 	if r := []rune(s); len(r) > max {
 		s = strings.TrimSpace(string(r[:max-1])) + "\u2026"
@@ -108,9 +110,9 @@ func contactBody(f *store.Form, in *values, sub *store.Submission, now time.Time
 	}
 	width = min(width, 20)
 	for _, fv := range in.fields {
-		name := fv.Name
+		name := safetext.Line(fv.Name)
 		pad := strings.Repeat(" ", max(0, width-len([]rune(name))))
-		v := strings.TrimRight(fv.Value, " \t\n")
+		v := safetext.Block(strings.TrimRight(fv.Value, " \t\n"))
 		switch {
 		case v == "":
 			fmt.Fprintf(&b, "%s:%s (empty)\n", name, pad)
@@ -126,7 +128,7 @@ func contactBody(f *store.Form, in *values, sub *store.Submission, now time.Time
 	if len(in.files) > 0 {
 		b.WriteString("\nAttached files:\n")
 		for _, file := range in.files {
-			fmt.Fprintf(&b, "    %s (%s)\n", file.Name, webform.Bytes(int64(len(file.Data))))
+			fmt.Fprintf(&b, "    %s (%s)\n", safetext.FileName(file.Name), webform.Bytes(int64(len(file.Data))))
 		}
 	}
 	b.WriteString("\n-- \n")
@@ -163,7 +165,9 @@ func compose(f *store.Form, in *values, sub *store.Submission, rt *mail.Address,
 		m.ReplyTo = []*mail.Address{rt}
 	}
 	for _, file := range in.files {
-		a := message.BytesAttachment(file.Name, file.Data)
+		// The name as the site owner's mail program shows it: an upload
+		// named "invoice\u202efdp.exe" arrives as "invoice[U+202E]fdp.exe".
+		a := message.BytesAttachment(safetext.FileName(file.Name), file.Data)
 		if file.ContentType != "" {
 			a.ContentType = file.ContentType
 		}

@@ -54,12 +54,15 @@ const (
 	// Unavailable: storage (or another dependency needed to keep the
 	// message) is down; never a fake success.
 	Unavailable
+	// AlreadyReceived: the post's token was used by a stored submission
+	// (SubmissionID): a retry, answered as a success, nothing stored.
+	AlreadyReceived
 )
 
 func (k Kind) String() string {
 	names := [...]string{"stored", "blocked", "not found", "disabled", "origin refused", "rate limited", "too large",
 		"bad request", "invalid field", "empty", "token missing", "too fast", "expired", "captcha failed",
-		"captcha unavailable", "misconfigured", "unavailable"}
+		"captcha unavailable", "misconfigured", "unavailable", "already received"}
 	if k >= 0 && int(k) < len(names) {
 		return names[k]
 	}
@@ -140,7 +143,8 @@ func ErrOriginRefused() *Problem {
 type Outcome struct {
 	Kind Kind
 	// SubmissionID and OutboxID are set when the submission was stored
-	// (Stored or Blocked).
+	// (Stored or Blocked); SubmissionID also for AlreadyReceived (the
+	// first copy's).
 	SubmissionID, OutboxID int64
 	// BlockReason says which spam rule blocked it.
 	BlockReason string
@@ -156,8 +160,8 @@ type Outcome struct {
 }
 
 // OK reports whether the visitor is told the message was received
-// (Stored, or Blocked quietly).
-func (o Outcome) OK() bool { return o.Kind == Stored || o.Kind == Blocked }
+// (Stored, Blocked quietly, or AlreadyReceived).
+func (o Outcome) OK() bool { return o.Kind == Stored || o.Kind == Blocked || o.Kind == AlreadyReceived }
 
 func refused(p *Problem) Outcome { return Outcome{Kind: p.Kind, Problem: p} }
 

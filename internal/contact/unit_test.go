@@ -1,6 +1,7 @@
 package contact
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -8,11 +9,32 @@ import (
 	"sockmail/internal/store"
 )
 
+// signTokenV1 makes a token of the earlier format, still accepted.
+func signTokenV1(key []byte, formID int64, now time.Time) string {
+	ms := now.UnixMilli()
+	return "v1." + strconv.FormatInt(formID, 10) + "." + strconv.FormatInt(ms, 10) + "." + tokenMAC(key, formID, ms)
+}
+
+// flip changes one character of tok at i (from the end when negative).
+func flip(tok string, i int) string {
+	if i < 0 {
+		i += len(tok)
+	}
+	b := []byte(tok)
+	if b[i] == 'A' {
+		b[i] = 'B'
+	} else {
+		b[i] = 'A'
+	}
+	return string(b)
+}
+
 func TestTimeTrapToken(t *testing.T) {
 	key := []byte("0123456789abcdef0123456789abcdef")
 	other := []byte("fedcba9876543210fedcba9876543210")
 	t0 := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	tok := signToken(key, 7, t0)
+	v1 := signTokenV1(key, 7, t0)
 	for _, c := range []struct {
 		name  string
 		key   []byte
@@ -30,13 +52,17 @@ func TestTimeTrapToken(t *testing.T) {
 		{"missing", key, 7, "", t0, tokenMissing, false},
 		{"other form", key, 8, tok, t0.Add(time.Minute), tokenForged, false},
 		{"other key", other, 7, tok, t0.Add(time.Minute), tokenForged, false},
-		{"changed time", key, 7, strings.Replace(tok, ".1", ".2", 1), t0.Add(time.Minute), tokenForged, false},
-		{"changed form", key, 7, strings.Replace(tok, "v1.7.", "v1.8.", 1), t0.Add(time.Minute), tokenForged, false},
-		{"truncated mac", key, 7, tok[:len(tok)-1], t0.Add(time.Minute), tokenForged, false},
-		{"other version", key, 7, "v2" + tok[2:], t0.Add(time.Minute), tokenForged, false},
-		{"too many parts", key, 7, tok + ".x", t0.Add(time.Minute), tokenForged, false},
-		{"not numbers", key, 7, "v1.a.b.c", t0.Add(time.Minute), tokenForged, false},
+		{"changed nonce", key, 7, flip(tok, 4), t0.Add(time.Minute), tokenForged, false},
+		{"changed sealed time", key, 7, flip(tok, 20), t0.Add(time.Minute), tokenForged, false},
+		{"changed tag", key, 7, flip(tok, -2), t0.Add(time.Minute), tokenForged, false},
+		{"truncated", key, 7, tok[:len(tok)-1], t0.Add(time.Minute), tokenForged, false},
+		{"other version", key, 7, "v3" + tok[2:], t0.Add(time.Minute), tokenForged, false},
+		{"not base64", key, 7, "v2.!!!", t0.Add(time.Minute), tokenForged, false},
 		{"too long", key, 7, tok + strings.Repeat("A", 200), t0.Add(time.Minute), tokenForged, false},
+		{"v1 ok", key, 7, v1, t0.Add(time.Minute), tokenOK, true},
+		{"v1 other form", key, 7, strings.Replace(v1, "v1.7.", "v1.8.", 1), t0.Add(time.Minute), tokenForged, false},
+		{"v1 too many parts", key, 7, v1 + ".x", t0.Add(time.Minute), tokenForged, false},
+		{"v1 not numbers", key, 7, "v1.a.b.c", t0.Add(time.Minute), tokenForged, false},
 	} {
 		got, issued := checkToken(c.key, c.form, c.tok, c.at)
 		if got != c.want {
@@ -44,6 +70,23 @@ func TestTimeTrapToken(t *testing.T) {
 		}
 		if c.atAge && !issued.Equal(t0) {
 			t.Errorf("%s: issued %v", c.name, issued)
+		}
+	}
+}
+
+// TestTokenOpaqueAndUnique: two tokens issued in the same millisecond
+// for the same form differ, and neither shows the form's id or the
+// issue time.
+func TestTokenOpaqueAndUnique(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	t0 := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	a, b := signToken(key, 424242, t0), signToken(key, 424242, t0)
+	if a == b || tokenDigest(a) == tokenDigest(b) {
+		t.Errorf("same-millisecond tokens collide: %q", a)
+	}
+	for _, leak := range []string{"424242", strconv.FormatInt(t0.UnixMilli(), 10), strconv.FormatInt(t0.Unix(), 10)} {
+		if strings.Contains(a, leak) {
+			t.Errorf("token %q shows %q", a, leak)
 		}
 	}
 }

@@ -117,3 +117,68 @@ func (s *Store) DeleteCaptured(ctx context.Context, id int64) error {
 	}
 	return nil
 }
+
+// DeleteAllCaptured deletes every captured message and returns how many
+// there were.
+func (s *Store) DeleteAllCaptured(ctx context.Context) (int, error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM captured`)
+	if err != nil {
+		return 0, fmt.Errorf("store: delete all captured: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("store: delete all captured: %w", err)
+	}
+	return int(n), nil
+}
+
+// CapturedLimits bound what the capture server keeps. Zero fields do not
+// limit.
+type CapturedLimits struct {
+	// MaxMessages is how many messages are kept: the newest.
+	MaxMessages int
+	// MaxBytes bounds the total size of the messages kept: the newest
+	// whose sizes add up to at most MaxBytes.
+	MaxBytes int64
+	// OlderThan drops messages received before it (the retention
+	// policy's age limit).
+	OlderThan time.Time
+}
+
+// PruneCaptured deletes the captured messages beyond the limits, oldest
+// first, and returns how many it deleted.
+func (s *Store) PruneCaptured(ctx context.Context, l CapturedLimits) (int, error) {
+	deleted := 0
+	del := func(query string, args ...any) error {
+		res, err := s.w.ExecContext(ctx, s.q(query), args...)
+		if err != nil {
+			return fmt.Errorf("store: prune captured: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("store: prune captured: %w", err)
+		}
+		deleted += int(n)
+		return nil
+	}
+	if !l.OlderThan.IsZero() {
+		if err := del(`DELETE FROM captured WHERE received_at < ?`, micros(l.OlderThan)); err != nil {
+			return deleted, err
+		}
+	}
+	if l.MaxMessages > 0 {
+		// Everything up to the (MaxMessages+1)-th newest id goes.
+		if err := del(`DELETE FROM captured WHERE id <= (SELECT id FROM captured ORDER BY id DESC LIMIT 1 OFFSET ?)`, l.MaxMessages); err != nil {
+			return deleted, err
+		}
+	}
+	if l.MaxBytes > 0 {
+		// Running totals from the newest: the first message over the
+		// limit and every older one go.
+		if err := del(`DELETE FROM captured WHERE id <= (SELECT MAX(id) FROM
+			(SELECT id, SUM(size) OVER (ORDER BY id DESC) AS total FROM captured) AS t WHERE total > ?)`, l.MaxBytes); err != nil {
+			return deleted, err
+		}
+	}
+	return deleted, nil
+}

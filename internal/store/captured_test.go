@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -61,5 +62,70 @@ func TestCaptured(t *testing.T) {
 		wantErr(t, "DeleteCaptured again", s.DeleteCaptured(ctx, first.ID), ErrNotFound)
 		_, err = s.Captured(ctx, first.ID)
 		wantErr(t, "Captured deleted", err, ErrNotFound)
+	})
+}
+
+// TestPruneCaptured: each limit drops the oldest messages and keeps the
+// newest; DeleteAllCaptured empties the table. Both backends.
+func TestPruneCaptured(t *testing.T) {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name    string
+		limits  CapturedLimits
+		kept    int // newest messages kept, of 6 (sizes 10, 20, ... 60; received a day apart)
+		deleted int
+	}{
+		{"none", CapturedLimits{}, 6, 0},
+		{"count", CapturedLimits{MaxMessages: 4}, 4, 2},
+		{"count above", CapturedLimits{MaxMessages: 10}, 6, 0},
+		{"bytes", CapturedLimits{MaxBytes: 60 + 50 + 40}, 3, 3},
+		{"bytes just under", CapturedLimits{MaxBytes: 60 + 50 + 40 - 1}, 2, 4},
+		{"bytes above", CapturedLimits{MaxBytes: 1000}, 6, 0},
+		{"age", CapturedLimits{OlderThan: base.Add(3 * 24 * time.Hour)}, 3, 3},
+		{"all three, count wins", CapturedLimits{MaxMessages: 1, MaxBytes: 1000, OlderThan: base}, 1, 5},
+	}
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				ctx := ctxT(t)
+				if _, err := s.DeleteAllCaptured(ctx); err != nil {
+					t.Fatal(err)
+				}
+				var ids []int64
+				for i := range 6 {
+					c := &Captured{ReceivedAt: base.Add(time.Duration(i) * 24 * time.Hour), MailFrom: "a@example.org",
+						Raw: []byte("x"), Size: int64(10 * (i + 1))}
+					if err := s.SaveCaptured(ctx, c); err != nil {
+						t.Fatal(err)
+					}
+					ids = append(ids, c.ID)
+				}
+				n, err := s.PruneCaptured(ctx, tt.limits)
+				if err != nil || n != tt.deleted {
+					t.Fatalf("PruneCaptured = %d, %v; want %d", n, err, tt.deleted)
+				}
+				list, err := s.ListCaptured(ctx, 100, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []int64
+				for _, c := range list {
+					got = append(got, c.ID)
+				}
+				want := ids[6-tt.kept:]
+				slices.Reverse(want)
+				if !slices.Equal(got, want) {
+					t.Errorf("kept %v, want %v", got, want)
+				}
+			})
+		}
+		ctx := ctxT(t)
+		n, err := s.DeleteAllCaptured(ctx)
+		if err != nil || n != 1 {
+			t.Errorf("DeleteAllCaptured = %d, %v; want 1", n, err)
+		}
+		if list, err := s.ListCaptured(ctx, 10, 0); err != nil || len(list) != 0 {
+			t.Errorf("after DeleteAllCaptured: %d, %v", len(list), err)
+		}
 	})
 }

@@ -134,6 +134,11 @@ type Submission struct {
 	Status SubmissionStatus
 	// BlockReason says why a blocked submission was blocked.
 	BlockReason string
+	// TokenHash is a digest of the time-trap token the submission was
+	// posted with, or "". It is unique: EnqueueSubmission refuses a
+	// second submission with the same one with ErrExists, so a token is
+	// used once (SubmissionByToken finds the first). It is not read back.
+	TokenHash string
 }
 
 // SubmissionFilter selects submissions to list. Zero fields do not filter.
@@ -398,13 +403,20 @@ func (s *Store) insertSubmission(ctx context.Context, tx *sql.Tx, sub *Submissio
 		return 0, created, err
 	}
 	var id int64
+	var tokenHash any // NULL when there is none: NULLs never collide
+	if sub.TokenHash != "" {
+		tokenHash = sub.TokenHash
+	}
 	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO submissions (form_id, created_at, client_addr, origin, user_agent,
-		fields, reply_to, status, block_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		fields, reply_to, status, block_reason, token_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 		sub.FormID, micros(created), encText(sub.ClientAddr), encText(sub.Origin), encText(sub.UserAgent), fields,
-		encText(sub.ReplyTo), encText(string(sub.Status)), encText(sub.BlockReason)).Scan(&id)
+		encText(sub.ReplyTo), encText(string(sub.Status)), encText(sub.BlockReason), tokenHash).Scan(&id)
 	if err != nil {
 		if isForeignKeyViolation(err) {
 			return 0, created, fmt.Errorf("form %d: %w", sub.FormID, ErrNotFound)
+		}
+		if isUniqueViolation(err) {
+			return 0, created, fmt.Errorf("submission with this token: %w", ErrExists)
 		}
 		return 0, created, err
 	}
@@ -440,6 +452,16 @@ func scanSubmission(row interface{ Scan(...any) error }) (*Submission, error) {
 		return nil, err
 	}
 	return &m, nil
+}
+
+// SubmissionByToken returns the id of the submission posted with the
+// token whose digest is hash (Submission.TokenHash), or ErrNotFound.
+func (s *Store) SubmissionByToken(ctx context.Context, hash string) (int64, error) {
+	var id int64
+	if err := s.r.QueryRowContext(ctx, s.q(`SELECT id FROM submissions WHERE token_hash = ?`), hash).Scan(&id); err != nil {
+		return 0, fmt.Errorf("store: submission by token: %w", notFound(err))
+	}
+	return id, nil
 }
 
 // Submission returns the submission with that id, with its files, or

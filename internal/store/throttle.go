@@ -42,22 +42,60 @@ func (s *Store) PurgeAttempts(ctx context.Context, before time.Time) error {
 	return nil
 }
 
-// Limit bounds the attempts under Key: at most Max in a window.
+// Limit bounds the attempts under Key: at most Max in a window, or with
+// growing delays between them, or both.
 type Limit struct {
 	Key string
+	// Max is the most attempts in the window; 0 sets no such bound.
 	Max int
+	// Window, when set, is this limit's window: attempts at or after
+	// at-Window count. Otherwise the since of the call is used.
+	Window time.Duration
+	// Delay, when set, makes delays grow: once Free attempts are in the
+	// window, the next one is admitted only Delay after the newest, and
+	// each further one waits twice as long as the one before, at most
+	// MaxDelay (when set).
+	Free            int
+	Delay, MaxDelay time.Duration
+	// RetryAfter is set on the limit TakeAttempt returns: how long, from
+	// the attempt's time, until this limit would admit one.
+	RetryAfter time.Duration
+}
+
+// active reports whether the limit bounds anything.
+func (l Limit) active() bool { return l.Max > 0 || l.Delay > 0 }
+
+// wait returns how long after the newest of n attempts in the window the
+// next one has to wait under the limit's growing delays (0: none).
+func (l Limit) wait(n int) time.Duration {
+	if l.Delay <= 0 || n < l.Free {
+		return 0
+	}
+	d := l.Delay
+	for i := l.Free; i < n; i++ {
+		d *= 2
+		if (l.MaxDelay > 0 && d >= l.MaxDelay) || d > 1<<50 {
+			break
+		}
+	}
+	if l.MaxDelay > 0 && d > l.MaxDelay {
+		d = l.MaxDelay
+	}
+	return d
 }
 
 // TakeAttempt records one attempt at at under every limit's key, all or
-// none, unless a key already holds Max attempts at or after since: then it
-// records nothing and returns that limit. Limits with Max <= 0 are left
-// out. The count and the record are one transaction, serialised per key
-// for every process sharing the database (SQLite's write lock; PostgreSQL
-// advisory locks), so a burst of concurrent callers cannot pass a limit.
+// none, unless a limit refuses it: a key that already holds Max attempts
+// in its window, or whose newest attempt is more recent than its growing
+// delay allows. Then it records nothing and returns that limit, its
+// RetryAfter set. Limits with neither Max nor Delay are left out. The
+// count and the record are one transaction, serialised per key for every
+// process sharing the database (SQLite's write lock; PostgreSQL advisory
+// locks), so a burst of concurrent callers cannot pass a limit.
 func (s *Store) TakeAttempt(ctx context.Context, limits []Limit, at, since time.Time) (*Limit, error) {
 	var active []Limit
 	for _, l := range limits {
-		if l.Max > 0 {
+		if l.active() {
 			active = append(active, l)
 		}
 	}
@@ -81,13 +119,24 @@ func (s *Store) TakeAttempt(ctx context.Context, limits []Limit, at, since time.
 			}
 		}
 		for i, l := range active {
+			from := since
+			if l.Window > 0 {
+				from = at.Add(-l.Window)
+			}
 			var n int
-			if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM attempts WHERE key = ? AND attempted_at >= ?`),
-				encText(l.Key), micros(since)).Scan(&n); err != nil {
+			var oldest, newest int64
+			if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*), COALESCE(MIN(attempted_at), 0), COALESCE(MAX(attempted_at), 0)
+				FROM attempts WHERE key = ? AND attempted_at >= ?`), encText(l.Key), micros(from)).Scan(&n, &oldest, &newest); err != nil {
 				return err
 			}
-			if n >= l.Max {
+			if l.Max > 0 && n >= l.Max {
 				over = &active[i]
+				over.RetryAfter = max(fromMicros(oldest).Sub(from), time.Second)
+				return nil
+			}
+			if d := l.wait(n); d > 0 && at.Before(fromMicros(newest).Add(d)) {
+				over = &active[i]
+				over.RetryAfter = max(fromMicros(newest).Add(d).Sub(at), time.Second)
 				return nil
 			}
 		}

@@ -31,13 +31,27 @@ func emailKey(email string) string {
 	return encText(email)
 }
 
+// SettingSetupCode is the setting that holds the one-time code the first
+// sign-up in the browser needs while no account exists. CreateUser
+// deletes it: the code ends with the first account, however it was made
+// (the sign-up page or "sockmail user add").
+const SettingSetupCode = "signup.setup_code"
+
 // CreateUser adds an admin. It returns ErrExists if a user with the same
-// email (compared without regard to case) exists.
+// email (compared without regard to case) exists. It deletes the setup
+// code (SettingSetupCode) in the same transaction.
 func (s *Store) CreateUser(ctx context.Context, email, passwordHash string) (*User, error) {
 	u := &User{Email: email, PasswordHash: passwordHash, CreatedAt: normTime(time.Time{})}
-	err := s.w.QueryRowContext(ctx, s.q(`INSERT INTO users (email, email_key, password_hash, created_at)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, s.q(`INSERT INTO users (email, email_key, password_hash, created_at)
 		VALUES (?, ?, ?, ?) ON CONFLICT (email_key) DO NOTHING RETURNING id`),
-		encText(email), emailKey(email), encText(passwordHash), micros(u.CreatedAt)).Scan(&u.ID)
+			encText(email), emailKey(email), encText(passwordHash), micros(u.CreatedAt)).Scan(&u.ID)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, s.q(`DELETE FROM settings WHERE key = ?`), encText(SettingSetupCode))
+		return err
+	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrExists
 	}

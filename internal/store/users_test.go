@@ -494,3 +494,111 @@ func recordAttempt(ctx context.Context, s *Store, key string, at time.Time) erro
 	_, err := s.TakeAttempt(ctx, []Limit{{Key: key, Max: math.MaxInt32}}, at, at)
 	return err
 }
+
+// TestTakeAttemptGrowingDelays: with growing delays, the first Free
+// attempts go at once, then each waits twice as long after the newest as
+// the one before, up to MaxDelay; RetryAfter says how long. Times are
+// given, not slept.
+func TestTakeAttemptGrowingDelays(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := ctxT(t)
+		l := Limit{Key: "delay:a", Free: 3, Delay: 15 * time.Second, MaxDelay: time.Minute, Window: time.Hour}
+		t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+		steps := []struct {
+			at    time.Duration
+			admit bool
+			retry time.Duration
+		}{
+			{0, true, 0}, {0, true, 0}, {0, true, 0},
+			{0, false, 15 * time.Second},
+			{14 * time.Second, false, time.Second},
+			{15 * time.Second, true, 0},
+			{30 * time.Second, false, 15 * time.Second}, // 30 s after the newest
+			{45 * time.Second, true, 0},
+			{100 * time.Second, false, 5 * time.Second}, // 60 s
+			{105 * time.Second, true, 0},
+			{164 * time.Second, false, time.Second}, // capped at one minute
+			{165 * time.Second, true, 0},
+		}
+		for _, st := range steps {
+			over, err := s.TakeAttempt(ctx, []Limit{l}, t0.Add(st.at), time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if admitted := over == nil; admitted != st.admit {
+				t.Fatalf("at +%v: admitted %v, want %v", st.at, admitted, st.admit)
+			}
+			if over != nil && (over.Key != l.Key || over.RetryAfter != st.retry) {
+				t.Errorf("at +%v: refused by %q, retry after %v, want %v", st.at, over.Key, over.RetryAfter, st.retry)
+			}
+		}
+		// An hour after the burst, its attempts have left the window.
+		if over, err := s.TakeAttempt(ctx, []Limit{l}, t0.Add(time.Hour+30*time.Second), time.Time{}); err != nil || over != nil {
+			t.Errorf("after the window: %v, %v", over, err)
+		}
+		// A Max limit says when its oldest attempt leaves the window.
+		m := Limit{Key: "delay:max", Max: 2, Window: 10 * time.Minute}
+		for _, at := range []time.Duration{0, time.Minute} {
+			if over, err := s.TakeAttempt(ctx, []Limit{m}, t0.Add(at), time.Time{}); err != nil || over != nil {
+				t.Fatalf("max limit at +%v: %v, %v", at, over, err)
+			}
+		}
+		if over, err := s.TakeAttempt(ctx, []Limit{m}, t0.Add(2*time.Minute), time.Time{}); err != nil || over == nil || over.RetryAfter != 8*time.Minute {
+			t.Errorf("max limit full: %+v, %v; want a retry after 8m", over, err)
+		}
+	})
+}
+
+// TestTakeAttemptGrowingDelaysUnderConcurrency: thirty callers at the
+// same instant against growing delays that let three through get exactly
+// three slots, on both backends.
+func TestTakeAttemptGrowingDelaysUnderConcurrency(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := ctxT(t)
+		now := time.Now()
+		l := Limit{Key: "delay:burst", Free: 3, Delay: 15 * time.Second, Window: time.Hour}
+		const callers = 30
+		var wg sync.WaitGroup
+		admitted := make([]bool, callers)
+		errs := make([]error, callers)
+		for i := range callers {
+			wg.Go(func() {
+				var over *Limit
+				over, errs[i] = s.TakeAttempt(ctx, []Limit{l}, now, time.Time{})
+				admitted[i] = over == nil
+			})
+		}
+		wg.Wait()
+		n := 0
+		for i := range callers {
+			if errs[i] != nil {
+				t.Fatalf("caller %d: %v", i, errs[i])
+			}
+			if admitted[i] {
+				n++
+			}
+		}
+		if got, err := s.CountAttempts(ctx, l.Key, now.Add(-time.Hour)); n != 3 || got != 3 || err != nil {
+			t.Errorf("%d admitted, %d recorded (%v); want 3", n, got, err)
+		}
+	})
+}
+
+// TestCreateUserEndsSetupCode: the first account, however it is made,
+// deletes the first-run setup code in the same transaction.
+func TestCreateUserEndsSetupCode(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := ctxT(t)
+		if _, err := s.SetSettingIfAbsent(ctx, SettingSetupCode, []byte("CODE")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateUser(ctx, "first@example.org", "hash"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.Setting(ctx, SettingSetupCode)
+		wantErr(t, "setup code after the first account", err, ErrNotFound)
+		// A refused duplicate changes nothing either.
+		_, err = s.CreateUser(ctx, "FIRST@example.org", "hash")
+		wantErr(t, "duplicate", err, ErrExists)
+	})
+}

@@ -21,16 +21,19 @@ const (
 // WaitForMessage waits until a message containing substring has been
 // delivered into the Maildir (new/ or cur/) and returns its bytes. Delivery
 // is asynchronous after the server's 250 reply, so tests poll. Use a unique
-// substring (UniqueToken, UniqueAddress). It fails the test after timeout.
+// substring (UniqueToken, UniqueAddress). It fails the test when no
+// matching message has come and no new file at all has appeared in the
+// Maildir for stall: a busy server that is still delivering other mail is
+// making progress, so the wait has no total deadline.
 //
 // Postfix stores messages with LF line ends and prepends Return-Path,
 // X-Original-To, Delivered-To and Received; the aiosmtpd sink keeps CRLF and
 // prepends X-Sink-* lines (see Server.Maildir).
-func WaitForMessage(t testing.TB, maildir, substring string, timeout time.Duration) []byte {
+func WaitForMessage(t testing.TB, maildir, substring string, stall time.Duration) []byte {
 	t.Helper()
-	msg, scanned, err := waitForMessage(maildir, []byte(substring), timeout)
+	msg, scanned, err := waitForMessage(maildir, []byte(substring), stall)
 	if err != nil {
-		t.Fatalf("testenv: no message containing %q in %s after %v (%d files looked at): %v", substring, maildir, timeout, scanned, err)
+		t.Fatalf("testenv: no message containing %q in %s, and no new file for %v (%d files looked at): %v", substring, maildir, stall, scanned, err)
 		return nil
 	}
 	return msg
@@ -38,8 +41,8 @@ func WaitForMessage(t testing.TB, maildir, substring string, timeout time.Durati
 
 // waitForMessage does the polling for WaitForMessage. It returns the
 // message, or the number of files examined and why it gave up.
-func waitForMessage(maildir string, substring []byte, timeout time.Duration) ([]byte, int, error) {
-	deadline := time.Now().Add(timeout)
+func waitForMessage(maildir string, substring []byte, stall time.Duration) ([]byte, int, error) {
+	deadline := time.Now().Add(stall)
 	oldest := time.Now().Add(-maxMessageAge)
 	// Maildir files never change once in new/ or cur/; remember the ones
 	// already read. A file moved from new/ to cur/ is read again: harmless.
@@ -60,6 +63,8 @@ func waitForMessage(maildir string, substring []byte, timeout time.Duration) ([]
 					continue
 				}
 				seen[path] = true
+				// A new file is the server making progress.
+				deadline = time.Now().Add(stall)
 				if info, err := e.Info(); err != nil || info.ModTime().Before(oldest) {
 					continue
 				}
@@ -76,7 +81,7 @@ func waitForMessage(maildir string, substring []byte, timeout time.Duration) ([]
 			}
 		}
 		if time.Now().After(deadline) {
-			return nil, len(seen), errors.New("timed out")
+			return nil, len(seen), errors.New("no progress")
 		}
 		time.Sleep(pollInterval)
 	}
