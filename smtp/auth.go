@@ -90,7 +90,7 @@ func (c *Client) pickMechanism(a *Auth) (string, error) {
 
 // challenge expects a 334 reply and returns its decoded text.
 func (c *Client) expect334(ctx context.Context, line, shown string, secret bool) ([]byte, error) {
-	r, err := c.cmdSecret(ctx, PhaseAuth, 334, line, shown, secret)
+	r, err := c.cmdSecret(ctx, PhaseAuth, 3, line, shown, secret)
 	if err != nil {
 		return nil, err
 	}
@@ -140,15 +140,15 @@ func (c *Client) authXOAUTH2(ctx context.Context, a *Auth) error {
 	if !ok {
 		return line.err
 	}
-	r, err := c.cmdSecret(ctx, PhaseAuth, 235, line.text, shown, true)
-	if err == nil || r == nil || r.Code != 334 {
+	r, err := c.cmdSecret(ctx, PhaseAuth, 2, line.text, shown, true)
+	if err == nil || r == nil || r.Code/100 != 3 {
 		return err
 	}
 	if detail, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(r.Text())); derr == nil {
 		c.tr.Info(PhaseAuth, "XOAUTH2 error detail: %s", c.redact(string(detail)))
 	}
-	r, err = c.cmd(ctx, PhaseAuth, 235, "")
-	if r != nil && r.Code == 334 {
+	r, err = c.cmd(ctx, PhaseAuth, 2, "")
+	if r != nil && r.Code/100 == 3 {
 		return c.authCancel(ctx, "XOAUTH2")
 	}
 	return err
@@ -188,8 +188,8 @@ func (c *Client) initialResponse(ctx context.Context, mech, resp string) (line a
 // with another 334 challenge is not answered (the password is not sent
 // again, nor empty lines): the exchange is cancelled (authCancel).
 func (c *Client) authLast(ctx context.Context, mech, line, shown string) error {
-	r, err := c.cmdSecret(ctx, PhaseAuth, 235, line, shown, true)
-	if r != nil && r.Code == 334 {
+	r, err := c.cmdSecret(ctx, PhaseAuth, 2, line, shown, true)
+	if r != nil && r.Code/100 == 3 {
 		return c.authCancel(ctx, mech)
 	}
 	return err

@@ -366,7 +366,8 @@ func (c *Client) readReply(ctx context.Context, phase Phase) (*Reply, error) {
 }
 
 // cmd sends one command and reads its reply, which must have the expected
-// code (a single digit checks only the class). Every command goes through
+// code (a single digit checks only the class: RFC 5321 4.2.1 lets a client
+// decide by the first digit, and every command but QUIT is checked so). Every command goes through
 // here or through the pipelined batch in Send.
 func (c *Client) cmd(ctx context.Context, phase Phase, expect int, line string) (*Reply, error) {
 	return c.cmdSecret(ctx, phase, expect, line, line, false)
@@ -450,7 +451,7 @@ func (c *Client) Hello(ctx context.Context) error {
 		c.tr.Info(PhaseEHLO, "HELO name %s is an IP address: sent as the address literal %s (RFC 5321 4.1.3)", name, lit)
 		name = lit
 	}
-	r, err := c.cmd(ctx, PhaseEHLO, 250, "EHLO "+name)
+	r, err := c.cmd(ctx, PhaseEHLO, 2, "EHLO "+name)
 	if err == nil {
 		c.esmtp = true
 		c.ext, c.authMechs = parseEHLO(r.Lines)
@@ -461,7 +462,7 @@ func (c *Client) Hello(ctx context.Context) error {
 		return err
 	}
 	c.tr.Info(PhaseEHLO, "server does not know EHLO (%d); falling back to HELO", r.Code)
-	if _, err := c.cmd(ctx, PhaseEHLO, 250, "HELO "+name); err != nil {
+	if _, err := c.cmd(ctx, PhaseEHLO, 2, "HELO "+name); err != nil {
 		return err
 	}
 	c.esmtp = false
@@ -552,7 +553,7 @@ func (c *Client) StartTLS(ctx context.Context) error {
 		c.tr.Info(PhaseStartTLS, "the server does not offer STARTTLS: going on WITHOUT encryption")
 		return nil
 	}
-	r, err := c.cmd(ctx, PhaseStartTLS, 220, "STARTTLS")
+	r, err := c.cmd(ctx, PhaseStartTLS, 2, "STARTTLS")
 	if err != nil {
 		// A 421 closes the connection: there is nothing to go on with.
 		if r != nil && r.Code != 421 && !required {

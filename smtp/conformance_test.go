@@ -911,3 +911,31 @@ func TestStrayReplyDuringBody(t *testing.T) {
 		})
 	}
 }
+
+// TestFirstDigitDecides: RFC 5321 4.2.1: a client that meets a reply code
+// it does not expect decides by its first digit: any 2yz to EHLO or after
+// AUTH is success, any 3yz to DATA asks for the message.
+func TestFirstDigitDecides(t *testing.T) {
+	const envDT = "MAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\nDATA\n"
+	tests := []rfcCase{
+		{
+			name:   "EHLO answered 251, DATA 350",
+			server: "220 mx.test ESMTP\n251-mx.test\n251 PIPELINING\n250 Ok\n250 Ok\n350 go on\n250 Ok\n221 Bye\n",
+			client: segs("EHLO client.test\n", envDT, "Subject: hi\n\nhello\n.\nQUIT\n"),
+			status: StatusSent,
+		},
+		{
+			name:   "AUTH answered 239",
+			server: "220 mx.test ESMTP\n250-mx.test\n250-PIPELINING\n250 AUTH PLAIN\n239 2.7.0 welcome\n250 Ok\n250 Ok\n354 go\n250 Ok\n221 Bye\n",
+			cfg: func(c *Config) {
+				c.Auth = &Auth{Mechanism: "PLAIN", Username: "u", Password: "p"}
+				c.AllowInsecureAuth = true
+			},
+			client: segs("EHLO client.test\n", "AUTH PLAIN AHUAcA==\n", envDT, "Subject: hi\n\nhello\n.\nQUIT\n"),
+			status: StatusSent,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { runRFCCase(t, tc) })
+	}
+}

@@ -384,19 +384,19 @@ func (t *txn) openData(ctx context.Context, pipelined bool) (bool, error) {
 			return false, err
 		}
 	} else {
-		dr, err = c.cmd(ctx, PhaseData, 354, "DATA")
+		dr, err = c.cmd(ctx, PhaseData, 3, "DATA")
 		if dr == nil {
 			return false, err
 		}
 	}
-	if dr.Code != 354 && dr.Code < 400 {
+	if dr.Code/100 != 3 && dr.Code < 400 {
 		// DATA is answered 354 or refused (RFC 5321 4.3.2); anything else
 		// (an extra 250 before the 354, say) means the replies are out of
 		// step. The message is not sent: nothing says which reply would
 		// be its verdict.
 		return false, c.outOfStep(PhaseData, dr, "DATA")
 	}
-	if dr.Code != 354 {
+	if dr.Code/100 != 3 {
 		if envErr != nil {
 			return false, envErr
 		}
