@@ -17,7 +17,9 @@ import (
 func captureRaw(t *testing.T, a *app, raw string) string {
 	t.Helper()
 	raw = strings.ReplaceAll(raw, "\n", "\r\n")
-	env := smtp.Envelope{From: "a@example.test", To: []string{"b@example.test"}}
+	// 8-bit content must be declared (RFC 6152 3): the client refuses it otherwise.
+	eightBit := strings.ContainsFunc(raw, func(r rune) bool { return r >= 0x80 })
+	env := smtp.Envelope{From: "a@example.test", To: []string{"b@example.test"}, EightBit: eightBit}
 	if _, err := smtp.SendMail(context.Background(), smtp.Config{Addr: a.capture.Addr(), TLS: smtp.TLSNone},
 		env, bytes.NewReader([]byte(raw)), smtp.SendOptions{}); err != nil {
 		t.Fatal(err)

@@ -49,7 +49,11 @@ func (c *Client) Auth(ctx context.Context) error {
 	switch mech {
 	case "PLAIN":
 		resp := base64.StdEncoding.EncodeToString([]byte("\x00" + a.Username + "\x00" + a.Password))
-		err = c.authLast(ctx, mech, "AUTH PLAIN "+resp, "AUTH PLAIN "+redacted)
+		line, shown, ok := c.initialResponse(ctx, mech, resp)
+		if !ok {
+			return line.err
+		}
+		err = c.authLast(ctx, mech, line.text, shown)
 	case "LOGIN":
 		err = c.authLogin(ctx, a)
 	case "CRAM-MD5":
@@ -86,13 +90,21 @@ func (c *Client) pickMechanism(a *Auth) (string, error) {
 
 // challenge expects a 334 reply and returns its decoded text.
 func (c *Client) expect334(ctx context.Context, line, shown string, secret bool) ([]byte, error) {
-	r, err := c.cmdSecret(ctx, PhaseAuth, 334, line, shown, secret)
+	r, err := c.cmdSecret(ctx, PhaseAuth, 3, line, shown, secret)
 	if err != nil {
 		return nil, err
 	}
 	dec, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(r.Text()))
 	if derr != nil {
-		return nil, &Error{Phase: PhaseAuth, Code: r.Code, Message: "server challenge is not base64", Err: derr}
+		// The server waits for a response: the exchange is cancelled with
+		// "*" (RFC 4954 4) rather than left open for QUIT to be read as one.
+		e := &Error{Phase: PhaseAuth, Code: r.Code, Message: "server challenge is not base64", Err: derr}
+		c.tr.Info(PhaseAuth, "the server's challenge is not base64: cancelling the exchange with \"*\" (RFC 4954 4)")
+		cr, _ := c.cmd(ctx, PhaseAuth, 501, "*")
+		if cr != nil && cr.Code < 400 {
+			c.broken = e // still in the exchange, or authenticated: out of step
+		}
+		return nil, e
 	}
 	return dec, nil
 }
@@ -124,19 +136,51 @@ func (c *Client) authCRAMMD5(ctx context.Context, a *Auth) error {
 // the final error reply.
 func (c *Client) authXOAUTH2(ctx context.Context, a *Auth) error {
 	payload := "user=" + a.Username + "\x01auth=Bearer " + a.Token + "\x01\x01"
-	line := "AUTH XOAUTH2 " + base64.StdEncoding.EncodeToString([]byte(payload))
-	r, err := c.cmdSecret(ctx, PhaseAuth, 235, line, "AUTH XOAUTH2 "+redacted, true)
-	if err == nil || r == nil || r.Code != 334 {
+	line, shown, ok := c.initialResponse(ctx, "XOAUTH2", base64.StdEncoding.EncodeToString([]byte(payload)))
+	if !ok {
+		return line.err
+	}
+	r, err := c.cmdSecret(ctx, PhaseAuth, 2, line.text, shown, true)
+	if err == nil || r == nil || r.Code/100 != 3 {
 		return err
 	}
 	if detail, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(r.Text())); derr == nil {
 		c.tr.Info(PhaseAuth, "XOAUTH2 error detail: %s", c.redact(string(detail)))
 	}
-	r, err = c.cmd(ctx, PhaseAuth, 235, "")
-	if r != nil && r.Code == 334 {
+	r, err = c.cmd(ctx, PhaseAuth, 2, "")
+	if r != nil && r.Code/100 == 3 {
 		return c.authCancel(ctx, "XOAUTH2")
 	}
 	return err
+}
+
+// maxCommandLine is RFC 5321's limit on a command line, CRLF included
+// (4.5.3.1.4); an AUTH command is held to it (RFC 4954 4).
+const maxCommandLine = 512
+
+// authLine is the line that carries a mechanism's first message, or the
+// error that stopped the exchange before it.
+type authLine struct {
+	text string
+	err  error
+}
+
+// initialResponse returns the line that carries resp, the mechanism's
+// first message, and how the transcript shows it: "AUTH MECH resp" when
+// that fits a command line, and otherwise (RFC 4954 4: the client must not
+// send an initial response that makes AUTH longer) resp alone, once the
+// server has answered a bare "AUTH MECH" with its empty 334 challenge. ok
+// is false when that exchange failed; the line's err says why.
+func (c *Client) initialResponse(ctx context.Context, mech, resp string) (line authLine, shown string, ok bool) {
+	cmd := "AUTH " + mech
+	if len(cmd)+1+len(resp)+2 <= maxCommandLine {
+		return authLine{text: cmd + " " + resp}, cmd + " " + redacted, true
+	}
+	c.tr.Info(PhaseAuth, "the initial response would make AUTH longer than %d octets: sent after the server's challenge (RFC 4954 4)", maxCommandLine)
+	if _, err := c.expect334(ctx, cmd, cmd, false); err != nil {
+		return authLine{err: err}, "", false
+	}
+	return authLine{text: resp}, redacted, true
 }
 
 // authLast sends the last message the mechanism has (a secret: line is
@@ -144,8 +188,8 @@ func (c *Client) authXOAUTH2(ctx context.Context, a *Auth) error {
 // with another 334 challenge is not answered (the password is not sent
 // again, nor empty lines): the exchange is cancelled (authCancel).
 func (c *Client) authLast(ctx context.Context, mech, line, shown string) error {
-	r, err := c.cmdSecret(ctx, PhaseAuth, 235, line, shown, true)
-	if r != nil && r.Code == 334 {
+	r, err := c.cmdSecret(ctx, PhaseAuth, 2, line, shown, true)
+	if r != nil && r.Code/100 == 3 {
 		return c.authCancel(ctx, mech)
 	}
 	return err

@@ -88,7 +88,7 @@ func TestAuthExactBytes(t *testing.T) {
 // base64 JSON error; the client sends an empty line and gets the final
 // error (Google's documented flow).
 func TestXOAUTH2ErrorFlow(t *testing.T) {
-	f := newFaker("220 mx.test\n250-mx.test\n250 AUTH XOAUTH2\n" +
+	f := newFaker("220 mx.test\n250-mx.test\n250-ENHANCEDSTATUSCODES\n250 AUTH XOAUTH2\n" +
 		"334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJodHRwczovL21haWwuZ29vZ2xlLmNvbS8ifQ==\n" +
 		"535-5.7.8 Username and Password not accepted.\n535 5.7.8 https://support.example/?p=BadCredentials\n221 Bye\n")
 	cfg := authConfig(f, &Auth{Username: authUser, Token: authToken})
@@ -125,15 +125,21 @@ func TestAuthFailures(t *testing.T) {
 		{name: "535 wrong password", offer: "250 AUTH PLAIN\n", auth: Auth{Username: authUser, Password: authPass},
 			server: "535 5.7.8 Error: authentication failed\n",
 			client: lf("AUTH PLAIN AHVzZXJAZXhhbXBsZS5vcmcAUGE1NXcwcmRTRUNSRVQ=\n"), code: 535, msg: "authentication failed"},
+		{name: "534 mechanism too weak (RFC 4954 6): permanent", offer: "250 AUTH PLAIN\n", auth: Auth{Username: authUser, Password: authPass},
+			server: "534 5.7.9 Authentication mechanism is too weak\n",
+			client: lf("AUTH PLAIN AHVzZXJAZXhhbXBsZS5vcmcAUGE1NXcwcmRTRUNSRVQ=\n"), code: 534, msg: "too weak"},
+		{name: "538 encryption required (RFC 4954 6): permanent", offer: "250 AUTH PLAIN\n", auth: Auth{Username: authUser, Password: authPass},
+			server: "538 5.7.11 Encryption required for requested authentication mechanism\n",
+			client: lf("AUTH PLAIN AHVzZXJAZXhhbXBsZS5vcmcAUGE1NXcwcmRTRUNSRVQ=\n"), code: 538, msg: "Encryption required"},
 		{name: "454 temporary", offer: "250 AUTH PLAIN\n", auth: Auth{Username: authUser, Password: authPass},
 			server: "454 4.7.0 Temporary authentication failure\n",
 			client: lf("AUTH PLAIN AHVzZXJAZXhhbXBsZS5vcmcAUGE1NXcwcmRTRUNSRVQ=\n"), code: 454, temp: true},
 		{name: "LOGIN refused at the password", offer: "250 AUTH LOGIN\n", auth: Auth{Username: authUser, Password: authPass},
 			server: "334 VXNlcm5hbWU6\n334 UGFzc3dvcmQ6\n535 5.7.8 no\n",
 			client: lf("AUTH LOGIN\n") + "|" + lf("dXNlckBleGFtcGxlLm9yZw==\n") + "|" + lf("UGE1NXcwcmRTRUNSRVQ=\n"), code: 535},
-		{name: "LOGIN challenge not base64", offer: "250 AUTH LOGIN\n", auth: Auth{Username: authUser, Password: authPass},
-			server: "334 !!not base64!!\n",
-			client: lf("AUTH LOGIN\n"), code: 334, msg: "not base64"},
+		{name: "LOGIN challenge not base64: cancelled with * (RFC 4954 4), not answered with QUIT", offer: "250 AUTH LOGIN\n", auth: Auth{Username: authUser, Password: authPass},
+			server: "334 !!not base64!!\n501 5.7.0 Authentication cancelled\n",
+			client: lf("AUTH LOGIN\n") + "|" + lf("*\n"), code: 334, msg: "not base64"},
 		{name: "CRAM-MD5 refused", offer: "250 AUTH CRAM-MD5\n", auth: Auth{Username: authUser, Password: authPass},
 			server: "334 PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+\n535 5.7.8 no\n",
 			client: lf("AUTH CRAM-MD5\n") + "|" + lf("dXNlckBleGFtcGxlLm9yZyBiYTlmNzhjMjkzMjRlNTNkMWQ5ZDZhZTg4MTFlM2NlMA==\n"), code: 535},

@@ -353,6 +353,10 @@ func (c *Client) readReply(ctx context.Context, phase Phase) (*Reply, error) {
 	for i, l := range r.Lines {
 		r.Lines[i] = c.redact(l) // the reply becomes error messages
 	}
+	// Status codes only from a server that said it sends them (RFC 2034
+	// 3). Before its EHLO reply nothing is known, and a code is read if
+	// the text starts with one (a 421 or a postscreen 554 carries one).
+	r.plain = c.ext != nil && !c.hasExt("ENHANCEDSTATUSCODES")
 	if r.Code == 421 {
 		// The server is closing the connection (RFC 5321 3.8): nothing
 		// more may be said, not even QUIT.
@@ -362,7 +366,8 @@ func (c *Client) readReply(ctx context.Context, phase Phase) (*Reply, error) {
 }
 
 // cmd sends one command and reads its reply, which must have the expected
-// code (a single digit checks only the class). Every command goes through
+// code (a single digit checks only the class: RFC 5321 4.2.1 lets a client
+// decide by the first digit, and every command but QUIT is checked so). Every command goes through
 // here or through the pipelined batch in Send.
 func (c *Client) cmd(ctx context.Context, phase Phase, expect int, line string) (*Reply, error) {
 	return c.cmdSecret(ctx, phase, expect, line, line, false)
@@ -440,13 +445,13 @@ func addressLiteral(name string) string {
 func (c *Client) Hello(ctx context.Context) error {
 	name := c.cfg.LocalName
 	if name == "" {
-		name = "localhost"
+		name = c.defaultName()
 	}
 	if lit := addressLiteral(name); lit != name {
 		c.tr.Info(PhaseEHLO, "HELO name %s is an IP address: sent as the address literal %s (RFC 5321 4.1.3)", name, lit)
 		name = lit
 	}
-	r, err := c.cmd(ctx, PhaseEHLO, 250, "EHLO "+name)
+	r, err := c.cmd(ctx, PhaseEHLO, 2, "EHLO "+name)
 	if err == nil {
 		c.esmtp = true
 		c.ext, c.authMechs = parseEHLO(r.Lines)
@@ -457,13 +462,24 @@ func (c *Client) Hello(ctx context.Context) error {
 		return err
 	}
 	c.tr.Info(PhaseEHLO, "server does not know EHLO (%d); falling back to HELO", r.Code)
-	if _, err := c.cmd(ctx, PhaseEHLO, 250, "HELO "+name); err != nil {
+	if _, err := c.cmd(ctx, PhaseEHLO, 2, "HELO "+name); err != nil {
 		return err
 	}
 	c.esmtp = false
 	c.ext, c.authMechs = map[string]string{}, nil
 	c.helloDone = true
 	return nil
+}
+
+// defaultName is the EHLO name when none is configured: the address
+// literal of the connection's local address. RFC 5321 4.1.1.1 asks for an
+// address literal from a client without a meaningful domain name, and
+// "localhost" is not one (servers that check the name refuse it).
+func (c *Client) defaultName() string {
+	if a, ok := c.conn.LocalAddr().(*net.TCPAddr); ok && a.IP != nil {
+		return addressLiteral(a.IP.String())
+	}
+	return "localhost"
 }
 
 // parseEHLO reads the extension lines of an EHLO reply (the first line is
@@ -524,6 +540,11 @@ func parseEHLO(lines []string) (map[string]string, []string) {
 // (response injection, CVE-2011-0411 and kin). Capabilities learnt before
 // TLS are forgotten and EHLO is said again.
 func (c *Client) StartTLS(ctx context.Context) error {
+	if c.tlsOn {
+		// TLS is never started twice on one session (RFC 3207 4).
+		c.tr.Info(PhaseStartTLS, "the connection is already protected by TLS: no STARTTLS")
+		return nil
+	}
 	required := c.cfg.TLS == TLSStartTLS
 	if ok, _ := c.Extension("STARTTLS"); !ok {
 		if required {
@@ -532,7 +553,7 @@ func (c *Client) StartTLS(ctx context.Context) error {
 		c.tr.Info(PhaseStartTLS, "the server does not offer STARTTLS: going on WITHOUT encryption")
 		return nil
 	}
-	r, err := c.cmd(ctx, PhaseStartTLS, 220, "STARTTLS")
+	r, err := c.cmd(ctx, PhaseStartTLS, 2, "STARTTLS")
 	if err != nil {
 		// A 421 closes the connection: there is nothing to go on with.
 		if r != nil && r.Code != 421 && !required {
@@ -722,6 +743,21 @@ var errOutOfStep = errors.New("replies out of step")
 // be trusted as the answer to anything. The error is temporary.
 func (c *Client) outOfStep(phase Phase, r *Reply, what string) *Error {
 	e := &Error{Phase: phase, Message: fmt.Sprintf("the server answered %s with %d: its replies are out of step with the commands", what, r.Code), Err: errOutOfStep, temporary: true}
+	c.tr.Info(phase, "%s; nothing more is said on this connection", e.Message)
+	c.broken = e
+	return e
+}
+
+// unasked marks the connection unusable when the server has sent bytes
+// that answer nothing the client said (they are waiting, unread, where no
+// reply is due): its replies are out of step with the commands (RFC 5321
+// 4.2). The error is temporary.
+func (c *Client) unasked(phase Phase, when string) *Error {
+	e := &Error{Phase: phase, Message: "the server sent a reply nobody asked for " + when + ": its replies are out of step with the commands", Err: errOutOfStep, temporary: true}
+	if n := c.rr.br.Buffered(); n > 0 {
+		extra, _ := c.rr.br.Peek(min(n, 200))
+		c.tr.Info(phase, "unread from the server (%d bytes): %q", n, c.redact(string(extra)))
+	}
 	c.tr.Info(phase, "%s; nothing more is said on this connection", e.Message)
 	c.broken = e
 	return e

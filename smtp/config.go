@@ -155,7 +155,9 @@ type Config struct {
 	// InsecureSkipVerify accepts any certificate. It is shown in the
 	// transcript.
 	InsecureSkipVerify bool
-	// LocalName is the name sent with EHLO/HELO; "localhost" if empty.
+	// LocalName is the name sent with EHLO/HELO: the client's fully
+	// qualified domain name. If empty, the address literal of the
+	// connection's local address ("[192.0.2.1]", RFC 5321 4.1.1.1).
 	LocalName string
 	// Auth, if set, authenticates after EHLO (and STARTTLS).
 	Auth *Auth
@@ -196,6 +198,15 @@ func (c *Config) validate() error {
 	}
 	if c.LocalName != "" && strings.ContainsAny(c.LocalName, " \t") {
 		return localError(PhaseEHLO, "HELO name %q contains a space", c.LocalName)
+	}
+	if len(c.LocalName) > 255 {
+		return localError(PhaseEHLO, "HELO name is %d octets; the limit is 255 (RFC 5321 4.5.3.1.2)", len(c.LocalName))
+	}
+	if !isASCII(c.LocalName) {
+		// The EHLO domain is an LDH name or an address literal (RFC 5321
+		// 4.1.2); also with SMTPUTF8 it is sent in A-labels (RFC 6531
+		// 3.7.1).
+		return localError(PhaseEHLO, "HELO name %q is not ASCII: give an internationalised name in A-labels (xn--...)", c.LocalName)
 	}
 	if c.TLS < TLSNone || c.TLS > TLSImplicit {
 		return localError(PhaseConnect, "unknown TLS mode %d", int(c.TLS))

@@ -2,6 +2,8 @@ package smtp
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -21,6 +23,58 @@ type bodyWriter struct {
 	rec         *bodyRecorder
 	n           int64 // bytes written, stuffing and line endings included
 	crlf        [2]byte
+	lineLen     int   // octets of the current line so far
+	lineNo      int   // lines ended so far
+	tooLong     error // a line over maxTextLine, or an undeclared 8-bit octet, was met
+	// sevenBit is set when the MAIL command declared no 8-bit content:
+	// an octet with the high bit set must not go out (RFC 5321 2.4).
+	sevenBit bool
+}
+
+// errUndeclared8Bit is the cause of the error for an 8-bit octet in a
+// message whose MAIL command did not declare 8-bit content.
+var errUndeclared8Bit = errors.New("the message has 8-bit content, but its envelope declares none (set Envelope.EightBit or SMTPUTF8; RFC 5321 2.4, RFC 6152 3)")
+
+// has8Bit reports whether p holds an octet with the high bit set, eight
+// octets at a time.
+func has8Bit(p []byte) bool {
+	for len(p) >= 32 {
+		le := binary.LittleEndian
+		if (le.Uint64(p)|le.Uint64(p[8:])|le.Uint64(p[16:])|le.Uint64(p[24:]))&0x8080808080808080 != 0 {
+			return true
+		}
+		p = p[32:]
+	}
+	for len(p) >= 8 {
+		if binary.LittleEndian.Uint64(p)&0x8080808080808080 != 0 {
+			return true
+		}
+		p = p[8:]
+	}
+	for _, c := range p {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
+
+// maxTextLine is the longest line of a message, without its CRLF (RFC
+// 5321 4.5.3.1.6, RFC 5322 2.1.1).
+const maxTextLine = 998
+
+// errLineTooLong is the cause of the error for a line over maxTextLine.
+var errLineTooLong = errors.New("a line of the message is longer than 998 octets (RFC 5321 4.5.3.1.6)")
+
+// grow counts n more octets of the current line and reports whether the
+// line is still within maxTextLine; when it is not, b.tooLong says which.
+func (b *bodyWriter) grow(n int) bool {
+	b.lineLen += n
+	if b.lineLen > maxTextLine {
+		b.tooLong = fmt.Errorf("line %d: %w", b.lineNo+1, errLineTooLong)
+		return false
+	}
+	return true
 }
 
 func newBodyWriter(w io.Writer, dotStuff bool, rec *bodyRecorder) *bodyWriter {
@@ -39,12 +93,20 @@ func (b *bodyWriter) put(p []byte) {
 func (b *bodyWriter) eol() {
 	b.put(b.crlf[:])
 	b.atLineStart = true
+	b.lineLen = 0
+	b.lineNo++
 	b.rec.endLine()
 }
 
 // Write normalises p onto the wire.
 func (b *bodyWriter) Write(p []byte) (int, error) {
 	total := len(p)
+	if b.sevenBit && b.tooLong == nil && has8Bit(p) {
+		b.tooLong = fmt.Errorf("line %d or after: %w", b.lineNo+1, errUndeclared8Bit)
+	}
+	if b.tooLong != nil {
+		return 0, b.tooLong
+	}
 	for len(p) > 0 && b.err == nil {
 		if b.pendingCR {
 			b.pendingCR = false
@@ -66,10 +128,16 @@ func (b *bodyWriter) Write(p []byte) (int, error) {
 			i = j
 		}
 		if i < 0 {
+			if !b.grow(len(p)) {
+				return 0, b.tooLong
+			}
 			b.put(p)
 			b.rec.text(p)
 			b.atLineStart = false
 			break
+		}
+		if !b.grow(i) {
+			return 0, b.tooLong
 		}
 		if p[i] == '\r' && i+1 < len(p) && p[i+1] == '\n' {
 			// A CRLF line goes out as it is, its line end included: one
@@ -77,6 +145,8 @@ func (b *bodyWriter) Write(p []byte) (int, error) {
 			b.put(p[:i+2])
 			b.rec.text(p[:i])
 			b.atLineStart = true
+			b.lineLen = 0
+			b.lineNo++
 			b.rec.endLine()
 			p = p[i+2:]
 			continue

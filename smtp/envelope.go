@@ -44,6 +44,18 @@ func checkEnvelope(env *Envelope) error {
 				return localError(PhaseMail, "DSN ENVID must be printable ASCII without spaces")
 			}
 		}
+		// The limits hold for the parameter values as sent, in xtext
+		// (RFC 3461 4.2, 4.4).
+		if n := len(xtext(d.EnvID)); n > 100 {
+			return localError(PhaseMail, "DSN ENVID is %d characters as xtext; the limit is 100 (RFC 3461 4.4)", n)
+		}
+		if d.OriginalRecipient {
+			for _, to := range env.To {
+				if n := len(orcptValue(to)); n > 500 {
+					return localError(PhaseRcpt, "DSN ORCPT for %s is %d characters; the limit is 500 (RFC 3461 4.2)", to, n)
+				}
+			}
+		}
 	}
 	return nil
 }
@@ -172,13 +184,18 @@ func rcptCommand(to string, dsn *DSN) string {
 		rcpt += " NOTIFY=" + strings.ToUpper(strings.Join(dsn.Notify, ","))
 	}
 	if dsn.OriginalRecipient {
-		if isASCII(to) {
-			rcpt += " ORCPT=rfc822;" + xtext(to)
-		} else {
-			rcpt += " ORCPT=utf-8;" + utf8AddrXtext(to)
-		}
+		rcpt += " ORCPT=" + orcptValue(to)
 	}
 	return rcpt
+}
+
+// orcptValue is the ORCPT value for to: "rfc822;" and the address in
+// xtext, or for a UTF-8 address "utf-8;" and its RFC 6533 form.
+func orcptValue(to string) string {
+	if isASCII(to) {
+		return "rfc822;" + xtext(to)
+	}
+	return "utf-8;" + utf8AddrXtext(to)
 }
 
 // utf8AddrXtext encodes an internationalised address for ORCPT (RFC 6533

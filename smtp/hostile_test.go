@@ -14,9 +14,9 @@ import (
 // and cancellation: hostile_net_test.go).
 
 const (
-	ehloStartTLS = "220 mx.test ESMTP\n250-mx.test\n250 STARTTLS\n"
-	ehloAuth     = "220 mx.test ESMTP\n250-mx.test\n250 AUTH PLAIN LOGIN\n"
-	ehloChunking = "220 mx.test ESMTP\n250-mx.test\n250 CHUNKING\n"
+	ehloStartTLS = "220 mx.test ESMTP\n250-mx.test\n250-ENHANCEDSTATUSCODES\n250 STARTTLS\n"
+	ehloAuth     = "220 mx.test ESMTP\n250-mx.test\n250-ENHANCEDSTATUSCODES\n250 AUTH PLAIN LOGIN\n"
+	ehloChunking = "220 mx.test ESMTP\n250-mx.test\n250-ENHANCEDSTATUSCODES\n250 CHUNKING\n"
 )
 
 // wire returns the client's bytes without the write boundaries.

@@ -208,6 +208,14 @@ func TestMXDelivery(t *testing.T) {
 			errPhase: PhaseConnect, errText: "accepts no mail (null MX, RFC 7505)",
 		},
 		{
+			name:   "a null MX among others (RFC 7505 3 forbids it) is never dialed",
+			to:     []string{"b@example.net"},
+			mx:     mxs(0, ".", 10, "mx1.example.net"),
+			routes: map[string]string{"192.0.2.1:2525": okSession},
+			dialed: []string{"192.0.2.1:2525"},
+			server: "mx1.example.net:2525",
+		},
+		{
 			name:     "MX lookup fails temporarily",
 			to:       []string{"b@example.net"},
 			mxErr:    &net.DNSError{Err: "server misbehaving", Name: "example.net", IsTemporary: true},

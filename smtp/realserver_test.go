@@ -475,7 +475,7 @@ func TestPostfixConnectionReuse(t *testing.T) {
 			if n := countLines(lines, "RSET"); n != 1 {
 				t.Errorf("%d RSET, want 1 (after the refused transaction only):\n%s", n, dumpTranscript(tr))
 			}
-			if n := countLines(lines, "EHLO localhost"); n != 2 {
+			if n := countLines(lines, "EHLO [127.0.0.1]"); n != 2 {
 				t.Errorf("%d EHLO, want 2 (before and after STARTTLS)", n)
 			}
 			if countLines(lines, "QUIT") != 1 || !hasEvent(tr.Events(), DirServer, "221 2.0.0 Bye") {

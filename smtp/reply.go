@@ -27,6 +27,11 @@ type Reply struct {
 	Code int
 	// Lines holds the text of each line, without code and separator.
 	Lines []string
+
+	// plain is set when the server did not offer ENHANCEDSTATUSCODES on
+	// the connection the reply came from: its text holds no status code,
+	// whatever it looks like (RFC 2034 3).
+	plain bool
 }
 
 // Text returns the reply's lines joined with "\n".
@@ -34,9 +39,10 @@ func (r *Reply) Text() string { return strings.Join(r.Lines, "\n") }
 
 // EnhancedCode returns the RFC 3463 status code at the start of the first
 // line ("2.1.0"), or "" when there is none. Its class must agree with the
-// reply code, as RFC 2034 requires.
+// reply code, as RFC 2034 requires. A reply read by a Client from a server
+// that did not offer ENHANCEDSTATUSCODES has none.
 func (r *Reply) EnhancedCode() string {
-	if len(r.Lines) == 0 {
+	if r.plain || len(r.Lines) == 0 {
 		return ""
 	}
 	code, _ := splitEnhanced(r.Lines[0])

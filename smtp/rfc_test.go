@@ -109,6 +109,7 @@ func TestGreetingRefused(t *testing.T) {
 // ehloAllAuth offers every mechanism sockmail speaks.
 const ehloAllAuth = `220 mx.test ESMTP
 250-mx.test
+250-ENHANCEDSTATUSCODES
 250-PIPELINING
 250 AUTH PLAIN LOGIN CRAM-MD5 XOAUTH2
 `

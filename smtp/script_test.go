@@ -27,7 +27,24 @@ func newFaker(server string) *faker {
 	return &faker{r: strings.NewReader(strings.ReplaceAll(server, "\n", "\r\n"))}
 }
 
-func (f *faker) Read(p []byte) (int, error) { return f.r.Read(p) }
+// Read returns at most one line: the server's lines arrive one by one,
+// each just when the client reads it, so nothing the client has not read
+// yet waits in its buffer where a reply ends (stepFaker puts replies in
+// the same read on purpose).
+func (f *faker) Read(p []byte) (int, error) {
+	for i := range p {
+		if _, err := f.r.Read(p[i : i+1]); err != nil {
+			if i > 0 {
+				return i, nil
+			}
+			return 0, err
+		}
+		if p[i] == '\n' {
+			return i + 1, nil
+		}
+	}
+	return len(p), nil
+}
 func (f *faker) Write(p []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -82,6 +99,7 @@ const ehloFull = `220 mx.test ESMTP
 
 const ehloPipelining = `220 mx.test ESMTP
 250-mx.test
+250-ENHANCEDSTATUSCODES
 250-PIPELINING
 250-SIZE 10240000
 250 8BITMIME
@@ -89,6 +107,7 @@ const ehloPipelining = `220 mx.test ESMTP
 
 const ehloPlain = `220 mx.test ESMTP
 250-mx.test
+250-ENHANCEDSTATUSCODES
 250 SIZE
 `
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -60,6 +61,7 @@ func (c *Client) transaction(ctx context.Context, env Envelope, msg Message, mod
 	// PIPELINING; otherwise it waits for the final reply.
 	t.quit = mode == modeSendQuit
 	t.quitPipelined = t.quit && pipelining && !c.noPipeAfterEnd
+	t.kept = mode == modeSend
 
 	if !pipelining {
 		if c.needRset {
@@ -121,6 +123,12 @@ func (c *Client) begin(ctx context.Context, env Envelope, msg Message) (*txn, er
 		// transaction cannot start, and must not seem to in the transcript.
 		return t, c.wireError(PhaseMail, c.broken)
 	}
+	if c.helloDone && c.rr.br.Buffered() > 0 {
+		// The server said something nobody asked for since its last
+		// reply: a stray reply, or the late real answer to an earlier
+		// command. No reply from now on can be matched to its command.
+		return t, c.unasked(PhaseMail, "before the message started")
+	}
 	if !c.helloDone {
 		// A Client from Dial: EHLO, STARTTLS and AUTH as the
 		// configuration asks, as Open would have done.
@@ -181,6 +189,12 @@ type txn struct {
 	afterEnd bool
 
 	quit, quitPipelined bool
+	// chunked is set when the message goes with BDAT (RFC 3030).
+	chunked bool
+	// kept is set when nothing follows the end of the message, neither
+	// QUIT nor another envelope: the connection is kept for later
+	// messages, and no later reply checks the verdict.
+	kept bool
 	// emptyEnd is set when the server said 354 although the envelope
 	// failed, and the "." that ends the empty message is buffered.
 	emptyEnd bool
@@ -269,10 +283,25 @@ func (t *txn) readEnvelope(ctx context.Context) error {
 	return t.checkRecipients()
 }
 
+// addRcpt records the reply to one RCPT. A 552 without an enhanced code,
+// or with 5.5.3, is recorded as the 452 "too many recipients" it stands
+// for (RFC 5321 4.5.3.1.10: RFC 821 gave that condition 552, and clients
+// should take it as temporary), with 4.5.3; the server's text is kept,
+// with a note.
 func (t *txn) addRcpt(addr string, r *Reply) {
+	code, enhanced, text := r.Code, r.EnhancedCode(), r.Text()
+	if code == 552 && (enhanced == "" || enhanced == "5.5.3") {
+		// Not when the enhanced code says otherwise (5.2.2, mailbox full).
+		code = 452
+		if enhanced != "" {
+			enhanced = "4.5.3"
+		}
+		text += " [the server said 552: taken as 452, too many recipients, RFC 5321 4.5.3.1.10]"
+		t.c.tr.Info(PhaseRcpt, "552 to RCPT TO:<%s> taken as 452, a temporary refusal (too many recipients, RFC 5321 4.5.3.1.10)", addr)
+	}
 	t.res.Recipients = append(t.res.Recipients, RecipientResult{
-		Address: addr, Accepted: r.Code/100 == 2, Code: r.Code,
-		EnhancedCode: r.EnhancedCode(), Message: r.Text(),
+		Address: addr, Accepted: code/100 == 2, Code: code,
+		EnhancedCode: enhanced, Message: text,
 	})
 }
 
@@ -358,23 +387,29 @@ func (t *txn) openData(ctx context.Context, pipelined bool) (bool, error) {
 			return false, err
 		}
 	} else {
-		dr, err = c.cmd(ctx, PhaseData, 354, "DATA")
+		dr, err = c.cmd(ctx, PhaseData, 3, "DATA")
 		if dr == nil {
 			return false, err
 		}
 	}
-	if dr.Code != 354 && dr.Code < 400 {
+	if dr.Code/100 != 3 && dr.Code < 400 {
 		// DATA is answered 354 or refused (RFC 5321 4.3.2); anything else
 		// (an extra 250 before the 354, say) means the replies are out of
 		// step. The message is not sent: nothing says which reply would
 		// be its verdict.
 		return false, c.outOfStep(PhaseData, dr, "DATA")
 	}
-	if dr.Code != 354 {
+	if dr.Code/100 != 3 {
 		if envErr != nil {
 			return false, envErr
 		}
 		return false, replyError(PhaseData, dr)
+	}
+	if envErr == nil && c.rr.br.Buffered() > 0 {
+		// More than the 354 came back before the message was sent: a
+		// stray reply that the end of the message would be matched with.
+		// The message is withheld.
+		return false, c.unasked(PhaseData, "after its 354, before the message was sent")
 	}
 	if envErr != nil {
 		c.tr.Info(PhaseData, "the server accepted DATA after refusing the envelope: sending an empty message to end it")
@@ -391,6 +426,7 @@ func (t *txn) writeBody(ctx context.Context, msg Message) error {
 	c := t.c
 	rec := newBodyRecorder(c)
 	bw := newBodyWriter(c.bw, true, rec)
+	bw.sevenBit = t.sevenBit()
 	// The body's writes happen outside c.io: the context must still be
 	// able to abort one blocked on a server that stopped reading.
 	stop := c.guard(ctx)
@@ -409,9 +445,42 @@ func (t *txn) writeBody(ctx context.Context, msg Message) error {
 	if err := t.beforeEnd(ctx); err != nil {
 		return err
 	}
+	if err := t.spokeDuringBody(); err != nil {
+		return err
+	}
 	c.writeLine(PhaseBody, ".", ".", false)
 	t.markEnd()
 	return nil
+}
+
+// spokeDuringBody looks, without waiting, for a reply the server sent
+// while the message was going out. No reply is due before its end: a
+// refusal is the answer to the message (a server that stops taking it),
+// anything else a stray reply that the end of the message would be matched
+// with (RFC 5321 4.2). Either way the end is withheld and the connection
+// closed, so the server cannot take the message.
+func (t *txn) spokeDuringBody() error {
+	c := t.c
+	if c.rr.br.Buffered() == 0 && !socketReadable(c.conn) {
+		return nil
+	}
+	if r := c.salvageReply(); r != nil {
+		c.broken = replyError(PhaseBody, r)
+		t.res.Final = r
+		c.tr.Info(PhaseBody, "the server answered %d before the end of the message: the end is withheld", r.Code)
+		c.conn.Close()
+		return replyError(PhaseBody, r)
+	}
+	e := c.unasked(PhaseBody, "while the message was going out, before its end: the end is withheld")
+	c.conn.Close()
+	return e
+}
+
+// sevenBit reports whether the MAIL command declared no 8-bit content:
+// neither BODY=8BITMIME nor SMTPUTF8 (whose UTF-8 header is 8-bit content
+// a server offering it takes, RFC 6531 3.4).
+func (t *txn) sevenBit() bool {
+	return !strings.Contains(t.mailLine, " BODY=8BITMIME") && !strings.HasSuffix(t.mailLine, " SMTPUTF8") && !strings.Contains(t.mailLine, " SMTPUTF8 ")
 }
 
 // beforeEnd runs Config.BeforeEnd, if set, once everything before the end
@@ -483,18 +552,26 @@ func (t *txn) bodyError(ctx context.Context, err, wireErr error) error {
 		return e
 	}
 	c.broken = err
-	c.tr.Info(PhaseBody, "reading the message failed: %v; closing the connection so the partial message is not delivered", err)
+	what := "reading the message failed"
+	if errors.Is(err, errLineTooLong) || errors.Is(err, errUndeclared8Bit) {
+		what = "the message cannot be sent as it is"
+	}
+	c.tr.Info(PhaseBody, "%s: %v; closing the connection so the partial message is not delivered", what, err)
 	c.conn.Close()
-	return &Error{Phase: PhaseBody, Message: "reading the message failed", Err: err}
+	return &Error{Phase: PhaseBody, Message: what, Err: err}
 }
 
 // unknown marks an error after the end of the message as of unknown
 // outcome: the server may have taken the message.
+// The error is a copy: e may be what the connection keeps as the reason
+// it is broken, which later messages report, and those were not sent.
 func (t *txn) unknown(e *Error) error {
 	if e.Code == 0 {
-		e.OutcomeUnknown = true
-		e.temporary = false
+		u := *e
+		u.OutcomeUnknown = true
+		u.temporary = false
 		t.c.tr.Info(PhaseBody, "the connection was lost after the end of the message and before its reply: the outcome is UNKNOWN")
+		return &u
 	}
 	return e
 }
@@ -513,7 +590,16 @@ func (t *txn) final(ctx context.Context, mode sendMode) error {
 		// Only a completion reply can be the verdict on the message.
 		return t.unknown(c.outOfStep(PhaseBody, r, "the end of the message"))
 	}
-	c.needRset = false
+	if t.kept && c.rr.br.Buffered() > 0 {
+		// Two replies to one end of the message: either may be the
+		// verdict (RFC 5321 4.2).
+		e := c.unasked(PhaseBody, "together with its reply to the end of the message")
+		e.Message = fmt.Sprintf("the message was answered %d and the server sent more replies with it: the replies are out of step and the verdict is not known", r.Code)
+		return t.unknown(e)
+	}
+	// After a refused BDAT the state of the transaction is not known (RFC
+	// 3030 2): RSET before the next one. After "." it is over.
+	c.needRset = t.chunked && r.Code/100 != 2
 	t.res.Final = r
 	if r.Code/100 == 2 {
 		t.res.QueueID = parseQueueID(r.Text())
@@ -577,12 +663,14 @@ func (t *txn) quitReply(ctx context.Context, r *Reply) error {
 // first, so a refused envelope does not cost the whole upload.
 func (t *txn) bdat(ctx context.Context, msg Message, mode sendMode, pipelined bool) error {
 	c := t.c
+	t.chunked = true
 	envRead := !pipelined
 	cw := t.newChunkWriter(ctx, &envRead)
 	rec := newBodyRecorder(c)
 	rec.hold = true
 	cw.rec = rec
 	bw := newBodyWriter(cw, false, rec)
+	bw.sevenBit = t.sevenBit()
 	stop := c.guard(ctx) // as in data: the context aborts a blocked write
 	if err := t.writeChunks(ctx, msg, cw, bw, stop); err != nil {
 		return err

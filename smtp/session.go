@@ -74,6 +74,11 @@ func (c *Client) ready(ctx context.Context, stopAfter Phase) error {
 // cannot be reached or answers 4xx before the transaction; recipients in
 // several domains get one conversation per domain (sendToDomains).
 //
+// Recipients a server puts off with 452 (too many recipients) get the
+// message in a further transaction (sendInRounds); as with several
+// domains, a Message that is not an io.Seeker must then write the same
+// bytes again.
+//
 // The result and cfg.Transcript are filled as far as the conversation
 // got, also when an error is returned. A send stopped by opts.StopAfter
 // returns a nil error and a result whose Final reply is nil.
@@ -92,7 +97,7 @@ func SendMail(ctx context.Context, cfg Config, env Envelope, msg Message, opts S
 		return &Result{}, err
 	}
 	if cfg.Addr != "" {
-		return sendOnce(ctx, cfg, env, msg, opts)
+		return sendInRounds(ctx, cfg, env, msg, opts)
 	}
 	if groups := byDomain(env.To); len(groups) > 1 {
 		return sendToDomains(ctx, cfg, env, msg, opts, groups)
@@ -115,7 +120,7 @@ func sendToMX(ctx context.Context, cfg Config, env Envelope, msg Message, opts S
 	var res *Result
 	for i, h := range hosts {
 		cfg.Addr = net.JoinHostPort(h, strconv.Itoa(port))
-		res, err = sendOnce(ctx, cfg, env, msg, opts)
+		res, err = sendInRounds(ctx, cfg, env, msg, opts)
 		if err == nil || !tryNextMX(err) || i == len(hosts)-1 {
 			return res, err
 		}
@@ -304,14 +309,107 @@ func lookupMX(ctx context.Context, cfg Config, domain string) ([]string, error) 
 	var shown, hosts []string
 	for _, mx := range mxs {
 		shown = append(shown, fmt.Sprintf("%d %s", mx.Pref, mx.Host))
-		hosts = append(hosts, strings.TrimSuffix(mx.Host, "."))
+		// A null MX (".") is not a host: alone it means the domain
+		// accepts no mail (RFC 7505 3); among others, where RFC 7505
+		// forbids it, it is skipped.
+		if h := strings.TrimSuffix(mx.Host, "."); h != "" {
+			hosts = append(hosts, h)
+		}
 	}
 	tr.Info(PhaseConnect, "DNS MX %s: %s (%s)", domain, strings.Join(shown, ", "), ms(time.Since(start)))
-	if len(mxs) == 1 && (mxs[0].Host == "." || mxs[0].Host == "") {
+	if len(hosts) == 0 {
+		// RFC 7505 4.1: no delivery, no fallback to the domain's address,
+		// and the enhanced status code 5.1.10.
 		err := localError(PhaseConnect, "%s accepts no mail (null MX, RFC 7505)", domain)
+		err.EnhancedCode = "5.1.10"
+		tr.Info(PhaseConnect, "%s", err.Message)
 		return nil, err
 	}
 	return hosts, nil
+}
+
+// sendInRounds is sendOnce, followed by more transactions while the
+// server puts recipients off with 452 "too many recipients" (or the 552
+// taken as one) and takes some each time: RFC 5321 4.5.3.1.8 asks a
+// client to be ready to send a message with many recipients in several
+// transactions. Each goes on a new connection. The result merges the
+// rounds: each recipient's last answer, the queue ids joined with ", ",
+// the last final reply. A later round that fails leaves the message sent
+// to those taken so far (the error is nil, the status partial), unless
+// its outcome is unknown. A Message that is an io.Seeker is rewound for
+// each round; any other must write the same bytes each time.
+func sendInRounds(ctx context.Context, cfg Config, env Envelope, msg Message, opts SendOptions) (*Result, error) {
+	res, err := sendOnce(ctx, cfg, env, msg, opts)
+	if err != nil || opts.StopAfter != "" {
+		return res, err
+	}
+	tr := cfg.Transcript
+	index := map[string]int{}
+	for i, rc := range res.Recipients {
+		index[strings.ToLower(rc.Address)] = i
+	}
+	var queueIDs []string
+	if res.QueueID != "" {
+		queueIDs = append(queueIDs, res.QueueID)
+	}
+	later := putOff(res.Recipients)
+	for len(later) > 0 && ctx.Err() == nil {
+		tr.Info(PhaseRcpt, "%d recipient(s) put off with 452 (too many recipients): sending to them in a new transaction (RFC 5321 4.5.3.1.8)", len(later))
+		if s, ok := msg.(io.Seeker); ok {
+			if _, serr := s.Seek(0, io.SeekStart); serr != nil {
+				tr.Info(PhaseConnect, "cannot read the message again: %v", serr)
+				break
+			}
+		}
+		e := env
+		e.To = later
+		r, rerr := sendOnce(ctx, cfg, e, msg, opts)
+		if r != nil {
+			for _, rc := range r.Recipients {
+				if i, ok := index[strings.ToLower(rc.Address)]; ok {
+					res.Recipients[i] = rc
+				}
+			}
+			if r.QueueID != "" {
+				queueIDs = append(queueIDs, r.QueueID)
+			}
+			if r.Final != nil {
+				res.Final = r.Final
+			}
+		}
+		if rerr != nil {
+			var se *Error
+			if errors.As(rerr, &se) && se.OutcomeUnknown {
+				res.QueueID = strings.Join(queueIDs, ", ")
+				return res, rerr
+			}
+			tr.Info(PhaseRcpt, "the recipients put off were not sent to: %v", rerr)
+			break
+		}
+		later = putOff(r.Recipients)
+	}
+	res.QueueID = strings.Join(queueIDs, ", ")
+	return res, nil
+}
+
+// putOff returns the recipients refused with 452, to try in a new
+// transaction, when some other recipient was accepted (so that each
+// round makes progress). A 452 whose enhanced code says something other
+// than too many recipients (4.5.3), a full mailbox (4.2.2) say, is not
+// put off: it is that recipient's answer.
+func putOff(rcpts []RecipientResult) []string {
+	var later []string
+	accepted := false
+	for _, rc := range rcpts {
+		accepted = accepted || rc.Accepted
+		if rc.Code == 452 && (rc.EnhancedCode == "" || rc.EnhancedCode == "4.5.3") {
+			later = append(later, rc.Address)
+		}
+	}
+	if !accepted {
+		return nil
+	}
+	return later
 }
 
 // sendOnce runs a whole conversation with one server.

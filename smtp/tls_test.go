@@ -132,7 +132,7 @@ func TestImplicitTLSVerified(t *testing.T) {
 	if !hasEvent(ev, DirInfo, "certificate verified for localhost") {
 		t.Errorf("no verdict:\n%s", dumpTranscript(tr))
 	}
-	if got := m.got(); len(got) < 2 || got[0] != "EHLO localhost" || !strings.HasPrefix(got[1], "AUTH PLAIN ") {
+	if got := m.got(); len(got) < 2 || got[0] != "EHLO [127.0.0.1]" || !strings.HasPrefix(got[1], "AUTH PLAIN ") {
 		t.Errorf("server saw %q", got)
 	}
 }

@@ -67,7 +67,7 @@ func newSendFlagSet(f *sendFlags) *flag.FlagSet {
 	fs.StringVar(&f.authPassword, "auth-password", "", "`password` (or XOAUTH2 token); default $"+passwordEnv+", which keeps it out of ps")
 	fs.StringVar(&f.authMech, "auth-mech", "", "SASL `mechanism`: PLAIN, LOGIN, CRAM-MD5 or XOAUTH2 (default: the strongest offered)")
 	fs.BoolVar(&f.allowInsecureAuth, "allow-insecure-auth", false, "allow sending credentials without TLS")
-	fs.StringVar(&f.helo, "helo", "", "`name` to send with EHLO/HELO (default localhost)")
+	fs.StringVar(&f.helo, "helo", "", "`name` to send with EHLO/HELO (default: the address literal of the local address, [192.0.2.1])")
 	fs.StringVar(&f.from, "from", "", "From `address`: local@domain or \"Name <local@domain>\"; required.\nThe envelope sender (MAIL FROM) is the address alone; the header keeps the name,\nRFC 2047-encoded when it is not ASCII")
 	fs.Var(&f.to, "to", "recipient `address` (\"Name <local@domain>\" allowed); repeatable, or a comma-separated\nlist (a comma inside a quoted name is not a separator)")
 	fs.Var(&f.cc, "cc", "Cc recipient `address` (\"Name <local@domain>\" allowed); repeatable, or a comma-separated list")

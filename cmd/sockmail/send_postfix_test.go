@@ -62,8 +62,8 @@ func TestPostfixSubmission(t *testing.T) {
 			// The transcript, in order: greeting, EHLO, STARTTLS, the
 			// verified certificate, EHLO again, AUTH redacted, the
 			// transaction, the queue id, QUIT.
-			order := []string{"<- 220 ", "-> EHLO localhost", "-> STARTTLS", "<- 220 2.0.0 Ready to start TLS",
-				"== TLS handshake done", "== certificate verified for 127.0.0.1", "-> EHLO localhost",
+			order := []string{"<- 220 ", "-> EHLO [127.0.0.1]", "-> STARTTLS", "<- 220 2.0.0 Ready to start TLS",
+				"== TLS handshake done", "== certificate verified for 127.0.0.1", "-> EHLO [127.0.0.1]",
 				"-> AUTH ", "<- 235 2.7.0 Authentication successful", "-> MAIL FROM:<" + p.User + ">",
 				"-> RCPT TO:<" + to + ">", "-> Content-Type: multipart/mixed", "== queue id: ", "<- 221 ",
 				"message 1/1: sent (250 2.0.0 Ok: "}

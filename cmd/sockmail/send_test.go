@@ -134,7 +134,7 @@ func TestTranscriptIsLive(t *testing.T) {
 		t.Fatalf("status %d\n%s", code, stdout.String())
 	}
 	out := stdout.String()
-	for _, want := range []string{"<- 220 mx.test ESMTP", "-> EHLO localhost", "<- 250 2.1.0 Ok", "-> DATA", "-> Subject: sockmail test", "<- 221 2.0.0 Bye", "message 1/1: sent"} {
+	for _, want := range []string{"<- 220 mx.test ESMTP", "-> EHLO [127.0.0.1]", "<- 250 2.1.0 Ok", "-> DATA", "-> Subject: sockmail test", "<- 221 2.0.0 Bye", "message 1/1: sent"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

@@ -47,7 +47,8 @@ func TestLimitsDropOldest(t *testing.T) {
 					var sent []string
 					for i, n := range tt.sizes {
 						subject := fmt.Sprintf("limit-%d", i)
-						msg := "Subject: " + subject + "\r\n\r\n" + strings.Repeat("x", n) + "\r\n"
+						// Two lines: a line is at most 998 octets (RFC 5321 4.5.3.1.6).
+						msg := "Subject: " + subject + "\r\n\r\n" + strings.Repeat("x", n/2) + "\r\n" + strings.Repeat("x", n-n/2) + "\r\n"
 						env := smtp.Envelope{From: "a@example.test", To: []string{"b@example.test"}}
 						if _, err := smtp.SendMail(context.Background(), smtp.Config{Addr: s.Addr(), TLS: smtp.TLSNone}, env,
 							strings.NewReader(msg), smtp.SendOptions{}); err != nil {
