@@ -140,13 +140,24 @@ func FuzzBodyWriter(f *testing.F) {
 		c := &Client{tr: NewTranscript()}
 		bw := newBodyWriter(&out, true, newBodyRecorder(c))
 		step := int(cut%16) + 1
-		for i := 0; i < len(msg); i += step {
-			if _, err := bw.Write(msg[i:min(i+step, len(msg))]); err != nil {
-				t.Fatal(err)
-			}
+		var err error
+		for i := 0; i < len(msg) && err == nil; i += step {
+			_, err = bw.Write(msg[i:min(i+step, len(msg))])
 		}
-		if err := bw.finish(); err != nil {
-			t.Fatal(err)
+		if err == nil {
+			err = bw.finish()
+		}
+		longest := 0
+		for _, l := range strings.FieldsFunc(string(msg), func(r rune) bool { return r == '\r' || r == '\n' }) {
+			longest = max(longest, len(l))
+		}
+		switch {
+		case errors.Is(err, errLineTooLong) && longest > maxTextLine:
+			return // refused, as it must be: the end of the message never goes out
+		case err != nil:
+			t.Fatalf("%v (longest line %d octets)", err, longest)
+		case longest > maxTextLine:
+			t.Fatalf("a line of %d octets went out", longest)
 		}
 		wire := out.Bytes()
 		for i, b := range wire {
