@@ -35,7 +35,8 @@ type binaries struct {
 // repository root. bin/sockmail and the sendonly build are built the way
 // "make build" builds bin/sockmail (sockmailEnv); the net/smtp baseline
 // twice: as a plain "go build" builds it (dynamically linked where cgo is
-// available, which is what a Go user gets) and static.
+// available, which is what a Go user gets) and static. The programs
+// compared are then dropped from the page cache (evict).
 func build(ctx context.Context, outDir, tmp string) (binaries, error) {
 	b := binaries{
 		sockmail:      filepath.Join(outDir, "sockmail"),
@@ -70,6 +71,11 @@ func build(ctx context.Context, outDir, tmp string) (binaries, error) {
 	b.netsmtpLinked, err = linking(b.netsmtp)
 	if err != nil {
 		return b, err
+	}
+	for _, p := range []string{b.sockmail, b.sendonly, b.netsmtp, b.netsmtpStatic} {
+		if err := evict(p); err != nil {
+			return b, err
+		}
 	}
 	return b, nil
 }
