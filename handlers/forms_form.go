@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 
 	"sockmail/internal/contact"
@@ -33,15 +34,18 @@ const (
 	formDefaultSubject = "Message from {{name}} via the {{_form}} form"
 )
 
+// slugRE and fieldNameRE are compiled at first use, not when the program
+// starts: every start of the binary ("sockmail send" too) would pay for
+// them, and their counted repetitions make large programs.
 var (
-	slugRE      = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{2,63}$`)
-	fieldNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	slugRE      = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{2,63}$`) })
+	fieldNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`) })
 )
 
 // validSlug reports whether an admin may give a form this slug (the part
 // of its public address after /f/): 3 to 64 lower-case letters, digits,
 // "-" or "_". The store's random slugs are of this kind.
-func validSlug(s string) bool { return slugRE.MatchString(s) }
+func validSlug(s string) bool { return slugRE().MatchString(s) }
 
 // contactFormForm is the admin form that creates or edits a contact form.
 type contactFormForm struct {
@@ -259,7 +263,7 @@ func checkRedirectURL(v string) string {
 
 func checkFieldNames(f *contactFormForm, p *parsedForm) string {
 	for _, n := range strings.FieldsFunc(f.Fields, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }) {
-		if !fieldNameRE.MatchString(n) {
+		if !fieldNameRE().MatchString(n) {
 			return "\u201c" + n + "\u201d cannot be a field name: use letters, digits, \u201c_\u201d, \u201c.\u201d or \u201c-\u201d, not starting with \u201c_\u201d."
 		}
 		if !slices.Contains(p.fields, n) {

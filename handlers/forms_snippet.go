@@ -15,10 +15,16 @@ import (
 // Both carry the honeypot field, hidden from people; the captcha widget
 // when the form uses one; a file input when it accepts uploads.
 
-// textareaFields are field names that get a multi-line input.
-var textareaFields = map[string]bool{
-	"message": true, "comment": true, "comments": true, "body": true, "text": true,
-	"details": true, "description": true, "question": true, "enquiry": true, "inquiry": true,
+// textareaField reports whether a field of this name (lower case) gets a
+// multi-line input. A switch, not a package-level map: nothing to build
+// when the program starts.
+func textareaField(name string) bool {
+	switch name {
+	case "message", "comment", "comments", "body", "text",
+		"details", "description", "question", "enquiry", "inquiry":
+		return true
+	}
+	return false
 }
 
 // fieldLabel turns a field name into a label: "first_name" is "First name".
@@ -34,7 +40,7 @@ func snippetFields(b *strings.Builder, f *store.Form, indent string) {
 		n := html.EscapeString(name)
 		label := html.EscapeString(fieldLabel(name))
 		switch {
-		case textareaFields[strings.ToLower(name)]:
+		case textareaField(strings.ToLower(name)):
 			fmt.Fprintf(b, "%s<p><label>%s<br><textarea name=\"%s\" rows=\"6\" required></textarea></label></p>\n", indent, label, n)
 		case strings.EqualFold(name, contact.FieldEmail):
 			fmt.Fprintf(b, "%s<p><label>%s<br><input type=\"email\" name=\"%s\" autocomplete=\"email\" required></label></p>\n", indent, label, n)

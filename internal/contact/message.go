@@ -7,6 +7,7 @@ import (
 	"net/mail"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -31,8 +32,10 @@ const (
 	defaultSubjectTemplate = "Message from the {{_form}} form"
 )
 
-// placeholder matches "{{field}}" in a subject template.
-var placeholder = regexp.MustCompile(`\{\{\s*([^{}\s]{1,64})\s*\}\}`)
+// placeholder matches "{{field}}" in a subject template. It is compiled at
+// first use, not when the program starts: every start of the binary
+// ("sockmail send" too) would pay for it.
+var placeholder = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\{\{\s*([^{}\s]{1,64})\s*\}\}`) })
 
 // OneLine makes s safe for a header: control characters (CR, LF, TAB,
 // NUL...) become spaces, runs of spaces one space, bidirectional controls
@@ -63,8 +66,8 @@ func subjectFor(f *store.Form, in *values) string {
 		tmpl = defaultSubjectTemplate
 	}
 	tmpl = OneLine(tmpl, subjectMax*2)
-	s := placeholder.ReplaceAllStringFunc(tmpl, func(m string) string {
-		name := placeholder.FindStringSubmatch(m)[1]
+	s := placeholder().ReplaceAllStringFunc(tmpl, func(m string) string {
+		name := placeholder().FindStringSubmatch(m)[1]
 		if name == "_form" {
 			return OneLine(f.Name, subjectValueMax)
 		}

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"sockmail/smtp"
 )
@@ -13,8 +14,11 @@ import (
 // Nothing new is read this way.
 
 // legacyErrorText is the format of smtp.Error.Error() when those sends
-// were stored: "smtp: PHASE: [CODE [X.Y.Z]] MESSAGE".
-var legacyErrorText = regexp.MustCompile(`^smtp: ([a-z]+): (?:([2-5][0-9][0-9]) (?:([245]\.[0-9]{1,3}\.[0-9]{1,3}) )?)?(.*)$`)
+// were stored: "smtp: PHASE: [CODE [X.Y.Z]] MESSAGE". It is compiled at
+// first use, not when the program starts.
+var legacyErrorText = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^smtp: ([a-z]+): (?:([2-5][0-9][0-9]) (?:([245]\.[0-9]{1,3}\.[0-9]{1,3}) )?)?(.*)$`)
+})
 
 // legacyKind is how an old text without a reply code tells its kind.
 type legacyKind struct {
@@ -47,7 +51,7 @@ func legacyKinds() []legacyKind {
 // legacyFailure recovers a Failure and the message from an old error
 // text. A text that is not an smtp.Error's is a failure of kind other.
 func legacyFailure(text string) (smtp.Failure, string) {
-	m := legacyErrorText.FindStringSubmatch(text)
+	m := legacyErrorText().FindStringSubmatch(text)
 	if m == nil {
 		return smtp.Failure{Kind: smtp.KindOther}, text
 	}

@@ -48,10 +48,21 @@ func comparisons(c config, b binaries, s *sinks, tmp string) []comparison {
 	count := strconv.Itoa(c.count)
 	attach := filepath.Join(tmp, "attachment.bin")
 	const netName = "net/smtp"
+	// The cold send is compared with net/smtp as "go build" builds it
+	// (what a Go user gets: dynamically linked where cgo is available) and,
+	// for information, with net/smtp built static like bin/sockmail.
+	staticNet := func(server string) []string {
+		return []string{b.netsmtpStatic, "--server", server, "--from", benchFrom, "--to", benchTo}
+	}
 	comps := []comparison{
 		{
 			name: "cold send, 1 message, go-smtp sink", group: "cold", rounds: c.coldRounds, messages: 1,
-			sockmail: send(s.goSMTP), baseline: netsmtp(s.goSMTP), against: netName,
+			sockmail: send(s.goSMTP), baseline: netsmtp(s.goSMTP), against: netName + " (" + b.netsmtpLinked + ")",
+			checks: []check{timeRatio(1.3)},
+		},
+		{
+			name: "cold send, net/smtp built static too", group: "cold", rounds: c.coldRounds, messages: 1, info: true,
+			sockmail: send(s.goSMTP), baseline: staticNet(s.goSMTP), against: netName + " (static)",
 			checks: []check{timeRatio(1.3)},
 		},
 		{
@@ -72,7 +83,7 @@ func comparisons(c config, b binaries, s *sinks, tmp string) []comparison {
 		},
 		{
 			name: "cold send, sendonly build", group: "cold", rounds: c.coldRounds, messages: 1, info: true,
-			sockmail: sendWith(b.sendonly, s.goSMTP), baseline: netsmtp(s.goSMTP), against: netName,
+			sockmail: sendWith(b.sendonly, s.goSMTP), baseline: netsmtp(s.goSMTP), against: netName + " (" + b.netsmtpLinked + ")",
 			checks: []check{timeRatio(1.3)},
 		},
 		{

@@ -8,6 +8,10 @@
 // target the issue sets, with PASS or FAIL:
 //
 //  1. cold send of one small message: time, sockmail ÷ net/smtp <= 1.3;
+//     bin/sockmail is built as "make build" builds it (static,
+//     CGO_ENABLED=0), net/smtp as a plain "go build" builds it
+//     (dynamically linked where cgo is available: what a Go user gets),
+//     and, for information, static too;
 //  2. --count 500 over one connection, against the go-smtp sink and
 //     against smtp-sink: messages per second, sockmail ÷ net/smtp >= 2;
 //  3. a 20 MiB attachment: sockmail's peak RSS <= 16 MiB and its time no
@@ -86,7 +90,8 @@ func run(ctx context.Context, c config, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "procbench: built in %v; %s (%.1f MB)\n", time.Since(start).Round(time.Millisecond), bins.sockmail, float64(bins.sockmailSize)/1e6)
+	fmt.Fprintf(w, "procbench: built in %v; %s (%.1f MB, %s as \"make build\"); net/smtp client as \"go build\" makes it (%s) and static\n",
+		time.Since(start).Round(time.Millisecond), bins.sockmail, float64(bins.sockmailSize)/1e6, sockmailEnv, bins.netsmtpLinked)
 	env, err := startSinks(ctx, bins, w)
 	if err != nil {
 		return err
