@@ -68,7 +68,7 @@ func TestSendBatchBDATPipelined(t *testing.T) {
 			batchErr: true,
 		},
 		{
-			name: "a stray 250 before the last message's verdict: QUIT's reply shows it, the last is not sent",
+			name:   "a stray 250 before the last message's verdict: QUIT's reply shows it, the last is not sent",
 			server: greet + accepted("C1") + "|" + "250 2.0.0 stray\n" + reset + "250 2.1.0 Ok\n250 2.1.5 Ok\n554 5.7.1 rejected\n221 Bye\n",
 			n:      2,
 			client: segs("EHLO client.test\n", bdatSeg(1), rsetBdat(2)+"QUIT\n"),
