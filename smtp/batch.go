@@ -544,7 +544,7 @@ func (b *batch) resumeChunked(ctx context.Context, t *txn, i int, quit bool) err
 				continue
 			}
 			if !errors.Is(err, errAfterEnd) {
-				return b.failFlight(err, nil, -1)
+				return lost(err) // its own outcome is recorded
 			}
 			b.fly, read = nil, 1
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 )
@@ -24,6 +25,7 @@ func TestSendBatchBDATPipelined(t *testing.T) {
 		name      string
 		server    string // flights, "|" between them: one per client write
 		n         int
+		edit      func([]BatchMessage)
 		beforeEnd func(call int) error
 		client    string
 		status    []Status
@@ -131,6 +133,16 @@ func TestSendBatchBDATPipelined(t *testing.T) {
 			status: []Status{StatusSent, StatusSent, StatusSent, StatusSent}, codes: []int{0, 0, 0, 0},
 			queueIDs: []string{"C1", "C2", "C3", "C4"},
 		},
+		{
+			name: "503 to the RSET after an end, the refused message cannot be read again: it fails temporarily, nothing lost",
+			server: greet + accepted("C1") + "|" + strings.Repeat(refusedAfterEnd+"\n", 4) + "|" + reset + accepted("C3") +
+				"|" + reset + "|" + accepted("C4") + "|221 Bye\n",
+			n:      4,
+			edit:   func(m []BatchMessage) { m[1].Message = onlyWriterTo{m[1].Message} },
+			client: segs("EHLO client.test\n", bdatSeg(1), rsetBdat(2), rsetBdat(3), "RSET\n", bdatSeg(4), "QUIT\n"),
+			status: []Status{StatusSent, StatusTempFail, StatusSent, StatusSent}, codes: []int{0, 0, 0, 0},
+			queueIDs: []string{"C1", "", "C3", "C4"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,7 +161,11 @@ func TestSendBatchBDATPipelined(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, err := c.SendBatch(ctx, batchMessages(tt.n), true)
+			msgs := batchMessages(tt.n)
+			if tt.edit != nil {
+				tt.edit(msgs)
+			}
+			out, err := c.SendBatch(ctx, msgs, true)
 			if got := f.client(); got != tt.client {
 				t.Errorf("client wrote:\n%q\nwant:\n%q", got, tt.client)
 			}
@@ -236,3 +252,7 @@ func TestSendBatchBDATKept(t *testing.T) {
 		})
 	}
 }
+
+// onlyWriterTo hides every method of a message but WriteTo: it cannot be
+// rewound.
+type onlyWriterTo struct{ io.WriterTo }
