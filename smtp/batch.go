@@ -65,6 +65,16 @@ func (c *Client) SendBatch(ctx context.Context, msgs []BatchMessage, quit bool) 
 	}
 	pipelining := c.esmtp && !c.cfg.DisablePipelining && c.hasExt("PIPELINING")
 	chunking := c.esmtp && !c.cfg.DisableChunking && c.hasExt("CHUNKING")
+	if !c.guarded {
+		// One guard lets ctx abort any read or write of the whole batch,
+		// rather than one per reply (a context.AfterFunc each).
+		stop := c.guard(ctx)
+		c.guarded = true
+		defer func() {
+			stop()
+			c.guarded = false
+		}()
+	}
 	var err error
 	switch {
 	case pipelining && !chunking && !c.noPipeAfterEnd:

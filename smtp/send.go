@@ -15,6 +15,10 @@ import (
 // chunks do not wait for each other's replies, so smaller costs no waits.
 const chunkSize = 256 << 10
 
+// keptChunk bounds the chunk buffer a Client keeps for its next message:
+// enough for the usual message, little for a connection kept idle.
+const keptChunk = 64 << 10
+
 // sizer is implemented by messages that know their size in advance
 // (smtp/message.Message does).
 type sizer interface{ Size() (int64, error) }
@@ -708,7 +712,12 @@ func (t *txn) writeBDAT(ctx context.Context, msg Message, pipelined bool) error 
 	bw := newBodyWriter(cw, false, rec)
 	bw.sevenBit = t.sevenBit()
 	stop := c.guard(ctx) // as in data: the context aborts a blocked write
-	if err := t.writeChunks(ctx, msg, cw, bw, stop); err != nil {
+	cw.buf = c.chunk[:0]
+	err := t.writeChunks(ctx, msg, cw, bw, stop)
+	if cap(cw.buf) <= keptChunk {
+		c.chunk = cw.buf[:0] // emptied: the next message fills it again
+	}
+	if err != nil {
 		return err
 	}
 	t.markEnd()
