@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"sockmail/internal/testenv"
 )
 
 // TestSendBatchBDATPipelined checks a batch to a server with CHUNKING and
@@ -256,3 +258,77 @@ func TestSendBatchBDATKept(t *testing.T) {
 // onlyWriterTo hides every method of a message but WriteTo: it cannot be
 // rewound.
 type onlyWriterTo struct{ io.WriterTo }
+
+// TestPostfixBatchBDATMixed sends a batch of small messages and messages
+// of several chunks to the loopback Postfix with CHUNKING, with a
+// BeforeEnd hook, and reads every message back: a message larger than a
+// chunk reads the verdict on the one before (in flight) before it waits
+// for its own envelope replies, and the hook runs once for each message,
+// before its end goes out (the end of the message before it has gone, the
+// hook has not yet run for it when its own end is written).
+func TestPostfixBatchBDATMixed(t *testing.T) {
+	p := testenv.Postfix(t)
+	sizes := []int{0, 2*chunkSize + 999, 0, chunkSize + 1, 0}
+	msgs := make([]BatchMessage, len(sizes))
+	tokens := make([]string, len(sizes))
+	bodies := make([]string, len(sizes))
+	for i, n := range sizes {
+		tokens[i] = testenv.UniqueToken()
+		bodies[i] = realMessage(tokens[i], "", fmt.Sprintf("message %d\n", i))
+		if n > 0 {
+			bodies[i] = bigMessage(tokens[i], n)
+		}
+		msgs[i] = BatchMessage{
+			Envelope: Envelope{From: "sender@elsewhere.test", To: []string{testenv.UniqueAddress()}},
+			Message:  strings.NewReader(bodies[i]),
+		}
+	}
+	tr := NewTranscript()
+	ctx := context.Background()
+	var ends []int // the number of BDAT ... LAST lines on the wire at each call
+	cfg := Config{Addr: p.SMTPAddr, Transcript: tr, BeforeEnd: func(context.Context) error {
+		ends = append(ends, countSuffix(clientLines(tr), " LAST"))
+		return nil
+	}}
+	c, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.SendBatch(ctx, msgs, true)
+	if err != nil {
+		t.Fatalf("batch: %v\n%s", err, dumpTranscript(tr))
+	}
+	for i, r := range out {
+		if st := StatusOf(r.Result, r.Err); st != StatusSent || r.Result.QueueID == "" {
+			t.Errorf("message %d: %q, queue id %q: %v", i, st, r.Result.QueueID, r.Err)
+		}
+	}
+	for i, n := range ends {
+		if n != i {
+			t.Errorf("BeforeEnd call %d came with %d ends of messages on the wire, want %d", i+1, n, i)
+		}
+	}
+	if len(ends) != len(msgs) {
+		t.Errorf("BeforeEnd ran %d times for %d messages", len(ends), len(msgs))
+	}
+	if n := countPrefix(clientLines(tr), "RSET"); n != len(msgs)-1 {
+		t.Errorf("%d RSETs, want one before each message after the first (%d)", n, len(msgs)-1)
+	}
+	for i, tok := range tokens {
+		got := string(testenv.WaitForMessage(t, p.Maildir, tok, deliveryWait))
+		if want := normalised(bodies[i], "\n"); !strings.HasSuffix(got, want) {
+			t.Errorf("message %d: stored %d bytes, want them to end with the %d bytes sent", i, len(got), len(want))
+		}
+	}
+}
+
+// countSuffix counts the lines that end with suffix.
+func countSuffix(lines []string, suffix string) int {
+	n := 0
+	for _, l := range lines {
+		if strings.HasSuffix(l, suffix) {
+			n++
+		}
+	}
+	return n
+}
