@@ -3,6 +3,7 @@ package smtp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 )
 
@@ -588,14 +589,9 @@ func (b *batch) resumeChunked(ctx context.Context, t *txn, i int, quit bool) err
 	c.needRset = false
 	for _, k := range redo {
 		// The message's chunks went out once: it goes again only from
-		// its start, when it can be read again.
-		s, ok := b.msgs[k].Message.(io.Seeker)
-		if !ok {
-			b.out[k] = BatchResult{Result: &Result{Server: c.cfg.Addr}, Err: &Error{Phase: PhaseMail, Message: "not sent: the server refused it, pipelined after the end of the message before, and the message cannot be read again to send it alone (it is no io.Seeker); send it again", Err: errAfterEnd, temporary: true}}
-			continue
-		}
-		if _, err := s.Seek(0, io.SeekStart); err != nil {
-			b.out[k] = BatchResult{Result: &Result{Server: c.cfg.Addr}, Err: &Error{Phase: PhaseMail, Message: "not sent: the server refused it, pipelined after the end of the message before, and rewinding the message to send it alone failed", Err: err, temporary: true}}
+		// its start, when it can be written again.
+		if err := rewind(b.msgs[k].Message); err != nil {
+			b.out[k] = BatchResult{Result: &Result{Server: c.cfg.Addr}, Err: &Error{Phase: PhaseMail, Message: "not sent: the server refused it, pipelined after the end of the message before, and the message cannot be written again to send it alone; send it again", Err: err, temporary: true}}
 			continue
 		}
 		if err := b.sendOne(ctx, k, quit && k == len(b.msgs)-1 && b.next == len(b.msgs)); err != nil {
@@ -620,4 +616,29 @@ func (b *batch) sendOne(ctx context.Context, i int, quit bool) error {
 		return b.abandon(-1, err)
 	}
 	return nil
+}
+
+// Repeatable is implemented by a Message whose WriteTo writes the whole
+// message each time it is called (smtp/message.Message renders it anew).
+// SendBatch sends such a message, or an io.Seeker rewound to its start,
+// again when a server refused it after its chunks had gone out (a 503 to
+// commands pipelined after the end of the message before); any other
+// message fails temporarily then.
+type Repeatable interface {
+	Message
+	Repeatable() bool
+}
+
+// rewind makes msg ready to be written again from its start.
+func rewind(msg Message) error {
+	if r, ok := msg.(Repeatable); ok && r.Repeatable() {
+		return nil
+	}
+	if s, ok := msg.(io.Seeker); ok {
+		if _, err := s.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("rewind the message: %w", err)
+		}
+		return nil
+	}
+	return errors.New("the message is neither Repeatable nor an io.Seeker")
 }

@@ -136,6 +136,17 @@ func TestSendBatchBDATPipelined(t *testing.T) {
 			queueIDs: []string{"C1", "C2", "C3", "C4"},
 		},
 		{
+			name: "503 to the RSET after an end, the refused message Repeatable (not a Seeker): sent again",
+			server: greet + accepted("C1") + "|" + strings.Repeat(refusedAfterEnd+"\n", 4) + "|" + reset + accepted("C3") +
+				"|" + reset + "|" + accepted("C2") + "|" + accepted("C4") + "|221 Bye\n",
+			n:    4,
+			edit: func(m []BatchMessage) { m[1].Message = repeatableMessage("Subject: m2\n\nbody2\n") },
+			client: segs("EHLO client.test\n", bdatSeg(1), rsetBdat(2), rsetBdat(3), "RSET\n", bdatSeg(2),
+				bdatSeg(4), "QUIT\n"),
+			status: []Status{StatusSent, StatusSent, StatusSent, StatusSent}, codes: []int{0, 0, 0, 0},
+			queueIDs: []string{"C1", "C2", "C3", "C4"},
+		},
+		{
 			name: "503 to the RSET after an end, the refused message cannot be read again: it fails temporarily, nothing lost",
 			server: greet + accepted("C1") + "|" + strings.Repeat(refusedAfterEnd+"\n", 4) + "|" + reset + accepted("C3") +
 				"|" + reset + "|" + accepted("C4") + "|221 Bye\n",
@@ -332,3 +343,13 @@ func countSuffix(lines []string, suffix string) int {
 	}
 	return n
 }
+
+// repeatableMessage writes itself whole each time: Repeatable.
+type repeatableMessage string
+
+func (m repeatableMessage) WriteTo(w io.Writer) (int64, error) {
+	n, err := io.WriteString(w, string(m))
+	return int64(n), err
+}
+
+func (m repeatableMessage) Repeatable() bool { return true }
