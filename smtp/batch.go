@@ -476,6 +476,12 @@ func (b *batch) settle(ctx context.Context) error {
 		b.settleErr = b.c.broken
 		return b.c.broken
 	}
+	if ctx.Err() != nil {
+		// Cancelled before a read (io does not mark the connection
+		// broken then): nothing more goes out.
+		b.settleErr = netError(PhaseBody, "aborted", ctx.Err())
+		return b.settleErr
+	}
 	return nil
 }
 

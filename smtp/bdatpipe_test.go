@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"sockmail/internal/testenv"
 )
@@ -353,3 +354,77 @@ func (m repeatableMessage) WriteTo(w io.Writer) (int64, error) {
 }
 
 func (m repeatableMessage) Repeatable() bool { return true }
+
+// TestCancelAbortsBDATBatch: cancelling the context ends a pipelined BDAT
+// batch blocked on a server that never answers the messages, at once (one
+// guard watches the context for the whole batch): both messages whose end
+// went out have an unknown outcome, the rest were not sent.
+func TestCancelAbortsBDATBatch(t *testing.T) {
+	got, stop := make(chan struct{}), make(chan struct{})
+	addr := serve(t, func(s *serverConn) error {
+		if err := s.send("220 mx.test\n"); err != nil {
+			return err
+		}
+		if _, err := s.expect("EHLO"); err != nil {
+			return err
+		}
+		if err := s.send("250-mx.test\n250-PIPELINING\n250 CHUNKING\n"); err != nil {
+			return err
+		}
+		// The second message's RSET comes after the first one's chunk.
+		for {
+			line, err := s.readLine()
+			if err != nil {
+				return err
+			}
+			if strings.HasPrefix(line, "RSET") {
+				break
+			}
+		}
+		close(got)
+		<-stop
+		return nil
+	})
+	t.Cleanup(func() { close(stop) })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tr := NewTranscript()
+	defer func() {
+		if t.Failed() {
+			t.Logf("%s", dumpTranscript(tr))
+		}
+	}()
+	c, err := Open(ctx, Config{Addr: addr, Transcript: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		out []BatchResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := c.SendBatch(ctx, batchMessages(3), true)
+		done <- result{out, err}
+	}()
+	<-got // the client wrote message 2 and waits for message 1's replies
+	cancel()
+	// Without the cancel the read would wait for the 10-minute timeout of
+	// the end of data: returning within the stall limit shows the cancel
+	// ended it.
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(testenv.StallLimit):
+		t.Fatal("SendBatch did not return after cancel")
+	}
+	if !errors.Is(r.err, context.Canceled) {
+		t.Errorf("batch error %v, want it to wrap context.Canceled", r.err)
+	}
+	want := []Status{StatusUnknown, StatusUnknown, StatusAborted}
+	for i, o := range r.out {
+		if st := StatusOf(o.Result, o.Err); st != want[i] {
+			t.Errorf("message %d: %q (%v), want %q", i+1, st, o.Err, want[i])
+		}
+	}
+}
