@@ -34,10 +34,10 @@ type BatchResult struct {
 // written. Without PIPELINING they are sent one after another, as by
 // Send.
 //
-// Each message's outcome is its own: a refused envelope or a refusal after
-// the end of a message (or a refused BDAT) affects that message only (a message whose DATA is
-// refused is not sent; one whose envelope failed although DATA got 354 is
-// ended empty, as Send does). A failure of the connection stops the batch:
+// Each message's outcome is its own: a refused envelope, a refused BDAT or
+// a refusal after the end of a message affects that message only (a
+// message whose DATA is refused is not sent; one whose envelope failed
+// although DATA got 354 is ended empty, as Send does). A failure of the connection stops the batch:
 // each message whose end was sent and whose reply did not come has an error
 // of unknown outcome (Error.OutcomeUnknown; after a 421 the server took
 // nothing more, and such a message was not sent), and those not yet sent a
