@@ -273,7 +273,8 @@ type onlyWriterTo struct{ io.WriterTo }
 
 // TestPostfixBatchBDATMixed sends a batch of small messages and messages
 // of several chunks to the loopback Postfix with CHUNKING, with a
-// BeforeEnd hook, and reads every message back: a message larger than a
+// BeforeEnd hook, on a connection kept (Idle) after it, and reads every
+// message back: a message larger than a
 // chunk reads the verdict on the one before (in flight) before it waits
 // for its own envelope replies, and the hook runs once for each message,
 // before its end goes out (the end of the message before it has gone, the
@@ -306,7 +307,8 @@ func TestPostfixBatchBDATMixed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := c.SendBatch(ctx, msgs, true)
+	// The connection is kept: idle after the batch, nothing in flight.
+	out, err := c.SendBatch(ctx, msgs, false)
 	if err != nil {
 		t.Fatalf("batch: %v\n%s", err, dumpTranscript(tr))
 	}
@@ -314,6 +316,12 @@ func TestPostfixBatchBDATMixed(t *testing.T) {
 		if st := StatusOf(r.Result, r.Err); st != StatusSent || r.Result.QueueID == "" {
 			t.Errorf("message %d: %q, queue id %q: %v", i, st, r.Result.QueueID, r.Err)
 		}
+	}
+	if !c.Idle() {
+		t.Errorf("the kept connection is not idle after the batch")
+	}
+	if err := c.Quit(ctx); err != nil {
+		t.Errorf("QUIT after the batch: %v", err)
 	}
 	for i, n := range ends {
 		if n != i {
