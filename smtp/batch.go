@@ -3,6 +3,8 @@ package smtp
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 )
 
 // BatchMessage is one message of a batch: its envelope and its content.
@@ -26,17 +28,19 @@ type BatchResult struct {
 // RCPTs and DATA go in the same write as the end of the message before it
 // ("." and the envelope after it), and QUIT goes with the end of the last
 // one: one wait for the server per message, where Send needs two. With
-// CHUNKING a message that fits one chunk already takes one wait (envelope
-// and BDAT LAST in one write), and the messages are sent one after another
-// as by Send, QUIT riding with the last. Without PIPELINING too they are
-// sent one after another.
+// CHUNKING too, each message's RSET, envelope and BDAT chunks up to its
+// BDAT LAST go out right after the end of the message before it, whose
+// replies are read only then: one message in flight while the next is
+// written. Without PIPELINING they are sent one after another, as by
+// Send.
 //
-// Each message's outcome is its own: a refused envelope or a refusal after
-// the end of a message affects that message only (a message whose DATA is
-// refused is not sent; one whose envelope failed although DATA got 354 is
-// ended empty, as Send does). A failure of the connection stops the batch:
-// the message whose end was sent and whose reply did not come has an error
-// of unknown outcome (Error.OutcomeUnknown), and those not yet sent a
+// Each message's outcome is its own: a refused envelope, a refused BDAT or
+// a refusal after the end of a message affects that message only (a
+// message whose DATA is refused is not sent; one whose envelope failed
+// although DATA got 354 is ended empty, as Send does). A failure of the connection stops the batch:
+// each message whose end was sent and whose reply did not come has an error
+// of unknown outcome (Error.OutcomeUnknown; after a 421 the server took
+// nothing more, and such a message was not sent), and those not yet sent a
 // temporary error wrapping the cause. The returned error is that failure,
 // nil when every message has its own outcome.
 //
@@ -62,10 +66,23 @@ func (c *Client) SendBatch(ctx context.Context, msgs []BatchMessage, quit bool) 
 	}
 	pipelining := c.esmtp && !c.cfg.DisablePipelining && c.hasExt("PIPELINING")
 	chunking := c.esmtp && !c.cfg.DisableChunking && c.hasExt("CHUNKING")
+	if !c.guarded {
+		// One guard lets ctx abort any read or write of the whole batch,
+		// rather than one per reply (a context.AfterFunc each).
+		stop := c.guard(ctx)
+		c.guarded = true
+		defer func() {
+			stop()
+			c.guarded = false
+		}()
+	}
 	var err error
-	if pipelining && !chunking && !c.noPipeAfterEnd {
+	switch {
+	case pipelining && !chunking && !c.noPipeAfterEnd:
 		err = b.pipelined(ctx, quit)
-	} else {
+	case pipelining && chunking && !c.noPipeAfterEnd:
+		err = b.chunked(ctx, quit)
+	default:
 		err = b.oneByOne(ctx, quit)
 	}
 	return b.out, err
@@ -80,23 +97,22 @@ type batch struct {
 	// prev is the message whose end went in the same write as the
 	// current envelope, -1 for none.
 	prev int
+	// fly is the message in flight in chunked (its end written, its
+	// replies not read), flyI its index.
+	fly  *txn
+	flyI int
+	// settleErr is the failure of the connection found while reading the
+	// replies to fly, nil if none.
+	settleErr error
 }
 
 // oneByOne sends each message as Send does, the last with QUIT after it
 // (pipelined when the server allows) when quit.
 func (b *batch) oneByOne(ctx context.Context, quit bool) error {
-	c := b.c
 	for i := b.next; i < len(b.msgs); i++ {
-		m := b.msgs[i]
-		mode := modeSend
-		if quit && i == len(b.msgs)-1 {
-			mode = modeSendQuit
-		}
-		res, err := c.transaction(ctx, m.Envelope, m.Message, mode)
-		b.out[i] = BatchResult{Result: res, Err: err}
-		if c.broken != nil {
-			b.next = i + 1
-			return b.abandon(-1, err)
+		b.next = i + 1
+		if err := b.sendOne(ctx, i, quit && i == len(b.msgs)-1); err != nil {
+			return err
 		}
 	}
 	b.next = len(b.msgs)
@@ -309,4 +325,326 @@ func (b *batch) readQuit(ctx context.Context) {
 	if r, err := b.c.readReply(ctx, PhaseQuit); err == nil && r.Code != 221 {
 		b.c.tr.Info(PhaseQuit, "unexpected reply to QUIT: %d", r.Code)
 	}
+}
+
+// chunked sends the messages with BDAT when the server offers CHUNKING and
+// PIPELINING (RFC 3030 2 and 4, RFC 2920 3.1), one message in flight: the
+// RSET, envelope and chunks of the next message, up to its BDAT LAST, go
+// out before the replies to the message before it are read, and those
+// replies are read, in order, while the server works on the next one. The
+// RSET clears what a refused BDAT left (RFC 3030 2: the state is not known
+// then, and RSET must come before anything else); after an accepted BDAT
+// LAST it does nothing (RFC 5321 4.1.1.5), and any reply to it but 250
+// means the replies are out of step. QUIT goes with the last message.
+func (b *batch) chunked(ctx context.Context, quit bool) error {
+	c := b.c
+	for {
+		t, i, err := b.writeNext(ctx)
+		if err != nil {
+			if errors.Is(err, errAfterEnd) {
+				return b.resumeChunked(ctx, t, i, quit)
+			}
+			return err
+		}
+		if t == nil {
+			last := b.fly
+			if last == nil {
+				b.quit(ctx, quit)
+				return nil
+			}
+			if !last.quit {
+				// The last messages were refused before a word of them was
+				// said: the one in flight is the last.
+				if quit {
+					last.quit, last.quitPipelined = true, true
+					c.writeLine(PhaseQuit, "QUIT", "QUIT", false)
+				} else {
+					last.kept = true
+				}
+			}
+			if err := c.flush(ctx, PhaseBody); err != nil {
+				return b.failFlight(c.wireError(PhaseBody, err), nil, -1)
+			}
+			if err := b.settle(ctx); err != nil {
+				if errors.Is(err, errAfterEnd) {
+					return b.resumeChunked(ctx, nil, -1, quit)
+				}
+				return b.failFlight(err, nil, -1)
+			}
+			return nil
+		}
+		if b.next == len(b.msgs) {
+			// The last message: QUIT after its end, or nothing when the
+			// connection is kept (its verdict is then checked for company).
+			if quit {
+				t.quit, t.quitPipelined = true, true
+				c.writeLine(PhaseQuit, "QUIT", "QUIT", false)
+			} else {
+				t.kept = true
+			}
+		}
+		if err := c.flush(ctx, PhaseBody); err != nil {
+			return b.failFlight(c.wireError(PhaseBody, err), t, i)
+		}
+		if err := b.settle(ctx); err != nil {
+			if errors.Is(err, errAfterEnd) {
+				return b.resumeChunked(ctx, t, i, quit)
+			}
+			return b.failFlight(err, t, i)
+		}
+		c.needRset = true // t is open: its RSET was written
+		b.fly, b.flyI = t, i
+	}
+}
+
+// writeNext writes the next message that can go, up to its BDAT LAST,
+// which stays buffered, while b.fly may still be in flight (its replies
+// are read before the client first waits for this one's: a message
+// larger than a chunk, or Config.BeforeEnd). Messages refused before any
+// chunk of theirs went out get their outcome and the next one is tried.
+// It returns nil when no message is left, and an error when the
+// connection failed (the outcomes are recorded) or with errAfterEnd, the
+// message concerned returned with it.
+func (b *batch) writeNext(ctx context.Context) (*txn, int, error) {
+	c := b.c
+	for b.next < len(b.msgs) {
+		i := b.next
+		b.next++
+		m := b.msgs[i]
+		t, err := c.beginAfter(ctx, m.Envelope, m.Message, b.fly != nil)
+		if err != nil {
+			b.out[i] = BatchResult{Result: t.res, Err: err}
+			if c.broken != nil {
+				return nil, -1, b.failFlight(err, nil, -1)
+			}
+			continue
+		}
+		t.afterEnd = b.fly != nil
+		t.pipeEnvelope(true)
+		t.beforeWait = func() error {
+			if err := b.settle(ctx); err != nil {
+				return err
+			}
+			c.needRset = true // t is open
+			return nil
+		}
+		err = t.writeBDAT(ctx, m.Message, true)
+		switch {
+		case err == nil:
+			return t, i, nil
+		case errors.Is(err, errAfterEnd):
+			return t, i, err
+		case b.settleErr != nil:
+			// The connection failed while the message before was read:
+			// nothing of the end of this one went out.
+			b.out[i].Result = t.res
+			return nil, -1, b.failFlight(b.settleErr, t, i)
+		}
+		b.out[i] = BatchResult{Result: t.res, Err: err}
+		if c.broken != nil {
+			return nil, -1, b.failFlight(err, nil, -1)
+		}
+		// Refused before its chunks went out (its envelope): the next one
+		// follows, after an RSET.
+	}
+	return nil, -1, nil
+}
+
+// settle reads the replies to the message in flight, if any, and records
+// its outcome. It returns errAfterEnd (the outcome is not recorded: the
+// message goes again) or, when the connection failed, the failure.
+func (b *batch) settle(ctx context.Context) error {
+	t, i := b.fly, b.flyI
+	if t == nil {
+		return nil
+	}
+	b.fly = nil
+	err := t.readBDAT(ctx, modeSend)
+	if errors.Is(err, errAfterEnd) {
+		b.fly, b.flyI = t, i // still to be read by resumeChunked
+		return err
+	}
+	if e := (*Error)(nil); errors.As(err, &e) && e.Phase == PhaseReset {
+		// The reply to the RSET right after the verdict on the message
+		// before was not 250: that verdict may have been a stray reply.
+		// (Out of step later, the RSET's 250 stood for it.)
+		b.suspect(err)
+	}
+	b.out[i] = BatchResult{Result: t.res, Err: err}
+	b.prev = i
+	if b.c.broken != nil {
+		b.settleErr = b.c.broken
+		return b.c.broken
+	}
+	if ctx.Err() != nil {
+		// Cancelled before a read (io does not mark the connection
+		// broken then): nothing more goes out.
+		b.settleErr = netError(PhaseBody, "aborted", ctx.Err())
+		return b.settleErr
+	}
+	return nil
+}
+
+// failFlight stops the batch after the connection failed with cause: the
+// message in flight and t (message i, written after it; nil for none) get
+// inFlightError, those not started a temporary error. It returns cause.
+func (b *batch) failFlight(cause error, t *txn, i int) error {
+	if f := b.fly; f != nil {
+		b.fly = nil
+		b.out[b.flyI] = BatchResult{Result: f.res, Err: b.inFlightError(f, cause)}
+	}
+	if t != nil {
+		b.out[i] = BatchResult{Result: t.res, Err: b.inFlightError(t, cause)}
+	}
+	return b.abandon(-1, cause)
+}
+
+// inFlightError is the outcome of message t, whose verdict was not read
+// because the connection failed with cause: not sent when its end did not
+// go out, or when the server said 421 before it (it closes then, RFC 5321
+// 3.8, and takes nothing more); otherwise unknown, for the server may have
+// taken it.
+func (b *batch) inFlightError(t *txn, cause error) error {
+	c := b.c
+	var e *Error
+	closing := errors.As(cause, &e) && e.Code == 421
+	if t.endAt == 0 || c.written < t.endAt || closing {
+		return &Error{Phase: PhaseBody, Message: "not sent: the connection failed before the end of this message was taken", Err: cause, temporary: true}
+	}
+	c.tr.Info(PhaseBody, "a message whose end was sent has no reply (%v): its outcome is UNKNOWN", cause)
+	return &Error{Phase: PhaseBody, Message: "the connection failed after the end of this message and before its reply: the server may have taken it", Err: cause, OutcomeUnknown: true}
+}
+
+// resumeChunked goes on after the server refused with 503 the RSET written
+// right after the end of the message before: a defence against SMTP
+// smuggling. The refused message is b.fly when the refusal came while its
+// replies were read (t, if not nil, was written after it), else t. The
+// rest of the refused message's replies are read and set aside; a message
+// written after it whose chunks went out has replies of its own, read as
+// usual (one with only its envelope out is set aside too). An RSET on its
+// own then puts the client in step again, and the messages set aside go
+// again one at a time, as every later one: nothing is pipelined after the
+// end of data on this connection any more.
+func (b *batch) resumeChunked(ctx context.Context, t *txn, i int, quit bool) error {
+	c := b.c
+	c.noPipeAfterEnd = true
+	c.tr.Info(PhaseMail, "the server refused the commands written after the end of the message before (503): it does not take pipelining after the end of data; the refused messages go again, and nothing follows the end of data in its write on this connection any more")
+	type at struct {
+		t *txn
+		i int
+	}
+	var flight []at
+	if b.fly != nil {
+		flight = append(flight, at{b.fly, b.flyI})
+		b.fly = nil
+	}
+	if t != nil {
+		flight = append(flight, at{t, i})
+	}
+	var redo []int
+	lost := func(err error) error {
+		for _, m := range flight {
+			if b.out[m.i].Result == nil {
+				b.out[m.i] = BatchResult{Result: m.t.res, Err: &Error{Phase: PhaseReset, Message: "not sent: the connection failed before this message", Err: err, temporary: true}}
+			}
+		}
+		return b.abandon(-1, err)
+	}
+	for k, m := range flight {
+		read := 0
+		if k == 0 {
+			read = 1 // the 503 to its RSET
+		} else if m.t.pending > 0 {
+			b.fly, b.flyI = m.t, m.i
+			err := b.settle(ctx)
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, errAfterEnd) {
+				return lost(err) // its own outcome is recorded
+			}
+			b.fly, read = nil, 1
+		}
+		n := 1 + len(m.t.rcptLines) + m.t.pending - read
+		if m.t.rset {
+			n++
+		}
+		if m.t.quitPipelined {
+			n++
+			c.quitSent = false // the QUIT was refused with the rest: said again at the end
+		}
+		for ; n > 0; n-- {
+			if _, err := c.readReply(ctx, PhaseReset); err != nil {
+				return lost(err)
+			}
+		}
+		b.out[m.i] = BatchResult{}
+		redo = append(redo, m.i)
+	}
+	c.writeLine(PhaseReset, "RSET", "RSET", false)
+	if err := c.flush(ctx, PhaseReset); err != nil {
+		return lost(c.wireError(PhaseReset, err))
+	}
+	r, err := c.readReply(ctx, PhaseReset)
+	if err != nil {
+		return lost(err)
+	}
+	if r.Code/100 != 2 {
+		return lost(c.outOfStep(PhaseReset, r, "RSET"))
+	}
+	c.needRset = false
+	for _, k := range redo {
+		// The message's chunks went out once: it goes again only from
+		// its start, when it can be written again.
+		if err := rewind(b.msgs[k].Message); err != nil {
+			b.out[k] = BatchResult{Result: &Result{Server: c.cfg.Addr}, Err: &Error{Phase: PhaseMail, Message: "not sent: the server refused it, pipelined after the end of the message before, and the message cannot be written again to send it alone; send it again", Err: err, temporary: true}}
+			continue
+		}
+		if err := b.sendOne(ctx, k, quit && k == len(b.msgs)-1 && b.next == len(b.msgs)); err != nil {
+			return err
+		}
+	}
+	return b.oneByOne(ctx, quit)
+}
+
+// sendOne sends message i as Send does, with QUIT after it when quit. It
+// returns the failure of the connection, having recorded the outcomes.
+func (b *batch) sendOne(ctx context.Context, i int, quit bool) error {
+	c := b.c
+	mode := modeSend
+	if quit {
+		mode = modeSendQuit
+	}
+	m := b.msgs[i]
+	res, err := c.transaction(ctx, m.Envelope, m.Message, mode)
+	b.out[i] = BatchResult{Result: res, Err: err}
+	if c.broken != nil {
+		return b.abandon(-1, err)
+	}
+	return nil
+}
+
+// Repeatable is implemented by a Message whose WriteTo writes the whole
+// message each time it is called (smtp/message.Message renders it anew).
+// SendBatch sends such a message, or an io.Seeker rewound to its start,
+// again when a server refused it after its chunks had gone out (a 503 to
+// commands pipelined after the end of the message before); any other
+// message fails temporarily then.
+type Repeatable interface {
+	Message
+	Repeatable() bool
+}
+
+// rewind makes msg ready to be written again from its start.
+func rewind(msg Message) error {
+	if r, ok := msg.(Repeatable); ok && r.Repeatable() {
+		return nil
+	}
+	if s, ok := msg.(io.Seeker); ok {
+		if _, err := s.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("rewind the message: %w", err)
+		}
+		return nil
+	}
+	return errors.New("the message is neither Repeatable nor an io.Seeker")
 }

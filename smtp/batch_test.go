@@ -155,9 +155,9 @@ func TestSendBatchScripted(t *testing.T) {
 		},
 		{
 			name:   "CHUNKING: envelope and BDAT LAST in one write per message",
-			server: ehloFull + "250 Ok\n250 Ok\n" + queued("C1") + "250 Ok\n250 Ok\n" + queued("C2") + "221 Bye\n",
+			server: ehloFull + "250 Ok\n250 Ok\n" + queued("C1") + "250 Ok\n250 Ok\n250 Ok\n" + queued("C2") + "221 Bye\n",
 			n:      2,
-			client: segs("EHLO client.test\n", bdatSeg(1), bdatSeg(2)+"QUIT\n"),
+			client: segs("EHLO client.test\n", bdatSeg(1), "RSET\n"+bdatSeg(2)+"QUIT\n"),
 			status: []Status{StatusSent, StatusSent}, codes: []int{0, 0},
 			queueIDs: []string{"C1", "C2"},
 		},
@@ -249,7 +249,10 @@ func TestSendBatchKeepsConnection(t *testing.T) {
 // TestPostfixBatch delivers 20 messages in one batch to the loopback
 // Postfix through a delay proxy, with DATA and with BDAT, reads each back,
 // and counts the client's waits: EHLO, the first envelope and one per
-// message with DATA; EHLO and one per message with BDAT.
+// message with DATA; with BDAT at most EHLO and one per message (each
+// message goes before the reply to the one before it is read, so replies
+// to two messages often come in one burst: fewer waits), and an RSET
+// before each message after the first.
 func TestPostfixBatch(t *testing.T) {
 	p := testenv.Postfix(t)
 	const n = 20
@@ -289,15 +292,19 @@ func TestPostfixBatch(t *testing.T) {
 					t.Errorf("message %d: %q, queue id %q: %v", i, st, r.Result.QueueID, r.Err)
 				}
 			}
-			if n := countPrefix(clientLines(tr), "RSET"); n != 0 {
-				t.Errorf("%d RSETs in a clean batch", n)
+			wantRsets := 0
+			if chunking {
+				wantRsets = n - 1
+			}
+			if got := countPrefix(clientLines(tr), "RSET"); got != wantRsets {
+				t.Errorf("%d RSETs in a clean batch, want %d", got, wantRsets)
 			}
 			// The proxy has counted every reply once the connection is done.
 			testenv.WaitUntil(t, "the proxy's one connection to be done", func() bool {
 				conns := proxy.Conns()
 				return len(conns) == 1 && conns[0].Done
 			})
-			if got := proxy.Waits(); got != wantWaits {
+			if got := proxy.Waits(); got != wantWaits && !(chunking && got < wantWaits) {
 				t.Errorf("%d client waits for %d messages, want %d", got, n, wantWaits)
 			}
 			for i, tok := range tokens {

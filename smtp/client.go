@@ -45,6 +45,12 @@ type Client struct {
 	secrets        []string // during AUTH: payloads and credentials, redacted if echoed
 
 	aborted atomic.Bool // the context was cancelled: deadlines stay in the past
+	// guarded is set while a guard watches the context of the whole of a
+	// SendBatch, which every read and write of it uses: io needs no guard
+	// of its own then.
+	guarded bool
+	// chunk is the BDAT chunk buffer, kept for the next message.
+	chunk []byte
 }
 
 // aLongTimeAgo is a deadline that has passed, used to abort blocking I/O.
@@ -226,8 +232,10 @@ func (c *Client) io(ctx context.Context, phase Phase, fn func() error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	stop := c.guard(ctx)
-	defer stop()
+	if !c.guarded {
+		stop := c.guard(ctx)
+		defer stop()
+	}
 	c.setDeadline(c.conn.SetReadDeadline, c.timeouts.forPhase(phase))
 	err := fn()
 	err = ctxCause(ctx, err)

@@ -144,7 +144,9 @@ func (c *Client) checkOffered(env *Envelope, utf8Needed bool) error {
 func (c *Client) mailCommand(env *Envelope, utf8Needed bool) (string, error) {
 	mail := "MAIL FROM:<" + env.From + ">"
 	if ok, v := c.Extension("SIZE"); ok && env.Size > 0 {
-		if limit, err := strconv.ParseInt(v, 10, 64); err == nil && limit > 0 && env.Size > limit {
+		// SIZE without a limit is common (go-smtp): no parse, whose error
+		// would cost an allocation per message.
+		if limit, err := parseSizeLimit(v); err == nil && limit > 0 && env.Size > limit {
 			return "", refusal(KindTooLarge, PhaseMail, "the message is %d bytes and the server accepts at most %d (SIZE)", env.Size, limit)
 		}
 		mail += " SIZE=" + strconv.FormatInt(env.Size, 10)
@@ -210,4 +212,12 @@ func utf8AddrXtext(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// parseSizeLimit parses the parameter of SIZE; an empty one is no limit.
+func parseSizeLimit(v string) (int64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	return strconv.ParseInt(v, 10, 64)
 }

@@ -15,6 +15,10 @@ import (
 // chunks do not wait for each other's replies, so smaller costs no waits.
 const chunkSize = 256 << 10
 
+// keptChunk bounds the chunk buffer a Client keeps for its next message:
+// enough for the usual message, little for a connection kept idle.
+const keptChunk = 64 << 10
+
 // sizer is implemented by messages that know their size in advance
 // (smtp/message.Message does).
 type sizer interface{ Size() (int64, error) }
@@ -113,6 +117,12 @@ func (c *Client) transaction(ctx context.Context, env Envelope, msg Message, mod
 // and what the message needs against what the server offers. The
 // returned txn is never nil: its result is the one to report on error.
 func (c *Client) begin(ctx context.Context, env Envelope, msg Message) (*txn, error) {
+	return c.beginAfter(ctx, env, msg, false)
+}
+
+// beginAfter is begin; with inFlight the replies to a message before this
+// one are still due, so replies waiting unread are not stray ones.
+func (c *Client) beginAfter(ctx context.Context, env Envelope, msg Message, inFlight bool) (*txn, error) {
 	t := &txn{c: c, env: &env, res: &Result{Server: c.cfg.Addr}}
 	if err := checkEnvelope(&env); err != nil {
 		c.tr.Info(PhaseMail, "refused before sending: %s", err.(*Error).Message)
@@ -123,7 +133,7 @@ func (c *Client) begin(ctx context.Context, env Envelope, msg Message) (*txn, er
 		// transaction cannot start, and must not seem to in the transcript.
 		return t, c.wireError(PhaseMail, c.broken)
 	}
-	if c.helloDone && c.rr.br.Buffered() > 0 {
+	if c.helloDone && !inFlight && c.rr.br.Buffered() > 0 {
 		// The server said something nobody asked for since its last
 		// reply: a stray reply, or the late real answer to an earlier
 		// command. No reply from now on can be matched to its command.
@@ -201,6 +211,14 @@ type txn struct {
 	// endAt is where the end of the message (the "." or the last BDAT
 	// chunk) ends in the stream, counted as Client.written counts.
 	endAt int64
+	// envRead is set once the replies to the envelope are read; pending
+	// counts the BDAT commands written (writeBDAT).
+	envRead bool
+	pending int
+	// beforeWait, if set, is called before the client first waits for a
+	// reply to this transaction (a batch reads the verdict on the message
+	// before it there).
+	beforeWait func() error
 }
 
 // envelopeOneByOne sends MAIL and each RCPT, waiting for each reply.
@@ -250,6 +268,15 @@ func (t *txn) readEnvelope(ctx context.Context) error {
 		}
 		if t.afterEnd && r.Code == 503 {
 			return errAfterEnd
+		}
+		if t.afterEnd && t.chunked && r.Code/100 != 2 {
+			// RSET is always answered 250 (RFC 5321 4.1.1.5): after a
+			// BDAT LAST whose verdict was read just before, another reply
+			// means that verdict may have been a stray one.
+			if r.Code == 421 {
+				return replyError(PhaseReset, r)
+			}
+			return t.c.outOfStep(PhaseReset, r, "RSET")
 		}
 		if r.Code != 250 {
 			// The replies to MAIL and RCPT still follow; read them to stay
@@ -662,32 +689,55 @@ func (t *txn) quitReply(ctx context.Context, r *Reply) error {
 // trips in all with QUIT. A larger one waits for the envelope replies
 // first, so a refused envelope does not cost the whole upload.
 func (t *txn) bdat(ctx context.Context, msg Message, mode sendMode, pipelined bool) error {
+	if err := t.writeBDAT(ctx, msg, pipelined); err != nil {
+		return err
+	}
+	if err := t.flushEnd(ctx); err != nil {
+		return err
+	}
+	return t.readBDAT(ctx, mode)
+}
+
+// writeBDAT writes the message in BDAT chunks up to and including the
+// last one, which stays buffered with what follows it; the replies are
+// read by readBDAT.
+func (t *txn) writeBDAT(ctx context.Context, msg Message, pipelined bool) error {
 	c := t.c
 	t.chunked = true
-	envRead := !pipelined
-	cw := t.newChunkWriter(ctx, &envRead)
+	t.envRead = !pipelined
+	cw := t.newChunkWriter(ctx, &t.envRead)
 	rec := newBodyRecorder(c)
 	rec.hold = true
 	cw.rec = rec
 	bw := newBodyWriter(cw, false, rec)
 	bw.sevenBit = t.sevenBit()
 	stop := c.guard(ctx) // as in data: the context aborts a blocked write
-	if err := t.writeChunks(ctx, msg, cw, bw, stop); err != nil {
+	cw.buf = c.chunk[:0]
+	err := t.writeChunks(ctx, msg, cw, bw, stop)
+	if cap(cw.buf) <= keptChunk {
+		c.chunk = cw.buf[:0] // emptied: the next message fills it again
+	}
+	if err != nil {
 		return err
 	}
 	t.markEnd()
+	t.pending = cw.pending
 	rec.summary(bw.n)
-	if err := t.flushEnd(ctx); err != nil {
-		return err
-	}
-	if !envRead {
+	return nil
+}
+
+// readBDAT reads the replies to a message that writeBDAT wrote and whose
+// end has been flushed: the envelope replies if they went with it, those
+// to the chunks, and the verdict.
+func (t *txn) readBDAT(ctx context.Context, mode sendMode) error {
+	if !t.envRead {
 		// Envelope and whole message went together: everything after this
 		// point is of unknown outcome if the connection drops.
-		if err := t.readEnvelopeAfterChunks(ctx, cw.pending); err != nil {
+		if err := t.readEnvelopeAfterChunks(ctx, t.pending); err != nil {
 			return err
 		}
 	}
-	if err := t.readChunkReplies(ctx, cw.pending-1); err != nil {
+	if err := t.readChunkReplies(ctx, t.pending-1); err != nil {
 		return err
 	}
 	return t.final(ctx, mode)
@@ -724,6 +774,12 @@ func (t *txn) newChunkWriter(ctx context.Context, envRead *bool) *chunkWriter {
 		*envRead = true
 		if err := c.flush(ctx, PhaseMail); err != nil {
 			return c.wireError(PhaseMail, err)
+		}
+		if t.beforeWait != nil {
+			// A batch's message in flight: its replies come first.
+			if err := t.beforeWait(); err != nil {
+				return err
+			}
 		}
 		return t.readEnvelope(ctx)
 	}
@@ -780,8 +836,8 @@ func (t *txn) writeChunks(ctx context.Context, msg Message, cw *chunkWriter, bw 
 func (t *txn) readEnvelopeAfterChunks(ctx context.Context, pending int) error {
 	c := t.c
 	err := t.readEnvelope(ctx)
-	if err == nil {
-		return nil
+	if err == nil || errors.Is(err, errAfterEnd) {
+		return err
 	}
 	var e *Error
 	if errors.As(err, &e) && e.Code == 0 {
@@ -822,6 +878,9 @@ func (t *txn) readChunkReplies(ctx context.Context, n int) error {
 // connection usable; anything else is a failure to write to the server
 // (a temporary network failure, not a fault of the message).
 func (t *txn) chunkError(ctx context.Context, err error) error {
+	if errors.Is(err, errAfterEnd) {
+		return err
+	}
 	return t.bodyError(ctx, err, err)
 }
 

@@ -314,6 +314,11 @@ func (m *Message) WriteTo(w io.Writer) (int64, error) {
 	return cw.n, err
 }
 
+// Repeatable reports that WriteTo writes the whole message each time it
+// is called (attachments are opened anew): smtp.SendBatch may send it
+// again (smtp.Repeatable).
+func (m *Message) Repeatable() bool { return true }
+
 // maxWriteBuffer is the buffer WriteTo writes a message with attachments
 // through: they are copied in pieces of this size.
 const maxWriteBuffer = 32 << 10
