@@ -88,9 +88,11 @@ func TestContextDeadline(t *testing.T) {
 	got, stop := make(chan struct{}), make(chan struct{})
 	addr := serve(t, blockAfterEHLO(got, stop))
 	t.Cleanup(func() { close(stop) })
+	// start before the context: its deadline is 300 ms after its own
+	// creation, which a loaded machine may delay past a later start.
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	res, err := SendMail(ctx, Config{Addr: addr}, envelope1, strings.NewReader("x"), SendOptions{})
 	// Not before the deadline; a slow machine may take longer. Without
 	// it the read would wait for the 5-minute command timeout.

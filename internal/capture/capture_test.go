@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	netsmtp "net/smtp"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"sockmail/internal/store"
+	"sockmail/internal/testenv"
 	"sockmail/smtp"
 )
 
@@ -263,11 +265,16 @@ func TestShutdownClosesIdleConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	// go-smtp's own Shutdown waits for an idle connection for ever; ours
+	// waits until its context's deadline, then cuts what is still open.
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	_ = s.Shutdown(ctx)
-	if time.Since(start) > 3*time.Second {
-		t.Error("shutdown hung on an idle connection")
+	// The idle connection is closed: the client reads its greeting, if
+	// it came, then the end (not its own read deadline, a generous bound
+	// for a server that never closes it).
+	_ = conn.SetReadDeadline(time.Now().Add(testenv.StallLimit))
+	if _, err := io.Copy(io.Discard, conn); err != nil {
+		t.Errorf("the idle connection after shutdown: %v, want it closed by the server", err)
 	}
 }
