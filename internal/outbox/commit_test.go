@@ -4,11 +4,9 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -256,60 +254,5 @@ func TestWorkerLeaseLostBeforeEnd(t *testing.T) {
 	snd, err := h.s.Send(context.Background(), *it.LastSendID)
 	if err != nil || !strings.Contains(eventsText(snd.Events), "the lease on this item was lost") {
 		t.Errorf("attempt's transcript: %v %v", err, snd)
-	}
-}
-
-// refusedMarkStore refuses the first marks as a full disk would, then
-// lets them through.
-type refusedMarkStore struct {
-	*store.Store
-	refusals atomic.Int32 // marks still to refuse
-}
-
-func (r *refusedMarkStore) MarkDataSent(ctx context.Context, id int64, owner string, at time.Time) error {
-	if r.refusals.Add(-1) >= 0 {
-		return fmt.Errorf("store: mark data sent: %w", errors.New("database or disk is full (13)"))
-	}
-	return r.Store.MarkDataSent(ctx, id, owner, at)
-}
-
-// TestWorkerMarkRefusedWithholdsEnd: when the database refuses the mark,
-// the end of the message is not sent (a take-over after the lease could
-// otherwise send it a second time); the attempt is a temporary failure,
-// and the next one, with the mark written, delivers the message once.
-func TestWorkerMarkRefusedWithholdsEnd(t *testing.T) {
-	h := newHarness(t)
-	srv := newHangServer(t, "")
-	profile := func(context.Context, int64) (smtp.Config, error) {
-		return smtp.Config{Addr: srv.addr(), TLS: smtp.TLSNone, LocalName: "sockmail.test"}, nil
-	}
-	items := h.enqueue(t, 1, "refused-mark")
-	st := &refusedMarkStore{Store: h.s}
-	st.refusals.Store(1)
-	w, _ := New(Deps{Store: st, Profiles: profile, PollInterval: 10 * time.Millisecond,
-		Backoff: Backoff{Base: time.Millisecond, Max: time.Millisecond}})
-	stop := run(t, w)
-	waitCounts(t, h.s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == 1 })
-	stop()
-	if n := srv.endsReceived(); n != 1 {
-		t.Errorf("the server received the end of %d messages, want 1 (none from the attempt whose mark was refused)", n)
-	}
-	it, err := h.s.OutboxItem(context.Background(), items[0].ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if it.Attempts != 2 {
-		t.Errorf("item after delivery: %d attempts, want 2 (the refused mark's, then the delivery)", it.Attempts)
-	}
-	first, err := h.s.Send(context.Background(), *it.LastSendID)
-	if err != nil || first.ParentID == nil {
-		t.Fatalf("the delivering attempt: %v %+v", err, first)
-	}
-	refused, err := h.s.Send(context.Background(), *first.ParentID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if refused.Status != smtp.StatusTempFail || !strings.Contains(eventsText(refused.Events), "the end of the message was withheld") {
-		t.Errorf("the attempt whose mark was refused: %s\n%s", refused.Status, eventsText(refused.Events))
 	}
 }

@@ -53,10 +53,10 @@
 // So a crash causes no duplicate. The remaining windows: a process that
 // dies between the mark's commit and the bytes leaving (microseconds)
 // leaves an unknown item whose message never arrived (the window is a
-// commit's return and one small write); a mark that cannot be written
-// (the database refuses writes or is unreachable; logged) holds the end
-// of the message back: the attempt is a temporary failure and the item
-// waits for the database, never sent without its mark; on SQLite the mark, like an
+// commit's return and one small write); a mark that cannot
+// be written (the database is unreachable; logged) does not hold the send
+// back, so a crash just then, before the outcome reaches the database or
+// the journal (below), means a resend; on SQLite the mark, like an
 // outcome, survives a crash of sockmail but not a power cut
 // (synchronous=NORMAL). A mark that finds the lease gone (another worker
 // took the item over) aborts the attempt before the end of the message is
@@ -508,16 +508,14 @@ func (w *Worker) attempt(ctx context.Context, it store.OutboxItem) {
 // only then lets the end go out. A crash from then on leaves the item
 // unknown instead of sending it again (store.ClaimDue).
 //
-// When the mark fails, the hook fails: the client withholds the end and
-// closes the connection, so the server discards this copy. If the lease
-// is gone (another worker took the item over and is sending it),
-// leaseLost then reports true. If the database refuses the write or
-// cannot be reached, the attempt ends as a temporary failure and the
-// item is tried again: a message whose end went out without its mark
-// could be sent a second time by whoever takes the item over once its
-// lease has expired (this process's lease cannot be renewed while the
-// database refuses writes), so mail waits for the database rather than
-// risk a duplicate.
+// When the mark fails because the lease is gone (another worker took the
+// item over and is sending it), the hook fails: the client withholds the
+// end and closes the connection, so the server discards this copy and
+// the message is not delivered twice; leaseLost then reports true. Any
+// other failure (the database is unreachable) is logged and the send
+// proceeds: the message is not held back by the database, at the price
+// of a resend, and so a possible duplicate, if the process also dies
+// before the outcome is recorded.
 func (w *Worker) markEnd(it store.OutboxItem, leaseLost *atomic.Bool, log *slog.Logger) func(context.Context) error {
 	return func(ctx context.Context) error {
 		err := w.d.Store.MarkDataSent(ctx, it.ID, w.d.Owner, w.d.Now())
@@ -528,8 +526,7 @@ func (w *Worker) markEnd(it store.OutboxItem, leaseLost *atomic.Bool, log *slog.
 			log.Warn("outbox: lease lost before the end of the message; not sending it", "err", err)
 			return err
 		default:
-			log.Error("outbox: cannot mark the end of the message sent; withholding the end, the item will be tried again", "err", err)
-			return fmt.Errorf("outbox: the database could not record that the end of the message was going out: %w", err)
+			log.Error("outbox: cannot mark the end of the message sent; sending it anyway (if this process dies before its outcome is recorded, the message will be sent again)", "err", err)
 		}
 		return nil
 	}
