@@ -291,6 +291,10 @@ func (s *server) serveWeb() error {
 // no account exists, the one-time setup code the first sign-up needs
 // (on stdout and in the log, where the sign-up page says to look).
 func (s *server) announce(ctx context.Context, stdout io.Writer) {
+	// Decided before the first line, so that whoever sees "running at"
+	// knows whether a code is needed (a test stopping the server at once
+	// included).
+	code, needed, err := s.h.SetupCode(ctx)
 	url := s.cfg.BaseURL
 	if s.cfg.BaseURL == "http://"+s.cfg.Listen {
 		url = "http://" + s.ln.Addr().String()
@@ -302,7 +306,6 @@ func (s *server) announce(ctx context.Context, stdout io.Writer) {
 		fmt.Fprintf(stdout, "capture SMTP server at %s (STARTTLS, any AUTH credentials unless configured)\n", capAddr)
 	}
 	s.log.Info("sockmail started", "url", url, "data", s.cfg.DataDir, "capture", capAddr)
-	code, needed, err := s.h.SetupCode(ctx)
 	switch {
 	case err != nil:
 		s.log.Error("cannot make the setup code; create the admin account with \"sockmail user add\"", "err", err)

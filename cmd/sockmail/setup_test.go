@@ -104,6 +104,8 @@ func TestServePrintsSetupCode(t *testing.T) {
 	}
 	stop()
 
+	// serve decides about the code before it prints "running at", which
+	// runServeFor waits for: stopping at once still shows the decision.
 	_, stdout, stderr, stop = runServeFor(t, env)
 	stop()
 	if strings.Contains(stdout.String()+stderr.String(), "setup code") || strings.Contains(stderr.String(), "setup_code") {
