@@ -189,24 +189,7 @@ func TestSendBatchBDATPipelined(t *testing.T) {
 			if len(out) != tt.n {
 				t.Fatalf("%d results for %d messages", len(out), tt.n)
 			}
-			for i, r := range out {
-				if r.Result == nil {
-					t.Fatalf("message %d: nil Result", i+1)
-				}
-				if st := StatusOf(r.Result, r.Err); st != tt.status[i] {
-					t.Errorf("message %d: status %q (err %v), want %q", i+1, st, r.Err, tt.status[i])
-				}
-				var e *Error
-				if r.Err != nil && !errors.As(r.Err, &e) {
-					t.Errorf("message %d: err %v is not *Error", i+1, r.Err)
-				}
-				if e != nil && e.Code != tt.codes[i] {
-					t.Errorf("message %d: code %d, want %d (%v)", i+1, e.Code, tt.codes[i], e)
-				}
-				if r.Result.QueueID != tt.queueIDs[i] {
-					t.Errorf("message %d: queue id %q, want %q", i+1, r.Result.QueueID, tt.queueIDs[i])
-				}
-			}
+			checkBatchOutcomes(t, out, tt.status, tt.codes, tt.queueIDs)
 			if !f.closed {
 				t.Errorf("connection not closed")
 			}
