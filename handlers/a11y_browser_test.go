@@ -382,6 +382,8 @@ func a11yFill(t *testing.T, a *contactApp, fx *a11yFixture) {
 	form := composeForm(c.csrf("/compose"))
 	form.Set("html", "<h1>Hello</h1><p>An <b>HTML</b> body.</p>")
 	form.Set("to", "a11y@example.test")
+	// Long enough to scroll in its box: a scrolling region must take focus.
+	form.Set("text", strings.Repeat("A line of a long text body.\n", 120))
 	fx.sent = sendID(t, c.waitDone(c.send(form, file{"notes.txt", "attached text\n"})))
 
 	host, port, _ := net.SplitHostPort(testenv.ClosedPort(t))
