@@ -89,6 +89,9 @@ type a11yVisit struct {
 	submit func(fx *a11yFixture) string
 	// status is the HTTP status the checked page must have.
 	status int
+	// shows, if set, is the data-testid of an element the checked page
+	// must have: the page a post leads to is the one meant.
+	shows string
 }
 
 // at is a path function for a fixed path.
@@ -125,12 +128,12 @@ func a11yVisits() []a11yVisit {
 			path: func(fx *a11yFixture) string {
 				return "/f/" + fx.form.Slug + "/thanks?origin=" + url.QueryEscape("https://site.example")
 			}},
-		{name: "contact-confirm", stage: stageSignedOut, path: at("/signin"), status: 200,
+		{name: "contact-confirm", stage: stageSignedOut, path: at("/signin"), status: 200, shows: "contact-confirm",
 			submit: func(fx *a11yFixture) string {
 				return postScript("/f/"+fx.form.Slug, url.Values{"name": {"Ada Lovelace"}, "email": {"ada@visitor.test"},
 					"message": {"Hello,\nI would like to know more."}})
 			}},
-		{name: "contact-error", stage: stageSignedOut, path: at("/signin"), status: 404,
+		{name: "contact-error", stage: stageSignedOut, path: at("/signin"), status: 404, shows: "contact-error",
 			submit: func(*a11yFixture) string {
 				return postScript("/f/no-such-form", url.Values{"name": {"Ada"}, "message": {"Hello"}})
 			}},
@@ -138,7 +141,7 @@ func a11yVisits() []a11yVisit {
 			path: func(fx *a11yFixture) string { return fx.rebound + "/signin" }},
 
 		{name: "compose", route: "/compose", stage: stageSignedIn, path: at("/compose"), status: 200},
-		{name: "compose-errors", stage: stageSignedIn, path: at("/compose"), status: 422,
+		{name: "compose-errors", stage: stageSignedIn, path: at("/compose"), status: 422, shows: "error-summary",
 			submit: at(`(() => { document.querySelector('[data-testid="input-to"]').value = "not an address";
 				document.querySelector('[data-testid="input-from"]').value = "";
 				document.querySelector('[data-testid="send"]').click(); })()`)},
@@ -148,7 +151,7 @@ func a11yVisits() []a11yVisit {
 			path: func(fx *a11yFixture) string { return "/sends/" + id(fx.failed) }},
 		{name: "profiles", route: "/profiles", stage: stageSignedIn, path: at("/profiles"), status: 200},
 		{name: "profile-new", route: "/profiles/new", stage: stageSignedIn, path: at("/profiles/new"), status: 200},
-		{name: "profile-errors", stage: stageSignedIn, path: at("/profiles/new"), status: 422,
+		{name: "profile-errors", stage: stageSignedIn, path: at("/profiles/new"), status: 422, shows: "error-summary",
 			submit: at(`document.querySelector('form[action="/profiles"] button[type="submit"]').click()`)},
 		{name: "profile-edit", route: "/profiles/:id", stage: stageSignedIn, status: 200,
 			path: func(fx *a11yFixture) string { return "/profiles/" + id(fx.profile) }},
@@ -171,7 +174,7 @@ func a11yVisits() []a11yVisit {
 		{name: "submission", route: "/submissions/:id", stage: stageSignedIn, status: 200,
 			path: func(fx *a11yFixture) string { return "/submissions/" + id(fx.submission) }},
 		{name: "outbox", route: "/outbox", stage: stageSignedIn, path: at("/outbox"), status: 200},
-		{name: "error-403", stage: stageSignedIn, path: at("/profiles"), status: 403,
+		{name: "error-403", stage: stageSignedIn, path: at("/profiles"), status: 403, shows: "error-code",
 			submit: at(postScript("/profiles", url.Values{"name": {"no CSRF token"}}))},
 		// Signed out, an unknown path leads to the sign-in page.
 		{name: "error-404", stage: stageSignedIn, path: at("/no-such-page"), status: 404},
@@ -365,7 +368,7 @@ func TestBrowserAccessibility(t *testing.T) {
 		chromedp.WaitVisible(tid("compose-form")),
 	)
 	w.stage(stageSignedIn)
-	if w.checked < 2*len(a11yVisits()) {
+	if w.checked != 2*len(a11yVisits()) {
 		t.Errorf("checked %d page states, want %d (each visit in two colour schemes)", w.checked, 2*len(a11yVisits()))
 	}
 }
@@ -465,14 +468,19 @@ func (w *a11yWalk) visit(v a11yVisit) {
 		resp, err = chromedp.RunResponse(sctx, chromedp.Evaluate[chromedp.Void](v.submit(w.fx)))
 	}
 	cancel()
-	if err != nil {
-		t.Fatalf("%s: open %s: %v", v.name, target, err)
+	if err != nil || resp == nil {
+		t.Fatalf("%s: open %s: no page (%v)", v.name, target, err)
 	}
 	if int(resp.Status) != v.status {
 		t.Errorf("%s: %s answered %d, want %d", v.name, resp.URL, resp.Status, v.status)
 	}
 	if v.submit == nil && resp.URL != target {
 		t.Errorf("%s: opened %s, landed on %s", v.name, target, resp.URL)
+	}
+	if v.shows != "" {
+		if n := value(t, w.ctx, chromedp.Evaluate[int](`document.querySelectorAll('[data-testid="`+v.shows+`"]').length`)); n == 0 {
+			t.Errorf("%s: %s has no %s", v.name, resp.URL, v.shows)
+		}
 	}
 	// Inject axe-core into the page (the page's CSP does not apply to
 	// the DevTools protocol's evaluation).
