@@ -382,7 +382,7 @@ func CapturedView(p Page, m CapturedMessage) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			if m.Text != "" {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 40, "<h2>Text</h2><pre class=\"body\" data-testid=\"text-body\">")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 40, "<h2>Text</h2><pre class=\"body\" tabindex=\"0\" role=\"region\" aria-label=\"Text body\" data-testid=\"text-body\">")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
@@ -505,7 +505,7 @@ func CapturedView(p Page, m CapturedMessage) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 55, "\" data-testid=\"raw-link\">Download the raw message (.eml)</a></p><details><summary>Show the raw message</summary><pre class=\"raw\" data-testid=\"raw\">")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 55, "\" data-testid=\"raw-link\">Download the raw message (.eml)</a></p><details><summary>Show the raw message</summary><pre class=\"raw\" tabindex=\"0\" role=\"region\" aria-label=\"Raw message\" data-testid=\"raw\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
