@@ -9,8 +9,8 @@ PROCBENCH_FLAGS ?=
 
 # "make build" makes two programs (README "Make targets"): bin/sockmail, the
 # command-line client (built with CLIENT_TAGS: "send" itself, "serve", "user"
-# and "send --store" handed to the full build by exec), which starts as fast
-# as a minimal net/smtp program; and bin/sockmail-server, the full build
+# and "send --store" handed to the full build by exec), which starts about
+# as fast as a minimal net/smtp program; and bin/sockmail-server, the full build
 # (everything; what "go build ./cmd/sockmail" and "go install" make), which
 # "make run" runs.
 CLIENT_TAGS := sendonly
