@@ -26,7 +26,8 @@ import (
 const buildUsage = `
 This is the command-line client (bin/sockmail). It runs "send" itself and
 hands "serve", "user" and "send --store" to the full build, sockmail-server,
-found beside it or at $` + handover.BinaryEnv + `.
+found beside it or at $` + handover.BinaryEnv + `; exit status 127 when
+it is not there, 126 when it cannot be run.
 `
 
 // Exit statuses when a command cannot be handed to the full build, as a
