@@ -57,7 +57,7 @@ func comparisons(c config, b binaries, s *sinks, tmp string) []comparison {
 	}
 	comps := []comparison{
 		{
-			name: "cold send, 1 message, go-smtp sink", group: "cold", rounds: c.coldRounds, messages: 1,
+			name: "cold send, 1 message, go-smtp sink (bin/sockmail)", group: "cold", rounds: c.coldRounds, messages: 1,
 			sockmail: send(s.goSMTP), baseline: netsmtp(s.goSMTP), against: netName + " (" + b.netsmtpLinked + ")",
 			checks: []check{timeRatio(1.3)},
 		},
