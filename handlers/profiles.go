@@ -40,6 +40,7 @@ func (h *Handler) showProfiles(c echo.Context, status int, refused *views.Profil
 		rows = append(rows, views.ProfileRow{
 			ID: p.ID, Name: p.Name, Addr: net.JoinHostPort(p.Host, strconv.Itoa(p.Port)), TLSMode: p.TLSMode,
 			AuthMech: p.AuthMech, Username: p.Username, HasPassword: len(p.PasswordEnc) > 0,
+			AllowInsecureAuth: p.AllowInsecureAuth,
 		})
 	}
 	return render(c, status, views.ProfilesPage(h.page(c, "Server profiles", "profiles"), views.ProfileList{Rows: rows, Refused: refused}))
@@ -74,7 +75,7 @@ func (h *Handler) editProfilePage(c echo.Context) error {
 	}
 	f := &webform.Profile{Name: p.Name, Server: webform.Server{
 		Host: p.Host, Port: strconv.Itoa(p.Port), TLS: p.TLSMode, Verify: !p.InsecureSkipVerify,
-		AuthMech: p.AuthMech, Username: p.Username, Helo: p.HeloName,
+		AuthMech: p.AuthMech, Username: p.Username, Helo: p.HeloName, AllowInsecureAuth: p.AllowInsecureAuth,
 	}}
 	return render(c, http.StatusOK, views.ProfileForm(h.page(c, "Edit server profile", "profiles"),
 		views.ProfileEdit{ID: p.ID, Form: f, HasPassword: len(p.PasswordEnc) > 0}))
@@ -114,6 +115,7 @@ func (h *Handler) saveProfile(c echo.Context, p *store.Profile) error {
 	}
 	p.Name, p.Host, p.Port, p.TLSMode = f.Name, f.Host, f.PortNumber(), f.TLS
 	p.InsecureSkipVerify, p.AuthMech, p.Username, p.HeloName = !f.Verify, f.AuthMech, f.Username, f.Helo
+	p.AllowInsecureAuth = f.AllowInsecureAuth
 	switch {
 	case f.Password != "":
 		sealed, err := h.sealer.Seal([]byte(f.Password))

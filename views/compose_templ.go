@@ -135,7 +135,7 @@ func ComposePage(p Page, v Compose) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = checkbox("allow_insecure_auth", "Allow AUTH without TLS", v.Form.AllowInsecureAuth).Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = InsecureAuthField(v.Form.AllowInsecureAuth).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

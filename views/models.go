@@ -173,6 +173,8 @@ type ProfileRow struct {
 	AuthMech    string
 	Username    string
 	HasPassword bool
+	// AllowInsecureAuth: the profile lets AUTH run without TLS.
+	AllowInsecureAuth bool
 }
 
 // ProfileEdit is the profile form page; ID is 0 for a new profile.
