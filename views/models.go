@@ -161,7 +161,10 @@ type Compose struct {
 	Errors      webform.Errors
 	Profiles    []Option
 	BuiltinAddr string
-	MaxUpload   int64
+	// MaxUpload bounds the attachments together, in bytes; MaxFiles
+	// bounds their number.
+	MaxUpload int64
+	MaxFiles  int
 }
 
 // ProfileRow is one saved server profile in the list.
