@@ -116,7 +116,7 @@ func uploadsError(up *composeUploads, limit int64) string {
 		return ""
 	case up.over:
 		return fmt.Sprintf("Attachments: the %s chosen %s; together they may be at most %s. Nothing was sent. Choose the files again (a browser cannot keep them after sending); together at most %s.",
-			plural(up.count, "file", "files"), addUpTo(up), views.Bytes(limit), views.Bytes(limit))
+			plural(up.count, "file", "files"), addUpTo(up, limit), views.Bytes(limit), views.Bytes(limit))
 	case up.count > maxAttachments:
 		return fmt.Sprintf("Attachments: %d files were chosen; at most %d can be attached. Nothing was sent. Choose at most %d files again (a browser cannot keep them after sending); together at most %s.",
 			up.count, maxAttachments, maxAttachments, views.Bytes(limit))
@@ -125,15 +125,16 @@ func uploadsError(up *composeUploads, limit int64) string {
 }
 
 // addUpTo says how large the chosen files were, as far as they were read.
-func addUpTo(up *composeUploads) string {
+func addUpTo(up *composeUploads, limit int64) string {
 	verb := "add up to"
 	if up.count == 1 {
 		verb = "is"
 	}
+	size, _ := webform.Sizes(up.total, limit)
 	if up.truncated {
-		return verb + " more than " + views.Bytes(up.total)
+		return verb + " more than " + size
 	}
-	return verb + " " + views.Bytes(up.total)
+	return verb + " " + size
 }
 
 func plural(n int, one, many string) string {
@@ -258,7 +259,10 @@ func (h *Handler) prepareSend(c echo.Context, f *webform.Compose, uploads []uplo
 		m.Attachments = append(m.Attachments, message.BytesAttachment(u.name, u.data))
 	}
 	if err := m.Validate(); err != nil {
-		return nil, fieldError{"headers", strings.TrimPrefix(err.Error(), "message: ")}
+		// The form's fields were checked: what is left is a custom
+		// header the message writes itself (From, Bcc, Content-Type...).
+		return nil, fieldError{"headers", "Custom headers: " + strings.TrimPrefix(err.Error(), "message: ") +
+			". Remove that line: From, To, Cc, Bcc, Reply-To and Subject come from the form's own fields, and sockmail writes Date, Message-ID and the MIME headers."}
 	}
 	var buf bytes.Buffer
 	if _, err := m.WriteTo(&buf); err != nil {
