@@ -115,11 +115,11 @@ func uploadsError(up *composeUploads, limit int64) string {
 	case up == nil:
 		return ""
 	case up.over:
-		return fmt.Sprintf("Attachments: the %s chosen %s; together they may be at most %s. Nothing was sent. Choose the files again (a browser cannot keep them after sending); together at most %s.",
-			plural(up.count, "file", "files"), addUpTo(up, limit), views.Bytes(limit), views.Bytes(limit))
+		return fmt.Sprintf("Attachments: the %s chosen %s; together they may be at most %s. Nothing was sent. Choose the files again, fewer or smaller (a browser cannot keep chosen files after sending).",
+			plural(up.count, "file", "files"), addUpTo(up, limit), views.Bytes(limit))
 	case up.count > maxAttachments:
-		return fmt.Sprintf("Attachments: %d files were chosen; at most %d can be attached. Nothing was sent. Choose at most %d files again (a browser cannot keep them after sending); together at most %s.",
-			up.count, maxAttachments, maxAttachments, views.Bytes(limit))
+		return fmt.Sprintf("Attachments: %d files were chosen; at most %d can be attached (together at most %s). Nothing was sent. Choose the files again, at most %d (a browser cannot keep chosen files after sending).",
+			up.count, maxAttachments, views.Bytes(limit), maxAttachments)
 	}
 	return ""
 }
