@@ -67,7 +67,16 @@ func (h *Handler) readComposeForm(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		if mt != "multipart/form-data" {
+			// A form without files (a hand-made request: the page sends
+			// multipart): its fields have their limit.
 			r.Body = http.MaxBytesReader(c.Response(), r.Body, composeFieldsLimit)
+			if err := r.ParseForm(); err != nil {
+				if bodyCut(err) {
+					return echo.NewHTTPError(http.StatusRequestEntityTooLarge,
+						"The form's text fields add up to more than "+views.Bytes(composeFieldsLimit)+"; shorten the bodies.")
+				}
+				return echo.NewHTTPError(http.StatusBadRequest, "The form could not be read: "+err.Error()+".")
+			}
 			return next(c)
 		}
 		r.Body = http.MaxBytesReader(c.Response(), r.Body, h.composeBodyLimit())
