@@ -155,7 +155,7 @@ func (h *Handler) compose(c echo.Context) error {
 	if msg := uploadsError(up, h.maxUp); msg != "" {
 		errs["attachments"] = msg
 		if up.truncated {
-			errs["attachments"] += " The form was too large to read to its end: the custom headers, DSN and test settings below are back to their defaults."
+			errs["attachments"] += " The form was too large to read to its end: the fields after Attachments (custom headers, DSN and test settings) may be back to their defaults; check them."
 		}
 	}
 	var job *delivery.Job
