@@ -225,3 +225,26 @@ func TestResolverTrustsCaptureCertificate(t *testing.T) {
 		t.Error("a certificate trusted without being given")
 	}
 }
+
+// TestResolverProfileInsecureAuth: the outbox's path to a profile
+// (Resolver.Profile, used by contact-form delivery) carries the profile's
+// "Allow AUTH without TLS" as the compose path does, on and off.
+func TestResolverProfileInsecureAuth(t *testing.T) {
+	box := newBox(t, 'k')
+	ps := &profiles{byID: map[int64]*store.Profile{
+		1: {ID: 1, Name: "lab", Host: "lab.test", Port: 25, TLSMode: "none", AuthMech: "PLAIN", Username: "u",
+			PasswordEnc: seal(t, box, "pw"), AllowInsecureAuth: true},
+		2: {ID: 2, Name: "strict", Host: "lab.test", Port: 25, TLSMode: "none", AuthMech: "PLAIN", Username: "u",
+			PasswordEnc: seal(t, box, "pw")},
+	}}
+	r := delivery.NewResolver(delivery.ResolverDeps{Profiles: ps, Opener: box})
+	for _, tt := range []struct {
+		id   int64
+		want bool
+	}{{1, true}, {2, false}} {
+		cfg, err := r.Profile(context.Background(), tt.id)
+		if err != nil || cfg.AllowInsecureAuth != tt.want || cfg.Auth == nil || cfg.Auth.Password != "pw" {
+			t.Errorf("profile %d: allow %v auth %+v, %v; want allow %v", tt.id, cfg.AllowInsecureAuth, cfg.Auth, err, tt.want)
+		}
+	}
+}
