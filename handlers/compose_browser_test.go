@@ -162,4 +162,40 @@ func TestComposeErrorsInBrowser(t *testing.T) {
 	if att.BorderColor != fail || att.BorderWidth != "2px" {
 		t.Errorf("attachments border %s %s, want 2px %s", att.BorderWidth, att.BorderColor, fail)
 	}
+
+	// 4. The profile form: the first mistake has the focus; the option
+	// "Allow AUTH without TLS" shows its warning and is listed.
+	run(t, ctx, "profile with mistakes",
+		chromedp.Navigate(a.srv.URL+"/profiles/new"),
+		chromedp.WaitVisible(tid("profile-form")),
+		chromedp.SetValue(tid("input-host"), "smtp.example.test:587"),
+		chromedp.SetValue(tid("input-port"), "587"),
+		markOld,
+		chromedp.Click(tid("profile-save")),
+		newPage(`[data-testid="error-summary"]`),
+	)
+	if got := value(t, ctx, chromedp.Evaluate[string](`document.activeElement.id`)); got != "f-name" {
+		t.Errorf("profile form: focus on %q, want f-name", got)
+	}
+	if msg := value(t, ctx, chromedp.Text(tid("error-host"))); !strings.Contains(msg, `"smtp.example.test:587" includes a port`) {
+		t.Errorf("profile host error %q", msg)
+	}
+	run(t, ctx, "profile allowing AUTH without TLS",
+		chromedp.SetValue(tid("input-name"), "lab"),
+		chromedp.SetValue(tid("input-host"), "lab.example.test"),
+		chromedp.SetValue(tid("input-tls"), "none"),
+		chromedp.SetValue(tid("input-auth_mech"), "PLAIN"),
+		chromedp.SetValue(tid("input-username"), "lab-user"),
+		chromedp.Click(tid("input-allow_insecure_auth")),
+		chromedp.WaitVisible(tid("insecure-auth-warning")),
+	)
+	screenshot(t, ctx, "profile-insecure-auth-form.png")
+	run(t, ctx, "save the profile",
+		chromedp.Click(tid("profile-save")),
+		chromedp.WaitVisible(tid("profile-insecure-auth")),
+	)
+	screenshot(t, ctx, "profile-insecure-auth-list.png")
+	if p := a.profileByName("lab"); !p.AllowInsecureAuth {
+		t.Error("the option ticked in the browser was not stored")
+	}
 }
