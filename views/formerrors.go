@@ -13,10 +13,14 @@ func fieldOrder() []string {
 	return []string{
 		// sign-up and sign-in
 		"setup_code", "email",
-		// profile and contact form names
+		// profile and contact forms
 		"name", "slug", "fields", "subject_template", "recipients", "profile", "from_addr", "from_name",
-		// compose and profile: the server
-		"server", "host", "port", "tls", "auth_mech", "username", "password", "confirm", "helo",
+		"allowed_origins", "success_url", "error_url", "max_field_kib", "rate_per_addr", "rate_per_form",
+		"max_upload_kib", "captcha_provider", "captcha_site_key", "captcha_secret",
+		// history filter (its "server" is compose's), compare
+		"q", "status", "source", "recipient", "sender",
+		// compose, profile and resend: the server
+		"server", "since", "until", "a", "b", "host", "port", "tls", "auth_mech", "username", "password", "confirm", "helo",
 		// compose: the message
 		"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "attachments", "headers",
 		"dsn_notify", "dsn_ret", "dsn_envid", "stop_after",
