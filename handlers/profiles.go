@@ -108,7 +108,7 @@ func (h *Handler) saveProfile(c echo.Context, p *store.Profile) error {
 			views.ProfileEdit{ID: p.ID, Form: f, Errors: errs, HasPassword: len(p.PasswordEnc) > 0}))
 	}
 	if f.ClearPassword && f.Password != "" {
-		errs["password"] = "Type a new password or tick \"Remove the stored password\", not both."
+		errs["password"] = "Password: type a new password or tick \"Remove the stored password\", not both."
 	}
 	if len(errs) > 0 {
 		return show(http.StatusUnprocessableEntity)
@@ -128,7 +128,7 @@ func (h *Handler) saveProfile(c echo.Context, p *store.Profile) error {
 	}
 	err := h.profiles.SaveProfile(c.Request().Context(), p)
 	if errors.Is(err, store.ErrExists) {
-		errs["name"] = "Another profile has this name."
+		errs["name"] = "Name: another profile is already called \"" + f.Name + "\". Choose another name, or edit that profile."
 		return show(http.StatusUnprocessableEntity)
 	}
 	if isStorageFailure(err) {
