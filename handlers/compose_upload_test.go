@@ -113,3 +113,56 @@ func TestComposeUploadWithinLimit(t *testing.T) {
 		t.Fatalf("status %q", got)
 	}
 }
+
+// TestComposeFieldErrorsThroughTheRouter posts the compose form with one
+// mistake at a time: the answer is the form (422) with the message beside
+// the field, naming it and the value, what was typed kept, and the field
+// focused. The custom header case is refused where the message is built
+// (prepareSend), after the form's own checks.
+func TestComposeFieldErrorsThroughTheRouter(t *testing.T) {
+	a := newApp(t, appOptions{})
+	c := a.client()
+	c.signUp()
+	tests := []struct {
+		name  string
+		set   map[string]string
+		field string
+		want  string // the whole message
+	}{
+		{"a bad recipient among three", map[string]string{"to": "ann@example.test, bob.example.org, carol@example.test"}, "to",
+			`To: "bob.example.org" (address 2 of 3) is not an email address: it has no "@". Write it as name@domain, e.g. bob@example.org.`},
+		{"Bcc name without brackets", map[string]string{"bcc": "Erin Example erin@example.test"}, "bcc",
+			`Bcc: "Erin Example erin@example.test" is a name and an address without angle brackets. Write it as Erin Example <erin@example.test>.`},
+		{"host with a port", map[string]string{"server": "adhoc", "host": "smtp.example.test:25", "port": "25"}, "host",
+			`Host: "smtp.example.test:25" includes a port. Write the host here and the port in the Port field.`},
+		{"subject injection", map[string]string{"subject": "Hi\r\nBcc: victim@example.test"}, "subject",
+			`Subject: it holds a line break. A subject is one line: remove the break (a line break could add headers to the message). Add headers in Custom headers.`},
+		{"reserved custom header", map[string]string{"headers": "Bcc: victim@example.test"}, "headers",
+			`Custom headers: header field Bcc: set by the message itself, not as a custom field. Remove that line: From, To, Cc, Bcc, Reply-To and Subject come from the form's own fields, and sockmail writes Date, Message-ID and the MIME headers.`},
+		{"stop after", map[string]string{"stop_after": "body"}, "stop_after",
+			`Stop after: "body" is not one of the choices. Choose "Nothing: send the message" or a step: Connect, EHLO, STARTTLS, AUTH, MAIL FROM, RCPT TO.`},
+		{"a deleted profile", map[string]string{"server": "999"}, "server", "The server profile 999 no longer exists."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			form := composeForm(c.csrf("/compose"))
+			form.Set("cc", "kept@example.test")
+			for k, v := range tt.set {
+				form.Set(k, v)
+			}
+			r := c.postMultipart("/compose", form)
+			if r.status != http.StatusUnprocessableEntity {
+				t.Fatalf("status %d, want 422", r.status)
+			}
+			if got := r.testid(t, "error-"+tt.field).Text(); got != tt.want {
+				t.Errorf("message\n got %s\nwant %s", got, tt.want)
+			}
+			if got, _ := r.testid(t, "input-cc").Attr("value"); tt.field != "cc" && got != "kept@example.test" {
+				t.Errorf("Cc %q not kept", got)
+			}
+			if _, ok := r.doc(t).Find("#f-" + tt.field).Attr("autofocus"); !ok {
+				t.Errorf("#f-%s has no autofocus", tt.field)
+			}
+		})
+	}
+}

@@ -120,8 +120,12 @@ func reason(err error) string {
 	return strings.TrimPrefix(s, "mail: ")
 }
 
-// quote shows what was typed, in double quotes, cut to a readable length.
+// quote shows what was typed, in double quotes, cut to a readable length;
+// control characters (a line break) are shown escaped, as \r and \n.
 func quote(s string) string {
+	if hasControl(s) || strings.ContainsAny(s, "\t") {
+		s = strings.Trim(strconv.Quote(s), `"`)
+	}
 	const max = 80
 	if len(s) > max {
 		cut := max

@@ -44,7 +44,7 @@ func TestComposeErrorText(t *testing.T) {
 		{"two senders", func(f *Compose) { f.From = "ann@example.org, bob@example.org" }, "from",
 			`From: it holds 2 addresses; a message has one sender. Keep one, and put the others in Reply-To if replies should reach them.`},
 		{"From with a header injected", func(f *Compose) { f.From = "a@example.test\r\nBcc: x@example.test" }, "from",
-			`From: "a@example.test` + "\r\n" + `Bcc: x@example.test" holds a line break. Write each address on one line, separated by commas.`},
+			`From: "a@example.test\r\nBcc: x@example.test" holds a line break. Write each address on one line, separated by commas.`},
 		{"no recipient", func(f *Compose) { f.To = "" }, "to",
 			`To: enter at least one recipient in To, Cc or Bcc, e.g. bob@example.org.`},
 		{"subject with a header injected", func(f *Compose) { f.Subject = "Hi\nBcc: x@example.org" }, "subject",
