@@ -83,7 +83,9 @@ type Deps struct {
 	Delivery *delivery.Service
 	// SendTimeout bounds one test send.
 	SendTimeout time.Duration
-	// MaxUpload bounds a compose form with its attachments, in bytes.
+	// MaxUpload bounds the attachments of a compose form together, in
+	// bytes: the one limit its hint, the browser check and the server
+	// error state (the other fields have their own, composeFieldsLimit).
 	MaxUpload int64
 	// Capture is the built-in capture server.
 	Capture CaptureServer

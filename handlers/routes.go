@@ -54,7 +54,8 @@ func (h *Handler) clientAddr() echo.IPExtractor {
 //   - the browser pages (sign-up, sign-in, sign-out): cookie session and
 //     CSRF protection, small bodies;
 //   - the admin pages: the same plus a signed-in admin;
-//   - compose: the admin group's middleware with the attachment limit.
+//   - compose: the admin group's middleware; its body is read as a stream
+//     that keeps the fields of a form with files over the limit.
 func (h *Handler) Routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
@@ -80,7 +81,10 @@ func (h *Handler) Routes() *echo.Echo {
 	pages.POST("/signin", h.signIn)
 	pages.POST("/signout", h.signOut)
 
-	upload := site.Group("/compose", noStore, h.limitBody(h.maxUp+1<<20), h.loadSession, h.checkCSRF, h.requireUser)
+	// The compose body is read as a stream before the CSRF check (which
+	// reads the token from it): readComposeForm keeps every field of a
+	// form whose files are over the limit, so that it comes back in full.
+	upload := site.Group("/compose", noStore, h.loadSession, h.requireUser, h.readComposeForm, h.checkCSRF)
 	upload.GET("", h.composePage)
 	upload.POST("", h.compose)
 

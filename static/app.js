@@ -119,3 +119,70 @@
 		});
 	});
 })();
+
+// sockmail: the compose form checks the chosen attachments against the
+// server's limits (data-max-bytes, data-max-files on the file input)
+// before sending, so that an over-limit upload is stopped here with a
+// clear message instead of travelling to the server. The numbers are
+// formatted as the server formats them (views.Bytes), so the hint, this
+// message and the server's error state the same limit. Without
+// JavaScript the server checks the same limits and shows the form again.
+(function () {
+	var input = document.querySelector('input[type=file][data-max-bytes]');
+	var box = document.getElementById("err-attachments-js");
+	if (!input || !box || !input.form) {
+		return;
+	}
+	var maxBytes = parseInt(input.dataset.maxBytes, 10);
+	var maxFiles = parseInt(input.dataset.maxFiles || "0", 10);
+	var label = input.dataset.maxLabel;
+	var described = input.getAttribute("aria-describedby") || "";
+	var serverInvalid = input.getAttribute("aria-invalid") === "true";
+
+	function bytes(n) {
+		if (n >= 1048576) { return (n / 1048576).toFixed(1) + " MiB"; }
+		if (n >= 1024) { return (n / 1024).toFixed(1) + " KiB"; }
+		return n + " B";
+	}
+
+	// problem returns what is wrong with the chosen files, or "".
+	function problem() {
+		var files = input.files || [];
+		var total = 0;
+		for (var i = 0; i < files.length; i++) { total += files[i].size; }
+		if (total > maxBytes) {
+			var size = bytes(total), max = label;
+			if (size === max) { size = total + " bytes"; max = maxBytes + " bytes"; }
+			var what = files.length === 1 ? "the file chosen is " : "the " + files.length + " files chosen add up to ";
+			return "Attachments: " + what + size + "; together they may be at most " + max +
+				". Choose fewer or smaller files (together at most " + label + ").";
+		}
+		if (maxFiles > 0 && files.length > maxFiles) {
+			return "Attachments: " + files.length + " files are chosen; at most " + maxFiles +
+				" can be attached. Choose at most " + maxFiles + " files (together at most " + label + ").";
+		}
+		return "";
+	}
+
+	function show(msg) {
+		box.textContent = msg;
+		box.hidden = msg === "";
+		var ids = described.split(" ").filter(function (id) { return id && id !== box.id; });
+		if (msg !== "") { ids.push(box.id); }
+		input.setAttribute("aria-describedby", ids.join(" "));
+		input.setAttribute("aria-invalid", msg !== "" || serverInvalid ? "true" : "false");
+	}
+
+	input.addEventListener("change", function () {
+		serverInvalid = false; // new files: the server's complaint was about the old ones
+		show(problem());
+	});
+	input.form.addEventListener("submit", function (ev) {
+		var msg = problem();
+		show(msg);
+		if (msg !== "") {
+			ev.preventDefault();
+			input.focus();
+		}
+	});
+})();

@@ -161,7 +161,10 @@ type Compose struct {
 	Errors      webform.Errors
 	Profiles    []Option
 	BuiltinAddr string
-	MaxUpload   int64
+	// MaxUpload bounds the attachments together, in bytes; MaxFiles
+	// bounds their number.
+	MaxUpload int64
+	MaxFiles  int
 }
 
 // ProfileRow is one saved server profile in the list.
@@ -173,6 +176,8 @@ type ProfileRow struct {
 	AuthMech    string
 	Username    string
 	HasPassword bool
+	// AllowInsecureAuth: the profile lets AUTH run without TLS.
+	AllowInsecureAuth bool
 }
 
 // ProfileEdit is the profile form page; ID is 0 for a new profile.
