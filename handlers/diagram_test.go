@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 
+	"sockmail/internal/store"
 	"sockmail/internal/testenv"
 	"sockmail/smtp"
 )
@@ -153,4 +155,74 @@ func TestDiagramRouteRefusals(t *testing.T) {
 	if svg.Find(`[data-testid="diagram-span"][data-kind="tls"]`).Length() != 1 {
 		t.Errorf("no TLS span in %s", strconv.Quote(svg.Text()))
 	}
+}
+
+// TestHistoryCompareDiagrams checks the compare page's diagrams: both on
+// one time scale (the same px per ms), so that the server 300 ms slower
+// to answer EHLO has a round trip 300 ms of the scale longer, and the
+// refused recipient of one marked.
+func TestHistoryCompareDiagrams(t *testing.T) {
+	a := newHistoryApp(t, historyOptions{})
+	c := a.client()
+	c.signUp()
+	conversation := func(ehloWait float64, rcpt string) []smtp.Event {
+		return []smtp.Event{
+			ev(1, smtp.DirServer, smtp.PhaseGreeting, "220 mx ESMTP"),
+			ev(2, smtp.DirClient, smtp.PhaseEHLO, "EHLO c"),
+			ev(2+ehloWait, smtp.DirServer, smtp.PhaseEHLO, "250 mx"),
+			ev(3+ehloWait, smtp.DirClient, smtp.PhaseMail, "MAIL FROM:<sender@example.test>"),
+			ev(4+ehloWait, smtp.DirServer, smtp.PhaseMail, "250 2.1.0 Ok"),
+			ev(5+ehloWait, smtp.DirClient, smtp.PhaseRcpt, "RCPT TO:<rcpt@example.test>"),
+			ev(6+ehloWait, smtp.DirServer, smtp.PhaseRcpt, rcpt),
+			ev(7+ehloWait, smtp.DirClient, smtp.PhaseQuit, "QUIT"),
+			ev(8+ehloWait, smtp.DirServer, smtp.PhaseQuit, "221 bye"),
+		}
+	}
+	fast := a.seedSend(store.Send{Events: conversation(50, "250 2.1.5 Ok")})
+	slow := a.seedSend(store.Send{Events: conversation(350, "550 5.1.1 unknown"), Status: smtp.StatusPermFail, Error: "rcpt: 550 5.1.1 unknown",
+		Failure: smtp.Failure{Phase: smtp.PhaseRcpt, Code: 550, EnhancedCode: "5.1.1", Kind: smtp.KindMailboxUnknown}})
+	r := c.get(fmt.Sprintf("/history/compare?a=%d&b=%d", fast.ID, slow.ID))
+	if r.status != http.StatusOK {
+		t.Fatalf("compare: %d", r.status)
+	}
+	svgs := r.testid(t, "compare-diagrams").Find(`svg[data-testid="diagram"]`)
+	if svgs.Length() != 2 {
+		t.Fatalf("%d diagrams", svgs.Length())
+	}
+	scale := func(i int) float64 {
+		v, _ := svgs.Eq(i).Attr("data-px-per-ms")
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 {
+			t.Fatalf("diagram %d: px per ms %q", i, v)
+		}
+		return f
+	}
+	if scale(0) != scale(1) {
+		t.Errorf("scales %v and %v px per ms", scale(0), scale(1))
+	}
+	// The EHLO round trip is the first trip (no connect span here).
+	trip := func(i int) float64 {
+		d, _ := svgs.Eq(i).Find(`[data-testid="diagram-trip"] path`).First().Attr("d")
+		// "M<x> <y1>h4V<y2>h-4"
+		var x, y1, y2 float64
+		if _, err := fmt.Sscanf(d, "M%f %fh4V%fh-4", &x, &y1, &y2); err != nil {
+			t.Fatalf("trip path %q: %v", d, err)
+		}
+		return y2 - y1
+	}
+	if diff, want := trip(1)-trip(0), 300*scale(0); diff < want-1 || diff > want+1 {
+		t.Errorf("the EHLO 300 ms slower is %.1f px longer, want %.1f", diff, want)
+	}
+	if svgs.Eq(0).Find(`[data-testid="diagram-failure"]`).Length() != 0 || svgs.Eq(1).Find(`[data-testid="diagram-failure"][data-code="550"]`).Length() != 1 {
+		t.Error("the refused recipient is not marked on the failed send alone")
+	}
+	// Element ids stay unique with two diagrams in the page.
+	seen := map[string]bool{}
+	r.doc(t).Find("[id]").Each(func(_ int, s *goquery.Selection) {
+		id, _ := s.Attr("id")
+		if seen[id] {
+			t.Errorf("id %q twice", id)
+		}
+		seen[id] = true
+	})
 }
