@@ -718,3 +718,11 @@ func wrap(s string, n int) []string {
 	}
 	return append(out, strings.TrimSpace(string(r)))
 }
+
+// linesCount says how many lines: "1 line", "12 lines".
+func linesCount(n int) string {
+	if n == 1 {
+		return "1 line"
+	}
+	return strconv.Itoa(n) + " lines"
+}
