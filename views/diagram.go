@@ -159,7 +159,7 @@ const (
 	diagramTop    = 72.0  // the first instant
 	lifelineTop   = 52.0  // where the lifelines begin
 	timeHeight    = 440.0 // the height the time scale aims to fill
-	minSeparation = 30.0  // between the starts of two labelled items
+	minSeparation = 32.0  // between the starts of two labelled items
 	breakHeight   = 48.0  // a break
 	bottomPad     = 36.0
 	popupLine     = 14.0 // a line of an arrow's panel

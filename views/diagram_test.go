@@ -368,7 +368,7 @@ func TestDiagramScale(t *testing.T) {
 		t.Errorf("a diagram with a 30 s wait is %.0f px high: the wait was not cut", d.Height)
 	}
 	for i := 1; i < len(d.Arrows); i++ {
-		if gap := d.Arrows[i].Y1 - d.Arrows[i-1].Y1; gap < 29.9 {
+		if gap := d.Arrows[i].Y1 - d.Arrows[i-1].Y1; gap < 31.9 {
 			t.Errorf("arrows %d and %d are %.1f px apart", i-1, i, gap)
 		}
 	}
