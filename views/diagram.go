@@ -66,6 +66,10 @@ type Diagram struct {
 	Waiting float64
 	// PopupX and PopupW place the panel that shows an arrow's lines.
 	PopupX, PopupW float64
+	// Omitted is how many flights are not drawn (maxDiagramFlights), and
+	// OmittedY where the diagram says so.
+	Omitted  int
+	OmittedY float64
 }
 
 // DiagramLane is one side of the conversation.
@@ -164,8 +168,8 @@ const (
 	bottomPad     = 36.0
 	popupLine     = 14.0 // a line of an arrow's panel
 	maxPopupLines = 18
-	maxAriaLines  = 40
-	maxLineChars  = 200
+	maxAriaLines  = 24
+	maxLineChars  = 160
 	// maxPxPerMs keeps sub-millisecond jitter on a loopback send from
 	// looking like a wait.
 	maxPxPerMs = 20.0
@@ -182,7 +186,7 @@ type diagramScale struct {
 
 // NewDiagram lays out one diagram on a scale that fits it.
 func NewDiagram(in DiagramInput) Diagram {
-	cv := smtp.Converse(in.Events)
+	cv := converse(in.Events)
 	keys := diagramKeys(cv, in)
 	return layoutDiagram(in, cv, keys, chooseScale(gaps(keys)))
 }
@@ -191,7 +195,7 @@ func NewDiagram(in DiagramInput) Diagram {
 // per ms and the same breaks), so that a longer wait in one is longer on
 // the page.
 func DiagramsOnOneScale(a, b DiagramInput) (Diagram, Diagram) {
-	cva, cvb := smtp.Converse(a.Events), smtp.Converse(b.Events)
+	cva, cvb := converse(a.Events), converse(b.Events)
 	ka, kb := diagramKeys(cva, a), diagramKeys(cvb, b)
 	ga, gb := gaps(ka), gaps(kb)
 	sc := chooseScale(append(append([]time.Duration(nil), ga...), gb...))
@@ -201,9 +205,40 @@ func DiagramsOnOneScale(a, b DiagramInput) (Diagram, Diagram) {
 	return layoutDiagram(a, cva, ka, sc), layoutDiagram(b, cvb, kb, sc)
 }
 
+// maxDiagramFlights bounds a diagram: a conversation of more flights (a
+// stored CLI send of many messages over one connection) is drawn up to
+// there, and the diagram says how many more there are.
+const maxDiagramFlights = 300
+
+// diagramConversation is a conversation cut to maxDiagramFlights.
+type diagramConversation struct {
+	smtp.Conversation
+	// Omitted is how many flights were cut.
+	Omitted int
+}
+
+// converse reads events as a conversation of at most maxDiagramFlights
+// flights, with the spans that ended before the first flight cut.
+func converse(events []smtp.Event) diagramConversation {
+	cv := diagramConversation{Conversation: smtp.Converse(events)}
+	if n := len(cv.Flights); n > maxDiagramFlights {
+		cut := cv.Flights[maxDiagramFlights].Start
+		cv.Flights = cv.Flights[:maxDiagramFlights]
+		cv.Omitted = n - maxDiagramFlights
+		var spans []smtp.SpanTime
+		for _, sp := range cv.Spans {
+			if sp.End < cut {
+				spans = append(spans, sp)
+			}
+		}
+		cv.Spans = spans
+	}
+	return cv
+}
+
 // diagramKeys are the instants a diagram places: the start and end of
 // every flight and span, and the failure.
-func diagramKeys(cv smtp.Conversation, in DiagramInput) []time.Duration {
+func diagramKeys(cv diagramConversation, in DiagramInput) []time.Duration {
 	var keys []time.Duration
 	for _, f := range cv.Flights {
 		keys = append(keys, f.Start, f.End)
@@ -293,7 +328,7 @@ func (tl timeline) y(t time.Duration) float64 {
 }
 
 // layoutDiagram places everything on the scale.
-func layoutDiagram(in DiagramInput, cv smtp.Conversation, keys []time.Duration, sc diagramScale) Diagram {
+func layoutDiagram(in DiagramInput, cv diagramConversation, keys []time.Duration, sc diagramScale) Diagram {
 	g := wideGeometry
 	if in.Narrow {
 		g = narrowGeometry
@@ -447,6 +482,10 @@ func layoutDiagram(in DiagramInput, cv smtp.Conversation, keys []time.Duration, 
 		end = max(end, fl.TextY+float64(len(fl.Text))*popupLine)
 	}
 
+	if cv.Omitted > 0 {
+		d.Omitted, d.OmittedY = cv.Omitted, end+minSeparation
+		end = d.OmittedY
+	}
 	d.Bottom = end + bottomPad/2
 	d.Height = d.Bottom + bottomPad/2
 	for _, a := range d.Arrows {
@@ -460,7 +499,7 @@ func layoutDiagram(in DiagramInput, cv smtp.Conversation, keys []time.Duration, 
 // failurePoint is when the send failed and the exchange whose reply said
 // so (-1 when no reply did: a timeout, a refused connection). A send that
 // stopped where it was asked to has none.
-func failurePoint(cv smtp.Conversation, in DiagramInput) (time.Duration, int, bool) {
+func failurePoint(cv diagramConversation, in DiagramInput) (time.Duration, int, bool) {
 	f := in.Failure
 	if in.Running || (f.IsZero() && in.Error == "") || f.Kind == smtp.KindStopped || len(cv.Events) == 0 {
 		return 0, -1, false
@@ -477,9 +516,12 @@ func failurePoint(cv smtp.Conversation, in DiagramInput) (time.Duration, int, bo
 				found = i
 			}
 		}
-		if found >= 0 {
+		if found >= 0 && cv.Exchanges[found].ReplyFlight < len(cv.Flights) {
 			return cv.Exchanges[found].Answered, found, true
 		}
+	}
+	if cv.Omitted > 0 { // after the flights drawn
+		return 0, -1, false
 	}
 	return cv.Events[len(cv.Events)-1].Offset, -1, true
 }
@@ -514,7 +556,7 @@ func spanName(k smtp.Span) string {
 
 // commandsLabel names a client flight's commands, runs of one verb
 // counted: "MAIL, RCPT ×3, DATA".
-func commandsLabel(cv smtp.Conversation, f smtp.Flight) string {
+func commandsLabel(cv diagramConversation, f smtp.Flight) string {
 	var words []string
 	for _, x := range f.Exchanges {
 		ex := cv.Exchanges[x]
@@ -572,7 +614,7 @@ func commandWord(ev smtp.Event) string {
 
 // replyCodes are the codes of the replies a server flight carried, runs
 // of six or more of one code counted ("250 ×10").
-func replyCodes(cv smtp.Conversation, f smtp.Flight) []DiagramCode {
+func replyCodes(cv diagramConversation, f smtp.Flight) []DiagramCode {
 	type code struct {
 		text    string
 		refused bool
@@ -637,7 +679,7 @@ func arrowHead(x1, y1, x2, y2 float64) string {
 }
 
 // diagramText is the title and description of a diagram.
-func diagramText(in DiagramInput, cv smtp.Conversation, d Diagram) (string, string) {
+func diagramText(in DiagramInput, cv diagramConversation, d Diagram) (string, string) {
 	title := "Sequence diagram of the conversation with " + d.Server.Name
 	var waits int
 	for _, f := range cv.Flights {
@@ -646,13 +688,16 @@ func diagramText(in DiagramInput, cv smtp.Conversation, d Diagram) (string, stri
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Time flows down. %d flights, %d of them from the client", len(cv.Flights), waits)
+	fmt.Fprintf(&b, "Time flows down. %d flights, %d of them from the client", len(cv.Flights)+cv.Omitted, waits)
 	if len(cv.Events) > 0 {
 		fmt.Fprintf(&b, ", over %s", Duration(cv.Events[len(cv.Events)-1].Offset))
 	}
 	b.WriteString(".")
 	for _, br := range d.Breaks {
 		fmt.Fprintf(&b, " A wait of %s is drawn shortened.", strings.Trim(br.Label, "… "))
+	}
+	if d.Omitted > 0 {
+		fmt.Fprintf(&b, " The first %d flights are drawn, %d more are not.", len(cv.Flights), d.Omitted)
 	}
 	if in.Running {
 		b.WriteString(" The send is still running.")

@@ -443,3 +443,36 @@ func TestDiagramEscapes(t *testing.T) {
 		t.Error("the greeting's text is not shown")
 	}
 }
+
+// TestDiagramBounded checks the limits: a conversation of thousands of
+// flights (a stored CLI send of many messages over one connection) is
+// drawn up to maxDiagramFlights with a note of how many more there are,
+// and a long line is cut in an arrow's panel and accessible name.
+func TestDiagramBounded(t *testing.T) {
+	lines := []string{"1.00 S greeting 220 " + strings.Repeat("x", 990)}
+	for i := range 1000 {
+		lines = append(lines, fmt.Sprintf("%d.50 C rset RSET", i+2), fmt.Sprintf("%d.90 S rset 250 ok", i+2))
+	}
+	d := views.NewDiagram(views.DiagramInput{Server: "mx:25", Events: transcript(t, lines...),
+		Failure: smtp.Failure{Phase: smtp.PhaseReset, Code: 250}, Error: "a failure after the flights drawn"})
+	if len(d.Arrows) != 300 || d.Omitted != 1701 {
+		t.Errorf("%d arrows drawn, %d omitted; want 300 and 1701", len(d.Arrows), d.Omitted)
+	}
+	if d.Failure != nil {
+		t.Errorf("a failure after the flights drawn is marked at %+v", d.Failure)
+	}
+	svg := renderSVG(t, d)
+	if len(svg) > 1<<20 || d.Height > 300*40 {
+		t.Errorf("the diagram is %d bytes and %.0f px high", len(svg), d.Height)
+	}
+	if !bytes.Contains(svg, []byte("… 1701 more flights are not drawn")) {
+		t.Error("no note of the flights not drawn")
+	}
+	greeting := d.Arrows[0]
+	if n := len([]rune(greeting.Lines[0])); n > 60 {
+		t.Errorf("a 1000-character line is %d characters in the panel", n)
+	}
+	if n := len([]rune(greeting.Aria)); n > 200 {
+		t.Errorf("a 1000-character line makes an accessible name of %d characters", n)
+	}
+}
