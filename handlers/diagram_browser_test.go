@@ -90,8 +90,14 @@ func TestDiagramBrowser(t *testing.T) {
 	// shows every flight while the send still runs; then finished.
 	gate.Store(hold)
 	chunked := compose("rcpt@"+pf.Domain, "diagram live "+testenv.UniqueToken())
+	// The page is marked: the grown diagram must come into this page
+	// (app.js), not with a reload.
 	run(t, ctx, "held: an empty running diagram",
-		chromedp.WaitVisible(`#diagram-box svg[data-running="true"][data-flights="0"]`))
+		chromedp.WaitVisible(`#diagram-box svg[data-running="true"][data-flights="0"]`),
+		chromedp.Evaluate[chromedp.Void](`document.body.dataset.old = "1"`))
+	if n := value(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll('[data-testid="diagram-arrow"]').length`)); n != 0 {
+		t.Errorf("held before connecting: %d arrows", n)
+	}
 	screenshot(t, ctx, "diagram-live-held.png")
 	hold.releaseStart()
 	select {
@@ -101,7 +107,7 @@ func TestDiagramBrowser(t *testing.T) {
 	}
 	flights := len(smtp.Converse(held.Load().Events()).Flights)
 	run(t, ctx, "live: the diagram grows to every flight while the send runs",
-		chromedp.WaitVisible(fmt.Sprintf(`#diagram-box svg[data-running="true"][data-flights="%d"]`, flights)),
+		chromedp.WaitVisible(fmt.Sprintf(`body[data-old] #diagram-box svg[data-running="true"][data-flights="%d"]`, flights)),
 		chromedp.WaitVisible(`#diagram-box [data-testid="diagram-waiting"], #diagram-box [data-testid="diagram-arrow"]`),
 	)
 	screenshot(t, ctx, "diagram-live.png")

@@ -211,6 +211,18 @@ func diagramCases(t *testing.T) []diagramCase {
 		client: []string{"EHLO", "STARTTLS", "EHLO", "AUTH PLAIN", "MAIL, RCPT, BDAT LAST, QUIT"},
 		server: []string{"220", "250", "220", "250", "235", "250 250 250 221"},
 		spans:  []string{"connect", "tls"}, trips: 6, failure: -1,
+	}, {
+		name: "connection-refused",
+		in: views.DiagramInput{
+			Server: "127.0.0.1:1",
+			Events: transcript(t,
+				"0.10 I connect connecting to 127.0.0.1:1",
+				"0.35 T connect 0.25 connect to 127.0.0.1:1 failed after 0.25ms: dial tcp 127.0.0.1:1: connect: connection refused",
+			),
+			Failure: smtp.Failure{Phase: smtp.PhaseConnect, Kind: smtp.KindConnRefused},
+			Error:   "connect: dial tcp 127.0.0.1:1: connect: connection refused",
+		},
+		spans: []string{"connect"}, failure: 0,
 	}}
 }
 
