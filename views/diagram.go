@@ -164,7 +164,7 @@ const (
 	lifelineTop   = 52.0  // where the lifelines begin
 	timeHeight    = 440.0 // the height the time scale aims to fill
 	minSeparation = 32.0  // between the starts of two labelled items
-	breakHeight   = 48.0  // a break
+	breakHeight   = 60.0  // a break: the wait's label between the labels around it
 	bottomPad     = 36.0
 	popupLine     = 14.0 // a line of an arrow's panel
 	maxPopupLines = 18
