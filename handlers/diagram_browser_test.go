@@ -168,6 +168,20 @@ func TestDiagramBrowser(t *testing.T) {
 		t.Errorf("%d arrows show their lines without focus", n)
 	}
 
+	// The mouse over an arrow shows its lines too.
+	at := value(t, ctx, chromedp.Evaluate[[]float64](`(function () {
+		var a = document.querySelectorAll('#diagram-box [data-testid="diagram-arrow"][data-from="client"]')[1];
+		a.scrollIntoView({block: "center"});
+		var r = a.querySelector(".dg-line").getBoundingClientRect();
+		return [r.x + r.width / 2, r.y + r.height / 2];
+	})()`))
+	run(t, ctx, "hover over the envelope's arrow", chromedp.MouseEvent(chromedp.MouseMoved, at[0], at[1]))
+	hovered := value(t, ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll('#diagram-box [data-testid="diagram-lines"]')).filter(q => getComputedStyle(q).display !== "none").map(q => q.textContent).join("|")`))
+	if !strings.Contains(hovered, "MAIL FROM:<sender@") || strings.Contains(hovered, "|") {
+		t.Errorf("hovering over the MAIL arrow shows %q", hovered)
+	}
+	screenshot(t, ctx, "diagram-hover.png")
+
 	// 5. The compare page: both diagrams on one time scale, drawn at the
 	// same size on the screen.
 	id := func(loc string) string { return loc[strings.LastIndex(loc, "/")+1:] }
