@@ -147,35 +147,35 @@ type DiagramFailure struct {
 	Title string
 }
 
-// geometry is the horizontal layout of a diagram.
-type geometry struct {
+// dgGeometry is the horizontal layout of a diagram.
+type dgGeometry struct {
 	width, clientX, serverX, popupX, popupW float64
 	labelChars, popupChars                  int
 }
 
 var (
-	wideGeometry   = geometry{width: 880, clientX: 180, serverX: 480, popupX: 500, popupW: 372, labelChars: 44, popupChars: 54}
-	narrowGeometry = geometry{width: 620, clientX: 150, serverX: 370, popupX: 384, popupW: 230, labelChars: 32, popupChars: 33}
+	dgWide   = dgGeometry{width: 880, clientX: 180, serverX: 480, popupX: 500, popupW: 372, labelChars: 44, popupChars: 54}
+	dgNarrow = dgGeometry{width: 620, clientX: 150, serverX: 370, popupX: 384, popupW: 230, labelChars: 32, popupChars: 33}
 )
 
 // Vertical layout, in px.
 const (
-	diagramTop    = 72.0  // the first instant
-	lifelineTop   = 52.0  // where the lifelines begin
-	timeHeight    = 440.0 // the height the time scale aims to fill
-	minSeparation = 32.0  // between the starts of two labelled items
-	breakHeight   = 60.0  // a break: the wait's label between the labels around it
-	bottomPad     = 36.0
-	popupLine     = 14.0 // a line of an arrow's panel
-	maxPopupLines = 18
-	maxAriaLines  = 24
-	maxLineChars  = 160
-	// maxPxPerMs keeps sub-millisecond jitter on a loopback send from
+	diagramTop      = 72.0  // the first instant
+	dgLifelineTop   = 52.0  // where the lifelines begin
+	dgTimeHeight    = 440.0 // the height the time scale aims to fill
+	dgMinSeparation = 32.0  // between the starts of two labelled items
+	dgBreakHeight   = 60.0  // a break: the wait's label between the labels around it
+	dgBottomPad     = 36.0
+	dgPopupLine     = 14.0 // a line of an arrow's panel
+	dgMaxPopupLines = 18
+	dgMaxAriaLines  = 24
+	dgMaxLineChars  = 160
+	// dgMaxPxPerMs keeps sub-millisecond jitter on a loopback send from
 	// looking like a wait.
-	maxPxPerMs = 20.0
-	// breakMin is the shortest wait ever cut by a break; a wait is cut
+	dgMaxPxPerMs = 20.0
+	// dgBreakMin is the shortest wait ever cut by a break; a wait is cut
 	// when it is also more than four times all shorter waits together.
-	breakMin = time.Second
+	dgBreakMin = time.Second
 )
 
 // diagramScale is a time scale: px per ms and the shortest wait cut.
@@ -186,21 +186,21 @@ type diagramScale struct {
 
 // NewDiagram lays out one diagram on a scale that fits it.
 func NewDiagram(in DiagramInput) Diagram {
-	cv := converse(in.Events)
+	cv := dgConverse(in.Events)
 	keys := diagramKeys(cv, in)
-	return layoutDiagram(in, cv, keys, chooseScale(gaps(keys)))
+	return layoutDiagram(in, cv, keys, dgChooseScale(dgGaps(keys)))
 }
 
 // DiagramsOnOneScale lays out two diagrams on one time scale (the same px
 // per ms and the same breaks), so that a longer wait in one is longer on
 // the page.
 func DiagramsOnOneScale(a, b DiagramInput) (Diagram, Diagram) {
-	cva, cvb := converse(a.Events), converse(b.Events)
+	cva, cvb := dgConverse(a.Events), dgConverse(b.Events)
 	ka, kb := diagramKeys(cva, a), diagramKeys(cvb, b)
-	ga, gb := gaps(ka), gaps(kb)
-	sc := chooseScale(append(append([]time.Duration(nil), ga...), gb...))
+	ga, gb := dgGaps(ka), dgGaps(kb)
+	sc := dgChooseScale(append(append([]time.Duration(nil), ga...), gb...))
 	// Fit the longer of the two.
-	sa, sb := chooseScaleOver(ga, sc.breakOver), chooseScaleOver(gb, sc.breakOver)
+	sa, sb := dgChooseScaleOver(ga, sc.breakOver), dgChooseScaleOver(gb, sc.breakOver)
 	sc.pxPerMs = min(sa, sb)
 	return layoutDiagram(a, cva, ka, sc), layoutDiagram(b, cvb, kb, sc)
 }
@@ -217,9 +217,9 @@ type diagramConversation struct {
 	Omitted int
 }
 
-// converse reads events as a conversation of at most maxDiagramFlights
+// dgConverse reads events as a conversation of at most maxDiagramFlights
 // flights, with the spans that ended before the first flight cut.
-func converse(events []smtp.Event) diagramConversation {
+func dgConverse(events []smtp.Event) diagramConversation {
 	cv := diagramConversation{Conversation: smtp.Converse(events)}
 	if n := len(cv.Flights); n > maxDiagramFlights {
 		cut := cv.Flights[maxDiagramFlights].Start
@@ -246,15 +246,15 @@ func diagramKeys(cv diagramConversation, in DiagramInput) []time.Duration {
 	for _, s := range cv.Spans {
 		keys = append(keys, max(s.Start, 0), s.End)
 	}
-	if t, _, ok := failurePoint(cv, in); ok {
+	if t, _, ok := dgFailurePoint(cv, in); ok {
 		keys = append(keys, t)
 	}
 	slices.Sort(keys)
 	return slices.Compact(keys)
 }
 
-// gaps are the waits between successive keys.
-func gaps(keys []time.Duration) []time.Duration {
+// dgGaps are the waits between successive keys.
+func dgGaps(keys []time.Duration) []time.Duration {
 	var out []time.Duration
 	for i := 1; i < len(keys); i++ {
 		out = append(out, keys[i]-keys[i-1])
@@ -262,12 +262,12 @@ func gaps(keys []time.Duration) []time.Duration {
 	return out
 }
 
-// chooseScale picks which waits are cut by a break (the longest ones, each
-// over breakMin and more than four times all shorter waits together: a
+// dgChooseScale picks which waits are cut by a break (the longest ones, each
+// over dgBreakMin and more than four times all shorter waits together: a
 // wait only a few times longer than the rest is better drawn to scale, as
 // on the compare page) and the px
-// per ms that fits the rest into timeHeight.
-func chooseScale(g []time.Duration) diagramScale {
+// per ms that fits the rest into dgTimeHeight.
+func dgChooseScale(g []time.Duration) diagramScale {
 	sorted := slices.Clone(g)
 	slices.Sort(sorted)
 	var rest time.Duration
@@ -278,17 +278,17 @@ func chooseScale(g []time.Duration) diagramScale {
 	for i := len(sorted) - 1; i >= 0; i-- {
 		d := sorted[i]
 		rest -= d
-		if d < breakMin || d <= 4*rest {
+		if d < dgBreakMin || d <= 4*rest {
 			break
 		}
 		over = d
 	}
-	return diagramScale{pxPerMs: chooseScaleOver(g, over), breakOver: over}
+	return diagramScale{pxPerMs: dgChooseScaleOver(g, over), breakOver: over}
 }
 
-// chooseScaleOver is the px per ms that fits the waits shorter than over
-// (all of them when over is 0) into timeHeight.
-func chooseScaleOver(g []time.Duration, over time.Duration) float64 {
+// dgChooseScaleOver is the px per ms that fits the waits shorter than over
+// (all of them when over is 0) into dgTimeHeight.
+func dgChooseScaleOver(g []time.Duration, over time.Duration) float64 {
 	var total time.Duration
 	for _, d := range g {
 		if over == 0 || d < over {
@@ -296,21 +296,21 @@ func chooseScaleOver(g []time.Duration, over time.Duration) float64 {
 		}
 	}
 	if total <= 0 {
-		return maxPxPerMs
+		return dgMaxPxPerMs
 	}
-	return min(maxPxPerMs, timeHeight/ms(total))
+	return min(dgMaxPxPerMs, dgTimeHeight/dgMillis(total))
 }
 
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+func dgMillis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// timeline maps instants to y.
-type timeline struct {
+// dgTimeline maps instants to y.
+type dgTimeline struct {
 	keys []time.Duration
 	ys   []float64
 }
 
 // y is the position of t, interpolated between the keys around it.
-func (tl timeline) y(t time.Duration) float64 {
+func (tl dgTimeline) y(t time.Duration) float64 {
 	if len(tl.keys) == 0 {
 		return diagramTop
 	}
@@ -329,29 +329,29 @@ func (tl timeline) y(t time.Duration) float64 {
 
 // layoutDiagram places everything on the scale.
 func layoutDiagram(in DiagramInput, cv diagramConversation, keys []time.Duration, sc diagramScale) Diagram {
-	g := wideGeometry
+	g := dgWide
 	if in.Narrow {
-		g = narrowGeometry
+		g = dgNarrow
 	}
 	d := Diagram{
 		ID: in.ID, Width: g.width, PxPerMs: sc.pxPerMs, BreakOver: sc.breakOver, Running: in.Running,
-		Top: lifelineTop, PopupX: g.popupX, PopupW: g.popupW,
+		Top: dgLifelineTop, PopupX: g.popupX, PopupW: g.popupW,
 		Client: DiagramLane{X: g.clientX, Name: "sockmail"},
-		Server: DiagramLane{X: g.serverX, Name: clip(smtp.SafeText(in.Server), 40)},
+		Server: DiagramLane{X: g.serverX, Name: dgClip(smtp.SafeText(in.Server), 40)},
 	}
 	for _, s := range cv.Spans {
 		if s.Kind != smtp.SpanConnect {
 			continue
 		}
-		if remote, local, ok := connectedAddrs(cv.Events[s.Event].Line); ok {
-			d.Client.Addr, d.Server.Addr = clip(smtp.SafeText(local), 40), clip(smtp.SafeText(remote), 40)
+		if remote, local, ok := dgConnectedAddrs(cv.Events[s.Event].Line); ok {
+			d.Client.Addr, d.Server.Addr = dgClip(smtp.SafeText(local), 40), dgClip(smtp.SafeText(remote), 40)
 		}
 	}
 	if d.Server.Addr == d.Server.Name {
 		d.Server.Addr = ""
 	}
 
-	// Labelled items start at least minSeparation apart; a break replaces
+	// Labelled items start at least dgMinSeparation apart; a break replaces
 	// a wait of breakOver or more.
 	labelled := map[time.Duration]bool{}
 	for _, f := range cv.Flights {
@@ -360,21 +360,21 @@ func layoutDiagram(in DiagramInput, cv diagramConversation, keys []time.Duration
 	for _, s := range cv.Spans {
 		labelled[max(s.Start, 0)] = true
 	}
-	tl := timeline{keys: keys, ys: make([]float64, len(keys))}
+	tl := dgTimeline{keys: keys, ys: make([]float64, len(keys))}
 	lastLabel := math.Inf(-1)
 	for i, k := range keys {
 		y := diagramTop
 		if i > 0 {
 			gap := k - keys[i-1]
 			if sc.breakOver > 0 && gap >= sc.breakOver {
-				d.Breaks = append(d.Breaks, DiagramBreak{Y1: tl.ys[i-1], Y2: tl.ys[i-1] + breakHeight, Label: "… " + Duration(gap) + " …"})
-				y = tl.ys[i-1] + breakHeight
+				d.Breaks = append(d.Breaks, DiagramBreak{Y1: tl.ys[i-1], Y2: tl.ys[i-1] + dgBreakHeight, Label: "… " + dgDuration(gap) + " …"})
+				y = tl.ys[i-1] + dgBreakHeight
 			} else {
-				y = tl.ys[i-1] + ms(gap)*sc.pxPerMs
+				y = tl.ys[i-1] + dgMillis(gap)*sc.pxPerMs
 			}
 		}
 		if labelled[k] {
-			y = max(y, lastLabel+minSeparation)
+			y = max(y, lastLabel+dgMinSeparation)
 			lastLabel = y
 		}
 		tl.ys[i] = y
@@ -388,21 +388,21 @@ func layoutDiagram(in DiagramInput, cv diagramConversation, keys []time.Duration
 		y1, y2 := tl.y(max(s.Start, 0)), tl.y(s.End)
 		d.Spans = append(d.Spans, DiagramSpan{
 			Kind: s.Kind, X: g.clientX, W: g.serverX - g.clientX, Y1: y1, Y2: max(y2, y1+2),
-			Label: spanName(s.Kind) + " " + Duration(s.End-s.Start), Line: clip(smtp.SafeText(cv.Events[s.Event].Line), maxLineChars),
+			Label: dgSpanName(s.Kind) + " " + dgDuration(s.End-s.Start), Line: dgClip(smtp.SafeText(cv.Events[s.Event].Line), dgMaxLineChars),
 		})
 	}
 
 	for fi, f := range cv.Flights {
-		a := DiagramArrow{Index: fi, From: f.From, Y1: tl.y(f.Start), Y2: tl.y(f.End), At: Offset(f.Start)}
+		a := DiagramArrow{Index: fi, From: f.From, Y1: tl.y(f.Start), Y2: tl.y(f.End), At: dgOffset(f.Start)}
 		a.X1, a.X2 = g.clientX, g.serverX
 		if f.From == smtp.DirServer {
 			a.X1, a.X2 = g.serverX, g.clientX
-			a.Codes = replyCodes(cv, f)
-			a.Label = codesText(a.Codes)
+			a.Codes = dgReplyCodes(cv, f)
+			a.Label = dgCodesText(a.Codes)
 		} else {
-			a.Label = clip(commandsLabel(cv, f), g.labelChars)
+			a.Label = dgClip(dgCommandsLabel(cv, f), g.labelChars)
 		}
-		a.Head = arrowHead(a.X1, a.Y1, a.X2, a.Y2)
+		a.Head = dgArrowHead(a.X1, a.Y1, a.X2, a.Y2)
 		a.LabelX, a.LabelY = (g.clientX+g.serverX)/2, min(a.Y1, a.Y2)-6
 		a.AtY = a.Y1 + 4
 		dir := "client to server"
@@ -413,11 +413,11 @@ func layoutDiagram(in DiagramInput, cv diagramConversation, keys []time.Duration
 		for n, l := range f.Lines {
 			ev := cv.Events[l]
 			text := Marker(ev.Dir) + " " + smtp.SafeText(ev.Line)
-			if n < maxPopupLines {
-				a.Lines = append(a.Lines, clip(text, g.popupChars))
+			if n < dgMaxPopupLines {
+				a.Lines = append(a.Lines, dgClip(text, g.popupChars))
 			}
-			if n < maxAriaLines {
-				aria = append(aria, clip(text, maxLineChars))
+			if n < dgMaxAriaLines {
+				aria = append(aria, dgClip(text, dgMaxLineChars))
 			}
 		}
 		a.More = len(f.Lines) - len(a.Lines)
@@ -429,8 +429,8 @@ func layoutDiagram(in DiagramInput, cv diagramConversation, keys []time.Duration
 		if a.More > 0 {
 			lines++
 		}
-		a.PopupH = float64(lines)*popupLine + 8
-		a.PopupY = max(lifelineTop, a.Y1-12)
+		a.PopupH = float64(lines)*dgPopupLine + 8
+		a.PopupY = max(dgLifelineTop, a.Y1-12)
 		d.Arrows = append(d.Arrows, a)
 	}
 
@@ -441,13 +441,13 @@ func layoutDiagram(in DiagramInput, cv diagramConversation, keys []time.Duration
 			continue
 		}
 		next := cv.Flights[fi+1]
-		d.Trips = append(d.Trips, DiagramTrip{X: g.clientX - 12, Y1: tl.y(f.End), Y2: tl.y(next.End), Label: Duration(next.End - f.End)})
+		d.Trips = append(d.Trips, DiagramTrip{X: g.clientX - 12, Y1: tl.y(f.End), Y2: tl.y(next.End), Label: dgDuration(next.End - f.End)})
 	}
 	if len(cv.Flights) > 0 && cv.Flights[0].From == smtp.DirServer {
 		for _, s := range cv.Spans {
 			if s.Kind == smtp.SpanConnect && s.End <= cv.Flights[0].Start {
 				first := cv.Flights[0]
-				d.Trips = append([]DiagramTrip{{X: g.clientX - 12, Y1: tl.y(s.End), Y2: tl.y(first.End), Label: Duration(first.End - s.End)}}, d.Trips...)
+				d.Trips = append([]DiagramTrip{{X: g.clientX - 12, Y1: tl.y(s.End), Y2: tl.y(first.End), Label: dgDuration(first.End - s.End)}}, d.Trips...)
 				break
 			}
 		}
@@ -456,11 +456,11 @@ func layoutDiagram(in DiagramInput, cv diagramConversation, keys []time.Duration
 	if in.Running && len(cv.Flights) > 0 {
 		if last := cv.Flights[len(cv.Flights)-1]; last.From == smtp.DirClient {
 			d.Waiting = tl.y(last.End)
-			end = max(end, d.Waiting+minSeparation)
+			end = max(end, d.Waiting+dgMinSeparation)
 		}
 	}
 
-	if t, x, ok := failurePoint(cv, in); ok {
+	if t, x, ok := dgFailurePoint(cv, in); ok {
 		fl := &DiagramFailure{Y: tl.y(t), X: g.clientX}
 		text := in.Error
 		if x >= 0 {
@@ -475,31 +475,31 @@ func layoutDiagram(in DiagramInput, cv diagramConversation, keys []time.Duration
 			}
 		}
 		text = smtp.SafeText(text)
-		fl.Title = "failed here: " + clip(text, maxLineChars)
-		fl.Text = wrap(clip("✗ "+text, 3*g.popupChars), g.popupChars)
+		fl.Title = "failed here: " + dgClip(text, dgMaxLineChars)
+		fl.Text = dgWrap(dgClip("✗ "+text, 3*g.popupChars), g.popupChars)
 		fl.TextY = fl.Y + 4
 		d.Failure = fl
-		end = max(end, fl.TextY+float64(len(fl.Text))*popupLine)
+		end = max(end, fl.TextY+float64(len(fl.Text))*dgPopupLine)
 	}
 
 	if cv.Omitted > 0 {
-		d.Omitted, d.OmittedY = cv.Omitted, end+minSeparation
+		d.Omitted, d.OmittedY = cv.Omitted, end+dgMinSeparation
 		end = d.OmittedY
 	}
-	d.Bottom = end + bottomPad/2
-	d.Height = d.Bottom + bottomPad/2
+	d.Bottom = end + dgBottomPad/2
+	d.Height = d.Bottom + dgBottomPad/2
 	for _, a := range d.Arrows {
 		d.Height = max(d.Height, a.PopupY+a.PopupH+8)
 	}
-	d.Bottom = d.Height - bottomPad/2
+	d.Bottom = d.Height - dgBottomPad/2
 	d.Title, d.Desc = diagramText(in, cv, d)
 	return d
 }
 
-// failurePoint is when the send failed and the exchange whose reply said
+// dgFailurePoint is when the send failed and the exchange whose reply said
 // so (-1 when no reply did: a timeout, a refused connection). A send that
 // stopped where it was asked to has none.
-func failurePoint(cv diagramConversation, in DiagramInput) (time.Duration, int, bool) {
+func dgFailurePoint(cv diagramConversation, in DiagramInput) (time.Duration, int, bool) {
 	f := in.Failure
 	if in.Running || (f.IsZero() && in.Error == "") || f.Kind == smtp.KindStopped || len(cv.Events) == 0 {
 		return 0, -1, false
@@ -526,9 +526,9 @@ func failurePoint(cv diagramConversation, in DiagramInput) (time.Duration, int, 
 	return cv.Events[len(cv.Events)-1].Offset, -1, true
 }
 
-// connectedAddrs reads the peer and local address from the connect
+// dgConnectedAddrs reads the peer and local address from the connect
 // span's line ("connected to R from L in 1.2ms").
-func connectedAddrs(line string) (remote, local string, ok bool) {
+func dgConnectedAddrs(line string) (remote, local string, ok bool) {
 	rest, ok := strings.CutPrefix(line, "connected to ")
 	if !ok {
 		return "", "", false
@@ -541,8 +541,8 @@ func connectedAddrs(line string) (remote, local string, ok bool) {
 	return remote, local, ok
 }
 
-// spanName names a span for its band.
-func spanName(k smtp.Span) string {
+// dgSpanName names a span for its band.
+func dgSpanName(k smtp.Span) string {
 	switch k {
 	case smtp.SpanDNS:
 		return "DNS lookup"
@@ -554,9 +554,9 @@ func spanName(k smtp.Span) string {
 	return string(k)
 }
 
-// commandsLabel names a client flight's commands, runs of one verb
+// dgCommandsLabel names a client flight's commands, runs of one verb
 // counted: "MAIL, RCPT ×3, DATA".
-func commandsLabel(cv diagramConversation, f smtp.Flight) string {
+func dgCommandsLabel(cv diagramConversation, f smtp.Flight) string {
 	var words []string
 	for _, x := range f.Exchanges {
 		ex := cv.Exchanges[x]
@@ -568,7 +568,7 @@ func commandsLabel(cv diagramConversation, f smtp.Flight) string {
 		if len(ex.Body) > 0 && ev.Line == "." {
 			words = append(words, "message")
 		}
-		words = append(words, commandWord(ev))
+		words = append(words, dgCommandWord(ev))
 	}
 	if len(words) == 0 { // only message lines so far
 		words = append(words, "message")
@@ -589,8 +589,8 @@ func commandsLabel(cv diagramConversation, f smtp.Flight) string {
 	return strings.Join(out, ", ")
 }
 
-// commandWord is the verb of a command line, or what an AUTH response is.
-func commandWord(ev smtp.Event) string {
+// dgCommandWord is the verb of a command line, or what an AUTH response is.
+func dgCommandWord(ev smtp.Event) string {
 	if ev.Line == "." {
 		return `"."`
 	}
@@ -599,7 +599,7 @@ func commandWord(ev smtp.Event) string {
 	switch verb {
 	case "AUTH":
 		mech, _, _ := strings.Cut(rest, " ")
-		return clip("AUTH "+strings.ToUpper(smtp.SafeText(mech)), 20)
+		return dgClip("AUTH "+strings.ToUpper(smtp.SafeText(mech)), 20)
 	case "BDAT":
 		if strings.HasSuffix(strings.ToUpper(ev.Line), " LAST") {
 			return "BDAT LAST"
@@ -609,12 +609,12 @@ func commandWord(ev smtp.Event) string {
 	if ev.Secret || ev.Phase == smtp.PhaseAuth {
 		return "AUTH response"
 	}
-	return clip(smtp.SafeText(verb), 12)
+	return dgClip(smtp.SafeText(verb), 12)
 }
 
-// replyCodes are the codes of the replies a server flight carried, runs
+// dgReplyCodes are the codes of the replies a server flight carried, runs
 // of six or more of one code counted ("250 ×10").
-func replyCodes(cv diagramConversation, f smtp.Flight) []DiagramCode {
+func dgReplyCodes(cv diagramConversation, f smtp.Flight) []DiagramCode {
 	type code struct {
 		text    string
 		refused bool
@@ -656,8 +656,8 @@ func replyCodes(cv diagramConversation, f smtp.Flight) []DiagramCode {
 	return out
 }
 
-// codesText is a server flight's label as plain text.
-func codesText(codes []DiagramCode) string {
+// dgCodesText is a server flight's label as plain text.
+func dgCodesText(codes []DiagramCode) string {
 	var s []string
 	for _, c := range codes {
 		s = append(s, c.Text)
@@ -665,8 +665,8 @@ func codesText(codes []DiagramCode) string {
 	return strings.Join(s, " ")
 }
 
-// arrowHead is the triangle at the end of a line from (x1,y1) to (x2,y2).
-func arrowHead(x1, y1, x2, y2 float64) string {
+// dgArrowHead is the triangle at the end of a line from (x1,y1) to (x2,y2).
+func dgArrowHead(x1, y1, x2, y2 float64) string {
 	const length, half = 9.0, 4.5
 	dx, dy := x2-x1, y2-y1
 	n := math.Hypot(dx, dy)
@@ -675,7 +675,7 @@ func arrowHead(x1, y1, x2, y2 float64) string {
 	}
 	ux, uy := dx/n, dy/n
 	bx, by := x2-ux*length, y2-uy*length
-	return Px(x2) + "," + Px(y2) + " " + Px(bx-uy*half) + "," + Px(by+ux*half) + " " + Px(bx+uy*half) + "," + Px(by-ux*half)
+	return dgPx(x2) + "," + dgPx(y2) + " " + dgPx(bx-uy*half) + "," + dgPx(by+ux*half) + " " + dgPx(bx+uy*half) + "," + dgPx(by-ux*half)
 }
 
 // diagramText is the title and description of a diagram.
@@ -690,7 +690,7 @@ func diagramText(in DiagramInput, cv diagramConversation, d Diagram) (string, st
 	var b strings.Builder
 	fmt.Fprintf(&b, "Time flows down. %d flights, %d of them from the client", len(cv.Flights)+cv.Omitted, waits)
 	if len(cv.Events) > 0 {
-		fmt.Fprintf(&b, ", over %s", Duration(cv.Events[len(cv.Events)-1].Offset))
+		fmt.Fprintf(&b, ", over %s", dgDuration(cv.Events[len(cv.Events)-1].Offset))
 	}
 	b.WriteString(".")
 	for _, br := range d.Breaks {
@@ -708,9 +708,9 @@ func diagramText(in DiagramInput, cv diagramConversation, d Diagram) (string, st
 	return title, b.String()
 }
 
-// Duration formats a wait for a diagram: "0.35 ms", "41.3 ms", "1.20 s".
-func Duration(d time.Duration) string {
-	m := ms(d)
+// dgDuration formats a wait for a diagram: "0.35 ms", "41.3 ms", "1.20 s".
+func dgDuration(d time.Duration) string {
+	m := dgMillis(d)
 	switch {
 	case m < 10:
 		return strconv.FormatFloat(m, 'f', 2, 64) + " ms"
@@ -722,9 +722,9 @@ func Duration(d time.Duration) string {
 	return strconv.FormatFloat(m/1000, 'f', 1, 64) + " s"
 }
 
-// Offset formats an instant for the diagram's time column, in ms.
-func Offset(d time.Duration) string {
-	m := ms(d)
+// dgOffset formats an instant for the diagram's time column, in ms.
+func dgOffset(d time.Duration) string {
+	m := dgMillis(d)
 	switch {
 	case m < 100:
 		return strconv.FormatFloat(m, 'f', 2, 64)
@@ -734,11 +734,11 @@ func Offset(d time.Duration) string {
 	return strconv.FormatFloat(m, 'f', 0, 64)
 }
 
-// Px formats a coordinate.
-func Px(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }
+// dgPx formats a coordinate.
+func dgPx(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }
 
-// clip cuts s to n characters, marking the cut with "…".
-func clip(s string, n int) string {
+// dgClip cuts s to n characters, marking the cut with "…".
+func dgClip(s string, n int) string {
 	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
@@ -746,8 +746,8 @@ func clip(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-// wrap cuts s into lines of at most n characters, at spaces when it can.
-func wrap(s string, n int) []string {
+// dgWrap cuts s into lines of at most n characters, at spaces when it can.
+func dgWrap(s string, n int) []string {
 	var out []string
 	r := []rune(s)
 	for len(r) > n {
@@ -764,8 +764,8 @@ func wrap(s string, n int) []string {
 	return append(out, strings.TrimSpace(string(r)))
 }
 
-// linesCount says how many lines: "1 line", "12 lines".
-func linesCount(n int) string {
+// dgLines says how many lines: "1 line", "12 lines".
+func dgLines(n int) string {
 	if n == 1 {
 		return "1 line"
 	}
