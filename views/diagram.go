@@ -153,10 +153,14 @@ type dgGeometry struct {
 	labelChars, popupChars                  int
 }
 
-var (
-	dgWide   = dgGeometry{width: 880, clientX: 180, serverX: 480, popupX: 500, popupW: 372, labelChars: 44, popupChars: 54}
-	dgNarrow = dgGeometry{width: 620, clientX: 150, serverX: 370, popupX: 384, popupW: 230, labelChars: 32, popupChars: 33}
-)
+// dgGeometryFor is the layout for a whole page, or for half a page
+// (narrow: the compare page).
+func dgGeometryFor(narrow bool) dgGeometry {
+	if narrow {
+		return dgGeometry{width: 620, clientX: 150, serverX: 370, popupX: 384, popupW: 230, labelChars: 32, popupChars: 33}
+	}
+	return dgGeometry{width: 880, clientX: 180, serverX: 480, popupX: 500, popupW: 372, labelChars: 44, popupChars: 54}
+}
 
 // Vertical layout, in px.
 const (
@@ -329,10 +333,7 @@ func (tl dgTimeline) y(t time.Duration) float64 {
 
 // layoutDiagram places everything on the scale.
 func layoutDiagram(in DiagramInput, cv diagramConversation, keys []time.Duration, sc diagramScale) Diagram {
-	g := dgWide
-	if in.Narrow {
-		g = dgNarrow
-	}
+	g := dgGeometryFor(in.Narrow)
 	d := Diagram{
 		ID: in.ID, Width: g.width, PxPerMs: sc.pxPerMs, BreakOver: sc.breakOver, Running: in.Running,
 		Top: dgLifelineTop, PopupX: g.popupX, PopupW: g.popupW,
