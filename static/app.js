@@ -186,3 +186,56 @@
 		}
 	});
 })();
+
+// sockmail: redraws a running send's sequence diagram. While transcript
+// lines arrive (the stream above adds them to #transcript), it fetches
+// the diagram from /sends/{id}/diagram at most every 300 ms and swaps it
+// in, keeping the focus on the arrow that had it; once more after the
+// last line. Without JavaScript the page's refresh redraws it.
+(function () {
+	var box = document.getElementById("diagram-box");
+	var transcript = document.getElementById("transcript");
+	if (!box || box.dataset.running !== "true" || !transcript || !window.fetch || !window.MutationObserver) {
+		return;
+	}
+	var url = "/sends/" + encodeURIComponent(box.dataset.sendId) + "/diagram";
+	var busy = false, dirty = false, last = 0, timer = null, done = false;
+
+	function swap(html) {
+		var focused = document.activeElement;
+		var flight = focused && box.contains(focused) ? focused.getAttribute("data-flight") : null;
+		box.innerHTML = html;
+		var svg = box.querySelector("svg");
+		if (svg && svg.getAttribute("data-running") === "false") { done = true; }
+		if (flight !== null) {
+			var again = box.querySelector('[data-flight="' + flight + '"]');
+			if (again) { again.focus(); }
+		}
+	}
+
+	function fetchNow() {
+		timer = null;
+		busy = true;
+		dirty = false;
+		last = Date.now();
+		fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } }).then(function (r) {
+			return r.ok ? r.text() : null;
+		}).then(function (html) {
+			if (html !== null) { swap(html); }
+		}, function () { /* keep the diagram drawn so far */ }).then(function () {
+			busy = false;
+			if (dirty && !done) { schedule(); }
+		});
+	}
+
+	function schedule() {
+		dirty = true;
+		if (busy || timer !== null) { return; }
+		timer = window.setTimeout(fetchNow, Math.max(0, 300 - (Date.now() - last)));
+	}
+
+	new MutationObserver(function () {
+		if (!done) { schedule(); }
+	}).observe(transcript, { childList: true, subtree: true, characterData: true, attributes: true });
+	schedule();
+})();

@@ -112,6 +112,9 @@ type CompareRow struct {
 type HistoryCompare struct {
 	A, B CompareSide
 	Rows []CompareRow
+	// DiagramA and DiagramB are the two sequence diagrams, on one time
+	// scale (DiagramsOnOneScale).
+	DiagramA, DiagramB Diagram
 }
 
 // historyStatusOptions are the statuses the list filters by.

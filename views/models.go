@@ -66,6 +66,8 @@ type Result struct {
 	Subject     string
 	QueueID     string
 	Error       string
+	// Failure is Error as data: where the send failed (the diagram marks it).
+	Failure     smtp.Failure
 	Started     time.Time
 	DurationMS  float64
 	Recipients  []RecipientRow
