@@ -37,6 +37,9 @@ type Options struct {
 	DNSTimeout time.Duration
 	// MXPort is the port a domain's MX hosts are checked on; 25 if zero.
 	MXPort int
+	// ImplicitTLS says a server speaks TLS from its first byte (RFC 8314),
+	// as servers on port 465 always are taken to.
+	ImplicitTLS bool
 	// Timeouts bounds the SMTP conversations; zero fields take 30 s to
 	// connect and 60 s for each reply (a checker need not wait the five
 	// minutes RFC 5321 gives a sender).
@@ -92,7 +95,7 @@ func ParseTarget(s string) (Target, error) {
 			if net.ParseIP(s) != nil {
 				return Target{}, fmt.Errorf("check: %q is an address: give a port to check a server (%s:25)", s, s)
 			}
-			d, err := checkDomain(s)
+			d, err := checkDomain(s, true)
 			if err != nil {
 				return Target{}, err
 			}
@@ -107,7 +110,7 @@ func ParseTarget(s string) (Target, error) {
 	if ip := net.ParseIP(host); ip != nil {
 		return Target{Kind: KindServer, Host: ip.String(), Port: port}, nil
 	}
-	d, err := checkDomain(host)
+	d, err := checkDomain(host, false)
 	if err != nil {
 		return Target{}, err
 	}
@@ -115,11 +118,12 @@ func ParseTarget(s string) (Target, error) {
 }
 
 // checkDomain validates a host name: ASCII letters, digits and hyphens in
-// labels of 1 to 63 octets, at least two labels; a final dot is dropped.
-func checkDomain(s string) (string, error) {
+// labels of 1 to 63 octets, at least two labels for a mail domain; a final
+// dot is dropped.
+func checkDomain(s string, mailDomain bool) (string, error) {
 	d := strings.ToLower(strings.TrimSuffix(s, "."))
 	labels := strings.Split(d, ".")
-	if len(labels) < 2 {
+	if mailDomain && len(labels) < 2 {
 		return "", fmt.Errorf("check: %q is not a domain name (it needs a dot: example.org)", s)
 	}
 	for _, l := range labels {

@@ -22,6 +22,7 @@ func TestParseTarget(t *testing.T) {
 		{in: "[2001:db8::1]:465", want: Target{Kind: KindServer, Host: "2001:db8::1", Port: 465}},
 		{in: "", wantErr: "no target"},
 		{in: "localhost", wantErr: "needs a dot"},
+		{in: "localhost:2525", want: Target{Kind: KindServer, Host: "localhost", Port: 2525}},
 		{in: "192.0.2.1", wantErr: "give a port"},
 		{in: "example.org:0", wantErr: "port \"0\""},
 		{in: "example.org:smtp", wantErr: "port \"smtp\""},

@@ -38,7 +38,7 @@ func (c *checker) smtpTimeouts() smtp.Timeouts {
 // whose certificate is bad.
 func (c *checker) config(h Host, addr string, conv *Conversation, tc *tls.Config) smtp.Config {
 	mode := smtp.TLSStartTLSOptional
-	if h.Port == 465 {
+	if c.implicit(h) {
 		mode = smtp.TLSImplicit
 	}
 	if tc == nil {
@@ -78,7 +78,7 @@ func (c *checker) server(ctx context.Context, h Host, addr string, ptrs []string
 		return
 	}
 	f("smtp.ehlo", Info, "The server offers: "+formatExtensions(cl.Extensions())+".", "")
-	tlsOn := h.Port == 465
+	tlsOn := c.implicit(h)
 	if !tlsOn {
 		if ok, _ := cl.Extension("STARTTLS"); !ok {
 			f("tls.starttls", Fail, "The server does not offer STARTTLS: mail to it travels unencrypted.",
@@ -107,6 +107,9 @@ func (c *checker) server(ctx context.Context, h Host, addr string, ptrs []string
 		c.versions(ctx, h, addr)
 	}
 }
+
+// implicit reports whether h is talked to in TLS from the start.
+func (c *checker) implicit(h Host) bool { return h.Port == 465 || c.opts.ImplicitTLS }
 
 // finder adds a finding about the current address.
 type finder func(id string, st Status, msg, fix string)
