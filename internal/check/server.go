@@ -266,7 +266,7 @@ var tlsVersions = []uint16{tls.VersionTLS10, tls.VersionTLS11, tls.VersionTLS12,
 
 // versions probes each TLS version on a fresh connection, up to STARTTLS.
 func (c *checker) versions(ctx context.Context, h Host, addr string) {
-	var accepted, refused []string
+	var accepted []string
 	var convs []int
 	for _, v := range tlsVersions {
 		if ctx.Err() != nil {
@@ -287,8 +287,6 @@ func (c *checker) versions(ctx context.Context, h Host, addr string) {
 		c.rep.setConversationErr(conv, err)
 		if ok {
 			accepted = append(accepted, name)
-		} else {
-			refused = append(refused, name)
 		}
 		status, msg, fix := Pass, "", ""
 		switch {
