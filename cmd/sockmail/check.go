@@ -60,6 +60,7 @@ Exit status:
 type checkFlags struct {
 	json       bool
 	live       bool
+	implicit   bool
 	dns        string
 	port       int
 	helo       string
@@ -84,6 +85,7 @@ func newCheckFlagSet(f *checkFlags) *flag.FlagSet {
 	fs.BoolVar(&f.live, "live", false, "also print each finding to stderr as it is found")
 	fs.StringVar(&f.dns, "dns", "", "DNS resolver as `host:port` (default $"+dnsEnv+", else /etc/resolv.conf)")
 	fs.IntVar(&f.port, "port", 25, "`port` to check a domain's MX hosts on")
+	fs.BoolVar(&f.implicit, "implicit-tls", false, "the server speaks TLS from its first byte (always so on port 465)")
 	fs.StringVar(&f.helo, "helo", "", "`name` to send with EHLO (default: the address literal of the local address)")
 	fs.StringVar(&f.caFile, "ca-file", "", "PEM `file` of CA certificates to verify chains against instead of the system's")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "bound on each connect and each server reply")
@@ -137,6 +139,7 @@ func parseCheck(args []string, getenv func(string) string) (checkPlan, error) {
 	}
 	p.opts = check.Options{
 		Resolver: resolver, DNSTimeout: f.dnsTimeout, MXPort: f.port, LocalName: f.helo, Parallel: f.parallel,
+		ImplicitTLS: f.implicit,
 	}
 	p.opts.Timeouts.Connect = f.timeout
 	p.opts.Timeouts.Greeting = f.timeout

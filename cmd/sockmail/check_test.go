@@ -74,6 +74,7 @@ func TestCheckExitStatus(t *testing.T) {
 	d := testenv.DNS(t)
 	pf := testenv.Postfix(t)
 	_, pfPort, _ := net.SplitHostPort(pf.SMTPAddr)
+	_, smtpsPort, _ := net.SplitHostPort(pf.SMTPSAddr)
 	tests := []struct {
 		name  string
 		args  []string
@@ -91,6 +92,8 @@ func TestCheckExitStatus(t *testing.T) {
 			lines: []string{"MX 10 mx1.check.test", "MX 20 mx2.check.test", "MX 30 mx3.check.test", "[FAIL] 127.0.0.1: The certificate is not valid for mx2.check.test"}},
 		{name: "server target", args: []string{"--ca-file", pf.CAFile, "localhost:" + pfPort}, code: checkExitWarning,
 			lines: []string{"localhost, port " + pfPort + "\n"}},
+		{name: "implicit TLS", args: []string{"--implicit-tls", "--ca-file", pf.CAFile, net.JoinHostPort("localhost", smtpsPort)}, code: checkExitWarning,
+			lines: []string{"[ok]   127.0.0.1: The server chose TLS 1.3", "[ok]   127.0.0.1: The certificate is valid for localhost."}},
 		{name: "nonexistent domain", args: []string{"missing.check.test"}, code: checkExitFail,
 			lines: []string{"[FAIL] The domain missing.check.test does not exist"}},
 	}

@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -169,6 +170,30 @@ func TestDomainDNS(t *testing.T) {
 				if l.Server != d.Resolver || l.Err != "" || l.Rcode == "" {
 					t.Errorf("lookup %s", l)
 				}
+			}
+		})
+	}
+}
+
+func TestFormatExtensions(t *testing.T) {
+	many := map[string]string{}
+	for i := range 45 {
+		many[fmt.Sprintf("X-%02d", i)] = ""
+	}
+	tests := []struct {
+		name string
+		ext  map[string]string
+		want string
+	}{
+		{name: "none", ext: nil, want: "no extensions"},
+		{name: "sorted", ext: map[string]string{"SIZE": "100", "PIPELINING": "", "AUTH": "PLAIN LOGIN"}, want: "AUTH PLAIN LOGIN, PIPELINING, SIZE 100"},
+		{name: "long parameter cut", ext: map[string]string{"X": strings.Repeat("p", 200)}, want: "X " + strings.Repeat("p", 98) + "..."},
+		{name: "many keywords", ext: many, want: "X-39, and 5 more (see the transcript)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := formatExtensions(tt.ext); !strings.HasSuffix(got, tt.want) {
+				t.Errorf("formatExtensions = %q, want it to end with %q", got, tt.want)
 			}
 		})
 	}

@@ -144,7 +144,7 @@ func (c *checker) greeting(h Host, addr string, ptrs []string, conv *Conversatio
 		f("smtp.greeting", Warning, "The server's greeting names no host.", "Let the greeting start with the server's host name (RFC 5321 4.3.1).")
 		return
 	}
-	name := strings.ToLower(strings.TrimSuffix(fields[0], "."))
+	name := clip(strings.ToLower(strings.TrimSuffix(fields[0], ".")), 255)
 	switch {
 	case slices.Contains(ptrs, name):
 		f("smtp.greeting", Pass, fmt.Sprintf("The server greets as %s, the reverse DNS name of %s.", name, addr), "")
@@ -156,17 +156,33 @@ func (c *checker) greeting(h Host, addr string, ptrs []string, conv *Conversatio
 	}
 }
 
-// formatExtensions lists EHLO keywords with their parameters, sorted.
+// maxExtensionsShown bounds the EHLO keywords a finding lists (the
+// transcript keeps them all).
+const maxExtensionsShown = 40
+
+// formatExtensions lists EHLO keywords with their parameters, sorted, each
+// cut at 100 bytes.
 func formatExtensions(ext map[string]string) string {
 	var out []string
 	for k, v := range ext {
-		out = append(out, strings.TrimSpace(k+" "+v))
+		out = append(out, clip(strings.TrimSpace(k+" "+v), 100))
 	}
 	slices.Sort(out)
 	if len(out) == 0 {
 		return "no extensions"
 	}
+	if n := len(out); n > maxExtensionsShown {
+		out = append(out[:maxExtensionsShown], fmt.Sprintf("and %d more (see the transcript)", n-maxExtensionsShown))
+	}
 	return strings.Join(out, ", ")
+}
+
+// clip cuts s, text from a server, to at most n bytes, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 // size reports the SIZE extension (RFC 1870).
