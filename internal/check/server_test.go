@@ -238,3 +238,49 @@ func TestEvents(t *testing.T) {
 		t.Errorf("groups %+v, want the domain's then localhost's", g)
 	}
 }
+
+// TestOtherServers checks the other real test servers (aiosmtpd, Haraka,
+// Mailpit, Inbucket) by their names in the test zone: each offers
+// STARTTLS, presents the test CA's chain, refuses TLS 1.0 and takes 1.3
+// (unlike Debian's Postfix, which still takes 1.0), and announces SIZE.
+func TestOtherServers(t *testing.T) {
+	d := testenv.DNS(t)
+	ca := testenv.Postfix(t).RootCAs
+	env, err := testenv.ReadEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []struct{ name, portKey, size string }{
+		{"aiosmtpd", "AIOSMTPD_PORT", "60.0 MiB"},
+		{"haraka", "HARAKA_PORT", "25.0 MiB"},
+		{"mailpit", "MAILPIT_PORT", "60.0 MiB"},
+		{"inbucket", "INBUCKET_PORT", "60.0 MiB"},
+	} {
+		t.Run(s.name, func(t *testing.T) {
+			port := env[s.portKey]
+			if port == "" {
+				if testenv.InCI() {
+					t.Fatalf("%s lacks %s", testenv.EnvFile(), s.portKey)
+				}
+				t.Skipf("%s lacks %s; %s", testenv.EnvFile(), s.portKey, testenv.StartHint)
+			}
+			host := s.name + ".check.test"
+			target, err := ParseTarget(host + ":" + port)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := Run(context.Background(), target, Options{Resolver: d.Resolver, RootCAs: ca})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkFindings(t, rep, host, []wantFinding{
+				{"smtp.connect", Pass, "answered in"},
+				{"tls.starttls", Pass, "handshake succeeded"},
+				{"tls.chain", Pass, "verifies"},
+				{"tls.version.1.0", Pass, "refuses TLS 1.0"},
+				{"tls.version.1.3", Pass, "accepts TLS 1.3"},
+				{"smtp.size", Pass, s.size},
+			})
+		})
+	}
+}
