@@ -1,3 +1,5 @@
+//go:build !sendonly
+
 package main
 
 // "sockmail check": a check of a mail domain or one server from the shell.

@@ -1,3 +1,5 @@
+//go:build !sendonly
+
 package main
 
 import (
