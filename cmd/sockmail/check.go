@@ -62,6 +62,7 @@ Exit status:
 type checkFlags struct {
 	json       bool
 	live       bool
+	verbose    bool
 	implicit   bool
 	dns        string
 	port       int
@@ -76,14 +77,16 @@ type checkFlags struct {
 type checkPlan struct {
 	target check.Target
 	opts   check.Options
-	json   bool
-	live   bool
+	json    bool
+	live    bool
+	verbose bool
 }
 
 func newCheckFlagSet(f *checkFlags) *flag.FlagSet {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.BoolVar(&f.json, "json", false, "print the report as JSON (findings by host, every DNS lookup and SMTP transcript)")
+	fs.BoolVar(&f.verbose, "v", false, "after the findings, print every DNS lookup and every SMTP transcript")
 	fs.BoolVar(&f.live, "live", false, "also print each finding to stderr as it is found")
 	fs.StringVar(&f.dns, "dns", "", "DNS resolver as `host:port` (default $"+dnsEnv+", else /etc/resolv.conf)")
 	fs.IntVar(&f.port, "port", 25, "`port` to check a domain's MX hosts on")
@@ -113,7 +116,7 @@ func parseCheck(args []string, getenv func(string) string) (checkPlan, error) {
 	if err != nil {
 		return checkPlan{}, errors.New(strings.TrimPrefix(err.Error(), "check: "))
 	}
-	p := checkPlan{target: target, json: f.json, live: f.live}
+	p := checkPlan{target: target, json: f.json, live: f.live, verbose: f.verbose}
 	resolver, from := f.dns, "--dns"
 	if resolver == "" {
 		resolver, from = getenv(dnsEnv), "$"+dnsEnv
@@ -212,7 +215,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			return checkExitError
 		}
 	} else {
-		writeCheckReport(stdout, rep)
+		writeCheckReport(stdout, rep, plan.verbose)
 	}
 	if ctx.Err() != nil {
 		fmt.Fprintln(stderr, "sockmail check: interrupted: the report is partial")

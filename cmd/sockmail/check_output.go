@@ -42,8 +42,9 @@ func findingLine(f check.Finding) string {
 	return b.String()
 }
 
-// writeCheckReport prints the report grouped by host, then the summary.
-func writeCheckReport(w io.Writer, rep *check.Report) {
+// writeCheckReport prints the report grouped by host, then the summary;
+// verbose adds every DNS lookup and every conversation's transcript.
+func writeCheckReport(w io.Writer, rep *check.Report, verbose bool) {
 	fmt.Fprintf(w, "Check of %s (%s), resolver %s\n", rep.Target, rep.Kind, rep.Resolver)
 	hosts := map[string]check.Host{}
 	for _, h := range rep.Hosts() {
@@ -66,11 +67,23 @@ func writeCheckReport(w io.Writer, rep *check.Report) {
 			fmt.Fprintf(w, "  %s\n", findingLine(f))
 		}
 	}
+	if verbose {
+		fmt.Fprintf(w, "\nDNS lookups\n")
+		for _, l := range rep.Lookups() {
+			fmt.Fprintf(w, "  %s\n", safetext.Line(l.String()))
+		}
+		for _, c := range rep.Conversations() {
+			fmt.Fprintf(w, "\nConversation %d: %s, %s (%s)\n", c.ID, c.Host, c.Addr, c.Purpose)
+			if err := c.Transcript.WriteText(w); err != nil {
+				return
+			}
+		}
+	}
 	counts := map[check.Status]int{}
 	for _, f := range rep.Findings() {
 		counts[f.Status]++
 	}
-	fmt.Fprintf(w, "\n%d passed, %d information, %d warnings, %d failures; %d DNS lookups, %d SMTP conversations (see --json for every transcript); %.0f ms\n",
+	fmt.Fprintf(w, "\n%d passed, %d information, %d warnings, %d failures; %d DNS lookups, %d SMTP conversations (-v or --json for every transcript); %.0f ms\n",
 		counts[check.Pass], counts[check.Info], counts[check.Warning], counts[check.Fail],
 		len(rep.Lookups()), len(rep.Conversations()), float64(rep.Took.Microseconds())/1000)
 }

@@ -96,6 +96,10 @@ func TestCheckExitStatus(t *testing.T) {
 			lines: []string{"localhost, port " + pfPort + "\n"}},
 		{name: "implicit TLS", args: []string{"--implicit-tls", "--ca-file", pf.CAFile, net.JoinHostPort("localhost", smtpsPort)}, code: checkExitWarning,
 			lines: []string{"[ok]   127.0.0.1: The server chose TLS 1.3", "[ok]   127.0.0.1: The certificate is valid for localhost."}},
+		{name: "verbose", args: []string{"-v", "--port", pfPort, "nullmx.check.test"}, code: checkExitPass,
+			lines: []string{"\nDNS lookups\n  nullmx.check.test. MX @", ": NOERROR AD: nullmx.check.test. ", " IN MX 0 . ("}},
+		{name: "verbose transcripts", args: []string{"-v", "--ca-file", pf.CAFile, "localhost:" + pfPort}, code: checkExitWarning,
+			lines: []string{"\nConversation 1: localhost, 127.0.0.1:" + pfPort + " (check)\n", "<- 220 localhost ESMTP", "-> STARTTLS", "\nConversation 5: localhost, 127.0.0.1:" + pfPort + " (probe TLS 1.3)\n", "-> QUIT"}},
 		{name: "nonexistent domain", args: []string{"missing.check.test"}, code: checkExitFail,
 			lines: []string{"[FAIL] The domain missing.check.test does not exist"}},
 	}
