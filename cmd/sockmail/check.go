@@ -75,8 +75,8 @@ type checkFlags struct {
 
 // checkPlan is the validated form of the flags.
 type checkPlan struct {
-	target check.Target
-	opts   check.Options
+	target  check.Target
+	opts    check.Options
 	json    bool
 	live    bool
 	verbose bool
