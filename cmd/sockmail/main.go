@@ -32,6 +32,7 @@ const usage = `Usage: sockmail [command] [flags]
 Commands:
   serve      run the web app (default); "sockmail serve -h" lists its flags
   send       send a test message and print the transcript; "sockmail send -h"
+  check      check a mail domain or server: sockmail check example.org; "sockmail check -h"
   user add   add an admin account: sockmail user add -email you@example.org
              (password from SOCKMAIL_PASSWORD or a prompt)
 ` + buildUsage
@@ -49,6 +50,8 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return sendCommand(ctx, args, stdout, stderr, getenv)
 	case "user":
 		return runUser(ctx, args, stdin, stdout, stderr, getenv)
+	case "check":
+		return runCheck(ctx, args, stdout, stderr, getenv)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0
