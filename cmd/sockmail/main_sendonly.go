@@ -7,7 +7,7 @@ package main
 // runs "send" itself and links neither the web app nor the database
 // drivers, whose package initialisation a full binary runs at every
 // start even for a send that needs none of it (issue 10 item 4). The
-// commands it lacks, "serve", "user" and "send --store" (or --database),
+// commands it lacks, "serve", "user", "check" and "send --store" (or --database),
 // it hands to the full build, bin/sockmail-server, found beside it or
 // through SOCKMAIL_SERVER_BINARY (internal/handover): on unix the process
 // becomes the full build, same pid, arguments, environment and terminal.
@@ -25,7 +25,7 @@ import (
 // buildUsage ends the usage text: what this build hands over.
 const buildUsage = `
 This is the command-line client (bin/sockmail). It runs "send" itself and
-hands "serve", "user" and "send --store" to the full build, sockmail-server,
+hands "serve", "user", "check" and "send --store" to the full build, sockmail-server,
 found beside it or at $` + handover.BinaryEnv + `; exit status 127 when
 it is not there, 126 when it cannot be run.
 `
