@@ -74,22 +74,22 @@ func TestSearchCaptured(t *testing.T) {
 			{"INVOICE 42", []int64{invoice}},
 			{"17 eur", []int64{invoice}}, // short words: LIKE beside the index
 			{"friday pay", []int64{invoice}},
-			{"soleil paris", []int64{news}},           // HTML body, decoded
-			{"scripted", nil},                         // not the text of a script
-			{"hidden-style", nil},                     // nor of a style sheet
-			{"météo", []int64{news}},                  // decoded subject
-			{"quarterly.pdf", []int64{relay}},         // attachment name
-			{"from:shop", []int64{invoice}},           // envelope and From
-			{"from:grace", []int64{relay}},            // From field only
-			{"from:bounce", []int64{relay}},           // envelope only
-			{"from:journal", []int64{news}},           // decoded display name
-			{"from:carol", nil},                       // a recipient, not a sender
-			{"to:erin", []int64{news}},                // envelope and Cc
-			{"to:list@lists", []int64{relay}},         // To field only
-			{"to:frank", []int64{relay}},              // envelope only
-			{"to:shop", nil},                          // a sender, not a recipient
-			{"subject:invoice", []int64{invoice}},     // subject
-			{"subject:pay", nil},                      // in the body, not the subject
+			{"soleil paris", []int64{news}},       // HTML body, decoded
+			{"scripted", nil},                     // not the text of a script
+			{"hidden-style", nil},                 // nor of a style sheet
+			{"météo", []int64{news}},              // decoded subject
+			{"quarterly.pdf", []int64{relay}},     // attachment name
+			{"from:shop", []int64{invoice}},       // envelope and From
+			{"from:grace", []int64{relay}},        // From field only
+			{"from:bounce", []int64{relay}},       // envelope only
+			{"from:journal", []int64{news}},       // decoded display name
+			{"from:carol", nil},                   // a recipient, not a sender
+			{"to:erin", []int64{news}},            // envelope and Cc
+			{"to:list@lists", []int64{relay}},     // To field only
+			{"to:frank", []int64{relay}},          // envelope only
+			{"to:shop", nil},                      // a sender, not a recipient
+			{"subject:invoice", []int64{invoice}}, // subject
+			{"subject:pay", nil},                  // in the body, not the subject
 			{`subject:"your invoice"`, []int64{invoice}},
 			{"example.test", []int64{relay, news, invoice}},
 			{"to:example from:paper", []int64{news}},
