@@ -56,6 +56,9 @@ type CaptureServer struct {
 	Addr string
 	// Certificate is its self-signed certificate, trusted for sends.
 	Certificate *x509.Certificate
+	// Notifier, when not nil, wakes the live captured-mail list as soon
+	// as the capture server stores a message.
+	Notifier CapturedNotifier
 }
 
 // Deps is everything a Handler needs.
@@ -87,6 +90,9 @@ type Deps struct {
 	MaxUpload int64
 	// Capture is the built-in capture server.
 	Capture CaptureServer
+	// CapturedPoll is how often the live captured-mail list looks for
+	// mail another instance captured; 5 s if 0.
+	CapturedPoll time.Duration
 	// RootCAs verifies the servers sends go to; the system pool if nil.
 	// The capture server's certificate is added to it.
 	RootCAs *x509.CertPool
@@ -122,7 +128,10 @@ type Handler struct {
 	profiles ProfileStore
 	history  HistoryStore
 	captured CapturedStore
-	sealer   Sealer
+	// capturedLive and capturedPoll drive the live captured-mail list.
+	capturedLive CapturedNotifier
+	capturedPoll time.Duration
+	sealer       Sealer
 	log      *slog.Logger
 	cookies  *sessions.CookieStore
 	secure   bool
@@ -174,6 +183,9 @@ func New(d Deps) (*Handler, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.CapturedPoll <= 0 {
+		d.CapturedPoll = defaultCapturedPoll
+	}
 	cs := sessions.NewCookieStore(d.SessionHashKey, d.SessionBlockKey)
 	cs.Options = &sessions.Options{
 		Path:     "/",
@@ -221,6 +233,7 @@ func New(d Deps) (*Handler, error) {
 		capture: d.Capture, now: d.Now, cop: cop, hosts: hosts, deviceKey: deviceKeyFrom(d.SessionHashKey), bcryptCost: d.BcryptCost, dummyHash: string(dummy),
 		retention: d.Retention, maxStored: d.MaxStoredMessage,
 		forms: formStoreOf(d), queue: formStoreOf(d), contact: contactSt, sends: sends,
+		capturedLive: d.Capture.Notifier, capturedPoll: d.CapturedPoll,
 	}, nil
 }
 

@@ -114,8 +114,9 @@ func newApp(t *testing.T, o appOptions) *app {
 	if err != nil {
 		t.Fatal(err)
 	}
+	notifier := capture.NewNotifier()
 	cs, err := capture.Listen(capture.Options{Addr: "127.0.0.1:0", Certificate: cert, Logger: log,
-		Username: o.captureUser, Password: o.capturePassword}, st)
+		Username: o.captureUser, Password: o.capturePassword, Notifier: notifier}, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +134,7 @@ func newApp(t *testing.T, o appOptions) *app {
 		// As serve wires it: sign-in keeps working while writes fail.
 		Store: store.NewSignInFallback(st, log), Sealer: box, Logger: log, SessionHashKey: hk, SessionBlockKey: bk,
 		SendTimeout: 20 * time.Second, MaxUpload: 1 << 20,
-		Capture: handlers.CaptureServer{Addr: cs.Addr(), Certificate: cs.Certificate()},
+		Capture: handlers.CaptureServer{Addr: cs.Addr(), Certificate: cs.Certificate(), Notifier: notifier},
 		Send:    o.send, BcryptCost: bcrypt.MinCost, RootCAs: o.rootCAs, BaseURL: o.baseURL,
 		Now: o.now, TrustedProxies: o.trustedProxies,
 	})
