@@ -128,10 +128,7 @@ type Handler struct {
 	profiles ProfileStore
 	history  HistoryStore
 	captured CapturedStore
-	// capturedLive and capturedPoll drive the live captured-mail list.
-	capturedLive CapturedNotifier
-	capturedPoll time.Duration
-	sealer       Sealer
+	sealer   Sealer
 	log      *slog.Logger
 	cookies  *sessions.CookieStore
 	secure   bool
@@ -158,6 +155,11 @@ type Handler struct {
 
 	// sends resolves targets, runs sends and records them.
 	sends *delivery.Service
+
+	// capturedLive and capturedPoll drive the live captured-mail list
+	// (captured.go).
+	capturedLive CapturedNotifier
+	capturedPoll time.Duration
 }
 
 // New builds a Handler from its dependencies.

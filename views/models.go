@@ -182,4 +182,3 @@ type ProfileEdit struct {
 	Errors      webform.Errors
 	HasPassword bool
 }
-
