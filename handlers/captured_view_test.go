@@ -270,9 +270,12 @@ func TestCapturedEvents(t *testing.T) {
 			}
 			add("unrelated")
 			add("wanted <one>")
-			evs := waitEvents(t, r, 1)
+			// The unrelated message, captured first, would have come first.
+			if evs := waitEvents(t, r, 1); !strings.Contains(evs[0].HTML, "wanted &lt;one&gt;") {
+				t.Fatalf("first live row: %s", evs[0].HTML)
+			}
 			add("wanted two")
-			evs = waitEvents(t, r, 2)
+			evs := waitEvents(t, r, 2)
 			for i, want := range []string{"wanted &lt;one&gt;", "wanted two"} {
 				if !strings.Contains(evs[i].HTML, want) || !strings.Contains(evs[i].HTML, `data-id="`+strconv.FormatInt(evs[i].ID, 10)+`"`) ||
 					!strings.Contains(evs[i].HTML, "q=subject%3Awanted") || !strings.Contains(evs[i].HTML, `name="_csrf"`) {
