@@ -44,9 +44,10 @@ func rowsJS(s string) string {
 // TestCapturedBrowser drives captured mail in Chromium: a search narrows
 // the list, a row's Delete removes that message, a message sent to the
 // capture server while the list is open appears in it live, the message's
-// tabs switch (click and arrow keys) and show the inline image, and a
+// tabs switch (click and arrow keys) and show the inline image, a
 // release through a saved profile to the test Postfix opens its live
-// result page, which ends "sent".
+// result page, which ends "sent"; delete all from a message empties the
+// list, which then shows a new message live.
 func TestCapturedBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test")
@@ -118,6 +119,23 @@ func TestCapturedBrowser(t *testing.T) {
 	if got := string(testenv.WaitForMessage(t, pf.Maildir, "Subject: "+live, testenv.StallLimit)); !strings.Contains(got, "To: b@example.test") {
 		t.Errorf("released message:\n%s", got)
 	}
+
+	// Delete all from a message, then the empty list shows a message
+	// captured while it is open.
+	again := "after delete all " + token
+	run(t, ctx, "delete all, then a live row in the empty list",
+		chromedp.Navigate(base+"/captured"),
+		chromedp.Click(chromedp.Search(`//a[@data-testid="captured-subject"][contains(., "`+live+`")]`)),
+		chromedp.WaitVisible(tid("delete-all-form")),
+		chromedp.Click(tid("delete-all-confirm")),
+		chromedp.Click(tid("delete-all")),
+		chromedp.WaitVisible(tid("no-captured")),
+		waitJS(`document.querySelector('[data-testid="captured-list"]').hidden`),
+		step(func() { captureRaw(t, a, "Subject: "+again+"\n\nx\n") }),
+		waitJS(rowsJS(again)+` === 1 && !document.querySelector('[data-testid="captured-list"]').hidden`),
+		waitJS(`document.querySelector('[data-testid="no-captured"]').hidden`),
+	)
+	screenshot(t, ctx, "captured-after-delete-all.png")
 }
 
 // htmlWithImageSubject is htmlWithImage with another subject.
