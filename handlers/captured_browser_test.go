@@ -134,6 +134,7 @@ func TestCapturedBrowser(t *testing.T) {
 		step(func() { captureRaw(t, a, "Subject: "+again+"\n\nx\n") }),
 		waitJS(rowsJS(again)+` === 1 && !document.querySelector('[data-testid="captured-list"]').hidden`),
 		waitJS(`document.querySelector('[data-testid="no-captured"]').hidden`),
+		waitJS(`document.querySelector('[data-testid="captured-total"]').textContent === "1 message captured."`),
 	)
 	screenshot(t, ctx, "captured-after-delete-all.png")
 }

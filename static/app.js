@@ -132,6 +132,7 @@
 	var body = table.querySelector("tbody");
 	var empty = document.querySelector('[data-testid="no-captured"]');
 	var live = document.querySelector('[data-testid="captured-live"]');
+	var total = document.querySelector('[data-testid="captured-total"]');
 	var es = new EventSource(table.dataset.eventsUrl);
 	es.addEventListener("message", function (msg) {
 		var ev = JSON.parse(msg.data);
@@ -149,6 +150,12 @@
 		if (live) {
 			var subject = row.querySelector('[data-testid="captured-subject"]');
 			live.textContent = "New message: " + (subject ? subject.textContent.trim() : "");
+		}
+		if (total && total.dataset.capped === "false") {
+			var n = parseInt(total.dataset.total || "0", 10) + 1;
+			total.dataset.total = String(n);
+			total.textContent = n + (n === 1 ? " message " : " messages ") +
+				(total.dataset.search === "true" ? (n === 1 ? "matches the search." : "match the search.") : "captured.");
 		}
 	});
 	// EventSource reconnects by itself after a network error; a page
