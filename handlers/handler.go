@@ -90,9 +90,6 @@ type Deps struct {
 	MaxUpload int64
 	// Capture is the built-in capture server.
 	Capture CaptureServer
-	// CapturedPoll is how often the live captured-mail list looks for
-	// mail another instance captured; 5 s if 0.
-	CapturedPoll time.Duration
 	// RootCAs verifies the servers sends go to; the system pool if nil.
 	// The capture server's certificate is added to it.
 	RootCAs *x509.CertPool
@@ -120,6 +117,10 @@ type Deps struct {
 	// HTTPClient makes the captcha verifications; one with a 10 s timeout
 	// if nil.
 	HTTPClient *http.Client
+
+	// CapturedPoll is how often the live captured-mail list looks for
+	// mail another instance captured; 5 s if 0.
+	CapturedPoll time.Duration
 }
 
 // Handler serves sockmail's web pages.
