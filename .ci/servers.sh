@@ -46,6 +46,9 @@ MAILPIT_MODULE=github.com/axllent/mailpit
 MAILPIT_VERSION=v1.33.1
 INBUCKET_MODULE=github.com/inbucket/inbucket/v3
 INBUCKET_VERSION=v3.2.0
+# Not a server: axe-core, the accessibility checker the Chromium tests
+# inject into every page (handlers/a11y_browser_test.go).
+AXE_VERSION=4.14.1            # npm; the exact tree is .ci/axe/package-lock.json
 PACKAGES=(postfix dovecot-core python3-aiosmtpd python3-dkim python3-nacl swaks libnet-ssleay-perl libio-socket-ssl-perl openssl chromium ca-certificates)
 
 TLS=$STATE/tls
@@ -62,6 +65,8 @@ HARAKA=$STATE/haraka
 HARAKA_NPM=$HARAKA/npm
 HARAKA_CONF=$HARAKA/config
 HARAKA_MAILDIR=$MAILBASE/haraka
+AXE_NPM=$STATE/axe/npm
+AXE_SCRIPT=$AXE_NPM/node_modules/axe-core/axe.min.js
 MAILPIT=$STATE/mailpit
 INBUCKET=$STATE/inbucket
 RUN=$STATE/run
@@ -142,9 +147,30 @@ install_haraka() {
 	haraka_current || die "Haraka $HARAKA_VERSION not found in $HARAKA_NPM after npm ci"
 }
 
+# axe_current: true if $AXE_NPM holds axe-core $AXE_VERSION installed from
+# the lock file in .ci/axe, with its browser script.
+axe_current() {
+	cmp -s "$HERE/axe/package-lock.json" "$AXE_NPM/package-lock.json" &&
+		[ "$(node -p "require('$AXE_NPM/node_modules/axe-core/package.json').version" 2>/dev/null)" = "$AXE_VERSION" ] &&
+		[ -s "$AXE_SCRIPT" ]
+}
+
+install_axe() {
+	command -v node >/dev/null && command -v npm >/dev/null ||
+		die "node and npm are not on PATH: needed to install axe-core $AXE_VERSION for the accessibility tests"
+	axe_current && return 0
+	say "installing axe-core $AXE_VERSION (npm ci)"
+	mkdir -p "$AXE_NPM"
+	cp "$HERE/axe/package.json" "$HERE/axe/package-lock.json" "$AXE_NPM/"
+	npm ci --prefix "$AXE_NPM" --no-audit --no-fund --loglevel=error >"$LOG/install-axe.log" 2>&1 ||
+		{ tail -30 "$LOG/install-axe.log" >&2; die "npm ci for axe-core failed (log: $LOG/install-axe.log)"; }
+	axe_current || die "axe-core $AXE_VERSION not found in $AXE_NPM after npm ci"
+}
+
 install_servers() {
 	mkdir -p "$LOG"
 	install_haraka
+	install_axe
 	install_go_tool mailpit "$MAILPIT_MODULE" "$MAILPIT_VERSION"
 	install_go_tool inbucket "$INBUCKET_MODULE" "$INBUCKET_VERSION" "$INBUCKET_MODULE/cmd/inbucket"
 }
@@ -806,6 +832,8 @@ write_env() {
 		RCPT_FULL_452=full452@$DOMAIN
 		POSTGRES_DSN=postgres://postgres@$HOST:5432/test?sslmode=disable
 		CHROMIUM=$chromium
+		AXE_VERSION=$AXE_VERSION
+		AXE_SCRIPT=$AXE_SCRIPT
 	EOF
 }
 
@@ -899,6 +927,7 @@ status() {
 	peer_status inbucket-tls inbucket "" "$INBUCKET_TLS_PORT" "http://$HOST:$INBUCKET_TLS_HTTP_PORT/api/v1/mailbox/ready-check" || ok=1
 	if command -v pg_isready >/dev/null && pg_isready -q -h "$HOST" -p 5432; then line postgres "$HOST:5432" "running"; else line postgres "-" "not answering"; ok=1; fi
 	if command -v chromium >/dev/null; then line chromium "$(command -v chromium)" "installed"; else line chromium "-" "missing"; ok=1; fi
+	if [ -s "$AXE_SCRIPT" ]; then line axe-core "$AXE_SCRIPT" "installed"; else line axe-core "-" "missing (run: make testservers)"; ok=1; fi
 	if [ -f "$ENVFILE" ]; then line env "$ENVFILE" ""; else line env "-" "missing (run: make testservers)"; ok=1; fi
 	return $ok
 }

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -68,6 +69,7 @@ func (h *Handler) Routes() *echo.Echo {
 	e.GET("/healthz", h.healthz, quiet, noStore)
 	site := e.Group("", h.checkHost)
 	site.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", http.FileServerFS(static.FS))), quiet)
+	site.GET("/favicon.ico", favicon, quiet)
 
 	h.contactRoutes(site.Group("/f", noStore, h.limitBody(h.contactMaxBody())))
 
@@ -104,6 +106,16 @@ func (h *Handler) Routes() *echo.Echo {
 	h.historyRoutes(a)
 	h.formRoutes(a)
 	return e
+}
+
+// favicon answers /favicon.ico, which browsers ask for by themselves
+// (pages link /static/favicon.svg): the same SVG icon.
+func favicon(c echo.Context) error {
+	b, err := static.FS.ReadFile("favicon.svg")
+	if err != nil {
+		return fmt.Errorf("handlers: favicon: %w", err)
+	}
+	return c.Blob(http.StatusOK, "image/svg+xml", b)
 }
 
 // writeHealther is a store that tells whether it takes writes

@@ -27,7 +27,7 @@ func TestRouteGroups(t *testing.T) {
 			continue
 		}
 		path := routePath(rt.Path)
-		isPublic := strings.HasPrefix(rt.Path, "/f/") || rt.Path == "/healthz" || rt.Path == "/static/*"
+		isPublic := strings.HasPrefix(rt.Path, "/f/") || rt.Path == "/healthz" || rt.Path == "/static/*" || rt.Path == "/favicon.ico"
 		switch {
 		case isPublic:
 			public++
@@ -47,7 +47,7 @@ func TestRouteGroups(t *testing.T) {
 				t.Errorf("POST %s without a CSRF token: %d, want 403", rt.Path, r.status)
 			}
 		}
-		if rt.Path == "/static/*" {
+		if rt.Path == "/static/*" || rt.Path == "/favicon.ico" {
 			continue
 		}
 		req, _ := http.NewRequest(http.MethodGet, a.srv.URL+path, nil)

@@ -147,8 +147,9 @@ func (c *Client) connect(ctx context.Context, host, port string) error {
 	} else {
 		start := time.Now()
 		ips, err := c.resolver().LookupIPAddr(ctx, host)
+		took := time.Since(start)
 		if err != nil {
-			c.tr.Info(PhaseConnect, "DNS lookup of %s failed after %s: %v", host, ms(time.Since(start)), err)
+			c.tr.spanEnd(SpanDNS, took, PhaseConnect, "DNS lookup of %s failed after %s: %v", host, ms(took), err)
 			return netError(PhaseConnect, "cannot resolve "+host, err)
 		}
 		var shown []string
@@ -156,7 +157,7 @@ func (c *Client) connect(ctx context.Context, host, port string) error {
 			addrs = append(addrs, net.JoinHostPort(ip.IP.String(), port))
 			shown = append(shown, ip.IP.String())
 		}
-		c.tr.Info(PhaseConnect, "DNS %s A/AAAA: %s (%s)", host, strings.Join(shown, ", "), ms(time.Since(start)))
+		c.tr.spanEnd(SpanDNS, took, PhaseConnect, "DNS %s A/AAAA: %s (%s)", host, strings.Join(shown, ", "), ms(took))
 		if len(addrs) == 0 {
 			return netError(PhaseConnect, "no address for "+host, errors.New("empty answer"))
 		}
@@ -170,12 +171,13 @@ func (c *Client) connect(ctx context.Context, host, port string) error {
 		c.tr.Info(PhaseConnect, "connecting to %s", a)
 		start := time.Now()
 		conn, err := d.DialContext(ctx, "tcp", a)
+		took := time.Since(start)
 		if err != nil {
-			c.tr.Info(PhaseConnect, "connect to %s failed after %s: %v", a, ms(time.Since(start)), err)
+			c.tr.spanEnd(SpanConnect, took, PhaseConnect, "connect to %s failed after %s: %v", a, ms(took), err)
 			lastErr = err
 			continue
 		}
-		c.tr.Info(PhaseConnect, "connected to %s from %s in %s", conn.RemoteAddr(), conn.LocalAddr(), ms(time.Since(start)))
+		c.tr.spanEnd(SpanConnect, took, PhaseConnect, "connected to %s from %s in %s", conn.RemoteAddr(), conn.LocalAddr(), ms(took))
 		c.setConn(conn)
 		return nil
 	}
@@ -329,7 +331,7 @@ func (c *Client) redactCut(line string, cut bool) string {
 // writeLine buffers one command line. shown is what the transcript keeps:
 // the line itself, or its redacted form when secret.
 func (c *Client) writeLine(phase Phase, line, shown string, secret bool) {
-	c.tr.add(DirClient, phase, shown, secret)
+	c.tr.addEvent(Event{Dir: DirClient, Phase: phase, Line: shown, Secret: secret, Cmd: true})
 	if phase == PhaseQuit {
 		c.quitSent = true
 	}
@@ -636,13 +638,14 @@ func (c *Client) handshake(ctx context.Context) error {
 	defer cancel()
 	start := time.Now()
 	err := tc.HandshakeContext(hctx)
+	took := time.Since(start)
 	if err != nil {
 		var ve *tls.CertificateVerificationError
 		if errors.As(err, &ve) {
 			c.noteChain(phase, ve.UnverifiedCertificates, "NOT verified: "+ve.Err.Error())
 			return &Error{Phase: phase, Message: "the server's certificate did not verify", Err: err}
 		}
-		c.tr.Info(phase, "TLS handshake failed after %s: %v", ms(time.Since(start)), err)
+		c.tr.spanEnd(SpanTLS, took, phase, "TLS handshake failed after %s: %v", ms(took), err)
 		e := netError(phase, "TLS handshake failed", err)
 		e.kind = KindTLSHandshake
 		var ae tls.AlertError
@@ -652,7 +655,7 @@ func (c *Client) handshake(ctx context.Context) error {
 		return e
 	}
 	st := tc.ConnectionState()
-	c.tr.Info(phase, "TLS handshake done in %s: %s, %s", ms(time.Since(start)), tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
+	c.tr.spanEnd(SpanTLS, took, phase, "TLS handshake done in %s: %s, %s", ms(took), tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
 	verdict := "verified for " + cfg.ServerName
 	if c.cfg.InsecureSkipVerify {
 		verdict = "NOT verified (insecure override)"

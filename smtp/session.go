@@ -289,17 +289,18 @@ func lookupMX(ctx context.Context, cfg Config, domain string) ([]string, error) 
 	defer cancel()
 	start := time.Now()
 	mxs, err := r.LookupMX(lctx, domain)
+	took := time.Since(start)
 	if err != nil {
 		var de *net.DNSError
 		if errors.As(err, &de) && de.IsNotFound {
-			tr.Info(PhaseConnect, "DNS MX %s: none (%s); using the domain's own address", domain, ms(time.Since(start)))
+			tr.spanEnd(SpanDNS, took, PhaseConnect, "DNS MX %s: none (%s); using the domain's own address", domain, ms(took))
 			return []string{domain}, nil
 		}
-		tr.Info(PhaseConnect, "DNS MX lookup of %s failed after %s: %v", domain, ms(time.Since(start)), err)
+		tr.spanEnd(SpanDNS, took, PhaseConnect, "DNS MX lookup of %s failed after %s: %v", domain, ms(took), err)
 		return nil, netError(PhaseConnect, "cannot look up the MX of "+domain, err)
 	}
 	if len(mxs) == 0 {
-		tr.Info(PhaseConnect, "DNS MX %s: none (%s); using the domain's own address", domain, ms(time.Since(start)))
+		tr.spanEnd(SpanDNS, took, PhaseConnect, "DNS MX %s: none (%s); using the domain's own address", domain, ms(took))
 		return []string{domain}, nil
 	}
 	// Preference order (RFC 5321 5.1). net.Resolver sorts, but a Resolver
@@ -316,7 +317,7 @@ func lookupMX(ctx context.Context, cfg Config, domain string) ([]string, error) 
 			hosts = append(hosts, h)
 		}
 	}
-	tr.Info(PhaseConnect, "DNS MX %s: %s (%s)", domain, strings.Join(shown, ", "), ms(time.Since(start)))
+	tr.spanEnd(SpanDNS, took, PhaseConnect, "DNS MX %s: %s (%s)", domain, strings.Join(shown, ", "), ms(took))
 	if len(hosts) == 0 {
 		// RFC 7505 4.1: no delivery, no fallback to the domain's address,
 		// and the enhanced status code 5.1.10.

@@ -57,23 +57,56 @@ type Event struct {
 	Line string `json:"line"`
 	// Secret marks a line whose payload (an AUTH exchange) was redacted.
 	Secret bool `json:"secret,omitempty"`
+	// Cmd marks a client line that asks for a reply: a command, an AUTH
+	// response, a BDAT chunk or the "." that ends DATA. Lines of the
+	// message itself are not commands. Conversation pairs each command
+	// with the reply that answered it.
+	Cmd bool `json:"cmd,omitempty"`
+	// Span, on an information event, names what the event ends: a DNS
+	// lookup, the TCP connect or the TLS handshake, which took Took and so
+	// began at Offset-Took.
+	Span Span `json:"span,omitempty"`
+	// Took is how long the span that this event ends took.
+	Took time.Duration `json:"-"`
 }
 
-// MarshalJSON encodes the event with its offset in milliseconds
-// (sub-millisecond precision).
+// Span names a stretch of time in a conversation that is not a command
+// and its reply: a DNS lookup, the TCP connect or the TLS handshake.
+type Span string
+
+// The spans a transcript records.
+const (
+	SpanDNS     Span = "dns"
+	SpanConnect Span = "connect"
+	SpanTLS     Span = "tls"
+)
+
+// MarshalJSON encodes the event with its offset (and a span's duration)
+// in milliseconds (sub-millisecond precision).
 func (e Event) MarshalJSON() ([]byte, error) {
 	type plain Event
+	var took *float64 // only on a span's end, and there even when 0
+	if e.Span != "" {
+		ms := Millis(e.Took)
+		took = &ms
+	}
 	return json.Marshal(struct {
-		MS float64 `json:"ms"`
+		MS     float64  `json:"ms"`
+		TookMS *float64 `json:"took_ms,omitempty"`
 		plain
-	}{MS: float64(e.Offset.Microseconds()) / 1000, plain: plain(e)})
+	}{MS: Millis(e.Offset), TookMS: took, plain: plain(e)})
 }
+
+// Millis is d in milliseconds with microsecond precision, the unit of
+// every time in a transcript's JSON.
+func Millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // UnmarshalJSON decodes what MarshalJSON wrote.
 func (e *Event) UnmarshalJSON(b []byte) error {
 	type plain Event
 	var v struct {
-		MS float64 `json:"ms"`
+		MS     float64 `json:"ms"`
+		TookMS float64 `json:"took_ms"`
 		plain
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
@@ -81,6 +114,7 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	}
 	*e = Event(v.plain)
 	e.Offset = time.Duration(v.MS * float64(time.Millisecond))
+	e.Took = time.Duration(v.TookMS * float64(time.Millisecond))
 	return nil
 }
 
@@ -182,8 +216,13 @@ func (t *Transcript) Dropped() int {
 // add records one event. Lines longer than maxLineLength are cut and
 // marked, so a transcript never holds an unbounded line.
 func (t *Transcript) add(dir Direction, phase Phase, line string, secret bool) {
-	if len(line) > maxLineLength {
-		line = line[:maxLineLength] + " [... " + strconv.Itoa(len(line)-maxLineLength) + " more bytes]"
+	t.addEvent(Event{Dir: dir, Phase: phase, Line: line, Secret: secret})
+}
+
+// addEvent records ev, its offset taken now.
+func (t *Transcript) addEvent(ev Event) {
+	if line := ev.Line; len(line) > maxLineLength {
+		ev.Line = line[:maxLineLength] + " [... " + strconv.Itoa(len(line)-maxLineLength) + " more bytes]"
 	}
 	t.mu.Lock()
 	if t.discard && len(t.subs) == 0 {
@@ -195,7 +234,7 @@ func (t *Transcript) add(dir Direction, phase Phase, line string, secret bool) {
 		t.mu.Unlock()
 		return
 	}
-	ev := Event{Offset: t.now().Sub(t.start), Dir: dir, Phase: phase, Line: line, Secret: secret}
+	ev.Offset = t.now().Sub(t.start)
 	if !t.discard {
 		t.events = append(t.events, ev)
 	}
@@ -211,6 +250,12 @@ func (t *Transcript) add(dir Direction, phase Phase, line string, secret bool) {
 // Info records an event that is not on the wire.
 func (t *Transcript) Info(phase Phase, format string, args ...any) {
 	t.add(DirInfo, phase, fmt.Sprintf(format, args...), false)
+}
+
+// spanEnd records an information event that ends a span of kind, which
+// began took ago (a DNS lookup, the TCP connect, the TLS handshake).
+func (t *Transcript) spanEnd(kind Span, took time.Duration, phase Phase, format string, args ...any) {
+	t.addEvent(Event{Dir: DirInfo, Phase: phase, Line: fmt.Sprintf(format, args...), Span: kind, Took: took})
 }
 
 // WriteText writes the transcript as swaks-like text: "->" for client

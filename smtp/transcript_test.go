@@ -161,6 +161,10 @@ func TestTranscriptJSON(t *testing.T) {
 			t.Errorf("event %d offset %v, want %v", i, back.Events[i].Offset, w.Offset)
 		}
 		back.Events[i].Offset = w.Offset
+		if d := back.Events[i].Took - w.Took.Truncate(time.Microsecond); d < -time.Microsecond || d > time.Microsecond {
+			t.Errorf("event %d took %v, want %v", i, back.Events[i].Took, w.Took)
+		}
+		back.Events[i].Took = w.Took
 		if back.Events[i] != w {
 			t.Errorf("event %d = %+v, want %+v", i, back.Events[i], w)
 		}

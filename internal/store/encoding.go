@@ -99,6 +99,9 @@ type storedEvent struct {
 	Phase  string `json:"phase"`
 	Line   string `json:"line"`
 	Secret bool   `json:"secret,omitempty"`
+	Cmd    bool   `json:"cmd,omitempty"`
+	Span   string `json:"span,omitempty"`
+	TookNS int64  `json:"took_ns,omitempty"`
 }
 
 // encEvents stores a transcript as a JSON array.
@@ -111,6 +114,9 @@ func encEvents(events []smtp.Event) (string, error) {
 			Phase:  encText(string(e.Phase)),
 			Line:   encText(e.Line),
 			Secret: e.Secret,
+			Cmd:    e.Cmd,
+			Span:   encText(string(e.Span)),
+			TookNS: int64(e.Took),
 		}
 	}
 	return marshalJSON(out)
@@ -133,6 +139,9 @@ func decEvents(s string) ([]smtp.Event, error) {
 			Phase:  smtp.Phase(decText(e.Phase)),
 			Line:   decText(e.Line),
 			Secret: e.Secret,
+			Cmd:    e.Cmd,
+			Span:   smtp.Span(decText(e.Span)),
+			Took:   time.Duration(e.TookNS),
 		}
 	}
 	return out, nil

@@ -203,7 +203,8 @@ func TestHostileBytes(t *testing.T) {
 		for i, l := range lines {
 			events = append(events, smtp.Event{Offset: time.Duration(i) + 1, Dir: smtp.DirServer, Phase: smtp.PhaseData, Line: l})
 		}
-		events = append(events, smtp.Event{Dir: "\x00dir\xff", Phase: "\xfe", Line: "[redacted]", Secret: true})
+		events = append(events, smtp.Event{Dir: "\x00dir\xff", Phase: "\xfe", Line: "[redacted]", Secret: true, Cmd: true},
+			smtp.Event{Offset: 9, Dir: smtp.DirInfo, Phase: smtp.PhaseConnect, Line: "connected", Span: "\xffspan", Took: 1234567})
 		all := make([]byte, 256)
 		for i := range all {
 			all[i] = byte(i)

@@ -1,0 +1,266 @@
+package smtp
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// script builds events from lines: "C MAIL FROM:<a>" is a command, "B x" a
+// message line (no reply asked), "S 250 ok" a server line, "I text" an
+// information line, "T 5 dns text" an information line ending a 5 ms span.
+// Each line is 1 ms after the one before.
+func script(t *testing.T, lines ...string) []Event {
+	t.Helper()
+	var evs []Event
+	for i, l := range lines {
+		kind, rest, _ := strings.Cut(l, " ")
+		ev := Event{Offset: time.Duration(i+1) * time.Millisecond, Line: rest, Phase: PhaseMail}
+		switch kind {
+		case "C":
+			ev.Dir, ev.Cmd = DirClient, true
+		case "B":
+			ev.Dir, ev.Phase = DirClient, PhaseBody
+		case "S":
+			ev.Dir = DirServer
+		case "I":
+			ev.Dir = DirInfo
+		case "T":
+			var ms int
+			var span string
+			if _, err := fmt.Sscan(rest, &ms, &span); err != nil {
+				t.Fatalf("bad span line %q: %v", l, err)
+			}
+			ev.Dir, ev.Span, ev.Took = DirInfo, Span(span), time.Duration(ms)*time.Millisecond
+		default:
+			t.Fatalf("bad script line %q", l)
+		}
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+// pairs renders each exchange as "command => code" (or "- => code" for a
+// reply nobody asked for, "command => none"), with its body line count.
+func pairs(cv Conversation) []string {
+	var out []string
+	for _, x := range cv.Exchanges {
+		cmd := "-"
+		if x.Command >= 0 {
+			cmd = cv.Events[x.Command].Line
+		}
+		s := cmd + " => "
+		switch {
+		case !x.HasReply():
+			s += "none"
+		case x.Partial:
+			s += fmt.Sprintf("%d (partial)", x.Code)
+		default:
+			s += fmt.Sprint(x.Code)
+		}
+		if len(x.Body) > 0 {
+			s += fmt.Sprintf(" [%d body lines]", len(x.Body))
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestConversePairsRepliesWithPipelinedCommands(t *testing.T) {
+	tests := []struct {
+		name    string
+		lines   []string
+		want    []string
+		flights string // one letter per flight: c client, s server
+	}{{
+		name: "partly refused recipients, then DATA refused with 554",
+		lines: []string{
+			"S 220 mx ESMTP",
+			"C EHLO me", "S 250-mx", "S 250-PIPELINING", "S 250 8BITMIME",
+			"C MAIL FROM:<a@x>", "C RCPT TO:<b@y>", "C RCPT TO:<c@y>", "C RCPT TO:<d@y>", "C DATA",
+			"S 250 2.1.0 ok", "S 250 2.1.5 ok", "S 550 5.1.1 no such user", "S 250 2.1.5 ok", "S 554 5.5.1 no valid recipients",
+			"C QUIT", "S 221 bye",
+		},
+		want: []string{
+			"- => 220", "EHLO me => 250",
+			"MAIL FROM:<a@x> => 250", "RCPT TO:<b@y> => 250", "RCPT TO:<c@y> => 550", "RCPT TO:<d@y> => 250", "DATA => 554",
+			"QUIT => 221",
+		},
+		flights: "scscscs",
+	}, {
+		name: "DATA accepted, message, end of data refused",
+		lines: []string{
+			"S 220 mx", "C EHLO me", "S 250 mx",
+			"C MAIL FROM:<a@x>", "C RCPT TO:<b@y>", "C DATA", "S 250 ok", "S 250 ok", "S 354 go on",
+			"B Subject: hi", "B ", "B hello", "C .", "S 554 5.7.1 spam",
+			"C QUIT", "S 221 bye",
+		},
+		want: []string{
+			"- => 220", "EHLO me => 250", "MAIL FROM:<a@x> => 250", "RCPT TO:<b@y> => 250", "DATA => 354",
+			". => 554 [3 body lines]", "QUIT => 221",
+		},
+		flights: "scscscscs",
+	}, {
+		name: "CHUNKING: envelope and BDAT LAST in one flight",
+		lines: []string{
+			"S 220 mx", "C EHLO me", "S 250 mx",
+			"C MAIL FROM:<a@x>", "C RCPT TO:<b@y>", "C BDAT 12 LAST", "B Subject: x", "B ", "B hi",
+			"S 250 ok", "S 250 ok", "S 250 2.0.0 queued as X",
+			"C QUIT", "S 221 bye",
+		},
+		want: []string{
+			"- => 220", "EHLO me => 250", "MAIL FROM:<a@x> => 250", "RCPT TO:<b@y> => 250",
+			"BDAT 12 LAST => 250 [3 body lines]", "QUIT => 221",
+		},
+		flights: "scscscs",
+	}, {
+		name:    "a stray reply nobody asked for",
+		lines:   []string{"S 220 mx", "C NOOP", "S 250 ok", "S 250 surprise"},
+		want:    []string{"- => 220", "NOOP => 250", "- => 250"},
+		flights: "scs",
+	}, {
+		name:    "send cut off mid-reply and mid-message",
+		lines:   []string{"S 220 mx", "C EHLO me", "S 250-mx", "S 250-SIZE"},
+		want:    []string{"- => 220", "EHLO me => 250 (partial)"},
+		flights: "scs",
+	}, {
+		name:    "message lines without their end",
+		lines:   []string{"S 220 mx", "C DATA", "S 354 go", "B line 1", "B line 2"},
+		want:    []string{"- => 220", "DATA => 354", "- => none [2 body lines]"},
+		flights: "scsc",
+	}, {
+		name:    "no reply to the last command",
+		lines:   []string{"S 220 mx", "C EHLO me", "I timed out waiting for the server"},
+		want:    []string{"- => 220", "EHLO me => none"},
+		flights: "sc",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cv := Converse(script(t, tt.lines...))
+			if got := pairs(cv); !slices.Equal(got, tt.want) {
+				t.Errorf("exchanges:\n got  %q\n want %q", got, tt.want)
+			}
+			var fl strings.Builder
+			for _, f := range cv.Flights {
+				fl.WriteByte(map[Direction]byte{DirClient: 'c', DirServer: 's'}[f.From])
+			}
+			if fl.String() != tt.flights {
+				t.Errorf("flights %q, want %q", fl.String(), tt.flights)
+			}
+			checkConversationLinks(t, cv)
+		})
+	}
+}
+
+// checkConversationLinks checks that flights and exchanges name each
+// other consistently and every wire line belongs to exactly one flight.
+func checkConversationLinks(t *testing.T, cv Conversation) {
+	t.Helper()
+	seen := map[int]bool{}
+	for fi, f := range cv.Flights {
+		for _, l := range f.Lines {
+			if seen[l] {
+				t.Errorf("line %d in two flights", l)
+			}
+			seen[l] = true
+			if cv.Events[l].Dir != f.From {
+				t.Errorf("flight %d (%s) holds a %s line", fi, f.From, cv.Events[l].Dir)
+			}
+		}
+		for _, x := range f.Exchanges {
+			ex := cv.Exchanges[x]
+			if ex.Flight != fi && ex.ReplyFlight != fi {
+				t.Errorf("flight %d lists exchange %d, which names flights %d and %d", fi, x, ex.Flight, ex.ReplyFlight)
+			}
+		}
+	}
+	for i, ev := range cv.Events {
+		if ev.Dir != DirInfo && !seen[i] {
+			t.Errorf("line %d (%q) is in no flight", i, ev.Line)
+		}
+	}
+}
+
+func TestConverseWaitIsTheRoundTrip(t *testing.T) {
+	// Pipelined: MAIL at 2 ms, RCPT at 3 ms, replies at 4 and 5 ms.
+	cv := Converse(script(t, "S 220 mx", "C MAIL FROM:<a@x>", "C RCPT TO:<b@y>", "S 250 ok", "S 250 ok"))
+	want := []time.Duration{0, 2 * time.Millisecond, 2 * time.Millisecond}
+	for i, x := range cv.Exchanges {
+		if x.Wait() != want[i] {
+			t.Errorf("exchange %d waited %v, want %v", i, x.Wait(), want[i])
+		}
+	}
+}
+
+func TestConverseSpans(t *testing.T) {
+	cv := Converse(script(t, "T 1 dns DNS mx A: 192.0.2.1", "I connecting to 192.0.2.1:25", "T 2 connect connected", "S 220 mx",
+		"C STARTTLS", "S 220 go", "T 1 tls TLS handshake done"))
+	want := []SpanTime{
+		{Kind: SpanDNS, Start: 0, End: time.Millisecond, Event: 0},
+		{Kind: SpanConnect, Start: time.Millisecond, End: 3 * time.Millisecond, Event: 2},
+		{Kind: SpanTLS, Start: 6 * time.Millisecond, End: 7 * time.Millisecond, Event: 6},
+	}
+	if !slices.Equal(cv.Spans, want) {
+		t.Errorf("spans %+v, want %+v", cv.Spans, want)
+	}
+}
+
+func TestConverseLegacyTranscripts(t *testing.T) {
+	// Stored before Cmd existed: commands told apart by phase.
+	evs := []Event{
+		{Dir: DirServer, Phase: PhaseGreeting, Line: "220 mx"},
+		{Dir: DirClient, Phase: PhaseData, Line: "DATA"},
+		{Dir: DirServer, Phase: PhaseData, Line: "354 go"},
+		{Dir: DirClient, Phase: PhaseBody, Line: "Subject: x"},
+		{Dir: DirClient, Phase: PhaseBody, Line: "."},
+		{Dir: DirServer, Phase: PhaseBody, Line: "250 ok"},
+		{Dir: DirClient, Phase: PhaseBody, Line: "BDAT 3 LAST"},
+		{Dir: DirClient, Phase: PhaseBody, Line: "abc"},
+		{Dir: DirServer, Phase: PhaseBody, Line: "250 ok"},
+	}
+	got := pairs(Converse(evs))
+	want := []string{"- => 220", "DATA => 354", ". => 250 [1 body lines]", "BDAT 3 LAST => 250 [1 body lines]"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestConverseRealClient runs the client against a scripted server and
+// checks that what it recorded reads back as the exchanges it made and as
+// the writes it did: the client marks its commands (Cmd), so a message
+// line "." is never taken for the end of the data.
+func TestConverseRealClient(t *testing.T) {
+	f := newFaker(ehloPipelining + "250 2.1.0 ok\n250 2.1.5 ok\n550 5.1.1 unknown\n250 2.1.5 ok\n354 go on\n250 2.0.0 queued as Q1\n221 bye\n")
+	cfg := fakeConfig(f)
+	env := Envelope{From: "a@example.org", To: []string{"b@example.org", "c@example.org", "d@example.org"}}
+	cfg.ShowBody = true
+	res, err := SendMail(context.Background(), cfg, env, strings.NewReader("Subject: dots\n\n.\n..\nend\n"), SendOptions{})
+	if err != nil || res.QueueID != "Q1" {
+		t.Fatalf("send: %v (queue id %q)", err, res.QueueID)
+	}
+	cv := Converse(cfg.Transcript.Events())
+	want := []string{
+		"- => 220", "EHLO client.test => 250",
+		"MAIL FROM:<a@example.org> => 250", "RCPT TO:<b@example.org> => 250", "RCPT TO:<c@example.org> => 550",
+		"RCPT TO:<d@example.org> => 250", "DATA => 354", ". => 250 [5 body lines]", "QUIT => 221",
+	}
+	if got := pairs(cv); !slices.Equal(got, want) {
+		t.Errorf("exchanges:\n got  %q\n want %q", got, want)
+	}
+	clientFlights := 0
+	for _, fl := range cv.Flights {
+		if fl.From == DirClient {
+			clientFlights++
+		}
+	}
+	if writes := strings.Count(f.client(), "|") + 1; clientFlights != writes {
+		t.Errorf("%d client flights, but the client wrote %d times: %q", clientFlights, writes, f.client())
+	}
+	if len(cv.Spans) != 1 || cv.Spans[0].Kind != SpanConnect {
+		t.Errorf("spans %+v, want the connect", cv.Spans)
+	}
+	checkConversationLinks(t, cv)
+}
