@@ -239,3 +239,88 @@
 	}).observe(transcript, { childList: true, subtree: true, characterData: true, attributes: true });
 	schedule();
 })();
+
+// sockmail: captured mail. The list's first page adds the messages
+// captured after it was shown, as they arrive (server-sent events; rows
+// rendered by the server, matching the page's search). Without
+// JavaScript a reload shows them.
+(function () {
+	var table = document.querySelector('table[data-testid="captured-list"][data-events-url]');
+	if (!table || !table.dataset.eventsUrl || !window.EventSource) {
+		return;
+	}
+	var body = table.querySelector("tbody");
+	var empty = document.querySelector('[data-testid="no-captured"]');
+	var live = document.querySelector('[data-testid="captured-live"]');
+	var total = document.querySelector('[data-testid="captured-total"]');
+	var es = new EventSource(table.dataset.eventsUrl);
+	es.addEventListener("message", function (msg) {
+		var ev = JSON.parse(msg.data);
+		if (body.querySelector('tr[data-id="' + String(ev.id) + '"]')) {
+			return; // already listed
+		}
+		var t = document.createElement("template");
+		t.innerHTML = ev.html; // rendered and escaped by the server
+		var row = t.content.firstElementChild;
+		if (!row) { return; }
+		row.classList.add("arrived");
+		body.insertBefore(row, body.firstChild);
+		table.hidden = false;
+		if (empty) { empty.hidden = true; }
+		if (live) {
+			var subject = row.querySelector('[data-testid="captured-subject"]');
+			live.textContent = "New message: " + (subject ? subject.textContent.trim() : "");
+		}
+		if (total && total.dataset.capped === "false") {
+			var n = parseInt(total.dataset.total || "0", 10) + 1;
+			total.dataset.total = String(n);
+			total.textContent = n + (n === 1 ? " message " : " messages ") +
+				(total.dataset.search === "true" ? (n === 1 ? "matches the search." : "match the search.") : "captured.");
+		}
+	});
+	// EventSource reconnects by itself after a network error; a page
+	// left open keeps listening.
+})();
+
+// sockmail: the tabs of a captured message. They are links to the same
+// page with another tab chosen, so they work without JavaScript; here
+// they switch in place (keeping the URL in step) and follow the ARIA
+// tabs pattern: one tab in the focus order, arrow keys, Home and End.
+(function () {
+	var list = document.querySelector('[role="tablist"][data-testid="captured-tabs"]');
+	if (!list) {
+		return;
+	}
+	var tabs = Array.prototype.slice.call(list.querySelectorAll('[role="tab"]'));
+	function select(tab, focus) {
+		tabs.forEach(function (t) {
+			var on = t === tab;
+			t.setAttribute("aria-selected", on ? "true" : "false");
+			t.tabIndex = on ? 0 : -1;
+			var panel = document.getElementById(t.getAttribute("aria-controls"));
+			if (panel) { panel.hidden = !on; }
+		});
+		if (focus) { tab.focus(); }
+		if (window.history && window.history.replaceState) {
+			window.history.replaceState(null, "", tab.getAttribute("href"));
+		}
+	}
+	tabs.forEach(function (t, i) {
+		t.tabIndex = t.getAttribute("aria-selected") === "true" ? 0 : -1;
+		t.addEventListener("click", function (e) {
+			e.preventDefault();
+			select(t, false);
+		});
+		t.addEventListener("keydown", function (e) {
+			var next = null;
+			if (e.key === "ArrowRight") { next = tabs[(i + 1) % tabs.length]; }
+			if (e.key === "ArrowLeft") { next = tabs[(i - 1 + tabs.length) % tabs.length]; }
+			if (e.key === "Home") { next = tabs[0]; }
+			if (e.key === "End") { next = tabs[tabs.length - 1]; }
+			if (next) {
+				e.preventDefault();
+				select(next, true);
+			}
+		});
+	});
+})();
