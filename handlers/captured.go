@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -383,7 +384,9 @@ func capturedMessage(m *store.Captured, tab, q string) views.CapturedMessage {
 
 // cidRef is a cid: URL (RFC 2392) in an HTML body: in an attribute or a
 // CSS url().
-var cidRef = regexp.MustCompile(`(?i)\bcid:[^"'\s)>]+`)
+// It compiles at first use, not at every start of the program
+// (TestOwnPackageInitsAreLight).
+var cidRef = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)\bcid:[^"'\s)>]+`) })
 
 // rewriteCIDs points the cid: references of an HTML body at the parts
 // they name (their download URLs) and returns which parts it showed.
@@ -399,7 +402,7 @@ func rewriteCIDs(body string, id int64, parts []mailread.Part) (string, map[int]
 		return body, nil
 	}
 	shown := map[int]bool{}
-	out := cidRef.ReplaceAllStringFunc(body, func(ref string) string {
+	out := cidRef().ReplaceAllStringFunc(body, func(ref string) string {
 		cid := ref[len("cid:"):]
 		if u, err := url.PathUnescape(cid); err == nil {
 			cid = u
