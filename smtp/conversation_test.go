@@ -404,8 +404,8 @@ func TestConversationTimings(t *testing.T) {
 		name: "STARTTLS, AUTH, pipelined envelope, DATA",
 		lines: []string{
 			"T 1 dns DNS", "I connecting", "T 1 connect connected", // 1, 2, 3: DNS 0-1, connect 2-3
-			"S 220 mx",                                             // 4: greeting 3-4
-			"C EHLO me", "S 250 mx",                                // 5, 6
+			"S 220 mx",              // 4: greeting 3-4
+			"C EHLO me", "S 250 mx", // 5, 6
 			"C STARTTLS", "S 220 go", "T 1 tls handshake done", // 7, 8, 9: TLS 1+1
 			"C EHLO me", "S 250 mx", // 10, 11: hello 1+1
 			"A AUTH PLAIN ****", "S 235 ok", // 12, 13
