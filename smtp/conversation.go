@@ -458,11 +458,14 @@ type Timings struct {
 	// envelope, before its replies: its writing then overlaps the
 	// envelope's wait, counts there, and Data is 0.
 	Data time.Duration
-	// FinalReply is from the message's last line written to the last
-	// line of the reply that took or refused it (the server's verdict on
-	// the message), per message, summed.
+	// FinalReply is from the message's last line written (or, when the
+	// envelope's replies came after it, as with CHUNKING, from the last of
+	// them) to the last line of the reply that took or refused the
+	// message, per message, summed.
 	FinalReply time.Duration
-	// Quit is the QUIT round trip.
+	// Quit is from QUIT to its reply; when QUIT went in the same write as
+	// the end of the message, from the reply before it (the verdict on the
+	// message), so that it does not count the final reply again.
 	Quit time.Duration
 	// Other is Total less the stretches above (never below 0).
 	Other time.Duration
@@ -511,6 +514,8 @@ func (cv Conversation) Timings() Timings {
 		authStart = time.Duration(-1)
 		authEnd   time.Duration
 		greeted   bool
+		// lastAnswered is when the last reply so far arrived.
+		lastAnswered time.Duration
 	)
 	closeEnvelope := func() {
 		if mailSent >= 0 {
@@ -521,6 +526,9 @@ func (cv Conversation) Timings() Timings {
 	for _, x := range cv.Exchanges {
 		verb := cv.Verb(x)
 		if x.Command < 0 {
+			if x.HasReply() {
+				lastAnswered = max(lastAnswered, x.Answered)
+			}
 			if !greeted && x.HasReply() && len(x.Body) == 0 {
 				t.Greeting = max(x.Answered-cv.spanEndBefore(x.Reply[0]), 0)
 			}
@@ -560,15 +568,22 @@ func (cv Conversation) Timings() Timings {
 			for _, b := range x.Body {
 				written = max(written, cv.Events[b].Offset)
 			}
+			from := written
 			if mailSent >= 0 {
 				t.Data += max(written-envEnd, 0)
+				from = max(written, envEnd)
 			}
 			closeEnvelope()
 			if x.HasReply() {
-				t.FinalReply += max(x.Answered-written, 0)
+				t.FinalReply += max(x.Answered-from, 0)
 			}
 		case "QUIT":
-			t.Quit += x.Wait()
+			if x.HasReply() {
+				t.Quit += max(x.Answered-max(x.Sent, lastAnswered), 0)
+			}
+		}
+		if x.HasReply() {
+			lastAnswered = max(lastAnswered, x.Answered)
 		}
 	}
 	closeEnvelope()
