@@ -220,3 +220,13 @@ func barRects(segs []TimingSegment) []barRect {
 	}
 	return out
 }
+
+// TimingLabel says what a timing bar shows: "where the time went:
+// connect 1.500 ms, greeting wait 1,202 ms, ...".
+func TimingLabel(segs []TimingSegment) string {
+	parts := make([]string, len(segs))
+	for i, s := range segs {
+		parts[i] = s.Label + " " + MillisShort(s.Duration)
+	}
+	return "where the time went: " + strings.Join(parts, ", ")
+}

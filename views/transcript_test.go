@@ -113,3 +113,27 @@ func TestTranscriptPairsAndMeasuresRealWaits(t *testing.T) {
 		t.Errorf("%d bar segments for %d stretches", d.Find(`svg.tbar rect`).Length(), len(timing))
 	}
 }
+
+// TestHistoryRowTimingBar: a row with timings gets a small bar whose
+// accessible name gives the figures; a row stored before timings were
+// kept gets none.
+func TestHistoryRowTimingBar(t *testing.T) {
+	tm := smtp.Converse(pipelinedSend()).Timings()
+	rows := []views.HistoryRow{{ID: 2, Status: "sent", Timings: &tm}, {ID: 1, Status: "sent"}}
+	code, d := get(t, views.HistoryTable(rows))
+	if code != http.StatusOK {
+		t.Fatalf("status %d", code)
+	}
+	trs := byID(d, "history-row")
+	bar := trs.Eq(0).Find(`[data-testid="timing-mini"]`)
+	label, _ := bar.Attr("aria-label")
+	if bar.Length() != 1 || !strings.Contains(label, "greeting wait 1,202 ms") || !strings.Contains(label, "connect 1.500 ms") {
+		t.Errorf("bar %d, label %q", bar.Length(), label)
+	}
+	if n := bar.Find("rect").Length(); n != len(views.TimingSegments(tm)) {
+		t.Errorf("%d segments, want %d", n, len(views.TimingSegments(tm)))
+	}
+	if trs.Eq(1).Find(`[data-testid="timing-mini"]`).Length() != 0 {
+		t.Error("a bar on a row without timings")
+	}
+}
