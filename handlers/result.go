@@ -327,7 +327,7 @@ func (h *Handler) transcriptText(c echo.Context) error {
 		fmt.Fprintf(&b, "== error: %s\n", smtp.SafeText(snd.Error))
 	}
 	events := sendEvents(snd, ls)
-	if parts := timingText(smtp.Converse(events).Timings()); parts != "" {
+	if parts := smtp.Converse(events).Timings().String(); parts != "" {
 		fmt.Fprintf(&b, "== timings: %s\n", parts)
 	}
 	// Round by round, each command followed by its own reply.
@@ -336,21 +336,6 @@ func (h *Handler) transcriptText(c echo.Context) error {
 	}
 	attachment(c, fmt.Sprintf("sockmail-send-%d.txt", snd.ID))
 	return c.Blob(http.StatusOK, "text/plain; charset=utf-8", []byte(b.String()))
-}
-
-// timingText lists the stretches that took time, "DNS 0.120 ms, connect
-// 1.500 ms, ...", then the total; "" for an empty transcript.
-func timingText(t smtp.Timings) string {
-	var parts []string
-	for _, p := range t.Parts() {
-		if p.Duration > 0 {
-			parts = append(parts, fmt.Sprintf("%s %.3f ms", p.Label, smtp.Millis(p.Duration)))
-		}
-	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return strings.Join(parts, ", ") + fmt.Sprintf("; total %.3f ms", smtp.Millis(t.Total))
 }
 
 // exportExchange is a command and its reply in the JSON export: indexes
