@@ -280,6 +280,12 @@ func TestLiveTranscriptOverServerSentEvents(t *testing.T) {
 	if ev, _ := c.events(path).next(); ev != "done" {
 		t.Errorf("finished stream: %q, want done", ev)
 	}
+	// A resume point that is no count of lines is refused, naming it.
+	for _, after := range []string{"-1", "x", "99999999"} {
+		if r := c.get(path + "/events?after=" + after); r.status != http.StatusBadRequest || !strings.Contains(r.body, "after must be") {
+			t.Errorf("after=%s: %d %s", after, r.status, r.body)
+		}
+	}
 }
 
 func TestServerReplyWithScriptIsShownAsText(t *testing.T) {
