@@ -147,6 +147,17 @@ func Converse(events []Event) Conversation {
 		cv.Flights[curFlight].Exchanges = append(cv.Flights[curFlight].Exchanges, x)
 		reply = nil
 	}
+	// flushLoose makes the message lines waiting for their end an
+	// exchange without a command, in the flight that carried them.
+	flushLoose := func() {
+		if len(loose) == 0 {
+			return
+		}
+		first := events[loose[0]]
+		cv.Exchanges = append(cv.Exchanges, Exchange{Phase: first.Phase, Command: -1, Body: loose, Sent: first.Offset, Flight: curFlight, ReplyFlight: -1})
+		cv.Flights[curFlight].Exchanges = append(cv.Flights[curFlight].Exchanges, len(cv.Exchanges)-1)
+		loose = nil
+	}
 	for i, ev := range events {
 		switch ev.Dir {
 		case DirClient:
@@ -170,6 +181,10 @@ func Converse(events []Event) Conversation {
 			pending = append(pending, x)
 			cv.Flights[f].Exchanges = append(cv.Flights[f].Exchanges, x)
 		case DirServer:
+			// Message lines still waiting for their "." when the server
+			// speaks go without it: the "." the client writes later is in
+			// another flight, and rounds drawn so far stay as they are.
+			flushLoose()
 			flightFor(DirServer, i)
 			reply = append(reply, i)
 			if finalReplyLine(ev.Line) {
@@ -182,10 +197,7 @@ func Converse(events []Event) Conversation {
 		}
 	}
 	finishReply(true)
-	if len(loose) > 0 {
-		first := events[loose[0]]
-		cv.Exchanges = append(cv.Exchanges, Exchange{Phase: first.Phase, Command: -1, Body: loose, Sent: first.Offset, Flight: curFlight, ReplyFlight: -1})
-	}
+	flushLoose()
 	return cv
 }
 
@@ -367,7 +379,7 @@ func (cv Conversation) Rounds() ([]Round, []int) {
 		case x.Command >= 0:
 			from = cv.Flights[x.Flight].End
 		case rounds[r].Flight < 0:
-			from = cv.spanEndBefore(x.Reply[0])
+			from = cv.spanEndBefore(x.Reply[len(x.Reply)-1])
 		default:
 			continue
 		}
@@ -531,7 +543,7 @@ func (cv Conversation) Timings() Timings {
 				lastAnswered = max(lastAnswered, x.Answered)
 			}
 			if !greeted && x.HasReply() && len(x.Body) == 0 {
-				t.Greeting = max(x.Answered-cv.spanEndBefore(x.Reply[0]), 0)
+				t.Greeting = max(x.Answered-cv.spanEndBefore(x.Reply[len(x.Reply)-1]), 0)
 			}
 			greeted = true
 			continue

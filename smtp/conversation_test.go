@@ -453,3 +453,82 @@ func TestConversationTimings(t *testing.T) {
 		})
 	}
 }
+
+// FuzzRounds reads any sequence of lines (a byte a line: a command, a
+// message line, a final or continued reply line, an information line, a
+// span's end) as rounds and checks that every event is shown exactly
+// once, in the round Rounds says, that a new event changes no earlier
+// round, and that the timings' stretches never overlap.
+func FuzzRounds(f *testing.F) {
+	for _, seed := range []string{"sCsCCCCssssBBICCss", "CBsIsTCCsss", "TTsIC", "BBBCs", "sssCCC", ""} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 200 {
+			b = b[:200]
+		}
+		var evs []Event
+		for i, c := range b {
+			ev := Event{Offset: time.Duration(i+1) * time.Millisecond, Phase: PhaseMail}
+			switch c % 6 {
+			case 0:
+				ev.Dir, ev.Cmd, ev.Line = DirClient, true, "RCPT TO:<x@y>"
+			case 1:
+				ev.Dir, ev.Phase, ev.Line = DirClient, PhaseBody, "line"
+			case 2:
+				ev.Dir, ev.Line = DirServer, "250 ok"
+			case 3:
+				ev.Dir, ev.Line = DirServer, "250-more"
+			case 4:
+				ev.Dir, ev.Line = DirInfo, "note"
+			case 5:
+				ev.Dir, ev.Line, ev.Span, ev.Took = DirInfo, "span", SpanConnect, time.Millisecond/2
+			}
+			evs = append(evs, ev)
+		}
+		var prev []string
+		for n := 0; n <= len(evs); n++ {
+			cv := Converse(evs[:n])
+			rounds, roundOf := cv.Rounds()
+			shown := make([]int, n)
+			for ri, r := range rounds {
+				for _, it := range r.Items {
+					lines := []int{it.Info}
+					if it.Exchange >= 0 {
+						x := cv.Exchanges[it.Exchange]
+						lines = append(it.ClientLines(x), x.Reply...)
+					}
+					for _, l := range lines {
+						shown[l]++
+						if roundOf[l] != ri {
+							t.Fatalf("%q: event %d in round %d, roundOf %d", b[:n], l, ri, roundOf[l])
+						}
+					}
+				}
+			}
+			for i, c := range shown {
+				if c != 1 {
+					t.Fatalf("%q: event %d shown %d times", b[:n], i, c)
+				}
+			}
+			text := roundsText(cv, rounds)
+			if n > 0 {
+				from := roundOf[n-1]
+				if len(prev) < from || !slices.Equal(prev[:from], text[:from]) {
+					t.Fatalf("%q: event %d (round %d) changed an earlier round:\n before %q\n after  %q", b[:n], n-1, from, prev, text)
+				}
+			}
+			prev = text
+			tm := cv.Timings()
+			var sum time.Duration
+			for _, p := range tm.Parts() {
+				if p.Key != "other" {
+					sum += p.Duration
+				}
+			}
+			if sum > tm.Total {
+				t.Fatalf("%q: stretches sum to %v, over the total %v: %+v", b[:n], sum, tm.Total, tm)
+			}
+		}
+	})
+}
