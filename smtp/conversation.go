@@ -53,7 +53,9 @@ type Exchange struct {
 	Phase Phase
 	// Command is the index of the command line, or -1 for a reply no
 	// command was waiting for (the greeting, or a stray reply) and for
-	// message lines sent without an end (a send cut off mid-message).
+	// message lines sent without an end (a send cut off mid-message, or
+	// lines the server answered before the client wrote their end, which
+	// then goes as an exchange of its own).
 	Command int
 	// Body holds the indexes of the message lines that went with the
 	// command: the lines before DATA's final ".", or a BDAT chunk's lines.
