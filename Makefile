@@ -7,8 +7,16 @@ FUZZPKGS      ?= ./...
 # Flags of the whole-process benchmark, e.g. PROCBENCH_FLAGS='-only cold -cold-rounds 101'.
 PROCBENCH_FLAGS ?=
 
-# How bin/sockmail is built (and "make run" runs it): static, without cgo.
-# Nothing in it needs cgo (SQLite is modernc.org/sqlite, pure Go), and a
+# "make build" makes two programs (README "Make targets"): bin/sockmail, the
+# command-line client (built with CLIENT_TAGS: "send" itself, "serve", "user"
+# and "send --store" handed to the full build by exec), which starts about
+# as fast as a minimal net/smtp program; and bin/sockmail-server, the full build
+# (everything; what "go build ./cmd/sockmail" and "go install" make), which
+# "make run" runs.
+CLIENT_TAGS := sendonly
+
+# How both are built: static, without cgo.
+# Nothing in them needs cgo (SQLite is modernc.org/sqlite, pure Go), and a
 # static binary starts about 1 ms sooner: no dynamic loader, no libc to map
 # (issue 10 item 4). Go's own DNS resolver and user lookup read
 # /etc/resolv.conf, /etc/hosts, /etc/nsswitch.conf and /etc/passwd
@@ -32,13 +40,17 @@ TEMPL := $(shell for b in templ $(GOBIN)/templ; do \
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 22
 
-run: ## run sockmail with its embedded defaults (built static, as "make build" builds it)
-	$(SOCKMAIL_ENV) $(GO) run ./cmd/sockmail serve
+run: ## build bin/sockmail-server (as "make build" does) and run the web app with its embedded defaults
+	@if [ -x bin/sockmail-server ]; then echo "make run: building bin/sockmail-server (only what changed: seconds) ..."; \
+	else echo "make run: building bin/sockmail-server; the first build compiles every dependency, about 30 s ..."; fi
+	$(SOCKMAIL_ENV) $(GO) build -o bin/sockmail-server ./cmd/sockmail
+	@echo "make run: starting bin/sockmail-server serve (Ctrl-C stops it)"
+	bin/sockmail-server serve
 
-build: ## compile every package and bin/sockmail (static: CGO_ENABLED=0)
+build: ## compile every package; bin/sockmail (the command-line client) and bin/sockmail-server (everything), static
 	$(GO) build ./...
-	@if ls cmd/sockmail/*.go >/dev/null 2>&1; then \
-		echo "$(SOCKMAIL_ENV) $(GO) build -o bin/sockmail ./cmd/sockmail"; $(SOCKMAIL_ENV) $(GO) build -o bin/sockmail ./cmd/sockmail; fi
+	$(SOCKMAIL_ENV) $(GO) build -tags $(CLIENT_TAGS) -o bin/sockmail ./cmd/sockmail
+	$(SOCKMAIL_ENV) $(GO) build -o bin/sockmail-server ./cmd/sockmail
 
 test: testservers ## start the test servers, then run every test with the race detector
 	$(GO) test -race -count=1 ./...

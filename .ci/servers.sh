@@ -34,6 +34,8 @@ INBUCKET_POP3_PORT=2810   # Inbucket: POP3 (unused by the tests, kept on loopbac
 INBUCKET_TLS_PORT=2865    # Inbucket: implicit TLS, no AUTH
 INBUCKET_TLS_HTTP_PORT=2881 # Inbucket: REST API of the implicit-TLS instance
 INBUCKET_TLS_POP3_PORT=2811 # Inbucket: POP3 of the implicit-TLS instance (unused)
+KNOT_PORT=2553            # Knot DNS: authoritative for the test zones (UDP and TCP)
+UNBOUND_PORT=2554         # Unbound: validating resolver for the test zones (UDP and TCP)
 DOMAIN=example.test
 TEST_USER=tester@example.test
 TEST_PASSWORD=s3cret-Pa55
@@ -46,7 +48,10 @@ MAILPIT_MODULE=github.com/axllent/mailpit
 MAILPIT_VERSION=v1.33.1
 INBUCKET_MODULE=github.com/inbucket/inbucket/v3
 INBUCKET_VERSION=v3.2.0
-PACKAGES=(postfix dovecot-core python3-aiosmtpd python3-dkim python3-nacl swaks libnet-ssleay-perl libio-socket-ssl-perl openssl chromium ca-certificates)
+# Not a server: axe-core, the accessibility checker the Chromium tests
+# inject into every page (handlers/a11y_browser_test.go).
+AXE_VERSION=4.14.1            # npm; the exact tree is .ci/axe/package-lock.json
+PACKAGES=(postfix dovecot-core python3-aiosmtpd python3-dkim python3-nacl swaks libnet-ssleay-perl libio-socket-ssl-perl openssl chromium ca-certificates knot knot-dnsutils unbound)
 
 TLS=$STATE/tls
 PF=$STATE/postfix
@@ -62,8 +67,11 @@ HARAKA=$STATE/haraka
 HARAKA_NPM=$HARAKA/npm
 HARAKA_CONF=$HARAKA/config
 HARAKA_MAILDIR=$MAILBASE/haraka
+AXE_NPM=$STATE/axe/npm
+AXE_SCRIPT=$AXE_NPM/node_modules/axe-core/axe.min.js
 MAILPIT=$STATE/mailpit
 INBUCKET=$STATE/inbucket
+DNS=$STATE/dns
 RUN=$STATE/run
 BIN=$STATE/bin
 LOG=$STATE/log
@@ -142,9 +150,30 @@ install_haraka() {
 	haraka_current || die "Haraka $HARAKA_VERSION not found in $HARAKA_NPM after npm ci"
 }
 
+# axe_current: true if $AXE_NPM holds axe-core $AXE_VERSION installed from
+# the lock file in .ci/axe, with its browser script.
+axe_current() {
+	cmp -s "$HERE/axe/package-lock.json" "$AXE_NPM/package-lock.json" &&
+		[ "$(node -p "require('$AXE_NPM/node_modules/axe-core/package.json').version" 2>/dev/null)" = "$AXE_VERSION" ] &&
+		[ -s "$AXE_SCRIPT" ]
+}
+
+install_axe() {
+	command -v node >/dev/null && command -v npm >/dev/null ||
+		die "node and npm are not on PATH: needed to install axe-core $AXE_VERSION for the accessibility tests"
+	axe_current && return 0
+	say "installing axe-core $AXE_VERSION (npm ci)"
+	mkdir -p "$AXE_NPM"
+	cp "$HERE/axe/package.json" "$HERE/axe/package-lock.json" "$AXE_NPM/"
+	npm ci --prefix "$AXE_NPM" --no-audit --no-fund --loglevel=error >"$LOG/install-axe.log" 2>&1 ||
+		{ tail -30 "$LOG/install-axe.log" >&2; die "npm ci for axe-core failed (log: $LOG/install-axe.log)"; }
+	axe_current || die "axe-core $AXE_VERSION not found in $AXE_NPM after npm ci"
+}
+
 install_servers() {
 	mkdir -p "$LOG"
 	install_haraka
+	install_axe
 	install_go_tool mailpit "$MAILPIT_MODULE" "$MAILPIT_VERSION"
 	install_go_tool inbucket "$INBUCKET_MODULE" "$INBUCKET_VERSION" "$INBUCKET_MODULE/cmd/inbucket"
 }
@@ -583,6 +612,8 @@ check_ports_free() {
 	daemon_running mailpit-tls mailpit || ports+=("$MAILPIT_TLS_PORT" "$MAILPIT_TLS_HTTP_PORT")
 	daemon_running inbucket inbucket || ports+=("$INBUCKET_PORT" "$INBUCKET_HTTP_PORT" "$INBUCKET_POP3_PORT")
 	daemon_running inbucket-tls inbucket || ports+=("$INBUCKET_TLS_PORT" "$INBUCKET_TLS_HTTP_PORT" "$INBUCKET_TLS_POP3_PORT")
+	daemon_running knot knotd || ports+=("$KNOT_PORT")
+	daemon_running unbound unbound || ports+=("$UNBOUND_PORT")
 	for p in "${ports[@]}"; do
 		if port_open "$p"; then
 			die "port $HOST:$p is taken by another program: $(ss -ltnpH "sport = :$p" 2>/dev/null)"
@@ -685,7 +716,7 @@ stop_daemon() {
 }
 
 # The daemons beside Postfix and aiosmtpd: name, word in the command line.
-PEERS=(haraka:haraka mailpit:mailpit mailpit-tls:mailpit inbucket:inbucket inbucket-tls:inbucket)
+PEERS=(haraka:haraka mailpit:mailpit mailpit-tls:mailpit inbucket:inbucket inbucket-tls:inbucket knot:knotd unbound:unbound)
 
 start_peers() {
 	start_daemon haraka haraka "$HARAKA_CHANGED" "$HARAKA" "${HARAKA_CMD[@]}"
@@ -724,7 +755,8 @@ all_ready() {
 		http_ok "http://$HOST:$MAILPIT_HTTP_PORT/api/v1/messages?limit=1" &&
 		http_ok "http://$HOST:$MAILPIT_TLS_HTTP_PORT/api/v1/messages?limit=1" &&
 		http_ok "http://$HOST:$INBUCKET_HTTP_PORT/api/v1/mailbox/ready-check" &&
-		http_ok "http://$HOST:$INBUCKET_TLS_HTTP_PORT/api/v1/mailbox/ready-check"
+		http_ok "http://$HOST:$INBUCKET_TLS_HTTP_PORT/api/v1/mailbox/ready-check" &&
+		dns_ready
 }
 
 # wait_ready: after a start or reload, poll until every server answers, at
@@ -735,7 +767,8 @@ READY_POLLS=1500
 wait_ready() {
 	local p all=("$SMTP_PORT" "$SUBMISSION_PORT" "$SMTPS_PORT" "$AIOSMTPD_PORT" "$HARAKA_PORT" "$HARAKA_SMTPS_PORT"
 		"$MAILPIT_PORT" "$MAILPIT_HTTP_PORT" "$MAILPIT_TLS_PORT" "$MAILPIT_TLS_HTTP_PORT"
-		"$INBUCKET_PORT" "$INBUCKET_HTTP_PORT" "$INBUCKET_TLS_PORT" "$INBUCKET_TLS_HTTP_PORT")
+		"$INBUCKET_PORT" "$INBUCKET_HTTP_PORT" "$INBUCKET_TLS_PORT" "$INBUCKET_TLS_HTTP_PORT"
+		"$KNOT_PORT" "$UNBOUND_PORT")
 	if [ "$TOUCHED" = 0 ] && [ -S "$PF_QUEUE/private/auth" ]; then
 		local open=1
 		for p in "${all[@]}"; do port_open "$p" || { open=0; break; }; done
@@ -754,6 +787,203 @@ wait_ready() {
 	done
 	status >&2 || true
 	die "servers did not all answer after $READY_POLLS polls; logs in $LOG"
+}
+
+# ---------------------------------------------------------------- DNS
+# Knot serves the test zones (check.test. signed with DNSSEC by Knot itself,
+# insecure.test. unsigned, 127.in-addr.arpa. for reverse DNS); Unbound, a
+# validating resolver trusting check.test.'s key, stubs to it. Both listen on
+# loopback only; Unbound answers nothing outside the test zones and localhost.
+# sockmail check's tests use Unbound (DNS_RESOLVER in env).
+
+# write_dns_configs: sets DNS_CHANGED to 1 when a file changed.
+write_dns_configs() {
+	mkdir -p "$DNS/knot/zones" "$DNS/knot/db" "$DNS/knot/run" "$DNS/unbound" "$LOG" "$RUN"
+	write_file "$DNS/knot/knot.conf" 644 <<-EOF && DNS_CHANGED=1
+		# Generated by .ci/servers.sh: authoritative test zones on loopback.
+		server:
+		    listen: $HOST@$KNOT_PORT
+		    rundir: $DNS/knot/run
+		    pidfile: $DNS/knot/run/knot.pid
+		log:
+		  - target: stderr
+		    any: info
+		database:
+		    storage: $DNS/knot/db
+		control:
+		    listen: $DNS/knot/run/knot.sock
+		policy:
+		  - id: test
+		    algorithm: ecdsap256sha256
+		    nsec3: off
+		template:
+		  - id: default
+		    storage: $DNS/knot/zones
+		    file: "%s.zone"
+		    zonefile-sync: -1
+		    zonefile-load: whole
+		    journal-content: none
+		    semantic-checks: on
+		zone:
+		  - domain: check.test.
+		    dnssec-signing: on
+		    dnssec-policy: test
+		  - domain: insecure.test.
+		  - domain: 127.in-addr.arpa.
+	EOF
+	# check.test.: every case sockmail check must tell apart. The MX records
+	# of the apex are written out of preference order on purpose.
+	write_file "$DNS/knot/zones/check.test.zone" 644 <<-'EOF' && DNS_CHANGED=1
+		$ORIGIN check.test.
+		$TTL 60
+		@          SOA   ns hostmaster 1 3600 600 86400 60
+		@          NS    ns
+		ns         A     127.0.0.1
+		; three MX hosts, preferences 20, 10, 30 (checked in order 10, 20, 30)
+		@          MX    20 mx2
+		@          MX    10 mx1
+		@          MX    30 mx3
+		mx1        A     127.0.0.1
+		mx2        A     127.0.0.1
+		mx3        A     127.0.0.1
+		; a domain whose MX is the test Postfix under the name its certificate has
+		good       MX    10 localhost.
+		; no MX: the domain itself is the implicit MX (RFC 5321 5.1)
+		implicit   A     127.0.0.1
+		; null MX: accepts no mail (RFC 7505); and one mixed with a real MX
+		nullmx     MX    0 .
+		nullmix    MX    0 .
+		nullmix    MX    10 mx1
+		; an MX host without any address
+		nohost     MX    10 nowhere
+		; an MX host that is an alias (RFC 2181 10.3 forbids it)
+		alias      MX    10 mxalias
+		mxalias    CNAME mx1
+		; reverse DNS that does not resolve back: 127.0.0.2 -> far -> 127.0.0.3
+		fcrdns     MX    10 mxfar
+		mxfar      A     127.0.0.2
+		far        A     127.0.0.3
+		; no reverse DNS at all: 127.0.0.4 has no PTR
+		noptr      MX    10 mxnoptr
+		mxnoptr    A     127.0.0.4
+		; names for each test server, for server checks (host:port)
+		postfix    A     127.0.0.1
+		aiosmtpd   A     127.0.0.1
+		haraka     A     127.0.0.1
+		mailpit    A     127.0.0.1
+		inbucket   A     127.0.0.1
+	EOF
+	write_file "$DNS/knot/zones/insecure.test.zone" 644 <<-'EOF' && DNS_CHANGED=1
+		$ORIGIN insecure.test.
+		$TTL 60
+		@          SOA   ns hostmaster 1 3600 600 86400 60
+		@          NS    ns
+		ns         A     127.0.0.1
+		@          MX    10 mx
+		mx         A     127.0.0.1
+	EOF
+	write_file "$DNS/knot/zones/127.in-addr.arpa.zone" 644 <<-'EOF' && DNS_CHANGED=1
+		$ORIGIN 127.in-addr.arpa.
+		$TTL 60
+		@          SOA   ns.check.test. hostmaster.check.test. 1 3600 600 86400 60
+		@          NS    ns.check.test.
+		1.0.0      PTR   localhost.
+		2.0.0      PTR   far.check.test.
+	EOF
+	write_file "$DNS/unbound/unbound.conf" 644 <<-EOF && DNS_CHANGED=1
+		# Generated by .ci/servers.sh: a validating resolver for the test zones.
+		server:
+		    interface: $HOST
+		    port: $UNBOUND_PORT
+		    do-ip6: no
+		    access-control: 127.0.0.0/8 allow
+		    username: ""
+		    chroot: ""
+		    directory: "$DNS/unbound"
+		    pidfile: "$DNS/unbound/unbound.pid"
+		    use-syslog: no
+		    logfile: ""
+		    verbosity: 1
+		    val-log-level: 2
+		    do-not-query-localhost: no
+		    module-config: "validator iterator"
+		    trust-anchor-file: "$DNS/unbound/anchor.ds"
+		    trust-anchor-signaling: no
+		    # Nothing but the test zones exists: no query ever leaves the
+		    # machine. Unbound would serve test. and 127.in-addr.arpa. itself
+		    # (RFC 6761); here the zones below come from Knot.
+		    local-zone: "." refuse
+		    local-zone: "test." nodefault
+		    local-zone: "127.in-addr.arpa." nodefault
+		    local-zone: "check.test." transparent
+		    local-zone: "insecure.test." transparent
+		    local-zone: "127.in-addr.arpa." transparent
+		    local-zone: "localhost." redirect
+		    local-data: "localhost. A 127.0.0.1"
+		    cache-max-ttl: 60
+		    cache-max-negative-ttl: 5
+		remote-control:
+		    control-enable: no
+		stub-zone:
+		    name: "check.test."
+		    stub-addr: $HOST@$KNOT_PORT
+		stub-zone:
+		    name: "insecure.test."
+		    stub-addr: $HOST@$KNOT_PORT
+		stub-zone:
+		    name: "127.in-addr.arpa."
+		    stub-addr: $HOST@$KNOT_PORT
+	EOF
+	return 0
+}
+
+# dns_answers PORT NAME TYPE: true if the DNS server on HOST:PORT answers
+# NAME TYPE with NOERROR and at least one record.
+dns_answers() {
+	local out
+	out=$(kdig +timeout=2 +retry=0 +short "@$HOST" -p "$1" "$2" "$3" 2>/dev/null) || return 1
+	[ -n "$out" ]
+}
+
+# dns_validated: true if Unbound answers check.test. MX with the AD bit.
+dns_validated() {
+	kdig +timeout=2 +retry=0 +adflag "@$HOST" -p "$UNBOUND_PORT" check.test. MX 2>/dev/null |
+		grep -q 'Flags:.* ad;'
+}
+
+# start_dns: Knot first; once it has signed check.test., the DS of its key
+# becomes Unbound's trust anchor.
+start_dns() {
+	local changed=$DNS_CHANGED
+	start_daemon knot knotd "$changed" "$DNS/knot" knotd -c "$DNS/knot/knot.conf"
+	local i
+	for i in $(seq "$READY_POLLS"); do
+		dns_answers "$KNOT_PORT" check.test. DNSKEY && break
+		daemon_running knot knotd || { tail -20 "$LOG/knot.log" >&2 || true; die "knot exited (log: $LOG/knot.log)"; }
+		sleep 0.2
+	done
+	[ "$i" -lt "$READY_POLLS" ] || die "knot did not serve a signed check.test. (log: $LOG/knot.log)"
+	keymgr -c "$DNS/knot/knot.conf" check.test. ds 2>>"$LOG/knot.log" | grep ' DS ' |
+		write_file "$DNS/unbound/anchor.ds" 644 && changed=1
+	[ -s "$DNS/unbound/anchor.ds" ] || die "keymgr gave no DS record for check.test. (log: $LOG/knot.log)"
+	start_daemon unbound unbound "$changed" "$DNS/unbound" unbound -d -c "$DNS/unbound/unbound.conf"
+}
+
+dns_ready() { dns_answers "$KNOT_PORT" check.test. SOA && dns_validated; }
+
+dns_status() {
+	local ok=0
+	if daemon_running knot knotd && dns_answers "$KNOT_PORT" check.test. SOA; then
+		line knot "$HOST:$KNOT_PORT" "running"
+	else
+		line knot "-" "stopped"; ok=1
+	fi
+	if daemon_running unbound unbound && dns_validated; then
+		line unbound "$HOST:$UNBOUND_PORT" "running (DNSSEC validated)"
+	else
+		line unbound "-" "stopped or not validating"; ok=1
+	fi
+	return $ok
 }
 
 write_env() {
@@ -806,6 +1036,13 @@ write_env() {
 		RCPT_FULL_452=full452@$DOMAIN
 		POSTGRES_DSN=postgres://postgres@$HOST:5432/test?sslmode=disable
 		CHROMIUM=$chromium
+		AXE_VERSION=$AXE_VERSION
+		AXE_SCRIPT=$AXE_SCRIPT
+		DNS_RESOLVER=$HOST:$UNBOUND_PORT
+		DNS_AUTHORITATIVE=$HOST:$KNOT_PORT
+		DNS_SIGNED_ZONE=check.test
+		DNS_INSECURE_ZONE=insecure.test
+		DNS_LOG=$LOG/unbound.log
 	EOF
 }
 
@@ -818,6 +1055,8 @@ up() {
 	if make_certs; then PF_CHANGED=1 AIO_CHANGED=1 HARAKA_CHANGED=1 MAILPIT_CHANGED=1 INBUCKET_CHANGED=1; fi
 	write_configs
 	write_peer_configs
+	DNS_CHANGED=0
+	write_dns_configs
 	# Messages older than a day are of no use to anyone.
 	find "$MAILBASE" -type f -mtime +1 -delete 2>/dev/null || true
 	check_ports_free
@@ -826,12 +1065,14 @@ up() {
 	start_postfix
 	start_aiosmtpd
 	start_peers
+	start_dns
 	start_postgres
 	wait_ready
 	write_env
 	say "up: postfix $HOST:$SMTP_PORT/$SMTPS_PORT/$SUBMISSION_PORT, aiosmtpd $HOST:$AIOSMTPD_PORT," \
 		"haraka $HOST:$HARAKA_PORT/$HARAKA_SMTPS_PORT, mailpit $HOST:$MAILPIT_PORT/$MAILPIT_TLS_PORT," \
-		"inbucket $HOST:$INBUCKET_PORT/$INBUCKET_TLS_PORT; env in $ENVFILE"
+		"inbucket $HOST:$INBUCKET_PORT/$INBUCKET_TLS_PORT, knot $HOST:$KNOT_PORT, unbound $HOST:$UNBOUND_PORT;" \
+		"env in $ENVFILE"
 }
 
 down() {
@@ -897,8 +1138,10 @@ status() {
 	peer_status mailpit-tls mailpit "" "$MAILPIT_TLS_PORT" "http://$HOST:$MAILPIT_TLS_HTTP_PORT/api/v1/messages?limit=1" || ok=1
 	peer_status inbucket inbucket "$INBUCKET_PORT" "" "http://$HOST:$INBUCKET_HTTP_PORT/api/v1/mailbox/ready-check" || ok=1
 	peer_status inbucket-tls inbucket "" "$INBUCKET_TLS_PORT" "http://$HOST:$INBUCKET_TLS_HTTP_PORT/api/v1/mailbox/ready-check" || ok=1
+	dns_status || ok=1
 	if command -v pg_isready >/dev/null && pg_isready -q -h "$HOST" -p 5432; then line postgres "$HOST:5432" "running"; else line postgres "-" "not answering"; ok=1; fi
 	if command -v chromium >/dev/null; then line chromium "$(command -v chromium)" "installed"; else line chromium "-" "missing"; ok=1; fi
+	if [ -s "$AXE_SCRIPT" ]; then line axe-core "$AXE_SCRIPT" "installed"; else line axe-core "-" "missing (run: make testservers)"; ok=1; fi
 	if [ -f "$ENVFILE" ]; then line env "$ENVFILE" ""; else line env "-" "missing (run: make testservers)"; ok=1; fi
 	return $ok
 }

@@ -33,7 +33,8 @@ func captureRaw(t *testing.T, a *app, raw string) string {
 
 // TestCapturedAttachmentNames: attachments captured with RFC 2231 names in
 // windows-1252 and RFC 2047 names are listed and downloaded under their
-// decoded names; a part that does not exist is a 404.
+// decoded names, with their media type, nosniff and a sandboxing CSP; a
+// part that does not exist is a 404.
 func TestCapturedAttachmentNames(t *testing.T) {
 	a := newApp(t, appOptions{})
 	c := a.client()
@@ -86,8 +87,13 @@ JVBERi0=
 				t.Errorf("listed as %q", got)
 			}
 			r := c.get(path + "/parts/" + strconv.Itoa(tt.n))
-			if r.status != http.StatusOK || r.body != tt.download || r.header.Get("Content-Type") != "application/octet-stream" {
+			// The part's own type, but a download the browser may not
+			// sniff nor run.
+			if r.status != http.StatusOK || r.body != tt.download || r.header.Get("Content-Type") != tt.ctype {
 				t.Fatalf("download: %d %q %q", r.status, r.header.Get("Content-Type"), r.body)
+			}
+			if r.header.Get("X-Content-Type-Options") != "nosniff" || !strings.Contains(r.header.Get("Content-Security-Policy"), "sandbox") {
+				t.Errorf("download headers: nosniff %q, CSP %q", r.header.Get("X-Content-Type-Options"), r.header.Get("Content-Security-Policy"))
 			}
 			_, params, err := mime.ParseMediaType(r.header.Get("Content-Disposition"))
 			if err != nil || params["filename"] != tt.name {

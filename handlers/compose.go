@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -24,9 +23,8 @@ import (
 
 // Compose limits.
 const (
-	defaultsCookie  = "sockmail_compose"
-	maxAttachments  = 20
-	multipartMemory = 8 << 20 // attachments above this spill to temp files
+	defaultsCookie = "sockmail_compose"
+	maxAttachments = 20
 )
 
 // composeView builds the compose page data.
@@ -35,7 +33,7 @@ func (h *Handler) composeView(c echo.Context, f *webform.Compose, errs webform.E
 	if err != nil {
 		return views.Compose{}, fmt.Errorf("handlers: list profiles: %w", err)
 	}
-	v := views.Compose{Form: f, Errors: errs, BuiltinAddr: h.capture.Addr, MaxUpload: h.maxUp}
+	v := views.Compose{Form: f, Errors: errs, BuiltinAddr: h.capture.Addr, MaxUpload: h.maxUp, MaxFiles: maxAttachments}
 	for _, p := range profiles {
 		v.Profiles = append(v.Profiles, views.Option{Value: strconv.FormatInt(p.ID, 10), Label: p.Name + " (" + net.JoinHostPort(p.Host, strconv.Itoa(p.Port)) + ")"})
 	}
@@ -109,36 +107,41 @@ type upload struct {
 	data []byte
 }
 
-func readUploads(r *http.Request, limit int64) ([]upload, error) {
-	if r.MultipartForm == nil {
-		return nil, nil
+// uploadsError says what is wrong with the files chosen, or "" when
+// nothing is. A browser cannot keep chosen files when a form comes back,
+// so every message says to choose them again.
+func uploadsError(up *composeUploads, limit int64) string {
+	switch {
+	case up == nil:
+		return ""
+	case up.over:
+		return fmt.Sprintf("Attachments: the %s chosen %s; together they may be at most %s. Nothing was sent. Choose the files again, fewer or smaller (a browser cannot keep chosen files after sending).",
+			plural(up.count, "file", "files"), addUpTo(up, limit), views.Bytes(limit))
+	case up.count > maxAttachments:
+		return fmt.Sprintf("Attachments: %d files were chosen; at most %d can be attached (together at most %s). Nothing was sent. Choose the files again, at most %d (a browser cannot keep chosen files after sending).",
+			up.count, maxAttachments, views.Bytes(limit), maxAttachments)
 	}
-	files := r.MultipartForm.File["attachments"]
-	var out []upload
-	var total int64
-	for _, fh := range files {
-		if fh.Filename == "" && fh.Size == 0 {
-			continue // the empty file input
-		}
-		if len(out) == maxAttachments {
-			return nil, fmt.Errorf("at most %d attachments", maxAttachments)
-		}
-		total += fh.Size
-		if total > limit {
-			return nil, fmt.Errorf("attachments add up to more than %s", views.Bytes(limit))
-		}
-		f, err := fh.Open()
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", fh.Filename, err)
-		}
-		data, err := io.ReadAll(io.LimitReader(f, limit+1))
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", fh.Filename, err)
-		}
-		out = append(out, upload{name: fh.Filename, data: data})
+	return ""
+}
+
+// addUpTo says how large the chosen files were, as far as they were read.
+func addUpTo(up *composeUploads, limit int64) string {
+	verb := "add up to"
+	if up.count == 1 {
+		verb = "is"
 	}
-	return out, nil
+	size, _ := webform.Sizes(up.total, limit)
+	if up.truncated {
+		return verb + " more than " + size
+	}
+	return verb + " " + size
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return strconv.Itoa(n) + " " + many
 }
 
 // compose validates the form, builds the message and the SMTP
@@ -146,25 +149,23 @@ func readUploads(r *http.Request, limit int64) ([]upload, error) {
 // redirects to its result page, which streams the transcript.
 func (h *Handler) compose(c echo.Context) error {
 	r := c.Request()
-	if err := r.ParseMultipartForm(multipartMemory); err != nil && !errors.Is(err, http.ErrNotMultipart) {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
-		}
-		return echo.NewHTTPError(http.StatusBadRequest, "The form could not be read.")
-	}
-	if r.MultipartForm != nil {
-		defer func() { _ = r.MultipartForm.RemoveAll() }()
-	}
 	f := webform.ReadCompose(r)
 	errs := f.Validate()
-	uploads, err := readUploads(r, h.maxUp)
-	if err != nil {
-		errs["attachments"] = "Attachments: " + err.Error() + "."
+	up, _ := c.Get(ctxComposeUploads).(*composeUploads)
+	if msg := uploadsError(up, h.maxUp); msg != "" {
+		errs["attachments"] = msg
+		if up.truncated {
+			errs["attachments"] += " The form was too large to read to its end: the fields after Attachments (custom headers, DSN and test settings) may be back to their defaults; check them."
+		}
 	}
 	var job *delivery.Job
+	var err error
 	if len(errs) == 0 {
-		job, err = h.prepareSend(c, f, uploads)
+		var files []upload
+		if up != nil {
+			files = up.files
+		}
+		job, err = h.prepareSend(c, f, files)
 		var fe fieldError
 		if errors.As(err, &fe) {
 			errs[fe.field] = fe.msg
@@ -258,7 +259,10 @@ func (h *Handler) prepareSend(c echo.Context, f *webform.Compose, uploads []uplo
 		m.Attachments = append(m.Attachments, message.BytesAttachment(u.name, u.data))
 	}
 	if err := m.Validate(); err != nil {
-		return nil, fieldError{"headers", strings.TrimPrefix(err.Error(), "message: ")}
+		// The form's fields were checked: what is left is a custom
+		// header the message writes itself (From, Bcc, Content-Type...).
+		return nil, fieldError{"headers", "Custom headers: " + strings.TrimPrefix(err.Error(), "message: ") +
+			". Remove that line: From, To, Cc, Bcc, Reply-To and Subject come from the form's own fields, and sockmail writes Date, Message-ID and the MIME headers."}
 	}
 	var buf bytes.Buffer
 	if _, err := m.WriteTo(&buf); err != nil {

@@ -56,6 +56,9 @@ type CaptureServer struct {
 	Addr string
 	// Certificate is its self-signed certificate, trusted for sends.
 	Certificate *x509.Certificate
+	// Notifier, when not nil, wakes the live captured-mail list as soon
+	// as the capture server stores a message.
+	Notifier CapturedNotifier
 }
 
 // Deps is everything a Handler needs.
@@ -83,7 +86,9 @@ type Deps struct {
 	Delivery *delivery.Service
 	// SendTimeout bounds one test send.
 	SendTimeout time.Duration
-	// MaxUpload bounds a compose form with its attachments, in bytes.
+	// MaxUpload bounds the attachments of a compose form together, in
+	// bytes: the one limit its hint, the browser check and the server
+	// error state (the other fields have their own, composeFieldsLimit).
 	MaxUpload int64
 	// Capture is the built-in capture server.
 	Capture CaptureServer
@@ -114,6 +119,10 @@ type Deps struct {
 	// HTTPClient makes the captcha verifications; one with a 10 s timeout
 	// if nil.
 	HTTPClient *http.Client
+
+	// CapturedPoll is how often the live captured-mail list looks for
+	// mail another instance captured; 5 s if 0.
+	CapturedPoll time.Duration
 }
 
 // Handler serves sockmail's web pages.
@@ -149,6 +158,11 @@ type Handler struct {
 
 	// sends resolves targets, runs sends and records them.
 	sends *delivery.Service
+
+	// capturedLive and capturedPoll drive the live captured-mail list
+	// (captured.go).
+	capturedLive CapturedNotifier
+	capturedPoll time.Duration
 }
 
 // New builds a Handler from its dependencies.
@@ -173,6 +187,9 @@ func New(d Deps) (*Handler, error) {
 	}
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.CapturedPoll <= 0 {
+		d.CapturedPoll = defaultCapturedPoll
 	}
 	cs := sessions.NewCookieStore(d.SessionHashKey, d.SessionBlockKey)
 	cs.Options = &sessions.Options{
@@ -221,6 +238,7 @@ func New(d Deps) (*Handler, error) {
 		capture: d.Capture, now: d.Now, cop: cop, hosts: hosts, deviceKey: deviceKeyFrom(d.SessionHashKey), bcryptCost: d.BcryptCost, dummyHash: string(dummy),
 		retention: d.Retention, maxStored: d.MaxStoredMessage,
 		forms: formStoreOf(d), queue: formStoreOf(d), contact: contactSt, sends: sends,
+		capturedLive: d.Capture.Notifier, capturedPoll: d.CapturedPoll,
 	}, nil
 }
 

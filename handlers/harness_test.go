@@ -74,6 +74,9 @@ type appOptions struct {
 	trustedProxies []*net.IPNet
 	// dir, if set, is the data folder (a small disk in the storage tests).
 	dir string
+	// capturedPoll is how often the live captured-mail list polls the
+	// store (handlers.Deps.CapturedPoll); the default if 0.
+	capturedPoll time.Duration
 }
 
 // openStore opens a fresh store on backend: a SQLite file in dir, or a
@@ -114,8 +117,9 @@ func newApp(t *testing.T, o appOptions) *app {
 	if err != nil {
 		t.Fatal(err)
 	}
+	notifier := capture.NewNotifier()
 	cs, err := capture.Listen(capture.Options{Addr: "127.0.0.1:0", Certificate: cert, Logger: log,
-		Username: o.captureUser, Password: o.capturePassword}, st)
+		Username: o.captureUser, Password: o.capturePassword, Notifier: notifier}, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,9 +137,9 @@ func newApp(t *testing.T, o appOptions) *app {
 		// As serve wires it: sign-in keeps working while writes fail.
 		Store: store.NewSignInFallback(st, log), Sealer: box, Logger: log, SessionHashKey: hk, SessionBlockKey: bk,
 		SendTimeout: 20 * time.Second, MaxUpload: 1 << 20,
-		Capture: handlers.CaptureServer{Addr: cs.Addr(), Certificate: cs.Certificate()},
+		Capture: handlers.CaptureServer{Addr: cs.Addr(), Certificate: cs.Certificate(), Notifier: notifier},
 		Send:    o.send, BcryptCost: bcrypt.MinCost, RootCAs: o.rootCAs, BaseURL: o.baseURL,
-		Now: o.now, TrustedProxies: o.trustedProxies,
+		Now: o.now, TrustedProxies: o.trustedProxies, CapturedPoll: o.capturedPoll,
 	})
 	if err != nil {
 		t.Fatal(err)

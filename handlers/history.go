@@ -113,7 +113,7 @@ func readHistoryForm(q url.Values) historyForm {
 var (
 	historyStatuses = []smtp.Status{smtp.StatusSent, smtp.StatusPartial, smtp.StatusTempFail,
 		smtp.StatusPermFail, smtp.StatusUnknown, smtp.StatusAborted, smtp.StatusStopped, store.StatusRunning}
-	historySources = []string{"web", "cli", "contact"}
+	historySources = []string{"web", "cli", "contact", sourceRelease}
 )
 
 // Validate checks the form and returns the store filter it asks for.
@@ -591,18 +591,21 @@ func (h *Handler) historyCompare(c echo.Context) error {
 		}
 		snds[i], lives[i] = snd, ls
 	}
-	side := func(snd *store.Send, ls *delivery.Live) (views.CompareSide, []smtp.Event) {
+	side := func(snd *store.Send, ls *delivery.Live) (views.CompareSide, views.Result) {
 		r := resultView(snd, ls)
 		s := views.CompareSide{HistoryRow: views.HistoryRow{
 			ID: snd.ID, CreatedAt: snd.CreatedAt, Source: smtp.SafeText(snd.Source), Server: r.Server, TLSMode: r.TLSMode,
 			MailFrom: r.MailFrom, Rcpts: r.Rcpts, Subject: r.Subject, Status: r.Status, StatusClass: r.StatusClass,
 			QueueID: r.QueueID, DurationMS: snd.DurationMS,
 		}, Error: r.Error}
-		return s, r.Events
+		return s, r
 	}
-	a, ea := side(snds[0], lives[0])
-	b, eb := side(snds[1], lives[1])
-	v := views.HistoryCompare{A: a, B: b, Rows: alignPhases(views.Groups(ea), views.Groups(eb))}
+	a, ra := side(snds[0], lives[0])
+	b, rb := side(snds[1], lives[1])
+	v := views.HistoryCompare{A: a, B: b, Rows: alignPhases(views.Groups(ra.Events), views.Groups(rb.Events))}
+	da, db := views.DiagramFor(ra), views.DiagramFor(rb)
+	da.ID, db.ID, da.Narrow, db.Narrow = "diagram-a", "diagram-b", true, true
+	v.DiagramA, v.DiagramB = views.DiagramsOnOneScale(da, db)
 	return render(c, http.StatusOK, views.HistoryComparePage(h.page(c, fmt.Sprintf("Send #%d and #%d", a.ID, b.ID), "history"), v))
 }
 

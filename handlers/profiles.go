@@ -40,6 +40,7 @@ func (h *Handler) showProfiles(c echo.Context, status int, refused *views.Profil
 		rows = append(rows, views.ProfileRow{
 			ID: p.ID, Name: p.Name, Addr: net.JoinHostPort(p.Host, strconv.Itoa(p.Port)), TLSMode: p.TLSMode,
 			AuthMech: p.AuthMech, Username: p.Username, HasPassword: len(p.PasswordEnc) > 0,
+			AllowInsecureAuth: p.AllowInsecureAuth,
 		})
 	}
 	return render(c, status, views.ProfilesPage(h.page(c, "Server profiles", "profiles"), views.ProfileList{Rows: rows, Refused: refused}))
@@ -74,7 +75,7 @@ func (h *Handler) editProfilePage(c echo.Context) error {
 	}
 	f := &webform.Profile{Name: p.Name, Server: webform.Server{
 		Host: p.Host, Port: strconv.Itoa(p.Port), TLS: p.TLSMode, Verify: !p.InsecureSkipVerify,
-		AuthMech: p.AuthMech, Username: p.Username, Helo: p.HeloName,
+		AuthMech: p.AuthMech, Username: p.Username, Helo: p.HeloName, AllowInsecureAuth: p.AllowInsecureAuth,
 	}}
 	return render(c, http.StatusOK, views.ProfileForm(h.page(c, "Edit server profile", "profiles"),
 		views.ProfileEdit{ID: p.ID, Form: f, HasPassword: len(p.PasswordEnc) > 0}))
@@ -107,13 +108,14 @@ func (h *Handler) saveProfile(c echo.Context, p *store.Profile) error {
 			views.ProfileEdit{ID: p.ID, Form: f, Errors: errs, HasPassword: len(p.PasswordEnc) > 0}))
 	}
 	if f.ClearPassword && f.Password != "" {
-		errs["password"] = "Type a new password or tick \"Remove the stored password\", not both."
+		errs["password"] = "Password: type a new password or tick \"Remove the stored password\", not both."
 	}
 	if len(errs) > 0 {
 		return show(http.StatusUnprocessableEntity)
 	}
 	p.Name, p.Host, p.Port, p.TLSMode = f.Name, f.Host, f.PortNumber(), f.TLS
 	p.InsecureSkipVerify, p.AuthMech, p.Username, p.HeloName = !f.Verify, f.AuthMech, f.Username, f.Helo
+	p.AllowInsecureAuth = f.AllowInsecureAuth
 	switch {
 	case f.Password != "":
 		sealed, err := h.sealer.Seal([]byte(f.Password))
@@ -126,7 +128,7 @@ func (h *Handler) saveProfile(c echo.Context, p *store.Profile) error {
 	}
 	err := h.profiles.SaveProfile(c.Request().Context(), p)
 	if errors.Is(err, store.ErrExists) {
-		errs["name"] = "Another profile has this name."
+		errs["name"] = "Name: another profile is already called \"" + f.Name + "\". Choose another name, or edit that profile."
 		return show(http.StatusUnprocessableEntity)
 	}
 	if isStorageFailure(err) {

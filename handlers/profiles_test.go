@@ -283,18 +283,19 @@ func TestProfileFormValidation(t *testing.T) {
 		path  string // posted to; empty: a new profile
 		set   map[string]string
 		field string
+		msg   string // the message beside the field starts so
 	}{
-		{"missing host", "", map[string]string{"host": ""}, "host"},
-		{"host with a space", "", map[string]string{"host": "smtp example.test"}, "host"},
-		{"port not a number", "", map[string]string{"port": "smtp"}, "port"},
-		{"port 0", "", map[string]string{"port": "0"}, "port"},
-		{"port too high", "", map[string]string{"port": "65536"}, "port"},
-		{"unknown TLS mode", "", map[string]string{"tls": "sslv3"}, "tls"},
-		{"missing name", "", map[string]string{"name": ""}, "name"},
-		{"AUTH without a user", "", map[string]string{"username": ""}, "username"},
-		{"name taken", "", map[string]string{"name": "existing"}, "name"},
-		{"bad port on edit", "/profiles/" + strconv.FormatInt(existing.ID, 10), map[string]string{"port": "99999"}, "port"},
-		{"new password and remove", "/profiles/" + strconv.FormatInt(existing.ID, 10), map[string]string{"clear_password": "on"}, "password"},
+		{"missing host", "", map[string]string{"host": ""}, "host", "Host: enter the server's host name"},
+		{"host with a space", "", map[string]string{"host": "smtp example.test"}, "host", `Host: "smtp example.test" has a space`},
+		{"port not a number", "", map[string]string{"port": "smtp"}, "port", `Port: "smtp" is not a number.`},
+		{"port 0", "", map[string]string{"port": "0"}, "port", "Port: 0 is out of range."},
+		{"port too high", "", map[string]string{"port": "65536"}, "port", "Port: 65536 is out of range."},
+		{"unknown TLS mode", "", map[string]string{"tls": "sslv3"}, "tls", `TLS mode: "sslv3" is not one of the choices.`},
+		{"missing name", "", map[string]string{"name": ""}, "name", "Name: enter a name for the profile"},
+		{"AUTH without a user", "", map[string]string{"username": ""}, "username", "User: enter the user name"},
+		{"name taken", "", map[string]string{"name": "existing"}, "name", `Name: another profile is already called "existing".`},
+		{"bad port on edit", "/profiles/" + strconv.FormatInt(existing.ID, 10), map[string]string{"port": "99999"}, "port", "Port: 99999 is out of range."},
+		{"new password and remove", "/profiles/" + strconv.FormatInt(existing.ID, 10), map[string]string{"clear_password": "on"}, "password", "Password: type a new password or tick"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -315,6 +316,9 @@ func TestProfileFormValidation(t *testing.T) {
 			errs := r.doc(t).Find(`[data-testid^="error-"]`)
 			if got, _ := errs.Last().Attr("data-testid"); got != "error-"+tt.field || errs.Length() != 2 || r.testid(t, "error-summary").Length() != 1 {
 				t.Errorf("errors shown: %d, last %q; want the summary and error-%s", errs.Length(), got, tt.field)
+			}
+			if got := r.testid(t, "error-"+tt.field).Text(); !strings.HasPrefix(got, tt.msg) {
+				t.Errorf("message %q, want it to start %q", got, tt.msg)
 			}
 			field := r.testid(t, "error-"+tt.field).Parent()
 			if field.Find(`[name="`+tt.field+`"]`).Length() != 1 || field.Find(`[aria-invalid="true"]`).Length() != 1 {

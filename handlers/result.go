@@ -125,7 +125,7 @@ func resultView(snd *store.Send, ls *delivery.Live) views.Result {
 	r := views.Result{
 		ID: snd.ID, Status: string(snd.Status), Server: snd.Server, TLSMode: snd.TLSMode, MailFrom: snd.MailFrom,
 		Rcpts: snd.Rcpts, Subject: snd.Subject, QueueID: snd.QueueID, Error: snd.Error, Started: snd.CreatedAt,
-		DurationMS: snd.DurationMS, Events: snd.Events, HasMessage: len(snd.Message) > 0,
+		DurationMS: snd.DurationMS, Events: snd.Events, HasMessage: len(snd.Message) > 0, Failure: snd.Failure,
 	}
 	running := snd.Status == store.StatusRunning
 	if running && ls != nil {

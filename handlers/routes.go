@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -53,7 +54,8 @@ func (h *Handler) clientAddr() echo.IPExtractor {
 //   - the browser pages (sign-up, sign-in, sign-out): cookie session and
 //     CSRF protection, small bodies;
 //   - the admin pages: the same plus a signed-in admin;
-//   - compose: the admin group's middleware with the attachment limit.
+//   - compose: the admin group's middleware; its body is read as a stream
+//     that keeps the fields of a form with files over the limit.
 func (h *Handler) Routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
@@ -68,6 +70,7 @@ func (h *Handler) Routes() *echo.Echo {
 	e.GET("/healthz", h.healthz, quiet, noStore)
 	site := e.Group("", h.checkHost)
 	site.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", http.FileServerFS(static.FS))), quiet)
+	site.GET("/favicon.ico", favicon, quiet)
 
 	h.contactRoutes(site.Group("/f", noStore, h.limitBody(h.contactMaxBody())))
 
@@ -78,7 +81,10 @@ func (h *Handler) Routes() *echo.Echo {
 	pages.POST("/signin", h.signIn)
 	pages.POST("/signout", h.signOut)
 
-	upload := site.Group("/compose", noStore, h.limitBody(h.maxUp+1<<20), h.loadSession, h.checkCSRF, h.requireUser)
+	// The compose body is read as a stream before the CSRF check (which
+	// reads the token from it): readComposeForm keeps every field of a
+	// form whose files are over the limit, so that it comes back in full.
+	upload := site.Group("/compose", noStore, h.loadSession, h.requireUser, h.readComposeForm, h.checkCSRF)
 	upload.GET("", h.composePage)
 	upload.POST("", h.compose)
 
@@ -102,8 +108,19 @@ func (h *Handler) Routes() *echo.Echo {
 	a.GET("/captured/:id/parts/:n", h.capturedPart)
 	h.capturedRoutes(a)
 	h.historyRoutes(a)
+	h.diagramRoutes(a)
 	h.formRoutes(a)
 	return e
+}
+
+// favicon answers /favicon.ico, which browsers ask for by themselves
+// (pages link /static/favicon.svg): the same SVG icon.
+func favicon(c echo.Context) error {
+	b, err := static.FS.ReadFile("favicon.svg")
+	if err != nil {
+		return fmt.Errorf("handlers: favicon: %w", err)
+	}
+	return c.Blob(http.StatusOK, "image/svg+xml", b)
 }
 
 // writeHealther is a store that tells whether it takes writes

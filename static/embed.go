@@ -4,7 +4,7 @@ package static
 
 import "embed"
 
-// FS holds style.css and app.js.
+// FS holds style.css, app.js and favicon.svg.
 //
-//go:embed style.css app.js
+//go:embed style.css app.js favicon.svg
 var FS embed.FS

@@ -527,27 +527,27 @@ func FormPage(p Page, v FormOverview) templ.Component {
 					}
 				}
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 47, "</dd></dl><h2 id=\"snippet-plain\">Embed: plain HTML form</h2><p>Works without JavaScript. After <strong>Send</strong>, sockmail shows a short confirmation page (it carries the anti-spam token a static page cannot hold), then the thank-you page. Names starting with <code>_</code> are sockmail's own; keep the hidden <code>_gotcha</code> field: people leave it empty, robots fill it in.</p><pre class=\"snippet\" data-testid=\"snippet-plain\"><code id=\"code-plain\">")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 47, "</dd></dl><h2 id=\"snippet-plain\">Embed: plain HTML form</h2><p>Works without JavaScript. After <strong>Send</strong>, sockmail shows a short confirmation page (it carries the anti-spam token a static page cannot hold), then the thank-you page. Names starting with <code>_</code> are sockmail's own; keep the hidden <code>_gotcha</code> field: people leave it empty, robots fill it in.</p><pre class=\"snippet\" tabindex=\"0\" role=\"region\" aria-labelledby=\"snippet-plain\" data-testid=\"snippet-plain\"><code id=\"code-plain\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var31 string
 			templ_7745c5c3_Var31, templ_7745c5c3_Err = templ.JoinStringErrs(v.SnippetPlain)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/forms.templ`, Line: 115, Col: 89}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/forms.templ`, Line: 115, Col: 148}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var31))
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 48, "</code></pre><p><button type=\"button\" class=\"copy\" data-copy=\"code-plain\" hidden>Copy</button></p><h2 id=\"snippet-fetch\">Embed: with fetch(), answering in place</h2><p>Gets a token when the page loads, sends with <code>Accept: application/json</code> and shows the answer's <code>message</code>. The site's origin must be in the allowed origins.</p><pre class=\"snippet\" data-testid=\"snippet-fetch\"><code id=\"code-fetch\">")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 48, "</code></pre><p><button type=\"button\" class=\"copy\" data-copy=\"code-plain\" hidden>Copy</button></p><h2 id=\"snippet-fetch\">Embed: with fetch(), answering in place</h2><p>Gets a token when the page loads, sends with <code>Accept: application/json</code> and shows the answer's <code>message</code>. The site's origin must be in the allowed origins.</p><pre class=\"snippet\" tabindex=\"0\" role=\"region\" aria-labelledby=\"snippet-fetch\" data-testid=\"snippet-fetch\"><code id=\"code-fetch\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var32 string
 			templ_7745c5c3_Var32, templ_7745c5c3_Err = templ.JoinStringErrs(v.SnippetFetch)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/forms.templ`, Line: 119, Col: 89}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/forms.templ`, Line: 119, Col: 148}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var32))
 			if templ_7745c5c3_Err != nil {

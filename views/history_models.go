@@ -115,6 +115,9 @@ type CompareRow struct {
 type HistoryCompare struct {
 	A, B CompareSide
 	Rows []CompareRow
+	// DiagramA and DiagramB are the two sequence diagrams, on one time
+	// scale (DiagramsOnOneScale).
+	DiagramA, DiagramB Diagram
 }
 
 // historyStatusOptions are the statuses the list filters by.
@@ -129,5 +132,5 @@ func historyStatusOptions() []Option {
 
 // historySourceOptions are the sources the list filters by.
 func historySourceOptions() []Option {
-	return []Option{{"", "Any"}, {"web", "web"}, {"cli", "cli"}, {"contact", "contact form"}}
+	return []Option{{"", "Any"}, {"web", "web"}, {"cli", "cli"}, {"contact", "contact form"}, {"release", "release of captured mail"}}
 }

@@ -66,6 +66,8 @@ type Result struct {
 	Subject     string
 	QueueID     string
 	Error       string
+	// Failure is Error as data: where the send failed (the diagram marks it).
+	Failure     smtp.Failure
 	Started     time.Time
 	DurationMS  float64
 	Recipients  []RecipientRow
@@ -161,7 +163,10 @@ type Compose struct {
 	Errors      webform.Errors
 	Profiles    []Option
 	BuiltinAddr string
-	MaxUpload   int64
+	// MaxUpload bounds the attachments together, in bytes; MaxFiles
+	// bounds their number.
+	MaxUpload int64
+	MaxFiles  int
 }
 
 // ProfileRow is one saved server profile in the list.
@@ -173,6 +178,8 @@ type ProfileRow struct {
 	AuthMech    string
 	Username    string
 	HasPassword bool
+	// AllowInsecureAuth: the profile lets AUTH run without TLS.
+	AllowInsecureAuth bool
 }
 
 // ProfileEdit is the profile form page; ID is 0 for a new profile.
@@ -181,43 +188,4 @@ type ProfileEdit struct {
 	Form        *webform.Profile
 	Errors      webform.Errors
 	HasPassword bool
-}
-
-// CapturedRow is one captured message in the list.
-type CapturedRow struct {
-	ID         int64
-	ReceivedAt time.Time
-	MailFrom   string
-	Rcpts      []string
-	Subject    string
-	Size       int64
-	TLS        bool
-}
-
-// Header is one header field, decoded for display.
-type Header struct {
-	Name, Value string
-}
-
-// Part is an attachment of a captured message.
-type Part struct {
-	Index       int
-	Filename    string
-	ContentType string
-	Size        int64
-}
-
-// CapturedMessage is the view of one captured message.
-type CapturedMessage struct {
-	CapturedRow
-	RemoteAddr string
-	AuthUser   string
-	Headers    []Header
-	Text       string
-	// HTMLDoc is the HTML body wrapped in a document whose CSP blocks
-	// remote content; it is shown in a sandboxed iframe's srcdoc.
-	HTMLDoc     string
-	Attachments []Part
-	Raw         string
-	ParseError  string
 }

@@ -1,6 +1,13 @@
 // Command sockmail sends email by speaking SMTP itself and shows every line
 // of the conversation. Subcommands: serve (the web app, the default), send
 // (a command-line test send) and user (admin accounts).
+//
+// It builds two ways. The default build ("go build ./cmd/sockmail", "go
+// install") is the full program, which does everything itself; "make
+// build" names it bin/sockmail-server. The build with -tags sendonly,
+// bin/sockmail, is the command-line client: "send" itself, and "serve",
+// "user" and "send --store" handed to the full build (main_sendonly.go),
+// so that a send does not start the web app's and databases' packages.
 package main
 
 import (
@@ -25,9 +32,10 @@ const usage = `Usage: sockmail [command] [flags]
 Commands:
   serve      run the web app (default); "sockmail serve -h" lists its flags
   send       send a test message and print the transcript; "sockmail send -h"
+  check      check a mail domain or server: sockmail check example.org; "sockmail check -h"
   user add   add an admin account: sockmail user add -email you@example.org
              (password from SOCKMAIL_PASSWORD or a prompt)
-`
+` + buildUsage
 
 // dispatch dispatches to a subcommand and returns the exit status.
 func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
@@ -39,9 +47,11 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	case "serve":
 		return runServe(ctx, args, stdout, stderr, getenv)
 	case "send":
-		return runSend(ctx, args, stdout, stderr)
+		return sendCommand(ctx, args, stdout, stderr, getenv)
 	case "user":
 		return runUser(ctx, args, stdin, stdout, stderr, getenv)
+	case "check":
+		return runCheck(ctx, args, stdout, stderr, getenv)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0

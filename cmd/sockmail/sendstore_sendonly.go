@@ -2,8 +2,10 @@
 
 package main
 
-// --store in the sendonly build: refused, as this build has no database
-// drivers (see main_sendonly.go).
+// --store in the sendonly build, which has no database drivers:
+// sendCommand (main_sendonly.go) hands a send with --store or --database
+// to the full build before its flags get here, so checkStore sees
+// neither; should it, it refuses them.
 
 import (
 	"context"
@@ -14,7 +16,7 @@ import (
 )
 
 // errNoStore is the error of --store and --database in this build.
-var errNoStore = errors.New("--store and --database are not in this build (built with -tags sendonly: no database); use the full build")
+var errNoStore = errors.New("--store and --database are not in this build (built with -tags sendonly: no database); run the full build, sockmail-server")
 
 // storeDatabase returns the --database flag as given.
 func storeDatabase(flagValue string, _ func(string) string) string { return flagValue }

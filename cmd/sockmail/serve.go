@@ -171,15 +171,16 @@ func (s *server) listenCapture() (handlers.CaptureServer, error) {
 	if err != nil {
 		return handlers.CaptureServer{}, fmt.Errorf("serve: %w", err)
 	}
+	notifier := capture.NewNotifier() // wakes the live captured-mail list
 	s.capSrv, err = capture.Listen(capture.Options{
 		Addr: cfg.CaptureAddr, Certificate: cert, MaxSize: cfg.CaptureMaxSize,
 		MaxMessages: cfg.CaptureMaxMessages, MaxTotalBytes: cfg.CaptureMaxTotal,
-		Username: cfg.CaptureUser, Password: cfg.CapturePassword, Logger: s.log,
+		Username: cfg.CaptureUser, Password: cfg.CapturePassword, Logger: s.log, Notifier: notifier,
 	}, s.st)
 	if err != nil {
 		return handlers.CaptureServer{}, fmt.Errorf("serve: %w", err)
 	}
-	return handlers.CaptureServer{Addr: s.capSrv.Addr(), Certificate: s.capSrv.Certificate()}, nil
+	return handlers.CaptureServer{Addr: s.capSrv.Addr(), Certificate: s.capSrv.Certificate(), Notifier: notifier}, nil
 }
 
 // buildDelivery makes the one send service: targets are resolved in one

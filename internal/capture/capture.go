@@ -78,6 +78,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time; time.Now if nil.
 	Now func() time.Time
+	// Notifier, if not nil, is notified after each message is stored.
+	Notifier *Notifier
 }
 
 // Server is a running capture server.
@@ -336,6 +338,9 @@ func (s *session) Data(r io.Reader) error {
 		return &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "Could not store the message, try again later"}
 	}
 	s.srv.log.Info("captured message", "id", c.ID, "from", c.MailFrom, "rcpts", len(c.Rcpts), "size", c.Size, "tls", s.tls)
+	if n := s.srv.opts.Notifier; n != nil {
+		defer n.Notify() // after pruning, so a live list never shows a message already dropped
+	}
 	// The message is stored: a failure to prune is logged, not answered.
 	if n, err := s.srv.saver.PruneCaptured(ctx, store.CapturedLimits{MaxMessages: s.srv.opts.MaxMessages, MaxBytes: s.srv.opts.MaxTotalBytes}); err != nil {
 		s.srv.log.Error("capture: drop the oldest messages", "err", err)

@@ -239,7 +239,7 @@ func (r *Resolver) profile(ctx context.Context, cfg smtp.Config, id int64) (smtp
 		return smtp.Config{}, &TargetError{Field: "server", Msg: fmt.Sprintf("The TLS mode of the server profile %q is not valid; edit the profile.", p.Name), Err: ErrBadTLSMode}
 	}
 	cfg.Addr = net.JoinHostPort(p.Host, strconv.Itoa(p.Port))
-	cfg.InsecureSkipVerify, cfg.LocalName = p.InsecureSkipVerify, p.HeloName
+	cfg.InsecureSkipVerify, cfg.LocalName, cfg.AllowInsecureAuth = p.InsecureSkipVerify, p.HeloName, p.AllowInsecureAuth
 	var password []byte
 	if p.AuthMech != "" && len(p.PasswordEnc) > 0 {
 		if r.opener == nil {

@@ -79,6 +79,8 @@ func TestResolve(t *testing.T) {
 			3: {ID: 3, Name: "broken", Host: "x.test", Port: 25, TLSMode: "ssl3"},
 			4: {ID: 4, Name: "rekeyed", Host: "y.test", Port: 465, TLSMode: "implicit", AuthMech: "LOGIN", Username: "w",
 				PasswordEnc: seal(t, otherBox, "old")},
+			5: {ID: 5, Name: "lab plain auth", Host: "lab.test", Port: 25, TLSMode: "none", AuthMech: "PLAIN", Username: "x",
+				PasswordEnc: seal(t, box, "pw"), AllowInsecureAuth: true},
 		},
 		sends: map[int64]*store.Send{7: {ID: 7, Server: "mx.example.test:25"}, 8: {ID: 8}},
 	}
@@ -110,6 +112,8 @@ func TestResolve(t *testing.T) {
 			want: want{addr: "smtp.example.test:587", tls: smtp.TLSStartTLS, helo: "me.example.test", auth: &smtp.Auth{Mechanism: "PLAIN", Username: "u", Password: "s3cret"}}},
 		{name: "profile auto auth, no password, IPv6", r: on, target: delivery.Target{Kind: delivery.KindProfile, ProfileID: 2},
 			want: want{addr: "[2001:db8::1]:25", tls: smtp.TLSNone, insecure: true, auth: &smtp.Auth{Username: "v"}}},
+		{name: "profile allowing AUTH without TLS", r: on, target: delivery.Target{Kind: delivery.KindProfile, ProfileID: 5},
+			want: want{addr: "lab.test:25", tls: smtp.TLSNone, auth: &smtp.Auth{Mechanism: "PLAIN", Username: "x", Password: "pw"}, allow: true}},
 		{name: "profile gone", r: on, target: delivery.Target{Kind: delivery.KindProfile, ProfileID: 9},
 			err: delivery.ErrProfileNotFound, field: "server", msg: "no longer exists", notFound: true},
 		{name: "profile with bad TLS mode", r: on, target: delivery.Target{Kind: delivery.KindProfile, ProfileID: 3},
@@ -219,5 +223,28 @@ func TestResolverTrustsCaptureCertificate(t *testing.T) {
 	cfg, _ = without.Resolve(context.Background(), delivery.Target{Kind: delivery.KindServer, Host: "a.test", Port: "25", TLS: "starttls"})
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: cfg.TLSConfig.RootCAs, CurrentTime: leaf.NotBefore.Add(time.Minute)}); err == nil {
 		t.Error("a certificate trusted without being given")
+	}
+}
+
+// TestResolverProfileInsecureAuth: the outbox's path to a profile
+// (Resolver.Profile, used by contact-form delivery) carries the profile's
+// "Allow AUTH without TLS" as the compose path does, on and off.
+func TestResolverProfileInsecureAuth(t *testing.T) {
+	box := newBox(t, 'k')
+	ps := &profiles{byID: map[int64]*store.Profile{
+		1: {ID: 1, Name: "lab", Host: "lab.test", Port: 25, TLSMode: "none", AuthMech: "PLAIN", Username: "u",
+			PasswordEnc: seal(t, box, "pw"), AllowInsecureAuth: true},
+		2: {ID: 2, Name: "strict", Host: "lab.test", Port: 25, TLSMode: "none", AuthMech: "PLAIN", Username: "u",
+			PasswordEnc: seal(t, box, "pw")},
+	}}
+	r := delivery.NewResolver(delivery.ResolverDeps{Profiles: ps, Opener: box})
+	for _, tt := range []struct {
+		id   int64
+		want bool
+	}{{1, true}, {2, false}} {
+		cfg, err := r.Profile(context.Background(), tt.id)
+		if err != nil || cfg.AllowInsecureAuth != tt.want || cfg.Auth == nil || cfg.Auth.Password != "pw" {
+			t.Errorf("profile %d: allow %v auth %+v, %v; want allow %v", tt.id, cfg.AllowInsecureAuth, cfg.Auth, err, tt.want)
+		}
 	}
 }

@@ -122,7 +122,7 @@ func connectionRules() []rule {
 		{"auth before tls", kind(smtp.KindAuthBeforeTLS), says("Credentials not sent without TLS",
 			"sockmail will not send a password over an unencrypted connection unless told to.",
 			"Choose STARTTLS or implicit TLS.",
-			"On a test server only, tick \"Allow AUTH without TLS\".")},
+			"On a test server only, allow it where the server is set: for a saved profile (also used by contact forms and their outbox), open Server profiles, edit the profile and tick \"Allow AUTH without TLS\"; for \"Another server\" or the built-in server, tick \"Allow AUTH without TLS\" in the Server section of Compose; on the command line, add -allow-insecure-auth.")},
 		{"auth not offered", kind(smtp.KindNoAuth), says("The server does not offer AUTH here",
 			"AUTH was asked for but the server did not announce it (many servers offer AUTH only after STARTTLS, or only on the submission port).",
 			"Use STARTTLS, or the submission port 587.",

@@ -1,5 +1,7 @@
 // Command procbench is the whole-process benchmark of "sockmail send"
-// (issue 10, item 4): it builds bin/sockmail and two helper programs, a
+// (issue 10, item 4): it builds bin/sockmail (the command-line client)
+// and bin/sockmail-server (the full build) as "make build" does, and two
+// helper programs, a
 // minimal Go net/smtp client (internal/procbench/netsmtpclient) and a
 // go-smtp sink (internal/procbench/gosmtpsink), starts that sink and
 // Postfix's smtp-sink as processes of their own, and runs sockmail and the
@@ -9,9 +11,10 @@
 //
 //  1. cold send of one small message: time, sockmail ÷ net/smtp <= 1.3;
 //     bin/sockmail is built as "make build" builds it (static,
-//     CGO_ENABLED=0), net/smtp as a plain "go build" builds it
-//     (dynamically linked where cgo is available: what a Go user gets),
-//     and, for information, static too;
+//     CGO_ENABLED=0, -tags sendonly), net/smtp as a plain "go build"
+//     builds it (dynamically linked where cgo is available: what a Go
+//     user gets), and, for information, static too; and, for
+//     information, the full build bin/sockmail-server sending;
 //  2. --count 500 over one connection, against the go-smtp sink and
 //     against smtp-sink: messages per second, sockmail ÷ net/smtp >= 2;
 //  3. a 20 MiB attachment: sockmail's peak RSS <= 16 MiB and its time no
@@ -48,7 +51,7 @@ type config struct {
 	postfix      string // the test Postfix; "" skips comparison 4
 	postfixCount int
 	postfixRound int
-	out          string // where bin/sockmail goes
+	out          string // where bin/sockmail and bin/sockmail-server go
 	only         string // run only this comparison (cold, count, attach, postfix)
 	verbose      bool   // print every run's time and peak RSS
 }
@@ -62,7 +65,7 @@ func main() {
 	flag.StringVar(&c.postfix, "postfix", "127.0.0.1:2525", "test Postfix `host:port` for the smtp-source comparison (\"\" skips it)")
 	flag.IntVar(&c.postfixCount, "postfix-count", 2000, "messages in the Postfix comparison")
 	flag.IntVar(&c.postfixRound, "postfix-rounds", 2, "interleaved `rounds` of the Postfix comparison")
-	flag.StringVar(&c.out, "bin", "bin", "`directory` for bin/sockmail")
+	flag.StringVar(&c.out, "bin", "bin", "`directory` for bin/sockmail and bin/sockmail-server")
 	flag.StringVar(&c.only, "only", "", "run only one comparison: cold, count, attach or postfix")
 	flag.BoolVar(&c.verbose, "v", false, "print every run's wall time and peak RSS")
 	flag.Parse()
@@ -90,8 +93,9 @@ func run(ctx context.Context, c config, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "procbench: built in %v; %s (%.1f MB, %s as \"make build\"); net/smtp client as \"go build\" makes it (%s) and static\n",
-		time.Since(start).Round(time.Millisecond), bins.sockmail, float64(bins.sockmailSize)/1e6, sockmailEnv, bins.netsmtpLinked)
+	fmt.Fprintf(w, "procbench: built in %v, as \"make build\" (%s): %s, the command-line client (%.1f MB), and %s, the full build (%.1f MB); net/smtp client as \"go build\" makes it (%s) and static\n",
+		time.Since(start).Round(time.Millisecond), sockmailEnv, bins.sockmail, float64(bins.sockmailSize)/1e6,
+		bins.server, float64(bins.serverSize)/1e6, bins.netsmtpLinked)
 	env, err := startSinks(ctx, bins, w)
 	if err != nil {
 		return err

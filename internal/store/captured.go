@@ -21,8 +21,9 @@ type Captured struct {
 	AuthUser   string
 }
 
-// SaveCaptured stores a received message. It sets c.ID, fills a zero
-// ReceivedAt with now and a zero Size with len(c.Raw).
+// SaveCaptured stores a received message with its searchable text
+// (SearchCaptured). It sets c.ID, fills a zero ReceivedAt with now and a
+// zero Size with len(c.Raw).
 func (s *Store) SaveCaptured(ctx context.Context, c *Captured) error {
 	received := normTime(c.ReceivedAt)
 	size := c.Size
@@ -33,11 +34,12 @@ func (s *Store) SaveCaptured(ctx context.Context, c *Captured) error {
 	if err != nil {
 		return fmt.Errorf("store: save captured: %w", err)
 	}
+	search := newCapturedSearch(c)
 	var id int64
 	err = s.w.QueryRowContext(ctx, s.q(`INSERT INTO captured (received_at, mail_from, rcpts, subject, size,
-		remote_addr, tls, auth_user, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		remote_addr, tls, auth_user, raw, search_from, search_to, search_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 		micros(received), encText(c.MailFrom), rcpts, encText(c.Subject), size, encText(c.RemoteAddr), c.TLS,
-		encText(c.AuthUser), nullBytes(c.Raw)).Scan(&id)
+		encText(c.AuthUser), nullBytes(c.Raw), search.from, search.to, search.text).Scan(&id)
 	if err != nil {
 		return fmt.Errorf("store: save captured: %w", err)
 	}

@@ -29,7 +29,7 @@ func TestProfiles(t *testing.T) {
 		if got, err := s.ProfileByName(ctx, "postfix"); err != nil || got.ID != p.ID {
 			t.Fatalf("ProfileByName = %+v, %v", got, err)
 		}
-		q := &Profile{Name: "exim", Host: "10.0.0.1", Port: 465, TLSMode: "implicit", InsecureSkipVerify: true}
+		q := &Profile{Name: "exim", Host: "10.0.0.1", Port: 465, TLSMode: "implicit", InsecureSkipVerify: true, AllowInsecureAuth: true}
 		if err := s.SaveProfile(ctx, q); err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +41,7 @@ func TestProfiles(t *testing.T) {
 		testenv.WaitUntil(t, "the clock to pass the insert", func() bool { return normTime(time.Now()).After(created) })
 		before := normTime(time.Now())
 		upd := &Profile{ID: p.ID, Name: "postfix-2", Host: "smtp.example.org", Port: 25, TLSMode: "none",
-			InsecureSkipVerify: true, AuthMech: "", Username: "", PasswordEnc: nil, HeloName: ""}
+			InsecureSkipVerify: true, AuthMech: "", Username: "", PasswordEnc: nil, HeloName: "", AllowInsecureAuth: true}
 		if err := s.SaveProfile(ctx, upd); err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +70,7 @@ func TestProfiles(t *testing.T) {
 		if err != nil || len(ps) != 2 || ps[0].Name != "exim" || ps[1].Name != "postfix-2" {
 			t.Fatalf("Profiles = %+v, %v; want exim, postfix-2", ps, err)
 		}
-		if !ps[0].InsecureSkipVerify || ps[0].PasswordEnc != nil {
+		if !ps[0].InsecureSkipVerify || !ps[0].AllowInsecureAuth || ps[0].PasswordEnc != nil {
 			t.Errorf("listed profile %+v", ps[0])
 		}
 

@@ -381,19 +381,15 @@ func (q *sendQuery) search(backend string, words []string) {
 		q.where.add(`s.id IN (SELECT b.send_id FROM send_bodies b WHERE `+strings.Join(conds, " AND ")+`)`, args...)
 		return
 	}
-	var phrases []string
-	for _, word := range words {
-		if utf8.RuneCountInString(word) >= 3 {
-			phrases = append(phrases, `"`+strings.ReplaceAll(word, `"`, `""`)+`"`)
-			continue
-		}
+	match, short := ftsPhrases(words)
+	for _, word := range short {
 		q.where.add(`EXISTS (SELECT 1 FROM send_bodies b WHERE b.send_id = s.id AND b.search_text LIKE ? ESCAPE '\')`,
 			"%"+escapeLike(word)+"%")
 	}
-	if len(phrases) > 0 {
+	if match != "" {
 		q.from = `send_fts CROSS JOIN sends s ON s.id = send_fts.rowid`
 		q.idCol = `send_fts.rowid`
-		q.where.add(`send_fts MATCH ?`, strings.Join(phrases, " AND "))
+		q.where.add(`send_fts MATCH ?`, match)
 	}
 }
 

@@ -283,3 +283,46 @@ func FuzzParseEnv(f *testing.F) {
 		}
 	})
 }
+
+func TestReadAxeScript(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	axe := "/*! axe v4.14.1\n */\n!function(){axe.run=function(){}}();"
+	tests := []struct {
+		name, path, wantErr string
+	}{
+		{"axe", write("axe.min.js", axe), ""},
+		{"missing", filepath.Join(dir, "nothere.js"), "no such file"},
+		{"empty", write("empty.js", ""), "empty file"},
+		{"another script", write("jquery.js", "/*! jQuery v3.7.1 */ jQuery.run=1"), "not axe-core's"},
+		{"banner without axe.run", write("half.js", "/*! axe v4.14.1 */ var x;"), "no axe.run"},
+		{"too large", write("big.js", axe+strings.Repeat(" ", maxAxeScript)), "larger than"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readAxeScript(tt.path)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("readAxeScript(%s) error = %v, want one containing %q", tt.path, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != axe {
+				t.Fatalf("readAxeScript(%s) = %d bytes, %v; want the file", tt.path, len(got), err)
+			}
+		})
+	}
+}
+
+func TestAxeScriptInstalled(t *testing.T) {
+	script := AxeScript(t)
+	if !strings.HasPrefix(script, "/*! axe v4.") {
+		t.Errorf("axe script starts %q", script[:min(len(script), 40)])
+	}
+}

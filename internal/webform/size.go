@@ -12,3 +12,14 @@ func Bytes(n int64) string {
 	}
 	return fmt.Sprintf("%d B", n)
 }
+
+// Sizes formats a size and the limit it exceeds so that they read
+// differently: with Bytes when that tells them apart ("5.2 MiB", "4.0
+// MiB"), else in bytes ("4194305 bytes", "4194304 bytes").
+func Sizes(n, limit int64) (size, max string) {
+	size, max = Bytes(n), Bytes(limit)
+	if size == max {
+		return fmt.Sprintf("%d bytes", n), fmt.Sprintf("%d bytes", limit)
+	}
+	return size, max
+}

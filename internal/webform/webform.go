@@ -4,8 +4,10 @@
 package webform
 
 import (
+	"fmt"
 	"net/http"
 	"net/mail"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -134,34 +136,88 @@ func ReadCompose(r *http.Request) *Compose {
 // are needed (they are not for the built-in server or a profile).
 func (s *Server) Validate(adhoc bool, errs Errors) {
 	if adhoc {
-		switch {
-		case s.Host == "":
-			errs["host"] = "Enter the server's host name or IP address."
-		case len(s.Host) > 253 || strings.ContainsAny(s.Host, " \t\r\n\x00/@"):
-			errs["host"] = "This is not a host name or IP address."
+		if msg := hostProblem(s.Host); msg != "" {
+			errs["host"] = msg
 		}
-		if n, err := strconv.Atoi(s.Port); err != nil || n < minPort || n > maxPort {
-			errs["port"] = "Enter a port between 1 and 65535 (25, 465 or 587 usually)."
+		if msg := portProblem(s.Port); msg != "" {
+			errs["port"] = msg
 		}
 	}
 	if _, err := smtp.ParseTLSMode(s.TLS); err != nil {
-		errs["tls"] = "Choose a TLS mode."
+		errs["tls"] = "TLS mode: " + choiceProblem(s.TLS) + ` Choose "None", "STARTTLS (required)", "STARTTLS if offered" or "Implicit TLS" (port 465).`
 	}
 	if !contains(AuthMechs, s.AuthMech) {
-		errs["auth_mech"] = "Choose an AUTH mechanism."
+		errs["auth_mech"] = "AUTH: " + choiceProblem(s.AuthMech) + ` Choose "No AUTH", "Best offered", PLAIN, LOGIN or CRAM-MD5.`
 	}
-	if s.AuthMech != "" && s.Username == "" {
-		errs["username"] = "Enter the user name to authenticate as, or choose no AUTH."
+	switch {
+	case s.AuthMech != "" && s.Username == "":
+		errs["username"] = `User: enter the user name to authenticate as (often the full address, like ` + exampleAddr + `), or choose "No AUTH".`
+	case len(s.Username) > maxShort:
+		errs["username"] = fmt.Sprintf("User: the user name is %d bytes long; at most %d.", len(s.Username), maxShort)
+	case strings.ContainsAny(s.Username, "\r\n\x00"):
+		errs["username"] = "User: the user name holds a line break or a NUL character; it must be one line."
 	}
-	if len(s.Username) > maxShort || strings.ContainsAny(s.Username, "\r\n\x00") {
-		errs["username"] = "The user name must be one line of at most 998 bytes."
+	switch {
+	case len(s.Password) > maxPassword:
+		errs["password"] = fmt.Sprintf("Password: it is %d bytes long; at most %d.", len(s.Password), maxPassword)
+	case strings.ContainsAny(s.Password, "\x00"):
+		errs["password"] = "Password: it holds a NUL character, which AUTH cannot carry. Type it again."
 	}
-	if len(s.Password) > maxPassword || strings.ContainsAny(s.Password, "\x00") {
-		errs["password"] = "The password is too long or holds a NUL character."
+	if s.Helo != "" {
+		switch {
+		case len(s.Helo) > 253:
+			errs["helo"] = fmt.Sprintf("HELO name: it is %d bytes long; a host name has at most 253.", len(s.Helo))
+		case strings.ContainsAny(s.Helo, " \t\r\n\x00"):
+			errs["helo"] = "HELO name: " + quote(s.Helo) + " has a space or a line break. Write one host name, like client.example.org, or leave it empty."
+		}
 	}
-	if s.Helo != "" && (len(s.Helo) > 253 || strings.ContainsAny(s.Helo, " \t\r\n\x00")) {
-		errs["helo"] = "The HELO name must be one word, like mail.example.org."
+}
+
+// hostProblem says what is wrong with a typed host, or "".
+func hostProblem(host string) string {
+	const how = " Write only the host name or IP address, e.g. smtp.example.org or 192.0.2.10."
+	switch {
+	case host == "":
+		return `Host: enter the server's host name or IP address, e.g. smtp.example.org (needed for "Another server").`
+	case len(host) > 253:
+		return fmt.Sprintf("Host: it is %d bytes long; a host name has at most 253.", len(host))
+	case strings.Contains(host, "://") || strings.Contains(host, "/"):
+		return "Host: " + quote(host) + " looks like a web address." + how
+	case strings.Contains(host, "@"):
+		return "Host: " + quote(host) + ` has an "@": it looks like an email address.` + how
+	case strings.ContainsAny(host, " \t\r\n\x00"):
+		return "Host: " + quote(host) + " has a space or a control character." + how
+	case strings.Count(host, ":") == 1:
+		return "Host: " + quote(host) + " includes a port. Write the host here and the port in the Port field."
 	}
+	return ""
+}
+
+// portProblem says what is wrong with a typed port, or "".
+func portProblem(port string) string {
+	const how = " Enter a port between 1 and 65535: usually 25 (relay), 587 (submission, STARTTLS) or 465 (implicit TLS)."
+	if port == "" {
+		return "Port: enter the server's port." + how
+	}
+	n, err := strconv.Atoi(port)
+	switch {
+	case err != nil && len(port) > 10:
+		return "Port: it is not a number." + how
+	case err != nil:
+		return "Port: " + quote(port) + " is not a number." + how
+	case n < minPort || n > maxPort:
+		return "Port: " + port + " is out of range." + how
+	}
+	return ""
+}
+
+// choiceProblem says that a value sent for a select is not one of its
+// choices (only a hand-made request sends one).
+func choiceProblem(v string) string {
+	if v == "" {
+		return "nothing was chosen."
+	}
+	return quote(v) + " is not one of the choices."
 }
 
 // Port returns the port as a number (valid after Validate).
@@ -179,7 +235,7 @@ func (f *Compose) Validate() Errors {
 	f.validateContent(errs)
 	f.validateDSN(errs)
 	if !contains(StopAfters, f.StopAfter) {
-		errs["stop_after"] = "Choose where to stop."
+		errs["stop_after"] = "Stop after: " + choiceProblem(f.StopAfter) + ` Choose "Nothing: send the message" or a step: Connect, EHLO, STARTTLS, AUTH, MAIL FROM, RCPT TO.`
 	}
 	return errs
 }
@@ -189,7 +245,7 @@ func (f *Compose) validateServer(errs Errors) {
 	adhoc := f.ServerChoice == ServerAdhoc
 	if !adhoc && f.ServerChoice != ServerBuiltin {
 		if id, err := strconv.ParseInt(f.ServerChoice, 10, 64); err != nil || id <= 0 {
-			errs["server"] = "Choose a server."
+			errs["server"] = "Server: " + choiceProblem(f.ServerChoice) + ` Choose the built-in capture server, a saved profile, or "Another server".`
 		}
 	}
 	f.Server.Validate(adhoc, errs)
@@ -216,24 +272,43 @@ func (f *Compose) validateAddresses(errs Errors) {
 		}
 	}
 	if n == 0 && errs["to"] == "" && errs["cc"] == "" && errs["bcc"] == "" {
-		errs["to"] = "Enter at least one recipient in To, Cc or Bcc."
+		errs["to"] = "To: enter at least one recipient in To, Cc or Bcc, e.g. " + exampleAddr + "."
 	}
 }
 
 // validateContent checks the subject, the bodies and the custom headers.
 func (f *Compose) validateContent(errs Errors) {
-	if len(f.Subject) > maxShort*4 || strings.ContainsAny(f.Subject, "\r\n\x00") {
-		errs["subject"] = "The subject must be one line."
+	switch {
+	case len(f.Subject) > maxShort*4:
+		errs["subject"] = fmt.Sprintf("Subject: it is %d bytes long; at most %d.", len(f.Subject), maxShort*4)
+	case strings.ContainsAny(f.Subject, "\r\n"):
+		errs["subject"] = "Subject: it holds a line break. A subject is one line: remove the break (a line break could add headers to the message). Add headers in Custom headers."
+	case strings.ContainsAny(f.Subject, "\x00"):
+		errs["subject"] = "Subject: it holds a NUL character. Remove it."
+	case !utf8.ValidString(f.Subject):
+		errs["subject"] = "Subject: it is not valid UTF-8 text. Type it again."
 	}
-	if len(f.Text) > maxBody || !utf8.ValidString(f.Text) {
-		errs["text"] = "The text body is too long (4 MiB at most)."
+	if msg := bodyProblem("Text body", f.Text); msg != "" {
+		errs["text"] = msg
 	}
-	if len(f.HTML) > maxBody || !utf8.ValidString(f.HTML) {
-		errs["html"] = "The HTML body is too long (4 MiB at most)."
+	if msg := bodyProblem("HTML body", f.HTML); msg != "" {
+		errs["html"] = msg
 	}
 	if _, err := f.HeaderFields(); err != nil {
 		errs["headers"] = err.Error()
 	}
+}
+
+// bodyProblem says what is wrong with a text or HTML body, or "".
+func bodyProblem(title, v string) string {
+	switch {
+	case len(v) > maxBody:
+		size, limit := Sizes(int64(len(v)), maxBody)
+		return fmt.Sprintf("%s: it is %s; at most %s. Shorten it, or attach the text as a file.", title, size, limit)
+	case !utf8.ValidString(v):
+		return title + ": it is not valid UTF-8 text. Paste it again from a UTF-8 source."
+	}
+	return ""
 }
 
 // validateDSN checks the DSN fields (RFC 3461): NOTIFY values, RET and
@@ -241,22 +316,23 @@ func (f *Compose) validateContent(errs Errors) {
 func (f *Compose) validateDSN(errs Errors) {
 	for _, v := range f.DSNNotify {
 		if !contains(DSNNotifies, v) {
-			errs["dsn_notify"] = "Choose SUCCESS, FAILURE, DELAY or NEVER."
+			errs["dsn_notify"] = "Notify: " + choiceProblem(v) + " Tick SUCCESS, FAILURE, DELAY or NEVER."
 		}
 	}
 	if contains(f.DSNNotify, "NEVER") && len(f.DSNNotify) > 1 {
-		errs["dsn_notify"] = "NEVER cannot be combined with the other notifications."
+		errs["dsn_notify"] = "Notify: NEVER cannot be combined with " + strings.Join(slices.DeleteFunc(slices.Clone(f.DSNNotify), func(s string) bool { return s == "NEVER" }), ", ") + " (RFC 3461). Untick NEVER or the others."
 	}
 	if f.DSNReturn != "" && f.DSNReturn != "FULL" && f.DSNReturn != "HDRS" {
-		errs["dsn_ret"] = "Choose FULL or HDRS."
+		errs["dsn_ret"] = "Return: " + choiceProblem(f.DSNReturn) + ` Choose "(server default)", FULL or HDRS.`
 	}
 	if len(f.DSNEnvID) > 100 {
-		errs["dsn_envid"] = "The envelope id is at most 100 characters."
-	}
-	for _, r := range f.DSNEnvID {
-		if r < 0x21 || r > 0x7e {
-			errs["dsn_envid"] = "The envelope id must be printable ASCII without spaces."
-			break
+		errs["dsn_envid"] = fmt.Sprintf("Envelope id: it is %d characters long; at most 100.", len(f.DSNEnvID))
+	} else {
+		for _, r := range f.DSNEnvID {
+			if r < 0x21 || r > 0x7e {
+				errs["dsn_envid"] = "Envelope id: " + quote(f.DSNEnvID) + fmt.Sprintf(" has %q; use printable ASCII without spaces, like order-2024-17.", r)
+				break
+			}
 		}
 	}
 }
@@ -264,16 +340,19 @@ func (f *Compose) validateDSN(errs Errors) {
 // FromAddress parses the From field.
 func (f *Compose) FromAddress() (*mail.Address, error) {
 	if f.From == "" {
-		return nil, errorString("Enter the sender address.")
+		return nil, errorString("From: enter the sender's address, e.g. " + exampleAddr + " or Bob Smith <" + exampleAddr + ">.")
 	}
-	a, err := message.ParseAddress("From", f.From)
+	if len(f.From) > maxShort {
+		return nil, errorString(fmt.Sprintf("From: it is %d bytes long; at most %d.", len(f.From), maxShort))
+	}
+	l, err := parseAddresses("From", f.From)
 	if err != nil {
-		return nil, friendly(err)
+		return nil, err
 	}
-	if err := smtp.CheckAddress(a.Address); err != nil {
-		return nil, errorString("From: " + err.Error())
+	if len(l) != 1 {
+		return nil, errorString(fmt.Sprintf("From: it holds %d addresses; a message has one sender. Keep one, and put the others in Reply-To if replies should reach them.", len(l)))
 	}
-	return a, nil
+	return l[0], nil
 }
 
 // Lists returns the parsed To, Cc, Bcc and Reply-To lists (valid after
@@ -296,17 +375,26 @@ func (f *Compose) HeaderFields() ([]message.Field, error) {
 		if strings.TrimSpace(line) == "" {
 			continue
 		}
+		at := "Custom headers, line " + strconv.Itoa(i+1) + " (" + quote(line) + "): "
 		name, value, ok := strings.Cut(line, ":")
 		name = strings.TrimSpace(name)
-		if !ok || name == "" || !validFieldName(name) {
-			return nil, errorString("Line " + strconv.Itoa(i+1) + ": write each header as Name: value.")
-		}
-		if strings.ContainsAny(value, "\r\x00") || len(value) > maxShort*4 {
-			return nil, errorString("Line " + strconv.Itoa(i+1) + ": the value is too long or holds a control character.")
+		switch {
+		case !ok:
+			return nil, errorString(at + `it has no ":". Write each header as Name: value, e.g. X-Campaign: spring.`)
+		case name == "":
+			return nil, errorString(at + `nothing comes before the ":". Write each header as Name: value, e.g. X-Campaign: spring.`)
+		case len(name) > 76:
+			return nil, errorString(at + "the name is longer than 76 characters.")
+		case !validFieldName(name):
+			return nil, errorString(at + "the name " + quote(name) + " may hold only letters, digits and punctuation, without spaces, e.g. X-Campaign.")
+		case strings.ContainsAny(value, "\r\x00") || hasControl(value):
+			return nil, errorString(at + "the value holds a control character. Remove it.")
+		case len(value) > maxShort*4:
+			return nil, errorString(at + fmt.Sprintf("the value is %d bytes long; at most %d.", len(value), maxShort*4))
 		}
 		out = append(out, message.Field{Name: name, Value: strings.TrimSpace(value)})
 		if len(out) > maxHeaders {
-			return nil, errorString("At most 50 custom headers.")
+			return nil, errorString(fmt.Sprintf("Custom headers: there are more than %d. Remove some.", maxHeaders))
 		}
 	}
 	return out, nil
@@ -322,18 +410,19 @@ func (f *Compose) DSN() *smtp.DSN {
 
 func parseList(field, v string) ([]*mail.Address, error) {
 	if len(v) > maxAddrList {
-		return nil, errorString("This list is too long.")
+		return nil, errorString(fmt.Sprintf("%s: the list is %s long; at most %s. Send to fewer addresses at a time.", fieldTitle(field), Bytes(int64(len(v))), Bytes(maxAddrList)))
 	}
-	l, err := message.ParseAddressList(fieldTitle(field), v)
-	if err != nil {
-		return nil, friendly(err)
-	}
-	for _, a := range l {
-		if err := smtp.CheckAddress(a.Address); err != nil {
-			return nil, errorString(fieldTitle(field) + ": " + err.Error())
+	return parseAddresses(fieldTitle(field), v)
+}
+
+// hasControl reports a C0 control character other than tab, or DEL.
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return true
 		}
 	}
-	return l, nil
+	return false
 }
 
 func fieldTitle(name string) string {
@@ -348,11 +437,6 @@ func fieldTitle(name string) string {
 		return "Reply-To"
 	}
 	return name
-}
-
-// friendly drops the package prefix of an error for display.
-func friendly(err error) error {
-	return errorString(strings.TrimPrefix(err.Error(), "message: "))
 }
 
 type errorString string
@@ -397,8 +481,13 @@ func ReadProfile(r *http.Request) *Profile {
 // Validate checks the profile form.
 func (p *Profile) Validate() Errors {
 	errs := Errors{}
-	if p.Name == "" || len(p.Name) > 100 || strings.ContainsAny(p.Name, "\r\n\x00") {
-		errs["name"] = "Enter a name of at most 100 characters, on one line."
+	switch {
+	case p.Name == "":
+		errs["name"] = "Name: enter a name for the profile, e.g. Office relay."
+	case len(p.Name) > 100:
+		errs["name"] = fmt.Sprintf("Name: it is %d bytes long; at most 100.", len(p.Name))
+	case strings.ContainsAny(p.Name, "\r\n\x00"):
+		errs["name"] = "Name: it holds a line break; a name is one line."
 	}
 	p.Server.Validate(true, errs)
 	return errs

@@ -1,0 +1,5 @@
+-- 0007_profile_insecure_auth (SQLite): a server profile may allow AUTH
+-- over a connection without TLS (the password then crosses the network in
+-- clear; for test servers). Off for every existing profile. Keep in step
+-- with ../postgres/0007_profile_insecure_auth.sql.
+ALTER TABLE profiles ADD COLUMN allow_insecure_auth INTEGER NOT NULL DEFAULT 0;
