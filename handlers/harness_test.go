@@ -229,6 +229,18 @@ func (c *client) do(req *http.Request) *response {
 	return &response{status: resp.StatusCode, header: resp.Header, body: string(b)}
 }
 
+// head sends req and returns the status and header without reading the
+// body, which an event stream never ends.
+func (c *client) head(req *http.Request) *response {
+	c.a.t.Helper()
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.a.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return &response{status: resp.StatusCode, header: resp.Header}
+}
+
 func (c *client) get(path string) *response {
 	c.a.t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, c.a.srv.URL+path, nil)

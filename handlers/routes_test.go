@@ -51,7 +51,7 @@ func TestRouteGroups(t *testing.T) {
 			continue
 		}
 		req, _ := http.NewRequest(http.MethodGet, a.srv.URL+path, nil)
-		if r := c.do(req); rt.Method == http.MethodGet && r.header.Get("Cache-Control") != "no-store" {
+		if r := c.head(req); rt.Method == http.MethodGet && r.header.Get("Cache-Control") != "no-store" {
 			t.Errorf("GET %s: Cache-Control %q, want no-store", rt.Path, r.header.Get("Cache-Control"))
 		}
 	}
