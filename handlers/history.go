@@ -207,7 +207,7 @@ func historyRow(s *store.SendSummary) views.HistoryRow {
 		ID: s.ID, CreatedAt: s.CreatedAt, Source: smtp.SafeText(s.Source), Server: smtp.SafeText(s.Server),
 		TLSMode: smtp.SafeText(s.TLSMode), MailFrom: smtp.SafeText(s.MailFrom), Rcpts: safeAll(s.Rcpts),
 		Subject: smtp.SafeText(s.Subject), Status: smtp.SafeText(string(s.Status)), StatusClass: historyStatusClass(s.Status),
-		QueueID: smtp.SafeText(s.QueueID), DurationMS: s.DurationMS,
+		QueueID: smtp.SafeText(s.QueueID), DurationMS: s.DurationMS, Timings: s.Timings,
 	}
 	if s.ParentID != nil {
 		r.ParentID = *s.ParentID

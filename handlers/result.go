@@ -174,25 +174,33 @@ func statusClass(status string, running bool) string {
 	return "fail"
 }
 
-// sseEvent is one transcript line as the event stream sends it.
-type sseEvent struct {
-	Index  int     `json:"index"`
-	MS     float64 `json:"ms"`
-	Dir    string  `json:"dir"`
-	Phase  string  `json:"phase"`
-	Line   string  `json:"line"`
-	Secret bool    `json:"secret,omitempty"`
+// sseRounds is a "rounds" event of the stream: the transcript's rounds
+// from From on, rendered by the same component as the finished page
+// (views.RoundSection), to replace the page's rounds from From on; Count
+// is how many events they show in all.
+type sseRounds struct {
+	From  int    `json:"from"`
+	Count int    `json:"count"`
+	HTML  string `json:"html"`
 }
 
-// events streams a running send's transcript as server-sent events: a
-// "line" event per transcript line from index ?after= on, then "done".
-// A finished send gets "done" at once.
+// maxResumeAfter bounds ?after=: no transcript holds more events.
+const maxResumeAfter = 1 << 20
+
+// events streams a running send's transcript as server-sent events:
+// "rounds" events carrying the HTML of the rounds that changed since the
+// page's first ?after= events (views.RoundSection, the finished page's
+// own component, so the live and the finished view agree to the line),
+// then "done". A finished send gets "done" at once.
 func (h *Handler) events(c echo.Context) error {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil {
 		return echo.NewHTTPError(http.StatusNotFound, "There is no such send.")
 	}
-	after, _ := strconv.Atoi(c.QueryParam("after"))
+	after, err := strconv.Atoi(c.QueryParam("after"))
+	if c.QueryParam("after") != "" && (err != nil || after < 0 || after > maxResumeAfter) {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("after must be a count of transcript lines from 0 to %d.", maxResumeAfter))
+	}
 	w := c.Response()
 	w.Header().Set(echo.HeaderContentType, "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
@@ -230,33 +238,42 @@ func (h *Handler) events(c echo.Context) error {
 	})
 	defer unsubscribe()
 	defer func() { mu.Lock(); stopped, pending = true, nil; mu.Unlock() }()
-	next := 0
-	send := func(evs []smtp.Event) error {
-		for _, ev := range evs {
-			i := next
-			next++
-			if i < after {
-				continue
+	all := past
+	shown := min(after, len(all)) // the events the page shows
+	send := func() error {
+		if len(all) <= shown {
+			return nil
+		}
+		tr := views.Rounds(all)
+		from := len(tr.Rounds)
+		for i := shown; i < len(all); i++ {
+			from = min(from, tr.RoundOf[i])
+		}
+		var html strings.Builder
+		for _, rd := range tr.Rounds[from:] {
+			if err := views.RoundSection(rd).Render(c.Request().Context(), &html); err != nil {
+				return fmt.Errorf("handlers: render rounds: %w", err)
 			}
-			b, err := json.Marshal(sseEvent{Index: i, MS: float64(ev.Offset.Microseconds()) / 1000, Dir: string(ev.Dir), Phase: string(ev.Phase), Line: smtp.SafeText(ev.Line), Secret: ev.Secret})
-			if err != nil {
-				return fmt.Errorf("handlers: encode event: %w", err)
-			}
-			if err := write("line", b); err != nil {
-				return err
-			}
+		}
+		b, err := json.Marshal(sseRounds{From: from, Count: len(all), HTML: html.String()})
+		if err != nil {
+			return fmt.Errorf("handlers: encode rounds: %w", err)
+		}
+		shown = len(all)
+		if err := write("rounds", b); err != nil {
+			return err
 		}
 		w.Flush()
 		return nil
 	}
 	drain := func() error {
 		mu.Lock()
-		evs := pending
+		all = append(all, pending...)
 		pending = nil
 		mu.Unlock()
-		return send(evs)
+		return send()
 	}
-	if err := send(past); err != nil {
+	if err := send(); err != nil {
 		return err
 	}
 	ping := time.NewTicker(15 * time.Second)
@@ -309,12 +326,49 @@ func (h *Handler) transcriptText(c echo.Context) error {
 	if snd.Error != "" {
 		fmt.Fprintf(&b, "== error: %s\n", smtp.SafeText(snd.Error))
 	}
-	for _, ev := range sendEvents(snd, ls) {
-		b.WriteString(smtp.FormatEvent(ev))
-		b.WriteByte('\n')
+	events := sendEvents(snd, ls)
+	if parts := smtp.Converse(events).Timings().String(); parts != "" {
+		fmt.Fprintf(&b, "== timings: %s\n", parts)
+	}
+	// Round by round, each command followed by its own reply.
+	if err := smtp.WriteRounds(&b, events); err != nil {
+		return fmt.Errorf("handlers: transcript text: %w", err)
 	}
 	attachment(c, fmt.Sprintf("sockmail-send-%d.txt", snd.ID))
 	return c.Blob(http.StatusOK, "text/plain; charset=utf-8", []byte(b.String()))
+}
+
+// exportExchange is a command and its reply in the JSON export: indexes
+// into its "events" (command -1 for a reply nobody asked for, such as
+// the greeting), the reply's code (0 without a reply) and the round trip.
+type exportExchange struct {
+	Command int        `json:"command"`
+	Body    []int      `json:"body,omitempty"`
+	Reply   []int      `json:"reply"`
+	Code    int        `json:"code"`
+	Partial bool       `json:"partial,omitempty"`
+	WaitMS  float64    `json:"wait_ms"`
+	Phase   smtp.Phase `json:"phase"`
+}
+
+// exportExchanges pairs the commands of events with their replies.
+func exportExchanges(events []smtp.Event) ([]exportExchange, map[string]float64) {
+	cv := smtp.Converse(events)
+	out := make([]exportExchange, len(cv.Exchanges))
+	for i, x := range cv.Exchanges {
+		reply := x.Reply
+		if reply == nil {
+			reply = []int{}
+		}
+		out[i] = exportExchange{Command: x.Command, Body: x.Body, Reply: reply, Code: x.Code, Partial: x.Partial,
+			WaitMS: smtp.Millis(x.Wait()), Phase: x.Phase}
+	}
+	t := cv.Timings()
+	timings := map[string]float64{"total": smtp.Millis(t.Total)}
+	for _, p := range t.Parts() {
+		timings[p.Key] = smtp.Millis(p.Duration)
+	}
+	return out, timings
 }
 
 // jsonEscaping names how the JSON export keeps bytes that are not UTF-8
@@ -382,11 +436,16 @@ func (h *Handler) transcriptJSON(c echo.Context) error {
 		ParentID         *int64        `json:"parent_id,omitempty"`
 		MessageTruncated bool          `json:"message_truncated,omitempty"`
 		PhaseTimings     []phaseTiming `json:"phase_timings"`
+		// Each command with the reply that answered it (indexes into
+		// events), and where the time went (smtp.Timings, in ms).
+		Exchanges []exportExchange   `json:"exchanges"`
+		Timings   map[string]float64 `json:"timings_ms"`
 		// The failure as data (phase, codes, kind), when the send failed.
 		Failure *smtp.Failure `json:"failure,omitempty"`
 	}{jsonEscaping, snd.ID, snd.CreatedAt, snd.FinishedAt, esc(snd.Server), esc(snd.TLSMode), esc(snd.MailFrom), escAll(snd.Rcpts), esc(snd.Subject),
 		snd.Status, esc(snd.QueueID), esc(snd.Error), snd.DurationMS, rcpts, evs,
-		esc(snd.Source), esc(snd.ClientAddr), snd.UserID, snd.ParentID, snd.MessageTruncated, phaseTimings(events), nil}
+		esc(snd.Source), esc(snd.ClientAddr), snd.UserID, snd.ParentID, snd.MessageTruncated, phaseTimings(events), nil, nil, nil}
+	v.Exchanges, v.Timings = exportExchanges(events)
 	if !snd.Failure.IsZero() {
 		f := snd.Failure
 		f.EnhancedCode = esc(f.EnhancedCode)

@@ -78,9 +78,8 @@ func checkSentPage(t *testing.T, r *response) {
 			t.Errorf("no %s line", d)
 		}
 	}
-	phases := r.testid(t, "phase")
-	if phases.Length() < 5 {
-		t.Errorf("%d phases", phases.Length())
+	if rounds := r.testid(t, "round"); rounds.Length() < 5 {
+		t.Errorf("%d rounds", rounds.Length())
 	}
 	if !strings.Contains(r.testid(t, "tls-info").Text(), "verified") {
 		t.Errorf("TLS info: %q", r.testid(t, "tls-info").Text())
@@ -231,21 +230,45 @@ func TestLiveTranscriptOverServerSentEvents(t *testing.T) {
 
 	stream := c.events(path)
 	next := stream.next
+	// The stream sends the rounds that changed, rendered as the page
+	// renders them: here every line is information, all in round 0.
+	rounds := func(data string) (from, count int, html string) {
+		var v struct {
+			From, Count int
+			HTML        string
+		}
+		if err := json.Unmarshal([]byte(data), &v); err != nil {
+			t.Fatalf("rounds event %q: %v", data, err)
+		}
+		return v.From, v.Count, v.HTML
+	}
 	ev, data := next()
-	if ev != "line" || !strings.Contains(data, "connected (fake)") || !strings.Contains(data, `"index":0`) {
+	if ev != "rounds" {
 		t.Fatalf("first event %q %q", ev, data)
 	}
+	if from, count, html := rounds(data); from != 0 || count != 1 || !strings.Contains(html, "connected (fake)") ||
+		!strings.Contains(html, `data-testid="round"`) || !strings.Contains(html, `data-index="0"`) {
+		t.Fatalf("first rounds: from %d, count %d, %s", from, count, html)
+	}
 	close(release)
-	ev, data = next()
-	if ev != "line" || !strings.Contains(data, "second line") || !strings.Contains(data, `"phase":"ehlo"`) {
-		t.Fatalf("second event %q %q", ev, data)
+	var last string
+	count := 1
+	for {
+		ev, data = next()
+		if ev == "done" {
+			break
+		}
+		if ev != "rounds" {
+			t.Fatalf("event %q %q", ev, data)
+		}
+		from, n, html := rounds(data)
+		if from != 0 || n <= count {
+			t.Errorf("rounds from %d with %d lines after %d", from, n, count)
+		}
+		count, last = n, html
 	}
-	ev, _ = next()
-	if ev != "line" {
-		t.Fatalf("third event %q", ev)
-	}
-	if ev, _ = next(); ev != "done" {
-		t.Fatalf("last event %q", ev)
+	if count != 3 || !strings.Contains(last, "second line") || !strings.Contains(last, "third line") || !strings.Contains(last, `data-phase="ehlo"`) {
+		t.Errorf("last rounds (%d lines): %s", count, last)
 	}
 
 	r = c.waitDone(path)
@@ -258,6 +281,12 @@ func TestLiveTranscriptOverServerSentEvents(t *testing.T) {
 	// A finished send's stream says done at once.
 	if ev, _ := c.events(path).next(); ev != "done" {
 		t.Errorf("finished stream: %q, want done", ev)
+	}
+	// A resume point that is no count of lines is refused, naming it.
+	for _, after := range []string{"-1", "x", "99999999"} {
+		if r := c.get(path + "/events?after=" + after); r.status != http.StatusBadRequest || !strings.Contains(r.body, "after must be") {
+			t.Errorf("after=%s: %d %s", after, r.status, r.body)
+		}
 	}
 }
 

@@ -1,6 +1,8 @@
 package smtp
 
 import (
+	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -51,7 +53,9 @@ type Exchange struct {
 	Phase Phase
 	// Command is the index of the command line, or -1 for a reply no
 	// command was waiting for (the greeting, or a stray reply) and for
-	// message lines sent without an end (a send cut off mid-message).
+	// message lines sent without an end (a send cut off mid-message, or
+	// lines the server answered before the client wrote their end, which
+	// then goes as an exchange of its own).
 	Command int
 	// Body holds the indexes of the message lines that went with the
 	// command: the lines before DATA's final ".", or a BDAT chunk's lines.
@@ -145,6 +149,17 @@ func Converse(events []Event) Conversation {
 		cv.Flights[curFlight].Exchanges = append(cv.Flights[curFlight].Exchanges, x)
 		reply = nil
 	}
+	// flushLoose makes the message lines waiting for their end an
+	// exchange without a command, in the flight that carried them.
+	flushLoose := func() {
+		if len(loose) == 0 {
+			return
+		}
+		first := events[loose[0]]
+		cv.Exchanges = append(cv.Exchanges, Exchange{Phase: first.Phase, Command: -1, Body: loose, Sent: first.Offset, Flight: curFlight, ReplyFlight: -1})
+		cv.Flights[curFlight].Exchanges = append(cv.Flights[curFlight].Exchanges, len(cv.Exchanges)-1)
+		loose = nil
+	}
 	for i, ev := range events {
 		switch ev.Dir {
 		case DirClient:
@@ -168,6 +183,10 @@ func Converse(events []Event) Conversation {
 			pending = append(pending, x)
 			cv.Flights[f].Exchanges = append(cv.Flights[f].Exchanges, x)
 		case DirServer:
+			// Message lines still waiting for their "." when the server
+			// speaks go without it: the "." the client writes later is in
+			// another flight, and rounds drawn so far stay as they are.
+			flushLoose()
 			flightFor(DirServer, i)
 			reply = append(reply, i)
 			if finalReplyLine(ev.Line) {
@@ -180,10 +199,7 @@ func Converse(events []Event) Conversation {
 		}
 	}
 	finishReply(true)
-	if len(loose) > 0 {
-		first := events[loose[0]]
-		cv.Exchanges = append(cv.Exchanges, Exchange{Phase: first.Phase, Command: -1, Body: loose, Sent: first.Offset, Flight: curFlight, ReplyFlight: -1})
-	}
+	flushLoose()
 	return cv
 }
 
@@ -223,4 +239,388 @@ func replyCode(line string) int {
 		return 0
 	}
 	return n
+}
+
+// Round is one client flight and what followed it until the client wrote
+// again: the commands it carried, each with the reply that answered it,
+// and the information lines recorded meanwhile. The lines before the
+// client first wrote (DNS, connect, the greeting) form a round of their
+// own, whose Flight is -1. A transcript read round by round shows every
+// line once, each reply beside its command.
+type Round struct {
+	// Flight is the index of the client flight (Conversation.Flights), -1
+	// for the round before the client first wrote.
+	Flight int
+	// Items are the round's exchanges and information lines in the order
+	// they began.
+	Items []RoundItem
+	// Wait is what the client waited in this round: from the last line of
+	// its flight to the last line of the last reply to it (for the first
+	// round, from the end of the connect or TLS span before the greeting
+	// to the greeting's last line). 0 when no reply came.
+	Wait time.Duration
+	// Commands counts the commands the flight carried.
+	Commands int
+}
+
+// RoundItem is an exchange or an information line of a round: exactly one
+// of Exchange and Info is not -1.
+type RoundItem struct {
+	// Exchange indexes Conversation.Exchanges, or -1.
+	Exchange int
+	// Info indexes Conversation.Events (an information line), or -1.
+	Info int
+	// Notes are information lines recorded while the exchange's message
+	// was written, up to the client's next line (the message summary
+	// before the final "." or after a BDAT chunk): they are shown with
+	// the message. ClientLines gives them in order with the lines.
+	Notes []int
+}
+
+// Rounds reads the conversation round by round. It also returns the
+// round of every event (index by event): the lines of an exchange go to
+// the round of the flight that carried its command, an information line
+// or a reply nobody asked for to the round it arrived in. An event added
+// to the transcript later changes only the round it goes to, so a live
+// view can redraw from the first round its new events go to.
+func (cv Conversation) Rounds() ([]Round, []int) {
+	roundOf := make([]int, len(cv.Events))
+	var rounds []Round
+	flightRound := make(map[int]int) // client flight -> round
+	cur := -1
+	ensureFirst := func() {
+		if cur < 0 {
+			rounds = append(rounds, Round{Flight: -1})
+			cur = 0
+		}
+	}
+	// First pass: the round each event arrives in.
+	arrival := make([]int, len(cv.Events))
+	lineFlight := make(map[int]int, len(cv.Events))
+	for fi, f := range cv.Flights {
+		for _, l := range f.Lines {
+			lineFlight[l] = fi
+		}
+	}
+	for i, ev := range cv.Events {
+		if ev.Dir == DirClient {
+			fi := lineFlight[i]
+			r, ok := flightRound[fi]
+			if !ok {
+				rounds = append(rounds, Round{Flight: fi})
+				r = len(rounds) - 1
+				flightRound[fi] = r
+			}
+			cur = r
+		} else {
+			ensureFirst()
+		}
+		arrival[i] = cur
+	}
+	// Every exchange goes to the round of its first line; all its lines
+	// follow it there.
+	exRound := make([]int, len(cv.Exchanges))
+	inExchange := make(map[int]bool, len(cv.Events))
+	type keyed struct {
+		first int
+		item  RoundItem
+	}
+	items := make([][]keyed, len(rounds))
+	for xi, x := range cv.Exchanges {
+		lines := exchangeLines(x)
+		first := lines[0]
+		for _, l := range lines {
+			first = min(first, l)
+		}
+		r := arrival[first]
+		if x.Command >= 0 {
+			r = arrival[x.Command]
+			rounds[r].Commands++
+		}
+		exRound[xi] = r
+		it := RoundItem{Exchange: xi, Info: -1}
+		for _, l := range lines {
+			roundOf[l] = r
+			inExchange[l] = true
+		}
+		if x.Command >= 0 && len(x.Body) > 0 {
+			// From the first client line of the exchange to the next
+			// client line after its last.
+			last := max(x.Command, x.Body[len(x.Body)-1])
+			for i := min(x.Command, x.Body[0]) + 1; i < len(cv.Events) && (i <= last || cv.Events[i].Dir != DirClient); i++ {
+				if cv.Events[i].Dir == DirInfo && arrival[i] == r {
+					it.Notes = append(it.Notes, i)
+					roundOf[i] = r
+					inExchange[i] = true
+				}
+			}
+		}
+		items[r] = append(items[r], keyed{first, it})
+	}
+	for i, ev := range cv.Events {
+		if ev.Dir == DirInfo && !inExchange[i] {
+			r := arrival[i]
+			roundOf[i] = r
+			items[r] = append(items[r], keyed{i, RoundItem{Exchange: -1, Info: i}})
+		}
+	}
+	for r := range rounds {
+		sort.SliceStable(items[r], func(a, b int) bool { return items[r][a].first < items[r][b].first })
+		for _, k := range items[r] {
+			rounds[r].Items = append(rounds[r].Items, k.item)
+		}
+	}
+	// Waits.
+	for xi, x := range cv.Exchanges {
+		r := exRound[xi]
+		if !x.HasReply() {
+			continue
+		}
+		var from time.Duration
+		switch {
+		case x.Command >= 0:
+			from = cv.Flights[x.Flight].End
+		case rounds[r].Flight < 0:
+			from = cv.spanEndBefore(x.Reply[len(x.Reply)-1])
+		default:
+			continue
+		}
+		rounds[r].Wait = max(rounds[r].Wait, x.Answered-from)
+	}
+	return rounds, roundOf
+}
+
+// ClientLines lists, in the order they were recorded, the exchange's
+// client lines (command and message lines) with the item's notes.
+func (it RoundItem) ClientLines(x Exchange) []int {
+	lines := append(append([]int(nil), x.Body...), it.Notes...)
+	if x.Command >= 0 {
+		lines = append(lines, x.Command)
+	}
+	sort.Ints(lines)
+	return lines
+}
+
+// exchangeLines lists the event indexes of an exchange's lines: body,
+// command, reply.
+func exchangeLines(x Exchange) []int {
+	lines := append([]int(nil), x.Body...)
+	if x.Command >= 0 {
+		lines = append(lines, x.Command)
+	}
+	return append(lines, x.Reply...)
+}
+
+// spanEndBefore is when the last connect or TLS span that ended before
+// event i ended, 0 when none did (a transcript recorded before spans were
+// marked).
+func (cv Conversation) spanEndBefore(i int) time.Duration {
+	var end time.Duration
+	for _, s := range cv.Spans {
+		if s.Event < i && s.Kind != SpanDNS {
+			end = s.End
+		}
+	}
+	return end
+}
+
+// Verb is the command word of an exchange's command in upper case
+// ("MAIL", "RCPT", "." for the end of data), "" for a reply nobody asked
+// for and for an AUTH response line (its phase tells it).
+func (cv Conversation) Verb(x Exchange) string {
+	if x.Command < 0 {
+		return ""
+	}
+	ev := cv.Events[x.Command]
+	if ev.Phase == PhaseAuth && !strings.HasPrefix(strings.ToUpper(ev.Line), "AUTH ") {
+		return ""
+	}
+	w, _, _ := strings.Cut(ev.Line, " ")
+	return strings.ToUpper(w)
+}
+
+// Timings is where a send's time went, in the stretches a reader asks
+// about. Each is measured from the exchanges and spans, never as "time
+// until the next line"; they do not overlap, so they can be drawn as one
+// stacked bar, and Other is what none of them covers (the client's own
+// work between its waits). A stretch that did not happen is 0.
+type Timings struct {
+	// DNS is the time spent in DNS lookups (MX and address), summed.
+	DNS time.Duration
+	// Connect is the time spent in TCP connects, failed attempts
+	// included, summed.
+	Connect time.Duration
+	// Greeting is the wait for the server's greeting: from the end of the
+	// connect (or, with implicit TLS, of the TLS handshake) to the
+	// greeting's last line.
+	Greeting time.Duration
+	// Hello is the EHLO (or HELO, LHLO) round trips, summed: the one after
+	// STARTTLS too.
+	Hello time.Duration
+	// TLS is the STARTTLS round trip and the TLS handshakes (the implicit
+	// TLS one too), summed.
+	TLS time.Duration
+	// Auth is from the AUTH command to the last reply of the exchange
+	// (its challenges and responses included).
+	Auth time.Duration
+	// Envelope is from MAIL FROM to the last line of the last RCPT TO's
+	// reply (to the MAIL reply when no RCPT went), per message, summed.
+	Envelope time.Duration
+	// Data is from the end of the envelope to the moment the message's
+	// last line was written (the "." of DATA or the last line of the last
+	// BDAT chunk): the DATA round trip and the writing of the message.
+	// With CHUNKING the message usually goes out in the same flight as the
+	// envelope, before its replies: its writing then overlaps the
+	// envelope's wait, counts there, and Data is 0.
+	Data time.Duration
+	// FinalReply is from the message's last line written (or, when the
+	// envelope's replies came after it, as with CHUNKING, from the last of
+	// them) to the last line of the reply that took or refused the
+	// message, per message, summed.
+	FinalReply time.Duration
+	// Quit is from QUIT to its reply; when QUIT went in the same write as
+	// the end of the message, from the reply before it (the verdict on the
+	// message), so that it does not count the final reply again.
+	Quit time.Duration
+	// Other is Total less the stretches above (never below 0).
+	Other time.Duration
+	// Total is the offset of the transcript's last event.
+	Total time.Duration
+}
+
+// TimingPart is one stretch of Timings with its name, for drawing.
+type TimingPart struct {
+	// Key is a short stable name ("dns", "final_reply"), Label a reader's.
+	Key, Label string
+	Duration   time.Duration
+}
+
+// Parts lists the stretches in the order they happen, Other last.
+func (t Timings) Parts() []TimingPart {
+	return []TimingPart{
+		{"dns", "DNS", t.DNS}, {"connect", "connect", t.Connect}, {"greeting", "greeting wait", t.Greeting},
+		{"hello", "EHLO", t.Hello}, {"tls", "TLS", t.TLS}, {"auth", "AUTH", t.Auth},
+		{"envelope", "envelope", t.Envelope}, {"data", "data", t.Data}, {"final_reply", "final reply", t.FinalReply},
+		{"quit", "QUIT", t.Quit}, {"other", "other", t.Other},
+	}
+}
+
+// Timings measures the conversation's stretches (see Timings).
+func (cv Conversation) Timings() Timings {
+	var t Timings
+	if len(cv.Events) == 0 {
+		return t
+	}
+	t.Total = cv.Events[len(cv.Events)-1].Offset
+	for _, s := range cv.Spans {
+		d := max(s.End-s.Start, 0)
+		switch s.Kind {
+		case SpanDNS:
+			t.DNS += d
+		case SpanConnect:
+			t.Connect += d
+		case SpanTLS:
+			t.TLS += d
+		}
+	}
+	var (
+		mailSent  = time.Duration(-1) // the open envelope's MAIL, -1 if none
+		envEnd    time.Duration       // the open envelope's last reply
+		authStart = time.Duration(-1)
+		authEnd   time.Duration
+		greeted   bool
+		// lastAnswered is when the last reply so far arrived.
+		lastAnswered time.Duration
+	)
+	closeEnvelope := func() {
+		if mailSent >= 0 {
+			t.Envelope += max(envEnd-mailSent, 0)
+			mailSent = -1
+		}
+	}
+	for _, x := range cv.Exchanges {
+		verb := cv.Verb(x)
+		if x.Command < 0 {
+			if x.HasReply() {
+				lastAnswered = max(lastAnswered, x.Answered)
+			}
+			if !greeted && x.HasReply() && len(x.Body) == 0 {
+				t.Greeting = max(x.Answered-cv.spanEndBefore(x.Reply[len(x.Reply)-1]), 0)
+			}
+			greeted = true
+			continue
+		}
+		greeted = true
+		if x.Phase == PhaseAuth {
+			if authStart < 0 {
+				authStart = x.Sent
+			}
+			if x.HasReply() {
+				authEnd = x.Answered
+			}
+			continue
+		}
+		switch verb {
+		case "EHLO", "HELO", "LHLO":
+			t.Hello += x.Wait()
+		case "STARTTLS":
+			t.TLS += x.Wait()
+		case "MAIL":
+			closeEnvelope()
+			mailSent, envEnd = x.Sent, x.Answered
+			if !x.HasReply() {
+				envEnd = x.Sent
+			}
+		case "RCPT":
+			if mailSent >= 0 && x.HasReply() {
+				envEnd = max(envEnd, x.Answered)
+			}
+		case ".", "BDAT":
+			if verb == "BDAT" && !strings.HasSuffix(strings.ToUpper(cv.Events[x.Command].Line), " LAST") {
+				continue
+			}
+			written := x.Sent
+			for _, b := range x.Body {
+				written = max(written, cv.Events[b].Offset)
+			}
+			from := written
+			if mailSent >= 0 {
+				t.Data += max(written-envEnd, 0)
+				from = max(written, envEnd)
+			}
+			closeEnvelope()
+			if x.HasReply() {
+				t.FinalReply += max(x.Answered-from, 0)
+			}
+		case "QUIT":
+			if x.HasReply() {
+				t.Quit += max(x.Answered-max(x.Sent, lastAnswered), 0)
+			}
+		}
+		if x.HasReply() {
+			lastAnswered = max(lastAnswered, x.Answered)
+		}
+	}
+	closeEnvelope()
+	if authStart >= 0 {
+		t.Auth = max(authEnd-authStart, 0)
+	}
+	sum := t.DNS + t.Connect + t.Greeting + t.Hello + t.TLS + t.Auth + t.Envelope + t.Data + t.FinalReply + t.Quit
+	t.Other = max(t.Total-sum, 0)
+	return t
+}
+
+// String lists the stretches that took time, "connect 1.500 ms, greeting
+// wait 10.612 ms, ...; total 58.017 ms", or "" when nothing took time.
+func (t Timings) String() string {
+	var parts []string
+	for _, p := range t.Parts() {
+		if p.Duration > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.3f ms", p.Label, Millis(p.Duration)))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return strings.Join(parts, ", ") + fmt.Sprintf("; total %.3f ms", Millis(t.Total))
 }

@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-// script builds events from lines: "C MAIL FROM:<a>" is a command, "B x" a
+// script builds events from lines: "C MAIL FROM:<a>" is a command, "A x"
+// an AUTH command or response, "B x" a
 // message line (no reply asked), "S 250 ok" a server line, "I text" an
 // information line, "T 5 dns text" an information line ending a 5 ms span.
 // Each line is 1 ms after the one before.
@@ -22,6 +23,8 @@ func script(t *testing.T, lines ...string) []Event {
 		switch kind {
 		case "C":
 			ev.Dir, ev.Cmd = DirClient, true
+		case "A":
+			ev.Dir, ev.Cmd, ev.Phase = DirClient, true, PhaseAuth
 		case "B":
 			ev.Dir, ev.Phase = DirClient, PhaseBody
 		case "S":
@@ -263,4 +266,269 @@ func TestConverseRealClient(t *testing.T) {
 		t.Errorf("spans %+v, want the connect", cv.Spans)
 	}
 	checkConversationLinks(t, cv)
+}
+
+// roundsText renders rounds as one string each: "wait: item, item", an
+// exchange as "command=>code" (its notes as "+note"), an information line
+// as "i:text".
+func roundsText(cv Conversation, rounds []Round) []string {
+	var out []string
+	for _, r := range rounds {
+		var items []string
+		for _, it := range r.Items {
+			if it.Info >= 0 {
+				items = append(items, "i:"+cv.Events[it.Info].Line)
+				continue
+			}
+			x := cv.Exchanges[it.Exchange]
+			s := "-"
+			if x.Command >= 0 {
+				s = cv.Events[x.Command].Line
+			}
+			s += fmt.Sprintf("=>%d", x.Code)
+			for _, n := range it.Notes {
+				s += "+" + cv.Events[n].Line
+			}
+			items = append(items, s)
+		}
+		out = append(out, fmt.Sprintf("%v %d: %s", r.Wait, r.Commands, strings.Join(items, ", ")))
+	}
+	return out
+}
+
+func TestConversationRounds(t *testing.T) {
+	tests := []struct {
+		name  string
+		lines []string
+		want  []string
+	}{{
+		name: "pipelined, a recipient refused, DATA refused with 554",
+		lines: []string{
+			"I connecting", "T 1 connect connected", "S 220 mx",
+			"C EHLO me", "S 250 mx",
+			"C MAIL FROM:<a@x>", "C RCPT TO:<b@y>", "C RCPT TO:<c@y>", "C DATA",
+			"S 250 ok", "S 550 no such user", "S 250 ok", "S 554 no valid recipients",
+			"I the server refused the message", "C QUIT", "S 221 bye",
+		},
+		want: []string{
+			"1ms 0: i:connecting, i:1 connect connected, -=>220",
+			"1ms 1: EHLO me=>250",
+			"4ms 4: MAIL FROM:<a@x>=>250, RCPT TO:<b@y>=>550, RCPT TO:<c@y>=>250, DATA=>554, i:the server refused the message",
+			"1ms 1: QUIT=>221",
+		},
+	}, {
+		name: "message with its summary, end of data and QUIT in one write",
+		lines: []string{
+			"S 220 mx", "C DATA", "S 354 go",
+			"B Subject: x", "B ", "I message: 20 bytes", "C .", "C QUIT", "S 250 queued", "I queue id: Q", "S 221 bye",
+		},
+		want: []string{
+			"1ms 0: -=>220",
+			"1ms 1: DATA=>354",
+			"3ms 2: .=>250+message: 20 bytes, QUIT=>221, i:queue id: Q",
+		},
+	}, {
+		name:  "a stray reply sits where it arrived",
+		lines: []string{"S 220 mx", "C NOOP", "S 250 ok", "I note", "S 250 surprise"},
+		want:  []string{"1ms 0: -=>220", "1ms 1: NOOP=>250, i:note, -=>250"},
+	}, {
+		name:  "no greeting yet",
+		lines: []string{"T 2 dns DNS mx", "I connecting"},
+		want:  []string{"0s 0: i:2 dns DNS mx, i:connecting"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evs := script(t, tt.lines...)
+			cv := Converse(evs)
+			rounds, roundOf := cv.Rounds()
+			if got := roundsText(cv, rounds); !slices.Equal(got, tt.want) {
+				t.Errorf("rounds:\n got  %q\n want %q", got, tt.want)
+			}
+			// Every event is shown exactly once, in the round roundOf names.
+			shown := map[int]int{}
+			for ri, r := range rounds {
+				for _, it := range r.Items {
+					lines := []int{it.Info}
+					if it.Exchange >= 0 {
+						x := cv.Exchanges[it.Exchange]
+						lines = append(it.ClientLines(x), x.Reply...)
+					}
+					for _, l := range lines {
+						shown[l]++
+						if roundOf[l] != ri {
+							t.Errorf("event %d shown in round %d, roundOf says %d", l, ri, roundOf[l])
+						}
+					}
+				}
+			}
+			for i := range evs {
+				if shown[i] != 1 {
+					t.Errorf("event %d (%q) shown %d times", i, evs[i].Line, shown[i])
+				}
+			}
+		})
+	}
+}
+
+// TestRoundsGrowOnlyWhereNewEventsGo checks what the live view relies on:
+// adding an event changes no round before the one it goes to, so the page
+// can redraw from that round on and end up as the finished page.
+func TestRoundsGrowOnlyWhereNewEventsGo(t *testing.T) {
+	full := script(t,
+		"T 1 dns DNS", "I connecting", "T 1 connect connected", "S 220-mx", "S 220 mx",
+		"C EHLO me", "S 250-mx", "S 250 PIPELINING",
+		"C MAIL FROM:<a@x>", "C RCPT TO:<b@y>", "C RCPT TO:<c@y>", "C DATA", "S 250 ok", "I between replies", "S 550 no", "S 250 ok", "S 354 go",
+		"B Subject: x", "B ", "I message: 3 lines", "C .", "C QUIT", "S 250 queued", "I queue id", "S 221 bye", "I closed")
+	for n := 0; n < len(full); n++ {
+		before := Converse(full[:n])
+		after := Converse(full[:n+1])
+		rb, _ := before.Rounds()
+		ra, roundOf := after.Rounds()
+		from := roundOf[n]
+		tb, ta := roundsText(before, rb), roundsText(after, ra)
+		if len(tb) < from || len(ta) < from || !slices.Equal(tb[:from], ta[:from]) {
+			t.Fatalf("adding event %d (%q, round %d) changed an earlier round:\n before %q\n after  %q", n, full[n].Line, from, tb, ta)
+		}
+	}
+}
+
+func TestConversationTimings(t *testing.T) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	tests := []struct {
+		name  string
+		lines []string
+		want  Timings
+	}{{
+		// Each line is 1 ms after the one before; the comments give the
+		// offsets.
+		name: "STARTTLS, AUTH, pipelined envelope, DATA",
+		lines: []string{
+			"T 1 dns DNS", "I connecting", "T 1 connect connected", // 1, 2, 3: DNS 0-1, connect 2-3
+			"S 220 mx",              // 4: greeting 3-4
+			"C EHLO me", "S 250 mx", // 5, 6
+			"C STARTTLS", "S 220 go", "T 1 tls handshake done", // 7, 8, 9: TLS 1+1
+			"C EHLO me", "S 250 mx", // 10, 11: hello 1+1
+			"A AUTH PLAIN ****", "S 235 ok", // 12, 13
+			"C MAIL FROM:<a@x>", "C RCPT TO:<b@y>", "C RCPT TO:<c@y>", "C DATA", // 14-17
+			"S 250 ok", "S 250 ok", "S 550 no", "S 354 go", // 18-21: envelope 14-20
+			"B Subject: x", "I message", "C .", "C QUIT", // 22-25: data 20-24
+			"S 250 queued", "S 221 bye", // 26, 27: final reply 24-26, quit 26-27 (after the final reply)
+		},
+		want: Timings{DNS: ms(1), Connect: ms(1), Greeting: ms(1), Hello: ms(2), TLS: ms(2), Auth: ms(1),
+			Envelope: ms(6), Data: ms(4), FinalReply: ms(2), Quit: ms(1), Other: ms(6), Total: ms(27)},
+	}, {
+		name: "CHUNKING: the message goes with the envelope",
+		lines: []string{
+			"S 220 mx", "C EHLO me", "S 250 mx", // 1-3
+			"C MAIL FROM:<a@x>", "C RCPT TO:<b@y>", "C BDAT 3 LAST", "B abc", // 4-7
+			"S 250 ok", "S 250 ok", "S 250 queued", "C QUIT", "S 221 bye", // 8-12: envelope 4-9, final reply 9-10
+		},
+		want: Timings{Greeting: ms(1), Hello: ms(1), Envelope: ms(5), FinalReply: ms(1), Quit: ms(1), Other: ms(3), Total: ms(12)},
+	}, {
+		name:  "refused at the greeting",
+		lines: []string{"I connecting", "T 1 connect connected", "S 554 go away", "C QUIT", "S 221 bye"},
+		want:  Timings{Connect: ms(1), Greeting: ms(1), Quit: ms(1), Other: ms(2), Total: ms(5)},
+	}, {
+		name:  "nothing yet",
+		lines: nil,
+		want:  Timings{},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Converse(script(t, tt.lines...)).Timings()
+			if got != tt.want {
+				t.Errorf("timings\n got  %+v\n want %+v", got, tt.want)
+			}
+			// The stretches do not overlap: without Other they fit in the
+			// total, with it they fill it.
+			var sum time.Duration
+			for _, p := range got.Parts() {
+				if p.Key != "other" {
+					sum += p.Duration
+				}
+			}
+			if sum > got.Total || sum+got.Other != got.Total {
+				t.Errorf("the stretches sum to %v and other is %v, for a total of %v", sum, got.Other, got.Total)
+			}
+		})
+	}
+}
+
+// FuzzRounds reads any sequence of lines (a byte a line: a command, a
+// message line, a final or continued reply line, an information line, a
+// span's end) as rounds and checks that every event is shown exactly
+// once, in the round Rounds says, that a new event changes no earlier
+// round, and that the timings' stretches never overlap.
+func FuzzRounds(f *testing.F) {
+	for _, seed := range []string{"sCsCCCCssssBBICCss", "CBsIsTCCsss", "TTsIC", "BBBCs", "sssCCC", ""} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 200 {
+			b = b[:200]
+		}
+		var evs []Event
+		for i, c := range b {
+			ev := Event{Offset: time.Duration(i+1) * time.Millisecond, Phase: PhaseMail}
+			switch c % 6 {
+			case 0:
+				ev.Dir, ev.Cmd, ev.Line = DirClient, true, "RCPT TO:<x@y>"
+			case 1:
+				ev.Dir, ev.Phase, ev.Line = DirClient, PhaseBody, "line"
+			case 2:
+				ev.Dir, ev.Line = DirServer, "250 ok"
+			case 3:
+				ev.Dir, ev.Line = DirServer, "250-more"
+			case 4:
+				ev.Dir, ev.Line = DirInfo, "note"
+			case 5:
+				ev.Dir, ev.Line, ev.Span, ev.Took = DirInfo, "span", SpanConnect, time.Millisecond/2
+			}
+			evs = append(evs, ev)
+		}
+		var prev []string
+		for n := 0; n <= len(evs); n++ {
+			cv := Converse(evs[:n])
+			rounds, roundOf := cv.Rounds()
+			shown := make([]int, n)
+			for ri, r := range rounds {
+				for _, it := range r.Items {
+					lines := []int{it.Info}
+					if it.Exchange >= 0 {
+						x := cv.Exchanges[it.Exchange]
+						lines = append(it.ClientLines(x), x.Reply...)
+					}
+					for _, l := range lines {
+						shown[l]++
+						if roundOf[l] != ri {
+							t.Fatalf("%q: event %d in round %d, roundOf %d", b[:n], l, ri, roundOf[l])
+						}
+					}
+				}
+			}
+			for i, c := range shown {
+				if c != 1 {
+					t.Fatalf("%q: event %d shown %d times", b[:n], i, c)
+				}
+			}
+			text := roundsText(cv, rounds)
+			if n > 0 {
+				from := roundOf[n-1]
+				if len(prev) < from || !slices.Equal(prev[:from], text[:from]) {
+					t.Fatalf("%q: event %d (round %d) changed an earlier round:\n before %q\n after  %q", b[:n], n-1, from, prev, text)
+				}
+			}
+			prev = text
+			tm := cv.Timings()
+			var sum time.Duration
+			for _, p := range tm.Parts() {
+				if p.Key != "other" {
+					sum += p.Duration
+				}
+			}
+			if sum > tm.Total {
+				t.Fatalf("%q: stretches sum to %v, over the total %v: %+v", b[:n], sum, tm.Total, tm)
+			}
+		}
+	})
 }

@@ -97,22 +97,34 @@ func TestGoldenTranscripts(t *testing.T) {
 			if err := cfg.Transcript.WriteText(&text); err != nil {
 				t.Fatal(err)
 			}
+			var paired bytes.Buffer
+			if err := WriteRounds(&paired, cfg.Transcript.Events()); err != nil {
+				t.Fatal(err)
+			}
 			js, err := json.MarshalIndent(cfg.Transcript, "", "  ")
 			if err != nil {
 				t.Fatal(err)
 			}
 			// Blank the measured durations inside the lines, not the offsets.
-			var txt []byte
-			for _, line := range strings.SplitAfter(text.String(), "\n") {
-				if line == "" {
-					continue
+			blank := func(text string) []byte {
+				var txt []byte
+				for _, line := range strings.SplitAfter(text, "\n") {
+					if line == "" {
+						continue
+					}
+					offset, rest, ok := strings.Cut(line, "] ")
+					if !ok { // a round's header
+						txt = append(txt, line...)
+						continue
+					}
+					txt = append(txt, offset+"] "+measured.ReplaceAllString(rest, "N.NNNms")...)
 				}
-				offset, rest, _ := strings.Cut(line, "] ")
-				txt = append(txt, offset+"] "+measured.ReplaceAllString(rest, "N.NNNms")...)
+				return txt
 			}
+			txt := blank(text.String())
 			js = measured.ReplaceAll(js, []byte("N.NNNms")) // "ms" offsets are numbers
 			js = measuredSpan.ReplaceAll(js, []byte(`"took_ms": "N.NNN"`))
-			for ext, got := range map[string][]byte{".txt": txt, ".json": append(js, '\n')} {
+			for ext, got := range map[string][]byte{".txt": txt, ".paired.txt": blank(paired.String()), ".json": append(js, '\n')} {
 				path := filepath.Join("testdata", "transcript", tt.name+ext)
 				if *update {
 					if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

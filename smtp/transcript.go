@@ -275,6 +275,71 @@ func (t *Transcript) WriteText(w io.Writer) error {
 	return nil
 }
 
+// WriteRounds writes events as swaks-like text (FormatEvent lines) in
+// the order of the conversation's rounds (Conversation.Rounds): a header
+// line per round saying how many commands its write carried and how long
+// the client then waited, and under it each command followed by the
+// reply that answered it, so that a pipelined MAIL, RCPT and DATA each
+// show their own reply. Every event is written once; a reply's offset can
+// therefore be later than the next command's.
+func WriteRounds(w io.Writer, events []Event) error {
+	cv := Converse(events)
+	rounds, _ := cv.Rounds()
+	var b []byte
+	line := func(i int) {
+		b = append(b, FormatEvent(events[i])...)
+		b = append(b, '\n')
+	}
+	for ri, r := range rounds {
+		b = append(b, RoundTitle(ri, r)...)
+		b = append(b, '\n')
+		for _, it := range r.Items {
+			if it.Info >= 0 {
+				line(it.Info)
+				continue
+			}
+			x := cv.Exchanges[it.Exchange]
+			for _, l := range it.ClientLines(x) {
+				line(l)
+			}
+			for _, l := range x.Reply {
+				line(l)
+			}
+		}
+		if len(b) > 64<<10 || ri == len(rounds)-1 {
+			if _, err := w.Write(b); err != nil {
+				return fmt.Errorf("smtp: write transcript: %w", err)
+			}
+			b = b[:0]
+		}
+	}
+	return nil
+}
+
+// RoundTitle is the header of round ri (counted from 0, shown from 1):
+// what its write carried and how long the client then waited.
+func RoundTitle(ri int, r Round) string {
+	var what string
+	switch {
+	case r.Flight < 0:
+		what = "before the first command"
+	case r.Commands == 0:
+		what = "message lines"
+	case r.Commands == 1:
+		what = "1 command"
+	default:
+		what = strconv.Itoa(r.Commands) + " commands in one write"
+	}
+	s := fmt.Sprintf("== round %d: %s", ri+1, what)
+	if r.Wait > 0 {
+		s += fmt.Sprintf(", waited %.3f ms", Millis(r.Wait))
+		if r.Flight < 0 {
+			s += " for the greeting"
+		}
+	}
+	return s
+}
+
 // FormatEvent renders one event as a text transcript line, for example
 // "[   12.345ms] -> EHLO example.org". Control characters are shown escaped
 // so that a hostile server cannot move a terminal's cursor.

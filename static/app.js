@@ -1,6 +1,9 @@
 // sockmail: streams a running send's transcript into the result page with
-// server-sent events. Without JavaScript the page reloads itself until the
-// send ends (a <noscript> refresh), so this file is an improvement only.
+// server-sent events. The server sends the rounds that changed as HTML
+// rendered by the same component as the finished page, and this script
+// only swaps them in: the live and the finished view cannot disagree.
+// Without JavaScript the page reloads itself until the send ends (a
+// <noscript> refresh), so this file is an improvement only.
 "use strict";
 (function () {
 	var box = document.getElementById("transcript");
@@ -9,63 +12,22 @@
 	}
 	var id = box.dataset.sendId;
 	var count = parseInt(box.dataset.count || "0", 10);
-	var markers = { client: "C:", server: "S:", info: "i" };
-	var group = null, groupPhase = null, groupStart = 0;
-	var last = box.querySelectorAll("section.phase");
-	if (last.length) {
-		group = last[last.length - 1];
-		groupPhase = group.dataset.phase;
-		var first = group.querySelector(".ms");
-		groupStart = first ? parseFloat(first.textContent) : 0;
-	}
 
-	function el(tag, cls, text) {
-		var e = document.createElement(tag);
-		if (cls) { e.className = cls; }
-		if (text !== undefined) { e.textContent = text; }
-		return e;
-	}
-
-	function add(ev) {
-		if (ev.phase !== groupPhase) {
-			group = el("section", "phase");
-			group.dataset.testid = "phase";
-			group.setAttribute("data-testid", "phase");
-			group.dataset.phase = ev.phase;
-			var h = el("h3");
-			h.appendChild(el("span", "phase-name", ev.phase));
-			h.appendChild(document.createTextNode(" "));
-			var t = el("span", "phase-time", "");
-			t.setAttribute("data-testid", "phase-time");
-			h.appendChild(t);
-			group.appendChild(h);
-			group.appendChild(el("ol", "events"));
-			box.appendChild(group);
-			groupPhase = ev.phase;
-			groupStart = ev.ms;
-		}
-		var li = el("li", "ev ev-" + ev.dir);
-		li.setAttribute("data-testid", "event");
-		li.dataset.dir = ev.dir;
-		li.dataset.index = String(ev.index);
-		li.dataset.live = "true"; // streamed, not rendered by the server
-		var ms = el("span", "ms", ev.ms.toFixed(3));
-		ms.setAttribute("data-testid", "event-ms");
-		li.appendChild(ms);
-		var m = el("span", "marker", markers[ev.dir] || "i");
-		m.setAttribute("aria-hidden", "true");
-		li.appendChild(m);
-		li.appendChild(el("span", "sr-only", ev.dir + ": "));
-		var line = el("code", "line", ev.line);
-		line.setAttribute("data-testid", "event-line");
-		li.appendChild(line);
-		if (ev.secret) {
-			li.appendChild(el("span", "secret", "(credentials hidden)"));
-		}
-		group.querySelector("ol").appendChild(li);
-		var pt = group.querySelector(".phase-time");
-		if (pt) { pt.textContent = (ev.ms - groupStart).toFixed(3) + " ms"; }
-		count = ev.index + 1;
+	// swap replaces the rounds from msg.from on with the server's HTML.
+	function swap(msg) {
+		var rounds = box.querySelectorAll("section.round");
+		Array.prototype.forEach.call(rounds, function (r) {
+			if (parseInt(r.dataset.round, 10) >= msg.from) { r.remove(); }
+		});
+		var tpl = document.createElement("template");
+		tpl.innerHTML = msg.html; // rendered and escaped by the server (templ)
+		// Lines that came by the stream, not with the page.
+		Array.prototype.forEach.call(tpl.content.querySelectorAll('li[data-testid="event"]'), function (li) {
+			li.dataset.live = "true";
+		});
+		box.appendChild(tpl.content);
+		count = msg.count;
+		box.dataset.count = String(count);
 	}
 
 	// Once the Cancel button is pressed, its answer (a redirect to this
@@ -81,9 +43,9 @@
 	}
 
 	var es = new EventSource("/sends/" + encodeURIComponent(id) + "/events?after=" + count);
-	es.addEventListener("line", function (msg) {
-		var ev = JSON.parse(msg.data);
-		if (ev.index >= count) { add(ev); }
+	es.addEventListener("rounds", function (msg) {
+		var m = JSON.parse(msg.data);
+		if (m.count > count) { swap(m); }
 	});
 	es.addEventListener("done", function () {
 		es.close();

@@ -29,6 +29,9 @@ type HistoryRow struct {
 	DurationMS  float64
 	ParentID    int64 // 0: not a resend
 	Refused     int   // recipients refused
+	// Timings is where the time went, nil for a send stored before
+	// timings were kept (no bar is drawn for it).
+	Timings *smtp.Timings
 }
 
 // HistoryList is the history list page.

@@ -118,12 +118,22 @@ func TestResultPage(t *testing.T) {
 	if s := events.Eq(4).Find(".secret").Length(); s != 1 {
 		t.Error("secret line not marked")
 	}
-	phases := byID(d, "phase")
-	if phases.Length() != 4 {
-		t.Errorf("%d phases, want connect, greeting, ehlo, auth", phases.Length())
+	// Round by round: connect and greeting, EHLO with its reply, AUTH
+	// with none; each reply beside its command with the round trip.
+	rounds := byID(d, "round")
+	if rounds.Length() != 3 {
+		t.Errorf("%d rounds, want connect and greeting, EHLO, AUTH", rounds.Length())
 	}
-	if got := phases.Eq(2).Find(`[data-testid="phase-time"]`).Text(); got != "1.500 ms" {
-		t.Errorf("EHLO phase time %q", got)
+	ehlo := rounds.Eq(1).Find(`[data-testid="exchange"]`)
+	if ehlo.Length() != 1 || ehlo.Find(`.x-client [data-testid="event-line"]`).Text() != "EHLO x" ||
+		ehlo.Find(`.x-server [data-testid="event-line"]`).Text() != `250 ok\x1b[31m` {
+		t.Errorf("EHLO exchange: %q", ehlo.Text())
+	}
+	if got := ehlo.Find(`[data-testid="exchange-wait"]`).Text(); got != "round trip 1.250 ms" {
+		t.Errorf("EHLO round trip %q", got)
+	}
+	if rounds.Eq(2).Find(`[data-testid="no-reply"]`).Length() != 1 {
+		t.Error("the AUTH without a reply is not marked")
 	}
 	if byID(d, "recipient").Length() != 1 || byID(d, "explanation-code").Text() != "550 5.1.1" {
 		t.Error("recipient or explanation missing")

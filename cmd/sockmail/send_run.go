@@ -87,8 +87,14 @@ func (p *sendPlan) run(ctx context.Context, stdout io.Writer) int {
 		return code
 	}
 	// The outcome lines go out together: one write, not one per message
-	// of a --count run.
+	// of a --count run. Before them, where the time went (the live lines
+	// above are in the order they happened, not paired).
 	bw := bufio.NewWriter(out)
+	if !p.quiet {
+		if t := smtp.Converse(tr.Events()).Timings().String(); t != "" {
+			fmt.Fprintf(bw, "== timings: %s\n", t)
+		}
+	}
 	for _, o := range outs {
 		fmt.Fprintln(bw, outcomeLine(o, p.count, p.stopAfter))
 	}

@@ -55,6 +55,10 @@ func TestExitStatusPerPhase(t *testing.T) {
 			if last := lines[len(lines)-1]; !strings.Contains(last, tc.outcome) {
 				t.Errorf("outcome line %q lacks %q", last, tc.outcome)
 			}
+			// Where the time went, from the same Timings as the web page.
+			if len(lines) < 2 || !strings.HasPrefix(lines[len(lines)-2], "== timings: ") || !strings.Contains(lines[len(lines)-2], "greeting wait ") {
+				t.Errorf("no timings line before the outcome:\n%s", stdout)
+			}
 			if tc.notSent != "" && srv.count(tc.notSent) > 0 {
 				t.Errorf("server saw %s: %q", tc.notSent, srv.received())
 			}

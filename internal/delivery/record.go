@@ -73,8 +73,9 @@ func NewSend(at time.Time, r Record) *store.Send {
 }
 
 // Finish completes a send's record from its outcome: status, per-
-// recipient results, queue id, error, transcript, end time (now()) and
-// duration since start (a time of the same clock). A send to MX hosts
+// recipient results, queue id, error, transcript and its timings
+// (smtp.Timings), end time (now()) and duration since start (a time of
+// the same clock). A send to MX hosts
 // (no server named) records the server the result names.
 func Finish(snd *store.Send, res *smtp.Result, err error, tr *smtp.Transcript, start time.Time, now func() time.Time) {
 	end := now()
@@ -93,5 +94,9 @@ func Finish(snd *store.Send, res *smtp.Result, err error, tr *smtp.Transcript, s
 	}
 	if tr != nil {
 		snd.Events = tr.Events()
+		// Kept beside the transcript, so that lists draw where the time
+		// went without reading it.
+		t := smtp.Converse(snd.Events).Timings()
+		snd.Timings = &t
 	}
 }

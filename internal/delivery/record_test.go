@@ -79,6 +79,9 @@ func TestFinish(t *testing.T) {
 			if s.FinishedAt == nil || !s.FinishedAt.Equal(end) || s.DurationMS != 1.5 || len(s.Events) != 1 {
 				t.Errorf("finished %v duration %v events %d", s.FinishedAt, s.DurationMS, len(s.Events))
 			}
+			if want := smtp.Converse(s.Events).Timings(); s.Timings == nil || *s.Timings != want || s.Timings.Total != s.Events[0].Offset {
+				t.Errorf("timings %+v, want %+v", s.Timings, want)
+			}
 			if tt.res != nil && (s.QueueID != tt.res.QueueID || len(s.Recipients) != len(tt.res.Recipients)) {
 				t.Errorf("queue id %q recipients %v", s.QueueID, s.Recipients)
 			}

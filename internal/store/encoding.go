@@ -275,3 +275,44 @@ func searchText(subject, from string, rcpts []string, server, queueID, errText s
 func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
+
+// storedTimings is the stored form of smtp.Timings: microseconds.
+type storedTimings struct {
+	DNS        int64 `json:"dns"`
+	Connect    int64 `json:"connect"`
+	Greeting   int64 `json:"greeting"`
+	Hello      int64 `json:"hello"`
+	TLS        int64 `json:"tls"`
+	Auth       int64 `json:"auth"`
+	Envelope   int64 `json:"envelope"`
+	Data       int64 `json:"data"`
+	FinalReply int64 `json:"final_reply"`
+	Quit       int64 `json:"quit"`
+	Other      int64 `json:"other"`
+	Total      int64 `json:"total"`
+}
+
+// encTimings stores timings as JSON; nil is "".
+func encTimings(t *smtp.Timings) (string, error) {
+	if t == nil {
+		return "", nil
+	}
+	us := func(d time.Duration) int64 { return d.Microseconds() }
+	return marshalJSON(storedTimings{us(t.DNS), us(t.Connect), us(t.Greeting), us(t.Hello), us(t.TLS), us(t.Auth),
+		us(t.Envelope), us(t.Data), us(t.FinalReply), us(t.Quit), us(t.Other), us(t.Total)})
+}
+
+// decTimings reverses encTimings; "" is nil.
+func decTimings(s string) (*smtp.Timings, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var v storedTimings
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		return nil, fmt.Errorf("decode timings: %w", err)
+	}
+	d := func(us int64) time.Duration { return time.Duration(us) * time.Microsecond }
+	return &smtp.Timings{DNS: d(v.DNS), Connect: d(v.Connect), Greeting: d(v.Greeting), Hello: d(v.Hello), TLS: d(v.TLS),
+		Auth: d(v.Auth), Envelope: d(v.Envelope), Data: d(v.Data), FinalReply: d(v.FinalReply), Quit: d(v.Quit),
+		Other: d(v.Other), Total: d(v.Total)}, nil
+}

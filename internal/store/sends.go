@@ -67,6 +67,10 @@ type Send struct {
 	DurationMS float64
 	ParentID   *int64 // the send this one resends
 	FormID     *int64 // the contact form that caused it
+	// Timings is where the time went (smtp.Conversation.Timings), set
+	// when the send finishes; nil for a send stored before timings were
+	// kept, or not finished.
+	Timings *smtp.Timings
 }
 
 // SendSummary is a send as a list shows it: a Send without its Headers,
@@ -92,6 +96,7 @@ type SendSummary struct {
 	DurationMS       float64
 	ParentID         *int64
 	FormID           *int64
+	Timings          *smtp.Timings
 }
 
 // SendFilter selects sends to list. Zero fields do not filter; the set
@@ -177,6 +182,10 @@ func (s *Store) insertSend(ctx context.Context, tx *sql.Tx, snd *Send) error {
 	if err != nil {
 		return err
 	}
+	timings, err := encTimings(snd.Timings)
+	if err != nil {
+		return err
+	}
 	var finishedArg any
 	if finished != nil {
 		finishedArg = micros(*finished)
@@ -184,14 +193,14 @@ func (s *Store) insertSend(ctx context.Context, tx *sql.Tx, snd *Send) error {
 	var id int64
 	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO sends (created_at, finished_at, source, user_id, client_addr,
 		server, tls_mode, mail_from, rcpts, subject, status, queue_id, error, duration_ms, parent_id, form_id,
-		message_truncated, recipients, failure_phase, failure_code, failure_enhanced, failure_kind, failure_reason)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		message_truncated, recipients, failure_phase, failure_code, failure_enhanced, failure_kind, failure_reason, timings)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 		micros(created), finishedArg, encText(snd.Source), nullInt64(snd.UserID), encText(snd.ClientAddr),
 		encText(snd.Server), encText(snd.TLSMode), encText(snd.MailFrom), r.rcpts, encText(snd.Subject),
 		encText(string(status)), encText(snd.QueueID), encText(snd.Error), snd.DurationMS, nullInt64(snd.ParentID),
 		nullInt64(snd.FormID), snd.MessageTruncated, r.recipients, encText(string(snd.Failure.Phase)),
 		snd.Failure.Code, encText(snd.Failure.EnhancedCode), encText(string(snd.Failure.Kind)),
-		encText(string(snd.Failure.Reason))).Scan(&id)
+		encText(string(snd.Failure.Reason)), timings).Scan(&id)
 	if err != nil {
 		return err
 	}
@@ -204,7 +213,7 @@ func (s *Store) insertSend(ctx context.Context, tx *sql.Tx, snd *Send) error {
 }
 
 // FinishSend records a send's outcome: Status, QueueID, Recipients,
-// Events, Error, Failure, FinishedAt (now if nil) and DurationMS. The other fields
+// Events, Error, Failure, Timings, FinishedAt (now if nil) and DurationMS. The other fields
 // of snd are not written. It returns ErrNotFound if the send does not
 // exist (retention may have removed it).
 func (s *Store) FinishSend(ctx context.Context, snd *Send) error {
@@ -220,15 +229,19 @@ func (s *Store) FinishSend(ctx context.Context, snd *Send) error {
 	if err != nil {
 		return fmt.Errorf("store: finish send %d: %w", snd.ID, err)
 	}
+	timings, err := encTimings(snd.Timings)
+	if err != nil {
+		return fmt.Errorf("store: finish send %d: %w", snd.ID, err)
+	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		var subject, from, rcptsJSON, server string
 		f := snd.Failure
 		err := tx.QueryRowContext(ctx, s.q(`UPDATE sends SET status = ?, queue_id = ?, recipients = ?, error = ?,
 			finished_at = ?, duration_ms = ?, failure_phase = ?, failure_code = ?, failure_enhanced = ?,
-			failure_kind = ?, failure_reason = ? WHERE id = ? RETURNING subject, mail_from, rcpts, server`),
+			failure_kind = ?, failure_reason = ?, timings = ? WHERE id = ? RETURNING subject, mail_from, rcpts, server`),
 			encText(string(snd.Status)), encText(snd.QueueID), recipients, encText(snd.Error), micros(finished),
 			snd.DurationMS, encText(string(f.Phase)), f.Code, encText(f.EnhancedCode), encText(string(f.Kind)),
-			encText(string(f.Reason)), snd.ID).Scan(&subject, &from, &rcptsJSON, &server)
+			encText(string(f.Reason)), timings, snd.ID).Scan(&subject, &from, &rcptsJSON, &server)
 		if err != nil {
 			return notFound(err)
 		}
@@ -253,18 +266,18 @@ func (s *Store) FinishSend(ctx context.Context, snd *Send) error {
 const summaryColumns = `s.id, s.created_at, s.finished_at, s.source, s.user_id, s.client_addr, s.server, s.tls_mode,
 	s.mail_from, s.rcpts, s.subject, s.message_truncated, s.status, s.queue_id, s.recipients, s.error,
 	s.duration_ms, s.parent_id, s.form_id, s.failure_phase, s.failure_code, s.failure_enhanced, s.failure_kind,
-	s.failure_reason`
+	s.failure_reason, s.timings`
 
 // scanSummary reads summaryColumns, followed by extra destinations.
 func scanSummary(row interface{ Scan(...any) error }, extra ...any) (*SendSummary, error) {
 	var m SendSummary
 	var created int64
 	var finished, userID, parentID, formID sql.NullInt64
-	var rcpts, recipients, phase, kind, reason, status string
+	var rcpts, recipients, phase, kind, reason, status, timings string
 	f := &m.Failure
 	dest := append([]any{&m.ID, &created, &finished, &m.Source, &userID, &m.ClientAddr, &m.Server, &m.TLSMode,
 		&m.MailFrom, &rcpts, &m.Subject, &m.MessageTruncated, &status, &m.QueueID, &recipients, &m.Error,
-		&m.DurationMS, &parentID, &formID, &phase, &f.Code, &f.EnhancedCode, &kind, &reason}, extra...)
+		&m.DurationMS, &parentID, &formID, &phase, &f.Code, &f.EnhancedCode, &kind, &reason, &timings}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
@@ -281,6 +294,9 @@ func scanSummary(row interface{ Scan(...any) error }, extra ...any) (*SendSummar
 		return nil, err
 	}
 	if m.Recipients, err = decRecipients(recipients); err != nil {
+		return nil, err
+	}
+	if m.Timings, err = decTimings(timings); err != nil {
 		return nil, err
 	}
 	return &m, nil
@@ -306,6 +322,7 @@ func (s *Store) Send(ctx context.Context, id int64) (*Send, error) {
 		Subject: m.Subject, Headers: decText(headers), Message: bytesOrNil(message),
 		MessageTruncated: m.MessageTruncated, Status: m.Status, QueueID: m.QueueID, Recipients: m.Recipients,
 		Events: evs, Error: m.Error, Failure: m.Failure, DurationMS: m.DurationMS, ParentID: m.ParentID, FormID: m.FormID,
+		Timings: m.Timings,
 	}, nil
 }
 

@@ -109,6 +109,10 @@ func TestSendRoundTrip(t *testing.T) {
 			Events:     transcript(40, "4XyZ12"),
 			Error:      "550 5.1.1 User unknown",
 			DurationMS: 1234.567,
+			Timings: &smtp.Timings{DNS: 1 * time.Microsecond, Connect: 1500 * time.Microsecond, Greeting: 1202 * time.Millisecond,
+				Hello: 2, TLS: 3 * time.Millisecond, Auth: 4 * time.Millisecond, Envelope: 5 * time.Millisecond,
+				Data: 6 * time.Millisecond, FinalReply: 7 * time.Millisecond, Quit: 8 * time.Millisecond,
+				Other: 9 * time.Millisecond, Total: 1234567 * time.Microsecond},
 		}
 		if err := s.FinishSend(ctx, fin); err != nil {
 			t.Fatal(err)
@@ -116,6 +120,10 @@ func TestSendRoundTrip(t *testing.T) {
 		want := *snd
 		want.Status, want.QueueID, want.Recipients, want.Events = fin.Status, fin.QueueID, fin.Recipients, fin.Events
 		want.Error, want.DurationMS = fin.Error, fin.DurationMS
+		// Kept to the microsecond: Hello's 2 ns read back as 0.
+		wantTimings := *fin.Timings
+		wantTimings.Hello = 0
+		want.Timings = &wantTimings
 		want.FinishedAt = ptr(time.Date(2025, 6, 1, 10, 0, 1, 0, time.UTC))
 		if !reflect.DeepEqual(fin.FinishedAt, want.FinishedAt) {
 			t.Errorf("FinishSend set FinishedAt %v, want %v", fin.FinishedAt, want.FinishedAt)
@@ -123,6 +131,10 @@ func TestSendRoundTrip(t *testing.T) {
 		got, err = s.Send(ctx, snd.ID)
 		if err != nil || !reflect.DeepEqual(got, &want) {
 			t.Fatalf("Send after finish = %+v, %v\nwant %+v", got, err, &want)
+		}
+		// The list carries the timings too, without the transcript.
+		if page, err := s.ListSends(ctx, SendFilter{}); err != nil || len(page.Sends) != 1 || !reflect.DeepEqual(page.Sends[0].Timings, &wantTimings) {
+			t.Errorf("list after finish: %+v, %v", page.Sends, err)
 		}
 		for _, q := range []string{"Grüße", "b&c@example", "mx.example.org", "4xyz12", "user unknown", "sender@example.org"} {
 			page, err := s.ListSends(ctx, SendFilter{Query: q})
