@@ -312,9 +312,6 @@ func (h *Handler) historyDetailView(ctx context.Context, snd *store.Send, ls *de
 	for i := range kids {
 		d.Resends = append(d.Resends, historyRow(&kids[i]))
 	}
-	for _, t := range smtp.PhaseTimings(d.Events) {
-		d.Timings = append(d.Timings, views.PhaseTimingRow{Phase: t.Phase, MS: views.Millis(t.Duration)})
-	}
 	profiles, err := h.profiles.Profiles(ctx)
 	if err != nil {
 		return d, fmt.Errorf("handlers: list profiles: %w", err)

@@ -51,12 +51,6 @@ type HistoryList struct {
 	Retention string
 }
 
-// PhaseTimingRow is the time one run of a phase took.
-type PhaseTimingRow struct {
-	Phase smtp.Phase
-	MS    string
-}
-
 // HistoryDetail is the history page of one stored send: the result view
 // plus where it came from, its resends and the actions on it.
 type HistoryDetail struct {
@@ -68,7 +62,6 @@ type HistoryDetail struct {
 	ParentID int64
 	// Resends are the sends that resent this one.
 	Resends []HistoryRow
-	Timings []PhaseTimingRow
 	// Headers is the message's header block, safe to show.
 	Headers          string
 	MessageTruncated bool

@@ -8,7 +8,6 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 
-	"sockmail/smtp"
 	"sockmail/views"
 )
 
@@ -93,7 +92,6 @@ func TestHistoryDetailPage(t *testing.T) {
 	d := views.HistoryDetail{
 		Result: r, Source: "cli", User: "admin@example.test", ClientAddr: "192.0.2.1", ParentID: 3,
 		Resends: historyRows()[:1], Headers: "From: a\nSubject: x",
-		Timings: []views.PhaseTimingRow{{Phase: smtp.PhaseConnect, MS: "0.750"}, {Phase: smtp.PhaseGreeting, MS: "0.250"}},
 		Resend: views.ResendForm{Possible: true, Server: "adhoc", Host: "relay.example", Port: "2525", TLS: "none",
 			Profiles: []views.Option{{"4", "relay (relay.example:587)"}}, BuiltinAddr: "127.0.0.1:1025",
 			Errors: map[string]string{"host": "bad host"}},
@@ -116,8 +114,8 @@ func TestHistoryDetailPage(t *testing.T) {
 	if byID(doc, "transcript").Length() != 1 || byID(doc, "event").Length() != len(r.Events) {
 		t.Error("transcript not shown through the result page's component")
 	}
-	if byID(doc, "timing").Length() != 2 || byID(doc, "resend-item").Length() != 1 {
-		t.Error("timings or resends missing")
+	if byID(doc, "timing-summary").Length() != 1 || byID(doc, "resend-item").Length() != 1 {
+		t.Error("timing summary or resends missing")
 	}
 	var opts []string
 	byID(doc, "input-server").Find("option").Each(func(_ int, s *goquery.Selection) {

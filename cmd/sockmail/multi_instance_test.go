@@ -324,7 +324,7 @@ func historyHasSend(t *testing.T, br *browser, in *instance, id, queueID string)
 	}
 	p = br.get(in.url + "/history/" + id)
 	if p.status != http.StatusOK || strings.TrimSpace(p.testid("status").Text()) != "sent" ||
-		strings.TrimSpace(p.testid("queue-id").Text()) != queueID || p.testid("event").Length() < 10 || p.testid("timing").Length() < 5 {
+		strings.TrimSpace(p.testid("queue-id").Text()) != queueID || p.testid("event").Length() < 10 || p.testid("timing-part").Length() < 5 {
 		t.Errorf("detail on %s: %d, status %q, %d lines", in.name, p.status, p.testid("status").Text(), p.testid("event").Length())
 	}
 }
