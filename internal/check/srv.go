@@ -35,6 +35,12 @@ func (c *checker) srv(ctx context.Context, domain string) []Host {
 				Fix:     "Make sure the domain's name servers answer."})
 			continue
 		}
+		if m.Rcode != dns.RcodeSuccess && m.Rcode != dns.RcodeNameError {
+			c.rep.add(Finding{ID: "srv." + s.service, Status: Warning,
+				Message: fmt.Sprintf("The SRV lookup of %s failed with %s.", name, l.Rcode),
+				Fix:     "Fix the domain's name servers."})
+			continue
+		}
 		recs := resolve.Records[*dns.SRV](m)
 		if len(recs) == 0 {
 			c.rep.add(Finding{ID: "srv." + s.service, Status: Info,
