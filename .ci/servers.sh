@@ -915,6 +915,8 @@ write_dns_configs() {
 		amx        MX    10 amxmail
 		amxmail    A     127.0.0.10
 		macro      TXT   "v=spf1 exists:%{ir}.%{v}._spf.%{d} -all"
+		; ptr: 127.0.0.1's reverse name is localhost, which resolves back
+		ptr        TXT   "v=spf1 ptr:localhost -all"
 		5.2.0.192.in-addr._spf.macro A 127.0.0.2
 		; eleven includes: over the limit of ten DNS-querying terms
 		many       TXT   "v=spf1 include:n1.sender.test include:n2.sender.test include:n3.sender.test include:n4.sender.test include:n5.sender.test include:n6.sender.test" " include:n7.sender.test include:n8.sender.test include:n9.sender.test include:n10.sender.test include:n11.sender.test -all"

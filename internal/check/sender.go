@@ -187,8 +187,16 @@ func (c *checker) spf(ctx context.Context, o SenderOptions, f finder) SPFResult 
 	return res
 }
 
-// spfDefault reports what the record says of hosts it does not list.
+// spfDefault reports what the record says of hosts it does not list, and
+// a ptr mechanism, which RFC 7208 5.5 says not to use.
 func (c *checker) spfDefault(rec *spfRecord, f finder) {
+	for _, t := range rec.Terms {
+		if !t.Modifier && t.Name == "ptr" {
+			f("spf.ptr", Warning, fmt.Sprintf("The SPF record uses %q: the ptr mechanism is slow and unreliable, RFC 7208 5.5 says not to use it, and some receivers ignore it.", t.String()),
+				"Replace ptr by the ip4:/ip6: ranges or a/mx terms of your sending hosts.")
+			break
+		}
+	}
 	var all *spfTerm
 	for i, t := range rec.Terms {
 		if !t.Modifier && t.Name == "all" {

@@ -85,6 +85,14 @@ func TestSenderDNS(t *testing.T) {
 		{name: "exists with macros miss", so: SenderOptions{From: "macro.sender.test", IP: "192.0.2.6"}, want: []want{
 			{"spf.result", Fail, "SPF gives fail"},
 		}},
+		{name: "ptr matches", so: SenderOptions{From: "ptr.sender.test", IP: "127.0.0.1"}, want: []want{
+			{"spf.ptr", Warning, "RFC 7208 5.5 says not to use it"},
+			{"spf.result", Pass, "ptr:localhost matched 127.0.0.1"},
+		}},
+		{name: "ptr other name", so: SenderOptions{From: "ptr.sender.test", IP: "127.0.0.2"}, want: []want{
+			{"spf.result", Fail, "SPF gives fail"},
+		}},
+		{name: "spf ok without ptr", so: SenderOptions{From: "soft.sender.test"}, absent: []string{"spf.ptr", "spf.result", "spf.tree"}},
 		{name: "over ten lookups", so: SenderOptions{From: "many.sender.test", IP: "192.0.2.5"}, want: []want{
 			{"spf.lookups", Fail, "needs 11 DNS-querying terms"},
 			{"spf.result", Fail, "SPF gives permerror"},

@@ -313,12 +313,11 @@ type spfEval struct {
 	lookups int
 	voids   int
 	path    []string
-	// permCause says what made the result a permerror.
-	permCause string
-	seen      []string
+	// seen lists the domains visited in walk mode, to count each once.
+	seen []string
 }
 
-// errSPFPerm and errSPFTemp end an evaluation with permerror or temperror.
+// spfError ends an evaluation with permerror or temperror, saying why.
 type spfError struct {
 	result SPFResult
 	msg    string
