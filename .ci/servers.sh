@@ -915,6 +915,10 @@ write_dns_configs() {
 		amx        MX    10 amxmail
 		amxmail    A     127.0.0.10
 		macro      TXT   "v=spf1 exists:%{ir}.%{v}._spf.%{d} -all"
+		; an include loop, and the same include twice (its lookups count twice)
+		loop       TXT   "v=spf1 ip4:192.0.2.1 include:loop2.sender.test -all"
+		loop2      TXT   "v=spf1 include:loop.sender.test -all"
+		twice      TXT   "v=spf1 include:inc.sender.test include:inc.sender.test -all"
 		; ptr: 127.0.0.1's reverse name is localhost, which resolves back
 		ptr        TXT   "v=spf1 ptr:localhost -all"
 		5.2.0.192.in-addr._spf.macro A 127.0.0.2

@@ -93,6 +93,17 @@ func TestSenderDNS(t *testing.T) {
 			{"spf.result", Fail, "SPF gives fail"},
 		}},
 		{name: "spf ok without ptr", so: SenderOptions{From: "soft.sender.test"}, absent: []string{"spf.ptr", "spf.result", "spf.tree"}},
+		{name: "include loop", so: SenderOptions{From: "loop.sender.test", IP: "198.51.100.1"}, want: []want{
+			{"spf.tree", Fail, "loop.sender.test includes or redirects to itself (loop.sender.test → loop2.sender.test → loop.sender.test): a loop"},
+			{"spf.result", Fail, "SPF gives permerror"},
+		}},
+		{name: "include loop after a match", so: SenderOptions{From: "loop.sender.test", IP: "192.0.2.1"}, want: []want{
+			{"spf.result", Pass, "ip4:192.0.2.1 matched"},
+		}},
+		{name: "same include twice", so: SenderOptions{From: "twice.sender.test", IP: "203.0.113.7"}, want: []want{
+			{"spf.lookups", Pass, "6 of the 10"},
+			{"spf.result", Pass, "SPF gives pass"},
+		}, absent: []string{"spf.tree"}},
 		{name: "over ten lookups", so: SenderOptions{From: "many.sender.test", IP: "192.0.2.5"}, want: []want{
 			{"spf.lookups", Fail, "needs 11 DNS-querying terms"},
 			{"spf.result", Fail, "SPF gives permerror"},

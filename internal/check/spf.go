@@ -313,8 +313,10 @@ type spfEval struct {
 	lookups int
 	voids   int
 	path    []string
-	// seen lists the domains visited in walk mode, to count each once.
-	seen []string
+	// stack lists the domains being evaluated, outermost first, to tell
+	// a loop; a domain included twice side by side costs its lookups
+	// twice, as it does a receiver.
+	stack []string
 }
 
 // spfError ends an evaluation with permerror or temperror, saying why.
@@ -390,12 +392,11 @@ func (e *spfEval) checkHost(ctx context.Context, domain string, depth int) (SPFR
 	if depth > spfMaxDepth {
 		return SPFPermerror, permErr("includes and redirects nest deeper than %d", spfMaxDepth)
 	}
-	if e.walk {
-		if slices.Contains(e.seen, domain) {
-			return SPFNeutral, nil // a loop: each record is counted once
-		}
-		e.seen = append(e.seen, domain)
+	if slices.Contains(e.stack, domain) {
+		return SPFPermerror, permErr("%s includes or redirects to itself (%s → %s): a loop", domain, strings.Join(e.stack, " → "), domain)
 	}
+	e.stack = append(e.stack, domain)
+	defer func() { e.stack = e.stack[:len(e.stack)-1] }()
 	rec, txt, err := e.fetch(ctx, domain)
 	if err != nil {
 		return err.(*spfError).result, err
