@@ -32,6 +32,9 @@ type dkimKey struct {
 	Testing bool
 	// Strict marks t=s: no subdomains in i=.
 	Strict bool
+	// NotEmail marks a key whose s= service types leave out email ("*"
+	// and "email" are the ones that count).
+	NotEmail bool
 }
 
 // parseDKIMKey parses a DKIM key record and its public key.
@@ -68,6 +71,14 @@ func parseDKIMKey(txt string) (*dkimKey, error) {
 			k.Testing = true
 		case "s":
 			k.Strict = true
+		}
+	}
+	if st, ok := tags["s"]; ok {
+		k.NotEmail = true
+		for _, v := range strings.Split(st, ":") {
+			if v = strings.TrimSpace(v); v == "*" || strings.EqualFold(v, "email") {
+				k.NotEmail = false
+			}
 		}
 	}
 	p, ok := tags["p"]
@@ -141,6 +152,10 @@ func (c *checker) dkim(ctx context.Context, domain, selector string, f finder) b
 	}
 	ok := true
 	switch {
+	case k.NotEmail:
+		f("dkim.key", Fail, fmt.Sprintf("The DKIM key of selector %s is not for email (its s= service types leave out email): verifiers ignore it.", selector),
+			"Remove s= from the key record or set s=email.")
+		return false
 	case k.Revoked:
 		f("dkim.key", Fail, fmt.Sprintf("The DKIM key of selector %s is revoked (empty p=): signatures with it fail.", selector),
 			"Sign with a selector whose key is published, or publish the key again.")

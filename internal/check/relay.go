@@ -42,8 +42,14 @@ func relayAddresses(own ...string) (from, to string) {
 	return "sockmail-relay-test@" + picked[0], "sockmail-relay-test@" + to
 }
 
-// relay tries to relay mail through one address of h.
+// relay tries to relay mail through one address of h, unless the check
+// could not even connect to it.
 func (c *checker) relay(ctx context.Context, h Host, addr string) {
+	for _, f := range c.rep.Findings() {
+		if f.ID == "smtp.connect" && f.Host == h.Name && f.Addr == addr && f.Status == Fail {
+			return
+		}
+	}
 	conv := c.rep.newConversation(h.Name, net.JoinHostPort(addr, strconv.Itoa(h.Port)), "relay test")
 	f := func(st Status, msg, fix string) {
 		c.rep.add(Finding{ID: "smtp.relay", Host: h.Name, Addr: addr, Status: st, Message: msg, Fix: fix, Conversation: conv.ID})

@@ -32,6 +32,8 @@ func TestRelay(t *testing.T) {
 			status: Pass, text: "refuses to relay"},
 		{name: "aiosmtpd open relay", target: "aiosmtpd.check.test:" + strconv.Itoa(portOf(t, aio.Addr)), host: "aiosmtpd.check.test",
 			status: Fail, text: "open relay: it accepted mail from sockmail-relay-test@example.com to sockmail-relay-test@example.net"},
+		// No relay test where the check could not connect.
+		{name: "unreachable MX", target: "insecure.test", mxPort: portOf(t, testenv.ClosedPort(t)), host: "mx.insecure.test"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,6 +44,17 @@ func TestRelay(t *testing.T) {
 			rep, err := Run(context.Background(), target, Options{Resolver: d.Resolver, RootCAs: pf.RootCAs, MXPort: tt.mxPort, RelayTest: true})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tt.status == "" {
+				for _, f := range rep.Findings() {
+					if f.ID == "smtp.relay" {
+						t.Errorf("relay test of an unreachable host: %s", f.Message)
+					}
+				}
+				if got := finding(t, rep, tt.host, "smtp.connect"); got.Status != Fail {
+					t.Errorf("smtp.connect %s, want fail", got.Status)
+				}
+				return
 			}
 			f := finding(t, rep, tt.host, "smtp.relay")
 			if f.Status != tt.status || !strings.Contains(f.Message, tt.text) {
