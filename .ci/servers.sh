@@ -830,6 +830,8 @@ write_dns_configs() {
 		    dnssec-policy: test
 		  - domain: insecure.test.
 		  - domain: 127.in-addr.arpa.
+		  - domain: sender.test.
+		  - domain: dmarcorg.test.
 	EOF
 	# check.test.: every case sockmail check must tell apart. The MX records
 	# of the apex are written out of preference order on purpose.
@@ -890,6 +892,91 @@ write_dns_configs() {
 		1.0.0      PTR   localhost.
 		2.0.0      PTR   far.check.test.
 	EOF
+	# sender.test.: the sender side of sockmail check (SPF, DMARC, DKIM, RFC
+	# 6186 submission SRV records). Unsigned, like insecure.test.
+	write_file "$DNS/knot/zones/sender.test.zone" 644 <<-'EOF' && DNS_CHANGED=1
+		$ORIGIN sender.test.
+		$TTL 60
+		@          SOA   ns hostmaster 1 3600 600 86400 60
+		@          NS    ns
+		ns         A     127.0.0.1
+		; SPF: a range that passes and the rest fails, softfails or is neutral
+		ip         TXT   "v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/32 -all"
+		soft       TXT   "v=spf1 ip4:192.0.2.1 ~all"
+		neutral    TXT   "v=spf1 ?all"
+		; an include chain three deep, and a redirect
+		inc        TXT   "v=spf1 include:inc1.sender.test -all"
+		inc1       TXT   "v=spf1 include:inc2.sender.test ~all"
+		inc2       TXT   "v=spf1 ip4:203.0.113.7 -all"
+		redir      TXT   "v=spf1 redirect=inc2.sender.test"
+		; a and mx mechanisms, and exists with a macro
+		amx        TXT   "v=spf1 a mx:amx.sender.test/32 -all"
+		amx        A     127.0.0.9
+		amx        MX    10 amxmail
+		amxmail    A     127.0.0.10
+		macro      TXT   "v=spf1 exists:%{ir}.%{v}._spf.%{d} -all"
+		; an include loop, and the same include twice (its lookups count twice)
+		loop       TXT   "v=spf1 ip4:192.0.2.1 include:loop2.sender.test -all"
+		loop2      TXT   "v=spf1 include:loop.sender.test -all"
+		twice      TXT   "v=spf1 include:inc.sender.test include:inc.sender.test -all"
+		; ptr: 127.0.0.1's reverse name is localhost, which resolves back
+		ptr        TXT   "v=spf1 ptr:localhost -all"
+		5.2.0.192.in-addr._spf.macro A 127.0.0.2
+		; eleven includes: over the limit of ten DNS-querying terms
+		many       TXT   "v=spf1 include:n1.sender.test include:n2.sender.test include:n3.sender.test include:n4.sender.test include:n5.sender.test include:n6.sender.test" " include:n7.sender.test include:n8.sender.test include:n9.sender.test include:n10.sender.test include:n11.sender.test -all"
+		n1         TXT   "v=spf1 -all"
+		n2         TXT   "v=spf1 -all"
+		n3         TXT   "v=spf1 -all"
+		n4         TXT   "v=spf1 -all"
+		n5         TXT   "v=spf1 -all"
+		n6         TXT   "v=spf1 -all"
+		n7         TXT   "v=spf1 -all"
+		n8         TXT   "v=spf1 -all"
+		n9         TXT   "v=spf1 -all"
+		n10        TXT   "v=spf1 -all"
+		n11        TXT   "v=spf1 -all"
+		; three lookups of names that do not exist: over the limit of two
+		void       TXT   "v=spf1 a:v1.sender.test a:v2.sender.test a:v3.sender.test -all"
+		; two SPF records; none at all; a syntax error; an include of nothing
+		twospf     TXT   "v=spf1 -all"
+		twospf     TXT   "v=spf1 ~all"
+		nospf      TXT   "google-site-verification=abc"
+		badspf     TXT   "v=spf1 ip4:192.0.2.300 -all"
+		incnone    TXT   "v=spf1 include:nospf.sender.test -all"
+		; DMARC: reject with strict alignment (and SPF and DKIM for it), none,
+		; missing
+		reject     TXT   "v=spf1 ip4:192.0.2.0/24 -all"
+		_dmarc.reject TXT "v=DMARC1; p=reject; adkim=s; aspf=s; pct=100; rua=mailto:dmarc@sender.test; ruf=mailto:forensic@sender.test"
+		s2048._domainkey.reject TXT "v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAtijSvBv7ES3hgPFUlE3I4KLV0ILM5nC4oYwKWyfQpc9qNWMBAdv66wWfn4eeAMkROH/VJWPs6WBovJ7hKJDD9MyBlCj0lE1eGoIbnv+56EKQQZg+uAs8sTaY5Q9PbXePjhOPWSmxoST/vF7iZJ78WoE+ooiU" "H+gnj65ttEtJ3eBGxCqeKJ7ED/BLmmmjeQhiz54SzA+fBKrw8V5q7ifD9S7sZAtP1yCZWhidcP6lmd4WC/jIZLB93kM7LZP3NRtE5/RXhVUMKBtnJHoZrZ+O4ZnLJXBc2lowdIf310x8mNIC+4egeqC3v9xQn3mcNrOamz98h2bIifritvOqWFefuQIDAQAB"
+		none       TXT   "v=spf1 ip4:192.0.2.0/24 -all"
+		_dmarc.none TXT  "v=DMARC1; p=none; rua=mailto:dmarc@sender.test"
+		nodmarc    TXT   "v=spf1 ip4:192.0.2.0/24 -all"
+		_dmarc.bad TXT   "v=DMARC1; p=maybe"
+		; DKIM keys: 1024 and 2048 bit RSA, Ed25519, testing, revoked
+		s1024._domainkey TXT "v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDeKRcwgz3irGcD35SiWVCLt33UmF4g+bNGswuHQ/uUBchnGVYNShNxSOYOw8bzaOdAODlLjSPdUjFEQrEuEhVOzr7Dc+O+5kWfJeBmdlNpvy8qT0L7lymePLpSKNgdjZo4aVgqdHFOgZtxBRYgSV0O8ttA8pSkpLAAswUFri8scwIDAQAB"
+		s2048._domainkey TXT "v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAtijSvBv7ES3hgPFUlE3I4KLV0ILM5nC4oYwKWyfQpc9qNWMBAdv66wWfn4eeAMkROH/VJWPs6WBovJ7hKJDD9MyBlCj0lE1eGoIbnv+56EKQQZg+uAs8sTaY5Q9PbXePjhOPWSmxoST/vF7iZJ78WoE+ooiU" "H+gnj65ttEtJ3eBGxCqeKJ7ED/BLmmmjeQhiz54SzA+fBKrw8V5q7ifD9S7sZAtP1yCZWhidcP6lmd4WC/jIZLB93kM7LZP3NRtE5/RXhVUMKBtnJHoZrZ+O4ZnLJXBc2lowdIf310x8mNIC+4egeqC3v9xQn3mcNrOamz98h2bIifritvOqWFefuQIDAQAB"
+		ed._domainkey    TXT "v=DKIM1; k=ed25519; p=FUrGJXUtPVAgfPiRdVSB0arofZqMpupysjvhLXYz4Po="
+		testing._domainkey TXT "v=DKIM1; t=y; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAtijSvBv7ES3hgPFUlE3I4KLV0ILM5nC4oYwKWyfQpc9qNWMBAdv66wWfn4eeAMkROH/VJWPs6WBovJ7hKJDD9MyBlCj0lE1eGoIbnv+56EKQQZg+uAs8sTaY5Q9PbXePjhOPWSmxoST/vF7iZJ78WoE+ooiU" "H+gnj65ttEtJ3eBGxCqeKJ7ED/BLmmmjeQhiz54SzA+fBKrw8V5q7ifD9S7sZAtP1yCZWhidcP6lmd4WC/jIZLB93kM7LZP3NRtE5/RXhVUMKBtnJHoZrZ+O4ZnLJXBc2lowdIf310x8mNIC+4egeqC3v9xQn3mcNrOamz98h2bIifritvOqWFefuQIDAQAB"
+		revoked._domainkey TXT "v=DKIM1; k=rsa; p="
+		; RFC 6186 submission records: STARTTLS on the test Postfix's 2587,
+		; implicit TLS on 2465
+		srv        TXT   "v=spf1 -all"
+		_submission._tcp.srv  SRV 0 1 2587 sub.sender.test.
+		_submissions._tcp.srv SRV 0 1 2465 subs.sender.test.
+		sub        A     127.0.0.1
+		subs       A     127.0.0.1
+	EOF
+	# dmarcorg.test.: only the organisational domain publishes DMARC, so a
+	# subdomain falls back to it and its sp= policy (RFC 7489 6.6.3).
+	write_file "$DNS/knot/zones/dmarcorg.test.zone" 644 <<-'EOF' && DNS_CHANGED=1
+		$ORIGIN dmarcorg.test.
+		$TTL 60
+		@          SOA   ns hostmaster 1 3600 600 86400 60
+		@          NS    ns
+		ns         A     127.0.0.1
+		_dmarc     TXT   "v=DMARC1; p=reject; sp=quarantine; pct=50"
+		mail       TXT   "v=spf1 -all"
+	EOF
 	write_file "$DNS/unbound/unbound.conf" 644 <<-EOF && DNS_CHANGED=1
 		# Generated by .ci/servers.sh: a validating resolver for the test zones.
 		server:
@@ -917,6 +1004,8 @@ write_dns_configs() {
 		    local-zone: "127.in-addr.arpa." nodefault
 		    local-zone: "check.test." transparent
 		    local-zone: "insecure.test." transparent
+		    local-zone: "sender.test." transparent
+		    local-zone: "dmarcorg.test." transparent
 		    local-zone: "127.in-addr.arpa." transparent
 		    local-zone: "localhost." redirect
 		    local-data: "localhost. A 127.0.0.1"
@@ -929,6 +1018,12 @@ write_dns_configs() {
 		    stub-addr: $HOST@$KNOT_PORT
 		stub-zone:
 		    name: "insecure.test."
+		    stub-addr: $HOST@$KNOT_PORT
+		stub-zone:
+		    name: "sender.test."
+		    stub-addr: $HOST@$KNOT_PORT
+		stub-zone:
+		    name: "dmarcorg.test."
 		    stub-addr: $HOST@$KNOT_PORT
 		stub-zone:
 		    name: "127.in-addr.arpa."

@@ -38,11 +38,17 @@ const checkUsage = `Usage: sockmail check [flags] TARGET
 
 Checks a mail domain or one mail server and prints what works, what is
 wrong and what to change, grouped by host. Nothing is ever sent: each
-conversation stops after STARTTLS.
+conversation stops after STARTTLS (the --relay-test one after RCPT TO).
 
 TARGET is a domain (example.org: its MX hosts, each on port 25, are
 checked) or a server as host:port (mail.example.org:587; port 465 is
-implicit TLS).
+implicit TLS). A domain's RFC 6186 submission servers (SRV records
+_submission._tcp and _submissions._tcp) are checked too.
+
+--from DOMAIN adds the sender side of DOMAIN in a group of its own: its
+SPF record (the result for --ip, the path taken, the DNS lookups counted
+against the limit of 10), its DMARC policy, and the DKIM key of
+--dkim-selector.
 
 Flags:
 %s
@@ -71,6 +77,10 @@ type checkFlags struct {
 	timeout    time.Duration
 	dnsTimeout time.Duration
 	parallel   int
+	from       string
+	ip         string
+	selector   string
+	relayTest  bool
 }
 
 // checkPlan is the validated form of the flags.
@@ -96,6 +106,10 @@ func newCheckFlagSet(f *checkFlags) *flag.FlagSet {
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "bound on each connect and each server reply")
 	fs.DurationVar(&f.dnsTimeout, "dns-timeout", 5*time.Second, "bound on each DNS lookup")
 	fs.IntVar(&f.parallel, "parallel", 4, "how many hosts to check at once (1 to 16)")
+	fs.StringVar(&f.from, "from", "", "also check the sender side (SPF, DMARC, DKIM) of the From `domain`")
+	fs.StringVar(&f.ip, "ip", "", "sending `address` to evaluate the --from domain's SPF record for")
+	fs.StringVar(&f.selector, "dkim-selector", "", "DKIM `selector` whose key under the --from domain is checked")
+	fs.BoolVar(&f.relayTest, "relay-test", false, "try to relay through each MX host (MAIL FROM and RCPT TO foreign addresses, never DATA)")
 	return fs
 }
 
@@ -145,6 +159,18 @@ func parseCheck(args []string, getenv func(string) string) (checkPlan, error) {
 	p.opts = check.Options{
 		Resolver: resolver, DNSTimeout: f.dnsTimeout, MXPort: f.port, LocalName: f.helo, Parallel: f.parallel,
 		ImplicitTLS: f.implicit,
+		Sender:      check.SenderOptions{From: f.from, IP: f.ip, DKIMSelector: f.selector},
+		RelayTest:   f.relayTest,
+	}
+	if f.from == "" && (f.ip != "" || f.selector != "") {
+		return checkPlan{}, errors.New("--ip and --dkim-selector need the From domain (--from example.org)")
+	}
+	if err := p.opts.Sender.Validate(); err != nil {
+		msg := strings.TrimPrefix(err.Error(), "check: ")
+		for _, fl := range []struct{ field, flag string }{{"From domain:", "--from:"}, {"sending address:", "--ip:"}, {"DKIM selector ", "--dkim-selector "}} {
+			msg = strings.Replace(msg, fl.field, fl.flag, 1)
+		}
+		return checkPlan{}, errors.New(msg)
 	}
 	p.opts.Timeouts.Connect = f.timeout
 	p.opts.Timeouts.Greeting = f.timeout

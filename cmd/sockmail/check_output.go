@@ -54,6 +54,8 @@ func writeCheckReport(w io.Writer, rep *check.Report, verbose bool) {
 		switch h, ok := hosts[g.Host]; {
 		case g.Host == "":
 			fmt.Fprintf(w, "\nDNS\n")
+		case ok && h.Service != "":
+			fmt.Fprintf(w, "\n%s (%s server, from its SRV record), port %d\n", g.Host, h.Service, h.Port)
 		case ok && h.Implicit:
 			fmt.Fprintf(w, "\n%s (implicit MX), port %d\n", g.Host, h.Port)
 		case ok && rep.Kind == check.KindDomain:

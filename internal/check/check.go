@@ -53,6 +53,12 @@ type Options struct {
 	Now func() time.Time
 	// Parallel is how many hosts are checked at once; 4 if zero.
 	Parallel int
+	// Sender, if its From is set, checks the sender side of that domain
+	// (SPF, DMARC, DKIM; sender.go).
+	Sender SenderOptions
+	// RelayTest tries to relay through each MX host (or the server):
+	// MAIL FROM and RCPT TO foreign addresses, never DATA (relay.go).
+	RelayTest bool
 	// OnEvent, if set, is called with each step as it happens, one call
 	// at a time; it must be quick and must not call back into the report.
 	OnEvent func(Event)
@@ -161,6 +167,9 @@ func Run(ctx context.Context, target Target, opts Options) (*Report, error) {
 	if target.Kind != KindDomain && target.Kind != KindServer {
 		return nil, fmt.Errorf("check: unknown target kind %q", target.Kind)
 	}
+	if err := opts.Sender.Validate(); err != nil {
+		return nil, err
+	}
 	rep := &Report{Target: target.String(), Kind: target.Kind, Started: time.Now(), onEvent: opts.OnEvent}
 	server := opts.Resolver
 	if server == "" {
@@ -189,9 +198,15 @@ func Run(ctx context.Context, target Target, opts Options) (*Report, error) {
 		c.opts.Parallel = defaultParallel
 	}
 	start := time.Now()
+	// Sender side (sender.go): SPF, DMARC and DKIM of the From domain.
+	if opts.Sender.From != "" {
+		c.sender(ctx, opts.Sender)
+	}
 	var hosts []Host
 	if target.Kind == KindDomain {
 		hosts = c.mx(ctx, target.Host)
+		// RFC 6186 submission servers (srv.go), checked like the MX hosts.
+		hosts = append(hosts, c.srv(ctx, target.Host)...)
 	} else {
 		hosts = []Host{{Name: target.Host, Port: target.Port}}
 	}
@@ -244,5 +259,9 @@ func (c *checker) host(ctx context.Context, h Host) {
 		}
 		ptrs := c.reverse(ctx, h.Name, a)
 		c.server(ctx, h, a, ptrs)
+		// Open relay test (relay.go), opt-in, on MX hosts and servers.
+		if c.opts.RelayTest && h.Service == "" {
+			c.relay(ctx, h, a)
+		}
 	}
 }

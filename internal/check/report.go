@@ -93,6 +93,9 @@ type Host struct {
 	Implicit bool `json:"implicit,omitempty"`
 	// Port is the port checked.
 	Port int `json:"port"`
+	// Service is the RFC 6186 service the host was found by
+	// ("submission", "submissions"); empty for an MX host or a server.
+	Service string `json:"service,omitempty"`
 }
 
 // Kind says what a check is of.

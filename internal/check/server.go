@@ -109,7 +109,9 @@ func (c *checker) server(ctx context.Context, h Host, addr string, ptrs []string
 }
 
 // implicit reports whether h is talked to in TLS from the start.
-func (c *checker) implicit(h Host) bool { return h.Port == 465 || c.opts.ImplicitTLS }
+func (c *checker) implicit(h Host) bool {
+	return h.Port == 465 || h.Service == "submissions" || c.opts.ImplicitTLS
+}
 
 // finder adds a finding about the current address.
 type finder func(id string, st Status, msg, fix string)
