@@ -51,6 +51,10 @@ type Options struct {
 	RootCAs *x509.CertPool
 	// Now is the clock for certificate expiry; time.Now if nil.
 	Now func() time.Time
+	// MTASTSPort is the port the MTA-STS policy is fetched from
+	// (https://mta-sts.<domain>:port/...); 443 if zero. The certificate is
+	// verified against RootCAs.
+	MTASTSPort int
 	// Parallel is how many hosts are checked at once; 4 if zero.
 	Parallel int
 	// OnEvent, if set, is called with each step as it happens, one call
@@ -199,6 +203,11 @@ func Run(ctx context.Context, target Target, opts Options) (*Report, error) {
 		rep.addHost(h)
 	}
 	c.hosts(ctx, hosts)
+	// Policies (policy.go): MTA-STS judges the hosts' TLS findings, so it
+	// comes after them.
+	if target.Kind == KindDomain && len(hosts) > 0 && ctx.Err() == nil {
+		c.policies(ctx, target.Host, hosts)
+	}
 	rep.Took = time.Since(start)
 	return rep, nil
 }
