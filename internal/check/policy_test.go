@@ -65,7 +65,7 @@ func TestPolicyDomains(t *testing.T) {
 			{mx, "tls.expiry", Pass, "valid until"},
 		}},
 		{name: "DNSSEC bogus", domain: p.BogusZone, port: p.GoodPort, want: []want{
-			{"", "dns.mx", Fail, "DNSSEC validation failed for " + p.BogusZone + ". MX"},
+			{"", "dns.mx", Fail, "DNSSEC validation failed for " + p.BogusZone + " MX"},
 		}},
 	}
 	for _, tt := range tests {
