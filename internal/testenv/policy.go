@@ -34,6 +34,10 @@ type PolicyServers struct {
 	// MTASTSPort is the HTTPS server of the MTA-STS policies
 	// (https://mta-sts.<domain>:MTASTSPort/.well-known/mta-sts.txt).
 	MTASTSPort int
+	// MTASTSCertFile and MTASTSKeyFile are the HTTPS server's certificate
+	// (valid for mta-sts.good.Zone and mta-sts.stsmismatch.Zone) and key,
+	// for tests that serve policies of their own under those names.
+	MTASTSCertFile, MTASTSKeyFile string
 }
 
 // Policy returns the running policy test tier, or skips (fails under
@@ -50,7 +54,7 @@ func Policy(t testing.TB) *PolicyServers {
 		unavailable(t, what, StartHint, err)
 		return nil
 	}
-	v, err := env.Require("POLICY_ZONE", "POLICY_BOGUS_ZONE", "POLICY_GOOD_PORT", "POLICY_EXPIRED_PORT", "POLICY_OTHERNAME_PORT", "MTASTS_PORT")
+	v, err := env.Require("POLICY_ZONE", "POLICY_BOGUS_ZONE", "POLICY_GOOD_PORT", "POLICY_EXPIRED_PORT", "POLICY_OTHERNAME_PORT", "MTASTS_PORT", "MTASTS_CERT", "MTASTS_KEY")
 	if err != nil {
 		unavailable(t, what, StartHint, err)
 		return nil
@@ -62,7 +66,7 @@ func Policy(t testing.TB) *PolicyServers {
 	}
 	ports := make([]int, 4)
 	var addrs []string
-	for i, s := range v[2:] {
+	for i, s := range v[2:6] {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 65535 {
 			unavailable(t, what, StartHint, fmt.Errorf("%s: port %q is not a number from 1 to 65535", EnvFile(), s))
@@ -76,5 +80,6 @@ func Policy(t testing.TB) *PolicyServers {
 		return nil
 	}
 	return &PolicyServers{CA: ca, DNS: d, Zone: v[0], BogusZone: v[1],
-		GoodPort: ports[0], ExpiredPort: ports[1], OtherNamePort: ports[2], MTASTSPort: ports[3]}
+		GoodPort: ports[0], ExpiredPort: ports[1], OtherNamePort: ports[2], MTASTSPort: ports[3],
+		MTASTSCertFile: v[6], MTASTSKeyFile: v[7]}
 }
