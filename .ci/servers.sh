@@ -861,6 +861,7 @@ write_dns_configs() {
 		  - domain: bogus.test.
 		    dnssec-signing: on
 		    dnssec-policy: test
+		  - domain: nodnssec.test.
 	EOF
 	# check.test.: every case sockmail check must tell apart. The MX records
 	# of the apex are written out of preference order on purpose.
@@ -951,6 +952,7 @@ write_dns_configs() {
 		    local-zone: "127.in-addr.arpa." transparent
 		    local-zone: "policy.test." transparent
 		    local-zone: "bogus.test." transparent
+		    local-zone: "nodnssec.test." transparent
 		    local-zone: "localhost." redirect
 		    local-data: "localhost. A 127.0.0.1"
 		    cache-max-ttl: 60
@@ -971,6 +973,9 @@ write_dns_configs() {
 		    stub-addr: $HOST@$KNOT_PORT
 		stub-zone:
 		    name: "bogus.test."
+		    stub-addr: $HOST@$KNOT_PORT
+		stub-zone:
+		    name: "nodnssec.test."
 		    stub-addr: $HOST@$KNOT_PORT
 	EOF
 	return 0
@@ -1029,9 +1034,10 @@ dns_status() {
 # sockmail check's policy tests (MTA-STS, TLS-RPT, DANE, DNSSEC failures,
 # bad certificates): certificates from the test CA for three more Postfix
 # listeners and for an HTTPS server that serves the MTA-STS policies of the
-# policy.test. domains; the zones policy.test. (signed, trusted) and
+# policy.test. domains; the zones policy.test. (signed, trusted),
 # bogus.test. (signed, but Unbound's trust anchor for it is a DS that does
-# not match its key, so every answer from it is bogus: SERVFAIL).
+# not match its key, so every answer from it is bogus: SERVFAIL) and
+# nodnssec.test. (unsigned, with a TLSA record DANE cannot trust).
 
 # policy_cert NAME DAYS|expired SAN: issue $POLICY_TLS/NAME.pem (and NAME.key,
 # and NAME-chain.pem, key then certificate, for Postfix) from the test CA.
@@ -1093,9 +1099,10 @@ make_policy_certs() {
 	for n in good othername mtasts; do
 		openssl x509 -checkend 86400 -noout -in "$POLICY_TLS/$n.pem" >/dev/null 2>&1 || fresh=0
 	done
+	openssl x509 -noout -ext subjectAltName -in "$POLICY_TLS/good.pem" 2>/dev/null | grep -q mx.nodnssec.test || fresh=0
 	[ "$fresh" = 1 ] && return 1
 	say "generating the policy tests' certificates in $POLICY_TLS"
-	policy_cert good 825 mx.policy.test,mxbadtlsa.policy.test
+	policy_cert good 825 mx.policy.test,mxbadtlsa.policy.test,mx.nodnssec.test
 	policy_cert expired expired mx.policy.test
 	policy_cert othername 825 mail.elsewhere.test
 	policy_cert mtasts 825 mta-sts.good.policy.test,mta-sts.stsmismatch.policy.test,mta-sts.testing.policy.test
@@ -1149,7 +1156,18 @@ write_policy_configs() {
 		@          MX    10 mx
 		mx         A     127.0.0.1
 	EOF
-	mkdir -p "$POLICY/www"
+	# nodnssec.test.: unsigned, so its (matching) TLSA record comes without
+	# the AD bit and DANE cannot use it.
+	write_file "$DNS/knot/zones/nodnssec.test.zone" 644 <<-EOF && DNS_CHANGED=1
+		\$ORIGIN nodnssec.test.
+		\$TTL 60
+		@          SOA   ns hostmaster 1 3600 600 86400 60
+		@          NS    ns
+		ns         A     127.0.0.1
+		@          MX    10 mx
+		mx         A     127.0.0.1
+		_$POLICY_GOOD_PORT._tcp.mx  TLSA 3 1 1 $good_tlsa
+	EOF
 	printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.policy.test\r\nmax_age: 604800\r\n' |
 		write_file "$POLICY/www/mta-sts.good.policy.test.txt" 644 || true
 	printf 'version: STSv1\r\nmode: enforce\r\nmx: mail.elsewhere.test\r\nmx: *.elsewhere.test\r\nmax_age: 604800\r\n' |
@@ -1239,6 +1257,7 @@ write_env() {
 		DNS_LOG=$LOG/unbound.log
 		POLICY_ZONE=policy.test
 		POLICY_BOGUS_ZONE=bogus.test
+		POLICY_UNSIGNED_ZONE=nodnssec.test
 		POLICY_GOOD_PORT=$POLICY_GOOD_PORT
 		POLICY_EXPIRED_PORT=$POLICY_EXPIRED_PORT
 		POLICY_OTHERNAME_PORT=$POLICY_OTHERNAME_PORT

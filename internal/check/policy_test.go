@@ -64,6 +64,11 @@ func TestPolicyDomains(t *testing.T) {
 			{mx, "tls.name", Fail, "not valid for " + mx + " (it names mail.elsewhere.test)"},
 			{mx, "tls.expiry", Pass, "valid until"},
 		}},
+		{name: "TLSA without DNSSEC", domain: p.UnsignedZone, port: p.GoodPort, want: []want{
+			{"", "dns.dnssec", Info, "not DNSSEC-validated"},
+			{"mx." + p.UnsignedZone, "dane.tlsa", Warning, "not DNSSEC-validated (no AD bit): DANE senders do not use them"},
+			{"mx." + p.UnsignedZone, "tls.name", Pass, "valid for mx." + p.UnsignedZone},
+		}},
 		{name: "DNSSEC bogus", domain: p.BogusZone, port: p.GoodPort, want: []want{
 			{"", "dns.mx", Fail, "DNSSEC validation failed for " + p.BogusZone + " MX"},
 		}},

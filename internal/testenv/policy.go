@@ -22,6 +22,10 @@ type PolicyServers struct {
 	// BogusZone is a signed zone whose trust anchor does not match its key:
 	// every answer from it fails DNSSEC validation (SERVFAIL).
 	BogusZone string
+	// UnsignedZone is an unsigned zone ("nodnssec.test") whose MX host has
+	// a TLSA record that matches GoodPort's certificate but comes without
+	// the AD bit.
+	UnsignedZone string
 	// GoodPort is a Postfix listener whose certificate is valid for
 	// mx.Zone (and matches its TLSA record).
 	GoodPort int
@@ -54,7 +58,7 @@ func Policy(t testing.TB) *PolicyServers {
 		unavailable(t, what, StartHint, err)
 		return nil
 	}
-	v, err := env.Require("POLICY_ZONE", "POLICY_BOGUS_ZONE", "POLICY_GOOD_PORT", "POLICY_EXPIRED_PORT", "POLICY_OTHERNAME_PORT", "MTASTS_PORT", "MTASTS_CERT", "MTASTS_KEY")
+	v, err := env.Require("POLICY_ZONE", "POLICY_BOGUS_ZONE", "POLICY_GOOD_PORT", "POLICY_EXPIRED_PORT", "POLICY_OTHERNAME_PORT", "MTASTS_PORT", "MTASTS_CERT", "MTASTS_KEY", "POLICY_UNSIGNED_ZONE")
 	if err != nil {
 		unavailable(t, what, StartHint, err)
 		return nil
@@ -81,5 +85,5 @@ func Policy(t testing.TB) *PolicyServers {
 	}
 	return &PolicyServers{CA: ca, DNS: d, Zone: v[0], BogusZone: v[1],
 		GoodPort: ports[0], ExpiredPort: ports[1], OtherNamePort: ports[2], MTASTSPort: ports[3],
-		MTASTSCertFile: v[6], MTASTSKeyFile: v[7]}
+		MTASTSCertFile: v[6], MTASTSKeyFile: v[7], UnsignedZone: v[8]}
 }
