@@ -18,6 +18,10 @@ NAME = re.compile(r"^[a-z0-9.-]{1,253}$")
 
 def handler(root):
     class Handler(http.server.BaseHTTPRequestHandler):
+        # Every read and write of a connection, the TLS handshake included,
+        # has a deadline.
+        timeout = 10
+
         def do_GET(self):
             host = (self.headers.get("Host") or "").lower().rsplit(":", 1)[0]
             path = os.path.join(root, host + ".txt")
@@ -40,7 +44,9 @@ def main():
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(chain)
     srv = http.server.ThreadingHTTPServer((host, port), handler(root))
-    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    # The handshake happens in the connection's own thread, on its first
+    # read, so that a client that never speaks TLS holds up nobody else.
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
     srv.serve_forever()
 
 

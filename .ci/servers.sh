@@ -1100,12 +1100,13 @@ make_policy_certs() {
 		openssl x509 -checkend 86400 -noout -in "$POLICY_TLS/$n.pem" >/dev/null 2>&1 || fresh=0
 	done
 	openssl x509 -noout -ext subjectAltName -in "$POLICY_TLS/good.pem" 2>/dev/null | grep -q mx.nodnssec.test || fresh=0
+	openssl x509 -noout -ext subjectAltName -in "$POLICY_TLS/mtasts.pem" 2>/dev/null | grep -q mta-sts.expired.policy.test || fresh=0
 	[ "$fresh" = 1 ] && return 1
 	say "generating the policy tests' certificates in $POLICY_TLS"
 	policy_cert good 825 mx.policy.test,mxbadtlsa.policy.test,mx.nodnssec.test
 	policy_cert expired expired mx.policy.test
 	policy_cert othername 825 mail.elsewhere.test
-	policy_cert mtasts 825 mta-sts.good.policy.test,mta-sts.stsmismatch.policy.test,mta-sts.testing.policy.test
+	policy_cert mtasts 825 mta-sts.good.policy.test,mta-sts.stsmismatch.policy.test,mta-sts.testing.policy.test,mta-sts.expired.policy.test
 	return 0
 }
 
@@ -1143,8 +1144,15 @@ write_policy_configs() {
 		mta-sts.stsmismatch    A     127.0.0.1
 		; badtlsa: TLSA records that match nothing the server presents
 		badtlsa                MX    10 mxbadtlsa
-		; expired / othername: checked on the expired and other-name Postfix ports
+		; testing: MTA-STS in testing mode, naming another MX, with a short max_age
+		testing                MX    10 mx
+		_mta-sts.testing       TXT   "v=STSv1; id=1"
+		mta-sts.testing        A     127.0.0.1
+		; expired / othername: checked on the expired and other-name Postfix ports;
+		; expired has an MTA-STS enforce policy its certificate fails
 		expired                MX    10 mx
+		_mta-sts.expired       TXT   "v=STSv1; id=1"
+		mta-sts.expired        A     127.0.0.1
 		othername              MX    10 mx
 	EOF
 	write_file "$DNS/knot/zones/bogus.test.zone" 644 <<-'EOF' && DNS_CHANGED=1
@@ -1172,6 +1180,10 @@ write_policy_configs() {
 		write_file "$POLICY/www/mta-sts.good.policy.test.txt" 644 || true
 	printf 'version: STSv1\r\nmode: enforce\r\nmx: mail.elsewhere.test\r\nmx: *.elsewhere.test\r\nmax_age: 604800\r\n' |
 		write_file "$POLICY/www/mta-sts.stsmismatch.policy.test.txt" 644 || true
+	printf 'version: STSv1\r\nmode: testing\r\nmx: *.elsewhere.test\r\nmax_age: 3600\r\n' |
+		write_file "$POLICY/www/mta-sts.testing.policy.test.txt" 644 || true
+	printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.policy.test\r\nmax_age: 604800\r\n' |
+		write_file "$POLICY/www/mta-sts.expired.policy.test.txt" 644 || true
 	MTASTS_CMD=("$PY" "$POLICY/mta_sts_server.py" "$HOST" "$MTASTS_PORT" "$POLICY_TLS/mtasts-chain.pem" "$POLICY/www")
 	{
 		printf '%q ' "${MTASTS_CMD[@]}"

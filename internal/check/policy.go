@@ -271,7 +271,7 @@ func (c *checker) mtaSTS(ctx context.Context, domain string, hosts []Host) {
 	if err != nil {
 		c.rep.add(Finding{ID: "sts.record", Status: Fail,
 			Message: fmt.Sprintf("The MTA-STS record of %s (%q) is invalid: %v; senders ignore the policy.", domain, clip(recs[0], 100), err),
-			Fix:     fmt.Sprintf("Publish \"v=STSv1; id=%s\" at %s (the id changes whenever the policy does).", time.Now().UTC().Format("20060102T150405"), name)})
+			Fix:     fmt.Sprintf("Publish \"v=STSv1; id=%s\" at %s (the id changes whenever the policy does).", c.now().UTC().Format("20060102T150405"), name)})
 		return
 	}
 	c.rep.add(Finding{ID: "sts.record", Status: Pass,

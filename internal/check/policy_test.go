@@ -49,6 +49,11 @@ func TestPolicyDomains(t *testing.T) {
 			{mx, "sts.mx", Fail, "matches no mx pattern of the MTA-STS policy (mail.elsewhere.test, *.elsewhere.test)"},
 			{"", "tlsrpt.record", Info, "no TLS-RPT record"},
 		}},
+		{name: "MTA-STS testing, MX not in the policy", domain: "testing." + p.Zone, port: p.GoodPort, want: []want{
+			{"", "sts.mode", Info, "testing mode"},
+			{"", "sts.max_age", Warning, "3600 s, under a day"},
+			{mx, "sts.mx", Warning, "matches no mx pattern of the MTA-STS policy (*.elsewhere.test)"},
+		}},
 		{name: "TLSA not matching", domain: "badtlsa." + p.Zone, port: p.GoodPort, want: []want{
 			{"mxbadtlsa." + p.Zone, "dane.tlsa", Fail, "None of the DNSSEC-validated TLSA records"},
 			{"mxbadtlsa." + p.Zone, "tls.name", Pass, "valid for mxbadtlsa." + p.Zone},
@@ -59,6 +64,8 @@ func TestPolicyDomains(t *testing.T) {
 			{mx, "tls.chain", Fail, "does not verify"},
 			{mx, "tls.name", Pass, "valid for " + mx},
 			{mx, "dane.tlsa", Info, "no TLSA record"},
+			{mx, "sts.mx", Pass, "matches the MTA-STS policy"},
+			{mx, "sts.tls", Fail, "expired on 2020-02-01"},
 		}},
 		{name: "certificate for another name", domain: "othername." + p.Zone, port: p.OtherNamePort, want: []want{
 			{mx, "tls.name", Fail, "not valid for " + mx + " (it names mail.elsewhere.test)"},
