@@ -202,12 +202,14 @@ func Run(ctx context.Context, target Target, opts Options) (*Report, error) {
 	for _, h := range hosts {
 		rep.addHost(h)
 	}
-	c.hosts(ctx, hosts)
-	// Policies (policy.go): MTA-STS judges the hosts' TLS findings, so it
-	// comes after them.
-	if target.Kind == KindDomain && len(hosts) > 0 && ctx.Err() == nil {
-		c.policies(ctx, target.Host, hosts)
+	// Policies (policy.go): MTA-STS and TLS-RPT are looked up while the
+	// hosts are checked; MTA-STS then judges the hosts' TLS findings.
+	finishPolicies := func() {}
+	if target.Kind == KindDomain {
+		finishPolicies = c.startPolicies(ctx, target.Host, hosts)
 	}
+	c.hosts(ctx, hosts)
+	finishPolicies()
 	rep.Took = time.Since(start)
 	return rep, nil
 }

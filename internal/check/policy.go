@@ -241,38 +241,53 @@ func (c *checker) validationFailed(ctx context.Context, name string, qtype uint1
 	return err == nil && (m.Rcode == dns.RcodeSuccess || m.Rcode == dns.RcodeNameError)
 }
 
-// policies checks the domain's MTA-STS and TLS-RPT records once its hosts
-// have been checked (MTA-STS judges their certificates).
-func (c *checker) policies(ctx context.Context, domain string, hosts []Host) {
-	c.mtaSTS(ctx, domain, hosts)
-	c.tlsRPT(ctx, domain)
+// startPolicies looks up the domain's MTA-STS and TLS-RPT records and
+// fetches its MTA-STS policy while the hosts are checked; the function it
+// returns waits for that and then judges the hosts against the policy
+// (which needs their TLS findings).
+func (c *checker) startPolicies(ctx context.Context, domain string, hosts []Host) (finish func()) {
+	if len(hosts) == 0 {
+		return func() {}
+	}
+	done := make(chan *STSPolicy, 1)
+	go func() {
+		p := c.mtaSTS(ctx, domain)
+		c.tlsRPT(ctx, domain)
+		done <- p
+	}()
+	return func() {
+		if p := <-done; p != nil && p.Mode != "none" && ctx.Err() == nil {
+			c.stsHosts(*p, hosts)
+		}
+	}
 }
 
-// mtaSTS checks the MTA-STS record and policy (RFC 8461).
-func (c *checker) mtaSTS(ctx context.Context, domain string, hosts []Host) {
+// mtaSTS checks the MTA-STS record and policy (RFC 8461) and returns the
+// policy, nil when there is none to apply.
+func (c *checker) mtaSTS(ctx context.Context, domain string) *STSPolicy {
 	name := "_mta-sts." + domain
 	recs, ok := c.txt(ctx, name, "v=STSv1", "sts.record")
 	if !ok {
-		return
+		return nil
 	}
 	switch {
 	case len(recs) == 0:
 		c.rep.add(Finding{ID: "sts.record", Status: Info,
 			Message: fmt.Sprintf("%s publishes no MTA-STS policy (no v=STSv1 TXT record at %s): senders deliver to it over TLS only if they choose to, and accept any certificate.", domain, name),
 			Fix:     fmt.Sprintf("Publish a policy at https://mta-sts.%s/.well-known/mta-sts.txt and a TXT record \"v=STSv1; id=<date>\" at %s (RFC 8461).", domain, name)})
-		return
+		return nil
 	case len(recs) > 1:
 		c.rep.add(Finding{ID: "sts.record", Status: Fail,
 			Message: fmt.Sprintf("%s has %d MTA-STS TXT records; RFC 8461 3.1 makes senders ignore the policy when there is more than one.", name, len(recs)),
 			Fix:     "Keep exactly one \"v=STSv1; id=...\" record."})
-		return
+		return nil
 	}
 	id, err := ParseSTSRecord(recs[0])
 	if err != nil {
 		c.rep.add(Finding{ID: "sts.record", Status: Fail,
 			Message: fmt.Sprintf("The MTA-STS record of %s (%q) is invalid: %v; senders ignore the policy.", domain, clip(recs[0], 100), err),
 			Fix:     fmt.Sprintf("Publish \"v=STSv1; id=%s\" at %s (the id changes whenever the policy does).", c.now().UTC().Format("20060102T150405"), name)})
-		return
+		return nil
 	}
 	c.rep.add(Finding{ID: "sts.record", Status: Pass,
 		Message: fmt.Sprintf("%s announces an MTA-STS policy (id %s).", domain, id)})
@@ -284,14 +299,14 @@ func (c *checker) mtaSTS(ctx context.Context, domain string, hosts []Host) {
 		c.rep.add(Finding{ID: "sts.policy", Status: Fail,
 			Message: fmt.Sprintf("The MTA-STS policy could not be fetched from %s: %v; senders that cached no policy deliver without it.", url, err),
 			Fix:     fmt.Sprintf("Serve the policy at %s over HTTPS, with a certificate valid for %s, answering 200 without a redirect.", url, policyHost)})
-		return
+		return nil
 	}
 	p, err := ParseSTSPolicy(body)
 	if err != nil {
 		c.rep.add(Finding{ID: "sts.policy", Status: Fail,
 			Message: fmt.Sprintf("The MTA-STS policy at %s is invalid: %v.", url, err),
 			Fix:     "Write the policy as RFC 8461 3.2 says: \"version: STSv1\", \"mode: enforce\", one \"mx:\" line per MX host (or *.domain), \"max_age: 604800\", each line ending in CRLF."})
-		return
+		return nil
 	}
 	c.rep.add(Finding{ID: "sts.policy", Status: Pass,
 		Message: fmt.Sprintf("The MTA-STS policy at %s: mode %s, max_age %d s, mx %s.", url, p.Mode, p.MaxAge, strings.Join(p.MX, ", "))})
@@ -310,10 +325,7 @@ func (c *checker) mtaSTS(ctx context.Context, domain string, hosts []Host) {
 			Message: fmt.Sprintf("The policy's max_age is %d s, under a day: senders forget it quickly, which leaves room for a downgrade attack.", p.MaxAge),
 			Fix:     "Use a max_age of weeks (RFC 8461 3.2 suggests 604800 or more)."})
 	}
-	if p.Mode == "none" {
-		return
-	}
-	c.stsHosts(p, hosts)
+	return &p
 }
 
 // stsHosts judges each MX host against the policy: its name must match a
