@@ -1148,6 +1148,11 @@ write_policy_configs() {
 		testing                MX    10 mx
 		_mta-sts.testing       TXT   "v=STSv1; id=1"
 		mta-sts.testing        A     127.0.0.1
+		; nopolicy: an MTA-STS record, but the HTTPS server has no certificate for
+		; mta-sts.nopolicy (and no policy): the fetch fails
+		nopolicy               MX    10 mx
+		_mta-sts.nopolicy      TXT   "v=STSv1; id=1"
+		mta-sts.nopolicy       A     127.0.0.1
 		; expired / othername: checked on the expired and other-name Postfix ports;
 		; expired has an MTA-STS enforce policy its certificate fails
 		expired                MX    10 mx

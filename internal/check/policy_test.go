@@ -54,6 +54,11 @@ func TestPolicyDomains(t *testing.T) {
 			{"", "sts.max_age", Warning, "3600 s, under a day"},
 			{mx, "sts.mx", Warning, "matches no mx pattern of the MTA-STS policy (*.elsewhere.test)"},
 		}},
+		{name: "MTA-STS record without a policy", domain: "nopolicy." + p.Zone, port: p.GoodPort, want: []want{
+			{"", "sts.record", Pass, "announces an MTA-STS policy (id 1)"},
+			{"", "sts.policy", Fail, "could not be fetched from https://mta-sts.nopolicy." + p.Zone + ":"},
+			{"", "sts.policy", Fail, "certificate is valid for"},
+		}},
 		{name: "TLSA not matching", domain: "badtlsa." + p.Zone, port: p.GoodPort, want: []want{
 			{"mxbadtlsa." + p.Zone, "dane.tlsa", Fail, "None of the DNSSEC-validated TLSA records"},
 			{"mxbadtlsa." + p.Zone, "tls.name", Pass, "valid for mxbadtlsa." + p.Zone},
