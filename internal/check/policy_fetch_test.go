@@ -3,6 +3,8 @@ package check
 import (
 	"context"
 	"crypto/tls"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -64,6 +66,8 @@ func TestFetchSTS(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := httptest.NewUnstartedServer(tt.handler)
+			// The refused certificate makes the server log the aborted handshake.
+			srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 			if !tt.ownCert {
 				srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 			}
