@@ -36,6 +36,10 @@ INBUCKET_TLS_HTTP_PORT=2881 # Inbucket: REST API of the implicit-TLS instance
 INBUCKET_TLS_POP3_PORT=2811 # Inbucket: POP3 of the implicit-TLS instance (unused)
 KNOT_PORT=2553            # Knot DNS: authoritative for the test zones (UDP and TCP)
 UNBOUND_PORT=2554         # Unbound: validating resolver for the test zones (UDP and TCP)
+POLICY_GOOD_PORT=2537     # Postfix: STARTTLS with a certificate for mx.policy.test (DANE, MTA-STS)
+POLICY_EXPIRED_PORT=2538  # Postfix: STARTTLS with an EXPIRED certificate for mx.policy.test
+POLICY_OTHERNAME_PORT=2539  # Postfix: STARTTLS with a certificate for another name (mail.elsewhere.test)
+MTASTS_PORT=2443          # HTTPS (python3): MTA-STS policies of the policy.test domains
 DOMAIN=example.test
 TEST_USER=tester@example.test
 TEST_PASSWORD=s3cret-Pa55
@@ -72,6 +76,8 @@ AXE_SCRIPT=$AXE_NPM/node_modules/axe-core/axe.min.js
 MAILPIT=$STATE/mailpit
 INBUCKET=$STATE/inbucket
 DNS=$STATE/dns
+POLICY=$STATE/policy
+POLICY_TLS=$TLS/policy
 RUN=$STATE/run
 BIN=$STATE/bin
 LOG=$STATE/log
@@ -382,6 +388,22 @@ write_configs() {
 		  -o smtpd_sasl_auth_enable=yes
 		  -o smtpd_tls_auth_only=yes
 		  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+		# sockmail check's policy tests: the same server behind three certificates.
+		$HOST:$POLICY_GOOD_PORT inet n - n - - smtpd
+		  -o syslog_name=sockmail-test-postfix/policy-good-$POLICY_GOOD_PORT
+		  -o smtpd_tls_security_level=may
+		  -o smtpd_sasl_auth_enable=no
+		  -o smtpd_tls_chain_files=$POLICY_TLS/good-chain.pem
+		$HOST:$POLICY_EXPIRED_PORT inet n - n - - smtpd
+		  -o syslog_name=sockmail-test-postfix/policy-expired-$POLICY_EXPIRED_PORT
+		  -o smtpd_tls_security_level=may
+		  -o smtpd_sasl_auth_enable=no
+		  -o smtpd_tls_chain_files=$POLICY_TLS/expired-chain.pem
+		$HOST:$POLICY_OTHERNAME_PORT inet n - n - - smtpd
+		  -o syslog_name=sockmail-test-postfix/policy-othername-$POLICY_OTHERNAME_PORT
+		  -o smtpd_tls_security_level=may
+		  -o smtpd_sasl_auth_enable=no
+		  -o smtpd_tls_chain_files=$POLICY_TLS/othername-chain.pem
 		pickup    unix  n       -       n       60      1       pickup
 		cleanup   unix  n       -       n       -       0       cleanup
 		qmgr      unix  n       -       n       300     1       qmgr
@@ -605,7 +627,8 @@ start_dovecot() {
 # program (another state dir's servers, say) holds a port we are to open.
 check_ports_free() {
 	local ports=() p
-	postfix_running || ports+=("$SMTP_PORT" "$SMTPS_PORT" "$SUBMISSION_PORT")
+	postfix_running || ports+=("$SMTP_PORT" "$SMTPS_PORT" "$SUBMISSION_PORT" "$POLICY_GOOD_PORT" "$POLICY_EXPIRED_PORT" "$POLICY_OTHERNAME_PORT")
+	daemon_running mtasts mta_sts_server || ports+=("$MTASTS_PORT")
 	aiosmtpd_running || ports+=("$AIOSMTPD_PORT")
 	daemon_running haraka haraka || ports+=("$HARAKA_PORT" "$HARAKA_SMTPS_PORT")
 	daemon_running mailpit mailpit || ports+=("$MAILPIT_PORT" "$MAILPIT_HTTP_PORT")
@@ -716,7 +739,7 @@ stop_daemon() {
 }
 
 # The daemons beside Postfix and aiosmtpd: name, word in the command line.
-PEERS=(haraka:haraka mailpit:mailpit mailpit-tls:mailpit inbucket:inbucket inbucket-tls:inbucket knot:knotd unbound:unbound)
+PEERS=(haraka:haraka mailpit:mailpit mailpit-tls:mailpit inbucket:inbucket inbucket-tls:inbucket knot:knotd unbound:unbound mtasts:mta_sts_server)
 
 start_peers() {
 	start_daemon haraka haraka "$HARAKA_CHANGED" "$HARAKA" "${HARAKA_CMD[@]}"
@@ -724,6 +747,7 @@ start_peers() {
 	start_daemon mailpit-tls mailpit "$MAILPIT_CHANGED" "$MAILPIT" "${MAILPIT_TLS_CMD[@]}"
 	start_daemon inbucket inbucket "$INBUCKET_CHANGED" "$INBUCKET" env "${INBUCKET_ENV[@]}" "$BIN/inbucket"
 	start_daemon inbucket-tls inbucket "$INBUCKET_CHANGED" "$INBUCKET" env "${INBUCKET_TLS_ENV[@]}" "$BIN/inbucket"
+	start_daemon mtasts mta_sts_server "$MTASTS_CHANGED" "$POLICY" "${MTASTS_CMD[@]}"
 }
 
 # http_ok URL: true if URL answers 200.
@@ -756,7 +780,8 @@ all_ready() {
 		http_ok "http://$HOST:$MAILPIT_TLS_HTTP_PORT/api/v1/messages?limit=1" &&
 		http_ok "http://$HOST:$INBUCKET_HTTP_PORT/api/v1/mailbox/ready-check" &&
 		http_ok "http://$HOST:$INBUCKET_TLS_HTTP_PORT/api/v1/mailbox/ready-check" &&
-		dns_ready
+		greets "$POLICY_GOOD_PORT" && greets "$POLICY_EXPIRED_PORT" && greets "$POLICY_OTHERNAME_PORT" &&
+		mtasts_ok && dns_ready
 }
 
 # wait_ready: after a start or reload, poll until every server answers, at
@@ -768,7 +793,7 @@ wait_ready() {
 	local p all=("$SMTP_PORT" "$SUBMISSION_PORT" "$SMTPS_PORT" "$AIOSMTPD_PORT" "$HARAKA_PORT" "$HARAKA_SMTPS_PORT"
 		"$MAILPIT_PORT" "$MAILPIT_HTTP_PORT" "$MAILPIT_TLS_PORT" "$MAILPIT_TLS_HTTP_PORT"
 		"$INBUCKET_PORT" "$INBUCKET_HTTP_PORT" "$INBUCKET_TLS_PORT" "$INBUCKET_TLS_HTTP_PORT"
-		"$KNOT_PORT" "$UNBOUND_PORT")
+		"$KNOT_PORT" "$UNBOUND_PORT" "$POLICY_GOOD_PORT" "$POLICY_EXPIRED_PORT" "$POLICY_OTHERNAME_PORT" "$MTASTS_PORT")
 	if [ "$TOUCHED" = 0 ] && [ -S "$PF_QUEUE/private/auth" ]; then
 		local open=1
 		for p in "${all[@]}"; do port_open "$p" || { open=0; break; }; done
@@ -832,6 +857,13 @@ write_dns_configs() {
 		  - domain: 127.in-addr.arpa.
 		  - domain: sender.test.
 		  - domain: dmarcorg.test.
+		  - domain: policy.test.
+		    dnssec-signing: on
+		    dnssec-policy: test
+		  - domain: bogus.test.
+		    dnssec-signing: on
+		    dnssec-policy: test
+		  - domain: nodnssec.test.
 	EOF
 	# check.test.: every case sockmail check must tell apart. The MX records
 	# of the apex are written out of preference order on purpose.
@@ -1007,6 +1039,9 @@ write_dns_configs() {
 		    local-zone: "sender.test." transparent
 		    local-zone: "dmarcorg.test." transparent
 		    local-zone: "127.in-addr.arpa." transparent
+		    local-zone: "policy.test." transparent
+		    local-zone: "bogus.test." transparent
+		    local-zone: "nodnssec.test." transparent
 		    local-zone: "localhost." redirect
 		    local-data: "localhost. A 127.0.0.1"
 		    cache-max-ttl: 60
@@ -1027,6 +1062,15 @@ write_dns_configs() {
 		    stub-addr: $HOST@$KNOT_PORT
 		stub-zone:
 		    name: "127.in-addr.arpa."
+		    stub-addr: $HOST@$KNOT_PORT
+		stub-zone:
+		    name: "policy.test."
+		    stub-addr: $HOST@$KNOT_PORT
+		stub-zone:
+		    name: "bogus.test."
+		    stub-addr: $HOST@$KNOT_PORT
+		stub-zone:
+		    name: "nodnssec.test."
 		    stub-addr: $HOST@$KNOT_PORT
 	EOF
 	return 0
@@ -1053,13 +1097,13 @@ start_dns() {
 	start_daemon knot knotd "$changed" "$DNS/knot" knotd -c "$DNS/knot/knot.conf"
 	local i
 	for i in $(seq "$READY_POLLS"); do
-		dns_answers "$KNOT_PORT" check.test. DNSKEY && break
+		dns_answers "$KNOT_PORT" check.test. DNSKEY && dns_answers "$KNOT_PORT" policy.test. DNSKEY &&
+			dns_answers "$KNOT_PORT" bogus.test. DNSKEY && break
 		daemon_running knot knotd || { tail -20 "$LOG/knot.log" >&2 || true; die "knot exited (log: $LOG/knot.log)"; }
 		sleep 0.2
 	done
 	[ "$i" -lt "$READY_POLLS" ] || die "knot did not serve a signed check.test. (log: $LOG/knot.log)"
-	keymgr -c "$DNS/knot/knot.conf" check.test. ds 2>>"$LOG/knot.log" | grep ' DS ' |
-		write_file "$DNS/unbound/anchor.ds" 644 && changed=1
+	anchors | write_file "$DNS/unbound/anchor.ds" 644 && changed=1
 	[ -s "$DNS/unbound/anchor.ds" ] || die "keymgr gave no DS record for check.test. (log: $LOG/knot.log)"
 	start_daemon unbound unbound "$changed" "$DNS/unbound" unbound -d -c "$DNS/unbound/unbound.conf"
 }
@@ -1079,6 +1123,191 @@ dns_status() {
 		line unbound "-" "stopped or not validating"; ok=1
 	fi
 	return $ok
+}
+
+# ---------------------------------------------------------------- policies
+# sockmail check's policy tests (MTA-STS, TLS-RPT, DANE, DNSSEC failures,
+# bad certificates): certificates from the test CA for three more Postfix
+# listeners and for an HTTPS server that serves the MTA-STS policies of the
+# policy.test. domains; the zones policy.test. (signed, trusted),
+# bogus.test. (signed, but Unbound's trust anchor for it is a DS that does
+# not match its key, so every answer from it is bogus: SERVFAIL) and
+# nodnssec.test. (unsigned, with a TLSA record DANE cannot trust).
+
+# policy_cert NAME DAYS|expired SAN: issue $POLICY_TLS/NAME.pem (and NAME.key,
+# and NAME-chain.pem, key then certificate, for Postfix) from the test CA.
+# "expired" makes a certificate valid only in January 2020.
+policy_cert() {
+	local name=$1 days=$2 san=$3 tmp
+	tmp=$(mktemp -d "$POLICY_TLS/gen.XXXXXX")
+	openssl req -new -newkey rsa:2048 -nodes -sha256 -keyout "$tmp/key" -out "$tmp/csr" \
+		-subj "/O=sockmail tests/CN=${san%%,*}" 2>/dev/null
+	mkdir -p "$tmp/db"
+	: >"$tmp/db/index"
+	openssl rand -hex 16 >"$tmp/db/serial"
+	cat >"$tmp/ca.cnf" <<-EOF
+		[ca]
+		default_ca = test
+		[test]
+		database = $tmp/db/index
+		new_certs_dir = $tmp/db
+		serial = $tmp/db/serial
+		default_md = sha256
+		policy = any
+		copy_extensions = none
+		x509_extensions = ext
+		unique_subject = no
+		[any]
+		commonName = supplied
+		[ext]
+		basicConstraints = critical,CA:FALSE
+		keyUsage = critical,digitalSignature,keyEncipherment
+		extendedKeyUsage = serverAuth
+		subjectAltName = $(printf 'DNS:%s,' ${san//,/ } | sed 's/,$//')
+		subjectKeyIdentifier = hash
+		authorityKeyIdentifier = keyid,issuer
+	EOF
+	local dates=(-days "$days")
+	[ "$days" = expired ] && dates=(-startdate 20200101000000Z -enddate 20200201000000Z)
+	openssl ca -batch -notext -config "$tmp/ca.cnf" -cert "$TLS/ca.pem" -keyfile "$TLS/ca.key" \
+		"${dates[@]}" -in "$tmp/csr" -out "$tmp/pem" >/dev/null 2>&1 || die "openssl ca failed for $name"
+	chmod 600 "$tmp/key"
+	chmod 644 "$tmp/pem"
+	cat "$tmp/key" "$tmp/pem" >"$tmp/chain"
+	chmod 600 "$tmp/chain"
+	mv -f "$tmp/key" "$POLICY_TLS/$name.key"
+	mv -f "$tmp/pem" "$POLICY_TLS/$name.pem"
+	mv -f "$tmp/chain" "$POLICY_TLS/$name-chain.pem"
+	rm -rf "$tmp"
+}
+
+# make_policy_certs: returns 0 if new certificates were made (the CA
+# changed, one is missing, or a valid one nears its end).
+make_policy_certs() {
+	mkdir -p "$POLICY_TLS"
+	chmod 755 "$POLICY_TLS"
+	local n fresh=1
+	for n in good expired othername mtasts; do
+		[ -s "$POLICY_TLS/$n-chain.pem" ] &&
+			openssl verify -no_check_time -CAfile "$TLS/ca.pem" "$POLICY_TLS/$n.pem" >/dev/null 2>&1 || fresh=0
+	done
+	for n in good othername mtasts; do
+		openssl x509 -checkend 86400 -noout -in "$POLICY_TLS/$n.pem" >/dev/null 2>&1 || fresh=0
+	done
+	openssl x509 -noout -ext subjectAltName -in "$POLICY_TLS/good.pem" 2>/dev/null | grep -q mx.nodnssec.test || fresh=0
+	openssl x509 -noout -ext subjectAltName -in "$POLICY_TLS/mtasts.pem" 2>/dev/null | grep -q mta-sts.expired.policy.test || fresh=0
+	[ "$fresh" = 1 ] && return 1
+	say "generating the policy tests' certificates in $POLICY_TLS"
+	policy_cert good 825 mx.policy.test,mxbadtlsa.policy.test,mx.nodnssec.test
+	policy_cert expired expired mx.policy.test
+	policy_cert othername 825 mail.elsewhere.test
+	policy_cert mtasts 825 mta-sts.good.policy.test,mta-sts.stsmismatch.policy.test,mta-sts.testing.policy.test,mta-sts.expired.policy.test
+	return 0
+}
+
+# tlsa_311 PEM: the TLSA "3 1 1" data of a certificate (SHA-256 of its key).
+tlsa_311() {
+	openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1
+}
+
+# write_policy_configs: the policy zones, the MTA-STS policies and the
+# HTTPS server's command; sets DNS_CHANGED / MTASTS_CHANGED.
+write_policy_configs() {
+	mkdir -p "$POLICY/www"
+	local good_tlsa
+	good_tlsa=$(tlsa_311 "$POLICY_TLS/good.pem")
+	write_file "$DNS/knot/zones/policy.test.zone" 644 <<-EOF && DNS_CHANGED=1
+		\$ORIGIN policy.test.
+		\$TTL 60
+		@          SOA   ns hostmaster 1 3600 600 86400 60
+		@          NS    ns
+		ns         A     127.0.0.1
+		mx         A     127.0.0.1
+		mxbadtlsa  A     127.0.0.1
+		; DANE for the Postfix listener with the good certificate (port $POLICY_GOOD_PORT)
+		_$POLICY_GOOD_PORT._tcp.mx         TLSA 3 1 1 $good_tlsa
+		_$POLICY_GOOD_PORT._tcp.mxbadtlsa  TLSA 3 1 1 $(printf '%064d' 0 | tr 0 a)
+		_$POLICY_GOOD_PORT._tcp.mxbadtlsa  TLSA 2 0 1 $(printf '%064d' 0 | tr 0 b)
+		; good: MTA-STS enforce matching its MX, TLS-RPT, TLSA matching (check on $POLICY_GOOD_PORT)
+		good                   MX    10 mx
+		_mta-sts.good          TXT   "v=STSv1; id=20261206T000000"
+		mta-sts.good           A     127.0.0.1
+		_smtp._tls.good        TXT   "v=TLSRPTv1; rua=mailto:tlsrpt@policy.test,https://report.policy.test/tlsrpt"
+		; stsmismatch: MTA-STS enforce, but the policy names another MX
+		stsmismatch            MX    10 mx
+		_mta-sts.stsmismatch   TXT   "v=STSv1; id=1"
+		mta-sts.stsmismatch    A     127.0.0.1
+		; badtlsa: TLSA records that match nothing the server presents
+		badtlsa                MX    10 mxbadtlsa
+		; testing: MTA-STS in testing mode, naming another MX, with a short max_age
+		testing                MX    10 mx
+		_mta-sts.testing       TXT   "v=STSv1; id=1"
+		mta-sts.testing        A     127.0.0.1
+		; nopolicy: an MTA-STS record, but the HTTPS server has no certificate for
+		; mta-sts.nopolicy (and no policy): the fetch fails
+		nopolicy               MX    10 mx
+		_mta-sts.nopolicy      TXT   "v=STSv1; id=1"
+		mta-sts.nopolicy       A     127.0.0.1
+		; expired / othername: checked on the expired and other-name Postfix ports;
+		; expired has an MTA-STS enforce policy its certificate fails
+		expired                MX    10 mx
+		_mta-sts.expired       TXT   "v=STSv1; id=1"
+		mta-sts.expired        A     127.0.0.1
+		othername              MX    10 mx
+	EOF
+	write_file "$DNS/knot/zones/bogus.test.zone" 644 <<-'EOF' && DNS_CHANGED=1
+		$ORIGIN bogus.test.
+		$TTL 60
+		@          SOA   ns hostmaster 1 3600 600 86400 60
+		@          NS    ns
+		ns         A     127.0.0.1
+		@          MX    10 mx
+		mx         A     127.0.0.1
+	EOF
+	# nodnssec.test.: unsigned, so its (matching) TLSA record comes without
+	# the AD bit and DANE cannot use it.
+	write_file "$DNS/knot/zones/nodnssec.test.zone" 644 <<-EOF && DNS_CHANGED=1
+		\$ORIGIN nodnssec.test.
+		\$TTL 60
+		@          SOA   ns hostmaster 1 3600 600 86400 60
+		@          NS    ns
+		ns         A     127.0.0.1
+		@          MX    10 mx
+		mx         A     127.0.0.1
+		_$POLICY_GOOD_PORT._tcp.mx  TLSA 3 1 1 $good_tlsa
+	EOF
+	printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.policy.test\r\nmax_age: 604800\r\n' |
+		write_file "$POLICY/www/mta-sts.good.policy.test.txt" 644 || true
+	printf 'version: STSv1\r\nmode: enforce\r\nmx: mail.elsewhere.test\r\nmx: *.elsewhere.test\r\nmax_age: 604800\r\n' |
+		write_file "$POLICY/www/mta-sts.stsmismatch.policy.test.txt" 644 || true
+	printf 'version: STSv1\r\nmode: testing\r\nmx: *.elsewhere.test\r\nmax_age: 3600\r\n' |
+		write_file "$POLICY/www/mta-sts.testing.policy.test.txt" 644 || true
+	printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.policy.test\r\nmax_age: 604800\r\n' |
+		write_file "$POLICY/www/mta-sts.expired.policy.test.txt" 644 || true
+	MTASTS_CMD=("$PY" "$POLICY/mta_sts_server.py" "$HOST" "$MTASTS_PORT" "$POLICY_TLS/mtasts-chain.pem" "$POLICY/www")
+	{
+		printf '%q ' "${MTASTS_CMD[@]}"
+		echo
+		cat "$HERE/mta_sts_server.py" "$POLICY_TLS/mtasts.pem"
+	} | write_file "$POLICY/fingerprint" 644 && MTASTS_CHANGED=1
+	cp "$HERE/mta_sts_server.py" "$POLICY/mta_sts_server.py"
+	return 0
+}
+
+# mtasts_ok: the HTTPS server serves good.policy.test's policy under our CA.
+mtasts_ok() {
+	curl -fsS -o /dev/null --max-time 5 --cacert "$TLS/ca.pem" \
+		--resolve "mta-sts.good.policy.test:$MTASTS_PORT:$HOST" \
+		"https://mta-sts.good.policy.test:$MTASTS_PORT/.well-known/mta-sts.txt" 2>/dev/null
+}
+
+# anchors: Unbound's trust anchors: the DS of check.test. and policy.test.,
+# and for bogus.test. a DS whose digest is changed in its last digit.
+anchors() {
+	keymgr -c "$DNS/knot/knot.conf" check.test. ds 2>>"$LOG/knot.log" | grep ' DS '
+	keymgr -c "$DNS/knot/knot.conf" policy.test. ds 2>>"$LOG/knot.log" | grep ' DS '
+	keymgr -c "$DNS/knot/knot.conf" bogus.test. ds 2>>"$LOG/knot.log" | grep ' DS ' |
+		awk '{ d = $NF; l = substr(d, length(d)); $NF = substr(d, 1, length(d) - 1) (l == "0" ? "1" : "0"); print }'
 }
 
 write_env() {
@@ -1138,6 +1367,15 @@ write_env() {
 		DNS_SIGNED_ZONE=check.test
 		DNS_INSECURE_ZONE=insecure.test
 		DNS_LOG=$LOG/unbound.log
+		POLICY_ZONE=policy.test
+		POLICY_BOGUS_ZONE=bogus.test
+		POLICY_UNSIGNED_ZONE=nodnssec.test
+		POLICY_GOOD_PORT=$POLICY_GOOD_PORT
+		POLICY_EXPIRED_PORT=$POLICY_EXPIRED_PORT
+		POLICY_OTHERNAME_PORT=$POLICY_OTHERNAME_PORT
+		MTASTS_PORT=$MTASTS_PORT
+		MTASTS_CERT=$POLICY_TLS/mtasts.pem
+		MTASTS_KEY=$POLICY_TLS/mtasts.key
 	EOF
 }
 
@@ -1148,10 +1386,13 @@ up() {
 	PF_CHANGED=0 DOVE_CHANGED=0 AIO_CHANGED=0 TOUCHED=0
 	HARAKA_CHANGED=0 MAILPIT_CHANGED=0 INBUCKET_CHANGED=0
 	if make_certs; then PF_CHANGED=1 AIO_CHANGED=1 HARAKA_CHANGED=1 MAILPIT_CHANGED=1 INBUCKET_CHANGED=1; fi
+	MTASTS_CHANGED=0
+	if make_policy_certs; then PF_CHANGED=1 MTASTS_CHANGED=1; fi
 	write_configs
 	write_peer_configs
 	DNS_CHANGED=0
 	write_dns_configs
+	write_policy_configs
 	# Messages older than a day are of no use to anyone.
 	find "$MAILBASE" -type f -mtime +1 -delete 2>/dev/null || true
 	check_ports_free
@@ -1166,7 +1407,8 @@ up() {
 	write_env
 	say "up: postfix $HOST:$SMTP_PORT/$SMTPS_PORT/$SUBMISSION_PORT, aiosmtpd $HOST:$AIOSMTPD_PORT," \
 		"haraka $HOST:$HARAKA_PORT/$HARAKA_SMTPS_PORT, mailpit $HOST:$MAILPIT_PORT/$MAILPIT_TLS_PORT," \
-		"inbucket $HOST:$INBUCKET_PORT/$INBUCKET_TLS_PORT, knot $HOST:$KNOT_PORT, unbound $HOST:$UNBOUND_PORT;" \
+		"inbucket $HOST:$INBUCKET_PORT/$INBUCKET_TLS_PORT, knot $HOST:$KNOT_PORT, unbound $HOST:$UNBOUND_PORT," \
+		"policy postfix $HOST:$POLICY_GOOD_PORT/$POLICY_EXPIRED_PORT/$POLICY_OTHERNAME_PORT, mta-sts $HOST:$MTASTS_PORT;" \
 		"env in $ENVFILE"
 }
 
@@ -1234,6 +1476,11 @@ status() {
 	peer_status inbucket inbucket "$INBUCKET_PORT" "" "http://$HOST:$INBUCKET_HTTP_PORT/api/v1/mailbox/ready-check" || ok=1
 	peer_status inbucket-tls inbucket "" "$INBUCKET_TLS_PORT" "http://$HOST:$INBUCKET_TLS_HTTP_PORT/api/v1/mailbox/ready-check" || ok=1
 	dns_status || ok=1
+	local p
+	for p in $POLICY_GOOD_PORT $POLICY_EXPIRED_PORT $POLICY_OTHERNAME_PORT; do
+		if greets "$p"; then line postfix "$HOST:$p" "running (policy tests)"; else line postfix "$HOST:$p" "NOT ANSWERING"; ok=1; fi
+	done
+	if daemon_running mtasts mta_sts_server && mtasts_ok; then line mta-sts "$HOST:$MTASTS_PORT" "running (HTTPS)"; else line mta-sts "-" "stopped"; ok=1; fi
 	if command -v pg_isready >/dev/null && pg_isready -q -h "$HOST" -p 5432; then line postgres "$HOST:5432" "running"; else line postgres "-" "not answering"; ok=1; fi
 	if command -v chromium >/dev/null; then line chromium "$(command -v chromium)" "installed"; else line chromium "-" "missing"; ok=1; fi
 	if [ -s "$AXE_SCRIPT" ]; then line axe-core "$AXE_SCRIPT" "installed"; else line axe-core "-" "missing (run: make testservers)"; ok=1; fi

@@ -72,6 +72,7 @@ type checkFlags struct {
 	implicit   bool
 	dns        string
 	port       int
+	mtaSTSPort int
 	helo       string
 	caFile     string
 	timeout    time.Duration
@@ -100,6 +101,7 @@ func newCheckFlagSet(f *checkFlags) *flag.FlagSet {
 	fs.BoolVar(&f.live, "live", false, "also print each finding to stderr as it is found")
 	fs.StringVar(&f.dns, "dns", "", "DNS resolver as `host:port` (default $"+dnsEnv+", else /etc/resolv.conf)")
 	fs.IntVar(&f.port, "port", 25, "`port` to check a domain's MX hosts on")
+	fs.IntVar(&f.mtaSTSPort, "mta-sts-port", 443, "`port` of the HTTPS server the MTA-STS policy is fetched from (mta-sts.<domain>)")
 	fs.BoolVar(&f.implicit, "implicit-tls", false, "the server speaks TLS from its first byte (always so on port 465)")
 	fs.StringVar(&f.helo, "helo", "", "`name` to send with EHLO (default: the address literal of the local address)")
 	fs.StringVar(&f.caFile, "ca-file", "", "PEM `file` of CA certificates to verify chains against instead of the system's")
@@ -144,6 +146,8 @@ func parseCheck(args []string, getenv func(string) string) (checkPlan, error) {
 	switch {
 	case f.port < 1 || f.port > 65535:
 		return checkPlan{}, fmt.Errorf("--port %d is not a port from 1 to 65535", f.port)
+	case f.mtaSTSPort < 1 || f.mtaSTSPort > 65535:
+		return checkPlan{}, fmt.Errorf("--mta-sts-port %d is not a port from 1 to 65535", f.mtaSTSPort)
 	case f.timeout <= 0 || f.timeout > 10*time.Minute:
 		return checkPlan{}, fmt.Errorf("--timeout %s must be above 0 and at most 10m", f.timeout)
 	case f.dnsTimeout <= 0 || f.dnsTimeout > time.Minute:
@@ -158,9 +162,9 @@ func parseCheck(args []string, getenv func(string) string) (checkPlan, error) {
 	}
 	p.opts = check.Options{
 		Resolver: resolver, DNSTimeout: f.dnsTimeout, MXPort: f.port, LocalName: f.helo, Parallel: f.parallel,
-		ImplicitTLS: f.implicit,
-		Sender:      check.SenderOptions{From: f.from, IP: f.ip, DKIMSelector: f.selector},
-		RelayTest:   f.relayTest,
+		ImplicitTLS: f.implicit, MTASTSPort: f.mtaSTSPort,
+		Sender:    check.SenderOptions{From: f.from, IP: f.ip, DKIMSelector: f.selector},
+		RelayTest: f.relayTest,
 	}
 	if f.from == "" && (f.ip != "" || f.selector != "") {
 		return checkPlan{}, errors.New("--ip and --dkim-selector need the From domain (--from example.org)")

@@ -51,6 +51,10 @@ type Options struct {
 	RootCAs *x509.CertPool
 	// Now is the clock for certificate expiry; time.Now if nil.
 	Now func() time.Time
+	// MTASTSPort is the port the MTA-STS policy is fetched from
+	// (https://mta-sts.<domain>:port/...); 443 if zero. The certificate is
+	// verified against RootCAs.
+	MTASTSPort int
 	// Parallel is how many hosts are checked at once; 4 if zero.
 	Parallel int
 	// Sender, if its From is set, checks the sender side of that domain
@@ -213,7 +217,14 @@ func Run(ctx context.Context, target Target, opts Options) (*Report, error) {
 	for _, h := range hosts {
 		rep.addHost(h)
 	}
+	// Policies (policy.go): MTA-STS and TLS-RPT are looked up while the
+	// hosts are checked; MTA-STS then judges the hosts' TLS findings.
+	finishPolicies := func() {}
+	if target.Kind == KindDomain {
+		finishPolicies = c.startPolicies(ctx, target.Host, hosts)
+	}
 	c.hosts(ctx, hosts)
+	finishPolicies()
 	rep.Took = time.Since(start)
 	return rep, nil
 }

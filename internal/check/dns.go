@@ -32,6 +32,9 @@ func (c *checker) mx(ctx context.Context, domain string) []Host {
 			Message: fmt.Sprintf("The domain %s does not exist (NXDOMAIN): nobody can send mail to it.", domain),
 			Fix:     "Register the domain or correct its spelling, and publish an MX record for it."})
 		return nil
+	case dns.RcodeServerFailure:
+		c.rep.add(c.servfail(ctx, domain, dns.TypeMX, "dns.mx")) // policy.go: tells a DNSSEC failure apart
+		return nil
 	default:
 		c.rep.add(Finding{ID: "dns.mx", Status: Fail,
 			Message: fmt.Sprintf("The MX lookup of %s failed with %s: senders cannot find its mail servers.", domain, l.Rcode),
@@ -108,6 +111,9 @@ func (c *checker) implicitMX(ctx context.Context, domain string) []Host {
 
 // dnssec reports whether the resolver validated the domain's answer.
 func (c *checker) dnssec(domain string, l resolve.Lookup) {
+	if l.Rcode == dns.RcodeToString[dns.RcodeServerFailure] {
+		return // no answer to judge; mx explains the failure
+	}
 	if l.AD {
 		c.rep.add(Finding{ID: "dns.dnssec", Status: Pass,
 			Message: fmt.Sprintf("The resolver validated %s's answer with DNSSEC (AD bit set).", domain)})

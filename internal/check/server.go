@@ -98,6 +98,7 @@ func (c *checker) server(ctx context.Context, h Host, addr string, ptrs []string
 	}
 	if st, ok := cl.TLS(); ok {
 		c.tlsState(h, st, f)
+		c.dane(ctx, h, st.PeerCertificates, f) // dane.go
 	}
 	c.size(cl, f)
 	if err := cl.Quit(ctx); err != nil {

@@ -39,6 +39,9 @@ type Lookup struct {
 	// AD is the Authenticated Data bit of the answer: the resolver
 	// validated it with DNSSEC.
 	AD bool `json:"ad"`
+	// CD says the question was asked with Checking Disabled (RFC 4035
+	// 3.2.2): the resolver was told not to validate.
+	CD bool `json:"cd,omitempty"`
 	// Answer holds the answer section's records in presentation format,
 	// signatures left out.
 	Answer []string `json:"answer,omitempty"`
@@ -59,6 +62,9 @@ func (l Lookup) String() string {
 		fmt.Fprintf(&b, "no answer (%s)", l.Err)
 	} else {
 		b.WriteString(l.Rcode)
+		if l.CD {
+			b.WriteString(" (CD)")
+		}
 		if l.AD {
 			b.WriteString(" AD")
 		}
@@ -145,8 +151,19 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 // its record. An answer with a response code other than NOERROR is not an
 // error; no answer (timeout, network failure) is.
 func (r *Resolver) Query(ctx context.Context, name string, qtype uint16) (*dns.Msg, Lookup, error) {
+	return r.query(ctx, name, qtype, false)
+}
+
+// QueryUnchecked asks as Query does, with the CD bit set: a validating
+// resolver answers without validating. An answer to it where Query got
+// SERVFAIL means DNSSEC validation failed.
+func (r *Resolver) QueryUnchecked(ctx context.Context, name string, qtype uint16) (*dns.Msg, Lookup, error) {
+	return r.query(ctx, name, qtype, true)
+}
+
+func (r *Resolver) query(ctx context.Context, name string, qtype uint16, cd bool) (*dns.Msg, Lookup, error) {
 	fqdn := dns.Fqdn(name)
-	l := Lookup{Name: fqdn, Type: dns.TypeToString[qtype], Server: r.server}
+	l := Lookup{Name: fqdn, Type: dns.TypeToString[qtype], Server: r.server, CD: cd}
 	if _, ok := dns.IsDomainName(fqdn); !ok {
 		l.Err = "not a domain name"
 		r.done(&l)
@@ -156,6 +173,7 @@ func (r *Resolver) Query(ctx context.Context, name string, qtype uint16) (*dns.M
 	q.SetQuestion(fqdn, qtype)
 	q.RecursionDesired = true
 	q.AuthenticatedData = true // ask for the AD bit (RFC 6840 5.7)
+	q.CheckingDisabled = cd
 	q.SetEdns0(1232, false)
 
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
