@@ -100,6 +100,7 @@ func (c *checker) server(ctx context.Context, h Host, addr string, ptrs []string
 		c.tlsState(h, st, f)
 	}
 	c.size(cl, f)
+	c.auth(cl, tlsOn, f) // suggest.go: what a suggested profile authenticates with
 	if err := cl.Quit(ctx); err != nil {
 		conv.Transcript.Info(smtp.PhaseQuit, "QUIT failed: %v", err)
 	}
