@@ -43,6 +43,13 @@ func (c *client) waitCheck(path string) *response {
 	return r
 }
 
+// waitCheckPath waits for the check at path to end and returns path.
+func (c *client) waitCheckPath(path string) string {
+	c.a.t.Helper()
+	c.waitCheck(path)
+	return path
+}
+
 // findingStatus returns the status of the findings with id on a report
 // page, in order.
 func findingStatus(t *testing.T, r *response, id string) []string {
