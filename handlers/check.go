@@ -23,7 +23,8 @@ import (
 // CheckStore keeps the checks run from the Check page.
 type CheckStore interface {
 	CreateCheck(ctx context.Context, c *store.Check) error
-	FinishCheck(ctx context.Context, id int64, finished time.Time, worst string, report []byte) error
+	FinishCheck(ctx context.Context, id int64, finished time.Time, worst string, report []byte, sends map[int]int64) error
+	CreateSend(ctx context.Context, snd *store.Send) error
 	Check(ctx context.Context, id int64) (*store.Check, error)
 	ListChecks(ctx context.Context, limit int, before int64) ([]store.Check, error)
 }
@@ -266,7 +267,7 @@ func (l *liveCheck) fill(v *views.CheckReport) {
 	for _, h := range l.hosts {
 		v.Hosts = append(v.Hosts, hostText(h))
 	}
-	v.Groups = groupFindings(l.hosts, l.findings)
+	v.Groups = groupFindings(l.hosts, l.findings, nil)
 	v.Lookups = append([]string(nil), l.lookups...)
 }
 
@@ -283,25 +284,31 @@ func (h *Handler) runCheck(ctx context.Context, id int64, target check.Target, o
 	case r.sem <- struct{}{}:
 		defer func() { <-r.sem }()
 	case <-ctx.Done():
-		h.finishCheck(id, nil, "the check was cancelled before it started")
+		h.finishCheck(id, false, nil, "the check was cancelled before it started")
 		return
 	}
 	opts.OnEvent = live.onEvent
 	rep, err := check.Run(ctx, target, opts)
 	if err != nil {
-		h.finishCheck(id, nil, strings.TrimPrefix(err.Error(), "check: "))
+		h.finishCheck(id, false, nil, strings.TrimPrefix(err.Error(), "check: "))
 		return
 	}
-	h.finishCheck(id, rep, "")
+	h.finishCheck(id, opts.ImplicitTLS, rep, "")
 }
 
-// finishCheck stores a check's outcome: its report, or why it could not
+// sourceCheck is the history source of a check's SMTP conversations.
+const sourceCheck = "check"
+
+// finishCheck stores a check's outcome: each SMTP conversation as a send
+// in the history (source "check"), then its report, or why it could not
 // run.
-func (h *Handler) finishCheck(id int64, rep *check.Report, failure string) {
+func (h *Handler) finishCheck(id int64, implicitTLS bool, rep *check.Report, failure string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	worst, body := "error", []byte(nil)
+	var sends map[int]int64
 	if rep != nil {
+		sends = h.storeConversations(ctx, id, implicitTLS, rep)
 		b, err := json.Marshal(rep)
 		if err != nil {
 			h.log.Error("check: encode report", "check", id, "err", err)
@@ -314,9 +321,44 @@ func (h *Handler) finishCheck(id int64, rep *check.Report, failure string) {
 		b, _ := json.Marshal(map[string]string{"error": failure})
 		worst, body = "error", b
 	}
-	if err := h.checks.FinishCheck(ctx, id, h.now(), worst, body); err != nil {
+	if err := h.checks.FinishCheck(ctx, id, h.now(), worst, body, sends); err != nil {
 		h.log.Error("check: store outcome", "check", id, "err", err)
 	}
+}
+
+// storeConversations keeps each SMTP conversation of a check as a
+// finished send in the history and returns their ids by conversation
+// number. A conversation that ended as planned is "stopped" (a check
+// never sends DATA); one that failed is a temporary failure with its
+// error.
+func (h *Handler) storeConversations(ctx context.Context, id int64, implicitTLS bool, rep *check.Report) map[int]int64 {
+	sends := map[int]int64{}
+	for _, conv := range rep.Conversations() {
+		events := conv.Transcript.Events()
+		var took time.Duration
+		if n := len(events); n > 0 {
+			took = events[n-1].Offset
+		}
+		tlsMode := "starttls"
+		if implicitTLS || strings.HasSuffix(conv.Addr, ":465") {
+			tlsMode = "implicit"
+		}
+		finished := h.now()
+		snd := &store.Send{
+			CreatedAt: finished.Add(-took), FinishedAt: &finished, Source: sourceCheck, Server: conv.Addr, TLSMode: tlsMode,
+			Subject: fmt.Sprintf("check #%d of %s: %s (%s)", id, rep.Target, conv.Purpose, conv.Host),
+			Status:  smtp.StatusStopped, Events: events, DurationMS: smtp.Millis(took),
+		}
+		if conv.Err != "" {
+			snd.Status, snd.Error = smtp.StatusTempFail, conv.Err
+		}
+		if err := h.checks.CreateSend(ctx, snd); err != nil {
+			h.log.Error("check: store conversation", "check", id, "conversation", conv.ID, "err", err)
+			continue
+		}
+		sends[conv.ID] = snd.ID
+	}
+	return sends
 }
 
 // loadCheck reads the check named by idText, or answers 404.
@@ -373,7 +415,7 @@ func (h *Handler) checkPage(c echo.Context) error {
 			v.Groups = []views.CheckGroup{{Findings: []views.CheckFinding{{ID: "check.run", Status: "fail", Message: "The check could not run: " + failure + "."}}}}
 		}
 		if rep != nil {
-			fillReport(&v, rep)
+			fillReport(&v, rep, ck.Sends)
 			if s, ok := check.Suggest(rep, ck.Options.ImplicitTLS); ok {
 				v.Suggested = &views.CheckSuggestion{Host: s.Host, Port: s.Port, TLSMode: s.TLSMode, AuthMech: s.AuthMech}
 			}
@@ -402,13 +444,13 @@ func (h *Handler) checkPage(c echo.Context) error {
 
 // fillReport puts a stored report's hosts, findings and lookups on the
 // page.
-func fillReport(v *views.CheckReport, rep *check.Report) {
+func fillReport(v *views.CheckReport, rep *check.Report, sends map[int]int64) {
 	v.Resolver = rep.Resolver
 	hosts := rep.Hosts()
 	for _, h := range hosts {
 		v.Hosts = append(v.Hosts, hostText(h))
 	}
-	v.Groups = groupFindings(hosts, rep.Findings())
+	v.Groups = groupFindings(hosts, rep.Findings(), sends)
 	for _, l := range rep.Lookups() {
 		v.Lookups = append(v.Lookups, l.String())
 	}
@@ -420,7 +462,7 @@ func hostText(h check.Host) string {
 
 // groupFindings groups findings by host: the domain's own first, then
 // each host in order, as check.Report.Groups does.
-func groupFindings(hosts []check.Host, findings []check.Finding) []views.CheckGroup {
+func groupFindings(hosts []check.Host, findings []check.Finding, sends map[int]int64) []views.CheckGroup {
 	order := []string{""}
 	for _, h := range hosts {
 		order = append(order, h.Name)
@@ -435,7 +477,7 @@ func groupFindings(hosts []check.Host, findings []check.Finding) []views.CheckGr
 		g := views.CheckGroup{Host: host}
 		for _, f := range findings {
 			if f.Host == host {
-				g.Findings = append(g.Findings, views.CheckFinding{ID: f.ID, Status: string(f.Status), Addr: f.Addr, Message: f.Message, Fix: f.Fix})
+				g.Findings = append(g.Findings, views.CheckFinding{ID: f.ID, Status: string(f.Status), Addr: f.Addr, Message: f.Message, Fix: f.Fix, SendID: sends[f.Conversation]})
 			}
 		}
 		if len(g.Findings) > 0 {

@@ -99,6 +99,20 @@ func TestCheckServer(t *testing.T) {
 			if want := pf.SubmissionAddr + ", TLS starttls, AUTH CRAM-MD5."; sugg != want {
 				t.Errorf("suggested profile %q, want %q", sugg, want)
 			}
+			// Each SMTP conversation is a send in the history (source
+			// "check"), linked from its findings.
+			link, ok := r.doc(t).Find(`[data-testid="finding"][data-id="tls.starttls"] [data-testid="finding-conversation"]`).Attr("href")
+			if !ok {
+				t.Fatal("the STARTTLS finding links no conversation")
+			}
+			conv := c.get(link)
+			if conv.status != http.StatusOK || conv.testid(t, "source").Text() != "check" || !strings.Contains(conv.body, "STARTTLS") {
+				t.Errorf("conversation %s: %d, source %q", link, conv.status, conv.testid(t, "source").Text())
+			}
+			hist := c.get("/history?source=check")
+			if hist.status != http.StatusOK || !strings.Contains(hist.body, link) {
+				t.Errorf("history filtered by source check: %d, no link to %s", hist.status, link)
+			}
 			// The stored check is read back from the database.
 			ck, err := a.store.Check(context.Background(), checkID(t, page))
 			if err != nil || ck.Running() || ck.Target != pf.SubmissionAddr || len(ck.Report) == 0 {

@@ -32,6 +32,9 @@ type CheckList struct {
 // CheckFinding is one finding on the report page.
 type CheckFinding struct {
 	ID, Status, Addr, Message, Fix string
+	// SendID is the send keeping the SMTP conversation the finding comes
+	// from, 0 when none.
+	SendID int64
 }
 
 // CheckGroup is the findings about one host ("" for the domain's DNS).

@@ -29,6 +29,9 @@ type Check struct {
 	Worst string
 	// Report is check.Report's JSON; nil while it runs and in lists.
 	Report []byte
+	// Sends maps the number of each SMTP conversation of the report to
+	// the send (source "check") that keeps it in the history.
+	Sends map[int]int64
 }
 
 // Running reports whether the check has not finished.
@@ -53,23 +56,34 @@ func (s *Store) CreateCheck(ctx context.Context, c *Check) error {
 }
 
 // FinishCheck stores the outcome of a check: when it ended, its worst
-// status and its report (JSON), or ErrNotFound.
-func (s *Store) FinishCheck(ctx context.Context, id int64, finished time.Time, worst string, report []byte) error {
-	if err := affected(s.w.ExecContext(ctx, s.q(`UPDATE checks SET finished_at = ?, worst = ?, report = ? WHERE id = ?`),
-		micros(normTime(finished)), worst, string(report), id)); err != nil {
+// status, its report (JSON) and the sends keeping its conversations, or
+// ErrNotFound.
+func (s *Store) FinishCheck(ctx context.Context, id int64, finished time.Time, worst string, report []byte, sends map[int]int64) error {
+	if sends == nil {
+		sends = map[int]int64{}
+	}
+	sendsJSON, err := json.Marshal(sends)
+	if err != nil {
+		return fmt.Errorf("store: finish check %d: %w", id, err)
+	}
+	if err := affected(s.w.ExecContext(ctx, s.q(`UPDATE checks SET finished_at = ?, worst = ?, report = ?, sends = ? WHERE id = ?`),
+		micros(normTime(finished)), worst, string(report), string(sendsJSON), id)); err != nil {
 		return fmt.Errorf("store: finish check %d: %w", id, err)
 	}
 	return nil
 }
 
-const checkColumns = `id, target, options, started_at, finished_at, worst`
+const checkColumns = `id, target, options, started_at, finished_at, worst, sends`
 
 func scanCheck(row interface{ Scan(...any) error }, extra ...any) (*Check, error) {
 	var c Check
-	var opts string
+	var opts, sends string
 	var started, finished int64
-	if err := row.Scan(append([]any{&c.ID, &c.Target, &opts, &started, &finished, &c.Worst}, extra...)...); err != nil {
+	if err := row.Scan(append([]any{&c.ID, &c.Target, &opts, &started, &finished, &c.Worst, &sends}, extra...)...); err != nil {
 		return nil, err
+	}
+	if err := json.Unmarshal([]byte(sends), &c.Sends); err != nil {
+		return nil, fmt.Errorf("sends of check %d: %w", c.ID, err)
 	}
 	c.Target = decText(c.Target)
 	if err := json.Unmarshal([]byte(opts), &c.Options); err != nil {
