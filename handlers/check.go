@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -86,6 +87,7 @@ func (h *Handler) checkRoutes(g *echo.Group) {
 	g.POST("/checks", h.startCheck)
 	g.GET("/checks/compare", h.compareChecks)
 	g.GET("/checks/:id", h.checkPage)
+	g.GET("/checks/:id/events", h.checkEvents)
 	g.POST("/checks/:id/rerun", h.rerunCheck)
 	g.POST("/checks/:id/profile", h.saveCheckProfile)
 }
@@ -222,7 +224,7 @@ func (h *Handler) launchCheck(c echo.Context, target check.Target, opts store.Ch
 		cancel()
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "sockmail is shutting down; try again in a moment.")
 	}
-	live := &liveCheck{}
+	live := newLiveCheck()
 	r.cancels[ck.ID] = cancel
 	r.live[ck.ID] = live
 	r.wg.Add(1)
@@ -243,11 +245,29 @@ type liveCheck struct {
 	hosts    []check.Host
 	findings []check.Finding
 	lookups  []string
+	// changed is closed (and replaced) at each step, to wake the event
+	// streams of the check's page; done is closed once its outcome is
+	// stored.
+	changed chan struct{}
+	done    chan struct{}
+}
+
+func newLiveCheck() *liveCheck {
+	return &liveCheck{changed: make(chan struct{}), done: make(chan struct{})}
+}
+
+// wait returns a channel closed at the next step.
+func (l *liveCheck) wait() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.changed
 }
 
 func (l *liveCheck) onEvent(ev check.Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	close(l.changed)
+	l.changed = make(chan struct{})
 	switch {
 	case ev.Host != nil:
 		l.hosts = append(l.hosts, *ev.Host)
@@ -279,6 +299,7 @@ func (h *Handler) runCheck(ctx context.Context, id int64, target check.Target, o
 		delete(r.live, id)
 		delete(r.cancels, id)
 		r.mu.Unlock()
+		close(live.done)
 	}()
 	select {
 	case r.sem <- struct{}{}:
@@ -585,4 +606,68 @@ func (h *Handler) saveCheckProfile(c echo.Context) error {
 	}
 	flash(c, "Profile \""+p.Name+"\" saved from check #"+strconv.FormatInt(ck.ID, 10)+". Add its credentials below.")
 	return c.Redirect(http.StatusSeeOther, "/profiles/"+strconv.FormatInt(p.ID, 10))
+}
+
+// checkEvents streams a running check's page as it fills in: after each
+// step a "report" event carries the live part of the page, rendered
+// (views.CheckLive); "done" says the check has ended and its full report
+// is stored (app.js then reloads the page). A check not running here gets
+// "done" at once.
+func (h *Handler) checkEvents(c echo.Context) error {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return echo.NewHTTPError(http.StatusNotFound, "There is no such check.")
+	}
+	w := c.Response()
+	w.Header().Set(echo.HeaderContentType, "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	write := func(event, data string) error {
+		var b strings.Builder
+		b.WriteString("event: " + event + "\n")
+		for _, line := range strings.Split(data, "\n") {
+			b.WriteString("data: " + line + "\n")
+		}
+		b.WriteString("\n")
+		if _, err := io.WriteString(w, b.String()); err != nil {
+			return fmt.Errorf("handlers: write check event: %w", err)
+		}
+		w.Flush()
+		return nil
+	}
+	live := h.checkRuns.running(id)
+	if live == nil {
+		return write("done", "{}")
+	}
+	ping := time.NewTicker(15 * time.Second)
+	defer ping.Stop()
+	for {
+		changed := live.wait()
+		v := views.CheckReport{CheckRow: views.CheckRow{ID: id, Running: true}}
+		live.fill(&v)
+		var b strings.Builder
+		if err := views.CheckLive(v).Render(c.Request().Context(), &b); err != nil {
+			return fmt.Errorf("handlers: render check %d: %w", id, err)
+		}
+		if err := write("report", b.String()); err != nil {
+			return err
+		}
+	wait:
+		for {
+			select {
+			case <-changed:
+				break wait
+			case <-live.done:
+				return write("done", "{}")
+			case <-ping.C:
+				if _, err := io.WriteString(w, ": ping\n\n"); err != nil {
+					return nil
+				}
+				w.Flush()
+			case <-c.Request().Context().Done():
+				return nil
+			}
+		}
+	}
 }
