@@ -38,6 +38,7 @@ func a11yNonPages() map[string]string {
 		"/":                          "redirects to /compose",
 		"/f/:slug/token":             "JSON for a contact form's script",
 		"/sends/:id/events":          "server-sent events of a running send",
+		"/checks/:id/events":         "server-sent events of a running check (its page, visited, has them)",
 		"/sends/:id/diagram":         "an SVG fragment app.js swaps into a send's page (the page, visited, has it)",
 		"/sends/:id/transcript.txt":  "download: the transcript as text",
 		"/sends/:id/transcript.json": "download: the transcript as JSON",
