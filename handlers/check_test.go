@@ -255,3 +255,42 @@ func TestCheckForm(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckShutdown: stopping sockmail cancels a running check, which
+// stores what it found so far, and the live page's event stream ends.
+func TestCheckShutdown(t *testing.T) {
+	d := testenv.DNS(t)
+	gate := make(chan struct{}) // never opened: the greeting never comes
+	t.Cleanup(func() { close(gate) })
+	addr := gatedServer(t, gate)
+	a := newApp(t, appOptions{checkResolver: d.Resolver})
+	c := a.client()
+	c.signUp()
+	page := c.startCheck(url.Values{"target": {addr}})
+	testenv.WaitFor(t, "the check to reach the server", func() (int, bool) {
+		r := c.get(page)
+		n := r.doc(t).Find(`[data-testid="check-lookups"] li`).Length()
+		return n, r.testid(t, "check-live").AttrOr("data-events-url", "") != "" && n >= 3
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := a.h.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := a.store.Check(context.Background(), checkID(t, page))
+	if err != nil || ck.Running() || len(ck.Report) == 0 {
+		t.Fatalf("check after shutdown: %+v, %v; want it finished with its report", ck, err)
+	}
+	r := c.get(page)
+	if running, _ := r.testid(t, "check-status").Attr("data-running"); running != "false" {
+		t.Errorf("page after shutdown: running %q", running)
+	}
+	if got := findingStatus(t, r, "smtp.connect"); len(got) != 1 || got[0] != "fail" {
+		t.Errorf("smtp.connect after shutdown %v, want [fail]", got)
+	}
+	// A new check is refused while shutting down.
+	resp := c.post("/checks", url.Values{"_csrf": {c.csrf("/checks")}, "target": {addr}})
+	if resp.status != http.StatusServiceUnavailable {
+		t.Errorf("check started during shutdown: %d, want 503", resp.status)
+	}
+}
