@@ -274,7 +274,7 @@ func (l *liveCheck) onEvent(ev check.Event) {
 	case ev.Finding != nil:
 		l.findings = append(l.findings, *ev.Finding)
 	case ev.Lookup != nil:
-		l.lookups = append(l.lookups, ev.Lookup.String())
+		l.lookups = append(l.lookups, smtp.SafeText(ev.Lookup.String()))
 		l.resolver = ev.Lookup.Server
 	}
 }
@@ -473,7 +473,7 @@ func fillReport(v *views.CheckReport, rep *check.Report, sends map[int]int64) {
 	}
 	v.Groups = groupFindings(hosts, rep.Findings(), sends)
 	for _, l := range rep.Lookups() {
-		v.Lookups = append(v.Lookups, l.String())
+		v.Lookups = append(v.Lookups, smtp.SafeText(l.String()))
 	}
 }
 
@@ -482,7 +482,9 @@ func hostText(h check.Host) string {
 }
 
 // groupFindings groups findings by host: the domain's own first, then
-// each host in order, as check.Report.Groups does.
+// each host in order, as check.Report.Groups does. Messages quote what
+// servers and DNS said: control and bidi characters are shown escaped
+// (smtp.SafeText).
 func groupFindings(hosts []check.Host, findings []check.Finding, sends map[int]int64) []views.CheckGroup {
 	order := []string{""}
 	for _, h := range hosts {
@@ -498,7 +500,8 @@ func groupFindings(hosts []check.Host, findings []check.Finding, sends map[int]i
 		g := views.CheckGroup{Host: host}
 		for _, f := range findings {
 			if f.Host == host {
-				g.Findings = append(g.Findings, views.CheckFinding{ID: f.ID, Status: string(f.Status), Addr: f.Addr, Message: f.Message, Fix: f.Fix, SendID: sends[f.Conversation]})
+				g.Findings = append(g.Findings, views.CheckFinding{ID: f.ID, Status: string(f.Status), Addr: f.Addr,
+					Message: smtp.SafeText(f.Message), Fix: smtp.SafeText(f.Fix), SendID: sends[f.Conversation]})
 			}
 		}
 		if len(g.Findings) > 0 {
