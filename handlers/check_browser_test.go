@@ -17,6 +17,12 @@ import (
 // EHLO (no STARTTLS) and QUIT.
 func gatedServer(t *testing.T, gate <-chan struct{}) string {
 	t.Helper()
+	return gatedServerAs(t, gate, "gate.test")
+}
+
+// gatedServerAs is gatedServer greeting as name.
+func gatedServerAs(t *testing.T, gate <-chan struct{}, name string) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +36,7 @@ func gatedServer(t *testing.T, gate <-chan struct{}) string {
 		defer conn.Close()
 		<-gate
 		r := bufio.NewReader(conn)
-		_, _ = io.WriteString(conn, "220 gate.test ESMTP\r\n")
+		_, _ = io.WriteString(conn, "220 "+name+" ESMTP\r\n")
 		if _, err := r.ReadString('\n'); err != nil { // EHLO
 			return
 		}

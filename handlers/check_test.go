@@ -294,3 +294,22 @@ func TestCheckShutdown(t *testing.T) {
 		t.Errorf("check started during shutdown: %d, want 503", resp.status)
 	}
 }
+
+// TestCheckShowsServerTextEscaped: a greeting with a bidi override is
+// shown escaped on the report page, never raw.
+func TestCheckShowsServerTextEscaped(t *testing.T) {
+	gate := make(chan struct{})
+	close(gate)
+	addr := gatedServerAs(t, gate, "evil"+rlo+"gpj.test")
+	a := newApp(t, appOptions{checkResolver: testenv.DNS(t).Resolver})
+	c := a.client()
+	c.signUp()
+	r := c.waitCheck(c.startCheck(url.Values{"target": {addr}}))
+	if strings.Contains(r.body, rlo) {
+		t.Error("the report page carries a raw U+202E")
+	}
+	greeting := r.doc(t).Find(`[data-testid="finding"][data-id="smtp.greeting"]`).Text()
+	if !strings.Contains(greeting, `evil\u202egpj.test`) {
+		t.Errorf("greeting finding %q, want the name shown escaped", greeting)
+	}
+}
