@@ -1,11 +1,15 @@
 package handlers_test
 
 import (
+	"bufio"
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/PuerkitoBio/goquery"
@@ -312,4 +316,85 @@ func TestCheckShowsServerTextEscaped(t *testing.T) {
 	if !strings.Contains(greeting, `evil\u202egpj.test`) {
 		t.Errorf("greeting finding %q, want the name shown escaped", greeting)
 	}
+}
+
+// TestCheckConcurrencyBound: five checks of servers that hold their
+// greeting: four run at once, the fifth waits for a free slot (it has not
+// even begun: no host on its page) and runs once the others end.
+func TestCheckConcurrencyBound(t *testing.T) {
+	d := testenv.DNS(t)
+	gate := make(chan struct{})
+	opened := false
+	open := func() {
+		if !opened {
+			opened = true
+			close(gate)
+		}
+	}
+	t.Cleanup(open)
+	var accepted atomic.Int32
+	a := newApp(t, appOptions{checkResolver: d.Resolver})
+	c := a.client()
+	c.signUp()
+	var pages []string
+	for range 5 {
+		addr := countingGatedServer(t, gate, &accepted)
+		pages = append(pages, c.startCheck(url.Values{"target": {addr}}))
+	}
+	testenv.WaitFor(t, "four checks to reach their servers", func() (int32, bool) {
+		n := accepted.Load()
+		return n, n >= 4
+	})
+	if n := accepted.Load(); n != 4 {
+		t.Fatalf("%d checks reached their servers at once, want 4", n)
+	}
+	waiting := 0
+	for _, p := range pages {
+		if c.get(p).testid(t, "check-hosts").Length() == 0 {
+			waiting++
+		}
+	}
+	if waiting != 1 {
+		t.Errorf("%d checks wait for a slot, want 1", waiting)
+	}
+	open()
+	for _, p := range pages {
+		r := c.waitCheck(p)
+		if got := findingStatus(t, r, "smtp.connect"); len(got) != 1 || got[0] != "pass" {
+			t.Errorf("%s: smtp.connect %v, want [pass]", p, got)
+		}
+	}
+	if n := accepted.Load(); n != 5 {
+		t.Errorf("%d servers reached, want 5", n)
+	}
+}
+
+// countingGatedServer is gatedServer counting the connections it accepts.
+func countingGatedServer(t *testing.T, gate <-chan struct{}, accepted *atomic.Int32) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		accepted.Add(1)
+		<-gate
+		r := bufio.NewReader(conn)
+		_, _ = io.WriteString(conn, "220 gate.test ESMTP\r\n")
+		if _, err := r.ReadString('\n'); err != nil {
+			return
+		}
+		_, _ = io.WriteString(conn, "250 gate.test\r\n")
+		if _, err := r.ReadString('\n'); err != nil {
+			return
+		}
+		_, _ = io.WriteString(conn, "221 bye\r\n")
+	}()
+	return ln.Addr().String()
 }
