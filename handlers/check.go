@@ -222,6 +222,7 @@ func (h *Handler) launchCheck(c echo.Context, target check.Target, opts store.Ch
 	if r.closed {
 		r.mu.Unlock()
 		cancel()
+		h.finishCheck(ck.ID, false, nil, "sockmail was shutting down")
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "sockmail is shutting down; try again in a moment.")
 	}
 	live := newLiveCheck()
