@@ -38,6 +38,7 @@ func a11yNonPages() map[string]string {
 		"/":                          "redirects to /compose",
 		"/f/:slug/token":             "JSON for a contact form's script",
 		"/sends/:id/events":          "server-sent events of a running send",
+		"/checks/:id/events":         "server-sent events of a running check (its page, visited, has them)",
 		"/sends/:id/diagram":         "an SVG fragment app.js swaps into a send's page (the page, visited, has it)",
 		"/sends/:id/transcript.txt":  "download: the transcript as text",
 		"/sends/:id/transcript.json": "download: the transcript as JSON",
@@ -73,6 +74,8 @@ type a11yFixture struct {
 	profile      int64
 	form         *store.Form
 	submission   int64
+	// checkA and checkB are two checks of the test Postfix (Check page).
+	checkA, checkB int64
 }
 
 // a11yVisit is one page state the walk checks.
@@ -189,6 +192,14 @@ func a11yVisits() []a11yVisit {
 		{name: "submission", route: "/submissions/:id", stage: stageSignedIn, status: 200,
 			path: func(fx *a11yFixture) string { return "/submissions/" + id(fx.submission) }},
 		{name: "outbox", route: "/outbox", stage: stageSignedIn, path: at("/outbox"), status: 200},
+		{name: "checks", route: "/checks", stage: stageSignedIn, path: at("/checks"), status: 200},
+		{name: "check-errors", stage: stageSignedIn, path: at("/checks"), status: 422, shows: "error-summary",
+			submit: at(`(() => { document.querySelector('[data-testid="input-target"]').value = "https://example.org";
+				document.querySelector('[data-testid="check-submit"]').click(); })()`)},
+		{name: "check-report", route: "/checks/:id", stage: stageSignedIn, status: 200, shows: "suggested-profile",
+			path: func(fx *a11yFixture) string { return "/checks/" + id(fx.checkB) }},
+		{name: "check-compare", route: "/checks/compare", stage: stageSignedIn, status: 200,
+			path: func(fx *a11yFixture) string { return "/checks/compare?a=" + id(fx.checkA) + "&b=" + id(fx.checkB) }},
 		{name: "error-403", stage: stageSignedIn, path: at("/profiles"), status: 403, shows: "error-code",
 			submit: at(postScript("/profiles", url.Values{"name": {"no CSRF token"}}))},
 		// Signed out, an unknown path leads to the sign-in page.
@@ -428,6 +439,10 @@ func a11yFill(t *testing.T, a *contactApp, fx *a11yFixture) {
 		t.Fatalf("%d submissions and %d outbox items, want one each", len(subs), len(a.outbox(t, fx.form)))
 	}
 	fx.submission = subs[0].ID
+
+	pf := testenv.Postfix(t)
+	fx.checkA = checkID(t, c.waitCheckPath(c.startCheck(url.Values{"target": {pf.SMTPAddr}})))
+	fx.checkB = checkID(t, c.waitCheckPath(c.startCheck(url.Values{"target": {pf.SMTPAddr}})))
 }
 
 // sendID reads the send's number from its finished result page.

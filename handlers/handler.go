@@ -33,6 +33,7 @@ type Store interface {
 	HistoryStore
 	CapturedStore
 	FormStore
+	CheckStore
 	delivery.Store
 	contact.Attempts
 	contact.Settings
@@ -120,6 +121,10 @@ type Deps struct {
 	// if nil.
 	HTTPClient *http.Client
 
+	// CheckResolver is the DNS resolver (host:port) of checks run from
+	// the Check page; empty: the first nameserver of /etc/resolv.conf.
+	CheckResolver string
+
 	// CapturedPoll is how often the live captured-mail list looks for
 	// mail another instance captured; 5 s if 0.
 	CapturedPoll time.Duration
@@ -163,6 +168,12 @@ type Handler struct {
 	// (captured.go).
 	capturedLive CapturedNotifier
 	capturedPoll time.Duration
+
+	// The Check page (check.go).
+	checks        CheckStore
+	checkRuns     *checkRunner
+	checkResolver string
+	rootCAs       *x509.CertPool
 }
 
 // New builds a Handler from its dependencies.
@@ -239,6 +250,7 @@ func New(d Deps) (*Handler, error) {
 		retention: d.Retention, maxStored: d.MaxStoredMessage,
 		forms: formStoreOf(d), queue: formStoreOf(d), contact: contactSt, sends: sends,
 		capturedLive: d.Capture.Notifier, capturedPoll: d.CapturedPoll,
+		checks: d.Store, checkRuns: newCheckRunner(), checkResolver: d.CheckResolver, rootCAs: d.RootCAs,
 	}, nil
 }
 
@@ -253,12 +265,17 @@ func render(c echo.Context, status int, comp templ.Component) error {
 	return nil
 }
 
-// Shutdown stops new sends and waits for those in flight until ctx is
+// Shutdown cancels running checks (which store what they found), stops
+// new sends and waits for those in flight until ctx is
 // done; then it aborts them and waits for them to record their (partial)
 // transcripts (delivery.Service.Shutdown).
 func (h *Handler) Shutdown(ctx context.Context) error {
+	checksErr := h.checkRuns.shutdown(ctx)
 	if err := h.sends.Shutdown(ctx); err != nil {
 		return fmt.Errorf("handlers: %w", err)
+	}
+	if checksErr != nil {
+		return fmt.Errorf("handlers: %w", checksErr)
 	}
 	return nil
 }

@@ -77,6 +77,9 @@ type appOptions struct {
 	// capturedPoll is how often the live captured-mail list polls the
 	// store (handlers.Deps.CapturedPoll); the default if 0.
 	capturedPoll time.Duration
+	// checkResolver is the DNS resolver of the Check page
+	// (handlers.Deps.CheckResolver).
+	checkResolver string
 }
 
 // openStore opens a fresh store on backend: a SQLite file in dir, or a
@@ -139,7 +142,7 @@ func newApp(t *testing.T, o appOptions) *app {
 		SendTimeout: 20 * time.Second, MaxUpload: 1 << 20,
 		Capture: handlers.CaptureServer{Addr: cs.Addr(), Certificate: cs.Certificate(), Notifier: notifier},
 		Send:    o.send, BcryptCost: bcrypt.MinCost, RootCAs: o.rootCAs, BaseURL: o.baseURL,
-		Now: o.now, TrustedProxies: o.trustedProxies, CapturedPoll: o.capturedPoll,
+		Now: o.now, TrustedProxies: o.trustedProxies, CapturedPoll: o.capturedPoll, CheckResolver: o.checkResolver,
 	})
 	if err != nil {
 		t.Fatal(err)

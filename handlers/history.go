@@ -113,7 +113,7 @@ func readHistoryForm(q url.Values) historyForm {
 var (
 	historyStatuses = []smtp.Status{smtp.StatusSent, smtp.StatusPartial, smtp.StatusTempFail,
 		smtp.StatusPermFail, smtp.StatusUnknown, smtp.StatusAborted, smtp.StatusStopped, store.StatusRunning}
-	historySources = []string{"web", "cli", "contact", sourceRelease}
+	historySources = []string{"web", "cli", "contact", sourceRelease, sourceCheck}
 )
 
 // Validate checks the form and returns the store filter it asks for.

@@ -108,6 +108,7 @@ func (h *Handler) Routes() *echo.Echo {
 	a.GET("/captured/:id/parts/:n", h.capturedPart)
 	h.capturedRoutes(a)
 	h.historyRoutes(a)
+	h.checkRoutes(a)
 	h.diagramRoutes(a)
 	h.formRoutes(a)
 	return e

@@ -286,3 +286,28 @@
 		});
 	});
 })();
+
+// sockmail: the live report of a running check. The server sends the
+// report's live part, rendered and escaped, after each step; when the
+// check ends the page reloads to show the full stored report. Without
+// JavaScript the page refreshes itself (<noscript> meta refresh).
+(function () {
+	var box = document.querySelector('[data-testid="check-live"][data-events-url]');
+	if (!box || !box.dataset.eventsUrl || !window.EventSource) {
+		return;
+	}
+	var leaving = false;
+	window.addEventListener("pagehide", function () { leaving = true; });
+	var es = new EventSource(box.dataset.eventsUrl);
+	es.addEventListener("report", function (msg) {
+		box.innerHTML = msg.data; // rendered and escaped by the server
+	});
+	es.addEventListener("done", function () {
+		es.close();
+		if (!leaving) { window.location.reload(); }
+	});
+	es.onerror = function () {
+		es.close();
+		if (!leaving) { window.setTimeout(function () { window.location.reload(); }, 1000); }
+	};
+})();

@@ -125,6 +125,8 @@ func (s *server) handlerDeps(ctx context.Context) (handlers.Deps, error) {
 		MaxUpload:        cfg.MaxUpload,
 		Retention:        handlers.Retention{MaxAge: time.Duration(cfg.RetentionDays) * 24 * time.Hour, MaxSends: cfg.RetentionMax},
 		MaxStoredMessage: cfg.MaxStoredMessage, Now: s.now(ctx),
+		// The Check page resolves as "sockmail check" does without --dns.
+		CheckResolver: os.Getenv(dnsEnv),
 	}
 	var err error
 	if d.SessionHashKey, err = settingKey(ctx, s.st, "session.hash_key", 64); err != nil {

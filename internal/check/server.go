@@ -101,6 +101,7 @@ func (c *checker) server(ctx context.Context, h Host, addr string, ptrs []string
 		c.dane(ctx, h, st.PeerCertificates, f) // dane.go
 	}
 	c.size(cl, f)
+	c.auth(cl, tlsOn, f) // suggest.go: what a suggested profile authenticates with
 	if err := cl.Quit(ctx); err != nil {
 		conv.Transcript.Info(smtp.PhaseQuit, "QUIT failed: %v", err)
 	}
