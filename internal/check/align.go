@@ -24,10 +24,11 @@ func aligned(from, a string, m byte) bool {
 }
 
 // align judges the accepted test message: its From header and envelope
-// sender are both o.From; local is the address the server saw.
-func (c *checker) align(ctx context.Context, o TestSendOptions, local, group string) {
+// sender are both o.From; local is the address the server saw; group
+// and at are the findings' host and address.
+func (c *checker) align(ctx context.Context, o TestSendOptions, local, group, at string) {
 	f := func(id string, st Status, msg, fix string) {
-		c.rep.add(Finding{ID: id, Host: group, Status: st, Message: msg, Fix: fix})
+		c.rep.add(Finding{ID: id, Host: group, Addr: at, Status: st, Message: msg, Fix: fix})
 	}
 	fromDomain := domainOfAddr(o.From) // the From header's domain
 	mailFrom := domainOfAddr(o.From)   // the envelope sender's domain

@@ -158,10 +158,11 @@ func (c *checker) testSend(ctx context.Context, o TestSendOptions, hosts []Host)
 	var (
 		cfg   smtp.Config
 		group string
+		at    string // the address of a checked host, empty for a profile
 		conv  *Conversation
 	)
 	f := func(st Status, msg, fix string) {
-		c.rep.add(Finding{ID: "send.result", Host: group, Status: st, Message: msg, Fix: fix, Conversation: conv.ID})
+		c.rep.add(Finding{ID: "send.result", Host: group, Addr: at, Status: st, Message: msg, Fix: fix, Conversation: conv.ID})
 	}
 	if o.Via != nil {
 		group = TestSendGroup
@@ -176,7 +177,7 @@ func (c *checker) testSend(ctx context.Context, o TestSendOptions, hosts []Host)
 			f(Fail, fmt.Sprintf("No test message was sent to %s: no host of %s accepted an SMTP connection.", o.To, c.target), "Fix the connection findings above, then run the check again.")
 			return
 		}
-		group = h.Name
+		group, at = h.Name, addr
 		conv = c.rep.newConversation(h.Name, net.JoinHostPort(addr, strconv.Itoa(h.Port)), "test message")
 		cfg = c.config(h, addr, conv, nil)
 	}
@@ -213,7 +214,7 @@ func (c *checker) testSend(ctx context.Context, o TestSendOptions, hosts []Host)
 		return
 	}
 	if ctx.Err() == nil {
-		c.align(ctx, o, dialer.localIP(), group)
+		c.align(ctx, o, dialer.localIP(), group, at)
 	}
 }
 
