@@ -29,6 +29,9 @@ const maxAddressLength = 256
 // findings when it goes through a profile, which is not a checked host.
 const TestSendGroup = "test message"
 
+// TestSendPurpose is the Purpose of the test message's conversation.
+const TestSendPurpose = "test message"
+
 // TestSendOptions asks for a real test message; the zero value sends none.
 type TestSendOptions struct {
 	// To is the recipient; empty sends nothing.
@@ -167,7 +170,7 @@ func (c *checker) testSend(ctx context.Context, o TestSendOptions, hosts []Host)
 	if o.Via != nil {
 		group = TestSendGroup
 		cfg = *o.Via
-		conv = c.rep.newConversation(o.ViaName, cfg.Addr, "test message")
+		conv = c.rep.newConversation(o.ViaName, cfg.Addr, TestSendPurpose)
 		cfg.Transcript = conv.Transcript
 	} else {
 		h, addr, ok := c.testSendHost(hosts)
@@ -178,7 +181,7 @@ func (c *checker) testSend(ctx context.Context, o TestSendOptions, hosts []Host)
 			return
 		}
 		group, at = h.Name, addr
-		conv = c.rep.newConversation(h.Name, net.JoinHostPort(addr, strconv.Itoa(h.Port)), "test message")
+		conv = c.rep.newConversation(h.Name, net.JoinHostPort(addr, strconv.Itoa(h.Port)), TestSendPurpose)
 		cfg = c.config(h, addr, conv, nil)
 	}
 	dialer := &localDialer{}
