@@ -471,9 +471,9 @@ func (h *Handler) finishCheck(id int64, implicitTLS bool, rep *check.Report, fai
 
 // storeConversations keeps each SMTP conversation of a check as a
 // finished send in the history and returns their ids by conversation
-// number. A conversation that ended as planned is "stopped" (a check
-// never sends DATA); one that failed is a temporary failure with its
-// error.
+// number. A conversation that ended as planned is "stopped" (the checks
+// stop before DATA), or "sent" for the test message; one that failed is
+// a temporary failure with its error.
 func (h *Handler) storeConversations(ctx context.Context, id int64, implicitTLS bool, rep *check.Report) map[int]int64 {
 	sends := map[int]int64{}
 	for _, conv := range rep.Conversations() {

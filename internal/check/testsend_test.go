@@ -30,6 +30,7 @@ func TestTestSend(t *testing.T) {
 		to      string
 		from    string
 		via     *smtp.Config
+		mxPort  int // 0: a closed port
 		group   string
 		status  Status
 		text    string
@@ -41,6 +42,10 @@ func TestTestSend(t *testing.T) {
 				{"align.spf.identifier", Pass, "local.sender.test aligns with the From header's domain local.sender.test (aspf=r, relaxed)"},
 				{"align.spf.result", Pass, "SPF gives pass for 127.0.0.1 sending as check@local.sender.test (this is the address the receiving server judges)"},
 				{"align.dkim", Warning, "carried no DKIM-Signature"},
+				{"align.dmarc", Pass, "would pass DMARC"},
+			}},
+		{name: "domain check, first MX that answered", target: "good.check.test", mxPort: portOf(t, pf.SMTPAddr), to: testenv.UniqueAddress(), from: "check@local.sender.test", group: "localhost",
+			status: Pass, text: "was accepted by 127.0.0.1:" + strconv.Itoa(portOf(t, pf.SMTPAddr)) + " (queue id ", align: []wantFinding{
 				{"align.dmarc", Pass, "would pass DMARC"},
 			}},
 		{name: "server check, refused recipient", target: server, to: testenv.RejectRecipient550, from: "check@local.sender.test", group: "postfix.check.test",
@@ -65,8 +70,11 @@ func TestTestSend(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			closed := portOf(t, testenv.ClosedPort(t))
-			rep, err := Run(context.Background(), target, Options{Resolver: d.Resolver, RootCAs: pf.RootCAs, MXPort: closed,
+			mxPort := tt.mxPort
+			if mxPort == 0 {
+				mxPort = portOf(t, testenv.ClosedPort(t))
+			}
+			rep, err := Run(context.Background(), target, Options{Resolver: d.Resolver, RootCAs: pf.RootCAs, MXPort: mxPort,
 				TestSend: TestSendOptions{To: tt.to, From: tt.from, Via: tt.via, ViaName: "profile test"}})
 			if err != nil {
 				t.Fatal(err)
