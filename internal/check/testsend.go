@@ -110,17 +110,22 @@ func testMessage(from, to, target string, now time.Time) ([]byte, string, error)
 	return m.Bytes(), id, nil
 }
 
-// localDialer dials like net.Dialer and remembers the local address of
-// the last connection, the address the server saw sockmail connect from.
+// localDialer dials through next (a net.Dialer if nil) and remembers the
+// local address of the last connection, the address the server saw
+// sockmail connect from.
 type localDialer struct {
-	d     net.Dialer
+	next  smtp.Dialer
 	mu    sync.Mutex
 	local string
 }
 
 // DialContext dials and records the connection's local address.
 func (l *localDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	conn, err := l.d.DialContext(ctx, network, addr)
+	next := l.next
+	if next == nil {
+		next = &net.Dialer{}
+	}
+	conn, err := next.DialContext(ctx, network, addr)
 	if err == nil {
 		if a, ok := conn.LocalAddr().(*net.TCPAddr); ok {
 			l.mu.Lock()
@@ -184,7 +189,7 @@ func (c *checker) testSend(ctx context.Context, o TestSendOptions, hosts []Host)
 		conv = c.rep.newConversation(h.Name, net.JoinHostPort(addr, strconv.Itoa(h.Port)), TestSendPurpose)
 		cfg = c.config(h, addr, conv, nil)
 	}
-	dialer := &localDialer{}
+	dialer := &localDialer{next: cfg.Dialer}
 	cfg.Dialer = dialer
 	msg, id, err := testMessage(o.From, o.To, c.target.String(), c.now())
 	if err != nil {
