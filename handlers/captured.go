@@ -36,8 +36,6 @@ const (
 	// defaultCapturedPoll is how often the live list looks for mail that
 	// another instance sharing the database captured.
 	defaultCapturedPoll = 5 * time.Second
-	// ssePing keeps idle event streams open through proxies.
-	ssePing = 15 * time.Second
 )
 
 // CapturedStore is what the captured mail pages read and delete.
@@ -185,12 +183,7 @@ func (h *Handler) capturedEvents(c echo.Context) error {
 	after, _ := strconv.ParseInt(c.QueryParam("after"), 10, 64)
 	after = max(after, 0)
 	ctx := c.Request().Context()
-	w := c.Response()
-	w.Header().Set(echo.HeaderContentType, "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	w.Flush()
+	stream := openEventStream(c)
 	csrf := csrfToken(c)
 	// send writes the matching messages above after, oldest first.
 	send := func() error {
@@ -211,11 +204,10 @@ func (h *Handler) capturedEvents(c echo.Context) error {
 				if err != nil {
 					return fmt.Errorf("handlers: captured events: %w", err)
 				}
-				if _, err := fmt.Fprintf(w, "event: message\ndata: %s\n\n", data); err != nil {
+				if err := stream.send("message", data); err != nil {
 					return nil // the browser left
 				}
 			}
-			w.Flush()
 			if len(page.Messages) == 0 {
 				return nil
 			}
@@ -255,10 +247,9 @@ func (h *Handler) capturedEvents(c echo.Context) error {
 					break wait
 				}
 			case <-ping.C:
-				if _, err := fmt.Fprint(w, ": ping\n\n"); err != nil {
-					return nil
+				if stream.ping() != nil {
+					return nil // the browser left
 				}
-				w.Flush()
 			case <-ctx.Done():
 				return nil
 			case <-h.sends.Closing():

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -775,29 +774,13 @@ func (h *Handler) checkEvents(c echo.Context) error {
 	if err != nil || id <= 0 {
 		return echo.NewHTTPError(http.StatusNotFound, "There is no such check.")
 	}
-	w := c.Response()
-	w.Header().Set(echo.HeaderContentType, "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	write := func(event, data string) error {
-		var b strings.Builder
-		b.WriteString("event: " + event + "\n")
-		for _, line := range strings.Split(data, "\n") {
-			b.WriteString("data: " + line + "\n")
-		}
-		b.WriteString("\n")
-		if _, err := io.WriteString(w, b.String()); err != nil {
-			return fmt.Errorf("handlers: write check event: %w", err)
-		}
-		w.Flush()
-		return nil
-	}
+	stream := openEventStream(c)
+	write := func(event, data string) error { return stream.send(event, []byte(data)) }
 	live := h.checkRuns.running(id)
 	if live == nil {
 		return write("done", "{}")
 	}
-	ping := time.NewTicker(15 * time.Second)
+	ping := time.NewTicker(ssePing)
 	defer ping.Stop()
 	for {
 		changed := live.wait()
@@ -818,10 +801,9 @@ func (h *Handler) checkEvents(c echo.Context) error {
 			case <-live.done:
 				return write("done", "{}")
 			case <-ping.C:
-				if _, err := io.WriteString(w, ": ping\n\n"); err != nil {
-					return nil
+				if stream.ping() != nil {
+					return nil // the browser left
 				}
-				w.Flush()
 			case <-c.Request().Context().Done():
 				return nil
 			}

@@ -201,22 +201,10 @@ func (h *Handler) events(c echo.Context) error {
 	if c.QueryParam("after") != "" && (err != nil || after < 0 || after > maxResumeAfter) {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("after must be a count of transcript lines from 0 to %d.", maxResumeAfter))
 	}
-	w := c.Response()
-	w.Header().Set(echo.HeaderContentType, "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	write := func(event string, data []byte) error {
-		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data); err != nil {
-			return fmt.Errorf("handlers: write event: %w", err)
-		}
-		return nil
-	}
+	stream := openEventStream(c)
 	ls := h.sends.Live(id)
 	if ls == nil {
-		err := write("done", []byte("{}"))
-		w.Flush()
-		return err
+		return stream.send("done", []byte("{}"))
 	}
 	// The subscriber runs under the transcript's lock: it only queues.
 	var (
@@ -260,11 +248,7 @@ func (h *Handler) events(c echo.Context) error {
 			return fmt.Errorf("handlers: encode rounds: %w", err)
 		}
 		shown = len(all)
-		if err := write("rounds", b); err != nil {
-			return err
-		}
-		w.Flush()
-		return nil
+		return stream.send("rounds", b)
 	}
 	drain := func() error {
 		mu.Lock()
@@ -276,7 +260,7 @@ func (h *Handler) events(c echo.Context) error {
 	if err := send(); err != nil {
 		return err
 	}
-	ping := time.NewTicker(15 * time.Second)
+	ping := time.NewTicker(ssePing)
 	defer ping.Stop()
 	for {
 		select {
@@ -288,14 +272,11 @@ func (h *Handler) events(c echo.Context) error {
 			if err := drain(); err != nil {
 				return err
 			}
-			err := write("done", []byte("{}"))
-			w.Flush()
-			return err
+			return stream.send("done", []byte("{}"))
 		case <-ping.C:
-			if _, err := fmt.Fprint(w, ": ping\n\n"); err != nil {
-				return nil
+			if stream.ping() != nil {
+				return nil // the browser left
 			}
-			w.Flush()
 		case <-c.Request().Context().Done():
 			return nil
 		case <-h.sends.Closing():
