@@ -983,6 +983,10 @@ write_dns_configs() {
 		none       TXT   "v=spf1 ip4:192.0.2.0/24 -all"
 		_dmarc.none TXT  "v=DMARC1; p=none; rua=mailto:dmarc@sender.test"
 		nodmarc    TXT   "v=spf1 ip4:192.0.2.0/24 -all"
+		; a real test message from 127.0.0.1 (sockmail check --send-to): SPF
+		; passes for local, fails for reject above
+		local      TXT   "v=spf1 ip4:127.0.0.0/8 -all"
+		_dmarc.local TXT "v=DMARC1; p=quarantine; rua=mailto:dmarc@sender.test"
 		_dmarc.bad TXT   "v=DMARC1; p=maybe"
 		; DKIM keys: 1024 and 2048 bit RSA, Ed25519, testing, revoked
 		s1024._domainkey TXT "v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDeKRcwgz3irGcD35SiWVCLt33UmF4g+bNGswuHQ/uUBchnGVYNShNxSOYOw8bzaOdAODlLjSPdUjFEQrEuEhVOzr7Dc+O+5kWfJeBmdlNpvy8qT0L7lymePLpSKNgdjZo4aVgqdHFOgZtxBRYgSV0O8ttA8pSkpLAAswUFri8scwIDAQAB"

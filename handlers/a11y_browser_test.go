@@ -196,6 +196,11 @@ func a11yVisits() []a11yVisit {
 		{name: "check-errors", stage: stageSignedIn, path: at("/checks"), status: 422, shows: "error-summary",
 			submit: at(`(() => { document.querySelector('[data-testid="input-target"]').value = "https://example.org";
 				document.querySelector('[data-testid="check-submit"]').click(); })()`)},
+		{name: "check-send-errors", stage: stageSignedIn, path: at("/checks"), status: 422, shows: "error-send_to",
+			submit: at(`(() => { document.querySelector('[data-testid="input-target"]').value = "example.org";
+				document.querySelector('[data-testid="input-ip"]').value = "192.0.2.1";
+				document.querySelector('[data-testid="input-send_to"]').value = "nobody";
+				document.querySelector('[data-testid="check-submit"]').click(); })()`)},
 		{name: "check-report", route: "/checks/:id", stage: stageSignedIn, status: 200, shows: "suggested-profile",
 			path: func(fx *a11yFixture) string { return "/checks/" + id(fx.checkB) }},
 		{name: "check-compare", route: "/checks/compare", stage: stageSignedIn, status: 200,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"sockmail/internal/check"
+	"sockmail/internal/delivery"
 	"sockmail/internal/store"
 	"sockmail/smtp"
 	"sockmail/views"
@@ -109,6 +111,14 @@ func (h *Handler) showChecks(c echo.Context, status int, form views.CheckForm) e
 	if err != nil {
 		return fmt.Errorf("handlers: list checks: %w", err)
 	}
+	profiles, err := h.profiles.Profiles(c.Request().Context())
+	if err != nil {
+		return fmt.Errorf("handlers: list profiles: %w", err)
+	}
+	for _, p := range profiles {
+		form.Profiles = append(form.Profiles, views.Option{Value: strconv.FormatInt(p.ID, 10),
+			Label: p.Name + " (" + net.JoinHostPort(p.Host, strconv.Itoa(p.Port)) + ")"})
+	}
 	v := views.CheckList{Form: form}
 	if len(rows) > checksPerPage {
 		rows = rows[:checksPerPage]
@@ -138,6 +148,26 @@ func optionsText(ck *store.Check) string {
 	if ck.Options.ImplicitTLS {
 		parts = append(parts, "implicit TLS")
 	}
+	if o := ck.Options; o.From != "" {
+		sender := "sender " + o.From
+		if o.IP != "" {
+			sender += " from " + o.IP
+		}
+		if o.DKIMSelector != "" {
+			sender += ", DKIM selector " + o.DKIMSelector
+		}
+		parts = append(parts, sender)
+	}
+	if ck.Options.RelayTest {
+		parts = append(parts, "relay test")
+	}
+	if o := ck.Options; o.SendTo != "" {
+		msg := "test message to " + o.SendTo
+		if o.Profile != 0 {
+			msg += " through profile #" + strconv.FormatInt(o.Profile, 10)
+		}
+		parts = append(parts, msg)
+	}
 	if len(parts) == 0 {
 		return "defaults"
 	}
@@ -145,17 +175,24 @@ func optionsText(ck *store.Check) string {
 }
 
 // readCheckForm validates the Check form: the target as sockmail check
-// reads it, the MX port from 1 to 65535.
+// reads it, the MX port from 1 to 65535, the sender-side fields, the
+// relay test switch and the test message fields as check.Run validates
+// them (whether the chosen profile exists is checked when it is
+// resolved).
 func readCheckForm(c echo.Context) (views.CheckForm, check.Target, store.CheckOptions) {
 	f := views.CheckForm{
 		Target: strings.TrimSpace(c.FormValue("target")), Port: strings.TrimSpace(c.FormValue("port")),
 		ImplicitTLS: c.FormValue("implicit_tls") != "", Errors: map[string]string{},
+		From: strings.TrimSpace(c.FormValue("from_domain")), IP: strings.TrimSpace(c.FormValue("ip")),
+		DKIMSelector: strings.TrimSpace(c.FormValue("dkim_selector")), RelayTest: c.FormValue("relay_test") != "",
+		SendTo: strings.TrimSpace(c.FormValue("send_to")), SendFrom: strings.TrimSpace(c.FormValue("send_from")),
+		Profile: strings.TrimSpace(c.FormValue("send_profile")),
 	}
 	target, err := check.ParseTarget(f.Target)
 	if err != nil {
 		f.Errors["target"] = "Target: " + strings.TrimPrefix(err.Error(), "check: ") + "."
 	}
-	opts := store.CheckOptions{ImplicitTLS: f.ImplicitTLS}
+	opts := store.CheckOptions{ImplicitTLS: f.ImplicitTLS, RelayTest: f.RelayTest}
 	if f.Port == "" {
 		f.Port = "25"
 	}
@@ -165,7 +202,73 @@ func readCheckForm(c echo.Context) (views.CheckForm, check.Target, store.CheckOp
 	} else if port != 25 {
 		opts.Port = port
 	}
+	readSenderFields(&f, &opts)
+	readTestSendFields(&f, target, &opts)
 	return f, target, opts
+}
+
+// readSenderFields validates the sender-side fields, naming the field at
+// fault.
+func readSenderFields(f *views.CheckForm, opts *store.CheckOptions) {
+	so := check.SenderOptions{From: f.From, IP: f.IP, DKIMSelector: f.DKIMSelector}
+	if so.From == "" && (so.IP != "" || so.DKIMSelector != "") {
+		f.Errors["from_domain"] = "From domain: give it to check a sending address or a DKIM selector."
+		return
+	}
+	if err := so.Validate(); err != nil {
+		msg := strings.TrimPrefix(err.Error(), "check: ")
+		field := "from_domain"
+		switch {
+		case strings.HasPrefix(msg, "sending address"):
+			field = "ip"
+		case strings.HasPrefix(msg, "DKIM selector"):
+			field = "dkim_selector"
+		}
+		f.Errors[field] = clipText(upperFirst(msg), 300) + "."
+		return
+	}
+	opts.From, opts.IP, opts.DKIMSelector = so.From, so.IP, so.DKIMSelector
+}
+
+// readTestSendFields validates the test message fields, naming the field
+// at fault.
+func readTestSendFields(f *views.CheckForm, target check.Target, opts *store.CheckOptions) {
+	if f.Profile != "" {
+		id, err := strconv.ParseInt(f.Profile, 10, 64)
+		if err != nil || id <= 0 {
+			f.Errors["send_profile"] = "Send through: choose a saved profile from the list."
+			return
+		}
+		if f.SendTo == "" {
+			f.Errors["send_to"] = "Send a test message to: give the recipient to send through a profile."
+			return
+		}
+		opts.Profile = id
+	}
+	if f.Errors["target"] != "" {
+		return // the sender default needs the target
+	}
+	ts := check.TestSendOptions{To: f.SendTo, From: f.SendFrom}
+	if err := ts.Validate(opts.From, target); err != nil {
+		msg := upperFirst(strings.TrimPrefix(err.Error(), "check: "))
+		field := "send_to"
+		if strings.Contains(msg, "sender") && !strings.Contains(msg, "needs a recipient") {
+			field = "send_from"
+		}
+		f.Errors[field] = clipText(msg, 300) + "."
+		return
+	}
+	if f.SendTo != "" {
+		opts.SendTo, opts.SendFrom = f.SendTo, f.SendFrom
+	}
+}
+
+// upperFirst capitalises the first letter of an error message.
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // clipText cuts s to n bytes for an error message.
@@ -182,7 +285,15 @@ func (h *Handler) startCheck(c echo.Context) error {
 	if len(form.Errors) > 0 {
 		return h.showChecks(c, http.StatusUnprocessableEntity, form)
 	}
-	return h.launchCheck(c, target, opts)
+	if err := h.launchCheck(c, target, opts); err != nil {
+		var pe *profileError
+		if errors.As(err, &pe) {
+			form.Errors["send_profile"] = pe.msg
+			return h.showChecks(c, http.StatusUnprocessableEntity, form)
+		}
+		return err
+	}
+	return nil
 }
 
 // rerunCheck runs a stored check again, with the same target and options.
@@ -208,13 +319,23 @@ func (h *Handler) launchCheck(c echo.Context, target check.Target, opts store.Ch
 	if closed {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "sockmail is shutting down; try again in a moment.")
 	}
-	ck := &store.Check{Target: target.String(), Options: opts, Started: h.now()}
-	if err := h.checks.CreateCheck(c.Request().Context(), ck); err != nil {
-		return fmt.Errorf("handlers: start check: %w", err)
-	}
 	copts := check.Options{
 		Resolver: h.checkResolver, MXPort: opts.Port, ImplicitTLS: opts.ImplicitTLS, RootCAs: h.rootCAs,
 		Timeouts: smtp.Timeouts{Connect: checkConnect, Greeting: checkReply, Command: checkReply}, Now: h.now,
+		Sender:    check.SenderOptions{From: opts.From, IP: opts.IP, DKIMSelector: opts.DKIMSelector},
+		RelayTest: opts.RelayTest,
+		TestSend:  check.TestSendOptions{To: opts.SendTo, From: opts.SendFrom},
+	}
+	if opts.Profile != 0 {
+		cfg, name, err := h.checkProfile(c.Request().Context(), opts.Profile)
+		if err != nil {
+			return err
+		}
+		copts.TestSend.Via, copts.TestSend.ViaName = &cfg, "profile "+name
+	}
+	ck := &store.Check{Target: target.String(), Options: opts, Started: h.now()}
+	if err := h.checks.CreateCheck(c.Request().Context(), ck); err != nil {
+		return fmt.Errorf("handlers: start check: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.mu.Lock()
@@ -349,9 +470,9 @@ func (h *Handler) finishCheck(id int64, implicitTLS bool, rep *check.Report, fai
 
 // storeConversations keeps each SMTP conversation of a check as a
 // finished send in the history and returns their ids by conversation
-// number. A conversation that ended as planned is "stopped" (a check
-// never sends DATA); one that failed is a temporary failure with its
-// error.
+// number. A conversation that ended as planned is "stopped" (the checks
+// stop before DATA), or "sent" for the test message; one that failed is
+// a temporary failure with its error.
 func (h *Handler) storeConversations(ctx context.Context, id int64, implicitTLS bool, rep *check.Report) map[int]int64 {
 	sends := map[int]int64{}
 	for _, conv := range rep.Conversations() {
@@ -370,6 +491,9 @@ func (h *Handler) storeConversations(ctx context.Context, id int64, implicitTLS 
 			Subject: fmt.Sprintf("check #%d of %s: %s (%s)", id, rep.Target, conv.Purpose, conv.Host),
 			Status:  smtp.StatusStopped, Events: events, DurationMS: smtp.Millis(took),
 		}
+		if conv.Purpose == check.TestSendPurpose {
+			snd.Status = smtp.StatusSent // the test message went through DATA
+		}
 		if conv.Err != "" {
 			snd.Status, snd.Error = smtp.StatusTempFail, conv.Err
 		}
@@ -380,6 +504,35 @@ func (h *Handler) storeConversations(ctx context.Context, id int64, implicitTLS 
 		sends[conv.ID] = snd.ID
 	}
 	return sends
+}
+
+// profileError is a saved profile that cannot carry a check's test
+// message; its text is for the form's profile field.
+type profileError struct{ msg string }
+
+func (e *profileError) Error() string { return e.msg }
+
+// checkProfile resolves a saved profile to the server configuration its
+// sends use (internal/delivery, as compose and release do) and its name.
+func (h *Handler) checkProfile(ctx context.Context, id int64) (smtp.Config, string, error) {
+	profiles, err := h.profiles.Profiles(ctx)
+	if err != nil {
+		return smtp.Config{}, "", fmt.Errorf("handlers: list profiles: %w", err)
+	}
+	name := ""
+	for _, p := range profiles {
+		if p.ID == id {
+			name = p.Name
+		}
+	}
+	if name == "" {
+		return smtp.Config{}, "", &profileError{msg: "Send through: there is no such profile; choose one from the list."}
+	}
+	cfg, err := h.sends.Resolve(ctx, delivery.Target{Kind: delivery.KindProfile, ProfileID: id})
+	if err != nil {
+		return smtp.Config{}, "", &profileError{msg: fmt.Sprintf("Send through: profile %s cannot be used: %v.", name, err)}
+	}
+	return cfg, name, nil
 }
 
 // loadCheck reads the check named by idText, or answers 404.

@@ -7,7 +7,16 @@ type CheckForm struct {
 	Target      string
 	Port        string
 	ImplicitTLS bool
-	Errors      map[string]string
+	// From, IP and DKIMSelector are the sender-side fields; RelayTest the
+	// open relay test switch.
+	From, IP, DKIMSelector string
+	RelayTest              bool
+	// SendTo, SendFrom and Profile ask for a real test message; Profiles
+	// are the saved profiles to choose from (Value "" sends through the
+	// checked server).
+	SendTo, SendFrom, Profile string
+	Profiles                  []Option
+	Errors                    map[string]string
 }
 
 // CheckRow is one check in a list.

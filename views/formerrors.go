@@ -24,6 +24,8 @@ func fieldOrder() []string {
 		// compose: the message
 		"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "attachments", "headers",
 		"dsn_notify", "dsn_ret", "dsn_envid", "stop_after",
+		// check: the sender side and the test message
+		"target", "from_domain", "ip", "dkim_selector", "send_to", "send_from", "send_profile",
 	}
 }
 

@@ -37,8 +37,9 @@ const dnsEnv = "SOCKMAIL_DNS"
 const checkUsage = `Usage: sockmail check [flags] TARGET
 
 Checks a mail domain or one mail server and prints what works, what is
-wrong and what to change, grouped by host. Nothing is ever sent: each
-conversation stops after STARTTLS (the --relay-test one after RCPT TO).
+wrong and what to change, grouped by host. Nothing is sent unless
+--send-to asks: each conversation stops after STARTTLS (the --relay-test
+one after RCPT TO).
 
 TARGET is a domain (example.org: its MX hosts, each on port 25, are
 checked) or a server as host:port (mail.example.org:587; port 465 is
@@ -49,6 +50,17 @@ _submission._tcp and _submissions._tcp) are checked too.
 SPF record (the result for --ip, the path taken, the DNS lookups counted
 against the limit of 10), its DMARC policy, and the DKIM key of
 --dkim-selector.
+
+--send-to ADDRESS sends one real test message (a short text saying it is
+a sockmail check, with a unique Message-ID) after the checks, through the
+server or the first MX host that answered; its transcript is in the
+report, and the findings say whether it was accepted (queue id) or
+refused (code, text, what to change) and, when accepted, whether it
+would align for DMARC (envelope sender against From, SPF for the address
+sockmail sent from, no DKIM signature). --send-from sets its sender
+(default sockmail-check@ the --from domain or the target domain). The
+CLI has no saved profiles: to test through a profile's server with its
+credentials, use the Check page of "sockmail serve".
 
 Flags:
 %s
@@ -82,6 +94,8 @@ type checkFlags struct {
 	ip         string
 	selector   string
 	relayTest  bool
+	sendTo     string
+	sendFrom   string
 }
 
 // checkPlan is the validated form of the flags.
@@ -112,6 +126,8 @@ func newCheckFlagSet(f *checkFlags) *flag.FlagSet {
 	fs.StringVar(&f.ip, "ip", "", "sending `address` to evaluate the --from domain's SPF record for")
 	fs.StringVar(&f.selector, "dkim-selector", "", "DKIM `selector` whose key under the --from domain is checked")
 	fs.BoolVar(&f.relayTest, "relay-test", false, "try to relay through each MX host (MAIL FROM and RCPT TO foreign addresses, never DATA)")
+	fs.StringVar(&f.sendTo, "send-to", "", "send one real test message to `address` after the checks (full DATA; see above)")
+	fs.StringVar(&f.sendFrom, "send-from", "", "sender `address` of the --send-to test message")
 	return fs
 }
 
@@ -165,6 +181,7 @@ func parseCheck(args []string, getenv func(string) string) (checkPlan, error) {
 		ImplicitTLS: f.implicit, MTASTSPort: f.mtaSTSPort,
 		Sender:    check.SenderOptions{From: f.from, IP: f.ip, DKIMSelector: f.selector},
 		RelayTest: f.relayTest,
+		TestSend:  check.TestSendOptions{To: f.sendTo, From: f.sendFrom},
 	}
 	if f.from == "" && (f.ip != "" || f.selector != "") {
 		return checkPlan{}, errors.New("--ip and --dkim-selector need the From domain (--from example.org)")
@@ -174,6 +191,11 @@ func parseCheck(args []string, getenv func(string) string) (checkPlan, error) {
 		for _, fl := range []struct{ field, flag string }{{"From domain:", "--from:"}, {"sending address:", "--ip:"}, {"DKIM selector ", "--dkim-selector "}} {
 			msg = strings.Replace(msg, fl.field, fl.flag, 1)
 		}
+		return checkPlan{}, errors.New(msg)
+	}
+	if err := p.opts.TestSend.Validate(p.opts.Sender.From, target); err != nil {
+		msg := strings.TrimPrefix(err.Error(), "check: ")
+		msg = strings.NewReplacer("test message recipient", "--send-to", "test message sender", "--send-from").Replace(msg)
 		return checkPlan{}, errors.New(msg)
 	}
 	p.opts.Timeouts.Connect = f.timeout

@@ -63,6 +63,9 @@ type Options struct {
 	// RelayTest tries to relay through each MX host (or the server):
 	// MAIL FROM and RCPT TO foreign addresses, never DATA (relay.go).
 	RelayTest bool
+	// TestSend, if its To is set, sends one real test message after the
+	// checks and judges its alignment (testsend.go, align.go).
+	TestSend TestSendOptions
 	// OnEvent, if set, is called with each step as it happens, one call
 	// at a time; it must be quick and must not call back into the report.
 	OnEvent func(Event)
@@ -174,6 +177,9 @@ func Run(ctx context.Context, target Target, opts Options) (*Report, error) {
 	if err := opts.Sender.Validate(); err != nil {
 		return nil, err
 	}
+	if err := opts.TestSend.Validate(opts.Sender.From, target); err != nil {
+		return nil, err
+	}
 	rep := &Report{Target: target.String(), Kind: target.Kind, Started: time.Now(), onEvent: opts.OnEvent}
 	server := opts.Resolver
 	if server == "" {
@@ -225,6 +231,10 @@ func Run(ctx context.Context, target Target, opts Options) (*Report, error) {
 	}
 	c.hosts(ctx, hosts)
 	finishPolicies()
+	// The real test message (testsend.go), opt-in, after every check.
+	if c.opts.TestSend.To != "" && ctx.Err() == nil {
+		c.testSend(ctx, c.opts.TestSend, hosts)
+	}
 	rep.Took = time.Since(start)
 	return rep, nil
 }

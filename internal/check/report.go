@@ -9,7 +9,8 @@
 // (forward-confirmed, FCrDNS), then talks to each address on port 25:
 // greeting, EHLO, STARTTLS (RFC 3207), the TLS versions it accepts (RFC
 // 8996 deprecates 1.0 and 1.1), its certificate (RFC 9525 name matching),
-// SIZE (RFC 1870). It never sends DATA.
+// SIZE (RFC 1870). It never sends DATA, unless asked for a real test
+// message (Options.TestSend, testsend.go).
 package check
 
 import (

@@ -15,6 +15,18 @@ type CheckOptions struct {
 	Port int `json:"port,omitempty"`
 	// ImplicitTLS says the server speaks TLS from its first byte.
 	ImplicitTLS bool `json:"implicit_tls,omitempty"`
+	// From, IP and DKIMSelector ask for the sender side of the From
+	// domain (check.SenderOptions).
+	From         string `json:"from,omitempty"`
+	IP           string `json:"ip,omitempty"`
+	DKIMSelector string `json:"dkim_selector,omitempty"`
+	// RelayTest asks for the open relay test.
+	RelayTest bool `json:"relay_test,omitempty"`
+	// SendTo, if set, asks for a real test message to it, from SendFrom,
+	// through the saved profile Profile (0: through the checked server).
+	SendTo   string `json:"send_to,omitempty"`
+	SendFrom string `json:"send_from,omitempty"`
+	Profile  int64  `json:"profile,omitempty"`
 }
 
 // Check is a stored check (sockmail check) of a domain or a server.
