@@ -471,8 +471,8 @@ func (h *Handler) finishCheck(id int64, implicitTLS bool, rep *check.Report, fai
 // storeConversations keeps each SMTP conversation of a check as a
 // finished send in the history and returns their ids by conversation
 // number. A conversation that ended as planned is "stopped" (the checks
-// stop before DATA), or "sent" for the test message; one that failed is
-// a temporary failure with its error.
+// stop before DATA), or "sent" for the test message; one that failed has
+// the status its error amounts to (a refusal is permanent) and the error.
 func (h *Handler) storeConversations(ctx context.Context, id int64, implicitTLS bool, rep *check.Report) map[int]int64 {
 	sends := map[int]int64{}
 	for _, conv := range rep.Conversations() {
@@ -495,7 +495,10 @@ func (h *Handler) storeConversations(ctx context.Context, id int64, implicitTLS 
 			snd.Status = smtp.StatusSent // the test message went through DATA
 		}
 		if conv.Err != "" {
-			snd.Status, snd.Error = smtp.StatusTempFail, conv.Err
+			snd.Status, snd.Error = conv.Status, conv.Err
+			if snd.Status == "" { // a report stored before conversations kept it
+				snd.Status = smtp.StatusTempFail
+			}
 		}
 		if err := h.checks.CreateSend(ctx, snd); err != nil {
 			h.log.Error("check: store conversation", "check", id, "conversation", conv.ID, "err", err)

@@ -82,6 +82,10 @@ type Conversation struct {
 	Transcript *smtp.Transcript `json:"transcript"`
 	// Err is how the conversation failed, empty when it went as planned.
 	Err string `json:"error,omitempty"`
+	// Status is the send status that failure amounts to (smtp.StatusOf:
+	// a 5xx refusal is a permanent failure, a drop a temporary one), empty
+	// when it went as planned.
+	Status smtp.Status `json:"status,omitempty"`
 }
 
 // Host is a mail server host of the check.
@@ -192,6 +196,7 @@ func (r *Report) setConversationErr(c *Conversation, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c.Err = err.Error()
+	c.Status = smtp.StatusOf(nil, err)
 }
 
 func (r *Report) add(f Finding) {
