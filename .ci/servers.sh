@@ -880,6 +880,12 @@ write_dns_configs() {
 		mx1        A     127.0.0.1
 		mx2        A     127.0.0.1
 		mx3        A     127.0.0.1
+		; four MX hosts, checked in parallel (bounded): TestHostsInParallel
+		four       MX    10 mx1
+		four       MX    20 mx2
+		four       MX    30 mx3
+		four       MX    40 mx4
+		mx4        A     127.0.0.1
 		; a domain whose MX is the test Postfix under the name its certificate has
 		good       MX    10 localhost.
 		; no MX: the domain itself is the implicit MX (RFC 5321 5.1)

@@ -83,6 +83,15 @@ type scriptedServer struct {
 
 	mu    sync.Mutex
 	conns []net.Conn
+	// open counts the connections open now, maxOpen the most at once.
+	open, maxOpen int
+}
+
+// mostAtOnce reports the most connections that were open at once.
+func (s *scriptedServer) mostAtOnce() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxOpen
 }
 
 func startScripted(t *testing.T, cfg *tls.Config, gate int) *scriptedServer {
@@ -112,10 +121,17 @@ func startScripted(t *testing.T, cfg *tls.Config, gate int) *scriptedServer {
 			}
 			s.mu.Lock()
 			s.conns = append(s.conns, c)
+			s.open++
+			s.maxOpen = max(s.maxOpen, s.open)
 			s.mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer func() {
+					s.mu.Lock()
+					s.open--
+					s.mu.Unlock()
+				}()
 				defer c.Close()
 				s.serve(c)
 			}()

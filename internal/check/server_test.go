@@ -184,18 +184,31 @@ func TestHostsInParallel(t *testing.T) {
 	d := testenv.DNS(t)
 	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 	ca := newTestCA(t, now)
-	cert := ca.issue(t, []string{"mx1.check.test", "mx2.check.test", "mx3.check.test"}, now.Add(-time.Hour), now.AddDate(0, 3, 0))
-	srv := startScripted(t, &tls.Config{Certificates: []tls.Certificate{cert}}, 3)
-	rep, err := Run(context.Background(), Target{Kind: KindDomain, Host: "check.test"},
-		Options{Resolver: d.Resolver, MXPort: portOf(t, srv.addr), Parallel: 3, RootCAs: ca.pool, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, h := range []string{"mx1.check.test", "mx2.check.test", "mx3.check.test"} {
-		checkFindings(t, rep, h, []wantFinding{{"smtp.connect", Pass, "answered"}, {"tls.name", Pass, "valid for " + h}})
-	}
-	if w := rep.Worst(); w == Fail {
-		t.Errorf("a finding failed:\n%s", dump(rep))
+	hosts := []string{"mx1.check.test", "mx2.check.test", "mx3.check.test", "mx4.check.test"}
+	cert := ca.issue(t, hosts, now.Add(-time.Hour), now.AddDate(0, 3, 0))
+	// four.check.test has four MX hosts. The scripted server holds back
+	// the greeting of its first `parallel` connections until all of them
+	// are open: a check that took the hosts one at a time would never
+	// get past the first (the test would stall, not pass); one that took
+	// more than `parallel` at once shows in the most connections open.
+	for _, parallel := range []int{4, 2} {
+		t.Run(fmt.Sprintf("parallel %d", parallel), func(t *testing.T) {
+			srv := startScripted(t, &tls.Config{Certificates: []tls.Certificate{cert}}, parallel)
+			rep, err := Run(context.Background(), Target{Kind: KindDomain, Host: "four.check.test"},
+				Options{Resolver: d.Resolver, MXPort: portOf(t, srv.addr), Parallel: parallel, RootCAs: ca.pool, Now: func() time.Time { return now }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range hosts {
+				checkFindings(t, rep, h, []wantFinding{{"smtp.connect", Pass, "answered"}, {"tls.name", Pass, "valid for " + h}})
+			}
+			if w := rep.Worst(); w == Fail {
+				t.Errorf("a finding failed:\n%s", dump(rep))
+			}
+			if n := srv.mostAtOnce(); n != parallel {
+				t.Errorf("at most %d connections were open at once, want %d (one per host, %d hosts at a time)", n, parallel, parallel)
+			}
+		})
 	}
 }
 
