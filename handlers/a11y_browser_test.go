@@ -199,6 +199,13 @@ func a11yVisits() []a11yVisit {
 			path: func(fx *a11yFixture) string { return "/submissions/" + id(fx.submission) }},
 		{name: "outbox", route: "/outbox", stage: stageSignedIn, path: at("/outbox"), status: 200},
 		{name: "checks", route: "/checks", stage: stageSignedIn, path: at("/checks"), status: 200},
+		{name: "tokens", route: "/tokens", stage: stageSignedIn, path: at("/tokens"), status: 200},
+		{name: "tokens-errors", stage: stageSignedIn, path: at("/tokens"), status: 422, shows: "error-summary",
+			submit: at(`(() => { document.querySelectorAll('input[name="scopes"]').forEach(i => { i.checked = false; });
+				document.querySelector('[data-testid="token-create"]').click(); })()`)},
+		{name: "token-made", stage: stageSignedIn, path: at("/tokens"), status: 201, shows: "new-token",
+			submit: at(`(() => { document.querySelector('[data-testid="input-name"]').value = "a11y";
+				document.querySelector('[data-testid="token-create"]').click(); })()`)},
 		{name: "check-errors", stage: stageSignedIn, path: at("/checks"), status: 422, shows: "error-summary",
 			submit: at(`(() => { document.querySelector('[data-testid="input-target"]').value = "https://example.org";
 				document.querySelector('[data-testid="check-submit"]').click(); })()`)},

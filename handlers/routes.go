@@ -114,6 +114,7 @@ func (h *Handler) Routes() *echo.Echo {
 	h.checkRoutes(a)
 	h.diagramRoutes(a)
 	h.formRoutes(a)
+	h.tokenRoutes(a)
 	return e
 }
 
