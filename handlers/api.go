@@ -52,7 +52,9 @@ var openAPIDoc []byte
 // apiRoutes adds the API's routes to g (/api/v1).
 func (h *Handler) apiRoutes(g *echo.Group) {
 	g.GET("/openapi.json", func(c echo.Context) error { return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, openAPIDoc) })
-	read := g.Group("", h.apiAuth, apiScope(api.ScopeRead))
+	send := g.Group("", h.limitBody(h.apiSendBodyLimit()), h.apiAuth, apiScope(api.ScopeSend))
+	send.POST("/sends", h.apiStartSend)
+	read := g.Group("", h.limitBody(apiBodyLimit), h.apiAuth, apiScope(api.ScopeRead))
 	read.GET("/sends", h.apiListSends)
 	read.GET("/sends/:id", h.transcriptJSON)
 	read.GET("/sends/:id/events", h.events)
@@ -61,9 +63,10 @@ func (h *Handler) apiRoutes(g *echo.Group) {
 }
 
 // apiGroup returns the /api/v1 group: problem details for every error,
-// no caching, small bodies.
+// no caching. apiRoutes bounds bodies route by route: small, but a send's
+// attachments' limit for POST /sends.
 func (h *Handler) apiGroup(site *echo.Group) *echo.Group {
-	return site.Group("/api/v1", h.apiProblems, noStore, h.limitBody(apiBodyLimit))
+	return site.Group("/api/v1", h.apiProblems, noStore)
 }
 
 // apiProblems answers every error of the routes after it as an RFC 9457
