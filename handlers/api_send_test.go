@@ -1,10 +1,13 @@
 package handlers_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -111,5 +114,57 @@ func TestAPISendRefused(t *testing.T) {
 	// A valid request to the built-in capture server is accepted.
 	if r := c.apiPost(send, "/api/v1/sends", ok); r.status != http.StatusAccepted {
 		t.Errorf("valid send: %d %s", r.status, r.body)
+	}
+}
+
+// TestAPISendEventsLive: the event stream of a send started through the
+// API, read with the token, shows the transcript as it happens (the
+// server stalls at MAIL FROM, so the send is still running) and ends with
+// "done" once the send is cancelled.
+func TestAPISendEventsLive(t *testing.T) {
+	addr, hungUp := stallingServer(t)
+	host, port := splitHostPort(t, addr)
+	a := newApp(t, appOptions{})
+	tok, _ := addToken(t, a.store, "ci", []string{api.ScopeSend, api.ScopeRead}, nil)
+	c := a.client()
+	body, _ := json.Marshal(map[string]any{"server": "adhoc", "host": host, "port": port, "tls": "none",
+		"from": "api@example.test", "to": []string{"a@example.test"}, "subject": "live", "text": "t"})
+	r := c.apiPost(tok, "/api/v1/sends", string(body))
+	var started struct {
+		ID     int64  `json:"id"`
+		Events string `json:"events"`
+	}
+	if r.status != http.StatusAccepted || json.Unmarshal([]byte(r.body), &started) != nil {
+		t.Fatalf("POST /api/v1/sends: %d %s", r.status, r.body)
+	}
+	req, _ := http.NewRequest(http.MethodGet, a.srv.URL+started.Events+"?after=0", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("events: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	stream := &sseReader{t: t, sc: bufio.NewScanner(resp.Body)}
+	stream.until("MAIL FROM") // live: the server has not answered it
+	// An admin cancels it on its page (the API has no cancel yet).
+	c.signUp()
+	path := "/sends/" + strconv.FormatInt(started.ID, 10)
+	page := c.get(path)
+	csrf, _ := page.testid(t, "cancel-form").Find(`input[name="_csrf"]`).Attr("value")
+	if r := c.post(path+"/cancel", url.Values{"_csrf": {csrf}}); r.status != http.StatusSeeOther {
+		t.Fatalf("cancel: %d", r.status)
+	}
+	<-hungUp
+	for ev := "rounds"; ev != "done"; {
+		if ev, _ = stream.next(); ev == "" {
+			t.Fatal("the stream ended without its done event")
+		}
+	}
+	snd, err := a.store.Send(t.Context(), started.ID)
+	if err != nil || snd.Source != "api:ci" || snd.Status != "aborted" {
+		t.Errorf("send after the stop: %+v, %v", snd, err)
 	}
 }
