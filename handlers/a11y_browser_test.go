@@ -52,6 +52,8 @@ func a11yNonPages() map[string]string {
 		"/api/v1/sends/:id/events":      "HTTP API: server-sent events, Bearer token only",
 		"/api/v1/sends/:id/transcript":  "HTTP API: JSON or text, Bearer token only",
 		"/api/v1/sends/:id/message.eml": "HTTP API: the message sent, Bearer token only",
+		"/api/v1/captured":              "HTTP API: JSON for scripts, Bearer token only",
+		"/api/v1/captured/:id/raw":      "HTTP API: a captured message's source, Bearer token only",
 	}
 }
 

@@ -60,6 +60,7 @@ func (h *Handler) apiRoutes(g *echo.Group) {
 	read.GET("/sends/:id/events", h.events)
 	read.GET("/sends/:id/transcript", h.apiTranscript)
 	read.GET("/sends/:id/message.eml", h.messageEML)
+	h.apiCapturedRoutes(g)
 }
 
 // apiGroup returns the /api/v1 group: problem details for every error,
