@@ -49,18 +49,26 @@ type TokenStore interface {
 //go:embed api_openapi.json
 var openAPIDoc []byte
 
-// apiRoutes adds the API's routes to g (/api/v1).
+// apiRoutes adds the API's routes to g (/api/v1). Each route carries its
+// body limit, the token check and its scope as route middleware (not
+// sub-groups, whose catch-all routes would answer an unknown path with a
+// scope's 403 instead of a 404).
 func (h *Handler) apiRoutes(g *echo.Group) {
 	g.GET("/openapi.json", func(c echo.Context) error { return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, openAPIDoc) })
-	send := g.Group("", h.limitBody(h.apiSendBodyLimit()), h.apiAuth, apiScope(api.ScopeSend))
-	send.POST("/sends", h.apiStartSend)
-	read := g.Group("", h.limitBody(apiBodyLimit), h.apiAuth, apiScope(api.ScopeRead))
-	read.GET("/sends", h.apiListSends)
-	read.GET("/sends/:id", h.transcriptJSON)
-	read.GET("/sends/:id/events", h.events)
-	read.GET("/sends/:id/transcript", h.apiTranscript)
-	read.GET("/sends/:id/message.eml", h.messageEML)
+	g.POST("/sends", h.apiStartSend, h.apiGuard(h.apiSendBodyLimit(), api.ScopeSend)...)
+	read := h.apiGuard(apiBodyLimit, api.ScopeRead)
+	g.GET("/sends", h.apiListSends, read...)
+	g.GET("/sends/:id", h.transcriptJSON, read...)
+	g.GET("/sends/:id/events", h.events, read...)
+	g.GET("/sends/:id/transcript", h.apiTranscript, read...)
+	g.GET("/sends/:id/message.eml", h.messageEML, read...)
 	h.apiCapturedRoutes(g)
+}
+
+// apiGuard is the middleware of an API route: its body limit, a usable
+// token (apiAuth) and the scope.
+func (h *Handler) apiGuard(bodyLimit int64, scope string) []echo.MiddlewareFunc {
+	return []echo.MiddlewareFunc{h.limitBody(bodyLimit), h.apiAuth, apiScope(scope)}
 }
 
 // apiGroup returns the /api/v1 group: problem details for every error,

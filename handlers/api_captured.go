@@ -30,10 +30,10 @@ type apiCaptured struct {
 
 // apiCapturedRoutes adds the captured-mail routes (scope captured).
 func (h *Handler) apiCapturedRoutes(g *echo.Group) {
-	cg := g.Group("", h.limitBody(apiBodyLimit), h.apiAuth, apiScope(api.ScopeCaptured))
-	cg.GET("/captured", h.apiCapturedList)
-	cg.GET("/captured/:id/raw", h.capturedRaw)
-	cg.DELETE("/captured/:id", h.apiCapturedDelete)
+	mw := h.apiGuard(apiBodyLimit, api.ScopeCaptured)
+	g.GET("/captured", h.apiCapturedList, mw...)
+	g.GET("/captured/:id/raw", h.capturedRaw, mw...)
+	g.DELETE("/captured/:id", h.apiCapturedDelete, mw...)
 }
 
 // apiCapturedList lists captured mail newest first with the /captured

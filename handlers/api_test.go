@@ -124,6 +124,9 @@ func TestAPIAuth(t *testing.T) {
 				t.Errorf("%s: Cache-Control %q", tc.name, cc)
 			}
 		}
+		// An unknown path is a 404 problem, not a scope's 403.
+		wantProblem(t, "unknown path", c.apiGet(read, "/api/v1/nope"), http.StatusNotFound, "not-found", "")
+		wantProblem(t, "unknown path under a send", c.apiGet(read, path+"/nope"), http.StatusNotFound, "not-found", "")
 		// A malformed header is refused like none.
 		req, _ := http.NewRequest(http.MethodGet, a.srv.URL+path, nil)
 		req.Header.Set("Authorization", "Basic "+read)
