@@ -32,20 +32,28 @@ import (
 // a11yNonPages returns the GET routes that are not HTML pages, and why.
 func a11yNonPages() map[string]string {
 	return map[string]string{
-		"/healthz":                   "health check: plain text for load balancers",
-		"/static/*":                  "style sheet, script and images",
-		"/favicon.ico":               "the icon browsers ask for",
-		"/":                          "redirects to /compose",
-		"/f/:slug/token":             "JSON for a contact form's script",
-		"/sends/:id/events":          "server-sent events of a running send",
-		"/checks/:id/events":         "server-sent events of a running check (its page, visited, has them)",
-		"/sends/:id/diagram":         "an SVG fragment app.js swaps into a send's page (the page, visited, has it)",
-		"/sends/:id/transcript.txt":  "download: the transcript as text",
-		"/sends/:id/transcript.json": "download: the transcript as JSON",
-		"/sends/:id/message.eml":     "download: the message sent",
-		"/captured/events":           "server-sent events of newly captured mail",
-		"/captured/:id/raw":          "download: a captured message's source",
-		"/captured/:id/parts/:n":     "download: one part of a captured message",
+		"/healthz":                      "health check: plain text for load balancers",
+		"/static/*":                     "style sheet, script and images",
+		"/favicon.ico":                  "the icon browsers ask for",
+		"/":                             "redirects to /compose",
+		"/f/:slug/token":                "JSON for a contact form's script",
+		"/sends/:id/events":             "server-sent events of a running send",
+		"/checks/:id/events":            "server-sent events of a running check (its page, visited, has them)",
+		"/sends/:id/diagram":            "an SVG fragment app.js swaps into a send's page (the page, visited, has it)",
+		"/sends/:id/transcript.txt":     "download: the transcript as text",
+		"/sends/:id/transcript.json":    "download: the transcript as JSON",
+		"/sends/:id/message.eml":        "download: the message sent",
+		"/captured/events":              "server-sent events of newly captured mail",
+		"/captured/:id/raw":             "download: a captured message's source",
+		"/captured/:id/parts/:n":        "download: one part of a captured message",
+		"/api/v1/openapi.json":          "the HTTP API's OpenAPI document (JSON)",
+		"/api/v1/sends":                 "HTTP API: JSON for scripts, Bearer token only",
+		"/api/v1/sends/:id":             "HTTP API: JSON for scripts, Bearer token only",
+		"/api/v1/sends/:id/events":      "HTTP API: server-sent events, Bearer token only",
+		"/api/v1/sends/:id/transcript":  "HTTP API: JSON or text, Bearer token only",
+		"/api/v1/sends/:id/message.eml": "HTTP API: the message sent, Bearer token only",
+		"/api/v1/captured":              "HTTP API: JSON for scripts, Bearer token only",
+		"/api/v1/captured/:id/raw":      "HTTP API: a captured message's source, Bearer token only",
 	}
 }
 
@@ -193,6 +201,13 @@ func a11yVisits() []a11yVisit {
 			path: func(fx *a11yFixture) string { return "/submissions/" + id(fx.submission) }},
 		{name: "outbox", route: "/outbox", stage: stageSignedIn, path: at("/outbox"), status: 200},
 		{name: "checks", route: "/checks", stage: stageSignedIn, path: at("/checks"), status: 200},
+		{name: "tokens", route: "/tokens", stage: stageSignedIn, path: at("/tokens"), status: 200},
+		{name: "tokens-errors", stage: stageSignedIn, path: at("/tokens"), status: 422, shows: "error-summary",
+			submit: at(`(() => { document.querySelectorAll('input[name="scopes"]').forEach(i => { i.checked = false; });
+				document.querySelector('[data-testid="token-create"]').click(); })()`)},
+		{name: "token-made", stage: stageSignedIn, path: at("/tokens"), status: 201, shows: "new-token",
+			submit: at(`(() => { document.querySelector('[data-testid="input-name"]').value = "a11y";
+				document.querySelector('[data-testid="token-create"]').click(); })()`)},
 		{name: "check-errors", stage: stageSignedIn, path: at("/checks"), status: 422, shows: "error-summary",
 			submit: at(`(() => { document.querySelector('[data-testid="input-target"]').value = "https://example.org";
 				document.querySelector('[data-testid="check-submit"]').click(); })()`)},

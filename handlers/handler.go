@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"golang.org/x/crypto/bcrypt"
 
+	"sockmail/internal/api"
 	"sockmail/internal/contact"
 	"sockmail/internal/delivery"
 )
@@ -34,6 +35,7 @@ type Store interface {
 	CapturedStore
 	FormStore
 	CheckStore
+	TokenStore
 	delivery.Store
 	contact.Attempts
 	contact.Settings
@@ -174,6 +176,10 @@ type Handler struct {
 	checkRuns     *checkRunner
 	checkResolver string
 	rootCAs       *x509.CertPool
+
+	// The HTTP API (api.go): its tokens and their rate limit.
+	tokens   TokenStore
+	apiLimit *api.Limiter
 }
 
 // New builds a Handler from its dependencies.
@@ -251,6 +257,7 @@ func New(d Deps) (*Handler, error) {
 		forms: formStoreOf(d), queue: formStoreOf(d), contact: contactSt, sends: sends,
 		capturedLive: d.Capture.Notifier, capturedPoll: d.CapturedPoll,
 		checks: d.Store, checkRuns: newCheckRunner(), checkResolver: d.CheckResolver, rootCAs: d.RootCAs,
+		tokens: d.Store, apiLimit: api.NewLimiter(apiRate, apiBurst, d.Now),
 	}, nil
 }
 

@@ -54,6 +54,8 @@ func (h *Handler) clientAddr() echo.IPExtractor {
 //   - the browser pages (sign-up, sign-in, sign-out): cookie session and
 //     CSRF protection, small bodies;
 //   - the admin pages: the same plus a signed-in admin;
+//   - the HTTP API (/api/v1, api.go): a Bearer token, no cookie, no CSRF
+//     token, problem details for errors, small bodies;
 //   - compose: the admin group's middleware; its body is read as a stream
 //     that keeps the fields of a form with files over the limit.
 func (h *Handler) Routes() *echo.Echo {
@@ -72,6 +74,7 @@ func (h *Handler) Routes() *echo.Echo {
 	site.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", http.FileServerFS(static.FS))), quiet)
 	site.GET("/favicon.ico", favicon, quiet)
 
+	h.apiRoutes(h.apiGroup(site))
 	h.contactRoutes(site.Group("/f", noStore, h.limitBody(h.contactMaxBody())))
 
 	pages := site.Group("", noStore, h.limitBody(smallBodyLimit), h.loadSession, h.checkCSRF)
@@ -111,6 +114,7 @@ func (h *Handler) Routes() *echo.Echo {
 	h.checkRoutes(a)
 	h.diagramRoutes(a)
 	h.formRoutes(a)
+	h.tokenRoutes(a)
 	return e
 }
 

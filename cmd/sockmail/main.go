@@ -35,6 +35,7 @@ Commands:
   check      check a mail domain or server: sockmail check example.org; "sockmail check -h"
   user add   add an admin account: sockmail user add -email you@example.org
              (password from SOCKMAIL_PASSWORD or a prompt)
+  token add  add an HTTP API token, printed once: sockmail token add -name ci -scopes send,read [-expires 720h]
 ` + buildUsage
 
 // dispatch dispatches to a subcommand and returns the exit status.
@@ -50,6 +51,8 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return sendCommand(ctx, args, stdout, stderr, getenv)
 	case "user":
 		return runUser(ctx, args, stdin, stdout, stderr, getenv)
+	case "token":
+		return runToken(ctx, args, stdout, stderr, getenv)
 	case "check":
 		return runCheck(ctx, args, stdout, stderr, getenv)
 	case "help":

@@ -7,7 +7,7 @@ package main
 // runs "send" itself and links neither the web app nor the database
 // drivers, whose package initialisation a full binary runs at every
 // start even for a send that needs none of it (issue 10 item 4). The
-// commands it lacks, "serve", "user", "check" and "send --store" (or --database),
+// commands it lacks, "serve", "user", "token", "check" and "send --store" (or --database),
 // it hands to the full build, bin/sockmail-server, found beside it or
 // through SOCKMAIL_SERVER_BINARY (internal/handover): on unix the process
 // becomes the full build, same pid, arguments, environment and terminal.
@@ -25,7 +25,8 @@ import (
 // buildUsage ends the usage text: what this build hands over.
 const buildUsage = `
 This is the command-line client (bin/sockmail). It runs "send" itself and
-hands "serve", "user", "check" and "send --store" to the full build, sockmail-server,
+hands "serve", "user", "token", "check" and "send --store" to the full build,
+sockmail-server,
 found beside it or at $` + handover.BinaryEnv + `; exit status 127 when
 it is not there, 126 when it cannot be run.
 `
@@ -40,6 +41,11 @@ const (
 // runServe hands "serve" to the full build.
 func runServe(_ context.Context, args []string, _, stderr io.Writer, getenv func(string) string) int {
 	return handOver("serve", args, stderr, getenv)
+}
+
+// runToken hands "token" to the full build.
+func runToken(_ context.Context, args []string, _, stderr io.Writer, getenv func(string) string) int {
+	return handOver("token", args, stderr, getenv)
 }
 
 // runUser hands "user" to the full build.

@@ -111,7 +111,7 @@ func TestCommandLineClient(t *testing.T) {
 	}{
 		{name: "send alone", bin: alone, args: append(send, "--quiet"), code: exitOK, stdout: "message 1/1: sent"},
 		{name: "send --count alone", bin: alone, args: append(send, "--quiet", "--count", "3"), code: exitOK, stdout: "message 3/3: sent"},
-		{name: "help", bin: alone, args: []string{"help"}, code: exitOK, stdout: `hands "serve", "user", "check" and "send --store" to the full build, sockmail-server`},
+		{name: "help", bin: alone, args: []string{"help"}, code: exitOK, stdout: `hands "serve", "user", "token", "check" and "send --store" to the full build`},
 		{name: "serve alone", bin: alone, args: []string{"serve"}, code: 127,
 			stderr: `"serve" runs in the full build, sockmail-server: ` + filepath.Join(filepath.Dir(alone), handover.ServerName) + ": no such file.\n" + handover.Hint},
 		{name: "no command alone", bin: alone, args: []string{"-listen", "127.0.0.1:0"}, code: 127, stderr: `"serve" runs in the full build`},
