@@ -63,6 +63,9 @@ type Deps struct {
 	// Claimed, if set, is called after each look for due monitors with
 	// how many were started (tests wait on it instead of sleeping).
 	Claimed func(started int)
+	// Finished, if set, is called when a run started by Run has ended
+	// and freed its slot (tests wait on it).
+	Finished func(monitorID int64)
 }
 
 // Scheduler runs due monitors. Create it with New.
@@ -134,8 +137,13 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				slots <- struct{}{}
 				started++
 				wg.Go(func() {
-					defer func() { <-slots }()
-					defer s.done(m.ID)
+					defer func() {
+						s.done(m.ID)
+						<-slots
+						if s.d.Finished != nil {
+							s.d.Finished(m.ID)
+						}
+					}()
 					if _, _, err := s.runClaimed(ctx, m); err != nil && ctx.Err() == nil {
 						s.d.Logger.Error("monitor run", "monitor", m.ID, "err", err)
 					}

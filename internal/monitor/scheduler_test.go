@@ -44,6 +44,7 @@ type harness struct {
 	started chan int64
 	release chan struct{}
 	stored  chan int64
+	ended   chan int64
 	sched   *Scheduler
 	stop    func()
 
@@ -61,7 +62,7 @@ func newHarness(t *testing.T, concurrency int) *harness {
 	}
 	t.Cleanup(func() { st.Close() })
 	h := &harness{t: t, st: st, clock: &clock{now: t0}, ticks: make(chan time.Time), claimed: make(chan int, 100),
-		started: make(chan int64, 100), release: make(chan struct{}, 100), stored: make(chan int64, 100)}
+		started: make(chan int64, 100), release: make(chan struct{}, 100), stored: make(chan int64, 100), ended: make(chan int64, 100)}
 	probe := func(ctx context.Context, m store.Monitor) Result {
 		h.mu.Lock()
 		h.inflight++
@@ -77,7 +78,8 @@ func newHarness(t *testing.T, concurrency int) *harness {
 		return Result{Started: start, Finished: start.Add(10 * time.Millisecond)}
 	}
 	h.sched, err = New(Deps{Store: observed{st, h.stored}, Probe: probe, Owner: "one", Lease: time.Minute, Concurrency: concurrency,
-		Ticks: h.ticks, Now: h.clock.Now, Claimed: func(n int) { h.claimed <- n }})
+		Ticks: h.ticks, Now: h.clock.Now, Claimed: func(n int) { h.claimed <- n },
+		Finished: func(id int64) { h.ended <- id }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +114,7 @@ func (h *harness) tick(at time.Time) int {
 }
 
 // finish lets n running probes end and waits until their runs are
-// stored; it returns the monitors stored, sorted.
+// stored and their slots free; it returns the monitors stored, sorted.
 func (h *harness) finish(n int) []int64 {
 	var ids []int64
 	for range n {
@@ -120,6 +122,7 @@ func (h *harness) finish(n int) []int64 {
 	}
 	for range n {
 		ids = append(ids, <-h.stored)
+		<-h.ended
 	}
 	slices.Sort(ids)
 	return ids
