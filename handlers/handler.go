@@ -128,6 +128,9 @@ type Deps struct {
 	// CapturedPoll is how often the live captured-mail list looks for
 	// mail another instance captured; 5 s if 0.
 	CapturedPoll time.Duration
+
+	// Monitors serves the monitor pages; nil: they answer 404.
+	Monitors *Monitors
 }
 
 // Handler serves sockmail's web pages.
@@ -174,6 +177,8 @@ type Handler struct {
 	checkRuns     *checkRunner
 	checkResolver string
 	rootCAs       *x509.CertPool
+	// monitors serves the monitor pages (nil: off).
+	monitors *Monitors
 }
 
 // New builds a Handler from its dependencies.
@@ -251,6 +256,7 @@ func New(d Deps) (*Handler, error) {
 		forms: formStoreOf(d), queue: formStoreOf(d), contact: contactSt, sends: sends,
 		capturedLive: d.Capture.Notifier, capturedPoll: d.CapturedPoll,
 		checks: d.Store, checkRuns: newCheckRunner(), checkResolver: d.CheckResolver, rootCAs: d.RootCAs,
+		monitors: d.Monitors,
 	}, nil
 }
 

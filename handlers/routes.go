@@ -109,6 +109,7 @@ func (h *Handler) Routes() *echo.Echo {
 	h.capturedRoutes(a)
 	h.historyRoutes(a)
 	h.checkRoutes(a)
+	h.monitorRoutes(a)
 	h.diagramRoutes(a)
 	h.formRoutes(a)
 	return e
