@@ -200,9 +200,8 @@ func TestSchedulerDue(t *testing.T) {
 // probes in flight and stores nothing for them.
 func TestSchedulerBounds(t *testing.T) {
 	h := newHarness(t, 2)
-	var ids []int64
 	for _, name := range []string{"m1", "m2", "m3", "m4", "m5"} {
-		ids = append(ids, h.create(&store.Monitor{Name: name, Interval: 5, Enabled: true}))
+		h.create(&store.Monitor{Name: name, Interval: 5, Enabled: true})
 	}
 	if n := h.start(); n != 2 {
 		t.Fatalf("first look started %d, want 2", n)
