@@ -135,6 +135,8 @@ type Deps struct {
 
 // Handler serves sockmail's web pages.
 type Handler struct {
+	// monitors serves the monitor pages (nil: off).
+	monitors *Monitors
 	accounts Accounts
 	profiles ProfileStore
 	history  HistoryStore
@@ -177,8 +179,6 @@ type Handler struct {
 	checkRuns     *checkRunner
 	checkResolver string
 	rootCAs       *x509.CertPool
-	// monitors serves the monitor pages (nil: off).
-	monitors *Monitors
 }
 
 // New builds a Handler from its dependencies.
@@ -249,6 +249,7 @@ func New(d Deps) (*Handler, error) {
 		return nil, err
 	}
 	return &Handler{
+		monitors: d.Monitors,
 		accounts: d.Store, profiles: d.Store, history: d.Store, captured: d.Store, sealer: d.Sealer, log: d.Logger, cookies: cs, secure: d.SecureCookies,
 		lifetime: d.SessionLifetime, baseURL: d.BaseURL, proxies: d.TrustedProxies, maxUp: d.MaxUpload,
 		capture: d.Capture, now: d.Now, cop: cop, hosts: hosts, deviceKey: deviceKeyFrom(d.SessionHashKey), bcryptCost: d.BcryptCost, dummyHash: string(dummy),
@@ -256,7 +257,6 @@ func New(d Deps) (*Handler, error) {
 		forms: formStoreOf(d), queue: formStoreOf(d), contact: contactSt, sends: sends,
 		capturedLive: d.Capture.Notifier, capturedPoll: d.CapturedPoll,
 		checks: d.Store, checkRuns: newCheckRunner(), checkResolver: d.CheckResolver, rootCAs: d.RootCAs,
-		monitors: d.Monitors,
 	}, nil
 }
 

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"sockmail/handlers"
-	"sockmail/internal/capture"
 	"sockmail/internal/delivery"
 	"sockmail/internal/monitor"
 	"sockmail/internal/store"
@@ -20,10 +19,10 @@ import (
 // testMonitors wires the monitor pages as serve does: a real prober
 // (through the same resolver as sends) and a scheduler that the tests
 // drive with "run now" only.
-func testMonitors(t *testing.T, st *store.Store, cs *capture.Server, roots *x509.CertPool) *handlers.Monitors {
+func testMonitors(t testing.TB, st *store.Store, capInfo handlers.CaptureServer, roots *x509.CertPool) *handlers.Monitors {
 	t.Helper()
 	resolver := delivery.NewResolver(delivery.ResolverDeps{Profiles: st, Sends: st,
-		Capture: delivery.Capture{Addr: cs.Addr(), Certificate: cs.Certificate()}, RootCAs: roots})
+		Capture: delivery.Capture{Addr: capInfo.Addr, Certificate: capInfo.Certificate}, RootCAs: roots})
 	sched, err := monitor.New(monitor.Deps{Store: st, Owner: "test", Probe: monitor.NewProber(monitor.ProberDeps{Resolve: resolver.Resolve, Sends: st})})
 	if err != nil {
 		t.Fatal(err)
