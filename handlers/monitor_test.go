@@ -23,7 +23,7 @@ func testMonitors(t testing.TB, st *store.Store, capInfo handlers.CaptureServer,
 	t.Helper()
 	resolver := delivery.NewResolver(delivery.ResolverDeps{Profiles: st, Sends: st,
 		Capture: delivery.Capture{Addr: capInfo.Addr, Certificate: capInfo.Certificate}, RootCAs: roots})
-	sched, err := monitor.New(monitor.Deps{Store: st, Owner: "test", Probe: monitor.NewProber(monitor.ProberDeps{Resolve: resolver.Resolve, Sends: st})})
+	sched, err := monitor.New(monitor.Deps{Store: st, Owner: "test", Probe: monitor.NewProber(monitor.ProberDeps{Resolve: resolver.Resolve, Sends: st, Captured: st})})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,26 @@ type ProberDeps struct {
 	Now func() time.Time
 	// Timeout bounds one run (DefaultProbeTimeout if 0).
 	Timeout time.Duration
+	// Captured, if set, confirms the arrival of full sends to the
+	// built-in capture server: the run looks for its token there, then
+	// deletes the message (*store.Store).
+	Captured CapturedFinder
+	// ArrivalWait bounds the look for the message (DefaultArrivalWait
+	// if 0); ArrivalPoll is the pause between looks (a second if 0).
+	ArrivalWait, ArrivalPoll time.Duration
+	// After waits like time.After (its default); tests inject a clock.
+	After func(time.Duration) <-chan time.Time
 }
+
+// CapturedFinder finds and deletes captured mail (*store.Store).
+type CapturedFinder interface {
+	SearchCaptured(ctx context.Context, f store.CapturedFilter) (store.CapturedPage, error)
+	DeleteCaptured(ctx context.Context, id int64) error
+}
+
+// DefaultArrivalWait is how long a full send's message is looked for in
+// the capture server.
+const DefaultArrivalWait = time.Minute
 
 // NewProber returns the ProbeFunc that runs monitors for real: a
 // quit-after test talks to the monitor's server up to RCPT TO and quits;
@@ -62,6 +81,15 @@ func NewProber(d ProberDeps) ProbeFunc {
 	if d.Timeout <= 0 {
 		d.Timeout = DefaultProbeTimeout
 	}
+	if d.ArrivalWait <= 0 {
+		d.ArrivalWait = DefaultArrivalWait
+	}
+	if d.ArrivalPoll <= 0 {
+		d.ArrivalPoll = time.Second
+	}
+	if d.After == nil {
+		d.After = time.After
+	}
 	return func(ctx context.Context, m store.Monitor) Result {
 		start := d.Now()
 		res := probe(ctx, d, m)
@@ -77,6 +105,7 @@ func probe(ctx context.Context, d ProberDeps, m store.Monitor) Result {
 	var target delivery.Target
 	var opts smtp.SendOptions
 	var msg []byte
+	var token string
 	from := m.Options.MailFrom
 	switch m.Kind {
 	case store.MonitorQuitAfter:
@@ -93,12 +122,13 @@ func probe(ctx context.Context, d ProberDeps, m store.Monitor) Result {
 	case store.MonitorSend:
 		target = delivery.Target{Kind: delivery.KindProfile, ProfileID: m.Profile}
 		if m.Profile == 0 {
-			target = delivery.Target{Kind: delivery.KindCapture}
+			target = delivery.Target{Kind: delivery.KindCapture, TLS: "starttls", Verify: true}
 		}
 		if from == "" {
 			from = DefaultMonitorSender
 		}
-		token, err := newToken()
+		var err error
+		token, err = newToken()
 		if err != nil {
 			return Result{Err: err}
 		}
@@ -160,7 +190,35 @@ func probe(ctx context.Context, d ProberDeps, m store.Monitor) Result {
 			out.Err = errors.New("no recipient was accepted")
 		}
 	}
+	if out.Err == nil && token != "" && m.Profile == 0 && d.Captured != nil {
+		out.Err = confirmArrival(ctx, d, token)
+	}
 	return out
+}
+
+// confirmArrival looks for the message carrying token in the capture
+// server until it is there or ArrivalWait has passed, then deletes it.
+func confirmArrival(ctx context.Context, d ProberDeps, token string) error {
+	deadline := d.After(d.ArrivalWait)
+	for {
+		page, err := d.Captured.SearchCaptured(ctx, store.CapturedFilter{Terms: []store.CapturedTerm{{Field: store.FieldSubject, Text: token}}, Limit: 1})
+		if err != nil {
+			return fmt.Errorf("look for the message in the capture server: %w", err)
+		}
+		if len(page.Messages) > 0 {
+			if err := d.Captured.DeleteCaptured(ctx, page.Messages[0].ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("delete the arrived message: %w", err)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("look for the message in the capture server: %w", ctx.Err())
+		case <-deadline:
+			return fmt.Errorf("the message (token %s) did not arrive in the capture server within %v", token, d.ArrivalWait)
+		case <-d.After(d.ArrivalPoll):
+		}
+	}
 }
 
 // newToken returns a unique token marking a monitor's message.

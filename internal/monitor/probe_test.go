@@ -8,7 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"sockmail/internal/capture"
 	"sockmail/internal/delivery"
 	"sockmail/internal/store"
 	"sockmail/internal/testenv"
@@ -85,5 +87,49 @@ func TestProber(t *testing.T) {
 				testenv.WaitForMessage(t, pf.Maildir, "Token: "+token, testenv.StallLimit)
 			}
 		})
+	}
+}
+
+// TestConfirmArrival: a full send to the built-in capture server finds
+// its message by token and deletes it; a token that never arrives fails
+// once the wait (a fake clock's) is over, naming the token.
+func TestConfirmArrival(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := store.Open(ctx, filepath.Join(dir, "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cert, err := capture.LoadOrCreateCertificate(dir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := capture.Listen(capture.Options{Addr: "127.0.0.1:0", Certificate: cert}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Shutdown(ctx)
+	resolver := delivery.NewResolver(delivery.ResolverDeps{Profiles: st, Capture: delivery.Capture{Addr: cs.Addr(), Certificate: cs.Certificate()}})
+	probe := NewProber(ProberDeps{Resolve: resolver.Resolve, Sends: st, Captured: st})
+	res := probe(ctx, store.Monitor{Name: "arrival", Kind: store.MonitorSend, Rcpt: "someone@example.test"})
+	if res.Err != nil || res.SendID == nil {
+		t.Fatalf("full send to the capture server: %v", res.Err)
+	}
+	if left, err := st.ListCaptured(ctx, 10, 0); err != nil || len(left) != 0 {
+		t.Errorf("captured mail left after the run: %d, %v; want the message deleted", len(left), err)
+	}
+	fired := make(chan time.Time, 1)
+	fired <- time.Now()
+	never := make(chan time.Time)
+	after := func(d time.Duration) <-chan time.Time {
+		if d == time.Minute { // the deadline
+			return fired
+		}
+		return never
+	}
+	err = confirmArrival(ctx, ProberDeps{Captured: st, ArrivalWait: time.Minute, ArrivalPoll: time.Second, After: after}, "0123456789abcdef")
+	if err == nil || !strings.Contains(err.Error(), "0123456789abcdef") || !strings.Contains(err.Error(), "did not arrive") {
+		t.Errorf("missing message: %v, want it named as not arrived", err)
 	}
 }
