@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 )
@@ -123,6 +125,61 @@ func TestMonitors(t *testing.T) {
 		}
 		if runs, _ := s.MonitorRuns(ctx, a.ID, 0, 0); len(runs) != 0 {
 			t.Errorf("runs of a deleted monitor: %d", len(runs))
+		}
+	})
+}
+
+// TestMonitorClaimsAcrossInstances: two instances (two Stores on one
+// database) claim due monitors at once, several times each; every
+// monitor is claimed by exactly one of them.
+func TestMonitorClaimsAcrossInstances(t *testing.T) {
+	forEachBackendDSN(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		var stores [2]*Store
+		for i := range stores {
+			s, err := Open(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			stores[i] = s
+		}
+		t0 := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+		const n = 30
+		for i := range n {
+			m := &Monitor{Name: fmt.Sprint("m", i), Kind: MonitorCheck, Target: "a.test", Interval: 5, Enabled: true, Created: t0}
+			if err := stores[0].CreateMonitor(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var mu sync.Mutex
+		claims := map[int64]int{}
+		var wg sync.WaitGroup
+		for i := range 4 {
+			wg.Go(func() {
+				s := stores[i%2]
+				for range 5 {
+					ms, err := s.ClaimDueMonitors(ctx, fmt.Sprint("owner", i), t0, time.Minute, 3)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					for _, m := range ms {
+						claims[m.ID]++
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		for id, c := range claims {
+			if c != 1 {
+				t.Errorf("monitor %d claimed %d times", id, c)
+			}
+		}
+		if len(claims) != n {
+			t.Errorf("%d monitors claimed, want all %d (4 owners × 5 claims × 3 ≥ %d)", len(claims), n, n)
 		}
 	})
 }
