@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -84,6 +85,8 @@ type a11yFixture struct {
 	submission   int64
 	// checkA and checkB are two checks of the test Postfix (Check page).
 	checkA, checkB int64
+	// monitor is a quit-after monitor of the test Postfix, run once.
+	monitor int64
 }
 
 // a11yVisit is one page state the walk checks.
@@ -220,6 +223,15 @@ func a11yVisits() []a11yVisit {
 			path: func(fx *a11yFixture) string { return "/checks/" + id(fx.checkB) }},
 		{name: "check-compare", route: "/checks/compare", stage: stageSignedIn, status: 200,
 			path: func(fx *a11yFixture) string { return "/checks/compare?a=" + id(fx.checkA) + "&b=" + id(fx.checkB) }},
+		{name: "monitors", route: "/monitors", stage: stageSignedIn, path: at("/monitors"), status: 200, shows: "monitor-state"},
+		{name: "monitor-new", route: "/monitors/new", stage: stageSignedIn, path: at("/monitors/new"), status: 200},
+		{name: "monitor-errors", stage: stageSignedIn, path: at("/monitors/new"), status: 422, shows: "error-summary",
+			submit: at(`(() => { document.querySelector('[data-testid="input-interval"]').value = "0";
+				document.querySelector('[data-testid="monitor-save"]').click(); })()`)},
+		{name: "monitor", route: "/monitors/:id", stage: stageSignedIn, status: 200, shows: "run-row",
+			path: func(fx *a11yFixture) string { return "/monitors/" + id(fx.monitor) }},
+		{name: "monitor-edit", route: "/monitors/:id/edit", stage: stageSignedIn, status: 200, shows: "monitor-form",
+			path: func(fx *a11yFixture) string { return "/monitors/" + id(fx.monitor) + "/edit" }},
 		{name: "error-403", stage: stageSignedIn, path: at("/profiles"), status: 403, shows: "error-code",
 			submit: at(postScript("/profiles", url.Values{"name": {"no CSRF token"}}))},
 		// Signed out, an unknown path leads to the sign-in page.
@@ -463,6 +475,19 @@ func a11yFill(t *testing.T, a *contactApp, fx *a11yFixture) {
 	pf := testenv.Postfix(t)
 	fx.checkA = checkID(t, c.waitCheckPath(c.startCheck(url.Values{"target": {pf.SMTPAddr}})))
 	fx.checkB = checkID(t, c.waitCheckPath(c.startCheck(url.Values{"target": {pf.SMTPAddr}})))
+
+	host, port, _ = net.SplitHostPort(pf.SMTPAddr)
+	portN, _ := strconv.Atoi(port)
+	m := &store.Monitor{Name: "Test Postfix", Kind: store.MonitorQuitAfter, Target: host, Rcpt: "a11y@example.test",
+		Options: store.MonitorOptions{Port: portN}, Interval: 5, Enabled: true, SlowMS: 2000, CertDays: 14}
+	if err := a.store.CreateMonitor(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	fx.monitor = m.ID
+	page := "/monitors/" + strconv.FormatInt(m.ID, 10)
+	if r := c.post(page+"/run", url.Values{"_csrf": {c.csrf(page)}}); r.status != http.StatusSeeOther {
+		t.Fatalf("run monitor: %d\n%s", r.status, r.body)
+	}
 }
 
 // sendID reads the send's number from its finished result page.

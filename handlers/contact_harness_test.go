@@ -184,6 +184,7 @@ func newContactApp(t testing.TB, o contactOptions) *contactApp {
 		MaxUpload: 1 << 20, BcryptCost: bcrypt.MinCost, Now: clk.Now, Capture: capInfo,
 		Kicker: kick, CaptchaVerifyURLs: o.captchaURLs, BaseURL: o.baseURL,
 		TrustedProxies: o.trustedProxies, Retention: o.retention,
+		Monitors: testMonitors(t, st, capInfo, o.roots),
 	})
 	if err != nil {
 		t.Fatal(err)

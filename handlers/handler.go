@@ -130,10 +130,15 @@ type Deps struct {
 	// CapturedPoll is how often the live captured-mail list looks for
 	// mail another instance captured; 5 s if 0.
 	CapturedPoll time.Duration
+
+	// Monitors serves the monitor pages; nil: they answer 404.
+	Monitors *Monitors
 }
 
 // Handler serves sockmail's web pages.
 type Handler struct {
+	// monitors serves the monitor pages (nil: off).
+	monitors *Monitors
 	accounts Accounts
 	profiles ProfileStore
 	history  HistoryStore
@@ -250,6 +255,7 @@ func New(d Deps) (*Handler, error) {
 		return nil, err
 	}
 	return &Handler{
+		monitors: d.Monitors,
 		accounts: d.Store, profiles: d.Store, history: d.Store, captured: d.Store, sealer: d.Sealer, log: d.Logger, cookies: cs, secure: d.SecureCookies,
 		lifetime: d.SessionLifetime, baseURL: d.BaseURL, proxies: d.TrustedProxies, maxUp: d.MaxUpload,
 		capture: d.Capture, now: d.Now, cop: cop, hosts: hosts, deviceKey: deviceKeyFrom(d.SessionHashKey), bcryptCost: d.BcryptCost, dummyHash: string(dummy),

@@ -143,6 +143,7 @@ func newApp(t *testing.T, o appOptions) *app {
 		Capture: handlers.CaptureServer{Addr: cs.Addr(), Certificate: cs.Certificate(), Notifier: notifier},
 		Send:    o.send, BcryptCost: bcrypt.MinCost, RootCAs: o.rootCAs, BaseURL: o.baseURL,
 		Now: o.now, TrustedProxies: o.trustedProxies, CapturedPoll: o.capturedPoll, CheckResolver: o.checkResolver,
+		Monitors: testMonitors(t, st, handlers.CaptureServer{Addr: cs.Addr(), Certificate: cs.Certificate()}, o.rootCAs),
 	})
 	if err != nil {
 		t.Fatal(err)

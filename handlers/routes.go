@@ -112,6 +112,7 @@ func (h *Handler) Routes() *echo.Echo {
 	h.capturedRoutes(a)
 	h.historyRoutes(a)
 	h.checkRoutes(a)
+	h.monitorRoutes(a)
 	h.diagramRoutes(a)
 	h.formRoutes(a)
 	h.tokenRoutes(a)

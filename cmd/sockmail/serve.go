@@ -24,6 +24,7 @@ import (
 	"sockmail/internal/crypt"
 	"sockmail/internal/delivery"
 	"sockmail/internal/journal"
+	"sockmail/internal/monitor"
 	"sockmail/internal/outbox"
 	"sockmail/internal/store"
 )
@@ -72,6 +73,7 @@ type server struct {
 	clock  *store.SharedClock // nil unless the store is PostgreSQL
 	capSrv *capture.Server    // nil when the capture server is off
 	worker *outbox.Worker     // nil with SOCKMAIL_OUTBOX_CONCURRENCY=0
+	sched  *monitor.Scheduler // runs the monitors
 	jrnl   *journal.Journal   // the worker's outcome journal; nil if none
 	h      *handlers.Handler
 	web    *echo.Echo
@@ -99,6 +101,9 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *se
 	}
 	resolver := s.buildDelivery(&deps)
 	if err := s.buildWorker(&deps, resolver); err != nil {
+		return nil, err
+	}
+	if err := s.buildMonitors(&deps, resolver); err != nil {
 		return nil, err
 	}
 	if s.h, err = handlers.New(deps); err != nil {
@@ -225,6 +230,20 @@ func (s *server) buildWorker(d *handlers.Deps, resolver *delivery.Resolver) erro
 	return nil
 }
 
+// buildMonitors makes the monitor scheduler. Instances sharing a
+// PostgreSQL database each run one; leases in the store make each
+// monitor run on one of them per interval.
+func (s *server) buildMonitors(d *handlers.Deps, resolver *delivery.Resolver) error {
+	probe := monitor.NewProber(monitor.ProberDeps{Resolve: resolver.Resolve, Sends: s.st, Captured: s.st, Now: d.Now, Timeout: s.cfg.SendTimeout})
+	sched, err := monitor.New(monitor.Deps{Store: s.st, Probe: probe, Owner: outbox.DefaultOwner(), Now: d.Now, Logger: s.log})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	s.sched = sched
+	d.Monitors = &handlers.Monitors{Store: s.st, Runner: sched}
+	return nil
+}
+
 // buildWeb makes the web server on its listener.
 func (s *server) buildWeb() error {
 	e := s.h.Routes()
@@ -244,7 +263,9 @@ func (s *server) buildWeb() error {
 // run serves until ctx is done or a part fails, then shuts down in order:
 // stop taking requests and let running sends finish for the grace period
 // (then abort them, keeping their transcripts), stop the outbox worker
-// (which has its own grace period), stop the capture server. The store
+// (which has its own grace period) and the monitor scheduler (whose runs
+// cut short are not stored: their leases expire and they run again),
+// stop the capture server. The store
 // stays open for close.
 func (s *server) run(ctx context.Context, stdout io.Writer) error {
 	g, gctx := errgroup.WithContext(ctx)
@@ -267,6 +288,7 @@ func (s *server) run(ctx context.Context, stdout io.Writer) error {
 	} else {
 		s.log.Info("outbox worker off in this instance (SOCKMAIL_OUTBOX_CONCURRENCY=0)")
 	}
+	workers.Go(func() error { return s.sched.Run(wctx) })
 	s.announce(ctx, stdout)
 	g.Go(func() error {
 		<-gctx.Done()
