@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -68,14 +67,9 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		fmt.Fprintf(stderr, "sockmail: %v\n", err)
 		return 2
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		fmt.Fprintf(stderr, "sockmail: data directory: %v\n", err)
-		return 1
-	}
-	st, err := store.Open(ctx, cfg.DSN)
-	if err != nil {
-		fmt.Fprintf(stderr, "sockmail: %v\n", err)
-		return 1
+	st, code := openCommandStore(ctx, cfg, stderr)
+	if st == nil {
+		return code
 	}
 	defer st.Close()
 	tok, hash, err := api.NewToken()

@@ -62,14 +62,9 @@ func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		return 2
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		fmt.Fprintf(stderr, "sockmail: data directory: %v\n", err)
-		return 1
-	}
-	st, err := store.Open(ctx, cfg.DSN)
-	if err != nil {
-		fmt.Fprintf(stderr, "sockmail: %v\n", err)
-		return 1
+	st, code := openCommandStore(ctx, cfg, stderr)
+	if st == nil {
+		return code
 	}
 	defer st.Close()
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
@@ -134,4 +129,20 @@ func noEcho(fd int) (func(), error) {
 		return nil, fmt.Errorf("turn echo off: %w", err)
 	}
 	return func() { _ = unix.IoctlSetTermios(fd, unix.TCSETS, old) }, nil
+}
+
+// openCommandStore opens the database of a one-shot command (user add,
+// token add), creating the data directory first. On failure it says why
+// on stderr and returns a nil store with the exit status.
+func openCommandStore(ctx context.Context, cfg *config.Config, stderr io.Writer) (*store.Store, int) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		fmt.Fprintf(stderr, "sockmail: data directory: %v\n", err)
+		return nil, 1
+	}
+	st, err := store.Open(ctx, cfg.DSN)
+	if err != nil {
+		fmt.Fprintf(stderr, "sockmail: %v\n", err)
+		return nil, 1
+	}
+	return st, 0
 }
