@@ -173,7 +173,15 @@ func TestCheckDomainRerunCompare(t *testing.T) {
 			second := c.startCheck(url.Values{"target": {"check.test"}, "port": {openPort}})
 			r = c.waitCheck(second)
 			if got := findingStatus(t, r, "smtp.connect"); len(got) == 0 || got[0] != "pass" {
-				t.Errorf("smtp.connect on Postfix %v, want pass", got)
+				// Say what the report held instead (a DNS lookup that failed,
+				// no host found), so a failure here explains itself.
+				var all []string
+				r.doc(t).Find(`[data-testid="finding"], [data-testid="check-lookups"] li`).Each(func(_ int, s *goquery.Selection) {
+					id, _ := s.Attr("data-id")
+					st, _ := s.Attr("data-status")
+					all = append(all, id+" "+st+": "+strings.Join(strings.Fields(s.Text()), " "))
+				})
+				t.Errorf("smtp.connect on Postfix %v, want pass; the report:\n%s", got, strings.Join(all, "\n"))
 			}
 			// Re-run: same target and options, a new check.
 			resp := c.post(second+"/rerun", url.Values{"_csrf": {c.csrf(second)}})
