@@ -450,7 +450,7 @@ func (s *Store) settleDataSent(ctx context.Context, tx *sql.Tx, nowUS int64) err
 // commits with synchronous=NORMAL, like the outcome of an attempt: a
 // power cut may lose it).
 func (s *Store) MarkDataSent(ctx context.Context, id int64, owner string, at time.Time) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inSmallTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE outbox SET data_sent_at = ?
 			WHERE id = ? AND lease_owner = ? AND status = 'sending'`), micros(at), id, encText(owner))
 		if err := affected(res, err); errors.Is(err, ErrNotFound) {
@@ -486,7 +486,7 @@ func (s *Store) leaseLostOrNotFound(ctx context.Context, tx *sql.Tx, id int64) e
 func (s *Store) RenewLease(ctx context.Context, id int64, owner string, until time.Time) error {
 	res, err := s.w.ExecContext(ctx, s.q(`UPDATE outbox SET lease_until = ?
 		WHERE id = ? AND lease_owner = ? AND status = 'sending'`), micros(until), id, encText(owner))
-	s.health.note(err)
+	s.health.noteFailure(err) // a renewal's success proves little (noteFailure)
 	if err := affected(res, err); errors.Is(err, ErrNotFound) {
 		var one int
 		if err := s.r.QueryRowContext(ctx, s.q(`SELECT 1 FROM outbox WHERE id = ?`), id).Scan(&one); err != nil {

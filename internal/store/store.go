@@ -225,6 +225,17 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return err
 }
 
+// inSmallTx is inTx for a write that only changes a fixed-size column of
+// an existing row: its storage failure is remembered for WriteHealth, its
+// success does not clear an earlier one (writeHealth.noteFailure).
+func (s *Store) inSmallTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	err := s.runTx(ctx, fn)
+	s.health.noteFailure(err)
+	return err
+}
+
+// runTx runs fn in a write transaction, committing if fn returns nil; it
+// does not tell WriteHealth.
 func (s *Store) runTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {

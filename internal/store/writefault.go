@@ -158,6 +158,18 @@ func (h *writeHealth) note(err error) {
 	h.at, h.reason = h.clock(), se.Reason
 }
 
+// noteFailure records a storage failure of a write but not a success: for
+// writes that change a fixed-size column of an existing row (a lease
+// renewal, an end-of-message mark). On a full SQLite disk such an update
+// fits in pages the file already has and succeeds while a send's
+// transcript or a held outcome is still refused, so its success must not
+// tell WriteHealth that the database takes writes again.
+func (h *writeHealth) noteFailure(err error) {
+	if err != nil {
+		h.note(err)
+	}
+}
+
 func (h *writeHealth) clock() time.Time {
 	if h.now != nil {
 		return h.now()

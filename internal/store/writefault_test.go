@@ -116,6 +116,25 @@ func TestWriteHealth(t *testing.T) {
 		if err := s.WriteHealth(ctx); err != nil {
 			t.Errorf("after the window: %v", err)
 		}
+		// A lease renewal and an end-of-message mark change one
+		// fixed-size column: on a full disk they fit where a transcript
+		// does not, so their success does not clear a failure.
+		form := newForm(t, s)
+		enqueue(t, s, form, "health", "", t0)
+		claimed, err := s.ClaimDue(ctx, "health", t0, time.Minute, 1)
+		if err != nil || len(claimed) != 1 {
+			t.Fatalf("ClaimDue: %v, %d items", err, len(claimed))
+		}
+		s.health.note(&pgconn.PgError{Code: "53100"})
+		if err := s.RenewLease(ctx, claimed[0].ID, "health", t0.Add(2*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MarkDataSent(ctx, claimed[0].ID, "health", t0.Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.WriteHealth(ctx); !errors.Is(err, ErrStorage) {
+			t.Errorf("a failure followed by a lease renewal and a mark only: %v, want a storage error", err)
+		}
 		s.health.note(&pgconn.PgError{Code: "25006"})
 		if _, err := s.SetSettingIfAbsent(ctx, "y", nil); err != nil { // a write through inTx
 			t.Fatal(err)
