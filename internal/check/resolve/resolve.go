@@ -22,6 +22,14 @@ import (
 // DefaultTimeout bounds one lookup when the caller gives no timeout.
 const DefaultTimeout = 5 * time.Second
 
+// RetryAfter is how long the first UDP try of a lookup waits for its
+// answer before the question is sent again; each later try waits twice
+// as long as the one before, all within the lookup's timeout. A UDP
+// datagram lost on the way, or dropped by a resolver that was busy, then
+// costs a second instead of the whole lookup, as with the system's stub
+// resolver (resolv.conf "attempts").
+const RetryAfter = time.Second
+
 // maxResolvConf bounds how much of resolv.conf is read.
 const maxResolvConf = 64 << 10
 
@@ -51,6 +59,9 @@ type Lookup struct {
 	TookMS float64 `json:"took_ms"`
 	// Err says why no answer came (timeout, network), empty otherwise.
 	Err string `json:"error,omitempty"`
+	// Tries is how many times the question was sent over UDP (more than
+	// one when an earlier try got no answer in time: RetryAfter).
+	Tries int `json:"tries,omitempty"`
 }
 
 // String renders the lookup on one line, as the transcript and the CLI
@@ -72,7 +83,11 @@ func (l Lookup) String() string {
 			b.WriteString(": " + strings.Join(l.Answer, "; "))
 		}
 	}
-	fmt.Fprintf(&b, " (%.3fms)", l.TookMS)
+	if l.Tries > 1 {
+		fmt.Fprintf(&b, " (%.3fms, asked %d times)", l.TookMS, l.Tries)
+	} else {
+		fmt.Fprintf(&b, " (%.3fms)", l.TookMS)
+	}
 	return b.String()
 }
 
@@ -81,6 +96,8 @@ type Resolver struct {
 	server  string
 	timeout time.Duration
 	record  func(Lookup)
+	// retryAfter is the first try's wait (RetryAfter; tests shorten it).
+	retryAfter time.Duration
 }
 
 // New returns a resolver that asks server (host:port) and gives each
@@ -95,7 +112,7 @@ func New(server string, timeout time.Duration, record func(Lookup)) (*Resolver, 
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	return &Resolver{server: server, timeout: timeout, record: record}, nil
+	return &Resolver{server: server, timeout: timeout, record: record, retryAfter: RetryAfter}, nil
 }
 
 // Server returns the resolver's address, host:port.
@@ -179,10 +196,9 @@ func (r *Resolver) query(ctx context.Context, name string, qtype uint16, cd bool
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	start := time.Now()
-	c := &dns.Client{Net: "udp", Timeout: r.timeout}
-	m, _, err := c.ExchangeContext(ctx, q, r.server)
+	m, err := r.exchangeUDP(ctx, q, &l)
 	if err == nil && m.Truncated {
-		c.Net = "tcp"
+		c := &dns.Client{Net: "tcp", Timeout: r.timeout}
 		m, _, err = c.ExchangeContext(ctx, q, r.server)
 	}
 	l.Took = time.Since(start)
@@ -207,6 +223,27 @@ func (r *Resolver) query(ctx context.Context, name string, qtype uint16, cd bool
 	}
 	r.done(&l)
 	return m, l, nil
+}
+
+// exchangeUDP sends q over UDP and waits for its answer, sending it again
+// when a try's wait (retryAfter, doubling) passes without one, until ctx
+// ends. l.Tries counts the tries.
+func (r *Resolver) exchangeUDP(ctx context.Context, q *dns.Msg, l *Lookup) (*dns.Msg, error) {
+	wait := r.retryAfter
+	for {
+		l.Tries++
+		try := wait
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < try {
+			try = time.Until(dl)
+		}
+		c := &dns.Client{Net: "udp", Timeout: try}
+		m, _, err := c.ExchangeContext(ctx, q, r.server)
+		var ne net.Error
+		if err == nil || ctx.Err() != nil || !errors.As(err, &ne) || !ne.Timeout() {
+			return m, err
+		}
+		wait *= 2
+	}
 }
 
 // done fills the JSON time and hands the lookup to the recorder.

@@ -3,6 +3,7 @@ package resolve
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -77,6 +78,60 @@ func TestQueryDeadline(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].Err == "" || got[0].Rcode != "" || got[0].Name != "example.org." || got[0].Type != "MX" || l.Err != got[0].Err {
 		t.Errorf("recorded %+v", got)
+	}
+}
+
+// TestQueryResendsLostQuestion: a resolver that drops the first datagram
+// (lost on the way, or dropped while busy) is asked again and its answer
+// to the second try is taken; the lookup records both tries.
+func TestQueryResendsLostQuestion(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	seen := make(chan int, 64)
+	go func() {
+		buf := make([]byte, 1500)
+		for n := 1; ; n++ {
+			size, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			seen <- n
+			if n == 1 {
+				continue // the first try is lost
+			}
+			q := new(dns.Msg)
+			if err := q.Unpack(buf[:size]); err != nil {
+				return
+			}
+			m := new(dns.Msg)
+			m.SetReply(q)
+			m.Answer = append(m.Answer, &dns.MX{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeMX, Class: dns.ClassINET, Ttl: 60}, Preference: 10, Mx: "mx.example.org."})
+			out, err := m.Pack()
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo(out, from)
+		}
+	}()
+	r, err := New(pc.LocalAddr().String(), time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.retryAfter = 20 * time.Millisecond
+	m, l, err := r.Query(context.Background(), "example.org", dns.TypeMX)
+	if err != nil {
+		t.Fatalf("Query with the first datagram lost: %v", err)
+	}
+	// A slow machine may need a third try (the second's wait is short
+	// here), never fewer than two.
+	if mx := Records[*dns.MX](m); len(mx) != 1 || l.Tries < 2 || !strings.Contains(l.String(), fmt.Sprintf("asked %d times", l.Tries)) {
+		t.Errorf("answer %v, lookup %s (tries %d); want one MX after 2 or more tries", m.Answer, l, l.Tries)
+	}
+	if n := len(seen); n != l.Tries {
+		t.Errorf("the resolver saw %d questions, the lookup counted %d tries", n, l.Tries)
 	}
 }
 
