@@ -111,8 +111,13 @@ func runStorageFault(t *testing.T, p *testenv.PostfixServer, f storageFault) {
 	var addr atomic.Pointer[string]
 	addr.Store(&p.SMTPAddr)
 	oc := &outcomeStore{Store: s}
+	// The lease outlasts any broken spell however slow the machine: a
+	// renewal refused by the broken database must not let the lease run
+	// out here (what happens then is TestFaultSIGKILL's and
+	// TestWorkerHoldsOutcomeRenewsLease's business); with 3 s it did
+	// beside other load, and the items were taken over after healing.
 	w, err := New(Deps{Store: oc, Send: send, Profiles: fixedProfile(&addr), Owner: "storage-test", Concurrency: 4,
-		PollInterval: 20 * time.Millisecond, Lease: 3 * time.Second, Journal: j,
+		PollInterval: 20 * time.Millisecond, Lease: 10 * time.Minute, Journal: j,
 		StoreRetry: Backoff{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
