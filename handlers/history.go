@@ -599,7 +599,8 @@ func (h *Handler) historyCompare(c echo.Context) error {
 	}
 	a, ra := side(snds[0], lives[0])
 	b, rb := side(snds[1], lives[1])
-	v := views.HistoryCompare{A: a, B: b, Rows: alignPhases(views.Groups(ra.Events), views.Groups(rb.Events))}
+	v := views.HistoryCompare{A: a, B: b, Rows: alignPhases(views.Groups(ra.Events), views.Groups(rb.Events)),
+		Timings: views.CompareTimings(views.Rounds(ra.Events).Timings, views.Rounds(rb.Events).Timings)}
 	da, db := views.DiagramFor(ra), views.DiagramFor(rb)
 	da.ID, db.ID, da.Narrow, db.Narrow = "diagram-a", "diagram-b", true, true
 	v.DiagramA, v.DiagramB = views.DiagramsOnOneScale(da, db)

@@ -622,6 +622,21 @@ func TestHistoryCompare(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("aligned rows\n got %v\nwant %v", got, want)
 	}
+	// Where the time went, stretch by stretch: only the right send has
+	// TLS and AUTH, so they cost it time the left did not spend.
+	timings := map[string]string{}
+	r.testid(t, "compare-timing").Each(func(_ int, s *goquery.Selection) {
+		k, _ := s.Attr("data-key")
+		timings[k] = strings.TrimSpace(s.Find(`[data-testid="compare-timing-diff"]`).Text())
+	})
+	for _, k := range []string{"tls", "auth", "total"} {
+		if _, ok := timings[k]; !ok {
+			t.Errorf("compare timings have no %q row: %v", k, timings)
+		}
+	}
+	if d := timings["tls"]; !strings.HasPrefix(d, "+") || timings["auth"] != "+1.000 ms" {
+		t.Errorf("TLS difference %q and AUTH %q: want the right send's extra time (+…, +1.000 ms)", d, timings["auth"])
+	}
 	if got := r.testid(t, "compare-b").Text(); !strings.Contains(got, "permanent failure") || !strings.Contains(got, "relay.example:587") {
 		t.Errorf("right header %q", got)
 	}

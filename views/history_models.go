@@ -111,6 +111,46 @@ type HistoryCompare struct {
 	// DiagramA and DiagramB are the two sequence diagrams, on one time
 	// scale (DiagramsOnOneScale).
 	DiagramA, DiagramB Diagram
+	// Timings are where each send's time went, stretch by stretch
+	// (CompareTimings).
+	Timings []CompareTiming
+}
+
+// CompareTiming is one stretch of two sends' timings side by side.
+type CompareTiming struct {
+	Key, Label string
+	A, B       time.Duration
+	// Diff is B's time less A's.
+	Diff time.Duration
+}
+
+// CompareTimings lists the stretches that took time in either send, in
+// the order they happen, with the totals last (Key "total").
+func CompareTimings(a, b smtp.Timings) []CompareTiming {
+	pa, pb := a.Parts(), b.Parts()
+	var out []CompareTiming
+	for i := range pa {
+		if pa[i].Duration <= 0 && pb[i].Duration <= 0 {
+			continue
+		}
+		out = append(out, CompareTiming{Key: pa[i].Key, Label: pa[i].Label, A: pa[i].Duration, B: pb[i].Duration, Diff: pb[i].Duration - pa[i].Duration})
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return append(out, CompareTiming{Key: "total", Label: "total", A: a.Total, B: b.Total, Diff: b.Total - a.Total})
+}
+
+// SignedMillis formats a difference of times: "+12.3 ms", "−0.482 ms",
+// "0 ms".
+func SignedMillis(d time.Duration) string {
+	switch {
+	case d > 0:
+		return "+" + MillisShort(d)
+	case d < 0:
+		return "−" + MillisShort(-d)
+	}
+	return "0 ms"
 }
 
 // historyStatusOptions are the statuses the list filters by.
