@@ -55,6 +55,11 @@ func a11yNonPages() map[string]string {
 		"/api/v1/sends/:id/message.eml": "HTTP API: the message sent, Bearer token only",
 		"/api/v1/captured":              "HTTP API: JSON for scripts, Bearer token only",
 		"/api/v1/captured/:id/raw":      "HTTP API: a captured message's source, Bearer token only",
+		"/api/v1/captured/:id":          "HTTP API: JSON for scripts, Bearer token only",
+		"/api/v1/captured/:id/parts/:n": "HTTP API: a captured message's part, Bearer token only",
+		"/api/v1/outbox":                "HTTP API: JSON for scripts, Bearer token only",
+		"/api/v1/checks":                "HTTP API: JSON for scripts, Bearer token only",
+		"/api/v1/checks/:id":            "HTTP API: JSON for scripts, Bearer token only",
 	}
 }
 

@@ -62,7 +62,10 @@ func (h *Handler) apiRoutes(g *echo.Group) {
 	g.GET("/sends/:id/events", h.events, read...)
 	g.GET("/sends/:id/transcript", h.apiTranscript, read...)
 	g.GET("/sends/:id/message.eml", h.messageEML, read...)
+	g.POST("/sends/:id/cancel", h.apiCancelSend, h.apiGuard(apiBodyLimit, api.ScopeSend)...)
 	h.apiCapturedRoutes(g)
+	h.apiOutboxRoutes(g)
+	h.apiCheckRoutes(g)
 }
 
 // apiGuard is the middleware of an API route: its body limit, a usable

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -58,26 +59,72 @@ type apiSendRequest struct {
 	} `json:"attachments"`
 }
 
+// decodeJSON reads one JSON value (what, for the problem's detail) from
+// r into dst, refusing unknown fields and anything after it.
+func decodeJSON(r io.Reader, dst any, what string) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return api.NewProblem("bad-json", "Bad JSON", http.StatusBadRequest, "The body is not "+what+": "+err.Error(), "")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return api.NewProblem("bad-json", "Bad JSON", http.StatusBadRequest, "The body holds more than one JSON value.", "")
+	}
+	return nil
+}
+
+// decodeJSONBody reads a request's JSON body (application/json, else a
+// 415 problem) into dst.
+func decodeJSONBody(c echo.Context, dst any, what string) error {
+	if mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType)); mt != echo.MIMEApplicationJSON {
+		return api.NewProblem("unsupported-media-type", "Unsupported media type", http.StatusUnsupportedMediaType, "Send the request as application/json.", "")
+	}
+	return decodeJSON(c.Request().Body, dst, what)
+}
+
 // apiStartSend starts a send as the compose page does (the same
 // validation, the same send start) and answers 202 at once with its id
 // and URLs. The send's source is "api:<token name>".
 func (h *Handler) apiStartSend(c echo.Context) error {
 	r := c.Request()
-	if ct := r.Header.Get(echo.HeaderContentType); !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
-		return api.NewProblem("unsupported-media-type", "Unsupported media type", http.StatusUnsupportedMediaType, "Send the request as application/json.", "")
-	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
 	var req apiSendRequest
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+	var files []upload
+	errs := map[string]string{}
+	switch mt {
+	case echo.MIMEApplicationJSON:
+		if err := decodeJSON(r.Body, &req, "a send request"); err != nil {
 			return err
 		}
-		return api.NewProblem("bad-json", "Bad JSON", http.StatusBadRequest, "The body is not a send request: "+err.Error(), "")
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return api.NewProblem("bad-json", "Bad JSON", http.StatusBadRequest, "The body holds more than one JSON value.", "")
+	case echo.MIMEMultipartForm:
+		// The request as JSON in the "request" field, each file an
+		// "attachments" part (read as the compose form reads its files).
+		mr, err := r.MultipartReader()
+		if err != nil {
+			return api.NewProblem("bad-multipart", "Bad multipart body", http.StatusBadRequest, "The body cannot be read as multipart/form-data: "+err.Error(), "")
+		}
+		values, up, err := readComposeParts(mr, h.maxUp)
+		if err != nil {
+			return err
+		}
+		if up.truncated {
+			return api.NewProblem("too-large", "Request body too large", http.StatusRequestEntityTooLarge,
+				fmt.Sprintf("The body is larger than the limit of %d bytes.", h.apiSendBodyLimit()), "")
+		}
+		if err := decodeJSON(strings.NewReader(values.Get("request")), &req, "a send request"); err != nil {
+			return err
+		}
+		if up.over {
+			errs["attachments"] = fmt.Sprintf("The attachments are larger than the limit of %d bytes together.", h.maxUp)
+		}
+		files = up.files
+	default:
+		return api.NewProblem("unsupported-media-type", "Unsupported media type", http.StatusUnsupportedMediaType,
+			"Send the request as application/json (attachments base64) or as multipart/form-data (the request as JSON in the \"request\" field, files as \"attachments\").", "")
 	}
 	f := webform.NewCompose()
 	f.Text = ""
@@ -98,12 +145,14 @@ func (h *Handler) apiStartSend(c echo.Context) error {
 	f.From, f.ReplyTo, f.Subject, f.Text, f.HTML, f.StopAfter = req.From, req.ReplyTo, req.Subject, req.Text, req.HTML, req.StopAfter
 	f.To, f.Cc, f.Bcc = strings.Join(req.To, ", "), strings.Join(req.Cc, ", "), strings.Join(req.Bcc, ", ")
 	f.Headers = strings.Join(req.Headers, "\n")
-	errs := f.Validate()
-	if len(req.Attachments) > maxAPIAttachments {
+	maps.Copy(errs, f.Validate())
+	if len(req.Attachments)+len(files) > maxAPIAttachments {
 		errs["attachments"] = fmt.Sprintf("At most %d attachments.", maxAPIAttachments)
 	}
-	var files []upload
 	var total int64
+	for _, u := range files {
+		total += int64(len(u.data))
+	}
 	for i, a := range req.Attachments {
 		data, err := base64.StdEncoding.DecodeString(a.Content)
 		if err != nil || strings.TrimSpace(a.Name) == "" {
@@ -144,4 +193,40 @@ func (h *Handler) apiStartSend(c echo.Context) error {
 		parts = append(parts, k+": "+errs[k])
 	}
 	return api.NewProblem("invalid-send", "Invalid send request", http.StatusUnprocessableEntity, strings.Join(parts, " "), "")
+}
+
+// apiCancelSend aborts a send running in this process, as the result
+// page's Cancel does, waits for its outcome to be stored and answers it:
+// 200 with the send's status (aborted), or a 409 problem when the send
+// has ended or runs on another instance.
+func (h *Handler) apiCancelSend(c echo.Context) error {
+	snd, ls, err := h.loadSend(c)
+	if err != nil {
+		return err
+	}
+	switch {
+	case ls != nil:
+		if err := h.sends.Cancel(snd.ID, "API token "+tokenName(c)); err != nil {
+			return api.NewProblem("not-running", "The send is not running", http.StatusConflict,
+				fmt.Sprintf("Send #%d had already ended; there is nothing to cancel.", snd.ID), "")
+		}
+		select { // the outcome is stored quickly once the connection is closed
+		case <-ls.Done():
+		case <-c.Request().Context().Done():
+			return fmt.Errorf("handlers: api cancel send %d: %w", snd.ID, c.Request().Context().Err())
+		}
+	case h.runningElsewhere(snd, ls):
+		return api.NewProblem("running-elsewhere", "The send runs elsewhere", http.StatusConflict,
+			fmt.Sprintf("Send #%d runs on another sockmail instance and cannot be cancelled from this one; it ends at its time limit.", snd.ID), "")
+	default:
+		return api.NewProblem("not-running", "The send is not running", http.StatusConflict,
+			fmt.Sprintf("Send #%d had already ended; there is nothing to cancel.", snd.ID), "")
+	}
+	h.log.Info("send cancelled", "send", snd.ID, "token", tokenName(c))
+	after, _, err := h.readSend(c.Request().Context(), snd.ID)
+	if err != nil {
+		return fmt.Errorf("handlers: api cancel send %d: read back: %w", snd.ID, err)
+	}
+	url := "/api/v1/sends/" + strconv.FormatInt(snd.ID, 10)
+	return c.JSON(http.StatusOK, map[string]any{"id": snd.ID, "status": after.Status, "url": url})
 }

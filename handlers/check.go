@@ -180,13 +180,19 @@ func optionsText(ck *store.Check) string {
 // them (whether the chosen profile exists is checked when it is
 // resolved).
 func readCheckForm(c echo.Context) (views.CheckForm, check.Target, store.CheckOptions) {
+	return readCheckFields(c.FormValue)
+}
+
+// readCheckFields is readCheckForm of fields read by get (the form, or
+// an API request's JSON).
+func readCheckFields(get func(name string) string) (views.CheckForm, check.Target, store.CheckOptions) {
 	f := views.CheckForm{
-		Target: strings.TrimSpace(c.FormValue("target")), Port: strings.TrimSpace(c.FormValue("port")),
-		ImplicitTLS: c.FormValue("implicit_tls") != "", Errors: map[string]string{},
-		From: strings.TrimSpace(c.FormValue("from_domain")), IP: strings.TrimSpace(c.FormValue("ip")),
-		DKIMSelector: strings.TrimSpace(c.FormValue("dkim_selector")), RelayTest: c.FormValue("relay_test") != "",
-		SendTo: strings.TrimSpace(c.FormValue("send_to")), SendFrom: strings.TrimSpace(c.FormValue("send_from")),
-		Profile: strings.TrimSpace(c.FormValue("send_profile")),
+		Target: strings.TrimSpace(get("target")), Port: strings.TrimSpace(get("port")),
+		ImplicitTLS: get("implicit_tls") != "", Errors: map[string]string{},
+		From: strings.TrimSpace(get("from_domain")), IP: strings.TrimSpace(get("ip")),
+		DKIMSelector: strings.TrimSpace(get("dkim_selector")), RelayTest: get("relay_test") != "",
+		SendTo: strings.TrimSpace(get("send_to")), SendFrom: strings.TrimSpace(get("send_from")),
+		Profile: strings.TrimSpace(get("send_profile")),
 	}
 	target, err := check.ParseTarget(f.Target)
 	if err != nil {
@@ -312,12 +318,22 @@ func (h *Handler) rerunCheck(c echo.Context) error {
 // launchCheck records a check, runs it in the background and redirects
 // to its page.
 func (h *Handler) launchCheck(c echo.Context, target check.Target, opts store.CheckOptions) error {
+	id, err := h.beginCheck(c, target, opts)
+	if err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/checks/"+strconv.FormatInt(id, 10))
+}
+
+// beginCheck records a check and runs it in the background (the Check
+// page's runner), returning its id.
+func (h *Handler) beginCheck(c echo.Context, target check.Target, opts store.CheckOptions) (int64, error) {
 	r := h.checkRuns
 	r.mu.Lock()
 	closed := r.closed
 	r.mu.Unlock()
 	if closed {
-		return echo.NewHTTPError(http.StatusServiceUnavailable, "sockmail is shutting down; try again in a moment.")
+		return 0, echo.NewHTTPError(http.StatusServiceUnavailable, "sockmail is shutting down; try again in a moment.")
 	}
 	copts := check.Options{
 		Resolver: h.checkResolver, MXPort: opts.Port, ImplicitTLS: opts.ImplicitTLS, RootCAs: h.rootCAs,
@@ -329,13 +345,13 @@ func (h *Handler) launchCheck(c echo.Context, target check.Target, opts store.Ch
 	if opts.Profile != 0 {
 		cfg, name, err := h.checkProfile(c.Request().Context(), opts.Profile)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		copts.TestSend.Via, copts.TestSend.ViaName = &cfg, "profile "+name
 	}
 	ck := &store.Check{Target: target.String(), Options: opts, Started: h.now()}
 	if err := h.checks.CreateCheck(c.Request().Context(), ck); err != nil {
-		return fmt.Errorf("handlers: start check: %w", err)
+		return 0, fmt.Errorf("handlers: start check: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.mu.Lock()
@@ -343,7 +359,7 @@ func (h *Handler) launchCheck(c echo.Context, target check.Target, opts store.Ch
 		r.mu.Unlock()
 		cancel()
 		h.finishCheck(ck.ID, false, nil, "sockmail was shutting down")
-		return echo.NewHTTPError(http.StatusServiceUnavailable, "sockmail is shutting down; try again in a moment.")
+		return 0, echo.NewHTTPError(http.StatusServiceUnavailable, "sockmail is shutting down; try again in a moment.")
 	}
 	live := newLiveCheck()
 	r.cancels[ck.ID] = cancel
@@ -355,7 +371,7 @@ func (h *Handler) launchCheck(c echo.Context, target check.Target, opts store.Ch
 		defer cancel()
 		h.runCheck(ctx, ck.ID, target, copts, live)
 	}()
-	return c.Redirect(http.StatusSeeOther, "/checks/"+strconv.FormatInt(ck.ID, 10))
+	return ck.ID, nil
 }
 
 // liveCheck is what a running check has found so far, gathered from its

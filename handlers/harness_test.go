@@ -221,6 +221,12 @@ func (r *response) testid(t *testing.T, id string) *goquery.Selection {
 
 func (c *client) do(req *http.Request) *response {
 	c.a.t.Helper()
+	var reqBody []byte
+	if req.GetBody != nil {
+		if b, err := req.GetBody(); err == nil {
+			reqBody, _ = io.ReadAll(b)
+		}
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		c.a.t.Fatal(err)
@@ -230,7 +236,11 @@ func (c *client) do(req *http.Request) *response {
 	if err != nil {
 		c.a.t.Fatal(err)
 	}
-	return &response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+	r := &response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+	if strings.HasPrefix(req.URL.Path, "/api/v1/") {
+		checkAPIExchange(c.a.t, c, req, reqBody, r) // api_validate_test.go
+	}
+	return r
 }
 
 // head sends req and returns the status and header without reading the

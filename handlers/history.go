@@ -113,8 +113,19 @@ func readHistoryForm(q url.Values) historyForm {
 var (
 	historyStatuses = []smtp.Status{smtp.StatusSent, smtp.StatusPartial, smtp.StatusTempFail,
 		smtp.StatusPermFail, smtp.StatusUnknown, smtp.StatusAborted, smtp.StatusStopped, store.StatusRunning}
-	historySources = []string{"web", "cli", "contact", sourceRelease, sourceCheck}
+	historySources = []string{"web", "cli", "contact", sourceRelease, sourceCheck, sourceAPIAny}
 )
+
+// sourceAPIAny is the source filter of every send started through the
+// API (whose sources are "api:<token name>").
+const sourceAPIAny = "api:*"
+
+// apiTokenSource reports whether source names the sends of one API
+// token: "api:<token name>", the name without wildcards.
+func apiTokenSource(source string) bool {
+	name, ok := strings.CutPrefix(source, "api:")
+	return ok && name != "" && len(source) <= maxFilterField && !strings.Contains(name, "*") && utf8.ValidString(name)
+}
 
 // Validate checks the form and returns the store filter it asks for.
 // Dates are days in loc, both inclusive.
@@ -125,8 +136,8 @@ func (f *historyForm) Validate(loc *time.Location) (store.SendFilter, map[string
 	if f.Status != "" && !slices.Contains(historyStatuses, smtp.Status(f.Status)) {
 		errs["status"] = "Choose a status from the list."
 	}
-	if f.Source != "" && !slices.Contains(historySources, f.Source) {
-		errs["source"] = "Choose a source from the list."
+	if f.Source != "" && !slices.Contains(historySources, f.Source) && !apiTokenSource(f.Source) {
+		errs["source"] = "Choose a source from the list, or api:<token name> for one API token."
 	}
 	for name, v := range map[string]string{"recipient": f.Recipient, "sender": f.Sender, "server": f.Server} {
 		if len(v) > maxFilterField {

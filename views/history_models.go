@@ -165,5 +165,5 @@ func historyStatusOptions() []Option {
 
 // historySourceOptions are the sources the list filters by.
 func historySourceOptions() []Option {
-	return []Option{{"", "Any"}, {"web", "web"}, {"cli", "cli"}, {"contact", "contact form"}, {"release", "release of captured mail"}, {"check", "check (Check page)"}}
+	return []Option{{"", "Any"}, {"web", "web"}, {"cli", "cli"}, {"contact", "contact form"}, {"release", "release of captured mail"}, {"check", "check (Check page)"}, {"api:*", "API (any token)"}}
 }

@@ -103,7 +103,9 @@ type SendSummary struct {
 // fields must all match.
 type SendFilter struct {
 	Status smtp.Status // exact
-	Source string      // exact
+	// Source is exact, or a prefix followed by "*" ("api:*": every
+	// API token's sends).
+	Source string
 	// Recipient, Sender and Server match as case-insensitive substrings of
 	// an envelope recipient, the envelope sender and the server.
 	Recipient string
@@ -405,7 +407,9 @@ func (s *Store) ListSends(ctx context.Context, f SendFilter) (SendPage, error) {
 	if f.Status != "" {
 		w.add(`s.status = ?`, encText(string(f.Status)))
 	}
-	if f.Source != "" {
+	if prefix, ok := strings.CutSuffix(f.Source, "*"); ok {
+		w.add(`s.source LIKE ? ESCAPE '\'`, escapeLike(prefix)+"%")
+	} else if f.Source != "" {
 		w.add(`s.source = ?`, encText(f.Source))
 	}
 	for _, c := range []struct{ col, v string }{{"s.mail_from", f.Sender}, {"s.rcpts", f.Recipient}, {"s.server", f.Server}} {
