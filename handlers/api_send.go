@@ -204,23 +204,16 @@ func (h *Handler) apiCancelSend(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case ls != nil:
-		if err := h.sends.Cancel(snd.ID, "API token "+tokenName(c)); err != nil {
-			return api.NewProblem("not-running", "The send is not running", http.StatusConflict,
-				fmt.Sprintf("Send #%d had already ended; there is nothing to cancel.", snd.ID), "")
-		}
-		select { // the outcome is stored quickly once the connection is closed
-		case <-ls.Done():
-		case <-c.Request().Context().Done():
-			return fmt.Errorf("handlers: api cancel send %d: %w", snd.ID, c.Request().Context().Err())
-		}
-	case h.runningElsewhere(snd, ls):
+	switch h.cancelRunning(c, snd, ls, "API token "+tokenName(c)) {
+	case cancelElsewhere:
 		return api.NewProblem("running-elsewhere", "The send runs elsewhere", http.StatusConflict,
 			fmt.Sprintf("Send #%d runs on another sockmail instance and cannot be cancelled from this one; it ends at its time limit.", snd.ID), "")
-	default:
+	case cancelEnded:
 		return api.NewProblem("not-running", "The send is not running", http.StatusConflict,
 			fmt.Sprintf("Send #%d had already ended; there is nothing to cancel.", snd.ID), "")
+	}
+	if err := c.Request().Context().Err(); err != nil {
+		return fmt.Errorf("handlers: api cancel send %d: %w", snd.ID, err)
 	}
 	h.log.Info("send cancelled", "send", snd.ID, "token", tokenName(c))
 	after, _, err := h.readSend(c.Request().Context(), snd.ID)

@@ -34,6 +34,39 @@ func (h *Handler) start(c echo.Context, job *delivery.Job) (int64, error) {
 	return id, nil
 }
 
+// cancelOutcome is what a cancel request came to.
+type cancelOutcome int
+
+const (
+	// cancelDone: the send was running here; it is aborted and its
+	// outcome stored (or the request ended first).
+	cancelDone cancelOutcome = iota
+	// cancelEnded: the send had already ended.
+	cancelEnded
+	// cancelElsewhere: the send runs on another instance.
+	cancelElsewhere
+)
+
+// cancelRunning aborts snd when it runs in this process (ls), noting who
+// cancelled it in its transcript, and waits for its outcome to be stored.
+// The result page's Cancel and the API's share it.
+func (h *Handler) cancelRunning(c echo.Context, snd *store.Send, ls *delivery.Live, who string) cancelOutcome {
+	switch {
+	case ls != nil:
+		if err := h.sends.Cancel(snd.ID, who); err != nil {
+			return cancelEnded
+		}
+		select { // the outcome is stored quickly once the connection is closed
+		case <-ls.Done():
+		case <-c.Request().Context().Done():
+		}
+		return cancelDone
+	case h.runningElsewhere(snd, ls):
+		return cancelElsewhere
+	}
+	return cancelEnded
+}
+
 // cancelSend aborts a send running in this process, then shows its
 // result page: the transcript up to where it stopped, status aborted.
 func (h *Handler) cancelSend(c echo.Context) error {
@@ -42,25 +75,21 @@ func (h *Handler) cancelSend(c echo.Context) error {
 		return err
 	}
 	back := "/sends/" + strconv.FormatInt(snd.ID, 10)
-	switch {
-	case ls != nil:
-		who := "an admin"
-		if u, _ := c.Get(ctxUser).(*store.User); u != nil {
-			who = u.Email
-		}
-		if err := h.sends.Cancel(snd.ID, who); err != nil {
-			flash(c, fmt.Sprintf("Send #%d had already ended.", snd.ID))
-			return c.Redirect(http.StatusSeeOther, back)
-		}
-		select { // the outcome is stored quickly once the connection is closed
-		case <-ls.Done():
-		case <-c.Request().Context().Done():
-		}
+	who := "an admin"
+	if u, _ := c.Get(ctxUser).(*store.User); u != nil {
+		who = u.Email
+	}
+	switch h.cancelRunning(c, snd, ls, who) {
+	case cancelDone:
 		flash(c, fmt.Sprintf("Send #%d was cancelled.", snd.ID))
-	case h.runningElsewhere(snd, ls):
+	case cancelElsewhere:
 		flash(c, fmt.Sprintf("Send #%d runs on another sockmail instance and cannot be cancelled from this one; it ends at its time limit.", snd.ID))
-	default:
-		flash(c, fmt.Sprintf("Send #%d had already ended; there is nothing to cancel.", snd.ID))
+	case cancelEnded:
+		if ls != nil {
+			flash(c, fmt.Sprintf("Send #%d had already ended.", snd.ID))
+		} else {
+			flash(c, fmt.Sprintf("Send #%d had already ended; there is nothing to cancel.", snd.ID))
+		}
 	}
 	return c.Redirect(http.StatusSeeOther, back)
 }
