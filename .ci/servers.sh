@@ -1572,9 +1572,10 @@ status() {
 	peer_status inbucket-tls inbucket "" "$INBUCKET_TLS_PORT" "http://$HOST:$INBUCKET_TLS_HTTP_PORT/api/v1/mailbox/ready-check" || ok=1
 	dns_status || ok=1
 	local p
-	for p in $POLICY_GOOD_PORT $POLICY_EXPIRED_PORT $POLICY_OTHERNAME_PORT $CERT_SOON_PORT; do
+	for p in $POLICY_GOOD_PORT $POLICY_EXPIRED_PORT $POLICY_OTHERNAME_PORT; do
 		if greets "$p"; then line postfix "$HOST:$p" "running (policy tests)"; else line postfix "$HOST:$p" "NOT ANSWERING"; ok=1; fi
 	done
+	if greets "$CERT_SOON_PORT"; then line postfix "$HOST:$CERT_SOON_PORT" "running (certificate ends in 5 days)"; else line postfix "$HOST:$CERT_SOON_PORT" "NOT ANSWERING"; ok=1; fi
 	if daemon_running mtasts mta_sts_server && mtasts_ok; then line mta-sts "$HOST:$MTASTS_PORT" "running (HTTPS)"; else line mta-sts "-" "stopped"; ok=1; fi
 	if command -v pg_isready >/dev/null && pg_isready -q -h "$HOST" -p 5432; then line postgres "$HOST:5432" "running"; else line postgres "-" "not answering"; ok=1; fi
 	if command -v chromium >/dev/null; then line chromium "$(command -v chromium)" "installed"; else line chromium "-" "missing"; ok=1; fi
