@@ -133,6 +133,7 @@ func (h *Handler) monitorPage(c echo.Context) error {
 		if r.SendID != nil {
 			row.SendID = *r.SendID
 		}
+		runExtra(&row, r)
 		v.Runs = append(v.Runs, row)
 	}
 	return render(c, http.StatusOK, views.MonitorPage(h.page(c, "Monitor "+m.Name, "monitors"), v))

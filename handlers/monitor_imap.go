@@ -35,6 +35,17 @@ func imapForm(o store.MonitorOptions) views.MonitorIMAPForm {
 	return f
 }
 
+// runExtra puts a run's check and arrival time on its row.
+func runExtra(row *views.MonitorRunRow, r store.MonitorRun) {
+	row.ArrivalMS = -1
+	if r.CheckID != nil {
+		row.CheckID = *r.CheckID
+	}
+	if r.Arrival != nil {
+		row.ArrivalMS = r.Arrival.Milliseconds()
+	}
+}
+
 // readCheckTarget checks a check monitor's target: a domain, or
 // host:port; the port field is its MX hosts' port (empty: 25).
 func readCheckTarget(f views.MonitorForm, m *store.Monitor, errs map[string]string) {

@@ -5,7 +5,10 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"sockmail/internal/store"
 )
@@ -104,6 +107,26 @@ func TestMonitorFormIMAPAndCheck(t *testing.T) {
 			ms, err = a.store.ListMonitors(ctx)
 			if err != nil || len(ms) != 2 || ms[0].Kind != store.MonitorCheck || ms[0].Target != "check.test" || ms[0].Options.Port != 2525 || ms[0].Rcpt != "" {
 				t.Fatalf("stored check monitor %+v, %v", ms, err)
+			}
+			// A stored run shows its check and its arrival time on the
+			// monitor's page.
+			now := time.Now()
+			if _, err := a.store.ClaimMonitor(ctx, ms[0].ID, "page-test", now, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			ck := &store.Check{Target: "check.test", Started: now}
+			if err := a.store.CreateCheck(ctx, ck); err != nil {
+				t.Fatal(err)
+			}
+			arrival := 1500 * time.Millisecond
+			run := &store.MonitorRun{MonitorID: ms[0].ID, Started: now, Finished: now.Add(2 * time.Second), State: store.MonitorUp, CheckID: &ck.ID, Arrival: &arrival}
+			if err := a.store.FinishMonitorRun(ctx, "page-test", run); err != nil {
+				t.Fatal(err)
+			}
+			pr := c.get("/monitors/" + strconv.FormatInt(ms[0].ID, 10))
+			if pr.status != http.StatusOK || pr.testid(t, "run-check").AttrOr("href", "") != "/checks/"+strconv.FormatInt(ck.ID, 10) ||
+				!strings.Contains(pr.testid(t, "run-arrival").Text(), "1500 ms") {
+				t.Fatalf("monitor page %d lacks the run's check link or arrival:\n%s", pr.status, pr.body)
 			}
 		})
 	}
