@@ -199,8 +199,9 @@ func TestMonitorIMAPArrival(t *testing.T) {
 				t.Fatalf("run %d: %s %q, want up", i, run.State, run.Reason)
 			}
 			if run.Arrival == nil || *run.Arrival <= 0 || *run.Arrival > run.Finished.Sub(run.Started) {
-				t.Errorf("run %d: arrival %v, want a time within the run's %v", i, run.Arrival, run.Finished.Sub(run.Started))
+				t.Fatalf("run %d: arrival %v, want a time within the run's %v", i, run.Arrival, run.Finished.Sub(run.Started))
 			}
+			t.Logf("run %d: arrival %v, run %v", i, *run.Arrival, run.Finished.Sub(run.Started))
 			token := tokenOf(t, st, run.SendID)
 			snd, err := st.Send(ctx, *run.SendID)
 			if err != nil || snd.Server != pf.SubmissionAddr {
