@@ -133,6 +133,7 @@ func (h *Handler) monitorPage(c echo.Context) error {
 		if r.SendID != nil {
 			row.SendID = *r.SendID
 		}
+		runExtra(&row, r)
 		v.Runs = append(v.Runs, row)
 	}
 	return render(c, http.StatusOK, views.MonitorPage(h.page(c, "Monitor "+m.Name, "monitors"), v))
@@ -180,7 +181,7 @@ func (h *Handler) editMonitorPage(c echo.Context) error {
 	}
 	f := views.MonitorForm{Name: m.Name, Kind: string(m.Kind), Host: m.Target, Port: strconv.Itoa(m.Options.Port), Rcpt: m.Rcpt, MailFrom: m.Options.MailFrom,
 		Profile: strconv.FormatInt(m.Profile, 10), Interval: strconv.Itoa(m.Interval), SlowMS: strconv.Itoa(m.SlowMS), CertDays: strconv.Itoa(m.CertDays),
-		ImplicitTLS: m.Options.ImplicitTLS, Enabled: m.Enabled}
+		ImplicitTLS: m.Options.ImplicitTLS, Enabled: m.Enabled, IMAP: imapForm(m.Options)}
 	return h.showMonitorForm(c, http.StatusOK, views.MonitorEdit{ID: m.ID, Form: f})
 }
 
@@ -189,7 +190,7 @@ func readMonitorForm(c echo.Context) (views.MonitorForm, store.Monitor, map[stri
 	v := func(name string) string { return strings.TrimSpace(c.FormValue(name)) }
 	f := views.MonitorForm{Name: v("name"), Kind: v("kind"), Host: v("host"), Port: v("port"), Rcpt: v("rcpt"), MailFrom: v("mail_from"),
 		Profile: v("profile"), Interval: v("interval"), SlowMS: v("slow_ms"), CertDays: v("cert_days"),
-		ImplicitTLS: c.FormValue("implicit_tls") != "", Enabled: c.FormValue("enabled") != ""}
+		ImplicitTLS: c.FormValue("implicit_tls") != "", Enabled: c.FormValue("enabled") != "", IMAP: readIMAPForm(c)}
 	errs := map[string]string{}
 	num := func(field, label, s string, lo, hi int) int {
 		if s == "" && lo == 0 {
@@ -219,10 +220,12 @@ func readMonitorForm(c echo.Context) (views.MonitorForm, store.Monitor, map[stri
 			errs["profile"] = "Choose a profile."
 		}
 		m.Profile = p
+	case store.MonitorCheck:
+		readCheckTarget(f, &m, errs)
 	default:
-		errs["kind"] = "Choose a quit-after test or a full send."
+		errs["kind"] = "Choose a quit-after test, a full send or a check."
 	}
-	if a, err := mail.ParseAddress(f.Rcpt); err != nil || a.Address != f.Rcpt || len(f.Rcpt) > store.MaxMonitorTarget {
+	if a, err := mail.ParseAddress(f.Rcpt); m.Kind != store.MonitorCheck && (err != nil || a.Address != f.Rcpt || len(f.Rcpt) > store.MaxMonitorTarget) {
 		errs["rcpt"] = "Enter the recipient as a plain address, like postmaster@example.org."
 	}
 	if f.MailFrom != "" {
@@ -242,6 +245,7 @@ func (h *Handler) createMonitor(c echo.Context) error {
 		return err
 	}
 	f, m, errs := readMonitorForm(c)
+	h.monitorIMAP(&f.IMAP, &m, nil, errs)
 	if len(errs) == 0 {
 		m.Created = h.now()
 		err := ms.Store.CreateMonitor(c.Request().Context(), &m)
@@ -264,6 +268,7 @@ func (h *Handler) updateMonitor(c echo.Context) error {
 		return err
 	}
 	f, m, errs := readMonitorForm(c)
+	h.monitorIMAP(&f.IMAP, &m, old, errs)
 	if len(errs) == 0 {
 		m.ID = old.ID
 		err := ms.Store.UpdateMonitor(c.Request().Context(), &m, h.now())

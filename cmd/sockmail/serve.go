@@ -234,7 +234,8 @@ func (s *server) buildWorker(d *handlers.Deps, resolver *delivery.Resolver) erro
 // PostgreSQL database each run one; leases in the store make each
 // monitor run on one of them per interval.
 func (s *server) buildMonitors(d *handlers.Deps, resolver *delivery.Resolver) error {
-	probe := monitor.NewProber(monitor.ProberDeps{Resolve: resolver.Resolve, Sends: s.st, Captured: s.st, Now: d.Now, Timeout: s.cfg.SendTimeout})
+	probe := monitor.NewProber(monitor.ProberDeps{Resolve: resolver.Resolve, Sends: s.st, Captured: s.st, Now: d.Now, Timeout: s.cfg.SendTimeout,
+		Opener: d.Sealer, RootCAs: d.RootCAs, Checks: s.st, CheckResolver: d.CheckResolver})
 	sched, err := monitor.New(monitor.Deps{Store: s.st, Probe: probe, Owner: outbox.DefaultOwner(), Now: d.Now, Logger: s.log})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

@@ -29,6 +29,15 @@ type Result struct {
 	CertExpiry time.Time
 	// SendID is the send (source "monitor") that keeps the transcript.
 	SendID *int64
+	// CheckID is the check a check monitor's run stored.
+	CheckID *int64
+	// Arrival is how long the message of a full send took from the start
+	// of the send to being found in the mailbox (IMAP or the capture
+	// server); nil when the run did not look or did not find it.
+	Arrival *time.Duration
+	// Warnings are reasons, found by the run itself, to judge a working
+	// server degraded (a check's warnings).
+	Warnings []string
 }
 
 // Latency is how long the run took.
@@ -41,11 +50,15 @@ type Thresholds struct {
 	// CertDays: a certificate expiring within this many days of the run
 	// is degraded (0: never).
 	CertDays int
+	// ArrivalLate: a message found later than this after its send began
+	// is degraded (0: never).
+	ArrivalLate time.Duration
 }
 
 // ThresholdsOf returns a stored monitor's thresholds.
 func ThresholdsOf(m store.Monitor) Thresholds {
-	return Thresholds{Slow: time.Duration(m.SlowMS) * time.Millisecond, CertDays: m.CertDays}
+	return Thresholds{Slow: time.Duration(m.SlowMS) * time.Millisecond, CertDays: m.CertDays,
+		ArrivalLate: time.Duration(m.Options.ArrivalLateMS) * time.Millisecond}
 }
 
 // State is a monitor's health after a run, with the reason when it is
@@ -56,9 +69,10 @@ type State struct {
 }
 
 // Evaluate judges a run: down when it failed (the reason names the
-// error), degraded when it was slow or the certificate expires soon (or
-// has expired: then down), up otherwise. Several degradations are all
-// named, joined by "; ".
+// error), degraded when it was slow, its message arrived late, the
+// certificate expires soon (or has expired: then down) or the run found
+// warnings, up otherwise. Several degradations are all named, joined by
+// "; ".
 func Evaluate(th Thresholds, r Result) State {
 	if r.Err != nil {
 		return State{State: store.MonitorDown, Reason: r.Err.Error()}
@@ -77,6 +91,10 @@ func Evaluate(th Thresholds, r Result) State {
 	if th.Slow > 0 && r.Latency() > th.Slow {
 		reasons = append(reasons, fmt.Sprintf("slow: %d ms, above %d ms", r.Latency().Milliseconds(), th.Slow.Milliseconds()))
 	}
+	if th.ArrivalLate > 0 && r.Arrival != nil && *r.Arrival > th.ArrivalLate {
+		reasons = append(reasons, fmt.Sprintf("arrival late: %d ms, above %d ms", r.Arrival.Milliseconds(), th.ArrivalLate.Milliseconds()))
+	}
+	reasons = append(reasons, r.Warnings...)
 	if len(reasons) > 0 {
 		return State{State: store.MonitorDegraded, Reason: strings.Join(reasons, "; ")}
 	}

@@ -10,8 +10,8 @@ import (
 )
 
 // TestEvaluate judges runs: failures are down with the error as reason,
-// slow runs and certificates expiring within the threshold degraded
-// (both named when both apply), an expired certificate down, and runs
+// slow runs, late arrivals, a check's warnings and certificates expiring
+// within the threshold degraded (all named when several apply), an expired certificate down, and runs
 // within the thresholds (or without thresholds) up.
 func TestEvaluate(t *testing.T) {
 	t0 := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
@@ -35,6 +35,12 @@ func TestEvaluate(t *testing.T) {
 		{"slow and expiring", Thresholds{Slow: time.Second, CertDays: 30}, Result{Started: t0, Finished: t0.Add(2 * time.Second), CertExpiry: t0.Add(10 * 24 * time.Hour)},
 			store.MonitorDegraded, "certificate expires in 9 days (2026-12-16), within 30; slow: 2000 ms, above 1000 ms"},
 		{"failure wins over slowness", Thresholds{Slow: time.Millisecond}, Result{Started: t0, Finished: t0.Add(time.Minute), Err: refused}, store.MonitorDown, "smtp: connect: connection refused"},
+		{"arrival late", Thresholds{ArrivalLate: 10 * time.Second}, Result{Started: t0, Finished: t0.Add(20 * time.Second), Arrival: ptr(15 * time.Second)}, store.MonitorDegraded, "arrival late: 15000 ms, above 10000 ms"},
+		{"arrival in time", Thresholds{ArrivalLate: 10 * time.Second}, Result{Started: t0, Finished: t0.Add(20 * time.Second), Arrival: ptr(10 * time.Second)}, store.MonitorUp, ""},
+		{"arrival without threshold", Thresholds{}, Result{Started: t0, Finished: t0, Arrival: ptr(time.Hour)}, store.MonitorUp, ""},
+		{"check warnings", Thresholds{}, Result{Started: t0, Finished: t0, Warnings: []string{"check x.test warns: no PTR"}}, store.MonitorDegraded, "check x.test warns: no PTR"},
+		{"slow and late", Thresholds{Slow: time.Second, ArrivalLate: time.Second}, Result{Started: t0, Finished: t0.Add(3 * time.Second), Arrival: ptr(2 * time.Second)},
+			store.MonitorDegraded, "slow: 3000 ms, above 1000 ms; arrival late: 2000 ms, above 1000 ms"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,3 +51,5 @@ func TestEvaluate(t *testing.T) {
 		})
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -29,7 +30,7 @@ const DefaultProbeTimeout = 2 * time.Minute
 const DefaultMonitorSender = "sockmail-monitor@localhost"
 
 // ErrKindUnsupported is the failure of a run of a kind this version does
-// not run yet (a check of a server).
+// not know, or of a check when ProberDeps.Checks is not set.
 var ErrKindUnsupported = errors.New("monitor: this kind of monitor cannot run yet")
 
 // ProberDeps is what NewProber needs.
@@ -53,6 +54,18 @@ type ProberDeps struct {
 	ArrivalWait, ArrivalPoll time.Duration
 	// After waits like time.After (its default); tests inject a clock.
 	After func(time.Duration) <-chan time.Time
+	// Opener opens the sealed IMAP passwords of monitors that confirm
+	// arrival over IMAP (*crypt.Box).
+	Opener delivery.Opener
+	// RootCAs verifies IMAP servers and the servers checks talk to; the
+	// system's roots if nil.
+	RootCAs *x509.CertPool
+	// Checks, if set, lets check monitors run: each run is stored there
+	// as a check (*store.Store).
+	Checks CheckStore
+	// CheckResolver is the DNS resolver (host:port) of check monitors;
+	// empty: the system's.
+	CheckResolver string
 }
 
 // CapturedFinder finds and deletes captured mail (*store.Store).
@@ -133,6 +146,11 @@ func probe(ctx context.Context, d ProberDeps, m store.Monitor) Result {
 			return Result{Err: err}
 		}
 		msg = message(m, from, token, d.Now())
+	case store.MonitorCheck:
+		if d.Checks == nil {
+			return Result{Err: fmt.Errorf("%w: %s", ErrKindUnsupported, m.Kind)}
+		}
+		return probeCheck(ctx, d, m)
 	default:
 		return Result{Err: fmt.Errorf("%w: %s", ErrKindUnsupported, m.Kind)}
 	}
@@ -190,32 +208,45 @@ func probe(ctx context.Context, d ProberDeps, m store.Monitor) Result {
 			out.Err = errors.New("no recipient was accepted")
 		}
 	}
-	if out.Err == nil && token != "" && m.Profile == 0 && d.Captured != nil {
-		out.Err = confirmArrival(ctx, d, token)
+	if out.Err != nil || token == "" {
+		return out
+	}
+	var found time.Time
+	switch {
+	case m.Options.IMAP != nil:
+		found, out.Err = confirmIMAP(ctx, d, m.Options.IMAP, token)
+	case m.Profile == 0 && d.Captured != nil:
+		found, out.Err = confirmArrival(ctx, d, token)
+	}
+	if !found.IsZero() {
+		arrival := max(found.Sub(start), 0)
+		out.Arrival = &arrival
 	}
 	return out
 }
 
 // confirmArrival looks for the message carrying token in the capture
 // server until it is there or ArrivalWait has passed, then deletes it.
-func confirmArrival(ctx context.Context, d ProberDeps, token string) error {
+// It returns when the message was found (d.Now()).
+func confirmArrival(ctx context.Context, d ProberDeps, token string) (time.Time, error) {
 	deadline := d.After(d.ArrivalWait)
 	for {
 		page, err := d.Captured.SearchCaptured(ctx, store.CapturedFilter{Terms: []store.CapturedTerm{{Field: store.FieldSubject, Text: token}}, Limit: 1})
 		if err != nil {
-			return fmt.Errorf("look for the message in the capture server: %w", err)
+			return time.Time{}, fmt.Errorf("look for the message in the capture server: %w", err)
 		}
 		if len(page.Messages) > 0 {
+			found := d.Now()
 			if err := d.Captured.DeleteCaptured(ctx, page.Messages[0].ID); err != nil && !errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("delete the arrived message: %w", err)
+				return found, fmt.Errorf("delete the arrived message: %w", err)
 			}
-			return nil
+			return found, nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("look for the message in the capture server: %w", ctx.Err())
+			return time.Time{}, fmt.Errorf("look for the message in the capture server: %w", ctx.Err())
 		case <-deadline:
-			return fmt.Errorf("the message (token %s) did not arrive in the capture server within %v", token, d.ArrivalWait)
+			return time.Time{}, fmt.Errorf("the message (token %s) did not arrive in the capture server within %v", token, d.ArrivalWait)
 		case <-d.After(d.ArrivalPoll):
 		}
 	}
@@ -234,7 +265,7 @@ func newToken() (string, error) {
 func message(m store.Monitor, from, token string, now time.Time) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "From: <%s>\r\nTo: <%s>\r\nSubject: sockmail monitor %s [%s]\r\n", oneLine(from), oneLine(m.Rcpt), oneLine(m.Name), token)
-	fmt.Fprintf(&b, "Date: %s\r\nMessage-ID: <monitor-%s@sockmail.invalid>\r\nX-Sockmail-Monitor: %s\r\n", now.Format(time.RFC1123Z), token, token)
+	fmt.Fprintf(&b, "Date: %s\r\nMessage-ID: <monitor-%s@sockmail.invalid>\r\n%s: %s\r\n", now.Format(time.RFC1123Z), token, MonitorHeader, token)
 	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n")
 	fmt.Fprintf(&b, "A test message sent by the sockmail monitor %s.\r\nToken: %s\r\n", oneLine(m.Name), token)
 	return b.Bytes()

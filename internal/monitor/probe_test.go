@@ -128,7 +128,7 @@ func TestConfirmArrival(t *testing.T) {
 		}
 		return never
 	}
-	err = confirmArrival(ctx, ProberDeps{Captured: st, ArrivalWait: time.Minute, ArrivalPoll: time.Second, After: after}, "0123456789abcdef")
+	_, err = confirmArrival(ctx, ProberDeps{Captured: st, ArrivalWait: time.Minute, ArrivalPoll: time.Second, After: after}, "0123456789abcdef")
 	if err == nil || !strings.Contains(err.Error(), "0123456789abcdef") || !strings.Contains(err.Error(), "did not arrive") {
 		t.Errorf("missing message: %v, want it named as not arrived", err)
 	}

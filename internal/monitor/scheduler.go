@@ -208,7 +208,7 @@ func (s *Scheduler) runClaimed(ctx context.Context, m store.Monitor) (*store.Mon
 	}
 	st := Evaluate(ThresholdsOf(m), res)
 	run := &store.MonitorRun{MonitorID: m.ID, Started: res.Started, Finished: res.Finished, State: st.State, Reason: st.Reason,
-		Latency: res.Latency(), SendID: res.SendID}
+		Latency: res.Latency(), SendID: res.SendID, CheckID: res.CheckID, Arrival: res.Arrival}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
 	if err := s.d.Store.FinishMonitorRun(sctx, s.d.Owner, run); err != nil {

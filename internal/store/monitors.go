@@ -58,7 +58,32 @@ type MonitorOptions struct {
 	ImplicitTLS bool `json:"implicit_tls,omitempty"`
 	// MailFrom is the envelope sender of a quit-after test.
 	MailFrom string `json:"mail_from,omitempty"`
+	// IMAP, if set, makes a full send confirm its message's arrival in
+	// this mailbox (instead of the built-in capture server).
+	IMAP *MonitorIMAP `json:"imap,omitempty"`
+	// ArrivalLateMS makes a run whose message arrived later than this
+	// after the send began degraded (0: never).
+	ArrivalLateMS int `json:"arrival_late_ms,omitempty"`
 }
+
+// MonitorIMAP is the mailbox a full send's arrival is confirmed in.
+type MonitorIMAP struct {
+	Host string `json:"host"`
+	// Port is the IMAP port (0: 993 with ImplicitTLS, else 143).
+	Port int `json:"port,omitempty"`
+	// ImplicitTLS speaks TLS from the first byte (port 993); otherwise
+	// STARTTLS is required before LOGIN.
+	ImplicitTLS bool   `json:"implicit_tls,omitempty"`
+	User        string `json:"user"`
+	// PasswordEnc is the password sealed with crypt.Box, as profile
+	// passwords are; the store never sees it in clear.
+	PasswordEnc []byte `json:"password_enc,omitempty"`
+	// Mailbox is the folder searched ("" : INBOX).
+	Mailbox string `json:"mailbox,omitempty"`
+}
+
+// MaxMonitorArrivalLateMS bounds MonitorOptions.ArrivalLateMS.
+const MaxMonitorArrivalLateMS = 24 * 60 * 60 * 1000
 
 // Monitor is a named test run every Interval minutes.
 type Monitor struct {
@@ -98,6 +123,10 @@ type MonitorRun struct {
 	// keeps the run's transcript; nil when none.
 	SendID  *int64
 	CheckID *int64
+	// Arrival is how long the run's message took from the start of the
+	// send to being found in the mailbox; nil when the run did not look
+	// (or the message never came).
+	Arrival *time.Duration
 }
 
 // validate checks a monitor's settings and names the first wrong one.
@@ -121,6 +150,22 @@ func (m *Monitor) validate() error {
 		return fmt.Errorf("slow threshold %d ms is not 0 to %d", m.SlowMS, MaxMonitorSlowMS)
 	case m.CertDays < 0 || m.CertDays > MaxMonitorCertDays:
 		return fmt.Errorf("certificate threshold %d days is not 0 to %d", m.CertDays, MaxMonitorCertDays)
+	case m.Options.ArrivalLateMS < 0 || m.Options.ArrivalLateMS > MaxMonitorArrivalLateMS:
+		return fmt.Errorf("arrival threshold %d ms is not 0 to %d", m.Options.ArrivalLateMS, MaxMonitorArrivalLateMS)
+	}
+	if im := m.Options.IMAP; im != nil {
+		switch {
+		case m.Kind != MonitorSend:
+			return errors.New("an IMAP mailbox confirms the arrival of full sends only")
+		case im.Host == "" || len(im.Host) > MaxMonitorTarget || !sqlText(im.Host):
+			return fmt.Errorf("IMAP host must be 1 to %d characters of text", MaxMonitorTarget)
+		case im.Port < 0 || im.Port > 65535:
+			return fmt.Errorf("IMAP port %d is not 0 to 65535", im.Port)
+		case im.User == "" || len(im.User) > MaxMonitorTarget || len(im.Mailbox) > MaxMonitorTarget:
+			return fmt.Errorf("IMAP user (required) and mailbox are at most %d bytes", MaxMonitorTarget)
+		case len(im.PasswordEnc) > 1024:
+			return errors.New("IMAP password is too long")
+		}
 	}
 	return nil
 }
@@ -329,16 +374,25 @@ func (s *Store) FinishMonitorRun(ctx context.Context, owner string, run *Monitor
 		if err != nil {
 			return err
 		}
-		return tx.QueryRowContext(ctx, s.q(`INSERT INTO monitor_runs (monitor_id, started_at, finished_at, state, reason, latency_ms, send_id, check_id)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		var arrival *int64
+		if run.Arrival != nil {
+			ms := run.Arrival.Milliseconds()
+			arrival = &ms
+		}
+		return tx.QueryRowContext(ctx, s.q(`INSERT INTO monitor_runs (monitor_id, started_at, finished_at, state, reason, latency_ms, send_id, check_id, arrival_ms)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 			run.MonitorID, micros(started), micros(finished), string(run.State), reason, run.Latency.Milliseconds(),
-			nullInt64(run.SendID), nullInt64(run.CheckID)).Scan(&run.ID)
+			nullInt64(run.SendID), nullInt64(run.CheckID), nullInt64(arrival)).Scan(&run.ID)
 	})
 	if err != nil {
 		return fmt.Errorf("store: finish run of monitor %d: %w", run.MonitorID, err)
 	}
 	run.Started, run.Finished, run.Reason = started, finished, decText(reason)
 	run.Latency = time.Duration(run.Latency.Milliseconds()) * time.Millisecond
+	if run.Arrival != nil {
+		a := time.Duration(run.Arrival.Milliseconds()) * time.Millisecond
+		run.Arrival = &a
+	}
 	return nil
 }
 
@@ -357,7 +411,7 @@ func (s *Store) MonitorRuns(ctx context.Context, monitorID int64, limit int, bef
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT id, monitor_id, started_at, finished_at, state, reason, latency_ms, send_id, check_id
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT id, monitor_id, started_at, finished_at, state, reason, latency_ms, send_id, check_id, arrival_ms
 		FROM monitor_runs WHERE monitor_id = ? AND id < ? ORDER BY id DESC LIMIT ?`), monitorID, before, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: runs of monitor %d: %w", monitorID, err)
@@ -368,13 +422,17 @@ func (s *Store) MonitorRuns(ctx context.Context, monitorID int64, limit int, bef
 		var r MonitorRun
 		var started, finished, latency int64
 		var state string
-		var sendID, checkID sql.NullInt64
-		if err := rows.Scan(&r.ID, &r.MonitorID, &started, &finished, &state, &r.Reason, &latency, &sendID, &checkID); err != nil {
+		var sendID, checkID, arrival sql.NullInt64
+		if err := rows.Scan(&r.ID, &r.MonitorID, &started, &finished, &state, &r.Reason, &latency, &sendID, &checkID, &arrival); err != nil {
 			return nil, fmt.Errorf("store: runs of monitor %d: %w", monitorID, err)
 		}
 		r.Started, r.Finished, r.State, r.Reason = fromMicros(started), fromMicros(finished), MonitorState(state), decText(r.Reason)
 		r.Latency = time.Duration(latency) * time.Millisecond
 		r.SendID, r.CheckID = ptrInt64(sendID), ptrInt64(checkID)
+		if arrival.Valid {
+			a := time.Duration(arrival.Int64) * time.Millisecond
+			r.Arrival = &a
+		}
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {

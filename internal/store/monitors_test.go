@@ -183,3 +183,62 @@ func TestMonitorClaimsAcrossInstances(t *testing.T) {
 		}
 	})
 }
+
+// TestMonitorArrivalAndIMAP keeps a run's arrival time (nil when the run
+// did not look), stores a monitor's IMAP mailbox with its sealed password
+// and arrival threshold, and refuses bad IMAP settings, on both backends.
+func TestMonitorArrivalAndIMAP(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		t0 := time.Date(2026, 12, 7, 2, 0, 0, 0, time.UTC)
+		im := &MonitorIMAP{Host: "127.0.0.1", Port: 2143, User: "monitor@example.test", PasswordEnc: []byte{1, 2, 3, 0, 255}}
+		m := &Monitor{Name: "imap", Kind: MonitorSend, Rcpt: "monitor@example.test", Interval: 5, Enabled: true, Created: t0,
+			Options: MonitorOptions{IMAP: im, ArrivalLateMS: 30000}}
+		if err := s.CreateMonitor(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Monitor(ctx, m.ID)
+		if err != nil || got.Options.IMAP == nil || got.Options.IMAP.User != im.User || got.Options.IMAP.Port != 2143 ||
+			string(got.Options.IMAP.PasswordEnc) != string(im.PasswordEnc) || got.Options.ArrivalLateMS != 30000 {
+			t.Fatalf("monitor with IMAP %+v (imap %+v), %v", got, got.Options.IMAP, err)
+		}
+		bad := []struct {
+			name string
+			o    MonitorOptions
+			kind MonitorKind
+		}{
+			{"imap on quit-after", MonitorOptions{IMAP: &MonitorIMAP{Host: "h", User: "u"}}, MonitorQuitAfter},
+			{"imap no host", MonitorOptions{IMAP: &MonitorIMAP{User: "u"}}, MonitorSend},
+			{"imap no user", MonitorOptions{IMAP: &MonitorIMAP{Host: "h"}}, MonitorSend},
+			{"imap port", MonitorOptions{IMAP: &MonitorIMAP{Host: "h", User: "u", Port: 70000}}, MonitorSend},
+			{"arrival late", MonitorOptions{ArrivalLateMS: -1}, MonitorSend},
+		}
+		for _, tt := range bad {
+			b := &Monitor{Name: "bad", Kind: tt.kind, Target: "h.test", Rcpt: "a@b.test", Interval: 5, Options: tt.o}
+			if err := s.CreateMonitor(ctx, b); !errors.Is(err, ErrInvalidMonitor) {
+				t.Errorf("%s: %v, want ErrInvalidMonitor", tt.name, err)
+			}
+		}
+		arrival := 1234567 * time.Microsecond
+		for i, a := range []*time.Duration{&arrival, nil} {
+			at := t0.Add(time.Duration(i) * 5 * time.Minute)
+			if c, err := s.ClaimDueMonitors(ctx, "one", at, time.Minute, 10); err != nil || len(c) != 1 {
+				t.Fatalf("claim %d: %+v, %v", i, c, err)
+			}
+			r := &MonitorRun{MonitorID: m.ID, Started: at, Finished: at.Add(2 * time.Second), State: MonitorUp, Arrival: a}
+			if err := s.FinishMonitorRun(ctx, "one", r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		runs, err := s.MonitorRuns(ctx, m.ID, 10, 0)
+		if err != nil || len(runs) != 2 {
+			t.Fatalf("runs %+v, %v", runs, err)
+		}
+		if runs[0].Arrival != nil {
+			t.Errorf("run without arrival: %v, want nil", *runs[0].Arrival)
+		}
+		if runs[1].Arrival == nil || *runs[1].Arrival != 1234*time.Millisecond {
+			t.Errorf("run arrival %v, want 1.234s", runs[1].Arrival)
+		}
+	})
+}
