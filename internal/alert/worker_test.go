@@ -288,3 +288,60 @@ func TestWebhookRetry(t *testing.T) {
 		}
 	})
 }
+
+// TestTwoInstances: two workers (two instances on one database) pass at
+// the same moment, when quiet hours end with ten monitors' alerts held:
+// each email reaches the outbox once and each webhook is received once.
+func TestTwoInstances(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		night := time.Date(2026, 12, 6, 23, 0, 0, 0, time.UTC)
+		c := &clock{now: night}
+		rcv := newReceiver(t, "two", c)
+		const n = 10
+		for i := range n {
+			m := newMonitor(t, st, "m"+strconv.Itoa(i))
+			if err := st.SaveAlertSettings(ctx, &store.AlertSettings{MonitorID: m.ID, EmailTo: []string{"admin@example.test"},
+				WebhookURL: rcv.srv.URL, WebhookSecret: "two", QuietStart: 22 * 60, QuietEnd: 6 * 60}); err != nil {
+				t.Fatal(err)
+			}
+			setState(t, st, m, store.MonitorDown, "down", night)
+		}
+		a, err := New(Deps{Store: st, Owner: "instance-a", Now: c.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := New(Deps{Store: st, Owner: "instance-b", Now: c.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for _, w := range []*Worker{a, b} {
+			wg.Go(func() { w.Pass(ctx) })
+		}
+		wg.Wait()
+		if got := rcv.events(); len(got) != 0 {
+			t.Fatalf("webhooks in quiet hours: %v", got)
+		}
+		c.Set(night.Add(7 * time.Hour))
+		for _, w := range []*Worker{a, b} {
+			wg.Go(func() { w.Pass(ctx) })
+		}
+		wg.Wait()
+		if got := rcv.events(); len(got) != n {
+			t.Errorf("%d webhooks received, want %d (one per monitor)", len(got), n)
+		}
+		if got := outboxSubjects(t, st); len(got) != n {
+			t.Errorf("%d alert emails in the outbox, want %d", len(got), n)
+		}
+		ids := map[string]bool{}
+		rcv.mu.Lock()
+		for _, g := range rcv.got {
+			ids[g.payload.EventID] = true
+		}
+		rcv.mu.Unlock()
+		if len(ids) != n {
+			t.Errorf("%d distinct alerts received, want %d", len(ids), n)
+		}
+	})
+}
