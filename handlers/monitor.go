@@ -262,7 +262,7 @@ func (h *Handler) createMonitor(c echo.Context) error {
 		case err != nil:
 			return fmt.Errorf("handlers: create monitor: %w", err)
 		default:
-			if err := h.saveAlerts(c.Request().Context(), m.ID, as); err != nil {
+			if err := h.saveAlerts(c.Request().Context(), m.ID, as, af); err != nil {
 				return err
 			}
 			flash(c, "Monitor \""+m.Name+"\" created.")
@@ -290,7 +290,7 @@ func (h *Handler) updateMonitor(c echo.Context) error {
 		case err != nil:
 			return fmt.Errorf("handlers: update monitor: %w", err)
 		default:
-			if err := h.saveAlerts(c.Request().Context(), m.ID, as); err != nil {
+			if err := h.saveAlerts(c.Request().Context(), m.ID, as, af); err != nil {
 				return err
 			}
 			flash(c, "Monitor \""+m.Name+"\" saved.")

@@ -50,7 +50,17 @@ func (h *Handler) alertFormOf(ctx context.Context, id int64) (views.AlertForm, e
 		return f, fmt.Errorf("handlers: alert settings of monitor %d: %w", id, err)
 	}
 	f.EmailTo, f.EmailProfile, f.EmailFrom = strings.Join(a.EmailTo, ", "), strconv.FormatInt(a.EmailProfile, 10), a.EmailFrom
-	f.WebhookURL, f.WebhookSecret, f.OnDegraded = a.WebhookURL, a.WebhookSecret, a.OnDegraded
+	f.WebhookURL, f.OnDegraded = a.WebhookURL, a.OnDegraded
+	if len(a.WebhookSecretEnc) > 0 {
+		secret, err := h.sealer.Open(a.WebhookSecretEnc)
+		if err != nil {
+			// Sealed under another key: the form shows none, and saving
+			// makes a new one.
+			h.log.Warn("monitor alerts: webhook secret cannot be opened", "monitor", id, "err", err)
+		} else {
+			f.WebhookSecret = string(secret)
+		}
+	}
 	f.Repeat, f.QuietTZ = strconv.Itoa(a.RepeatMinutes), a.QuietTZ
 	if a.QuietStart != a.QuietEnd {
 		f.QuietStart, f.QuietEnd = fmtMinuteOfDay(a.QuietStart), fmtMinuteOfDay(a.QuietEnd)
@@ -68,7 +78,8 @@ func parseMinuteOfDay(s string) (int, bool) {
 }
 
 // readAlertForm reads and checks the alert fieldset into errs. The
-// settings' MonitorID is left for the caller.
+// settings' MonitorID is left for the caller; the webhook secret is in
+// the form only (saveAlerts seals it).
 func readAlertForm(c echo.Context, errs map[string]string) (views.AlertForm, store.AlertSettings) {
 	v := func(name string) string { return strings.TrimSpace(c.FormValue(name)) }
 	f := views.AlertForm{EmailTo: v("alert_email_to"), EmailProfile: v("alert_email_profile"), EmailFrom: v("alert_email_from"),
@@ -119,7 +130,7 @@ func readAlertForm(c echo.Context, errs map[string]string) (views.AlertForm, sto
 	if len(f.WebhookSecret) > store.MaxAlertSecret || strings.ContainsAny(f.WebhookSecret, "\x00\r\n") {
 		errs["alert_webhook_secret"] = fmt.Sprintf("Enter a secret of at most %d characters on one line.", store.MaxAlertSecret)
 	}
-	a.WebhookURL, a.WebhookSecret = f.WebhookURL, f.WebhookSecret
+	a.WebhookURL = f.WebhookURL
 	if f.Repeat == "" {
 		f.Repeat = "0"
 	}
@@ -149,13 +160,20 @@ func readAlertForm(c echo.Context, errs map[string]string) (views.AlertForm, sto
 	return f, a
 }
 
-// saveAlerts stores the alert settings of monitor id, if this instance
-// has alerts.
-func (h *Handler) saveAlerts(ctx context.Context, id int64, a store.AlertSettings) error {
+// saveAlerts stores the alert settings of monitor id with the form's
+// webhook secret sealed, if this instance has alerts.
+func (h *Handler) saveAlerts(ctx context.Context, id int64, a store.AlertSettings, f views.AlertForm) error {
 	if h.monitors.Alerts == nil {
 		return nil
 	}
 	a.MonitorID = id
+	if a.WebhookURL != "" {
+		sealed, err := h.sealer.Seal([]byte(f.WebhookSecret))
+		if err != nil {
+			return fmt.Errorf("handlers: seal the webhook secret: %w", err)
+		}
+		a.WebhookSecretEnc = sealed
+	}
 	if err := h.monitors.Alerts.SaveAlertSettings(ctx, &a); err != nil {
 		return fmt.Errorf("handlers: save alert settings: %w", err)
 	}

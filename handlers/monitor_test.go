@@ -1,7 +1,9 @@
 package handlers_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/x509"
 	"net"
 	"net/http"
@@ -12,6 +14,7 @@ import (
 
 	"sockmail/handlers"
 	"sockmail/internal/alert"
+	"sockmail/internal/crypt"
 	"sockmail/internal/delivery"
 	"sockmail/internal/monitor"
 	"sockmail/internal/store"
@@ -26,7 +29,18 @@ func testMonitors(t testing.TB, st *store.Store, capInfo handlers.CaptureServer,
 	t.Helper()
 	resolver := delivery.NewResolver(delivery.ResolverDeps{Profiles: st, Sends: st,
 		Capture: delivery.Capture{Addr: capInfo.Addr, Certificate: capInfo.Certificate}, RootCAs: roots})
-	alerts, err := alert.New(alert.Deps{Store: st, Owner: "test", BaseURL: "http://sockmail.test"})
+	// The worker only records alerts here (AfterRun); it never delivers
+	// a webhook, so its opener (another key than the handler's) is
+	// never used.
+	key := make([]byte, crypt.KeySize)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	opener, err := crypt.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts, err := alert.New(alert.Deps{Store: st, Owner: "test", BaseURL: "http://sockmail.test", Opener: opener})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,13 +225,14 @@ func TestMonitorAlertSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !slices.Equal(set.EmailTo, []string{"oncall@example.test", "boss@example.test"}) || set.WebhookURL != "https://hooks.example.test/sockmail" ||
-		len(set.WebhookSecret) != 64 || set.RepeatMinutes != 30 || set.QuietStart != 22*60 || set.QuietEnd != 7*60 ||
+		len(set.WebhookSecretEnc) == 0 || set.RepeatMinutes != 30 || set.QuietStart != 22*60 || set.QuietEnd != 7*60 ||
 		set.QuietTZ != "Europe/Paris" || !set.OnDegraded || set.EmailProfile != 0 {
 		t.Fatalf("stored alert settings %+v", set)
 	}
 	edit := c.get(page + "/edit")
-	if v, _ := edit.testid(t, "input-alert_webhook_secret").Attr("value"); v != set.WebhookSecret {
-		t.Errorf("edit page shows secret %q, want the stored one", v)
+	made, _ := edit.testid(t, "input-alert_webhook_secret").Attr("value")
+	if len(made) != 64 || bytes.Contains(set.WebhookSecretEnc, []byte(made)) {
+		t.Errorf("edit page shows secret %q, want the 64 hex digits made, stored sealed (stored %x)", made, set.WebhookSecretEnc)
 	}
 	if v, _ := edit.testid(t, "input-alert_quiet_start").Attr("value"); v != "22:00" {
 		t.Errorf("edit page shows quiet start %q, want 22:00", v)
@@ -230,8 +245,12 @@ func TestMonitorAlertSettings(t *testing.T) {
 	if r := c.post(page, f); r.status != http.StatusSeeOther {
 		t.Fatalf("update: %d\n%s", r.status, r.body)
 	}
-	if set, err := a.store.AlertSettings(context.Background(), ms[0].ID); err != nil || set.WebhookSecret != "kept-secret" || set.QuietStart != set.QuietEnd {
-		t.Fatalf("updated alert settings %+v, %v", set, err)
+	if set, err := a.store.AlertSettings(context.Background(), ms[0].ID); err != nil || bytes.Contains(set.WebhookSecretEnc, []byte("kept-secret")) ||
+		len(set.WebhookSecretEnc) == 0 || set.QuietStart != set.QuietEnd {
+		t.Fatalf("updated alert settings %+v, %v: want the new secret stored sealed", set, err)
+	}
+	if v, _ := c.get(page+"/edit").testid(t, "input-alert_webhook_secret").Attr("value"); v != "kept-secret" {
+		t.Errorf("edit page shows secret %q after the update, want kept-secret", v)
 	}
 	if r := c.post(page+"/run", url.Values{"_csrf": {c.csrf(page)}}); r.status != http.StatusSeeOther {
 		t.Fatalf("run now: %d\n%s", r.status, r.body)

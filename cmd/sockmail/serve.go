@@ -240,7 +240,7 @@ func (s *server) buildWorker(d *handlers.Deps, resolver *delivery.Resolver) erro
 // when one is queued).
 func (s *server) buildMonitors(d *handlers.Deps, resolver *delivery.Resolver) error {
 	owner := outbox.DefaultOwner()
-	ad := alert.Deps{Store: s.st, BaseURL: s.cfg.BaseURL, Owner: owner, Now: d.Now, Logger: s.log}
+	ad := alert.Deps{Store: s.st, Opener: d.Sealer, BaseURL: s.cfg.BaseURL, Owner: owner, Now: d.Now, Logger: s.log}
 	if s.worker != nil {
 		ad.KickOutbox = s.worker.Kick
 	}

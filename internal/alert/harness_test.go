@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"sockmail/internal/crypt"
 	"sockmail/internal/store"
 	"sockmail/internal/testenv"
 )
@@ -27,6 +29,27 @@ func (c *clock) Set(t time.Time) {
 	c.mu.Lock()
 	c.now = t
 	c.mu.Unlock()
+}
+
+// testBox returns a box under a fixed test key: every box it returns
+// opens what any other sealed.
+func testBox(t *testing.T) *crypt.Box {
+	t.Helper()
+	b, err := crypt.New(bytes.Repeat([]byte{'k'}, crypt.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// seal returns a webhook secret sealed as the handlers store it.
+func seal(t *testing.T, secret string) []byte {
+	t.Helper()
+	b, err := testBox(t).Seal([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // forEachBackend runs fn with a fresh SQLite store and a fresh
@@ -155,7 +178,7 @@ func (r *receiver) counts() (requests, badSig int) {
 // newWorker makes a Worker on st with the fake clock, no retry jitter.
 func newWorker(t *testing.T, st *store.Store, c *clock, kicks *atomic.Int32) *Worker {
 	t.Helper()
-	w, err := New(Deps{Store: st, BaseURL: "https://sockmail.example", Owner: "test-worker", Now: c.Now, Rand: func() float64 { return 0 },
+	w, err := New(Deps{Store: st, Opener: testBox(t), BaseURL: "https://sockmail.example", Owner: "test-worker", Now: c.Now, Rand: func() float64 { return 0 },
 		KickOutbox: func() {
 			if kicks != nil {
 				kicks.Add(1)

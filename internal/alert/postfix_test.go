@@ -178,7 +178,7 @@ func TestAlertsWhenPostfixCloses(t *testing.T) {
 		})
 
 		rcv := newReceiver(t, "e2e-secret", c)
-		alerts, err := New(Deps{Store: st, BaseURL: "http://sockmail.test", Owner: "e2e-alerts", Now: c.Now, KickOutbox: ob.Kick})
+		alerts, err := New(Deps{Store: st, Opener: testBox(t), BaseURL: "http://sockmail.test", Owner: "e2e-alerts", Now: c.Now, KickOutbox: ob.Kick})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +188,7 @@ func TestAlertsWhenPostfixCloses(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := st.SaveAlertSettings(ctx, &store.AlertSettings{MonitorID: m.ID, EmailTo: []string{"oncall@example.test"},
-			WebhookURL: rcv.srv.URL + "/hook", WebhookSecret: "e2e-secret", RepeatMinutes: 60}); err != nil {
+			WebhookURL: rcv.srv.URL + "/hook", WebhookSecretEnc: seal(t, "e2e-secret"), RepeatMinutes: 60}); err != nil {
 			t.Fatal(err)
 		}
 

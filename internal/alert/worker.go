@@ -45,9 +45,16 @@ const (
 	storeTimeout = 30 * time.Second
 )
 
+// Opener opens sealed webhook secrets. *crypt.Box is one.
+type Opener interface {
+	Open(ciphertext []byte) ([]byte, error)
+}
+
 // Deps is what a Worker needs.
 type Deps struct {
 	Store Store
+	// Opener opens the webhook secrets (sealed in the store).
+	Opener Opener
 	// BaseURL is the web app's public URL, for the links in alerts.
 	BaseURL string
 	// Owner names this instance in leases (outbox.DefaultOwner()).
@@ -90,8 +97,8 @@ type Worker struct {
 
 // New checks d, fills its defaults and returns a Worker.
 func New(d Deps) (*Worker, error) {
-	if d.Store == nil || d.Owner == "" {
-		return nil, errors.New("alert: a worker needs a store and an owner name")
+	if d.Store == nil || d.Opener == nil || d.Owner == "" {
+		return nil, errors.New("alert: a worker needs a store, an opener and an owner name")
 	}
 	if d.Lease < 0 || d.Poll < 0 || d.MaxAge < 0 {
 		return nil, fmt.Errorf("alert: lease %v, poll %v or max age %v is negative", d.Lease, d.Poll, d.MaxAge)
@@ -351,6 +358,10 @@ func (w *Worker) post(ctx context.Context, a store.MonitorAlert) string {
 	if err != nil {
 		return fmt.Sprintf("alert settings of the monitor: %v", err)
 	}
+	secret, err := w.d.Opener.Open(set.WebhookSecretEnc)
+	if err != nil {
+		return fmt.Sprintf("the webhook secret cannot be opened (was the secret key changed? save the monitor's secret again): %v", err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, w.d.Lease*4/5)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.URL, bytes.NewReader(a.Payload))
@@ -361,7 +372,7 @@ func (w *Worker) post(ctx context.Context, a store.MonitorAlert) string {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "sockmail-alerts")
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
-	req.Header.Set(HeaderSignature, Sign(set.WebhookSecret, ts, a.Payload))
+	req.Header.Set(HeaderSignature, Sign(string(secret), ts, a.Payload))
 	req.Header.Set(HeaderEvent, a.Event)
 	resp, err := w.d.Client.Do(req)
 	if err != nil {

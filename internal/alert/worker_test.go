@@ -56,7 +56,7 @@ func TestRepeatWhileDown(t *testing.T) {
 		rcv := newReceiver(t, "hook-secret", c)
 		m := newMonitor(t, st, "repeat")
 		if err := st.SaveAlertSettings(ctx, &store.AlertSettings{MonitorID: m.ID, EmailTo: []string{"admin@example.test"},
-			WebhookURL: rcv.srv.URL, WebhookSecret: "hook-secret", RepeatMinutes: 30}); err != nil {
+			WebhookURL: rcv.srv.URL, WebhookSecretEnc: seal(t, "hook-secret"), RepeatMinutes: 30}); err != nil {
 			t.Fatal(err)
 		}
 		var kicks atomic.Int32
@@ -152,7 +152,7 @@ func TestQuietHours(t *testing.T) {
 		held, gone := newMonitor(t, st, "held"), newMonitor(t, st, "recovered")
 		for _, m := range []*store.Monitor{held, gone} {
 			if err := st.SaveAlertSettings(ctx, &store.AlertSettings{MonitorID: m.ID, EmailTo: []string{"admin@example.test"},
-				WebhookURL: rcv.srv.URL + "/" + m.Name, WebhookSecret: "q", RepeatMinutes: 30,
+				WebhookURL: rcv.srv.URL + "/" + m.Name, WebhookSecretEnc: seal(t, "q"), RepeatMinutes: 30,
 				QuietStart: 22 * 60, QuietEnd: 7 * 60, QuietTZ: "Europe/Paris"}); err != nil {
 				t.Fatal(err)
 			}
@@ -228,12 +228,12 @@ func TestWebhookRetry(t *testing.T) {
 			m   *store.Monitor
 			url string
 		}{{mf, flaky.srv.URL}, {mb, broken.srv.URL}} {
-			if err := st.SaveAlertSettings(ctx, &store.AlertSettings{MonitorID: x.m.ID, WebhookURL: x.url, WebhookSecret: "k"}); err != nil {
+			if err := st.SaveAlertSettings(ctx, &store.AlertSettings{MonitorID: x.m.ID, WebhookURL: x.url, WebhookSecretEnc: seal(t, "k")}); err != nil {
 				t.Fatal(err)
 			}
 			setState(t, st, x.m, store.MonitorDown, "refused", t0)
 		}
-		w, err := New(Deps{Store: st, Owner: "retry", Now: c.Now, Rand: func() float64 { return 0 }, MaxAge: 2 * time.Minute})
+		w, err := New(Deps{Store: st, Opener: testBox(t), Owner: "retry", Now: c.Now, Rand: func() float64 { return 0 }, MaxAge: 2 * time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -302,16 +302,16 @@ func TestTwoInstances(t *testing.T) {
 		for i := range n {
 			m := newMonitor(t, st, "m"+strconv.Itoa(i))
 			if err := st.SaveAlertSettings(ctx, &store.AlertSettings{MonitorID: m.ID, EmailTo: []string{"admin@example.test"},
-				WebhookURL: rcv.srv.URL, WebhookSecret: "two", QuietStart: 22 * 60, QuietEnd: 6 * 60}); err != nil {
+				WebhookURL: rcv.srv.URL, WebhookSecretEnc: seal(t, "two"), QuietStart: 22 * 60, QuietEnd: 6 * 60}); err != nil {
 				t.Fatal(err)
 			}
 			setState(t, st, m, store.MonitorDown, "down", night)
 		}
-		a, err := New(Deps{Store: st, Owner: "instance-a", Now: c.Now})
+		a, err := New(Deps{Store: st, Opener: testBox(t), Owner: "instance-a", Now: c.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := New(Deps{Store: st, Owner: "instance-b", Now: c.Now})
+		b, err := New(Deps{Store: st, Opener: testBox(t), Owner: "instance-b", Now: c.Now})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -64,9 +64,10 @@ type AlertSettings struct {
 	EmailProfile int64
 	EmailFrom    string
 	// WebhookURL receives alerts as signed JSON (empty: no webhook);
-	// WebhookSecret keys the signature.
-	WebhookURL    string
-	WebhookSecret string
+	// WebhookSecretEnc is the secret that keys the signature, sealed
+	// with crypt.Box: the store never sees it in clear.
+	WebhookURL       string
+	WebhookSecretEnc []byte
 	// OnDegraded alerts when the monitor becomes degraded too (else a
 	// degraded monitor counts as up).
 	OnDegraded bool
@@ -97,9 +98,9 @@ func (a *AlertSettings) validate() error {
 		return fmt.Errorf("at most %d recipients", MaxAlertRecipients)
 	case len(a.WebhookURL) > MaxAlertURL || !sqlText(a.WebhookURL):
 		return fmt.Errorf("webhook URL is at most %d bytes of text", MaxAlertURL)
-	case len(a.WebhookSecret) > MaxAlertSecret || !sqlText(a.WebhookSecret):
-		return fmt.Errorf("webhook secret is at most %d bytes of text", MaxAlertSecret)
-	case a.WebhookURL != "" && a.WebhookSecret == "":
+	case len(a.WebhookSecretEnc) > 2*MaxAlertSecret:
+		return fmt.Errorf("sealed webhook secret is at most %d bytes", 2*MaxAlertSecret)
+	case a.WebhookURL != "" && len(a.WebhookSecretEnc) == 0:
 		return errors.New("a webhook needs a secret")
 	case len(a.EmailFrom) > MaxMonitorTarget || !sqlText(a.EmailFrom):
 		return fmt.Errorf("sender is at most %d bytes", MaxMonitorTarget)
@@ -139,13 +140,13 @@ func (s *Store) SaveAlertSettings(ctx context.Context, a *AlertSettings) error {
 		return fmt.Errorf("store: save alert settings: %w", err)
 	}
 	_, err = s.w.ExecContext(ctx, s.q(`INSERT INTO monitor_alert_settings (monitor_id, email_to, email_profile, email_from,
-		webhook_url, webhook_secret, on_degraded, repeat_minutes, quiet_start, quiet_end, quiet_tz)
+		webhook_url, webhook_secret_enc, on_degraded, repeat_minutes, quiet_start, quiet_end, quiet_tz)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (monitor_id) DO UPDATE SET email_to = excluded.email_to, email_profile = excluded.email_profile,
-		email_from = excluded.email_from, webhook_url = excluded.webhook_url, webhook_secret = excluded.webhook_secret,
+		email_from = excluded.email_from, webhook_url = excluded.webhook_url, webhook_secret_enc = excluded.webhook_secret_enc,
 		on_degraded = excluded.on_degraded, repeat_minutes = excluded.repeat_minutes, quiet_start = excluded.quiet_start,
 		quiet_end = excluded.quiet_end, quiet_tz = excluded.quiet_tz`),
-		a.MonitorID, to, a.EmailProfile, a.EmailFrom, a.WebhookURL, a.WebhookSecret, a.OnDegraded, a.RepeatMinutes,
+		a.MonitorID, to, a.EmailProfile, a.EmailFrom, a.WebhookURL, nullBytes(a.WebhookSecretEnc), a.OnDegraded, a.RepeatMinutes,
 		a.QuietStart, a.QuietEnd, a.QuietTZ)
 	if err != nil {
 		return fmt.Errorf("store: save alert settings of monitor %d: %w", a.MonitorID, err)
@@ -153,14 +154,14 @@ func (s *Store) SaveAlertSettings(ctx context.Context, a *AlertSettings) error {
 	return nil
 }
 
-const alertSettingsColumns = `monitor_id, email_to, email_profile, email_from, webhook_url, webhook_secret, on_degraded,
+const alertSettingsColumns = `monitor_id, email_to, email_profile, email_from, webhook_url, webhook_secret_enc, on_degraded,
 	repeat_minutes, quiet_start, quiet_end, quiet_tz, alerted_state, alerted_at`
 
 func scanAlertSettings(row interface{ Scan(...any) error }) (*AlertSettings, error) {
 	var a AlertSettings
 	var to, state string
 	var at int64
-	if err := row.Scan(&a.MonitorID, &to, &a.EmailProfile, &a.EmailFrom, &a.WebhookURL, &a.WebhookSecret, &a.OnDegraded,
+	if err := row.Scan(&a.MonitorID, &to, &a.EmailProfile, &a.EmailFrom, &a.WebhookURL, &a.WebhookSecretEnc, &a.OnDegraded,
 		&a.RepeatMinutes, &a.QuietStart, &a.QuietEnd, &a.QuietTZ, &state, &at); err != nil {
 		return nil, err
 	}

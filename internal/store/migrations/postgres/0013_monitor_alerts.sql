@@ -13,7 +13,7 @@ CREATE TABLE monitor_alert_settings (
 	email_profile  BIGINT NOT NULL DEFAULT 0,    -- 0: the built-in capture server
 	email_from     TEXT    NOT NULL DEFAULT '',
 	webhook_url    TEXT    NOT NULL DEFAULT '',   -- empty: no webhook
-	webhook_secret TEXT    NOT NULL DEFAULT '',
+	webhook_secret_enc BYTEA,                    -- sealed with the instance key (crypt.Box)
 	on_degraded    BOOLEAN NOT NULL DEFAULT FALSE,
 	repeat_minutes BIGINT NOT NULL DEFAULT 0,    -- 0: no repeat while down
 	quiet_start    BIGINT NOT NULL DEFAULT 0,    -- minutes after midnight

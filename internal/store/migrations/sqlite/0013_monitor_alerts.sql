@@ -13,7 +13,7 @@ CREATE TABLE monitor_alert_settings (
 	email_profile  INTEGER NOT NULL DEFAULT 0,    -- 0: the built-in capture server
 	email_from     TEXT    NOT NULL DEFAULT '',
 	webhook_url    TEXT    NOT NULL DEFAULT '',   -- empty: no webhook
-	webhook_secret TEXT    NOT NULL DEFAULT '',
+	webhook_secret_enc BLOB,                     -- sealed with the instance key (crypt.Box)
 	on_degraded    INTEGER NOT NULL DEFAULT 0,
 	repeat_minutes INTEGER NOT NULL DEFAULT 0,    -- 0: no repeat while down
 	quiet_start    INTEGER NOT NULL DEFAULT 0,    -- minutes after midnight
