@@ -1,7 +1,9 @@
 package alert
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"sockmail/internal/crypt"
 	"sockmail/internal/store"
 )
 
@@ -342,6 +345,72 @@ func TestTwoInstances(t *testing.T) {
 		rcv.mu.Unlock()
 		if len(ids) != n {
 			t.Errorf("%d distinct alerts received, want %d", len(ids), n)
+		}
+	})
+}
+
+// TestWebhookSecretUnreadable: a secret sealed under another key (the
+// instance key changed) is not used: nothing is posted, and the alert
+// says why and stays pending (saving the secret again fixes it).
+func TestWebhookSecretUnreadable(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		c := &clock{now: t0}
+		rcv := newReceiver(t, "s", c)
+		m := newMonitor(t, st, "rekeyed")
+		other, err := crypt.New(bytes.Repeat([]byte{'o'}, crypt.KeySize))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed, err := other.Seal([]byte("s"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SaveAlertSettings(ctx, &store.AlertSettings{MonitorID: m.ID, WebhookURL: rcv.srv.URL, WebhookSecretEnc: sealed}); err != nil {
+			t.Fatal(err)
+		}
+		setState(t, st, m, store.MonitorDown, "refused", t0)
+		newWorker(t, st, c, nil).Pass(ctx)
+		if req, _ := rcv.counts(); req != 0 {
+			t.Errorf("%d requests posted with an unreadable secret, want none", req)
+		}
+		got := alertsOf(t, st, m.ID)
+		if len(got) != 1 || got[0].Status != store.AlertPending || !strings.Contains(got[0].LastError, "cannot be opened") {
+			t.Fatalf("alerts %+v, want one pending saying the secret cannot be opened", got)
+		}
+	})
+}
+
+// TestSaveAlertSettingsBounds: settings out of bounds are refused naming
+// the setting, and settings of a monitor that does not exist are not
+// found.
+func TestSaveAlertSettingsBounds(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		m := newMonitor(t, st, "bounds")
+		tests := []struct {
+			name string
+			a    store.AlertSettings
+			want error
+			has  string
+		}{
+			{name: "webhook without secret", a: store.AlertSettings{MonitorID: m.ID, WebhookURL: "https://x.test/"}, want: store.ErrInvalidAlertSettings, has: "secret"},
+			{name: "time zone", a: store.AlertSettings{MonitorID: m.ID, QuietTZ: "Mars/Olympus"}, want: store.ErrInvalidAlertSettings, has: "time zone"},
+			{name: "quiet start", a: store.AlertSettings{MonitorID: m.ID, QuietStart: 24 * 60}, want: store.ErrInvalidAlertSettings, has: "quiet"},
+			{name: "repeat", a: store.AlertSettings{MonitorID: m.ID, RepeatMinutes: -1}, want: store.ErrInvalidAlertSettings, has: "repeat"},
+			{name: "recipients", a: store.AlertSettings{MonitorID: m.ID, EmailTo: slices.Repeat([]string{"a@example.test"}, 11)}, want: store.ErrInvalidAlertSettings, has: "recipients"},
+			{name: "no such monitor", a: store.AlertSettings{MonitorID: m.ID + 100}, want: store.ErrNotFound},
+			{name: "good", a: store.AlertSettings{MonitorID: m.ID, EmailTo: []string{"a@example.test"}, QuietStart: 60, QuietEnd: 120, QuietTZ: "Asia/Tokyo"}},
+		}
+		for _, tt := range tests {
+			err := st.SaveAlertSettings(ctx, &tt.a)
+			if tt.want == nil && err != nil || tt.want != nil && (!errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.has)) {
+				t.Errorf("%s: %v, want %v naming %q", tt.name, err, tt.want, tt.has)
+			}
+		}
+		got, err := st.AlertSettings(ctx, m.ID)
+		if err != nil || got.QuietTZ != "Asia/Tokyo" || got.QuietStart != 60 || got.AlertedState != store.MonitorUnknown {
+			t.Fatalf("stored %+v, %v", got, err)
 		}
 	})
 }
