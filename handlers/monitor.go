@@ -37,6 +37,8 @@ type MonitorRunner interface {
 type Monitors struct {
 	Store  MonitorStore
 	Runner MonitorRunner
+	// Alerts keeps the alert settings and history; nil: no alerts.
+	Alerts AlertStore
 }
 
 // monitorRunsShown is how many recent runs a monitor's page lists.
@@ -128,6 +130,9 @@ func (h *Handler) monitorPage(c echo.Context) error {
 		return fmt.Errorf("handlers: runs of monitor %d: %w", m.ID, err)
 	}
 	v := views.MonitorDetail{Monitor: monitorRow(*m)}
+	if v.Alerts, err = h.monitorAlerts(c.Request().Context(), m.ID); err != nil {
+		return err
+	}
 	for _, r := range runs {
 		row := views.MonitorRunRow{Started: fmtWhen(r.Started), State: string(r.State), Reason: r.Reason, LatencyMS: r.Latency.Milliseconds()}
 		if r.SendID != nil {
@@ -159,6 +164,7 @@ func (h *Handler) showMonitorForm(c echo.Context, status int, v views.MonitorEdi
 		return err
 	}
 	v.Profiles = opts
+	v.AlertsOn = h.monitors != nil && h.monitors.Alerts != nil
 	title := "New monitor"
 	if v.ID != 0 {
 		title = "Edit monitor"
@@ -171,7 +177,7 @@ func (h *Handler) newMonitorPage(c echo.Context) error {
 		return err
 	}
 	return h.showMonitorForm(c, http.StatusOK, views.MonitorEdit{Form: views.MonitorForm{Kind: string(store.MonitorQuitAfter), Port: "25", Profile: "0",
-		Interval: "5", SlowMS: "0", CertDays: "14", Enabled: true}})
+		Interval: "5", SlowMS: "0", CertDays: "14", Enabled: true}, Alerts: defaultAlertForm()})
 }
 
 func (h *Handler) editMonitorPage(c echo.Context) error {
@@ -182,7 +188,11 @@ func (h *Handler) editMonitorPage(c echo.Context) error {
 	f := views.MonitorForm{Name: m.Name, Kind: string(m.Kind), Host: m.Target, Port: strconv.Itoa(m.Options.Port), Rcpt: m.Rcpt, MailFrom: m.Options.MailFrom,
 		Profile: strconv.FormatInt(m.Profile, 10), Interval: strconv.Itoa(m.Interval), SlowMS: strconv.Itoa(m.SlowMS), CertDays: strconv.Itoa(m.CertDays),
 		ImplicitTLS: m.Options.ImplicitTLS, Enabled: m.Enabled, IMAP: imapForm(m.Options)}
-	return h.showMonitorForm(c, http.StatusOK, views.MonitorEdit{ID: m.ID, Form: f})
+	af, err := h.alertFormOf(c.Request().Context(), m.ID)
+	if err != nil {
+		return err
+	}
+	return h.showMonitorForm(c, http.StatusOK, views.MonitorEdit{ID: m.ID, Form: f, Alerts: af})
 }
 
 // readMonitorForm reads and checks the form; errs names each wrong field.
@@ -246,6 +256,7 @@ func (h *Handler) createMonitor(c echo.Context) error {
 	}
 	f, m, errs := readMonitorForm(c)
 	h.monitorIMAP(&f.IMAP, &m, nil, errs)
+	af, as := readAlertForm(c, errs)
 	if len(errs) == 0 {
 		m.Created = h.now()
 		err := ms.Store.CreateMonitor(c.Request().Context(), &m)
@@ -255,11 +266,14 @@ func (h *Handler) createMonitor(c echo.Context) error {
 		case err != nil:
 			return fmt.Errorf("handlers: create monitor: %w", err)
 		default:
+			if err := h.saveAlerts(c.Request().Context(), m.ID, as, af); err != nil {
+				return err
+			}
 			flash(c, "Monitor \""+m.Name+"\" created.")
 			return c.Redirect(http.StatusSeeOther, "/monitors/"+strconv.FormatInt(m.ID, 10))
 		}
 	}
-	return h.showMonitorForm(c, http.StatusUnprocessableEntity, views.MonitorEdit{Form: f, Errors: errs})
+	return h.showMonitorForm(c, http.StatusUnprocessableEntity, views.MonitorEdit{Form: f, Errors: errs, Alerts: af})
 }
 
 func (h *Handler) updateMonitor(c echo.Context) error {
@@ -269,6 +283,7 @@ func (h *Handler) updateMonitor(c echo.Context) error {
 	}
 	f, m, errs := readMonitorForm(c)
 	h.monitorIMAP(&f.IMAP, &m, old, errs)
+	af, as := readAlertForm(c, errs)
 	if len(errs) == 0 {
 		m.ID = old.ID
 		err := ms.Store.UpdateMonitor(c.Request().Context(), &m, h.now())
@@ -280,11 +295,14 @@ func (h *Handler) updateMonitor(c echo.Context) error {
 		case err != nil:
 			return fmt.Errorf("handlers: update monitor: %w", err)
 		default:
+			if err := h.saveAlerts(c.Request().Context(), m.ID, as, af); err != nil {
+				return err
+			}
 			flash(c, "Monitor \""+m.Name+"\" saved.")
 			return c.Redirect(http.StatusSeeOther, "/monitors/"+strconv.FormatInt(m.ID, 10))
 		}
 	}
-	return h.showMonitorForm(c, http.StatusUnprocessableEntity, views.MonitorEdit{ID: old.ID, Form: f, Errors: errs})
+	return h.showMonitorForm(c, http.StatusUnprocessableEntity, views.MonitorEdit{ID: old.ID, Form: f, Errors: errs, Alerts: af})
 }
 
 func (h *Handler) deleteMonitor(c echo.Context) error {

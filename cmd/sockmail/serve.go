@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"sockmail/handlers"
+	"sockmail/internal/alert"
 	"sockmail/internal/capture"
 	"sockmail/internal/config"
 	"sockmail/internal/crypt"
@@ -74,6 +75,7 @@ type server struct {
 	capSrv *capture.Server    // nil when the capture server is off
 	worker *outbox.Worker     // nil with SOCKMAIL_OUTBOX_CONCURRENCY=0
 	sched  *monitor.Scheduler // runs the monitors
+	alerts *alert.Worker      // records the monitors' alerts, delivers their webhooks
 	jrnl   *journal.Journal   // the worker's outcome journal; nil if none
 	h      *handlers.Handler
 	web    *echo.Echo
@@ -230,18 +232,30 @@ func (s *server) buildWorker(d *handlers.Deps, resolver *delivery.Resolver) erro
 	return nil
 }
 
-// buildMonitors makes the monitor scheduler. Instances sharing a
-// PostgreSQL database each run one; leases in the store make each
-// monitor run on one of them per interval.
+// buildMonitors makes the monitor scheduler and the alert worker.
+// Instances sharing a PostgreSQL database each run both; leases in the
+// store make each monitor run on one of them per interval and each
+// webhook go out from one, and the alerted state's compare-and-set
+// records each alert once. Alert emails go through the outbox (kicked
+// when one is queued).
 func (s *server) buildMonitors(d *handlers.Deps, resolver *delivery.Resolver) error {
-	probe := monitor.NewProber(monitor.ProberDeps{Resolve: resolver.Resolve, Sends: s.st, Captured: s.st, Now: d.Now, Timeout: s.cfg.SendTimeout,
-		Opener: d.Sealer, RootCAs: d.RootCAs, Checks: s.st, CheckResolver: d.CheckResolver})
-	sched, err := monitor.New(monitor.Deps{Store: s.st, Probe: probe, Owner: outbox.DefaultOwner(), Now: d.Now, Logger: s.log})
+	owner := outbox.DefaultOwner()
+	ad := alert.Deps{Store: s.st, Opener: d.Sealer, BaseURL: s.cfg.BaseURL, Owner: owner, Now: d.Now, Logger: s.log}
+	if s.worker != nil {
+		ad.KickOutbox = s.worker.Kick
+	}
+	alerts, err := alert.New(ad)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	s.sched = sched
-	d.Monitors = &handlers.Monitors{Store: s.st, Runner: sched}
+	probe := monitor.NewProber(monitor.ProberDeps{Resolve: resolver.Resolve, Sends: s.st, Captured: s.st, Now: d.Now, Timeout: s.cfg.SendTimeout,
+		Opener: d.Sealer, RootCAs: d.RootCAs, Checks: s.st, CheckResolver: d.CheckResolver})
+	sched, err := monitor.New(monitor.Deps{Store: s.st, Probe: probe, Owner: owner, Now: d.Now, Logger: s.log, AfterRun: alerts.AfterRun})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	s.sched, s.alerts = sched, alerts
+	d.Monitors = &handlers.Monitors{Store: s.st, Runner: sched, Alerts: s.st}
 	return nil
 }
 
@@ -290,6 +304,7 @@ func (s *server) run(ctx context.Context, stdout io.Writer) error {
 		s.log.Info("outbox worker off in this instance (SOCKMAIL_OUTBOX_CONCURRENCY=0)")
 	}
 	workers.Go(func() error { return s.sched.Run(wctx) })
+	workers.Go(func() error { return s.alerts.Run(wctx) })
 	s.announce(ctx, stdout)
 	g.Go(func() error {
 		<-gctx.Done()

@@ -66,6 +66,11 @@ type Deps struct {
 	// Finished, if set, is called when a run started by Run has ended
 	// and freed its slot (tests wait on it).
 	Finished func(monitorID int64)
+	// AfterRun, if set, is called once a run is stored, when the state
+	// changed or the monitor is still down (a repeat may be due), with
+	// the monitor as claimed (its state before the run): alerts hang
+	// here (alert.Worker.AfterRun). It runs before Finished.
+	AfterRun func(ctx context.Context, m store.Monitor, run *store.MonitorRun)
 }
 
 // Scheduler runs due monitors. Create it with New.
@@ -213,6 +218,9 @@ func (s *Scheduler) runClaimed(ctx context.Context, m store.Monitor) (*store.Mon
 	defer cancel()
 	if err := s.d.Store.FinishMonitorRun(sctx, s.d.Owner, run); err != nil {
 		return nil, State{}, fmt.Errorf("monitor %d: store run: %w", m.ID, err)
+	}
+	if s.d.AfterRun != nil && (m.State != run.State || run.State == store.MonitorDown) {
+		s.d.AfterRun(sctx, m, run)
 	}
 	return run, st, nil
 }
