@@ -63,9 +63,11 @@ func TestAPISendToPostfix(t *testing.T) {
 		var got struct {
 			Status string `json:"status"`
 		}
+		poll, _ := addToken(t, a.store, "poll", []string{api.ScopeRead}, nil)
 		testenv.WaitFor(t, "the API send to end", func() (string, bool) {
-			r := c.apiGet(tok, started.URL)
-			_ = json.Unmarshal([]byte(r.body), &got)
+			if r, ok := c.apiPoll(poll, started.URL); ok {
+				_ = json.Unmarshal([]byte(r.body), &got)
+			}
 			return got.Status, got.Status != string(store.StatusRunning) && got.Status != ""
 		})
 		if got.Status != "sent" {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -24,6 +25,14 @@ import (
 // content type, headers or body the document does not describe fails
 // the test; so does a request the document calls invalid that the API
 // accepted (a 2xx answer).
+
+// servedDoc is a client's copy of the served document and its router,
+// loaded once.
+type servedDoc struct {
+	once   sync.Once
+	doc    *openapi3.T
+	router routers.Router
+}
 
 // servedOpenAPI fetches and loads the app's served OpenAPI document,
 // with its server set to the test server's address so that the router
@@ -59,7 +68,11 @@ func servedOpenAPI(t *testing.T, c *client) (*openapi3.T, routers.Router) {
 // fails the test on every mismatch.
 func checkAPIExchange(t *testing.T, c *client, req *http.Request, reqBody []byte, r *response) {
 	t.Helper()
-	doc, router := servedOpenAPI(t, c)
+	c.openapi.once.Do(func() { c.openapi.doc, c.openapi.router = servedOpenAPI(t, c) })
+	doc, router := c.openapi.doc, c.openapi.router
+	if doc == nil {
+		t.Fatal("openapi: the served document could not be loaded (see the first failure)")
+	}
 	for _, p := range exchangeMismatches(doc, router, c.a.srv.URL, req, reqBody, r) {
 		t.Errorf("openapi: %s %s: %s", req.Method, req.URL.RequestURI(), p)
 	}

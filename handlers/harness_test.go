@@ -187,11 +187,14 @@ type client struct {
 	a   *app
 	hc  *http.Client
 	jar *cookiejar.Jar
+	// openapi is the app's served OpenAPI document, loaded at the first
+	// API exchange (api_validate_test.go).
+	openapi *servedDoc
 }
 
 func (a *app) client() *client {
 	jar, _ := cookiejar.New(nil)
-	return &client{a: a, jar: jar, hc: &http.Client{
+	return &client{a: a, jar: jar, openapi: &servedDoc{}, hc: &http.Client{
 		Jar:           jar,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Timeout:       30 * time.Second,
