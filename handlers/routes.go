@@ -113,6 +113,7 @@ func (h *Handler) Routes() *echo.Echo {
 	h.historyRoutes(a)
 	h.checkRoutes(a)
 	h.monitorRoutes(a)
+	h.chartRoutes(a)
 	h.diagramRoutes(a)
 	h.formRoutes(a)
 	h.tokenRoutes(a)
