@@ -34,6 +34,7 @@ import (
 func a11yNonPages() map[string]string {
 	return map[string]string{
 		"/healthz":                      "health check: plain text for load balancers",
+		"/metrics":                      "Prometheus exposition for API tokens with the metrics scope",
 		"/static/*":                     "style sheet, script and images",
 		"/favicon.ico":                  "the icon browsers ask for",
 		"/":                             "redirects to /compose",

@@ -75,6 +75,7 @@ func (h *Handler) Routes() *echo.Echo {
 	site.GET("/favicon.ico", favicon, quiet)
 
 	h.apiRoutes(h.apiGroup(site))
+	h.metricsRoute(site)
 	h.contactRoutes(site.Group("/f", noStore, h.limitBody(h.contactMaxBody())))
 
 	pages := site.Group("", noStore, h.limitBody(smallBodyLimit), h.loadSession, h.checkCSRF)
