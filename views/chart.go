@@ -91,10 +91,12 @@ type ChartCell struct {
 	Title string
 }
 
-// ChartTick is a labelled position on an axis.
+// ChartTick is a labelled position on an axis; Anchor is its SVG
+// text-anchor (start, middle or end).
 type ChartTick struct {
-	X, Y  float64
-	Label string
+	X, Y   float64
+	Label  string
+	Anchor string
 }
 
 // ChartPlot is one phase's latency plot: a line per percentile.
@@ -109,8 +111,9 @@ type ChartPlot struct {
 	Rows   []ChartPctRow
 }
 
-// ChartLine is one percentile's line; Path is an SVG path (a new M after
-// each empty bucket), Dots mark every point so that lone values show.
+// ChartLine is one percentile's line; Path is an SVG path joining the
+// buckets that have a value (across empty ones: the dots and the table
+// say which have one), Dots mark every point so that lone values show.
 type ChartLine struct {
 	Name  string // p50, p90, p99
 	Path  string
@@ -200,13 +203,16 @@ func (d ChartData) xTicks(y float64) []ChartTick {
 	if n == 0 {
 		return nil
 	}
-	var ticks []ChartTick
-	for _, i := range []int{0, n / 2, n - 1} {
-		if len(ticks) > 0 && i == n/2 && (i == 0 || i == n-1) {
-			continue
-		}
-		x, _ := bucketX(i, n)
-		ticks = append(ticks, ChartTick{X: x, Y: y, Label: d.when(d.Buckets[i].Start)})
+	// The first bucket's start, the middle one's and the last one's,
+	// anchored so that none runs off the chart.
+	ticks := []ChartTick{{X: chartLeft, Y: y, Label: d.when(d.Buckets[0].Start), Anchor: "start"}}
+	if n >= 3 {
+		x, w := bucketX(n/2, n)
+		ticks = append(ticks, ChartTick{X: x + w/2, Y: y, Label: d.when(d.Buckets[n/2].Start), Anchor: "middle"})
+	}
+	if n >= 2 {
+		x, w := bucketX(n-1, n)
+		ticks = append(ticks, ChartTick{X: x + w, Y: y, Label: d.when(d.Buckets[n-1].Start), Anchor: "end"})
 	}
 	return ticks
 }
@@ -283,7 +289,6 @@ func (d ChartData) plot(p ChartPhaseName) ChartPlot {
 		for i, b := range d.Buckets {
 			c := b.Phases[p.Key]
 			if c.N == 0 {
-				pen = false
 				continue
 			}
 			x, w := bucketX(i, n)
