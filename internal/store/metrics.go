@@ -51,8 +51,8 @@ func MetricsBounds() []float64 {
 }
 
 // MetricsSnapshot reads the counts /metrics reports. Each is one
-// aggregate query; the histograms read every stored send's timings (about
-// 0.1 s per 100,000 sends on SQLite: scrape accordingly).
+// aggregate query; the histograms read every stored send's timings, so a
+// scrape costs in proportion to the history (not measured yet at scale).
 func (s *Store) MetricsSnapshot(ctx context.Context) (*MetricsSnapshot, error) {
 	var m MetricsSnapshot
 	counts := func(what, query string, dec bool, args ...any) ([]MetricsCount, error) {
