@@ -34,6 +34,7 @@ import (
 func a11yNonPages() map[string]string {
 	return map[string]string{
 		"/healthz":                      "health check: plain text for load balancers",
+		"/metrics":                      "Prometheus exposition for API tokens with the metrics scope",
 		"/static/*":                     "style sheet, script and images",
 		"/favicon.ico":                  "the icon browsers ask for",
 		"/":                             "redirects to /compose",
@@ -90,8 +91,10 @@ type a11yFixture struct {
 	submission   int64
 	// checkA and checkB are two checks of the test Postfix (Check page).
 	checkA, checkB int64
-	// monitor is a quit-after monitor of the test Postfix, run once.
+	// monitor is a quit-after monitor of the test Postfix, run once;
+	// server is that Postfix's host:port (its charts page).
 	monitor int64
+	server  string
 }
 
 // a11yVisit is one page state the walk checks.
@@ -235,6 +238,11 @@ func a11yVisits() []a11yVisit {
 				document.querySelector('[data-testid="monitor-save"]').click(); })()`)},
 		{name: "monitor", route: "/monitors/:id", stage: stageSignedIn, status: 200, shows: "run-row",
 			path: func(fx *a11yFixture) string { return "/monitors/" + id(fx.monitor) }},
+		{name: "monitor-charts-30d", route: "/monitors/:id", stage: stageSignedIn, status: 200, shows: "chart-plot",
+			path: func(fx *a11yFixture) string { return "/monitors/" + id(fx.monitor) + "?range=30d" }},
+		{name: "servers", route: "/history/servers", stage: stageSignedIn, path: at("/history/servers"), status: 200, shows: "server-row"},
+		{name: "server", route: "/history/server", stage: stageSignedIn, status: 200, shows: "chart-strip",
+			path: func(fx *a11yFixture) string { return "/history/server?addr=" + url.QueryEscape(fx.server) }},
 		{name: "monitor-edit", route: "/monitors/:id/edit", stage: stageSignedIn, status: 200, shows: "monitor-form",
 			path: func(fx *a11yFixture) string { return "/monitors/" + id(fx.monitor) + "/edit" }},
 		{name: "error-403", stage: stageSignedIn, path: at("/profiles"), status: 403, shows: "error-code",
@@ -488,7 +496,7 @@ func a11yFill(t *testing.T, a *contactApp, fx *a11yFixture) {
 	if err := a.store.CreateMonitor(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
-	fx.monitor = m.ID
+	fx.monitor, fx.server = m.ID, pf.SMTPAddr
 	page := "/monitors/" + strconv.FormatInt(m.ID, 10)
 	if r := c.post(page+"/run", url.Values{"_csrf": {c.csrf(page)}}); r.status != http.StatusSeeOther {
 		t.Fatalf("run monitor: %d\n%s", r.status, r.body)

@@ -133,12 +133,18 @@ type Deps struct {
 
 	// Monitors serves the monitor pages; nil: they answer 404.
 	Monitors *Monitors
+
+	// Metrics serves /metrics (metrics.Handler) to API tokens with the
+	// metrics or admin scope; nil: no /metrics route.
+	Metrics http.Handler
 }
 
 // Handler serves sockmail's web pages.
 type Handler struct {
 	// monitors serves the monitor pages (nil: off).
 	monitors *Monitors
+	// metrics serves /metrics (nil: off; metrics.go).
+	metrics  http.Handler
 	accounts Accounts
 	profiles ProfileStore
 	history  HistoryStore
@@ -255,7 +261,7 @@ func New(d Deps) (*Handler, error) {
 		return nil, err
 	}
 	return &Handler{
-		monitors: d.Monitors,
+		monitors: d.Monitors, metrics: d.Metrics,
 		accounts: d.Store, profiles: d.Store, history: d.Store, captured: d.Store, sealer: d.Sealer, log: d.Logger, cookies: cs, secure: d.SecureCookies,
 		lifetime: d.SessionLifetime, baseURL: d.BaseURL, proxies: d.TrustedProxies, maxUp: d.MaxUpload,
 		capture: d.Capture, now: d.Now, cop: cop, hosts: hosts, deviceKey: deviceKeyFrom(d.SessionHashKey), bcryptCost: d.BcryptCost, dummyHash: string(dummy),

@@ -25,6 +25,7 @@ import (
 	"sockmail/handlers"
 	"sockmail/internal/capture"
 	"sockmail/internal/crypt"
+	"sockmail/internal/metrics"
 	"sockmail/internal/store"
 	"sockmail/internal/testenv"
 )
@@ -136,6 +137,10 @@ func newApp(t *testing.T, o appOptions) *app {
 	hk, bk := make([]byte, 64), make([]byte, 32)
 	_, _ = rand.Read(hk)
 	_, _ = rand.Read(bk)
+	reg, err := metrics.NewRegistry(st, o.now)
+	if err != nil {
+		t.Fatal(err)
+	}
 	h, err := handlers.New(handlers.Deps{
 		// As serve wires it: sign-in keeps working while writes fail.
 		Store: store.NewSignInFallback(st, log), Sealer: box, Logger: log, SessionHashKey: hk, SessionBlockKey: bk,
@@ -144,6 +149,7 @@ func newApp(t *testing.T, o appOptions) *app {
 		Send:    o.send, BcryptCost: bcrypt.MinCost, RootCAs: o.rootCAs, BaseURL: o.baseURL,
 		Now: o.now, TrustedProxies: o.trustedProxies, CapturedPoll: o.capturedPoll, CheckResolver: o.checkResolver,
 		Monitors: testMonitors(t, st, handlers.CaptureServer{Addr: cs.Addr(), Certificate: cs.Certificate()}, o.rootCAs),
+		Metrics:  metrics.Handler(reg),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -141,6 +141,9 @@ func (h *Handler) monitorPage(c echo.Context) error {
 		runExtra(&row, r)
 		v.Runs = append(v.Runs, row)
 	}
+	if v.Charts, err = h.monitorCharts(c, m); err != nil {
+		return err
+	}
 	return render(c, http.StatusOK, views.MonitorPage(h.page(c, "Monitor "+m.Name, "monitors"), v))
 }
 

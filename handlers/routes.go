@@ -75,6 +75,7 @@ func (h *Handler) Routes() *echo.Echo {
 	site.GET("/favicon.ico", favicon, quiet)
 
 	h.apiRoutes(h.apiGroup(site))
+	h.metricsRoute(site)
 	h.contactRoutes(site.Group("/f", noStore, h.limitBody(h.contactMaxBody())))
 
 	pages := site.Group("", noStore, h.limitBody(smallBodyLimit), h.loadSession, h.checkCSRF)
@@ -113,6 +114,7 @@ func (h *Handler) Routes() *echo.Echo {
 	h.historyRoutes(a)
 	h.checkRoutes(a)
 	h.monitorRoutes(a)
+	h.chartRoutes(a)
 	h.diagramRoutes(a)
 	h.formRoutes(a)
 	h.tokenRoutes(a)

@@ -25,6 +25,7 @@ import (
 	"sockmail/internal/crypt"
 	"sockmail/internal/delivery"
 	"sockmail/internal/journal"
+	"sockmail/internal/metrics"
 	"sockmail/internal/monitor"
 	"sockmail/internal/outbox"
 	"sockmail/internal/store"
@@ -80,6 +81,10 @@ type server struct {
 	h      *handlers.Handler
 	web    *echo.Echo
 	ln     net.Listener
+	// metricsSrv serves /metrics without a token on SOCKMAIL_METRICS_ADDR;
+	// nil when that is unset.
+	metricsSrv *http.Server
+	metricsLn  net.Listener
 }
 
 // newServer opens the store and builds everything serve runs. It starts
@@ -106,6 +111,9 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *se
 		return nil, err
 	}
 	if err := s.buildMonitors(&deps, resolver); err != nil {
+		return nil, err
+	}
+	if err := s.buildMetrics(&deps); err != nil {
 		return nil, err
 	}
 	if s.h, err = handlers.New(deps); err != nil {
@@ -259,6 +267,28 @@ func (s *server) buildMonitors(d *handlers.Deps, resolver *delivery.Resolver) er
 	return nil
 }
 
+// buildMetrics makes the Prometheus registry (read from the store at
+// scrape time), served on the web app to tokens with the metrics scope
+// and, when SOCKMAIL_METRICS_ADDR is set, on that address without one.
+func (s *server) buildMetrics(d *handlers.Deps) error {
+	reg, err := metrics.NewRegistry(s.st, d.Now)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	d.Metrics = metrics.Handler(reg)
+	if s.cfg.MetricsAddr == "" {
+		return nil
+	}
+	if s.metricsLn, err = net.Listen("tcp", s.cfg.MetricsAddr); err != nil {
+		return fmt.Errorf("serve: metrics listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", d.Metrics)
+	s.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	return nil
+}
+
 // buildWeb makes the web server on its listener.
 func (s *server) buildWeb() error {
 	e := s.h.Routes()
@@ -285,6 +315,14 @@ func (s *server) buildWeb() error {
 func (s *server) run(ctx context.Context, stdout io.Writer) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(s.serveWeb)
+	if s.metricsSrv != nil {
+		g.Go(func() error {
+			if err := s.metricsSrv.Serve(s.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve: metrics: %w", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error { runRetention(gctx, s.h, s.log, retentionInterval); return nil })
 	g.Go(func() error { repeat(gctx, retentionInterval, func() { s.purgeAuth(gctx) }); return nil })
 	if s.clock != nil {
@@ -346,6 +384,9 @@ func (s *server) announce(ctx context.Context, stdout io.Writer) {
 		capAddr = s.capSrv.Addr()
 		fmt.Fprintf(stdout, "capture SMTP server at %s (STARTTLS, any AUTH credentials unless configured)\n", capAddr)
 	}
+	if s.metricsLn != nil {
+		fmt.Fprintf(stdout, "Prometheus metrics at http://%s/metrics (no token: keep this address private)\n", s.metricsLn.Addr())
+	}
 	s.log.Info("sockmail started", "url", url, "data", s.cfg.DataDir, "capture", capAddr)
 	switch {
 	case err != nil:
@@ -372,6 +413,9 @@ func (s *server) shutdown(workers *errgroup.Group) {
 		return nil
 	})
 	drain.Go(func() error { s.shutdownSends(sctx); return nil })
+	if s.metricsSrv != nil {
+		drain.Go(func() error { _ = s.metricsSrv.Shutdown(sctx); return nil })
+	}
 	_ = drain.Wait()
 	_ = workers.Wait()
 	if s.capSrv != nil {
@@ -402,6 +446,9 @@ func (s *server) close() {
 func (s *server) discard() {
 	if s.ln != nil {
 		_ = s.ln.Close()
+	}
+	if s.metricsLn != nil {
+		_ = s.metricsLn.Close()
 	}
 	if s.capSrv != nil {
 		_ = s.capSrv.Shutdown(context.Background())

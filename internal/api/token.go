@@ -25,11 +25,15 @@ const (
 	ScopeSend     = "send"
 	ScopeRead     = "read"
 	ScopeCaptured = "captured"
-	ScopeAdmin    = "admin"
+	// ScopeMetrics may only scrape /metrics.
+	ScopeMetrics = "metrics"
+	ScopeAdmin   = "admin"
 )
 
 // AllScopes returns the scopes in the order they are shown.
-func AllScopes() []string { return []string{ScopeSend, ScopeRead, ScopeCaptured, ScopeAdmin} }
+func AllScopes() []string {
+	return []string{ScopeSend, ScopeRead, ScopeCaptured, ScopeMetrics, ScopeAdmin}
+}
 
 // NewToken returns a new token (TokenPrefix and 32 random bytes,
 // base64url) and its hash, the only form of it that is stored.

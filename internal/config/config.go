@@ -28,6 +28,12 @@ type Config struct {
 	// server, loopback only; "off" disables it (SOCKMAIL_CAPTURE_ADDR,
 	// -capture-addr). Port 0 picks a free port (tests).
 	CaptureAddr string
+	// MetricsAddr, when set, is a second listen address serving only
+	// /metrics for Prometheus, without a token: bind it where only the
+	// scraper reaches (SOCKMAIL_METRICS_ADDR, -metrics-addr). Empty (the
+	// default): /metrics is served only on Listen, to API tokens with the
+	// metrics or admin scope.
+	MetricsAddr string
 	// CaptureUser and CapturePassword, when both are set, are the only
 	// credentials the capture server's AUTH accepts; otherwise it accepts
 	// any (SOCKMAIL_CAPTURE_USER, SOCKMAIL_CAPTURE_PASSWORD).

@@ -67,6 +67,7 @@ func (l *loader) define(c *Config, raw *rawSettings) {
 	l.str(&c.DataDir, "data", "DATA", DefaultDataDir, "data directory")
 	l.fs.StringVar(&c.DSN, "database", l.env("DATABASE", l.env("DATABASE_URL", "")), "SQLite file or postgres:// URL; default DATA/sockmail.db (SOCKMAIL_DATABASE)")
 	l.str(&c.CaptureAddr, "capture-addr", "CAPTURE_ADDR", DefaultCaptureAddr, `capture SMTP server address on loopback, or "off"`)
+	l.str(&c.MetricsAddr, "metrics-addr", "METRICS_ADDR", "", "listen address serving /metrics without a token; empty: off")
 	c.CaptureUser = l.env("CAPTURE_USER", "")
 	c.CapturePassword = l.env("CAPTURE_PASSWORD", "")
 	c.SecretKey = l.env("SECRET_KEY", "")

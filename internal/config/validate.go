@@ -42,6 +42,7 @@ func (c *Config) checks() []func() error {
 		nonEmpty("data directory", c.DataDir),
 		nonEmpty("database", c.DSN),
 		c.checkCaptureAddr,
+		c.checkMetricsAddr,
 		c.checkCaptureCredentials,
 		c.checkBaseURL,
 		inRange("send timeout", c.SendTimeout, time.Second, time.Hour, "want between 1s and 1h"),
@@ -93,6 +94,16 @@ func (c *Config) checkListen() error {
 		return fmt.Errorf("listen address %q: want host:port, e.g. 127.0.0.1:8080", c.Listen)
 	case !validPort(port):
 		return fmt.Errorf("listen address %q: port must be 0-65535", c.Listen)
+	}
+	return nil
+}
+
+func (c *Config) checkMetricsAddr() error {
+	if c.MetricsAddr == "" {
+		return nil
+	}
+	if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || !validPort(port) {
+		return fmt.Errorf("metrics address %q: want host:port, e.g. 127.0.0.1:9464", c.MetricsAddr)
 	}
 	return nil
 }
