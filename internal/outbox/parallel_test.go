@@ -3,7 +3,6 @@ package outbox
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"regexp"
 	"strings"
@@ -54,15 +53,14 @@ func enqueueTo(t *testing.T, h *harness, n int, tok, rcpt string) []int64 {
 	return ids
 }
 
-// countingProxy forwards connections to a server and counts how many
-// are open at once. With gate > 1 it forwards nothing from the server
-// (no greeting) until gate connections have come, so that a test of
-// parallel connections does not depend on timing: a worker that opens
-// only one connection makes no progress and fails the test.
-type countingProxy struct {
-	ln     net.Listener
-	target string
-	gate   int
+// countingDialer dials the real server and counts how many of its
+// connections are open at once, from the dial to the client's Close. With
+// gate > 1 its connections read nothing (not even the greeting) until
+// gate connections have been dialled, so that a test of parallel
+// connections does not depend on timing: a worker that opens only one
+// connection makes no progress and fails the test.
+type countingDialer struct {
+	gate int
 
 	mu       sync.Mutex
 	open     int
@@ -72,71 +70,69 @@ type countingProxy struct {
 	isOpened bool
 }
 
-func newCountingProxy(t *testing.T, target string, gate int) *countingProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func newCountingDialer(gate int) *countingDialer {
+	return &countingDialer{gate: gate, opened: make(chan struct{})}
+}
+
+func (d *countingDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	var nd net.Dialer
+	c, err := nd.DialContext(ctx, network, addr)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	p := &countingProxy{ln: ln, target: target, gate: gate, opened: make(chan struct{})}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() { p.serve(c) })
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.open++
+	d.total++
+	d.max = max(d.max, d.open)
+	if d.total >= d.gate && !d.isOpened {
+		d.isOpened = true
+		close(d.opened)
+	}
+	return &countedConn{Conn: c, d: d}, nil
+}
+
+func (d *countingDialer) stats() (maxOpen, total int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.max, d.total
+}
+
+// countedConn is a connection of a countingDialer.
+type countedConn struct {
+	net.Conn
+	d      *countingDialer
+	closed sync.Once
+}
+
+func (c *countedConn) Read(p []byte) (int, error) {
+	select {
+	case <-c.d.opened:
+	default:
+		// Waiting for the gate honours the read deadline, like a server
+		// that does not answer.
+		select {
+		case <-c.d.opened:
+		case <-time.After(testenv.StallLimit):
+			_, total := c.d.stats()
+			return 0, fmt.Errorf("counting dialer: %d connection(s) dialled, the gate waits for %d", total, c.d.gate)
 		}
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *countedConn) Close() error {
+	c.closed.Do(func() {
+		c.d.mu.Lock()
+		c.d.open--
+		c.d.mu.Unlock()
 	})
-	return p
-}
-
-func (p *countingProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *countingProxy) stats() (maxOpen, total int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.max, p.total
-}
-
-func (p *countingProxy) serve(c net.Conn) {
-	defer c.Close()
-	s, err := net.Dial("tcp", p.target)
-	if err != nil {
-		return
-	}
-	defer s.Close()
-	p.mu.Lock()
-	p.open++
-	p.total++
-	p.max = max(p.max, p.open)
-	if p.total >= p.gate && !p.isOpened {
-		p.isOpened = true
-		close(p.opened)
-	}
-	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		p.open--
-		p.mu.Unlock()
-	}()
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(s, c); s.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
-	go func() {
-		<-p.opened
-		_, _ = io.Copy(c, s)
-		c.(*net.TCPConn).CloseWrite()
-		done <- struct{}{}
-	}()
-	<-done
-	<-done
+	return c.Conn.Close()
 }
 
 // TestParallelPostfix delivers 60 queued messages to the test Postfix
-// through a counting proxy, on both backends: with 4 connections per
-// server the worker uses more than one at once (the proxy holds the
+// through a counting dialer, on both backends: with 4 connections per
+// server the worker uses more than one at once (the dialer holds the
 // greeting until a second connection comes) and never more than 4; with
 // 1 it never has two open. Every message arrives exactly once (Maildir
 // counter), went in a pipelined batch, and every attempt's transcript
@@ -152,14 +148,14 @@ func TestParallelPostfix(t *testing.T) {
 		} {
 			t.Run(fmt.Sprintf("%s/%d connections", name, tc.conns), func(t *testing.T) {
 				h := mk(t)
-				px := newCountingProxy(t, pf.SMTPAddr, tc.gate)
+				dialer := newCountingDialer(tc.gate)
 				tok := testenv.UniqueToken()
 				counter := testenv.NewMaildirCounter(pf.Maildir, regexp.MustCompile(regexp.QuoteMeta(tok)+`-\d+`))
 				counter.RemoveWhenPassed(t)
 				const n = 60
 				ids := enqueueTo(t, h, n, tok, "owner@"+pf.Domain)
 				profiles := func(context.Context, int64) (smtp.Config, error) {
-					return smtp.Config{Addr: px.addr(), LocalName: "sockmail.test"}, nil
+					return smtp.Config{Addr: pf.SMTPAddr, LocalName: "sockmail.test", Dialer: dialer}, nil
 				}
 				w, err := New(Deps{Store: h.s, Profiles: profiles, Concurrency: 4, Connections: tc.conns, PollInterval: 50 * time.Millisecond})
 				if err != nil {
@@ -171,7 +167,7 @@ func TestParallelPostfix(t *testing.T) {
 				if c[store.OutboxSent] != n {
 					t.Fatalf("outbox counts %v, want %d sent", c, n)
 				}
-				maxOpen, total := px.stats()
+				maxOpen, total := dialer.stats()
 				switch {
 				case tc.conns > 1 && maxOpen < 2:
 					t.Errorf("at most %d connection(s) open at once, want more than one", maxOpen)
