@@ -219,7 +219,7 @@ func (s *server) buildWorker(d *handlers.Deps, resolver *delivery.Resolver) erro
 	}
 	w, err := outbox.New(outbox.Deps{
 		Store: s.st, Profiles: resolver.Profile, Journal: jrnl,
-		Concurrency: cfg.OutboxConcurrency, Lease: cfg.OutboxLease, PollInterval: cfg.OutboxPoll, MaxAge: cfg.OutboxMaxAge,
+		Concurrency: cfg.OutboxConcurrency, Connections: cfg.OutboxConnections, Pipeline: cfg.OutboxPipeline, Lease: cfg.OutboxLease, PollInterval: cfg.OutboxPoll, MaxAge: cfg.OutboxMaxAge,
 		Backoff:          outbox.Backoff{Base: cfg.OutboxBackoffBase, Max: cfg.OutboxBackoffMax},
 		MaxStoredMessage: int(cfg.MaxStoredMessage), ShutdownGrace: shutdownGrace / 2, Logger: s.log, Now: d.Now,
 	})
