@@ -185,6 +185,10 @@ type Deps struct {
 	// keeps open at most (DefaultConnections); 1 for a server that
 	// limits connections per client. Only with kept connections.
 	Connections int
+	// ServerConnections, if set, returns the limit of a server profile's
+	// own (store.Profile.MaxConnections), 0 for Connections; an error
+	// takes Connections too.
+	ServerConnections func(ctx context.Context, profileID int64) (int, error)
 	// Pipeline is how many messages to one server go over a connection
 	// in one pipelined batch (DefaultPipeline): the next message's
 	// envelope goes in the same write as the end of the message before
@@ -394,8 +398,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		// writes) nothing new is claimed: its outcome could not be
 		// stored either.
 		if free > 0 && lanes < w.d.Concurrency && ctx.Err() == nil && w.pending.Load() == 0 && (woken || more && (free >= batch || inflight == 0)) {
-			claimed := time.Now()
 			items, err := w.d.Store.ClaimDue(ctx, w.d.Owner, w.d.Now(), w.d.Lease, free)
+			claimed := time.Now()
 			if err != nil && ctx.Err() == nil {
 				w.d.Logger.Error("outbox claim", "err", err)
 			}
@@ -410,8 +414,9 @@ func (w *Worker) Run(ctx context.Context) error {
 				inflight++
 				fresh = append(fresh, it)
 			}
-			// Each attempt ends before its item's lease, however long it
-			// waited in its lane.
+			// Each attempt ends by AttemptTimeout after the claim (as
+			// before lanes: an attempt started as its claim returned),
+			// however long it waited in its lane.
 			deadline := claimed.Add(w.d.AttemptTimeout)
 			for _, lane := range spread(groups(fresh, w.d.Pipeline), w.d.Concurrency-lanes) {
 				lanes++

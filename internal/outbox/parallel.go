@@ -149,7 +149,8 @@ func (w *Worker) sendBatch(ctx context.Context, tries []*try) {
 			a.res, a.sendErr = &smtp.Result{Server: cfg.Addr}, err
 		}
 	}
-	kc, slot, err := w.pool.get(ctx, key, w.d.Connections)
+	limit := w.connections(ctx, first.it.ProfileID)
+	kc, slot, err := w.pool.get(ctx, key, limit)
 	if err != nil {
 		first.tr.Info(smtp.PhaseConnect, "%v", err)
 		fail(err)
@@ -191,7 +192,7 @@ func (w *Worker) sendBatch(ctx context.Context, tries []*try) {
 		if berr != nil && reused && !anyTrue(ends) && untouched(out) {
 			w.pool.drop(kc)
 			first.tr.Info(smtp.PhaseConnect, "the kept connection failed before any message was sent (%v): using another one", berr)
-			if kc, slot, err = w.pool.get(ctx, key, w.d.Connections); err != nil {
+			if kc, slot, err = w.pool.get(ctx, key, limit); err != nil {
 				first.tr.Info(smtp.PhaseConnect, "%v", err)
 				fail(err)
 				return

@@ -134,7 +134,8 @@ func (c *countedConn) Close() error {
 // through a counting dialer, on both backends: with 4 connections per
 // server the worker uses more than one at once (the dialer holds the
 // greeting until a second connection comes) and never more than 4; with
-// 1 it never has two open. Every message arrives exactly once (Maildir
+// 1 (the server profile's own limit, over a default of 4) it never has
+// two open. Every message arrives exactly once (Maildir
 // counter), went in a pipelined batch, and every attempt's transcript
 // holds its own message and no other's.
 func TestParallelPostfix(t *testing.T) {
@@ -142,9 +143,10 @@ func TestParallelPostfix(t *testing.T) {
 	for name, mk := range backendHarnesses(t) {
 		for _, tc := range []struct {
 			conns, gate int
+			profile     bool // the limit is the server profile's own
 		}{
 			{conns: 4, gate: 2},
-			{conns: 1, gate: 1},
+			{conns: 1, gate: 1, profile: true},
 		} {
 			t.Run(fmt.Sprintf("%s/%d connections", name, tc.conns), func(t *testing.T) {
 				h := mk(t)
@@ -157,7 +159,12 @@ func TestParallelPostfix(t *testing.T) {
 				profiles := func(context.Context, int64) (smtp.Config, error) {
 					return smtp.Config{Addr: pf.SMTPAddr, LocalName: "sockmail.test", Dialer: dialer}, nil
 				}
-				w, err := New(Deps{Store: h.s, Profiles: profiles, Concurrency: 4, Connections: tc.conns, PollInterval: 50 * time.Millisecond})
+				d := Deps{Store: h.s, Profiles: profiles, Concurrency: 4, Connections: tc.conns, PollInterval: 50 * time.Millisecond}
+				if tc.profile {
+					d.Connections = 4
+					d.ServerConnections = func(context.Context, int64) (int, error) { return tc.conns, nil }
+				}
+				w, err := New(d)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -264,7 +264,8 @@ func (p *connPool) close() {
 func (w *Worker) sendKept(ctx context.Context, itemID, profile int64, cfg smtp.Config, env smtp.Envelope, msg smtp.Message) (*smtp.Result, error) {
 	key := keyOf(profile, cfg)
 	tr := cfg.Transcript
-	kc, slot, err := w.pool.get(ctx, key, w.d.Connections)
+	limit := w.connections(ctx, profile)
+	kc, slot, err := w.pool.get(ctx, key, limit)
 	if err != nil {
 		tr.Info(smtp.PhaseConnect, "%v", err)
 		return &smtp.Result{Server: cfg.Addr}, err
@@ -301,7 +302,7 @@ func (w *Worker) sendKept(ctx context.Context, itemID, profile int64, cfg smtp.C
 			w.pool.drop(kc)
 			tr.Info(smtp.PhaseConnect, "the kept connection failed before the message was sent (%v): using another one", err)
 			kc = nil
-			if kc, slot, err = w.pool.get(ctx, key, w.d.Connections); err != nil {
+			if kc, slot, err = w.pool.get(ctx, key, limit); err != nil {
 				tr.Info(smtp.PhaseConnect, "%v", err)
 				return &smtp.Result{Server: cfg.Addr}, err
 			}
@@ -314,6 +315,23 @@ func (w *Worker) sendKept(ctx context.Context, itemID, profile int64, cfg smtp.C
 		}
 		return res, err
 	}
+}
+
+// connections returns how many connections to the server of profile
+// the worker keeps open at most.
+func (w *Worker) connections(ctx context.Context, profile int64) int {
+	if w.d.ServerConnections == nil {
+		return w.d.Connections
+	}
+	n, err := w.d.ServerConnections(ctx, profile)
+	if err != nil {
+		w.d.Logger.Warn("outbox: the connection limit of a server profile cannot be read; using the default", "profile", profile, "err", err, "default", w.d.Connections)
+		return w.d.Connections
+	}
+	if n <= 0 {
+		return w.d.Connections
+	}
+	return n
 }
 
 // open opens a connection to key's server for the attempt of item, in
