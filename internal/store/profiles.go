@@ -27,7 +27,7 @@ type Profile struct {
 	// keeps open to this server at most; 0 takes the instance's default.
 	MaxConnections int
 	CreatedAt      time.Time
-	UpdatedAt         time.Time
+	UpdatedAt      time.Time
 }
 
 // SaveProfile inserts p when p.ID is 0, setting p.ID and p.CreatedAt, and
