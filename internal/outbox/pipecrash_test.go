@@ -51,11 +51,10 @@ func newPipeServer(t *testing.T, dropAfter int) *pipeServer {
 	return s
 }
 
-var messageIDLine = regexp.MustCompile(`(?i)^Message-ID: <([^>]+)>`)
-
 func (s *pipeServer) serve(c net.Conn) {
 	defer c.Close()
 	r := bufio.NewReader(c)
+	messageIDLine := regexp.MustCompile(`(?i)^Message-ID: <([^>]+)>`)
 	say := func(l string) bool { _, err := c.Write([]byte(l + "\r\n")); return err == nil }
 	if !say("220 pipe.test ESMTP") {
 		return
