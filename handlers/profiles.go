@@ -77,6 +77,9 @@ func (h *Handler) editProfilePage(c echo.Context) error {
 		Host: p.Host, Port: strconv.Itoa(p.Port), TLS: p.TLSMode, Verify: !p.InsecureSkipVerify,
 		AuthMech: p.AuthMech, Username: p.Username, Helo: p.HeloName, AllowInsecureAuth: p.AllowInsecureAuth,
 	}}
+	if p.MaxConnections > 0 {
+		f.Connections = strconv.Itoa(p.MaxConnections)
+	}
 	return render(c, http.StatusOK, views.ProfileForm(h.page(c, "Edit server profile", "profiles"),
 		views.ProfileEdit{ID: p.ID, Form: f, HasPassword: len(p.PasswordEnc) > 0}))
 }
@@ -115,7 +118,7 @@ func (h *Handler) saveProfile(c echo.Context, p *store.Profile) error {
 	}
 	p.Name, p.Host, p.Port, p.TLSMode = f.Name, f.Host, f.PortNumber(), f.TLS
 	p.InsecureSkipVerify, p.AuthMech, p.Username, p.HeloName = !f.Verify, f.AuthMech, f.Username, f.Helo
-	p.AllowInsecureAuth = f.AllowInsecureAuth
+	p.AllowInsecureAuth, p.MaxConnections = f.AllowInsecureAuth, f.MaxConnections()
 	switch {
 	case f.Password != "":
 		sealed, err := h.sealer.Seal([]byte(f.Password))

@@ -11,6 +11,16 @@ import (
 type BatchMessage struct {
 	Envelope Envelope
 	Message  Message
+	// BeforeEnd, if set, replaces Config.BeforeEnd for this message: a
+	// queue marks each message's end sent, just before that end goes.
+	BeforeEnd func(ctx context.Context) error
+	// Transcript, if set, records this message's lines (its envelope,
+	// content, end and the replies to them) instead of the client's
+	// transcript, so that each message of a pipelined batch has a
+	// transcript of its own; lines of no message (a failure of the
+	// connection, RSET after a refused flight) go where the message being
+	// worked on records.
+	Transcript *Transcript
 }
 
 // BatchResult is the outcome of one message of a batch, as Send would have
@@ -51,7 +61,8 @@ func (c *Client) SendBatch(ctx context.Context, msgs []BatchMessage, quit bool) 
 	if quit {
 		defer c.Close()
 	}
-	b := &batch{c: c, msgs: msgs, out: make([]BatchResult, len(msgs)), prev: -1}
+	b := &batch{c: c, msgs: msgs, out: make([]BatchResult, len(msgs)), prev: -1, base: c.tr}
+	defer func() { c.tr = b.base }()
 	if c.broken == nil && !c.helloDone {
 		// A Client from Dial: EHLO, STARTTLS and AUTH once for all.
 		if err := c.ready(ctx, ""); err != nil {
@@ -104,6 +115,18 @@ type batch struct {
 	// settleErr is the failure of the connection found while reading the
 	// replies to fly, nil if none.
 	settleErr error
+	// base is the client's transcript, for messages without their own.
+	base *Transcript
+}
+
+// use makes the client record in message i's transcript (the client's
+// own when the message has none).
+func (b *batch) use(i int) {
+	if i >= 0 && i < len(b.msgs) && b.msgs[i].Transcript != nil {
+		b.c.tr = b.msgs[i].Transcript
+		return
+	}
+	b.c.tr = b.base
 }
 
 // oneByOne sends each message as Send does, the last with QUIT after it
@@ -161,7 +184,10 @@ func (b *batch) pipelined(ctx context.Context, quit bool) error {
 				}
 			}
 			if cur.emptyEnd {
-				if _, err := c.readReply(ctx, PhaseBody); err != nil {
+				b.use(ci)
+				_, err := c.readReply(ctx, PhaseBody)
+				b.use(ni)
+				if err != nil {
 					return b.abandon(b.started(next, ni), err)
 				}
 			}
@@ -189,7 +215,9 @@ func (b *batch) pipelined(ctx context.Context, quit bool) error {
 			b.out[ci] = BatchResult{Result: cur.res, Err: err}
 			return b.abandon(b.started(next, ni), err)
 		}
+		b.use(ci) // the verdict is read after the next envelope went
 		err = cur.final(ctx, modeSend)
+		b.use(ni)
 		b.out[ci] = BatchResult{Result: cur.res, Err: err}
 		if next != nil {
 			c.needRset = true // final cleared it for cur; next is open
@@ -267,10 +295,14 @@ func (b *batch) start(ctx context.Context) (*txn, int) {
 		i := b.next
 		b.next++
 		m := b.msgs[i]
+		b.use(i)
 		t, err := b.c.begin(ctx, m.Envelope, m.Message)
 		if err != nil {
 			b.out[i] = BatchResult{Result: t.res, Err: err}
 			continue
+		}
+		if m.BeforeEnd != nil {
+			t.hook = m.BeforeEnd
 		}
 		t.pipeEnvelope(true)
 		b.c.writeLine(PhaseData, "DATA", "DATA", false)
@@ -411,7 +443,11 @@ func (b *batch) writeNext(ctx context.Context) (*txn, int, error) {
 		i := b.next
 		b.next++
 		m := b.msgs[i]
+		b.use(i)
 		t, err := c.beginAfter(ctx, m.Envelope, m.Message, b.fly != nil)
+		if m.BeforeEnd != nil {
+			t.hook = m.BeforeEnd
+		}
 		if err != nil {
 			b.out[i] = BatchResult{Result: t.res, Err: err}
 			if c.broken != nil {
@@ -459,7 +495,10 @@ func (b *batch) settle(ctx context.Context) error {
 		return nil
 	}
 	b.fly = nil
+	cur := b.c.tr
+	b.use(i) // its replies come while the next message is written
 	err := t.readBDAT(ctx, modeSend)
+	b.c.tr = cur
 	if errors.Is(err, errAfterEnd) {
 		b.fly, b.flyI = t, i // still to be read by resumeChunked
 		return err
@@ -616,6 +655,12 @@ func (b *batch) sendOne(ctx context.Context, i int, quit bool) error {
 		mode = modeSendQuit
 	}
 	m := b.msgs[i]
+	b.use(i)
+	if m.BeforeEnd != nil {
+		saved := c.cfg.BeforeEnd
+		c.cfg.BeforeEnd = m.BeforeEnd
+		defer func() { c.cfg.BeforeEnd = saved }()
+	}
 	res, err := c.transaction(ctx, m.Envelope, m.Message, mode)
 	b.out[i] = BatchResult{Result: res, Err: err}
 	if c.broken != nil {

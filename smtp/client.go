@@ -778,3 +778,14 @@ func (c *Client) unasked(phase Phase, when string) *Error {
 func ms(d time.Duration) string {
 	return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 3, 64) + "ms"
 }
+
+// PipelinesAfterEnd reports whether commands may go in the same write as
+// the end of a message on this connection: false once the server refused
+// them (a 503 "pipelined after end of DATA", an SMTP-smuggling defence)
+// or after AvoidPipeliningAfterEnd.
+func (c *Client) PipelinesAfterEnd() bool { return !c.noPipeAfterEnd }
+
+// AvoidPipeliningAfterEnd makes the client write nothing after the end of
+// a message in the same write, as after such a refusal: for a new
+// connection to a server already known to refuse it.
+func (c *Client) AvoidPipeliningAfterEnd() { c.noPipeAfterEnd = true }

@@ -123,7 +123,7 @@ func (c *Client) begin(ctx context.Context, env Envelope, msg Message) (*txn, er
 // beginAfter is begin; with inFlight the replies to a message before this
 // one are still due, so replies waiting unread are not stray ones.
 func (c *Client) beginAfter(ctx context.Context, env Envelope, msg Message, inFlight bool) (*txn, error) {
-	t := &txn{c: c, env: &env, res: &Result{Server: c.cfg.Addr}}
+	t := &txn{c: c, env: &env, res: &Result{Server: c.cfg.Addr}, hook: c.cfg.BeforeEnd}
 	if err := checkEnvelope(&env); err != nil {
 		c.tr.Info(PhaseMail, "refused before sending: %s", err.(*Error).Message)
 		return t, err
@@ -219,6 +219,9 @@ type txn struct {
 	// reply to this transaction (a batch reads the verdict on the message
 	// before it there).
 	beforeWait func() error
+	// hook is the BeforeEnd of this message: Config.BeforeEnd, or a
+	// batch message's own (BatchMessage.BeforeEnd).
+	hook func(ctx context.Context) error
 }
 
 // envelopeOneByOne sends MAIL and each RCPT, waiting for each reply.
@@ -510,17 +513,18 @@ func (t *txn) sevenBit() bool {
 	return !strings.Contains(t.mailLine, " BODY=8BITMIME") && !strings.HasSuffix(t.mailLine, " SMTPUTF8") && !strings.Contains(t.mailLine, " SMTPUTF8 ")
 }
 
-// beforeEnd runs Config.BeforeEnd, if set, once everything before the end
-// of the message is on the wire.
+// beforeEnd runs the message's BeforeEnd hook (Config.BeforeEnd, or a
+// batch message's own), if set, once everything before the end of the
+// message is on the wire.
 func (t *txn) beforeEnd(ctx context.Context) error {
 	c := t.c
-	if c.cfg.BeforeEnd == nil {
+	if t.hook == nil {
 		return nil
 	}
 	if err := c.flush(ctx, PhaseBody); err != nil {
 		return c.wireError(PhaseBody, err)
 	}
-	if err := c.cfg.BeforeEnd(ctx); err != nil {
+	if err := t.hook(ctx); err != nil {
 		c.tr.Info(PhaseBody, "the end of the message was withheld (%v): closing the connection so the server discards the message", err)
 		c.broken = err
 		c.conn.Close()
@@ -803,7 +807,7 @@ func (t *txn) writeChunks(ctx context.Context, msg Message, cw *chunkWriter, bw 
 		stop()
 		return t.chunkError(ctx, err)
 	}
-	if t.c.cfg.BeforeEnd != nil {
+	if t.hook != nil {
 		// Everything but an empty last chunk goes first, so that the end
 		// of the message is a few bytes sent after BeforeEnd.
 		if len(cw.buf) > 0 {

@@ -500,6 +500,10 @@ func ProfileForm(p Page, v ProfileEdit) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
+			templ_7745c5c3_Err = textInput("connections", "Connections at most, for contact-form delivery (empty: the default, 4; 1 for a server that limits connections)", "text", v.Form.Connections, "off", v.Errors, false).Render(ctx, templ_7745c5c3_Buffer)
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
 			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 46, "<button type=\"submit\" class=\"primary\" data-testid=\"profile-save\">Save</button> <a href=\"/profiles\">Cancel</a></form>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err

@@ -229,7 +229,8 @@ func (s *server) buildWorker(d *handlers.Deps, resolver *delivery.Resolver) erro
 	}
 	w, err := outbox.New(outbox.Deps{
 		Store: s.st, Profiles: resolver.Profile, Journal: jrnl,
-		Concurrency: cfg.OutboxConcurrency, Lease: cfg.OutboxLease, PollInterval: cfg.OutboxPoll, MaxAge: cfg.OutboxMaxAge,
+		Concurrency: cfg.OutboxConcurrency, Connections: cfg.OutboxConnections, Pipeline: cfg.OutboxPipeline,
+		ServerConnections: s.profileConnections, Lease: cfg.OutboxLease, PollInterval: cfg.OutboxPoll, MaxAge: cfg.OutboxMaxAge,
 		Backoff:          outbox.Backoff{Base: cfg.OutboxBackoffBase, Max: cfg.OutboxBackoffMax},
 		MaxStoredMessage: int(cfg.MaxStoredMessage), ShutdownGrace: shutdownGrace / 2, Logger: s.log, Now: d.Now,
 	})
@@ -238,6 +239,19 @@ func (s *server) buildWorker(d *handlers.Deps, resolver *delivery.Resolver) erro
 	}
 	s.worker, d.Kicker = w, w
 	return nil
+}
+
+// profileConnections is the connection limit of a server profile, 0 for
+// the default (the built-in capture server, profile 0, has none).
+func (s *server) profileConnections(ctx context.Context, id int64) (int, error) {
+	if id == 0 {
+		return 0, nil
+	}
+	p, err := s.st.Profile(ctx, id)
+	if err != nil {
+		return 0, fmt.Errorf("serve: profile connections: %w", err)
+	}
+	return p.MaxConnections, nil
 }
 
 // buildMonitors makes the monitor scheduler and the alert worker.

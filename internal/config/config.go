@@ -95,7 +95,14 @@ type Config struct {
 	// OutboxBackoffBase, doubling up to OutboxBackoffMax, with jitter,
 	// until a message is OutboxMaxAge old (SOCKMAIL_OUTBOX_BACKOFF_BASE,
 	// SOCKMAIL_OUTBOX_BACKOFF_MAX, SOCKMAIL_OUTBOX_MAX_AGE).
+	// OutboxConnections is how many connections to one server the worker
+	// keeps open at most, the default of profiles that set none
+	// (SOCKMAIL_OUTBOX_CONNECTIONS); OutboxPipeline is how many messages
+	// to one server go over a connection in one pipelined batch, 1 for
+	// none (SOCKMAIL_OUTBOX_PIPELINE).
 	OutboxConcurrency int
+	OutboxConnections int
+	OutboxPipeline    int
 	OutboxLease       time.Duration
 	OutboxPoll        time.Duration
 	OutboxMaxAge      time.Duration
@@ -130,6 +137,8 @@ const (
 	DefaultMaxStoredMsg    = 10 << 20
 
 	DefaultOutboxConcurrency = 4
+	DefaultOutboxConnections = 4
+	DefaultOutboxPipeline    = 8
 	DefaultOutboxLease       = 5 * time.Minute
 	DefaultOutboxPoll        = 5 * time.Second
 	DefaultOutboxMaxAge      = 72 * time.Hour

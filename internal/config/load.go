@@ -86,6 +86,8 @@ func (l *loader) define(c *Config, raw *rawSettings) {
 	l.integer(&c.RetentionDays, "retention-days", "RETENTION_DAYS", 0, "delete stored sends older than this many days; 0 keeps them")
 	l.integer(&c.RetentionMax, "retention-max", "RETENTION_MAX", 0, "keep only the newest N stored sends; 0 keeps all")
 	l.integer(&c.OutboxConcurrency, "outbox-concurrency", "OUTBOX_CONCURRENCY", DefaultOutboxConcurrency, "contact-form deliveries at once; 0 runs no outbox worker here")
+	l.integer(&c.OutboxConnections, "outbox-connections", "OUTBOX_CONNECTIONS", DefaultOutboxConnections, "connections to one mail server at most (1 for servers that limit them)")
+	l.integer(&c.OutboxPipeline, "outbox-pipeline", "OUTBOX_PIPELINE", DefaultOutboxPipeline, "contact messages to one server sent pipelined over a connection at once (1: one per round trip)")
 	l.duration(&c.OutboxLease, "outbox-lease", "OUTBOX_LEASE", DefaultOutboxLease, "how long a claimed contact message is reserved; a crashed instance's are taken over after it")
 	l.duration(&c.OutboxPoll, "outbox-poll", "OUTBOX_POLL", DefaultOutboxPoll, "how often the outbox is looked at between submissions")
 	l.duration(&c.OutboxMaxAge, "outbox-max-age", "OUTBOX_MAX_AGE", DefaultOutboxMaxAge, "how long temporary delivery failures are retried")

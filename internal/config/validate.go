@@ -56,6 +56,8 @@ func (c *Config) checks() []func() error {
 		inRange("retention max", c.RetentionMax, 0, 1_000_000_000, "want 0 (keep all) to 1000000000"),
 		inRange("max stored message", c.MaxStoredMessage, 1024, gib, "want between 1024 and 1073741824 bytes"),
 		inRange("outbox concurrency", c.OutboxConcurrency, 0, 64, "want 0 (no worker) to 64"),
+		inRange("outbox connections", c.OutboxConnections, 1, 64, "want 1 to 64"),
+		inRange("outbox pipeline", c.OutboxPipeline, 1, 100, "want 1 (no pipelining) to 100"),
 		inRange("outbox lease", c.OutboxLease, 2*time.Second, time.Hour, "want between 2s and 1h"),
 		inRange("outbox poll", c.OutboxPoll, 10*time.Millisecond, 10*time.Minute, "want between 10ms and 10m"),
 		inRange("outbox max age", c.OutboxMaxAge, time.Minute, maxDays, "want between 1m and 720h"),

@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -29,7 +30,10 @@ import (
 const (
 	DefaultReuseIdle     = 5 * time.Second
 	DefaultReuseMessages = 50
-	quitTimeout          = 5 * time.Second
+	// DefaultConnections is how many connections the worker keeps open
+	// to one server at most (Deps.Connections).
+	DefaultConnections = 4
+	quitTimeout        = 5 * time.Second
 )
 
 // poolKey identifies the server a connection was opened to and how.
@@ -59,6 +63,19 @@ type keptConn struct {
 	// tls are the TLS lines of the opening transcript (version, cipher,
 	// certificates, verdict), repeated in every later one.
 	tls []string
+	// slot is the server's connection slots; the connection holds one
+	// of them until it is closed (release).
+	slot     *serverSlots
+	released bool
+}
+
+// serverSlots bounds the connections open to one server: a connection
+// holds a token of sem from its opening to its close. freed is closed
+// (and replaced) whenever a connection goes back to the pool, waking
+// those waiting for one.
+type serverSlots struct {
+	sem   chan struct{}
+	freed chan struct{}
 }
 
 // connPool holds the idle connections of a Worker.
@@ -67,12 +84,89 @@ type connPool struct {
 	maxMsgs int
 	mu      sync.Mutex
 	free    map[poolKey][]*keptConn
-	closed  bool
-	wg      sync.WaitGroup // connections being closed
+	slots   map[poolKey]*serverSlots
+	// noPipe holds the servers that refused commands written in the same
+	// flight as the end of a message (Haraka's 503 "pipelined after end
+	// of DATA"): new connections to them do not try again.
+	noPipe map[poolKey]bool
+	closed bool
+	wg     sync.WaitGroup // connections being closed
 }
 
 func newConnPool(idle time.Duration, maxMsgs int) *connPool {
-	return &connPool{idle: idle, maxMsgs: maxMsgs, free: map[poolKey][]*keptConn{}}
+	return &connPool{idle: idle, maxMsgs: maxMsgs, free: map[poolKey][]*keptConn{},
+		slots: map[poolKey]*serverSlots{}, noPipe: map[poolKey]bool{}}
+}
+
+// slotsOf returns key's connection slots, limit at most; a changed limit
+// takes effect once no connection to the server is open.
+func (p *connPool) slotsOf(key poolKey, limit int) *serverSlots {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.slots[key]
+	if s == nil || (cap(s.sem) != limit && len(s.sem) == 0) {
+		s = &serverSlots{sem: make(chan struct{}, limit), freed: make(chan struct{})}
+		p.slots[key] = s
+	}
+	return s
+}
+
+// get returns an idle connection to key's server, or nil with a slot
+// taken for a new one (the caller opens it, and gives the slot back with
+// release if that fails); it waits while limit connections to the server
+// are open and busy, until ctx ends.
+func (p *connPool) get(ctx context.Context, key poolKey, limit int) (*keptConn, *serverSlots, error) {
+	s := p.slotsOf(key, limit)
+	for {
+		p.mu.Lock()
+		freed := s.freed
+		p.mu.Unlock()
+		if kc := p.take(key); kc != nil {
+			return kc, s, nil
+		}
+		select {
+		case s.sem <- struct{}{}:
+			return nil, s, nil
+		case <-freed:
+		case <-ctx.Done():
+			return nil, s, fmt.Errorf("outbox: waiting for a connection to %s (at most %d): %w", key.addr, limit, ctx.Err())
+		}
+	}
+}
+
+// release gives back the slot of a connection that is closed.
+func (p *connPool) release(kc *keptConn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if kc.slot != nil && !kc.released {
+		kc.released = true
+		<-kc.slot.sem
+	}
+}
+
+// drop closes kc at once and gives its slot back.
+func (p *connPool) drop(kc *keptConn) {
+	kc.c.Close()
+	p.release(kc)
+}
+
+// refusesPipeAfterEnd reports whether key's server refused commands
+// pipelined after the end of data.
+func (p *connPool) refusesPipeAfterEnd(key poolKey) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.noPipe[key]
+}
+
+// learn remembers that kc's server refuses commands pipelined after the
+// end of data, when kc found out.
+func (p *connPool) learn(kc *keptConn) {
+	if kc.c.PipelinesAfterEnd() {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.noPipe[kc.key] = true
 }
 
 // take returns an idle connection to key's server, or nil.
@@ -91,7 +185,7 @@ func (p *connPool) take(key poolKey) *keptConn {
 		if kc.c.Idle() {
 			return kc
 		}
-		kc.c.Close()
+		p.drop(kc)
 	}
 }
 
@@ -113,6 +207,10 @@ func (p *connPool) put(kc *keptConn) {
 	}
 	p.free[kc.key] = append(p.free[kc.key], kc)
 	kc.timer = time.AfterFunc(p.idle, func() { p.expire(kc) })
+	if s := p.slots[kc.key]; s != nil {
+		close(s.freed) // wake those waiting for a connection
+		s.freed = make(chan struct{})
+	}
 }
 
 // expire closes kc if it is still idle in the pool.
@@ -133,6 +231,7 @@ func (p *connPool) expire(kc *keptConn) {
 // background.
 func (p *connPool) quit(kc *keptConn) {
 	p.wg.Go(func() {
+		defer p.release(kc)
 		if !kc.c.Idle() {
 			kc.c.Close()
 			return
@@ -165,7 +264,12 @@ func (p *connPool) close() {
 func (w *Worker) sendKept(ctx context.Context, itemID, profile int64, cfg smtp.Config, env smtp.Envelope, msg smtp.Message) (*smtp.Result, error) {
 	key := keyOf(profile, cfg)
 	tr := cfg.Transcript
-	kc := w.pool.take(key)
+	limit := w.connections(ctx, profile)
+	kc, slot, err := w.pool.get(ctx, key, limit)
+	if err != nil {
+		tr.Info(smtp.PhaseConnect, "%v", err)
+		return &smtp.Result{Server: cfg.Addr}, err
+	}
 	for {
 		reused := kc != nil
 		if reused {
@@ -176,12 +280,10 @@ func (w *Worker) sendKept(ctx context.Context, itemID, profile int64, cfg smtp.C
 				tr.Info(smtp.PhaseConnect, "%s (when the connection was opened)", l)
 			}
 		} else {
-			from := len(tr.Events()) // after a failed kept connection's lines
-			c, err := smtp.Open(ctx, cfg)
+			kc, err = w.open(ctx, key, slot, itemID, cfg)
 			if err != nil {
 				return &smtp.Result{Server: cfg.Addr}, err
 			}
-			kc = &keptConn{c: c, key: key, origin: itemID, tls: tlsLines(tr.Events()[from:])}
 		}
 		// The hook runs when the end of the message is about to go: from
 		// then on the attempt must not be repeated on another connection.
@@ -197,17 +299,57 @@ func (w *Worker) sendKept(ctx context.Context, itemID, profile int64, cfg smtp.C
 		res, err := kc.c.Send(ctx, env, msg)
 		kc.msgs++
 		if err != nil && reused && !endReached && staleConnection(err) {
-			kc.c.Close()
-			tr.Info(smtp.PhaseConnect, "the kept connection failed before the message was sent (%v): opening a new one", err)
+			w.pool.drop(kc)
+			tr.Info(smtp.PhaseConnect, "the kept connection failed before the message was sent (%v): using another one", err)
 			kc = nil
+			if kc, slot, err = w.pool.get(ctx, key, limit); err != nil {
+				tr.Info(smtp.PhaseConnect, "%v", err)
+				return &smtp.Result{Server: cfg.Addr}, err
+			}
 			continue
 		}
+		w.pool.learn(kc)
 		w.pool.put(kc)
 		if res == nil {
 			res = &smtp.Result{Server: cfg.Addr}
 		}
 		return res, err
 	}
+}
+
+// connections returns how many connections to the server of profile
+// the worker keeps open at most.
+func (w *Worker) connections(ctx context.Context, profile int64) int {
+	if w.d.ServerConnections == nil {
+		return w.d.Connections
+	}
+	n, err := w.d.ServerConnections(ctx, profile)
+	if err != nil {
+		w.d.Logger.Warn("outbox: the connection limit of a server profile cannot be read; using the default", "profile", profile, "err", err, "default", w.d.Connections)
+		return w.d.Connections
+	}
+	if n <= 0 {
+		return w.d.Connections
+	}
+	return n
+}
+
+// open opens a connection to key's server for the attempt of item, in
+// the slot taken for it (given back when the opening fails), recording in
+// cfg.Transcript.
+func (w *Worker) open(ctx context.Context, key poolKey, slot *serverSlots, item int64, cfg smtp.Config) (*keptConn, error) {
+	tr := cfg.Transcript
+	from := len(tr.Events()) // after a failed kept connection's lines
+	c, err := smtp.Open(ctx, cfg)
+	if err != nil {
+		<-slot.sem
+		return nil, err
+	}
+	if w.pool.refusesPipeAfterEnd(key) {
+		c.AvoidPipeliningAfterEnd()
+		tr.Info(smtp.PhaseConnect, "this server refused commands pipelined after the end of a message before: nothing follows the end of a message in its write on this connection")
+	}
+	return &keptConn{c: c, key: key, origin: item, tls: tlsLines(tr.Events()[from:]), slot: slot}, nil
 }
 
 // tlsLines picks the TLS facts of an opening transcript.

@@ -23,8 +23,11 @@ type Profile struct {
 	// AllowInsecureAuth lets AUTH run over a connection without TLS:
 	// the password then crosses the network in clear (test servers only).
 	AllowInsecureAuth bool
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
+	// MaxConnections is how many connections the contact-form outbox
+	// keeps open to this server at most; 0 takes the instance's default.
+	MaxConnections int
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
 
 // SaveProfile inserts p when p.ID is 0, setting p.ID and p.CreatedAt, and
@@ -38,10 +41,10 @@ func (s *Store) SaveProfile(ctx context.Context, p *Profile) error {
 		created := now
 		var id int64
 		err = s.w.QueryRowContext(ctx, s.q(`INSERT INTO profiles (name, host, port, tls_mode, insecure_skip_verify,
-			auth_mech, username, password_enc, helo_name, allow_insecure_auth, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+			auth_mech, username, password_enc, helo_name, allow_insecure_auth, max_connections, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 			encText(p.Name), encText(p.Host), p.Port, encText(p.TLSMode), p.InsecureSkipVerify, encText(p.AuthMech),
-			encText(p.Username), nullBytes(p.PasswordEnc), encText(p.HeloName), p.AllowInsecureAuth, micros(created), micros(now)).Scan(&id)
+			encText(p.Username), nullBytes(p.PasswordEnc), encText(p.HeloName), p.AllowInsecureAuth, p.MaxConnections, micros(created), micros(now)).Scan(&id)
 		if err == nil {
 			p.ID, p.CreatedAt, p.UpdatedAt = id, created, now
 			return nil
@@ -50,9 +53,9 @@ func (s *Store) SaveProfile(ctx context.Context, p *Profile) error {
 		var created int64
 		err = s.w.QueryRowContext(ctx, s.q(`UPDATE profiles SET name = ?, host = ?, port = ?, tls_mode = ?,
 			insecure_skip_verify = ?, auth_mech = ?, username = ?, password_enc = ?, helo_name = ?,
-			allow_insecure_auth = ?, updated_at = ? WHERE id = ? RETURNING created_at`),
+			allow_insecure_auth = ?, max_connections = ?, updated_at = ? WHERE id = ? RETURNING created_at`),
 			encText(p.Name), encText(p.Host), p.Port, encText(p.TLSMode), p.InsecureSkipVerify, encText(p.AuthMech),
-			encText(p.Username), nullBytes(p.PasswordEnc), encText(p.HeloName), p.AllowInsecureAuth, micros(now), p.ID).Scan(&created)
+			encText(p.Username), nullBytes(p.PasswordEnc), encText(p.HeloName), p.AllowInsecureAuth, p.MaxConnections, micros(now), p.ID).Scan(&created)
 		if err == nil {
 			p.CreatedAt, p.UpdatedAt = fromMicros(created), now
 			return nil
@@ -66,13 +69,13 @@ func (s *Store) SaveProfile(ctx context.Context, p *Profile) error {
 }
 
 const profileColumns = `id, name, host, port, tls_mode, insecure_skip_verify, auth_mech, username,
-	password_enc, helo_name, allow_insecure_auth, created_at, updated_at`
+	password_enc, helo_name, allow_insecure_auth, max_connections, created_at, updated_at`
 
 func scanProfile(row interface{ Scan(...any) error }) (*Profile, error) {
 	var p Profile
 	var created, updated int64
 	if err := row.Scan(&p.ID, &p.Name, &p.Host, &p.Port, &p.TLSMode, &p.InsecureSkipVerify, &p.AuthMech,
-		&p.Username, &p.PasswordEnc, &p.HeloName, &p.AllowInsecureAuth, &created, &updated); err != nil {
+		&p.Username, &p.PasswordEnc, &p.HeloName, &p.AllowInsecureAuth, &p.MaxConnections, &created, &updated); err != nil {
 		return nil, err
 	}
 	for _, f := range []*string{&p.Name, &p.Host, &p.TLSMode, &p.AuthMech, &p.Username, &p.HeloName} {

@@ -467,6 +467,18 @@ type Profile struct {
 	Server
 	// ClearPassword removes the stored password; an empty Password keeps it.
 	ClearPassword bool
+	// Connections is how many connections contact-form delivery keeps
+	// open to the server at most; empty for the instance's default.
+	Connections string
+}
+
+// MaxConnections is the connections field as a number, 0 when empty.
+func (p *Profile) MaxConnections() int {
+	n, err := strconv.Atoi(p.Connections)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // ReadProfile reads the profile form from a parsed request.
@@ -475,6 +487,7 @@ func ReadProfile(r *http.Request) *Profile {
 		Name:          strings.TrimSpace(r.PostFormValue("name")),
 		Server:        ReadServer(r),
 		ClearPassword: r.PostFormValue("clear_password") != "",
+		Connections:   strings.TrimSpace(r.PostFormValue("connections")),
 	}
 }
 
@@ -490,6 +503,11 @@ func (p *Profile) Validate() Errors {
 		errs["name"] = "Name: it holds a line break; a name is one line."
 	}
 	p.Server.Validate(true, errs)
+	if p.Connections != "" {
+		if n, err := strconv.Atoi(p.Connections); err != nil || n < 1 || n > 64 {
+			errs["connections"] = "Connections: a number from 1 to 64, or empty for the default."
+		}
+	}
 	return errs
 }
 

@@ -113,6 +113,11 @@ func (r *Raw) Needs8BitMIME() bool { return r.eightBit }
 // pass of the constructor.
 func (r *Raw) Size() (int64, error) { return r.size, nil }
 
+// Repeatable reports that WriteTo writes the whole message each time it
+// is called (the source is opened anew): smtp.SendBatch may send it again
+// after a server refused it pipelined after the end of the message before.
+func (r *Raw) Repeatable() bool { return true }
+
 // WriteTo writes the message with CRLF line endings. It fails if the source
 // now yields another size than the constructor saw.
 func (r *Raw) WriteTo(w io.Writer) (int64, error) {

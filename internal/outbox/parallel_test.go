@@ -1,0 +1,291 @@
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"sockmail/internal/store"
+	"sockmail/internal/testenv"
+	"sockmail/smtp"
+)
+
+// backendHarness is a harness on each backend: SQLite in a file and the
+// test PostgreSQL.
+func backendHarnesses(t *testing.T) map[string]func(t *testing.T) *harness {
+	return map[string]func(t *testing.T) *harness{
+		"sqlite": func(t *testing.T) *harness { return newHarness(t) },
+		"postgres": func(t *testing.T) *harness {
+			dsn := testenv.Postgres(t)
+			s, err := store.Open(context.Background(), dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			f := &store.Form{Name: "Test", Recipients: []string{"owner@example.org"}, FromAddr: "forms@example.org", Enabled: true}
+			if err := s.SaveForm(context.Background(), f); err != nil {
+				t.Fatal(err)
+			}
+			return &harness{s: s, form: f.ID, sent: map[string]int{}}
+		},
+	}
+}
+
+// enqueueTo stores n submissions to rcpt, each carrying tok-i in its
+// subject, Message-ID and body, and returns their item ids.
+func enqueueTo(t *testing.T, h *harness, n int, tok, rcpt string) []int64 {
+	t.Helper()
+	var ids []int64
+	for i := range n {
+		msg := fmt.Sprintf("From: forms@example.org\r\nTo: %s\r\nSubject: parallel %s-%d\r\nMessage-ID: <%s-%d@example.org>\r\n\r\n%s-%d\r\n",
+			rcpt, tok, i, tok, i, tok, i)
+		item := &store.OutboxItem{MailFrom: "forms@example.org", Rcpts: []string{rcpt}, Message: []byte(msg)}
+		if err := h.s.EnqueueSubmission(context.Background(), &store.Submission{FormID: h.form}, item); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, item.ID)
+	}
+	return ids
+}
+
+// countingDialer dials the real server and counts how many of its
+// connections are open at once, from the dial to the client's Close. With
+// gate > 1 its connections read nothing (not even the greeting) until
+// gate connections have been dialled, so that a test of parallel
+// connections does not depend on timing: a worker that opens only one
+// connection makes no progress and fails the test.
+type countingDialer struct {
+	gate int
+
+	mu       sync.Mutex
+	open     int
+	max      int
+	total    int
+	opened   chan struct{} // closed when gate connections came
+	isOpened bool
+}
+
+func newCountingDialer(gate int) *countingDialer {
+	return &countingDialer{gate: gate, opened: make(chan struct{})}
+}
+
+func (d *countingDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	var nd net.Dialer
+	c, err := nd.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.open++
+	d.total++
+	d.max = max(d.max, d.open)
+	if d.total >= d.gate && !d.isOpened {
+		d.isOpened = true
+		close(d.opened)
+	}
+	return &countedConn{Conn: c, d: d}, nil
+}
+
+func (d *countingDialer) stats() (maxOpen, total int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.max, d.total
+}
+
+// countedConn is a connection of a countingDialer.
+type countedConn struct {
+	net.Conn
+	d      *countingDialer
+	closed sync.Once
+}
+
+func (c *countedConn) Read(p []byte) (int, error) {
+	select {
+	case <-c.d.opened:
+	default:
+		// Waiting for the gate honours the read deadline, like a server
+		// that does not answer.
+		select {
+		case <-c.d.opened:
+		case <-time.After(testenv.StallLimit):
+			_, total := c.d.stats()
+			return 0, fmt.Errorf("counting dialer: %d connection(s) dialled, the gate waits for %d", total, c.d.gate)
+		}
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *countedConn) Close() error {
+	c.closed.Do(func() {
+		c.d.mu.Lock()
+		c.d.open--
+		c.d.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// TestParallelPostfix delivers 60 queued messages to the test Postfix
+// through a counting dialer, on both backends: with 4 connections per
+// server the worker uses more than one at once (the dialer holds the
+// greeting until a second connection comes) and never more than 4; with
+// 1 (the server profile's own limit, over a default of 4) it never has
+// two open. Every message arrives exactly once (Maildir
+// counter), went in a pipelined batch, and every attempt's transcript
+// holds its own message and no other's.
+func TestParallelPostfix(t *testing.T) {
+	pf := testenv.Postfix(t)
+	for name, mk := range backendHarnesses(t) {
+		for _, tc := range []struct {
+			conns, gate int
+			profile     bool // the limit is the server profile's own
+		}{
+			{conns: 4, gate: 2},
+			{conns: 1, gate: 1, profile: true},
+		} {
+			t.Run(fmt.Sprintf("%s/%d connections", name, tc.conns), func(t *testing.T) {
+				h := mk(t)
+				dialer := newCountingDialer(tc.gate)
+				tok := testenv.UniqueToken()
+				counter := testenv.NewMaildirCounter(pf.Maildir, regexp.MustCompile(regexp.QuoteMeta(tok)+`-\d+`))
+				counter.RemoveWhenPassed(t)
+				const n = 60
+				ids := enqueueTo(t, h, n, tok, "owner@"+pf.Domain)
+				profiles := func(context.Context, int64) (smtp.Config, error) {
+					return smtp.Config{Addr: pf.SMTPAddr, LocalName: "sockmail.test", Dialer: dialer}, nil
+				}
+				d := Deps{Store: h.s, Profiles: profiles, Concurrency: 4, Connections: tc.conns, PollInterval: 50 * time.Millisecond}
+				if tc.profile {
+					d.Connections = 4
+					d.ServerConnections = func(context.Context, int64) (int, error) { return tc.conns, nil }
+				}
+				w, err := New(d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				stop := run(t, w)
+				c := waitCounts(t, h.s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == n })
+				stop()
+				if c[store.OutboxSent] != n {
+					t.Fatalf("outbox counts %v, want %d sent", c, n)
+				}
+				maxOpen, total := dialer.stats()
+				switch {
+				case tc.conns > 1 && maxOpen < 2:
+					t.Errorf("at most %d connection(s) open at once, want more than one", maxOpen)
+				case maxOpen > tc.conns:
+					t.Errorf("%d connections open at once, want at most %d", maxOpen, tc.conns)
+				}
+				batched := 0
+				for i, id := range ids {
+					evs := transcriptOf(t, h.s, id)
+					all := eventText(evs)
+					if !strings.Contains(all, fmt.Sprintf("Message-ID: <%s-%d@example.org>", tok, i)) {
+						t.Errorf("item %d: its transcript lacks its own message:\n%s", id, all)
+					}
+					if strings.Count(all, "Message-ID: <"+tok) != 1 {
+						t.Errorf("item %d: its transcript holds another message too:\n%s", id, all)
+					}
+					if strings.Contains(all, "of a pipelined batch of") {
+						batched++
+					}
+				}
+				if batched == 0 {
+					t.Errorf("no message went in a pipelined batch")
+				}
+				counter.WaitDistinct(t, n, time.Second)
+				if tokens, files := counter.Counts(); len(tokens) != n || files != n {
+					t.Errorf("Maildir: %d distinct messages in %d files, want %d each once", len(tokens), files, n)
+				}
+				t.Logf("%d messages, %d in batches, over %d connections (%d at once at most)", n, batched, total, maxOpen)
+			})
+		}
+	}
+}
+
+// eventText joins the lines of a transcript.
+func eventText(evs []smtp.Event) string {
+	var b strings.Builder
+	for _, ev := range evs {
+		fmt.Fprintf(&b, "%s %s %s\n", ev.Dir, ev.Phase, ev.Line)
+	}
+	return b.String()
+}
+
+// haraka returns the address and Maildir of the test Haraka, which
+// refuses commands pipelined after the end of data; it fails the test
+// under CI when Haraka is not there, and skips it otherwise.
+func haraka(t *testing.T) (addr, maildir string) {
+	t.Helper()
+	env, err := testenv.ReadEnv()
+	var vals []string
+	if err == nil {
+		vals, err = env.Require("HARAKA_HOST", "HARAKA_PORT", "HARAKA_MAILDIR")
+	}
+	if err != nil {
+		if testenv.InCI() {
+			t.Fatalf("Haraka test server unavailable: %v (%s)", err, testenv.StartHint)
+		}
+		t.Skipf("Haraka test server unavailable: %v (%s)", err, testenv.StartHint)
+	}
+	return net.JoinHostPort(vals[0], vals[1]), vals[2]
+}
+
+// TestParallelHarakaFallback delivers 30 queued messages to the test
+// Haraka, which answers 503 to commands written in the same flight as
+// the end of a message, on both backends: every message arrives exactly
+// once and is recorded sent; the refusal is in a transcript; the worker
+// remembers the server, so later connections to it write nothing after
+// the end of a message and are refused no more.
+func TestParallelHarakaFallback(t *testing.T) {
+	addr, maildir := haraka(t)
+	for name, mk := range backendHarnesses(t) {
+		t.Run(name, func(t *testing.T) {
+			h := mk(t)
+			tok := testenv.UniqueToken()
+			counter := testenv.NewMaildirCounter(maildir, regexp.MustCompile(regexp.QuoteMeta(tok)+`-\d+`))
+			counter.RemoveWhenPassed(t)
+			const n = 30
+			ids := enqueueTo(t, h, n, tok, "owner@"+testenv.Domain)
+			profiles := func(context.Context, int64) (smtp.Config, error) {
+				return smtp.Config{Addr: addr, LocalName: "sockmail.test"}, nil
+			}
+			w, err := New(Deps{Store: h.s, Profiles: profiles, Concurrency: 2, Connections: 2, PollInterval: 50 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := run(t, w)
+			c := waitCounts(t, h.s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == n })
+			stop()
+			if c[store.OutboxSent] != n {
+				t.Fatalf("outbox counts %v, want %d sent", c, n)
+			}
+			refused, avoided := 0, 0
+			for _, id := range ids {
+				all := eventText(transcriptOf(t, h.s, id))
+				if strings.Contains(all, "pipelined after end of DATA") {
+					refused++
+				}
+				if strings.Contains(all, "refused commands pipelined after the end of a message before") {
+					avoided++
+				}
+			}
+			if refused == 0 {
+				t.Errorf("no transcript shows Haraka's 503 to commands pipelined after the end of data")
+			}
+			if !w.pool.refusesPipeAfterEnd(keyOf(0, smtp.Config{Addr: addr})) {
+				t.Errorf("the worker did not remember that the server refuses commands after the end of data")
+			}
+			counter.WaitDistinct(t, n, time.Second)
+			if tokens, files := counter.Counts(); len(tokens) != n || files != n {
+				t.Errorf("Haraka's Maildir: %d distinct messages in %d files, want %d each once", len(tokens), files, n)
+			}
+			t.Logf("%d transcripts with the 503, %d on connections opened knowing it", refused, avoided)
+		})
+	}
+}
