@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,9 +13,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver of the raw connection
-	_ "modernc.org/sqlite"             // the "sqlite" driver of the raw connection
 
 	"sockmail/internal/outbox"
 	"sockmail/internal/store"
@@ -45,48 +41,6 @@ func scaleBenchEnv(b *testing.B, name string, def int) int {
 		b.Fatalf("%s=%q: want a positive integer", name, v)
 	}
 	return n
-}
-
-// beforeScaleSchema turns a migrated database back into the outbox design
-// before migration 0015 (one index over every item by status and due
-// time, full heap pages), for the baseline measured in the same run.
-var beforeScaleSchema = map[string][]string{
-	store.BackendSQLite: {
-		`DROP INDEX IF EXISTS outbox_queued_due`,
-		`DROP INDEX IF EXISTS outbox_sending_lease`,
-		`CREATE INDEX IF NOT EXISTS outbox_due ON outbox(status, next_attempt_at)`,
-	},
-	store.BackendPostgres: {
-		`DROP INDEX IF EXISTS outbox_queued_due`,
-		`DROP INDEX IF EXISTS outbox_sending_lease`,
-		`CREATE INDEX IF NOT EXISTS outbox_due ON outbox(status, next_attempt_at)`,
-		`ALTER TABLE outbox RESET (fillfactor)`,
-	},
-}
-
-// fillHistory stores n finished (sent) outbox items in one statement,
-// the oldest n seconds before now, each with a small message.
-func fillHistory(ctx context.Context, db *sql.DB, backend string, n int, now time.Time) error {
-	cols := `created_at, queued_at, submission_id, form_id, profile_id, mail_from, rcpts, subject, message_id, message,
-		status, attempts, next_attempt_at, expires_at, lease_owner, lease_until, taken_over_from, last_error, last_send_id`
-	end := now.UnixMicro()
-	var q string
-	if backend == store.BackendPostgres {
-		q = `INSERT INTO outbox (` + cols + `) SELECT $1 - ($2 - i) * 1000000, $1 - ($2 - i) * 1000000, NULL, NULL, 0,
-			'forms@example.org', '["owner@example.org"]', 'history ' || i, 'history-' || i || '@example.org',
-			convert_to('Subject: history ' || i || E'\r\n\r\n' || repeat('x', 200) || E'\r\n', 'UTF8'),
-			'sent', 1, $1 - ($2 - i) * 1000000, 0, '', 0, '', '', NULL FROM generate_series(1, $2) AS i`
-	} else {
-		q = `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2)
-			INSERT INTO outbox (` + cols + `) SELECT ?1 - (?2 - i) * 1000000, ?1 - (?2 - i) * 1000000, NULL, NULL, 0,
-			'forms@example.org', '["owner@example.org"]', 'history ' || i, 'history-' || i || '@example.org',
-			CAST('Subject: history ' || i || char(13, 10, 13, 10) || replace(hex(zeroblob(100)), '0', 'x') || char(13, 10) AS BLOB),
-			'sent', 1, ?1 - (?2 - i) * 1000000, 0, '', 0, '', '', NULL FROM n`
-	}
-	if _, err := db.ExecContext(ctx, q, end, n); err != nil {
-		return fmt.Errorf("fill history: %w", err)
-	}
-	return nil
 }
 
 // countingStore counts the attempts the worker finished as sent, and
@@ -143,44 +97,25 @@ func drainAfterHistory(b *testing.B, pf *testenv.PostfixServer, backend string, 
 	b.Helper()
 	ctx := context.Background()
 	dsn := filepath.Join(b.TempDir(), "scale.db")
-	driver, rawDSN := "sqlite", dsn+"?_pragma=busy_timeout(30000)"
 	if backend == store.BackendPostgres {
 		dsn = testenv.Postgres(b)
-		driver, rawDSN = "pgx", dsn
 	}
 	s, err := store.Open(ctx, dsn)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	raw, err := sql.Open(driver, rawDSN)
-	if err != nil {
+	if err := store.NoVacuum(ctx, s); err != nil {
 		b.Fatal(err)
 	}
-	defer raw.Close()
-	var ddl []string
-	if backend == store.BackendPostgres {
-		// Delivery speed must not depend on vacuuming.
-		ddl = append(ddl, `ALTER TABLE outbox SET (autovacuum_enabled = false, toast.autovacuum_enabled = false)`)
-	}
 	if before {
-		ddl = append(ddl, beforeScaleSchema[backend]...)
-	}
-	for _, q := range ddl {
-		if _, err := raw.ExecContext(ctx, q); err != nil {
-			b.Fatalf("%s: %v", q, err)
+		if err := store.BeforeScaleSchema(ctx, s); err != nil {
+			b.Fatal(err)
 		}
 	}
 	fillStart := time.Now()
-	if err := fillHistory(ctx, raw, backend, history, time.Now().Add(-time.Hour)); err != nil {
+	if err := store.FillOutboxHistory(ctx, s, history, time.Now().Add(-time.Hour)); err != nil {
 		b.Fatal(err)
-	}
-	if backend == store.BackendPostgres {
-		// Statistics as autovacuum would have gathered them before it was
-		// turned off; no VACUUM, now or later.
-		if _, err := raw.ExecContext(ctx, `ANALYZE outbox`); err != nil {
-			b.Fatal(err)
-		}
 	}
 	b.Logf("%s: %d finished items stored in %v", backend, history, time.Since(fillStart).Round(time.Millisecond))
 
