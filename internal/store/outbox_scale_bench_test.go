@@ -43,17 +43,49 @@ func scaleBenchEnv(b *testing.B, name string, def int) int {
 	return n
 }
 
-// countingStore counts the attempts the worker finished as sent, and
-// notes when the count reached want.
+// countingStore counts the attempts the worker finished as sent, notes
+// when the count reached want, and times the worker's calls (claims,
+// marks, outcomes), for the log.
 type countingStore struct {
 	*store.Store
 	want   int64
 	sent   atomic.Int64
 	doneAt atomic.Int64 // UnixNano
+	// calls and nanos per kind: 0 ClaimDue, 1 MarkDataSent, 2 FinishAttemptSend.
+	calls, nanos [3]atomic.Int64
+}
+
+// timed adds the time since start to kind's totals.
+func (c *countingStore) timed(kind int, start time.Time) {
+	c.calls[kind].Add(1)
+	c.nanos[kind].Add(int64(time.Since(start)))
+}
+
+// summary tells the mean time of each kind of call.
+func (c *countingStore) summary() string {
+	var sb strings.Builder
+	for i, name := range []string{"ClaimDue", "MarkDataSent", "FinishAttemptSend"} {
+		n := max(1, c.calls[i].Load())
+		fmt.Fprintf(&sb, "%s %d× %v; ", name, c.calls[i].Load(), time.Duration(c.nanos[i].Load()/n).Round(time.Microsecond))
+	}
+	return sb.String()
+}
+
+// ClaimDue is the store's, timed.
+func (c *countingStore) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.OutboxItem, error) {
+	defer c.timed(0, time.Now())
+	return c.Store.ClaimDue(ctx, owner, now, lease, limit)
+}
+
+// MarkDataSent is the store's, timed.
+func (c *countingStore) MarkDataSent(ctx context.Context, id int64, owner string, at time.Time) error {
+	defer c.timed(1, time.Now())
+	return c.Store.MarkDataSent(ctx, id, owner, at)
 }
 
 // FinishAttemptSend is the store's, counted.
 func (c *countingStore) FinishAttemptSend(ctx context.Context, id int64, owner string, status store.OutboxStatus, next time.Time, lastErr string, snd *store.Send) error {
+	defer c.timed(2, time.Now())
 	err := c.Store.FinishAttemptSend(ctx, id, owner, status, next, lastErr, snd)
 	if err == nil && status == store.OutboxSent && c.sent.Add(1) == c.want {
 		c.doneAt.Store(time.Now().UnixNano())
@@ -169,6 +201,7 @@ func drainAfterHistory(b *testing.B, pf *testenv.PostfixServer, backend string, 
 		return got, got >= int64(n)
 	})
 	took := time.Unix(0, cs.doneAt.Load()).Sub(start)
+	b.Logf("%s: drained %d in %v; mean store calls: %s", backend, n, took.Round(time.Millisecond), cs.summary())
 	cancel()
 	if err := <-done; err != nil {
 		b.Fatalf("worker: %v", err)
