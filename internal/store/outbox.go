@@ -351,15 +351,16 @@ const DataSentLostError = "the previous attempt's process stopped after sending 
 // On PostgreSQL the index entries of rows that changed since the last
 // VACUUM stay until it runs, and a scan that starts at the low end of a
 // range walks over all of them; so a claim there reads only the recent
-// part of each range (claimState): leases that expired since the last
-// full claim, and queued items due from a floor a minute before the
-// earliest item that claim found. A full claim, which reads everything,
-// is made at the first call and whenever now is claimScanEvery (a tenth
-// of the lease, at most 30 s) past the last one. So every lease is still
-// taken over as soon as it expires; only an item the full claim skipped
-// because another transaction held it (a claim that then rolled back), or
-// one queued due more than a minute in the past (clocks of instances
-// apart), waits for the next full claim.
+// part of each range (claimState): leases that expired since the
+// previous claim, and queued items due from a floor 10 s before the
+// earliest item the previous claim found. A full claim, which reads
+// everything, is made at the first call and whenever now is
+// claimScanEvery (a tenth of the lease, at most 30 s) past the last one.
+// So every lease is still taken over as soon as it expires; only an item
+// a claim skipped because another transaction held it (a claim that then
+// rolled back, a mark committing at that moment), or one queued due more
+// than 10 s before the items already due (clocks of instances apart),
+// waits for the next full claim.
 func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]OutboxItem, error) {
 	if owner == "" {
 		return nil, errors.New("store: claim due: empty owner")
@@ -421,8 +422,8 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 	if err != nil {
 		return nil, fmt.Errorf("store: claim due: %w", err)
 	}
-	if full && s.backend == BackendPostgres {
-		s.claims.fullDone(nowUS, limit, out)
+	if s.backend == BackendPostgres {
+		s.claims.done(full, nowUS, limit, out)
 	}
 	// RETURNING order is unspecified: take-overs first, then by due time.
 	sort.SliceStable(out, func(i, j int) bool {
@@ -448,7 +449,7 @@ func claimScanEvery(lease time.Duration) time.Duration {
 // floor of the next claims lies: items queued meanwhile with a due time a
 // little in the past (committed late, or by an instance whose clock is
 // behind) are still above it.
-const claimFloorSlack = time.Minute
+const claimFloorSlack = 10 * time.Second
 
 // claimState is what a Store remembers between ClaimDue calls on
 // PostgreSQL, so that a claim's index scans do not grow with the dead
@@ -456,14 +457,18 @@ const claimFloorSlack = time.Minute
 // are the callers' now, in microseconds.
 type claimState struct {
 	mu sync.Mutex
-	// fullAt is the now of the last full claim; 0 before the first. Every
-	// lease expired by then and not locked was taken over or settled by
-	// it, so later claims look only at leases expiring after it.
+	// fullAt is the now of the last full claim; 0 before the first or
+	// when the next claim must be full.
 	fullAt int64
-	// floor is where other claims start their scan of queued items: the
-	// due time of the earliest item the last full claim took (or its now
-	// when it took none), less claimFloorSlack. A queued item due before
-	// it and not locked by another claim would have been taken.
+	// staleFrom is the now of the last claim: every lease expired by then
+	// and not locked by another transaction was taken over or settled by
+	// it, so the next claim looks only at leases expiring after it.
+	staleFrom int64
+	// floor is where the next claim starts its scan of queued items: the
+	// due time of the earliest item the last claim took (or its now when
+	// it took none), less claimFloorSlack. A queued item due before it and
+	// not locked by another transaction would have been taken, or was
+	// already below the floor that claim scanned from.
 	floor int64
 }
 
@@ -474,16 +479,16 @@ type claimState struct {
 func (c *claimState) plan(nowUS int64, lease time.Duration) (full bool, staleFrom, dueFloor int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.fullAt == 0 || nowUS < c.fullAt || nowUS-c.fullAt >= claimScanEvery(lease).Microseconds() {
+	if c.fullAt == 0 || nowUS < c.fullAt || nowUS < c.staleFrom || nowUS-c.fullAt >= claimScanEvery(lease).Microseconds() {
 		return true, math.MinInt64, math.MinInt64
 	}
-	return false, c.fullAt, c.floor
+	return false, c.staleFrom, c.floor
 }
 
-// fullDone records a committed full claim at nowUS for up to limit items
-// that took items. A claim filled by taken-over leases alone may have
-// left others expired: the next claim is full again.
-func (c *claimState) fullDone(nowUS int64, limit int, items []OutboxItem) {
+// done records a committed claim at nowUS for up to limit items. A claim
+// filled by taken-over leases alone may have left others expired: the
+// next claim is then a full one.
+func (c *claimState) done(full bool, nowUS int64, limit int, items []OutboxItem) {
 	floor, takeovers := nowUS, 0
 	for _, it := range items {
 		if it.TakenOverFrom != "" {
@@ -492,12 +497,18 @@ func (c *claimState) fullDone(nowUS int64, limit int, items []OutboxItem) {
 		}
 		floor = min(floor, micros(it.NextAttemptAt))
 	}
-	if takeovers >= limit {
-		return
-	}
+	floor -= claimFloorSlack.Microseconds()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.fullAt, c.floor = nowUS, floor-claimFloorSlack.Microseconds()
+	switch {
+	case takeovers >= limit:
+		c.fullAt = 0
+		return
+	case full:
+		c.fullAt, c.staleFrom, c.floor = nowUS, nowUS, floor
+	case c.fullAt != 0:
+		c.staleFrom, c.floor = max(c.staleFrom, nowUS), max(c.floor, floor)
+	}
 }
 
 // settleDataSent marks unknown, in tx, the items whose lease expired
