@@ -7,9 +7,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"net/textproto"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"sockmail/internal/mailread"
@@ -343,6 +345,22 @@ const DataSentLostError = "the previous attempt's process stopped after sending 
 // each other and never claim the same item; an item whose mark commits
 // while a claim waits for it is re-checked under the lock and left out.
 // SQLite: the statements run under the one write lock.
+//
+// Cost at scale: finished items are in neither index a claim reads
+// (migration 0015: partial indexes over queued and sending items only).
+// On PostgreSQL the index entries of rows that changed since the last
+// VACUUM stay until it runs, and a scan that starts at the low end of a
+// range walks over all of them; so a claim there reads only the recent
+// part of each range (claimState): leases that expired since the
+// previous claim, and queued items due from a floor 10 s before the
+// earliest item the previous claim found. A full claim, which reads
+// everything, is made at the first call and whenever now is
+// claimScanEvery (a tenth of the lease, at most 30 s) past the last one.
+// So every lease is still taken over as soon as it expires; only an item
+// a claim skipped because another transaction held it (a claim that then
+// rolled back, a mark committing at that moment), or one queued due more
+// than 10 s before the items already due (clocks of instances apart),
+// waits for the next full claim.
 func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]OutboxItem, error) {
 	if owner == "" {
 		return nil, errors.New("store: claim due: empty owner")
@@ -356,16 +374,21 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 	ret := ` RETURNING ` + outboxColumns + `, message`
 	var query string
 	var args []any
+	// staleFrom and dueFloor bound a PostgreSQL claim's scans (claimState);
+	// a full claim has none.
+	staleFrom, dueFloor := int64(math.MinInt64), int64(math.MinInt64)
+	full := true
 	if s.backend == BackendPostgres {
+		full, staleFrom, dueFloor = s.claims.plan(nowUS, lease)
 		query = `WITH stale AS (
-				SELECT id FROM outbox WHERE status = 'sending' AND lease_until <= ? AND data_sent_at IS NULL
-				ORDER BY lease_until LIMIT ? FOR UPDATE SKIP LOCKED),
+				SELECT id FROM outbox WHERE status = 'sending' AND lease_until > ? AND lease_until <= ?
+				AND data_sent_at IS NULL ORDER BY lease_until LIMIT ? FOR UPDATE SKIP LOCKED),
 			due AS (
-				SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?
+				SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at >= ? AND next_attempt_at <= ?
 				ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED),
 			pick AS (SELECT id FROM stale UNION ALL SELECT id FROM due LIMIT ?)
 			UPDATE outbox SET ` + set + ` WHERE id IN (SELECT id FROM pick)` + ret
-		args = []any{nowUS, limit, nowUS, limit, limit, encText(owner), untilUS}
+		args = []any{staleFrom, nowUS, limit, dueFloor, nowUS, limit, limit, encText(owner), untilUS}
 	} else {
 		query = `UPDATE outbox SET ` + set + ` WHERE id IN (SELECT id FROM (
 				SELECT id FROM (SELECT id FROM outbox WHERE status = 'sending' AND lease_until <= ?
@@ -379,7 +402,7 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 	var out []OutboxItem
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
-		if err := s.settleDataSent(ctx, tx, nowUS); err != nil {
+		if err := s.settleDataSent(ctx, tx, staleFrom, nowUS); err != nil {
 			return err
 		}
 		rows, err := tx.QueryContext(ctx, s.q(query), args...)
@@ -399,6 +422,9 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 	if err != nil {
 		return nil, fmt.Errorf("store: claim due: %w", err)
 	}
+	if s.backend == BackendPostgres {
+		s.claims.done(full, nowUS, limit, out)
+	}
 	// RETURNING order is unspecified: take-overs first, then by due time.
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
@@ -413,18 +439,91 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 	return out, nil
 }
 
+// claimScanEvery is how often ClaimDue on PostgreSQL makes a full claim
+// (claimState): a tenth of the lease, at most 30 s.
+func claimScanEvery(lease time.Duration) time.Duration {
+	return min(lease/10, 30*time.Second)
+}
+
+// claimFloorSlack is how far before the due items a full claim found the
+// floor of the next claims lies: items queued meanwhile with a due time a
+// little in the past (committed late, or by an instance whose clock is
+// behind) are still above it.
+const claimFloorSlack = 10 * time.Second
+
+// claimState is what a Store remembers between ClaimDue calls on
+// PostgreSQL, so that a claim's index scans do not grow with the dead
+// entries that changes leave behind until VACUUM (see ClaimDue). Times
+// are the callers' now, in microseconds.
+type claimState struct {
+	mu sync.Mutex
+	// fullAt is the now of the last full claim; 0 before the first or
+	// when the next claim must be full.
+	fullAt int64
+	// staleFrom is the now of the last claim: every lease expired by then
+	// and not locked by another transaction was taken over or settled by
+	// it, so the next claim looks only at leases expiring after it.
+	staleFrom int64
+	// floor is where the next claim starts its scan of queued items: the
+	// due time of the earliest item the last claim took (or its now when
+	// it took none), less claimFloorSlack. A queued item due before it and
+	// not locked by another transaction would have been taken, or was
+	// already below the floor that claim scanned from.
+	floor int64
+}
+
+// plan tells ClaimDue whether its claim at nowUS is a full one, and the
+// bounds of its scans: leases expiring after staleFrom, items due from
+// dueFloor (math.MinInt64 when full). A clock that went back (tests,
+// another caller's clock) gets a full claim.
+func (c *claimState) plan(nowUS int64, lease time.Duration) (full bool, staleFrom, dueFloor int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fullAt == 0 || nowUS < c.fullAt || nowUS < c.staleFrom || nowUS-c.fullAt >= claimScanEvery(lease).Microseconds() {
+		return true, math.MinInt64, math.MinInt64
+	}
+	return false, c.staleFrom, c.floor
+}
+
+// done records a committed claim at nowUS for up to limit items. A claim
+// filled by taken-over leases alone may have left others expired: the
+// next claim is then a full one.
+func (c *claimState) done(full bool, nowUS int64, limit int, items []OutboxItem) {
+	floor, takeovers := nowUS, 0
+	for _, it := range items {
+		if it.TakenOverFrom != "" {
+			takeovers++
+			continue
+		}
+		floor = min(floor, micros(it.NextAttemptAt))
+	}
+	floor -= claimFloorSlack.Microseconds()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case takeovers >= limit:
+		c.fullAt = 0
+		return
+	case full:
+		c.fullAt, c.staleFrom, c.floor = nowUS, nowUS, floor
+	case c.fullAt != 0:
+		c.staleFrom, c.floor = max(c.staleFrom, nowUS), max(c.floor, floor)
+	}
+}
+
 // settleDataSent marks unknown, in tx, the items whose lease expired
-// (lease_until <= nowUS) after their attempt marked the end of the
-// message sent, and their submissions (see ClaimDue).
-func (s *Store) settleDataSent(ctx context.Context, tx *sql.Tx, nowUS int64) error {
+// (lease_until <= nowUS; on PostgreSQL also > fromUS, see claimState)
+// after their attempt marked the end of the message sent, and their
+// submissions (see ClaimDue).
+func (s *Store) settleDataSent(ctx context.Context, tx *sql.Tx, fromUS, nowUS int64) error {
 	set := `status = 'unknown', taken_over_from = lease_owner, lease_owner = '', lease_until = 0, last_error = ?`
 	if s.backend == BackendPostgres {
 		_, err := tx.ExecContext(ctx, s.q(`WITH gone AS (
-				SELECT id FROM outbox WHERE status = 'sending' AND lease_until <= ? AND data_sent_at IS NOT NULL
-				FOR UPDATE SKIP LOCKED),
+				SELECT id FROM outbox WHERE status = 'sending' AND lease_until > ? AND lease_until <= ?
+				AND data_sent_at IS NOT NULL FOR UPDATE SKIP LOCKED),
 			settled AS (UPDATE outbox SET `+set+` WHERE id IN (SELECT id FROM gone) RETURNING submission_id)
 			UPDATE submissions SET status = 'unknown' WHERE id IN (SELECT submission_id FROM settled)`),
-			nowUS, encText(DataSentLostError))
+			fromUS, nowUS, encText(DataSentLostError))
 		return err
 	}
 	const gone = `status = 'sending' AND lease_until <= ? AND data_sent_at IS NOT NULL`

@@ -72,6 +72,9 @@ type Store struct {
 	enq groupCommit
 	// health remembers the last storage failure of a write (WriteHealth).
 	health writeHealth
+	// claims is what ClaimDue remembers between calls on PostgreSQL
+	// (outbox.go).
+	claims claimState
 }
 
 // Open opens the database named by dsn and brings its schema up to date.

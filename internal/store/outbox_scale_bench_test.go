@@ -1,0 +1,292 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"sockmail/internal/outbox"
+	"sockmail/internal/store"
+	"sockmail/internal/testenv"
+	"sockmail/smtp"
+)
+
+// The outbox at scale (issue 16, item 2): how fast the worker drains a
+// queue when the outbox already holds a long history of finished items,
+// against how fast the same Postfix accepts the same number of messages
+// from Postfix's own load generator, smtp-source, in the same run.
+//
+// Environment (defaults in brackets): SOCKMAIL_BENCH_OUTBOX_HISTORY
+// [1000000] finished items stored first, SOCKMAIL_BENCH_OUTBOX_DRAIN
+// [5000] messages drained, SOCKMAIL_BENCH_OUTBOX_CONCURRENCY [4] attempts
+// at a time (and smtp-source sessions).
+
+// scaleBenchEnv reads a positive integer setting of the benchmark.
+func scaleBenchEnv(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
+
+// countingStore counts the attempts the worker finished as sent, notes
+// when the count reached want, and times the worker's calls (claims,
+// marks, outcomes), for the log.
+type countingStore struct {
+	*store.Store
+	want   int64
+	sent   atomic.Int64
+	doneAt atomic.Int64 // UnixNano
+	// calls and nanos per kind: 0 ClaimDue, 1 MarkDataSent, 2 FinishAttemptSend.
+	calls, nanos [3]atomic.Int64
+}
+
+// timed adds the time since start to kind's totals.
+func (c *countingStore) timed(kind int, start time.Time) {
+	c.calls[kind].Add(1)
+	c.nanos[kind].Add(int64(time.Since(start)))
+}
+
+// summary tells the mean time of each kind of call.
+func (c *countingStore) summary() string {
+	var sb strings.Builder
+	for i, name := range []string{"ClaimDue", "MarkDataSent", "FinishAttemptSend"} {
+		n := max(1, c.calls[i].Load())
+		fmt.Fprintf(&sb, "%s %d× %v; ", name, c.calls[i].Load(), time.Duration(c.nanos[i].Load()/n).Round(time.Microsecond))
+	}
+	return sb.String()
+}
+
+// ClaimDue is the store's, timed.
+func (c *countingStore) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.OutboxItem, error) {
+	defer c.timed(0, time.Now())
+	return c.Store.ClaimDue(ctx, owner, now, lease, limit)
+}
+
+// MarkDataSent is the store's, timed.
+func (c *countingStore) MarkDataSent(ctx context.Context, id int64, owner string, at time.Time) error {
+	defer c.timed(1, time.Now())
+	return c.Store.MarkDataSent(ctx, id, owner, at)
+}
+
+// FinishAttemptSend is the store's, counted.
+func (c *countingStore) FinishAttemptSend(ctx context.Context, id int64, owner string, status store.OutboxStatus, next time.Time, lastErr string, snd *store.Send) error {
+	defer c.timed(2, time.Now())
+	err := c.Store.FinishAttemptSend(ctx, id, owner, status, next, lastErr, snd)
+	if err == nil && status == store.OutboxSent && c.sent.Add(1) == c.want {
+		c.doneAt.Store(time.Now().UnixNano())
+	}
+	return err
+}
+
+// smtpSourceRate sends n messages of about the drained messages' size to
+// addr with smtp-source over sessions kept connections and returns the
+// messages per second Postfix accepted; it waits for them to be
+// delivered (so that Postfix is idle for what comes next) and removes
+// them.
+func smtpSourceRate(b *testing.B, pf *testenv.PostfixServer, n, sessions int) float64 {
+	b.Helper()
+	tok := testenv.UniqueToken()
+	counter := testenv.NewMaildirCounter(pf.Maildir, regexp.MustCompile(regexp.QuoteMeta(tok)))
+	counter.RemoveWhenPassed(b)
+	cmd := exec.Command("/usr/sbin/smtp-source", "-d", "-s", strconv.Itoa(sessions), "-l", "1000", "-m", strconv.Itoa(n),
+		"-M", "sockmail.test", "-f", "forms@example.org", "-t", "owner@"+pf.Domain, "-S", "scale "+tok, pf.SMTPAddr)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	took := time.Since(start)
+	if err != nil {
+		b.Fatalf("smtp-source: %v\n%s", err, out)
+	}
+	testenv.WaitFor(b, "smtp-source's messages delivered", func() (int, bool) {
+		if err := counter.Scan(); err != nil {
+			b.Fatal(err)
+		}
+		_, files := counter.Counts()
+		return files, files >= n
+	})
+	return float64(n) / took.Seconds()
+}
+
+// drainAfterHistory stores history finished items in a fresh database of
+// backend (turned back into the design before migration 0015 when
+// before is true), queues n messages, and returns the messages per
+// second the worker delivered them to Postfix's plain port at.
+func drainAfterHistory(b *testing.B, pf *testenv.PostfixServer, backend string, before bool, history, n, concurrency int) float64 {
+	b.Helper()
+	ctx := context.Background()
+	dsn := filepath.Join(b.TempDir(), "scale.db")
+	if backend == store.BackendPostgres {
+		dsn = testenv.Postgres(b)
+	}
+	s, err := store.Open(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if err := store.NoVacuum(ctx, s); err != nil {
+		b.Fatal(err)
+	}
+	if before {
+		if err := store.BeforeScaleSchema(ctx, s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	fillStart := time.Now()
+	if err := store.FillOutboxHistory(ctx, s, history, time.Now().Add(-time.Hour)); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%s: %d finished items stored in %v", backend, history, time.Since(fillStart).Round(time.Millisecond))
+
+	f := &store.Form{Name: "Scale", Recipients: []string{"owner@" + pf.Domain}, FromAddr: "forms@example.org", Enabled: true}
+	if err := s.SaveForm(ctx, f); err != nil {
+		b.Fatal(err)
+	}
+	tok := testenv.UniqueToken()
+	body := strings.Repeat(strings.Repeat("x", 78)+"\r\n", 12)
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < n; i += 16 {
+				msg := fmt.Sprintf("From: forms@example.org\r\nTo: owner@%s\r\nSubject: scale %s-%d\r\nMessage-ID: <%s-%d@example.org>\r\n\r\n%s",
+					pf.Domain, tok, i, tok, i, body)
+				item := &store.OutboxItem{MailFrom: "forms@example.org", Rcpts: []string{"owner@" + pf.Domain}, Message: []byte(msg)}
+				if err := s.EnqueueSubmission(ctx, &store.Submission{FormID: f.ID}, item); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+
+	counter := testenv.NewMaildirCounter(pf.Maildir, regexp.MustCompile(regexp.QuoteMeta(tok)+`-\d+`))
+	counter.RemoveWhenPassed(b)
+	cs := &countingStore{Store: s, want: int64(n)}
+	profiles := func(context.Context, int64) (smtp.Config, error) {
+		return smtp.Config{Addr: pf.SMTPAddr, TLS: smtp.TLSNone, LocalName: "sockmail.test"}, nil
+	}
+	w, err := outbox.New(outbox.Deps{Store: cs, Profiles: profiles, Concurrency: concurrency, PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- w.Run(runCtx) }()
+	// Polled by the count the worker reports, not by the database: the
+	// measurement adds no query of its own.
+	testenv.WaitFor(b, "the queue drained", func() (int64, bool) {
+		got := cs.sent.Load()
+		return got, got >= int64(n)
+	})
+	took := time.Unix(0, cs.doneAt.Load()).Sub(start)
+	b.Logf("%s: drained %d in %v; mean store calls: %s", backend, n, took.Round(time.Millisecond), cs.summary())
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatalf("worker: %v", err)
+	}
+	counter.WaitDistinct(b, n, 200*time.Millisecond)
+	if ids := counter.MessageIDs(); len(ids) != n {
+		b.Fatalf("%d distinct Message-IDs delivered, want %d", len(ids), n)
+	}
+	for id, c := range counter.MessageIDs() {
+		if c != 1 {
+			b.Fatalf("%s delivered %d times", id, c)
+		}
+	}
+	return float64(n) / took.Seconds()
+}
+
+// BenchmarkOutboxDrainAfterHistory stores a long history of finished
+// items (1,000,000 by default; PostgreSQL with autovacuum off on the
+// outbox), then drains a queue (5,000) to the test Postfix's plain port,
+// on both backends, with the current schema and with the design before
+// migration 0015 (the baseline), beside smtp-source sending as many
+// messages to the same port over as many kept connections, measured
+// before and after: it reports messages per second and the ratio to
+// smtp-source (issue 16's target: at least 0.9).
+//
+//	go test -run '^$' -bench OutboxDrainAfterHistory -benchtime 1x -v ./internal/store
+func BenchmarkOutboxDrainAfterHistory(b *testing.B) {
+	pf := testenv.Postfix(b)
+	history := scaleBenchEnv(b, "SOCKMAIL_BENCH_OUTBOX_HISTORY", 1_000_000)
+	n := scaleBenchEnv(b, "SOCKMAIL_BENCH_OUTBOX_DRAIN", 5000)
+	concurrency := scaleBenchEnv(b, "SOCKMAIL_BENCH_OUTBOX_CONCURRENCY", 4)
+	var source []float64
+	sourceRate := func() float64 {
+		var sum float64
+		for _, r := range source {
+			sum += r
+		}
+		return sum / float64(len(source))
+	}
+	b.Run("smtp-source", func(b *testing.B) {
+		for range b.N {
+			source = append(source, smtpSourceRate(b, pf, n, concurrency))
+		}
+		b.ReportMetric(source[len(source)-1], "msgs/s")
+	})
+	type row struct {
+		name string
+		rate float64
+	}
+	var rows []row
+	for _, backend := range []string{store.BackendSQLite, store.BackendPostgres} {
+		for _, design := range []struct {
+			name   string
+			before bool
+		}{{"before-0015", true}, {"migrated", false}} {
+			b.Run(backend+"/"+design.name, func(b *testing.B) {
+				var rate float64
+				for range b.N {
+					rate = drainAfterHistory(b, pf, backend, design.before, history, n, concurrency)
+				}
+				rows = append(rows, row{backend + "/" + design.name, rate})
+				b.ReportMetric(rate, "msgs/s")
+				if len(source) > 0 {
+					b.ReportMetric(rate/sourceRate(), "x-smtp-source")
+				}
+			})
+		}
+	}
+	b.Run("smtp-source-after", func(b *testing.B) {
+		for range b.N {
+			source = append(source, smtpSourceRate(b, pf, n, concurrency))
+		}
+		b.ReportMetric(source[len(source)-1], "msgs/s")
+	})
+	if len(source) == 0 {
+		return
+	}
+	var sum strings.Builder
+	fmt.Fprintf(&sum, "%d finished items, %d drained, %d at a time; smtp-source", history, n, concurrency)
+	for _, r := range source {
+		fmt.Fprintf(&sum, " %.0f", r)
+	}
+	fmt.Fprintf(&sum, " msgs/s (mean %.0f)", sourceRate())
+	for _, r := range rows {
+		fmt.Fprintf(&sum, "\n%-28s %6.0f msgs/s  %.2f× smtp-source", r.name, r.rate, r.rate/sourceRate())
+	}
+	b.Log(sum.String())
+}
