@@ -3,7 +3,7 @@ package store
 import "testing"
 
 // TestProfileMaxConnections: a profile's connection limit (migration
-// 0020) is stored, read back and updated, 0 by default, on both backends.
+// 0016) is stored, read back and updated, 0 by default, on both backends.
 func TestProfileMaxConnections(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s *Store) {
 		ctx := ctxT(t)
