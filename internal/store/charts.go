@@ -108,17 +108,6 @@ func sendPhaseFields() []phaseField {
 	return []phaseField{{PhaseConnect, "connect"}, {PhaseTLS, "tls"}, {PhaseAuth, "auth"}, {PhaseFinalReply, "final_reply"}}
 }
 
-// hasColumn reports whether table has column, by asking for none of its
-// rows: a column another migration adds may not be there yet.
-func (s *Store) hasColumn(ctx context.Context, table, column string) bool {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+column+` FROM `+table+` WHERE 1 = 0`)
-	if err != nil {
-		return false
-	}
-	rows.Close()
-	return true
-}
-
 // MonitorChart aggregates a monitor's runs started in r: per bucket, the
 // runs in each state and the percentiles of the phases of their sends
 // (connect, TLS, AUTH, final reply), of the run's time and, when the
@@ -152,10 +141,8 @@ func (s *Store) MonitorChart(ctx context.Context, monitorID int64, r ChartRange)
 	}
 	parts = append(parts, `SELECT r.started_at, '`+string(PhaseTotal)+`', r.latency_ms * 1000`+where)
 	args = append(args, monitorID, from, to)
-	if s.hasColumn(ctx, "monitor_runs", "arrival_ms") {
-		parts = append(parts, `SELECT r.started_at, '`+string(PhaseArrival)+`', r.arrival_ms * 1000`+where)
-		args = append(args, monitorID, from, to)
-	}
+	parts = append(parts, `SELECT r.started_at, '`+string(PhaseArrival)+`', r.arrival_ms * 1000`+where)
+	args = append(args, monitorID, from, to)
 	if err := s.rankPhases(ctx, ch, strings.Join(parts, " UNION ALL "), args, from, width); err != nil {
 		return nil, fmt.Errorf("store: chart of monitor %d: %w", monitorID, err)
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"maps"
 	"reflect"
 	"slices"
 	"testing"
@@ -82,6 +83,10 @@ func TestMonitorAndServerCharts(t *testing.T) {
 				t.Fatal(err)
 			}
 			run := &MonitorRun{MonitorID: m.ID, Started: at, Finished: fin, State: c.state, Latency: c.latency, SendID: &snd.ID}
+			if c.state == MonitorUp { // arrived, after half the run
+				a := c.latency / 2
+				run.Arrival = &a
+			}
 			if err := s.FinishMonitorRun(ctx, "test", run); err != nil {
 				t.Fatal(err)
 			}
@@ -103,6 +108,7 @@ func TestMonitorAndServerCharts(t *testing.T) {
 		}
 		wants := make([]want, r.Buckets)
 		vals := make([]map[ChartPhase][]time.Duration, r.Buckets)
+		arrivals := make([][]time.Duration, r.Buckets) // the monitor's chart only
 		for _, c := range runs {
 			if c.at < 0 || c.at >= 3*time.Hour {
 				continue
@@ -124,6 +130,9 @@ func TestMonitorAndServerCharts(t *testing.T) {
 			if c.tls > 0 {
 				vals[b][PhaseTLS] = append(vals[b][PhaseTLS], c.tls)
 			}
+			if c.state == MonitorUp {
+				arrivals[b] = append(arrivals[b], c.latency/2)
+			}
 		}
 		for b := range wants {
 			wants[b].phases = map[ChartPhase]Percentiles{}
@@ -137,7 +146,7 @@ func TestMonitorAndServerCharts(t *testing.T) {
 			t.Fatalf("test's own expectation %+v", got)
 		}
 
-		check := func(name string, ch *Chart, err error) {
+		check := func(name string, ch *Chart, err error, arrival bool) {
 			t.Helper()
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
@@ -145,7 +154,11 @@ func TestMonitorAndServerCharts(t *testing.T) {
 			if len(ch.Buckets) != r.Buckets {
 				t.Fatalf("%s: %d buckets, want %d", name, len(ch.Buckets), r.Buckets)
 			}
-			if wantPhases := []ChartPhase{PhaseConnect, PhaseTLS, PhaseTotal}; !reflect.DeepEqual(ch.Phases, wantPhases) {
+			wantPhases := []ChartPhase{PhaseConnect, PhaseTLS, PhaseTotal}
+			if arrival {
+				wantPhases = append(wantPhases, PhaseArrival)
+			}
+			if !reflect.DeepEqual(ch.Phases, wantPhases) {
 				t.Errorf("%s: phases %v, want %v", name, ch.Phases, wantPhases)
 			}
 			for b, bk := range ch.Buckets {
@@ -156,15 +169,19 @@ func TestMonitorAndServerCharts(t *testing.T) {
 				if bk.Up != w.up || bk.Degraded != w.degraded || bk.Down != w.down {
 					t.Errorf("%s: bucket %d: %d up, %d degraded, %d down; want %d, %d, %d", name, b, bk.Up, bk.Degraded, bk.Down, w.up, w.degraded, w.down)
 				}
-				if !reflect.DeepEqual(bk.Phases, w.phases) {
-					t.Errorf("%s: bucket %d phases\n got %+v\nwant %+v", name, b, bk.Phases, w.phases)
+				wp := maps.Clone(w.phases)
+				if v := arrivals[b]; arrival && len(v) > 0 {
+					wp[PhaseArrival] = Percentiles{N: len(v), P50: nearestRank(v, 50), P90: nearestRank(v, 90), P99: nearestRank(v, 99)}
+				}
+				if !reflect.DeepEqual(bk.Phases, wp) {
+					t.Errorf("%s: bucket %d phases\n got %+v\nwant %+v", name, b, bk.Phases, wp)
 				}
 			}
 		}
 		ch, err := s.MonitorChart(ctx, mon.ID, r)
-		check("monitor", ch, err)
+		check("monitor", ch, err, true)
 		ch, err = s.ServerChart(ctx, server, r)
-		check("server", ch, err)
+		check("server", ch, err, false)
 
 		servers, err := s.ChartServers(ctx, t0)
 		if err != nil {
