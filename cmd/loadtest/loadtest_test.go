@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -59,19 +60,29 @@ func TestLoadTestAgainstServe(t *testing.T) {
 	}()
 	base := startServe(t, dir)
 
+	// SOCKMAIL_LOADTEST_N and _C scale the first case up for a
+	// measurement (the README's numbers).
+	n, c := "50", "8"
+	if v := os.Getenv("SOCKMAIL_LOADTEST_N"); v != "" {
+		n = v
+	}
+	if v := os.Getenv("SOCKMAIL_LOADTEST_C"); v != "" {
+		c = v
+	}
 	tests := []struct {
 		form     string
+		n, c     string
 		wantCode int
 		want     []string
 	}{
-		{"open", 0, []string{"posted 50: 50 answered success, 0 failed", "delivered 50 of 50", "0 lost, 0 duplicated"}},
-		{"limited", 1, []string{"posted 50: 10 answered success, 40 failed map[429:40]", "delivered 10 of 10", "0 lost, 0 duplicated"}},
+		{"open", n, c, 0, []string{"posted " + n + ": " + n + " answered success, 0 failed", "delivered " + n + " of " + n, "0 lost, 0 duplicated"}},
+		{"limited", "50", "8", 1, []string{"posted 50: 10 answered success, 40 failed map[429:40]", "delivered 10 of 10", "0 lost, 0 duplicated"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.form, func(t *testing.T) {
 			var out, errb bytes.Buffer
 			code := run(context.Background(), []string{"-url", base, "-form", forms[tt.form].Slug, "-origin", "https://site.example",
-				"-n", "50", "-c", "8", "-maildir", pf.Maildir, "-settle", "1s", "-stall", testenv.StallLimit.String()}, &out, &errb)
+				"-n", tt.n, "-c", tt.c, "-maildir", pf.Maildir, "-settle", "1s", "-stall", testenv.StallLimit.String()}, &out, &errb)
 			t.Logf("loadtest output:\n%s%s", out.String(), errb.String())
 			if code != tt.wantCode {
 				t.Errorf("exit status %d, want %d", code, tt.wantCode)
