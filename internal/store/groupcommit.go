@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"sync"
 	"time"
 )
@@ -23,16 +24,15 @@ import (
 // load a batch is a single call and nothing waits; under load the batch
 // grows with the load.
 //
+// Contact-form rate limits are counted in the same savepoint as the
+// submission (EnqueueLimited), so they cost no write of their own.
+//
 // The outbox worker's status updates (ClaimDue, MarkDataSent,
-// FinishAttempt, FinishAttemptSend, RenewLease) join the same batches
-// (writeTx): as transactions of their own on the one writer connection
-// they took turns with the submissions' batches, each paying its own
-// BEGIN, COMMIT and write-ahead log frames, and intake with the worker
-// running fell to about half (issue 16). In a batch they share the
-// submissions' commit, which is durable (FULL), so each is at least as
-// safe as before; a caller still learns its own outcome only once the
-// batch has committed, which is what the crash rules of the outbox need
-// (MarkDataSent is on disk before the end of the message goes out).
+// FinishAttemptSend) are not in these batches, although that was tried
+// for issue 16: with them inside, TestFaultDiskFullSQLite's write health
+// no longer reported the full disk in every round (a small write that
+// fits the write-ahead log's free space then succeeded and cleared it),
+// so they stay transactions of their own.
 //
 // There is no background goroutine: the first caller that finds no commit
 // running leads one batch (its own request is first in it), then hands
@@ -64,19 +64,6 @@ type groupReq struct {
 	err  error
 	done chan struct{} // closed once err is set
 	lead chan struct{} // closed to make this request's caller the leader
-}
-
-// writeTx runs fn in a write transaction: on SQLite inside the next
-// group commit (durable, synchronous=FULL, shared with the writes that
-// arrive meanwhile; fn's error undoes fn's writes alone), on PostgreSQL
-// as a transaction of its own (inTx). fn may run with a context other
-// than ctx (the batch's), and must set its results only through what it
-// closes over, which the caller reads only when writeTx returns nil.
-func (s *Store) writeTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	if s.backend == BackendSQLite {
-		return s.groupWrite(ctx, fn)
-	}
-	return s.inTx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
 }
 
 // groupWrite runs op in a group commit and returns its outcome: op's
@@ -171,6 +158,13 @@ func (s *Store) commitGroup(batch []*groupReq) {
 				return err
 			}
 			r.err = r.op(ctx, tx)
+			if _, ok := StorageFailure(r.err); ok {
+				// SQLite may have rolled the whole transaction back
+				// (SQLITE_FULL, SQLITE_IOERR): the batch fails with
+				// this cause, so that each caller can tell a storage
+				// failure (the worker keeps its outcome) from a refusal.
+				return r.err
+			}
 			if r.err != nil {
 				if _, err := tx.ExecContext(ctx, `ROLLBACK TO grouped`); err != nil {
 					return err
@@ -184,12 +178,12 @@ func (s *Store) commitGroup(batch []*groupReq) {
 	})
 	s.health.note(err)
 	for _, r := range live {
-		if err != nil && r.err == nil {
-			r.err = err
-		} else if err == nil && r.err != nil {
-			// A write of its own that the database refused (its
-			// savepoint undone) still tells about the database.
-			s.health.note(r.err)
+		if err != nil {
+			// Nothing of the batch was stored, whatever a request's own
+			// write did before the batch failed.
+			if _, ok := StorageFailure(r.err); !ok && !errors.Is(r.err, errOverLimit) {
+				r.err = err
+			}
 		}
 		close(r.done)
 	}
