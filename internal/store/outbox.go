@@ -352,7 +352,7 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 		args = []any{encText(owner), untilUS, nowUS, limit, nowUS, limit, limit}
 	}
 	var out []OutboxItem
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		out = out[:0]
 		if err := s.settleDataSent(ctx, tx, nowUS); err != nil {
 			return err
@@ -421,11 +421,11 @@ func (s *Store) settleDataSent(ctx context.Context, tx *sql.Tx, nowUS int64) err
 // yet taken over still counts): otherwise it changes nothing and returns
 // ErrLeaseLost (ErrNotFound for a missing item).
 //
-// When it returns nil the mark survives a crash of sockmail (on SQLite it
-// commits with synchronous=NORMAL, like the outcome of an attempt: a
-// power cut may lose it).
+// When it returns nil the mark survives a crash of sockmail and, on
+// SQLite, where it commits in the group commit (synchronous=FULL) like
+// the outcome of an attempt, a power cut too.
 func (s *Store) MarkDataSent(ctx context.Context, id int64, owner string, at time.Time) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE outbox SET data_sent_at = ?
 			WHERE id = ? AND lease_owner = ? AND status = 'sending'`), micros(at), id, encText(owner))
 		if err := affected(res, err); errors.Is(err, ErrNotFound) {
@@ -484,7 +484,7 @@ func (s *Store) RenewLease(ctx context.Context, id int64, owner string, until ti
 // mark (DataSentLostError, TakenOverFrom owner) still takes owner's
 // outcome: it is known, the unknown was a guess.
 func (s *Store) FinishAttempt(ctx context.Context, id int64, owner string, status OutboxStatus, next time.Time, lastErr string, sendID *int64) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		return s.finishAttempt(ctx, tx, id, owner, status, next, lastErr, sendID)
 	})
 	if err != nil {
@@ -502,7 +502,8 @@ func (s *Store) FinishAttempt(ctx context.Context, id int64, owner string, statu
 // keep snd with CreateSend.
 func (s *Store) FinishAttemptSend(ctx context.Context, id int64, owner string, status OutboxStatus, next time.Time, lastErr string, snd *Send) error {
 	c := *snd
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		c = *snd
 		if err := s.insertSend(ctx, tx, &c); err != nil {
 			return err
 		}
