@@ -43,12 +43,12 @@ func TestContactDatabaseDownIs503(t *testing.T) {
 	}
 }
 
-// failingEnqueue is a store whose EnqueueSubmission fails, after the form
+// failingEnqueue is a store whose EnqueueLimited fails, after the form
 // was read: the database going away in the middle of a submission.
 type failingEnqueue struct{ *store.Store }
 
-func (failingEnqueue) EnqueueSubmission(context.Context, *store.Submission, *store.OutboxItem) error {
-	return context.DeadlineExceeded
+func (failingEnqueue) EnqueueLimited(context.Context, *store.Submission, *store.OutboxItem, []store.Limit, time.Time) (*store.Limit, error) {
+	return nil, context.DeadlineExceeded
 }
 
 func TestContactStoreFailingAtEnqueueIs503(t *testing.T) {

@@ -33,11 +33,11 @@ const (
 	BlockForged   = "forged token"
 )
 
-// Attempts counts submissions against rate limits, in the database so that
-// every instance shares them. *store.Store is one.
+// Attempts reads the rate-limit counts of submissions, kept in the
+// database so that every instance shares them (Queue counts them, with
+// the submission). *store.Store is one.
 type Attempts interface {
-	CountAttempts(ctx context.Context, key string, since time.Time) (int, error)
-	TakeAttempt(ctx context.Context, limits []store.Limit, at, since time.Time) (*store.Limit, error)
+	RateCount(ctx context.Context, key string, at time.Time, window time.Duration) (int, error)
 }
 
 // Settings keeps the token signing key. *store.Store is one.
@@ -45,10 +45,11 @@ type Settings interface {
 	SetSettingIfAbsent(ctx context.Context, key string, value []byte) ([]byte, error)
 }
 
-// Queue stores a submission with its outbox item, and finds the one
-// posted with a token. *store.Store is one.
+// Queue stores a submission with its outbox item, counted against the
+// form's rate limits, and finds the one posted with a token.
+// *store.Store is one.
 type Queue interface {
-	EnqueueSubmission(ctx context.Context, sub *store.Submission, item *store.OutboxItem) error
+	EnqueueLimited(ctx context.Context, sub *store.Submission, item *store.OutboxItem, limits []store.Limit, at time.Time) (*store.Limit, error)
 	SubmissionByToken(ctx context.Context, hash string) (int64, error)
 }
 
@@ -163,12 +164,12 @@ func (s *Service) Precheck(ctx context.Context, f *store.Form, addr string) *Pro
 	if !f.Enabled {
 		return ErrDisabled()
 	}
-	since := s.now().Add(-RateWindow)
+	now := s.now()
 	for _, l := range limits(f, addr) {
 		if l.Max <= 0 {
 			continue
 		}
-		n, err := s.attempts.CountAttempts(ctx, l.Key, since)
+		n, err := s.attempts.RateCount(ctx, l.Key, now, RateWindow)
 		if err != nil {
 			s.log.Error("contact form: count attempts", "form", f.Slug, "err", err)
 			return ErrUnavailable()
@@ -268,21 +269,16 @@ func (s *Service) Submit(ctx context.Context, in Input) Outcome {
 	return Outcome{Kind: Stored, SubmissionID: sub.ID, OutboxID: item.ID, Origin: sub.Origin}
 }
 
-// enqueue counts the submission against the rate limits, or refuses it,
-// and stores it with its outbox item, durably, in one transaction: the
-// count and the record are one transaction, so a burst of concurrent
-// posts cannot pass a limit.
+// enqueue counts the submission against the rate limits and stores it
+// with its outbox item, durably, or refuses it (store.EnqueueLimited):
+// each limit's counter row is moved by one atomic statement that counts
+// only under the limit, so a burst of concurrent posts cannot pass it.
 func (s *Service) enqueue(ctx context.Context, f *store.Form, sub *store.Submission, item *store.OutboxItem) *Problem {
-	now := s.now()
-	over, err := s.attempts.TakeAttempt(ctx, limits(f, sub.ClientAddr), now, now.Add(-RateWindow))
-	if err != nil {
-		s.log.Error("contact form: take attempt", "form", f.Slug, "err", err)
-		return ErrUnavailable()
-	}
+	over, err := s.queue.EnqueueLimited(ctx, sub, item, limits(f, sub.ClientAddr), s.now())
 	if over != nil {
 		return s.rateLimited(f, *over, over.Max)
 	}
-	if err := s.queue.EnqueueSubmission(ctx, sub, item); err != nil {
+	if err != nil {
 		if errors.Is(err, store.ErrExists) {
 			return problem(AlreadyReceived, http.StatusOK, "already_received", AlreadyReceivedMessage)
 		}
@@ -411,7 +407,7 @@ func formRateKey(id int64) string { return "contact:form:" + strconv.FormatInt(i
 // limits are the form's per-address and per-form limits (a Max of 0 is
 // no limit).
 func limits(f *store.Form, addr string) []store.Limit {
-	return []store.Limit{{Key: rateKey(addr), Max: f.RatePerAddr}, {Key: formRateKey(f.ID), Max: f.RatePerForm}}
+	return []store.Limit{{Key: rateKey(addr), Max: f.RatePerAddr, Window: RateWindow}, {Key: formRateKey(f.ID), Max: f.RatePerForm, Window: RateWindow}}
 }
 
 // rateLimited is the problem of a submission over limit l.

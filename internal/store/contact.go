@@ -565,3 +565,72 @@ func (s *Store) ListSubmissions(ctx context.Context, f SubmissionFilter) ([]Subm
 	}
 	return out, nil
 }
+
+// EnqueueLimited is EnqueueSubmission behind rate limits, as TakeRate
+// counts them (limits with a Max; each needs its Window): the post is
+// counted under every such limit and stored, or, when a limit refuses
+// it, neither counted nor stored, and that limit is returned with its
+// RetryAfter (the error is nil then). On SQLite the count and the record
+// are one transaction, inside the group commit, so a refused or failed
+// post is never counted and the counters cost no write of their own. On
+// PostgreSQL the count commits first (TakeRate: a short transaction, so
+// posts to one form do not wait for each other's commits), then the
+// submission is stored; a post whose storing then fails stays counted.
+func (s *Store) EnqueueLimited(ctx context.Context, sub *Submission, item *OutboxItem, limits []Limit, at time.Time) (*Limit, error) {
+	active, err := rateLimits(limits)
+	if err != nil {
+		return nil, fmt.Errorf("store: enqueue submission: %w", err)
+	}
+	return s.enqueue(ctx, sub, item, active, at)
+}
+
+// enqueue does EnqueueSubmission and EnqueueLimited; active is from
+// rateLimits.
+func (s *Store) enqueue(ctx context.Context, sub *Submission, item *OutboxItem, active []Limit, at time.Time) (*Limit, error) {
+	c := *sub
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = time.Now()
+	}
+	subStatus, it, err := checkEnqueue(&c, item)
+	if err != nil {
+		return nil, fmt.Errorf("store: enqueue submission: %w", err)
+	}
+	var res enqueued
+	var over *Limit
+	if s.backend == BackendSQLite {
+		err = s.groupWrite(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			var err error
+			if over, err = s.takeRate(ctx, tx, active, at); err != nil {
+				return err
+			}
+			if over != nil {
+				return errOverLimit
+			}
+			res, err = s.insertEnqueue(ctx, tx, &c, subStatus, it)
+			return err
+		}, false)
+	} else {
+		if len(active) > 0 {
+			if over, err = s.TakeRate(ctx, active, at); err != nil || over != nil {
+				return over, err
+			}
+		}
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			var err error
+			res, err = s.insertEnqueue(ctx, tx, &c, subStatus, it)
+			return err
+		})
+	}
+	if errors.Is(err, errOverLimit) {
+		return over, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: enqueue submission: %w", err)
+	}
+	sub.ID, sub.CreatedAt, sub.Status = res.subID, res.subTime, subStatus
+	for i := range sub.Files {
+		sub.Files[i].Size = int64(len(sub.Files[i].Data))
+	}
+	*item = res.item
+	return nil, nil
+}

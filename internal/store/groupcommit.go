@@ -3,11 +3,13 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"slices"
 	"sync"
 	"time"
 )
 
-// Group commit for EnqueueSubmission on SQLite.
+// Group commit of SQLite's writes that must not queue one by one.
 //
 // A submission must be on disk before the visitor is told it was
 // received, so its transaction commits with synchronous=FULL: SQLite then
@@ -18,10 +20,24 @@ import (
 // rate near the disk's fsync rate and make every other write queue behind
 // it. Instead the calls that arrive while a commit is running wait for
 // it, and the next one commits all of them in one transaction with one
-// fsync, each in its own savepoint so that one failing insert (a form
-// deleted meanwhile) does not fail the others. Under no load a batch is a
-// single call and nothing waits; under load the batch grows with the
-// load.
+// fsync, each in its own savepoint so that one failing write (a form
+// deleted meanwhile, a lease lost) does not fail the others. Under no
+// load a batch is a single call and nothing waits; under load the batch
+// grows with the load.
+//
+// Contact-form rate limits are counted in the same savepoint as the
+// submission (EnqueueLimited), so they cost no write of their own.
+//
+// The outbox worker's status updates (ClaimDue, MarkDataSent,
+// FinishAttempt, FinishAttemptSend; not RenewLease) join the same batches
+// (writeTx): as transactions of their own on the one writer connection
+// they took turns with the submissions' batches, each paying its own
+// BEGIN, COMMIT and write-ahead log frames, and intake with the worker
+// running fell to about half (issue 16). In a batch they share the
+// submissions' commit, which is durable (FULL), so each is at least as
+// safe as before; a caller still learns its own outcome only once the
+// batch has committed, which is what the crash rules of the outbox need
+// (MarkDataSent is on disk before the end of the message goes out).
 //
 // There is no background goroutine: the first caller that finds no commit
 // running leads one batch (its own request is first in it), then hands
@@ -39,29 +55,57 @@ const (
 // groupCommit is the state shared by the callers; its zero value is ready.
 type groupCommit struct {
 	mu      sync.Mutex
-	pending []*enqReq
+	pending []*groupReq
 	leading bool
 }
 
-// enqReq is one EnqueueSubmission waiting to be committed.
-type enqReq struct {
-	ctx       context.Context
-	sub       *Submission
-	subStatus SubmissionStatus
-	item      OutboxItem
+// groupReq is one write waiting to be committed.
+type groupReq struct {
+	ctx context.Context
+	// op does the request's writes in the batch's transaction, with the
+	// batch's context. Its error undoes its own writes only.
+	op func(ctx context.Context, tx *sql.Tx) error
+	// small marks a write of a fixed-size column of an existing row
+	// (writeSmallTx): a batch of only such writes that commits does not
+	// tell WriteHealth the database takes writes again.
+	small bool
 
-	res  enqueued
 	err  error
-	done chan struct{} // closed once res and err are set
+	done chan struct{} // closed once err is set
 	lead chan struct{} // closed to make this request's caller the leader
 }
 
-// groupEnqueue stores one submission and item through a group commit.
-func (s *Store) groupEnqueue(ctx context.Context, sub *Submission, subStatus SubmissionStatus, it OutboxItem) (enqueued, error) {
-	if err := ctx.Err(); err != nil {
-		return enqueued{}, err
+// writeTx runs fn in a write transaction: on SQLite inside the next
+// group commit (durable, synchronous=FULL, shared with the writes that
+// arrive meanwhile; fn's error undoes fn's writes alone), on PostgreSQL
+// as a transaction of its own (inTx). fn may run with a context other
+// than ctx (the batch's), and must set its results only through what it
+// closes over, which the caller reads only when writeTx returns nil.
+func (s *Store) writeTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	if s.backend == BackendSQLite {
+		return s.groupWrite(ctx, fn, false)
 	}
-	r := &enqReq{ctx: ctx, sub: sub, subStatus: subStatus, item: it, done: make(chan struct{}), lead: make(chan struct{})}
+	return s.inTx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
+}
+
+// writeSmallTx is writeTx for a write that only changes a fixed-size
+// column of an existing row (an end-of-message mark): its storage failure
+// is remembered for WriteHealth, its success does not clear an earlier
+// one (writeHealth.noteFailure; inSmallTx on PostgreSQL).
+func (s *Store) writeSmallTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	if s.backend == BackendSQLite {
+		return s.groupWrite(ctx, fn, true)
+	}
+	return s.inSmallTx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
+}
+
+// groupWrite runs op in a group commit and returns its outcome: op's
+// error, or the batch's when op succeeded and the commit failed.
+func (s *Store) groupWrite(ctx context.Context, op func(context.Context, *sql.Tx) error, small bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &groupReq{ctx: ctx, op: op, small: small, done: make(chan struct{}), lead: make(chan struct{})}
 	g := &s.enq
 	g.mu.Lock()
 	g.pending = append(g.pending, r)
@@ -88,7 +132,7 @@ func (s *Store) groupEnqueue(ctx context.Context, sub *Submission, subStatus Sub
 					// Not taken yet: nothing of it will be stored.
 					g.pending = append(g.pending[:i:i], g.pending[i+1:]...)
 					g.mu.Unlock()
-					return enqueued{}, ctx.Err()
+					return ctx.Err()
 				}
 			}
 			// Taken into a running batch: its outcome decides.
@@ -96,7 +140,7 @@ func (s *Store) groupEnqueue(ctx context.Context, sub *Submission, subStatus Sub
 		}
 	}
 	<-r.done
-	return r.res, r.err
+	return r.err
 }
 
 // leadGroup commits the pending requests (the leader's own first among
@@ -105,7 +149,7 @@ func (s *Store) leadGroup() {
 	g := &s.enq
 	g.mu.Lock()
 	n := min(len(g.pending), maxGroup)
-	batch := append([]*enqReq(nil), g.pending[:n]...)
+	batch := append([]*groupReq(nil), g.pending[:n]...)
 	g.pending = append(g.pending[:0:0], g.pending[n:]...)
 	g.mu.Unlock()
 
@@ -121,7 +165,7 @@ func (s *Store) leadGroup() {
 }
 
 // commitGroup runs one batch and sets every request's outcome.
-func (s *Store) commitGroup(batch []*enqReq) {
+func (s *Store) commitGroup(batch []*groupReq) {
 	live := batch[:0:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
@@ -139,32 +183,44 @@ func (s *Store) commitGroup(batch []*enqReq) {
 	err := s.durableTx(ctx, func(tx *sql.Tx) error {
 		if len(live) == 1 {
 			r := live[0]
-			r.res, r.err = s.insertEnqueue(ctx, tx, r.sub, r.subStatus, r.item)
+			r.err = r.op(ctx, tx)
 			return r.err
 		}
 		for _, r := range live {
-			if _, err := tx.ExecContext(ctx, `SAVEPOINT enqueue`); err != nil {
+			if _, err := tx.ExecContext(ctx, `SAVEPOINT grouped`); err != nil {
 				return err
 			}
-			r.res, r.err = s.insertEnqueue(ctx, tx, r.sub, r.subStatus, r.item)
+			r.err = r.op(ctx, tx)
+			if _, ok := StorageFailure(r.err); ok {
+				// SQLite may have rolled the whole transaction back
+				// (SQLITE_FULL, SQLITE_IOERR): the batch fails with
+				// this cause, so that each caller can tell a storage
+				// failure (the worker keeps its outcome) from a refusal.
+				return r.err
+			}
 			if r.err != nil {
-				if _, err := tx.ExecContext(ctx, `ROLLBACK TO enqueue`); err != nil {
+				if _, err := tx.ExecContext(ctx, `ROLLBACK TO grouped`); err != nil {
 					return err
 				}
 			}
-			if _, err := tx.ExecContext(ctx, `RELEASE enqueue`); err != nil {
+			if _, err := tx.ExecContext(ctx, `RELEASE grouped`); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	s.health.note(err)
+	if !slices.ContainsFunc(live, func(r *groupReq) bool { return !r.small }) {
+		s.health.noteFailure(err) // marks only: their success proves little
+	} else {
+		s.health.note(err)
+	}
 	for _, r := range live {
-		if err != nil && r.err == nil {
-			r.err = err
-		}
-		if r.err != nil {
-			r.res = enqueued{}
+		if err != nil {
+			// Nothing of the batch was stored, whatever a request's own
+			// write did before the batch failed.
+			if _, ok := StorageFailure(r.err); !ok && !errors.Is(r.err, errOverLimit) {
+				r.err = err
+			}
 		}
 		close(r.done)
 	}

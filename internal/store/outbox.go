@@ -217,33 +217,8 @@ func checkEnqueue(sub *Submission, item *OutboxItem) (SubmissionStatus, OutboxIt
 // busy timeout for the write lock, then the writes), so its answer is
 // always the truth. A form that does not exist gives ErrNotFound.
 func (s *Store) EnqueueSubmission(ctx context.Context, sub *Submission, item *OutboxItem) error {
-	c := *sub
-	if c.CreatedAt.IsZero() {
-		c.CreatedAt = time.Now()
-	}
-	subStatus, it, err := checkEnqueue(&c, item)
-	if err != nil {
-		return fmt.Errorf("store: enqueue submission: %w", err)
-	}
-	var res enqueued
-	if s.backend == BackendSQLite {
-		res, err = s.groupEnqueue(ctx, &c, subStatus, it)
-	} else {
-		err = s.inTx(ctx, func(tx *sql.Tx) error {
-			var err error
-			res, err = s.insertEnqueue(ctx, tx, &c, subStatus, it)
-			return err
-		})
-	}
-	if err != nil {
-		return fmt.Errorf("store: enqueue submission: %w", err)
-	}
-	sub.ID, sub.CreatedAt, sub.Status = res.subID, res.subTime, subStatus
-	for i := range sub.Files {
-		sub.Files[i].Size = int64(len(sub.Files[i].Data))
-	}
-	*item = res.item
-	return nil
+	_, err := s.enqueue(ctx, sub, item, nil, time.Time{})
+	return err
 }
 
 // insertEnqueue inserts a submission and its item in tx.
@@ -400,7 +375,7 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 		args = []any{encText(owner), untilUS, nowUS, limit, nowUS, limit, limit}
 	}
 	var out []OutboxItem
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		out = out[:0]
 		if err := s.settleDataSent(ctx, tx, staleFrom, nowUS); err != nil {
 			return err
@@ -545,11 +520,11 @@ func (s *Store) settleDataSent(ctx context.Context, tx *sql.Tx, fromUS, nowUS in
 // yet taken over still counts): otherwise it changes nothing and returns
 // ErrLeaseLost (ErrNotFound for a missing item).
 //
-// When it returns nil the mark survives a crash of sockmail (on SQLite it
-// commits with synchronous=NORMAL, like the outcome of an attempt: a
-// power cut may lose it).
+// When it returns nil the mark survives a crash of sockmail and, on
+// SQLite, where it commits in the group commit (synchronous=FULL) like
+// the outcome of an attempt, a power cut too.
 func (s *Store) MarkDataSent(ctx context.Context, id int64, owner string, at time.Time) error {
-	err := s.inSmallTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeSmallTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE outbox SET data_sent_at = ?
 			WHERE id = ? AND lease_owner = ? AND status = 'sending'`), micros(at), id, encText(owner))
 		if err := affected(res, err); errors.Is(err, ErrNotFound) {
@@ -608,7 +583,7 @@ func (s *Store) RenewLease(ctx context.Context, id int64, owner string, until ti
 // mark (DataSentLostError, TakenOverFrom owner) still takes owner's
 // outcome: it is known, the unknown was a guess.
 func (s *Store) FinishAttempt(ctx context.Context, id int64, owner string, status OutboxStatus, next time.Time, lastErr string, sendID *int64) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		return s.finishAttempt(ctx, tx, id, owner, status, next, lastErr, sendID)
 	})
 	if err != nil {
@@ -626,7 +601,8 @@ func (s *Store) FinishAttempt(ctx context.Context, id int64, owner string, statu
 // keep snd with CreateSend.
 func (s *Store) FinishAttemptSend(ctx context.Context, id int64, owner string, status OutboxStatus, next time.Time, lastErr string, snd *Send) error {
 	c := *snd
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		c = *snd
 		if err := s.insertSend(ctx, tx, &c); err != nil {
 			return err
 		}

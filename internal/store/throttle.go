@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -34,10 +36,15 @@ func (s *Store) ClearAttempts(ctx context.Context, key string) error {
 }
 
 // PurgeAttempts deletes every attempt, under any key, recorded before
-// before. Run it periodically with the longest window in use.
+// before, and the rate windows (TakeRate) begun before then. Run it
+// periodically with the longest window in use.
 func (s *Store) PurgeAttempts(ctx context.Context, before time.Time) error {
 	if _, err := s.w.ExecContext(ctx, s.q(`DELETE FROM attempts WHERE attempted_at < ?`), micros(before)); err != nil {
 		return fmt.Errorf("store: purge attempts: %w", err)
+	}
+	// Rate windows that began before then are over (windows are shorter).
+	if _, err := s.w.ExecContext(ctx, s.q(`DELETE FROM rate_windows WHERE window_start < ?`), micros(before)); err != nil {
+		return fmt.Errorf("store: purge rate windows: %w", err)
 	}
 	return nil
 }
@@ -163,4 +170,130 @@ func (s *Store) ReturnAttempt(ctx context.Context, key string, at time.Time) err
 		return fmt.Errorf("store: return attempt: %w", err)
 	}
 	return nil
+}
+
+// Rate windows. Contact-form limits ("at most Max posts in a window")
+// are one counter row per key in rate_windows: the window began with the
+// first post counted in it (window_start) and n posts were counted since.
+// TakeRate moves a key's row in one INSERT ... ON CONFLICT DO UPDATE ...
+// RETURNING that counts the post only while n < Max (or starts a new
+// window when the old one is over), so concurrent posts cannot pass a
+// limit, and nothing is held between statements: no COUNT over the
+// attempts of the last hour, no advisory lock for the whole transaction.
+// A key that reaches Max is refused until its window, which began at its
+// first counted post, is over; then the next post begins a new one.
+
+// errOverLimit undoes a grouped enqueue refused by a rate limit.
+var errOverLimit = errors.New("store: over a rate limit")
+
+// rateLimits returns the limits TakeRate applies (Max > 0), sorted by
+// key, so that concurrent callers lock rows in one order. A limit
+// without a Window is an error.
+func rateLimits(limits []Limit) ([]Limit, error) {
+	var out []Limit
+	for _, l := range limits {
+		if l.Max <= 0 {
+			continue
+		}
+		if l.Window <= 0 {
+			return nil, fmt.Errorf("rate limit %q without a window", l.Key)
+		}
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b Limit) int { return strings.Compare(a.Key, b.Key) })
+	return out, nil
+}
+
+// takeRate counts one post at at under every limit of active (from
+// rateLimits) in tx, or returns the first limit that refuses it with its
+// RetryAfter set; then tx holds counts of the limits before it, which the
+// caller must undo (roll back).
+func (s *Store) takeRate(ctx context.Context, tx *sql.Tx, active []Limit, at time.Time) (*Limit, error) {
+	atUS := micros(at)
+	for i, l := range active {
+		from := micros(at.Add(-l.Window))
+		var n int
+		err := tx.QueryRowContext(ctx, s.q(`INSERT INTO rate_windows (key, window_start, n) VALUES (?, ?, 1)
+			ON CONFLICT (key) DO UPDATE SET
+				n = CASE WHEN rate_windows.window_start < ? THEN 1 ELSE rate_windows.n + 1 END,
+				window_start = CASE WHEN rate_windows.window_start < ? THEN excluded.window_start ELSE rate_windows.window_start END
+			WHERE rate_windows.window_start < ? OR rate_windows.n < ?
+			RETURNING n`), encText(l.Key), atUS, from, from, from, l.Max).Scan(&n)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return nil, err
+		}
+		var start int64
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT window_start FROM rate_windows WHERE key = ?`), encText(l.Key)).Scan(&start); err != nil {
+			return nil, err
+		}
+		over := active[i]
+		over.RetryAfter = max(fromMicros(start).Add(l.Window).Sub(at), time.Second)
+		return &over, nil
+	}
+	return nil, nil
+}
+
+// TakeRate counts one post at at under every limit with a Max (each
+// needs its Window; Free and Delay are not used here), all or none,
+// unless a limit refuses it: its key already counted Max posts in its
+// current window. Then it counts nothing and returns that limit, with
+// RetryAfter set to when the window is over. Exact under concurrency on
+// both backends and across instances sharing a PostgreSQL database. On
+// PostgreSQL the count commits with synchronous_commit off, so that a
+// busy key's row is locked for microseconds, not for a WAL flush: a
+// crash of the database server may forget the last counts (never count
+// one twice). EnqueueLimited counts and stores in one call.
+func (s *Store) TakeRate(ctx context.Context, limits []Limit, at time.Time) (*Limit, error) {
+	active, err := rateLimits(limits)
+	if err != nil {
+		return nil, fmt.Errorf("store: take rate: %w", err)
+	}
+	if len(active) == 0 {
+		return nil, nil
+	}
+	var over *Limit
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if s.backend == BackendPostgres {
+			if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+				return err
+			}
+		}
+		var err error
+		if over, err = s.takeRate(ctx, tx, active, at); err != nil {
+			return err
+		}
+		if over != nil {
+			return errOverLimit
+		}
+		return nil
+	})
+	if errors.Is(err, errOverLimit) {
+		return over, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: take rate: %w", err)
+	}
+	return nil, nil
+}
+
+// RateCount returns how many posts key counted in its window at at: 0
+// when its window began before at-window (it is over) or there is none.
+// It is the cheap early check; TakeRate is the exact one.
+func (s *Store) RateCount(ctx context.Context, key string, at time.Time, window time.Duration) (int, error) {
+	var start int64
+	var n int
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT window_start, n FROM rate_windows WHERE key = ?`), encText(key)).Scan(&start, &n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: rate count: %w", err)
+	}
+	if start < micros(at.Add(-window)) {
+		return 0, nil
+	}
+	return n, nil
 }

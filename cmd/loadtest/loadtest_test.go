@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"sockmail/internal/store"
+	"sockmail/internal/testenv"
+)
+
+// TestLoadTestAgainstServe runs the load test small (50 submissions, 8
+// at once) against a real "sockmail serve" process (built from
+// cmd/sockmail, SQLite) whose forms deliver to the real test Postfix, and
+// checks its report: every post answered, every message counted once in
+// Postfix's Maildir. A form whose per-address limit refuses most posts
+// shows that the tool reports failures and exits 1.
+func TestLoadTestAgainstServe(t *testing.T) {
+	pf := testenv.Postfix(t)
+	if pf == nil {
+		return
+	}
+	dir := t.TempDir()
+	forms := map[string]*store.Form{}
+	func() {
+		ctx := context.Background()
+		st, err := store.Open(ctx, filepath.Join(dir, "sockmail.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		prof := &store.Profile{Name: "test postfix", Host: "127.0.0.1", TLSMode: "none", HeloName: "sockmail.test"}
+		_, port, _ := strings.Cut(pf.SMTPAddr, ":")
+		if prof.Port, err = strconv.Atoi(port); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SaveProfile(ctx, prof); err != nil {
+			t.Fatal(err)
+		}
+		for name, perAddr := range map[string]int{"open": 0, "limited": 10} {
+			f := &store.Form{Name: name, Recipients: []string{testenv.UniqueAddress()}, ProfileID: prof.ID,
+				FromAddr: "forms@example.test", AllowedOrigins: []string{"https://site.example"},
+				SubjectTemplate: "Contact from {{name}}", Fields: []string{"name", "email", "message"},
+				MaxFieldBytes: 4 << 10, RatePerAddr: perAddr, Enabled: true}
+			if err := st.SaveForm(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+			forms[name] = f
+		}
+	}()
+	base := startServe(t, dir)
+
+	// SOCKMAIL_LOADTEST_N and _C scale the first case up for a
+	// measurement (the README's numbers).
+	n, c := "50", "8"
+	if v := os.Getenv("SOCKMAIL_LOADTEST_N"); v != "" {
+		n = v
+	}
+	if v := os.Getenv("SOCKMAIL_LOADTEST_C"); v != "" {
+		c = v
+	}
+	tests := []struct {
+		form     string
+		n, c     string
+		wantCode int
+		want     []string
+	}{
+		{"open", n, c, 0, []string{"posted " + n + ": " + n + " answered success, 0 failed", "delivered " + n + " of " + n, "0 lost, 0 duplicated"}},
+		{"limited", "50", "8", 1, []string{"posted 50: 10 answered success, 40 failed map[429:40]", "delivered 10 of 10", "0 lost, 0 duplicated"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.form, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(context.Background(), []string{"-url", base, "-form", forms[tt.form].Slug, "-origin", "https://site.example",
+				"-n", tt.n, "-c", tt.c, "-maildir", pf.Maildir, "-settle", "1s", "-stall", testenv.StallLimit.String()}, &out, &errb)
+			t.Logf("loadtest output:\n%s%s", out.String(), errb.String())
+			if code != tt.wantCode {
+				t.Errorf("exit status %d, want %d", code, tt.wantCode)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q", w)
+				}
+			}
+		})
+	}
+}
+
+// TestLoadTestFlags: bad flags are refused with status 2 and say why.
+func TestLoadTestFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{}, "-form is required"},
+		{[]string{"-form", "x", "-n", "0"}, "-n must be"},
+		{[]string{"-form", "x", "-c", "0"}, "-c must be"},
+		{[]string{"-form", "x", "-url", "ftp://h"}, "-url must be"},
+		{[]string{"-form", "x", "-stall", "0s"}, "-stall and -timeout"},
+	}
+	for _, tt := range tests {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), tt.args, &out, &errb); code != 2 || !strings.Contains(errb.String(), tt.want) {
+			t.Errorf("%q: status %d, stderr %q; want 2 and %q", tt.args, code, errb.String(), tt.want)
+		}
+	}
+}
+
+// startServe builds sockmail and runs "sockmail serve" on dir until the
+// test ends; it returns its URL.
+func startServe(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "sockmail")
+	if out, err := exec.Command("go", "build", "-o", bin, "sockmail/cmd/sockmail").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(cmd.Environ(), "SOCKMAIL_DATA="+dir, "SOCKMAIL_LISTEN=127.0.0.1:0", "SOCKMAIL_CAPTURE_ADDR=off",
+		"SOCKMAIL_LOG_LEVEL=warn", "SOCKMAIL_OUTBOX_POLL=100ms", "SOCKMAIL_DATABASE=")
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		re := regexp.MustCompile(`running at (http://\S+)`)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				urls <- m[1]
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case u := <-urls:
+		return strings.TrimSuffix(u, "/")
+	case err := <-done:
+		t.Fatalf("sockmail serve exited: %v\n%s", err, stderr.String())
+	case <-time.After(testenv.StallLimit):
+		t.Fatalf("sockmail serve printed no URL\n%s", stderr.String())
+	}
+	return ""
+}
+
+// syncBuffer collects a child's stderr.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
