@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"mime"
+	"sockmail/internal/safetext"
 	"strconv"
 	"strings"
 	"time"
@@ -97,7 +98,7 @@ func (e event) payload() ([]byte, error) {
 
 // headline says what happened, for a subject line.
 func (e event) headline() string {
-	name := oneLine(e.m.Name)
+	name := safetext.Line(e.m.Name)
 	switch e.name {
 	case EventDown:
 		return "monitor " + name + " is DOWN"
@@ -116,16 +117,16 @@ func (e event) email(from string, to []string) []byte {
 	var b bytes.Buffer
 	addrs := make([]string, len(to))
 	for i, a := range to {
-		addrs[i] = "<" + oneLine(a) + ">"
+		addrs[i] = "<" + safetext.Line(a) + ">"
 	}
-	fmt.Fprintf(&b, "From: <%s>\r\nTo: %s\r\nSubject: %s\r\n", oneLine(from), strings.Join(addrs, ", "),
+	fmt.Fprintf(&b, "From: <%s>\r\nTo: %s\r\nSubject: %s\r\n", safetext.Line(from), strings.Join(addrs, ", "),
 		mime.QEncoding.Encode("utf-8", "[sockmail] "+e.headline()))
 	fmt.Fprintf(&b, "Date: %s\r\nMessage-ID: <alert-%s@sockmail.invalid>\r\nX-Sockmail-Alert: %s\r\n", e.at.Format(time.RFC1123Z), e.id, e.name)
 	b.WriteString("Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
 	fmt.Fprintf(&b, "The sockmail %s.\r\n\r\n", e.headline())
 	fmt.Fprintf(&b, "State: %s (before: %s)\r\n", e.new, e.old)
 	if e.reason != "" {
-		fmt.Fprintf(&b, "Reason: %s\r\n", oneLine(e.reason))
+		fmt.Fprintf(&b, "Reason: %s\r\n", safetext.Line(e.reason))
 	}
 	fmt.Fprintf(&b, "Time: %s\r\nMonitor: %s\r\n", e.at.UTC().Format(time.RFC3339), e.monitorURL())
 	if u := e.sendURL(); u != "" {
@@ -133,14 +134,4 @@ func (e event) email(from string, to []string) []byte {
 	}
 	fmt.Fprintf(&b, "Alert: %s\r\n", e.id)
 	return b.Bytes()
-}
-
-// oneLine drops control characters, so that a name cannot end a header.
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
 }

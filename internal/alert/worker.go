@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"sockmail/internal/outbox"
+	"sockmail/internal/safetext"
 	"sockmail/internal/store"
 )
 
@@ -384,7 +385,7 @@ func (w *Worker) post(ctx context.Context, a store.MonitorAlert) string {
 		return ""
 	}
 	msg := "HTTP " + resp.Status
-	if s := strings.TrimSpace(oneLine(string(snippet))); s != "" {
+	if s := strings.TrimSpace(safetext.Line(string(snippet))); s != "" {
 		msg += ": " + s
 	}
 	return msg

@@ -9,8 +9,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sockmail/internal/safetext"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -264,19 +264,9 @@ func newToken() (string, error) {
 // message builds the short message of a full send.
 func message(m store.Monitor, from, token string, now time.Time) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "From: <%s>\r\nTo: <%s>\r\nSubject: sockmail monitor %s [%s]\r\n", oneLine(from), oneLine(m.Rcpt), oneLine(m.Name), token)
+	fmt.Fprintf(&b, "From: <%s>\r\nTo: <%s>\r\nSubject: sockmail monitor %s [%s]\r\n", safetext.Line(from), safetext.Line(m.Rcpt), safetext.Line(m.Name), token)
 	fmt.Fprintf(&b, "Date: %s\r\nMessage-ID: <monitor-%s@sockmail.invalid>\r\n%s: %s\r\n", now.Format(time.RFC1123Z), token, MonitorHeader, token)
 	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n")
-	fmt.Fprintf(&b, "A test message sent by the sockmail monitor %s.\r\nToken: %s\r\n", oneLine(m.Name), token)
+	fmt.Fprintf(&b, "A test message sent by the sockmail monitor %s.\r\nToken: %s\r\n", safetext.Line(m.Name), token)
 	return b.Bytes()
-}
-
-// oneLine drops control characters, so that a name cannot end a header.
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
 }
