@@ -115,7 +115,8 @@ func (f *forwarder) close() {
 
 // TestAlertsWhenPostfixCloses is the proof: a monitor sends
 // through the test Postfix's submission port (STARTTLS, AUTH) behind a
-// forwarder the test controls, run by the real scheduler every
+// forwarder the test controls and confirms the message's arrival over
+// IMAP in the test Dovecot's mailbox, run by the real scheduler every
 // (injected-clock) minute; its alerts go by email through the outbox to
 // the built-in capture server and to a webhook receiver that checks the
 // signature. Up: nothing. Forwarder closed (the Postfix port closed):
@@ -124,6 +125,7 @@ func (f *forwarder) close() {
 // back: resolved, one email and one webhook more.
 func TestAlertsWhenPostfixCloses(t *testing.T) {
 	pf := testenv.Postfix(t)
+	im := testenv.IMAP(t)
 	forEachBackend(t, func(t *testing.T, st *store.Store) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -182,8 +184,18 @@ func TestAlertsWhenPostfixCloses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := &store.Monitor{Name: "postfix submission", Kind: store.MonitorSend, Profile: prof.ID, Rcpt: testenv.UniqueAddress(),
-			Options: store.MonitorOptions{MailFrom: pf.User + "@" + pf.Domain}, Interval: 1, Enabled: true, Created: t0}
+		// The monitor confirms arrival over IMAP in the test Dovecot's
+		// mailbox, which Postfix delivers to.
+		imapSealed, err := box.Seal([]byte(im.Password))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, imapPort, _ := net.SplitHostPort(im.Addr)
+		imapPortN, _ := strconv.Atoi(imapPort)
+		m := &store.Monitor{Name: "postfix submission", Kind: store.MonitorSend, Profile: prof.ID, Rcpt: im.Address,
+			Options: store.MonitorOptions{MailFrom: pf.User + "@" + pf.Domain,
+				IMAP: &store.MonitorIMAP{Host: "localhost", Port: imapPortN, User: im.User, PasswordEnc: imapSealed}},
+			Interval: 1, Enabled: true, Created: t0}
 		if err := st.CreateMonitor(ctx, m); err != nil {
 			t.Fatal(err)
 		}
@@ -194,7 +206,8 @@ func TestAlertsWhenPostfixCloses(t *testing.T) {
 
 		ticks, claimed, finished := make(chan time.Time), make(chan int, 10), make(chan int64, 10)
 		sched, err := monitor.New(monitor.Deps{Store: st, Owner: "e2e-scheduler", Ticks: ticks, Now: c.Now, AfterRun: alerts.AfterRun,
-			Probe:   monitor.NewProber(monitor.ProberDeps{Resolve: resolver.Resolve, Sends: st, Now: c.Now}),
+			Probe: monitor.NewProber(monitor.ProberDeps{Resolve: resolver.Resolve, Sends: st, Now: c.Now, Opener: box, RootCAs: im.RootCAs,
+				ArrivalWait: testenv.StallLimit, ArrivalPoll: 100 * time.Millisecond, Timeout: 2 * testenv.StallLimit}),
 			Claimed: func(n int) { claimed <- n }, Finished: func(id int64) { finished <- id }})
 		if err != nil {
 			t.Fatal(err)
@@ -260,6 +273,9 @@ func TestAlertsWhenPostfixCloses(t *testing.T) {
 		const subjDown, subjResolved = "[sockmail] monitor postfix submission is DOWN", "[sockmail] monitor postfix submission is up again (resolved)"
 
 		run(t0, store.MonitorUp)
+		if runs, err := st.MonitorRuns(ctx, m.ID, 1, 0); err != nil || len(runs) != 1 || runs[0].Arrival == nil {
+			t.Fatalf("the up run: %+v, %v; want its arrival over IMAP recorded", runs, err)
+		}
 		if got := rcv.events(); len(got) != 0 {
 			t.Fatalf("webhooks while up: %v", got)
 		}
