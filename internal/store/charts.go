@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"slices"
 	"time"
 
 	"sockmail/smtp"
@@ -88,7 +88,7 @@ type Chart struct {
 var ErrInvalidChart = errors.New("store: invalid chart range")
 
 // timingExpr is the SQL expression of a send's timing field (µs) from
-// its timings JSON, NULL for a send without timings.
+// its timings JSON, NULL for a send without timings (metrics).
 func (s *Store) timingExpr(field string) string {
 	if s.backend == BackendPostgres {
 		return `CASE WHEN s.timings = '' THEN NULL ELSE (s.timings::jsonb ->> '` + field + `')::bigint END`
@@ -110,77 +110,178 @@ func sendPhaseFields() []phaseField {
 
 // MonitorChart aggregates a monitor's runs started in r: per bucket, the
 // runs in each state and the percentiles of the phases of their sends
-// (connect, TLS, AUTH, final reply), of the run's time and, when the
-// database records it, of the end-to-end arrival. A phase that took no
-// time (no TLS, no AUTH) is left out of its percentiles. The database
-// does the bucketing and ranking: a chart reads at most three rows per
-// bucket and phase, however many runs there are.
+// (connect, TLS, AUTH, final reply), of the run's time and of the
+// end-to-end arrival of runs that confirmed it. A phase that took no
+// time (no TLS, no AUTH) is left out of its percentiles. One indexed
+// scan of the runs in the range (migration 0018) with their sends'
+// timings; the ranking is done here, as sorting in SQL window functions
+// took seconds for a month of a monitor run every minute
+// (BenchmarkCharts).
 func (s *Store) MonitorChart(ctx context.Context, monitorID int64, r ChartRange) (*Chart, error) {
 	if err := r.validate(); err != nil {
 		return nil, fmt.Errorf("store: chart of monitor %d: %w: %w", monitorID, ErrInvalidChart, err)
 	}
-	from, to, width := micros(r.From), micros(r.To()), int64(r.Bucket/time.Microsecond)
-	ch := newChart(r)
-	// States.
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT (started_at - ?) / ?, state, COUNT(*) FROM monitor_runs
-		WHERE monitor_id = ? AND started_at >= ? AND started_at < ? GROUP BY 1, 2`), from, width, monitorID, from, to)
+	from, to := micros(r.From), micros(r.To())
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT r.started_at, r.state, r.latency_ms, r.arrival_ms, COALESCE(s.timings, '')
+		FROM monitor_runs r LEFT JOIN sends s ON s.id = r.send_id
+		WHERE r.monitor_id = ? AND r.started_at >= ? AND r.started_at < ?`), monitorID, from, to)
 	if err != nil {
-		return nil, fmt.Errorf("store: chart of monitor %d: states: %w", monitorID, err)
-	}
-	if err := ch.scanStates(rows, func(state string) MonitorState { return MonitorState(state) }); err != nil {
-		return nil, fmt.Errorf("store: chart of monitor %d: states: %w", monitorID, err)
-	}
-	// Phases: one SELECT per phase, unpivoted, then ranked.
-	where := ` FROM monitor_runs r WHERE r.monitor_id = ? AND r.started_at >= ? AND r.started_at < ?`
-	joined := ` FROM monitor_runs r JOIN sends s ON s.id = r.send_id WHERE r.monitor_id = ? AND r.started_at >= ? AND r.started_at < ?`
-	var parts []string
-	var args []any
-	for _, p := range sendPhaseFields() {
-		parts = append(parts, `SELECT r.started_at AS t, '`+string(p.phase)+`' AS phase, `+s.timingExpr(p.field)+` AS v`+joined)
-		args = append(args, monitorID, from, to)
-	}
-	parts = append(parts, `SELECT r.started_at, '`+string(PhaseTotal)+`', r.latency_ms * 1000`+where)
-	args = append(args, monitorID, from, to)
-	parts = append(parts, `SELECT r.started_at, '`+string(PhaseArrival)+`', r.arrival_ms * 1000`+where)
-	args = append(args, monitorID, from, to)
-	if err := s.rankPhases(ctx, ch, strings.Join(parts, " UNION ALL "), args, from, width); err != nil {
 		return nil, fmt.Errorf("store: chart of monitor %d: %w", monitorID, err)
 	}
-	return ch, nil
+	defer rows.Close()
+	acc := newChartAcc(r)
+	for rows.Next() {
+		var at, latencyMS int64
+		var arrivalMS *int64
+		var state, timings string
+		if err := rows.Scan(&at, &state, &latencyMS, &arrivalMS, &timings); err != nil {
+			return nil, fmt.Errorf("store: chart of monitor %d: %w", monitorID, err)
+		}
+		b := acc.bucket(at)
+		if b < 0 {
+			continue
+		}
+		acc.state(b, MonitorState(state))
+		if err := acc.timings(b, timings, false); err != nil {
+			return nil, fmt.Errorf("store: chart of monitor %d: %w", monitorID, err)
+		}
+		acc.add(b, PhaseTotal, time.Duration(latencyMS)*time.Millisecond)
+		if arrivalMS != nil {
+			acc.add(b, PhaseArrival, time.Duration(*arrivalMS)*time.Millisecond)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: chart of monitor %d: %w", monitorID, err)
+	}
+	return acc.chart(), nil
 }
 
 // ServerChart aggregates the finished sends to server (host:port, as the
 // history shows it) created in r, as MonitorChart does a monitor's runs:
 // a send that was sent (or stopped early as asked) counts as up, partly
 // sent as degraded, any other outcome as down; the phases are the send's
-// connect, TLS, AUTH, final reply and total time.
+// connect, TLS, AUTH, final reply and total time. One indexed scan
+// (migration 0018: sends by server and time).
 func (s *Store) ServerChart(ctx context.Context, server string, r ChartRange) (*Chart, error) {
 	if err := r.validate(); err != nil {
 		return nil, fmt.Errorf("store: chart of server %q: %w: %w", server, ErrInvalidChart, err)
 	}
-	from, to, width := micros(r.From), micros(r.To()), int64(r.Bucket/time.Microsecond)
-	enc := encText(server)
-	ch := newChart(r)
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT (created_at - ?) / ?, status, COUNT(*) FROM sends
-		WHERE server = ? AND created_at >= ? AND created_at < ? AND status <> ? GROUP BY 1, 2`),
-		from, width, enc, from, to, string(StatusRunning))
+	from, to := micros(r.From), micros(r.To())
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT created_at, status, timings FROM sends
+		WHERE server = ? AND created_at >= ? AND created_at < ? AND status <> ?`),
+		encText(server), from, to, string(StatusRunning))
 	if err != nil {
-		return nil, fmt.Errorf("store: chart of server %q: states: %w", server, err)
-	}
-	if err := ch.scanStates(rows, func(status string) MonitorState { return SendState(smtp.Status(decText(status))) }); err != nil {
-		return nil, fmt.Errorf("store: chart of server %q: states: %w", server, err)
-	}
-	where := ` FROM sends s WHERE s.server = ? AND s.created_at >= ? AND s.created_at < ?`
-	var parts []string
-	var args []any
-	for _, p := range append(sendPhaseFields(), phaseField{PhaseTotal, "total"}) {
-		parts = append(parts, `SELECT s.created_at AS t, '`+string(p.phase)+`' AS phase, `+s.timingExpr(p.field)+` AS v`+where)
-		args = append(args, enc, from, to)
-	}
-	if err := s.rankPhases(ctx, ch, strings.Join(parts, " UNION ALL "), args, from, width); err != nil {
 		return nil, fmt.Errorf("store: chart of server %q: %w", server, err)
 	}
-	return ch, nil
+	defer rows.Close()
+	acc := newChartAcc(r)
+	for rows.Next() {
+		var at int64
+		var status, timings string
+		if err := rows.Scan(&at, &status, &timings); err != nil {
+			return nil, fmt.Errorf("store: chart of server %q: %w", server, err)
+		}
+		b := acc.bucket(at)
+		if b < 0 {
+			continue
+		}
+		acc.state(b, SendState(smtp.Status(decText(status))))
+		if err := acc.timings(b, timings, true); err != nil {
+			return nil, fmt.Errorf("store: chart of server %q: %w", server, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: chart of server %q: %w", server, err)
+	}
+	return acc.chart(), nil
+}
+
+// chartAcc collects a chart's values bucket by bucket, then ranks them.
+type chartAcc struct {
+	ch       *Chart
+	fromUS   int64
+	bucketUS int64
+	vals     []map[ChartPhase][]time.Duration
+}
+
+func newChartAcc(r ChartRange) *chartAcc {
+	return &chartAcc{ch: newChart(r), fromUS: micros(r.From), bucketUS: r.Bucket.Microseconds(),
+		vals: make([]map[ChartPhase][]time.Duration, r.Buckets)}
+}
+
+// bucket is the index of the bucket holding the time atUS, -1 outside.
+func (a *chartAcc) bucket(atUS int64) int {
+	if atUS < a.fromUS {
+		return -1
+	}
+	b := (atUS - a.fromUS) / a.bucketUS
+	if b >= int64(len(a.vals)) {
+		return -1
+	}
+	return int(b)
+}
+
+// state counts one run (or send) in its state.
+func (a *chartAcc) state(b int, st MonitorState) {
+	bk := &a.ch.Buckets[b]
+	switch st {
+	case MonitorUp:
+		bk.Up++
+	case MonitorDegraded:
+		bk.Degraded++
+	case MonitorDown:
+		bk.Down++
+	}
+}
+
+// add records a phase's value; a value that is not positive (the phase
+// did not happen) is left out.
+func (a *chartAcc) add(b int, p ChartPhase, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	if a.vals[b] == nil {
+		a.vals[b] = map[ChartPhase][]time.Duration{}
+	}
+	a.vals[b][p] = append(a.vals[b][p], d)
+}
+
+// timings adds the phases of a send's stored timings ("" for none), and
+// its total when withTotal.
+func (a *chartAcc) timings(b int, stored string, withTotal bool) error {
+	t, err := decTimings(stored)
+	if err != nil || t == nil {
+		return err
+	}
+	a.add(b, PhaseConnect, t.Connect)
+	a.add(b, PhaseTLS, t.TLS)
+	a.add(b, PhaseAuth, t.Auth)
+	a.add(b, PhaseFinalReply, t.FinalReply)
+	if withTotal {
+		a.add(b, PhaseTotal, t.Total)
+	}
+	return nil
+}
+
+// chart ranks the values: per bucket and phase the nearest-rank p50, p90
+// and p99 (the value at rank ceil(p*n/100)).
+func (a *chartAcc) chart() *Chart {
+	seen := map[ChartPhase]bool{}
+	for b, m := range a.vals {
+		for p, v := range m {
+			slices.Sort(v)
+			n := len(v)
+			rank := func(pc int) time.Duration { return v[(pc*n+99)/100-1] }
+			a.ch.Buckets[b].Phases[p] = Percentiles{N: n, P50: rank(50), P90: rank(90), P99: rank(99)}
+			seen[p] = true
+		}
+	}
+	for _, p := range ChartPhases() {
+		if seen[p] {
+			a.ch.Phases = append(a.ch.Phases, p)
+		}
+	}
+	return a.ch
 }
 
 // SendState is the chart state of a send's outcome: sent and stopped
@@ -201,88 +302,6 @@ func newChart(r ChartRange) *Chart {
 		ch.Buckets[i] = ChartBucket{Start: r.From.Add(time.Duration(i) * r.Bucket), Phases: map[ChartPhase]Percentiles{}}
 	}
 	return ch
-}
-
-// scanStates adds the (bucket, state, count) rows to the chart's buckets.
-func (ch *Chart) scanStates(rows interface {
-	Next() bool
-	Scan(...any) error
-	Err() error
-	Close() error
-}, state func(string) MonitorState) error {
-	defer rows.Close()
-	for rows.Next() {
-		var b, n int64
-		var st string
-		if err := rows.Scan(&b, &st, &n); err != nil {
-			return err
-		}
-		if b < 0 || b >= int64(len(ch.Buckets)) {
-			continue
-		}
-		bk := &ch.Buckets[b]
-		switch state(st) {
-		case MonitorUp:
-			bk.Up += int(n)
-		case MonitorDegraded:
-			bk.Degraded += int(n)
-		case MonitorDown:
-			bk.Down += int(n)
-		}
-	}
-	return rows.Err()
-}
-
-// rankPhases runs values (a query of t, phase, v rows) through the
-// database's window functions: per bucket and phase, it ranks the values
-// and keeps only the rows at the nearest ranks of p50, p90 and p99
-// (rank ceil(p*n/100)), and stores them in ch.
-func (s *Store) rankPhases(ctx context.Context, ch *Chart, values string, args []any, from, width int64) error {
-	query := `WITH v AS (SELECT (t - ?) / ? AS b, phase, v FROM (` + values + `) x WHERE v > 0),
-		ranked AS (SELECT b, phase, v, ROW_NUMBER() OVER (PARTITION BY b, phase ORDER BY v) AS rn,
-			COUNT(*) OVER (PARTITION BY b, phase) AS n FROM v)
-		SELECT b, phase, n, rn, v FROM ranked
-		WHERE rn = (50 * n + 99) / 100 OR rn = (90 * n + 99) / 100 OR rn = (99 * n + 99) / 100`
-	rows, err := s.r.QueryContext(ctx, s.q(query), append([]any{from, width}, args...)...)
-	if err != nil {
-		return fmt.Errorf("phases: %w", err)
-	}
-	defer rows.Close()
-	seen := map[ChartPhase]bool{}
-	for rows.Next() {
-		var b, n, rn, v int64
-		var phase string
-		if err := rows.Scan(&b, &phase, &n, &rn, &v); err != nil {
-			return fmt.Errorf("phases: %w", err)
-		}
-		if b < 0 || b >= int64(len(ch.Buckets)) {
-			continue
-		}
-		p := ChartPhase(phase)
-		seen[p] = true
-		pc := ch.Buckets[b].Phases[p]
-		pc.N = int(n)
-		d := time.Duration(v) * time.Microsecond
-		if rn == (50*n+99)/100 {
-			pc.P50 = d
-		}
-		if rn == (90*n+99)/100 {
-			pc.P90 = d
-		}
-		if rn == (99*n+99)/100 {
-			pc.P99 = d
-		}
-		ch.Buckets[b].Phases[p] = pc
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("phases: %w", err)
-	}
-	for _, p := range ChartPhases() {
-		if seen[p] {
-			ch.Phases = append(ch.Phases, p)
-		}
-	}
-	return nil
 }
 
 // ChartServer is a server the history has sends to, with how many.
