@@ -4,12 +4,13 @@
 //
 // Every sockmail_* metric is read from the database when scraped, so
 // instances sharing a PostgreSQL database all report the same values,
-// and nothing is lost when an instance restarts. They describe what the
-// database holds, so the history's retention lowers them: the send and
-// delivery counts and the latency histograms are gauges and
-// histograms of stored sends, not counters of everything ever sent (a
-// drop after retention reads as a counter reset in rate()). The go_* and
-// process_* metrics are the scraped process's own.
+// and nothing is lost when an instance restarts. The send and delivery
+// counts describe what the database holds, so the history's retention
+// lowers them: they are gauges of stored sends, not counters of
+// everything ever sent. The latency histograms count the sends stored
+// since the process started (beginning with those the database held),
+// read incrementally (store.MetricsSnapshot), so they only grow. The
+// go_* and process_* metrics are the scraped process's own.
 package metrics
 
 import (
@@ -63,7 +64,7 @@ func NewRegistry(src Source, now func() time.Time) (*prometheus.Registry, error)
 		monitors:     prometheus.NewDesc("sockmail_monitors", "Monitors by state (unknown, up, degraded, down).", []string{"state"}, nil),
 		monitorState: prometheus.NewDesc("sockmail_monitor_state", "1 for each monitor's current state.", []string{"monitor", "state"}, nil),
 		captured:     prometheus.NewDesc("sockmail_captured_messages", "Messages the built-in capture server holds.", nil, nil),
-		phases: prometheus.NewDesc("sockmail_send_phase_seconds", "Stored sends' time per phase (connect, tls, auth, final_reply, total); a phase that took no time is not counted.",
+		phases: prometheus.NewDesc("sockmail_send_phase_seconds", "Time per phase (connect, tls, auth, final_reply, total) of the sends stored since this process started; a phase that took no time is not counted.",
 			[]string{"phase"}, nil),
 		up: prometheus.NewDesc("sockmail_store_up", "1 when the last scrape could read the store.", nil, nil),
 	}

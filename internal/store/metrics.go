@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -51,8 +53,8 @@ func MetricsBounds() []float64 {
 }
 
 // MetricsSnapshot reads the counts /metrics reports. Each is one
-// aggregate query; the histograms read every stored send's timings, so a
-// scrape costs in proportion to the history (not measured yet at scale).
+// aggregate query; the histograms read only the sends stored since the
+// last snapshot (phaseHistCache).
 func (s *Store) MetricsSnapshot(ctx context.Context) (*MetricsSnapshot, error) {
 	var m MetricsSnapshot
 	counts := func(what, query string, dec bool, args ...any) ([]MetricsCount, error) {
@@ -104,13 +106,113 @@ func (s *Store) MetricsSnapshot(ctx context.Context) (*MetricsSnapshot, error) {
 	return &m, nil
 }
 
-// metricsPhases builds the histograms in the database: per phase, the
-// count, the sum and one cumulative count per bound.
+// metricsRunningHolds is how long a send still running holds back the
+// histograms' watermark (phaseHistCache): one started longer ago (a
+// process that died mid-send leaves it running for good) is passed over,
+// and its timings are not counted if it finishes after all.
+const metricsRunningHolds = time.Hour
+
+// metricsCommitLag is how long an id must have been seen before the
+// watermark passes it: on PostgreSQL a transaction takes its send's id
+// before it commits, so a lower id may become visible after a higher
+// one; a minute leaves it time to.
+const metricsCommitLag = time.Minute
+
+// phaseHistCache keeps the phase histograms of the sends up to a
+// watermark id, so that a scrape reads only the sends stored since then
+// instead of every stored send's timings. The watermark stays below the
+// oldest send still running (unless it started over metricsRunningHolds
+// ago) and below ids first seen less than metricsCommitLag ago; ids only
+// grow, so no send is counted twice, and the sends above it are counted
+// afresh at each scrape. A send deleted once counted (retention, an
+// admin) stays counted: the histograms count the sends this process has
+// seen stored, and start again from what the database holds when the
+// process restarts.
+type phaseHistCache struct {
+	mu    sync.Mutex
+	upTo  int64
+	hists map[ChartPhase]*MetricsHistogram
+	// seen holds the newest id of recent snapshots, oldest first.
+	seen []idSeen
+	// now is the clock (time.Now if nil; tests set it).
+	now func() time.Time
+}
+
+type idSeen struct {
+	id int64
+	at time.Time
+}
+
+// metricsPhases returns the phase histograms: the cached ones advanced to
+// the new watermark, plus, counted afresh, the finished sends above it.
 func (s *Store) metricsPhases(ctx context.Context) ([]MetricsHistogram, error) {
+	c := &s.phaseHist
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	if c.now != nil {
+		now = c.now()
+	}
+	var maxID, minRunning int64
+	if err := s.r.QueryRowContext(ctx, s.q(`SELECT COALESCE(MAX(id), 0),
+		COALESCE((SELECT MIN(id) FROM sends WHERE status = ? AND created_at > ?), 0) FROM sends`),
+		string(StatusRunning), micros(now.Add(-metricsRunningHolds))).Scan(&maxID, &minRunning); err != nil {
+		return nil, fmt.Errorf("store: metrics: phases: %w", err)
+	}
+	if n := len(c.seen); n == 0 || c.seen[n-1].id < maxID {
+		c.seen = append(c.seen, idSeen{maxID, now})
+	}
+	upTo := c.upTo
+	for len(c.seen) > 0 && now.Sub(c.seen[0].at) >= metricsCommitLag {
+		upTo = max(upTo, c.seen[0].id)
+		c.seen = c.seen[1:]
+	}
+	if minRunning > 0 {
+		upTo = min(upTo, minRunning-1)
+	}
+	if c.hists == nil {
+		c.hists = map[ChartPhase]*MetricsHistogram{}
+	}
+	if upTo > c.upTo {
+		if err := s.addPhaseHists(ctx, c.hists, c.upTo, upTo); err != nil {
+			return nil, err
+		}
+		c.upTo = upTo
+	}
+	out := map[ChartPhase]*MetricsHistogram{}
+	for p, h := range c.hists {
+		cp := *h
+		cp.Buckets = slices.Clone(h.Buckets)
+		out[p] = &cp
+	}
+	if maxID > c.upTo {
+		if err := s.addPhaseHists(ctx, out, c.upTo, maxID); err != nil {
+			return nil, err
+		}
+	}
+	fields := append(sendPhaseFields(), phaseField{PhaseTotal, "total"})
+	res := make([]MetricsHistogram, 0, len(fields))
+	for _, p := range fields {
+		h, ok := out[p.phase]
+		if !ok {
+			h = &MetricsHistogram{Phase: p.phase, Buckets: make([]uint64, len(MetricsBounds()))}
+		}
+		res = append(res, *h)
+	}
+	return res, nil
+}
+
+// addPhaseHists adds to hists the timings of the finished sends with ids
+// in (after, upTo], counted in the database: per phase, the count, the
+// sum and one cumulative count per bound.
+func (s *Store) addPhaseHists(ctx context.Context, hists map[ChartPhase]*MetricsHistogram, after, upTo int64) error {
 	fields := append(sendPhaseFields(), phaseField{PhaseTotal, "total"})
 	var parts []string
+	var args []any
 	for _, p := range fields {
-		parts = append(parts, `SELECT '`+string(p.phase)+`' AS phase, `+s.timingExpr(p.field)+` AS v FROM sends s WHERE s.timings <> ''`)
+		parts = append(parts, `SELECT '`+string(p.phase)+`' AS phase, `+s.timingExpr(p.field)+` AS v FROM sends s
+			WHERE s.id > ? AND s.id <= ? AND s.timings <> '' AND s.status <> ?`)
+		args = append(args, after, upTo, string(StatusRunning))
 	}
 	bounds := MetricsBounds()
 	cols := []string{"phase", "COUNT(*)", "COALESCE(SUM(v), 0)"}
@@ -119,12 +221,11 @@ func (s *Store) metricsPhases(ctx context.Context) ([]MetricsHistogram, error) {
 		cols = append(cols, "SUM(CASE WHEN v <= "+us+" THEN 1 ELSE 0 END)")
 	}
 	query := `SELECT ` + strings.Join(cols, ", ") + ` FROM (` + strings.Join(parts, " UNION ALL ") + `) x WHERE v > 0 GROUP BY phase`
-	rows, err := s.r.QueryContext(ctx, query)
+	rows, err := s.r.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
-		return nil, fmt.Errorf("store: metrics: phases: %w", err)
+		return fmt.Errorf("store: metrics: phases: %w", err)
 	}
 	defer rows.Close()
-	got := map[ChartPhase]MetricsHistogram{}
 	for rows.Next() {
 		var phase string
 		var count, sum int64
@@ -134,24 +235,22 @@ func (s *Store) metricsPhases(ctx context.Context) ([]MetricsHistogram, error) {
 			dest = append(dest, &bk[i])
 		}
 		if err := rows.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("store: metrics: phases: %w", err)
+			return fmt.Errorf("store: metrics: phases: %w", err)
 		}
-		h := MetricsHistogram{Phase: ChartPhase(phase), Count: uint64(count), Sum: time.Duration(sum) * time.Microsecond}
-		for _, n := range bk {
-			h.Buckets = append(h.Buckets, uint64(n))
+		p := ChartPhase(phase)
+		h := hists[p]
+		if h == nil {
+			h = &MetricsHistogram{Phase: p, Buckets: make([]uint64, len(bounds))}
+			hists[p] = h
 		}
-		got[h.Phase] = h
+		h.Count += uint64(count)
+		h.Sum += time.Duration(sum) * time.Microsecond
+		for i, n := range bk {
+			h.Buckets[i] += uint64(n)
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: metrics: phases: %w", err)
+		return fmt.Errorf("store: metrics: phases: %w", err)
 	}
-	out := make([]MetricsHistogram, 0, len(fields))
-	for _, p := range fields {
-		h, ok := got[p.phase]
-		if !ok {
-			h = MetricsHistogram{Phase: p.phase, Buckets: make([]uint64, len(bounds))}
-		}
-		out = append(out, h)
-	}
-	return out, nil
+	return nil
 }

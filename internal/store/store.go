@@ -75,6 +75,9 @@ type Store struct {
 	// claims is what ClaimDue remembers between calls on PostgreSQL
 	// (outbox.go).
 	claims claimState
+	// phaseHist is what MetricsSnapshot has counted of the sends'
+	// timings so far (metricsPhases).
+	phaseHist phaseHistCache
 }
 
 // Open opens the database named by dsn and brings its schema up to date.
