@@ -159,7 +159,7 @@ func TestParallelPostfix(t *testing.T) {
 				profiles := func(context.Context, int64) (smtp.Config, error) {
 					return smtp.Config{Addr: pf.SMTPAddr, LocalName: "sockmail.test", Dialer: dialer}, nil
 				}
-				d := Deps{Store: h.s, Profiles: profiles, Concurrency: 4, Connections: tc.conns, PollInterval: 50 * time.Millisecond}
+				d := Deps{Store: h.s, Profiles: profiles, Concurrency: 4, Connections: tc.conns, Pipeline: 8, PollInterval: 50 * time.Millisecond}
 				if tc.profile {
 					d.Connections = 4
 					d.ServerConnections = func(context.Context, int64) (int, error) { return tc.conns, nil }
@@ -255,7 +255,7 @@ func TestParallelHarakaFallback(t *testing.T) {
 			profiles := func(context.Context, int64) (smtp.Config, error) {
 				return smtp.Config{Addr: addr, LocalName: "sockmail.test"}, nil
 			}
-			w, err := New(Deps{Store: h.s, Profiles: profiles, Concurrency: 2, Connections: 2, PollInterval: 50 * time.Millisecond})
+			w, err := New(Deps{Store: h.s, Profiles: profiles, Concurrency: 2, Connections: 2, Pipeline: 8, PollInterval: 50 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
