@@ -205,8 +205,12 @@ func TestHostsInParallel(t *testing.T) {
 			if w := rep.Worst(); w == Fail {
 				t.Errorf("a finding failed:\n%s", dump(rep))
 			}
-			if n := srv.mostAtOnce(); n != parallel {
-				t.Errorf("at most %d connections were open at once, want %d (one per host, %d hosts at a time)", n, parallel, parallel)
+			// One more than parallel is allowed: the scripted server may
+			// accept a host's next conversation before it has seen that
+			// host's previous one close (CI saw 5 for 4). Unbounded, the
+			// four hosts of parallel 2 open four at once.
+			if n := srv.mostAtOnce(); n < parallel || n > parallel+1 {
+				t.Errorf("at most %d connections were open at once, want %d (one per host, %d hosts at a time; %d while one closes)", n, parallel, parallel, parallel+1)
 			}
 		})
 	}
