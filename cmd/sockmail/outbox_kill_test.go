@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,6 +112,7 @@ func TestFaultSIGKILL(t *testing.T) {
 		k.killAfter(killAt)
 	}
 	proc := startServe(t, k.env)
+	k.outs = append(k.outs, proc.out)
 	c := k.waitSent(proc, k.n, false)
 	took := time.Since(began)
 	if err := proc.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -150,6 +152,9 @@ type killRun struct {
 	// the same items still "sending" under the first dead process).
 	killed   map[string]time.Time
 	inFlight map[int64]bool
+	// outs are the outputs of the processes started, for explaining a
+	// duplicate (explainDuplicates).
+	outs []*syncWriter
 }
 
 func newKillRun(t *testing.T, p *testenv.PostfixServer, n int) *killRun {
@@ -251,6 +256,7 @@ func (k *killRun) waitSent(proc *serveProcess, atLeast int, inFlight bool) map[s
 func (k *killRun) killAfter(atLeast int) {
 	t := k.t
 	proc := startServe(t, k.env)
+	k.outs = append(k.outs, proc.out)
 	k.waitSent(proc, atLeast, true)
 	if err := proc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -456,10 +462,60 @@ func (k *killRun) checkMaildir(unknownIDs map[string]bool) (delivered, dups int,
 		}
 	}
 	if dups != 0 || total != len(ids) {
-		t.Errorf("%d duplicates %v (%d files, %d distinct Message-IDs): want none", dups, dupList, total, len(ids))
+		t.Errorf("%d duplicates %v (%d files, %d distinct Message-IDs): want none%s", dups, dupList, total, len(ids), k.explainDuplicates(tokens))
 	}
 	if len(tokens) != delivered || len(ids) != delivered {
 		t.Errorf("%d distinct tokens, %d distinct Message-IDs; want %d", len(tokens), len(ids), delivered)
 	}
 	return delivered, dups, missing, unknownDelivered
+}
+
+// explainDuplicates tells, for each message delivered more than once,
+// its outbox item and every attempt at it, each with its first and last
+// transcript lines: what a failure needs to be understood.
+func (k *killRun) explainDuplicates(tokens map[string]int) string {
+	ctx := context.Background()
+	dup := map[string]bool{}
+	for i := range k.n {
+		if tokens[k.token(i)] > 1 {
+			dup[k.msgIDs[i]] = true
+		}
+	}
+	var sb strings.Builder
+	var dupItems []string
+	for before := int64(0); ; {
+		items, err := k.st.ListOutbox(ctx, store.OutboxFilter{Limit: store.MaxListLimit, Before: before})
+		if err != nil || len(items) == 0 {
+			break
+		}
+		for _, it := range items {
+			if !dup[it.MessageID] {
+				continue
+			}
+			dupItems = append(dupItems, fmt.Sprintf("item=%d ", it.ID))
+			fmt.Fprintf(&sb, "\nitem %d <%s>: %s, %d attempts, last error %q, taken over from %q", it.ID, it.MessageID, it.Status, it.Attempts, it.LastError, it.TakenOverFrom)
+			for id, hops := it.LastSendID, 0; id != nil && hops < 20; hops++ {
+				snd, err := k.st.Send(ctx, *id)
+				if err != nil {
+					break
+				}
+				fmt.Fprintf(&sb, "\n  send %d %s at %s:", snd.ID, snd.Status, snd.CreatedAt.Format("15:04:05.000"))
+				for j, e := range snd.Events {
+					if j < 3 || j >= len(snd.Events)-8 {
+						fmt.Fprintf(&sb, "\n    %s %s", e.Offset, e.Line)
+					}
+				}
+				id = snd.ParentID
+			}
+		}
+		before = items[len(items)-1].ID
+	}
+	for i, out := range k.outs {
+		for line := range strings.Lines(out.String()) {
+			if strings.Contains(line, "level=ERROR") || slices.ContainsFunc(dupItems, func(m string) bool { return strings.Contains(line, m) }) {
+				fmt.Fprintf(&sb, "\nprocess %d: %s", i+1, strings.TrimSpace(line))
+			}
+		}
+	}
+	return sb.String()
 }
