@@ -42,3 +42,46 @@ func repeat(ctx context.Context, interval time.Duration, fn func()) {
 		}
 	}
 }
+
+// foldBatch is how many history rows foldSearch lowercases per
+// transaction.
+const foldBatch = 2000
+
+// folder lowercases the history's searchable text left from before
+// migration 0019 (store.FoldSearchText). *store.Store is one.
+type folder interface {
+	FoldSearchText(ctx context.Context, batch int) (changed int, more bool, err error)
+}
+
+// foldSearch folds the searchable text of the sends stored before
+// migration 0019, newest first, until none is left or ctx is done; the
+// history stays searchable meanwhile (unfolded rows are matched with
+// ILIKE). A failed batch is retried after retry. Instances sharing a
+// database may all run it.
+func foldSearch(ctx context.Context, f folder, log *slog.Logger, retry time.Duration) {
+	total, logged := 0, false
+	for ctx.Err() == nil {
+		changed, more, err := f.FoldSearchText(ctx, foldBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Error("history search: lowercasing older rows", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(retry):
+				}
+			}
+			continue
+		}
+		total += changed
+		if more && !logged {
+			log.Info("history search: lowercasing the searchable text of older sends in the background (migration 0019)")
+			logged = true
+		}
+		if !more {
+			if logged {
+				log.Info("history search: older sends lowercased", "rows", total)
+			}
+			return
+		}
+	}
+}

@@ -339,6 +339,7 @@ func (s *server) run(ctx context.Context, stdout io.Writer) error {
 	}
 	g.Go(func() error { runRetention(gctx, s.h, s.log, retentionInterval); return nil })
 	g.Go(func() error { repeat(gctx, retentionInterval, func() { s.purgeAuth(gctx) }); return nil })
+	g.Go(func() error { foldSearch(gctx, s.st, s.log, time.Minute); return nil })
 	if s.clock != nil {
 		g.Go(func() error {
 			repeat(gctx, clockSyncInterval, func() { syncClock(gctx, s.clock, s.st, s.log) })

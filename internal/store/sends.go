@@ -207,7 +207,7 @@ func (s *Store) insertSend(ctx context.Context, tx *sql.Tx, snd *Send) error {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO send_bodies (send_id, search_text, headers, events, message)
-		VALUES (?, ?, ?, ?, ?)`), id, r.search, encText(snd.Headers), r.events, nullBytes(snd.Message)); err != nil {
+		VALUES (?, ?, ?, ?, ?)`), id, s.foldSearch(r.search), encText(snd.Headers), r.events, nullBytes(snd.Message)); err != nil {
 		return err
 	}
 	snd.ID, snd.CreatedAt, snd.FinishedAt, snd.Status = id, created, finished, status
@@ -255,7 +255,7 @@ func (s *Store) FinishSend(ctx context.Context, snd *Send) error {
 		// caller may pass a Send holding only the outcome.
 		search := searchText(decText(subject), decText(from), rcpts, decText(server), snd.QueueID, snd.Error, snd.Recipients, snd.Events)
 		return affected(tx.ExecContext(ctx, s.q(`UPDATE send_bodies SET events = ?, search_text = ? WHERE send_id = ?`),
-			events, search, snd.ID))
+			events, s.foldSearch(search), snd.ID))
 	})
 	if err != nil {
 		return fmt.Errorf("store: finish send %d: %w", snd.ID, err)
@@ -367,20 +367,17 @@ type sendQuery struct {
 // early instead of materialising every match. Shorter words, which have no
 // trigram, are matched with LIKE on the rows that remain.
 //
-// PostgreSQL: ILIKE, which the pg_trgm GIN index serves when installed;
-// the planner chooses between the index and a backward walk of sends.
-func (q *sendQuery) search(backend string, words []string) {
+// PostgreSQL: LIKE on the lowercased text (ILIKE on rows not folded yet,
+// below: see foldedMatch), which the pg_trgm GIN index serves when
+// installed; the planner chooses between the index (a rare word) and a
+// backward walk of the newest sends (a common one).
+func (q *sendQuery) search(backend string, words []string, below int64) {
 	if len(words) == 0 {
 		return
 	}
 	if backend == BackendPostgres {
-		conds := make([]string, len(words))
-		args := make([]any, len(words))
-		for i, word := range words {
-			conds[i] = `b.search_text ILIKE ? ESCAPE '\'`
-			args[i] = "%" + escapeLike(word) + "%"
-		}
-		q.where.add(`s.id IN (SELECT b.send_id FROM send_bodies b WHERE `+strings.Join(conds, " AND ")+`)`, args...)
+		cond, args := foldedMatch(words, below)
+		q.where.add(cond, args...)
 		return
 	}
 	match, short := ftsPhrases(words)
@@ -445,7 +442,7 @@ func (s *Store) ListSends(ctx context.Context, f SendFilter) (SendPage, error) {
 		w.add(`1 = 0`) // the searchable text holds neither NUL nor invalid UTF-8
 		words = nil
 	}
-	q.search(s.backend, words)
+	q.search(s.backend, words, s.fold.below.Load())
 
 	// The count walks newest first, like the page: a capped count then
 	// stops among the recent sends the filters tend to select, instead of

@@ -78,6 +78,9 @@ type Store struct {
 	// phaseHist is what MetricsSnapshot has counted of the sends'
 	// timings so far (metricsPhases).
 	phaseHist phaseHistCache
+	// fold caches how far PostgreSQL's searchable text is lowercased
+	// (searchfold.go).
+	fold foldState
 }
 
 // Open opens the database named by dsn and brings its schema up to date.
@@ -102,6 +105,10 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	s := &Store{backend: BackendPostgres, w: db, r: db, countCap: MaxSendCount}
 	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.loadFold(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
