@@ -232,6 +232,9 @@ func (c *Client) io(ctx context.Context, phase Phase, fn func() error) error {
 		return c.broken
 	}
 	if err := ctx.Err(); err != nil {
+		// Cut short mid-conversation: what is buffered (the end of a
+		// message, say) must never go out later with another command.
+		c.broken = err
 		return err
 	}
 	if !c.guarded {
@@ -720,11 +723,12 @@ func (c *Client) SetBeforeEnd(fn func(ctx context.Context) error) {
 
 // Idle reports whether the connection can carry another transaction: it
 // has not failed or been aborted, QUIT has not been said, and the server
-// has said nothing since its last reply. A server that ends an idle
+// has said nothing since its last reply, and nothing is left unsent in
+// the client's buffer. A server that ends an idle
 // connection sends a 421 or just closes it; either shows up here, within
 // a millisecond, instead of as the answer to the next command.
 func (c *Client) Idle() bool {
-	if c.conn == nil || c.broken != nil || c.quitSent || c.aborted.Load() || c.rr.br.Buffered() > 0 {
+	if c.conn == nil || c.broken != nil || c.quitSent || c.aborted.Load() || c.rr.br.Buffered() > 0 || c.bw.Buffered() > 0 {
 		return false
 	}
 	if err := c.conn.SetReadDeadline(time.Now().Add(time.Millisecond)); err != nil {

@@ -548,7 +548,13 @@ func (t *txn) flushEnd(ctx context.Context) error {
 	}
 	if err := c.flush(ctx, PhaseBody); err != nil {
 		if c.written < t.endAt {
-			c.tr.Info(PhaseBody, "the end of the message was not sent: the server cannot have taken it")
+			// Closing makes that true: the end, still buffered, can no
+			// longer go out with whatever this client writes next.
+			c.tr.Info(PhaseBody, "the end of the message was not sent: closing the connection, so the server cannot have taken it")
+			if c.broken == nil {
+				c.broken = err
+			}
+			c.conn.Close()
 			return c.wireError(PhaseBody, err)
 		}
 		return t.unknown(c.wireError(PhaseBody, err))
