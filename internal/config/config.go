@@ -138,7 +138,7 @@ const (
 
 	DefaultOutboxConcurrency = 4
 	DefaultOutboxConnections = 4
-	DefaultOutboxPipeline    = 1
+	DefaultOutboxPipeline    = 8
 	DefaultOutboxLease       = 5 * time.Minute
 	DefaultOutboxPoll        = 5 * time.Second
 	DefaultOutboxMaxAge      = 72 * time.Hour

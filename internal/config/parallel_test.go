@@ -18,7 +18,7 @@ func TestOutboxParallelSettings(t *testing.T) {
 		pipe    int
 		wantErr string
 	}{
-		{name: "defaults", conns: 4, pipe: 1},
+		{name: "defaults", conns: 4, pipe: 8},
 		{name: "env", env: map[string]string{"SOCKMAIL_OUTBOX_CONNECTIONS": "1", "SOCKMAIL_OUTBOX_PIPELINE": "1"}, conns: 1, pipe: 1},
 		{name: "flag wins", args: []string{"-outbox-connections", "8", "-outbox-pipeline", "20"}, env: map[string]string{"SOCKMAIL_OUTBOX_CONNECTIONS": "2"}, conns: 8, pipe: 20},
 		{name: "no connection", env: map[string]string{"SOCKMAIL_OUTBOX_CONNECTIONS": "0"}, wantErr: "outbox connections 0"},

@@ -43,7 +43,7 @@ import (
 
 // DefaultPipeline is how many messages go in one pipelined batch
 // (Deps.Pipeline).
-const DefaultPipeline = 1
+const DefaultPipeline = 8
 
 // groups splits items into groups of up to per items with the same
 // server profile, in the order the items came.
