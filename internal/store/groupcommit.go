@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 )
@@ -58,19 +59,47 @@ type groupReq struct {
 	// op does the request's writes in the batch's transaction, with the
 	// batch's context. Its error undoes its own writes only.
 	op func(ctx context.Context, tx *sql.Tx) error
+	// small marks a write of a fixed-size column of an existing row
+	// (writeSmallTx): a batch of only such writes that commits does not
+	// tell WriteHealth the database takes writes again.
+	small bool
 
 	err  error
 	done chan struct{} // closed once err is set
 	lead chan struct{} // closed to make this request's caller the leader
 }
 
+// writeTx runs fn in a write transaction: on SQLite inside the next
+// group commit (durable, synchronous=FULL, shared with the writes that
+// arrive meanwhile; fn's error undoes fn's writes alone), on PostgreSQL
+// as a transaction of its own (inTx). fn may run with a context other
+// than ctx (the batch's), and must set its results only through what it
+// closes over, which the caller reads only when writeTx returns nil.
+func (s *Store) writeTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	if s.backend == BackendSQLite {
+		return s.groupWrite(ctx, fn, false)
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
+}
+
+// writeSmallTx is writeTx for a write that only changes a fixed-size
+// column of an existing row (an end-of-message mark): its storage failure
+// is remembered for WriteHealth, its success does not clear an earlier
+// one (writeHealth.noteFailure; inSmallTx on PostgreSQL).
+func (s *Store) writeSmallTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	if s.backend == BackendSQLite {
+		return s.groupWrite(ctx, fn, true)
+	}
+	return s.inSmallTx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
+}
+
 // groupWrite runs op in a group commit and returns its outcome: op's
 // error, or the batch's when op succeeded and the commit failed.
-func (s *Store) groupWrite(ctx context.Context, op func(context.Context, *sql.Tx) error) error {
+func (s *Store) groupWrite(ctx context.Context, op func(context.Context, *sql.Tx) error, small bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &groupReq{ctx: ctx, op: op, done: make(chan struct{}), lead: make(chan struct{})}
+	r := &groupReq{ctx: ctx, op: op, small: small, done: make(chan struct{}), lead: make(chan struct{})}
 	g := &s.enq
 	g.mu.Lock()
 	g.pending = append(g.pending, r)
@@ -174,7 +203,11 @@ func (s *Store) commitGroup(batch []*groupReq) {
 		}
 		return nil
 	})
-	s.health.note(err)
+	if !slices.ContainsFunc(live, func(r *groupReq) bool { return !r.small }) {
+		s.health.noteFailure(err) // marks only: their success proves little
+	} else {
+		s.health.note(err)
+	}
 	for _, r := range live {
 		if err != nil {
 			// Nothing of the batch was stored, whatever a request's own
