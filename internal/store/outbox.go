@@ -375,7 +375,7 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 		args = []any{encText(owner), untilUS, nowUS, limit, nowUS, limit, limit}
 	}
 	var out []OutboxItem
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		out = out[:0]
 		if err := s.settleDataSent(ctx, tx, staleFrom, nowUS); err != nil {
 			return err
@@ -524,7 +524,7 @@ func (s *Store) settleDataSent(ctx context.Context, tx *sql.Tx, fromUS, nowUS in
 // PostgreSQL, and on SQLite, whose synchronous=NORMAL writes the log
 // before the commit returns; not a power cut on SQLite).
 func (s *Store) MarkDataSent(ctx context.Context, id int64, owner string, at time.Time) error {
-	err := s.inSmallTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeSmallTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE outbox SET data_sent_at = ?
 			WHERE id = ? AND lease_owner = ? AND status = 'sending'`), micros(at), id, encText(owner))
 		if err := affected(res, err); errors.Is(err, ErrNotFound) {
@@ -583,7 +583,7 @@ func (s *Store) RenewLease(ctx context.Context, id int64, owner string, until ti
 // mark (DataSentLostError, TakenOverFrom owner) still takes owner's
 // outcome: it is known, the unknown was a guess.
 func (s *Store) FinishAttempt(ctx context.Context, id int64, owner string, status OutboxStatus, next time.Time, lastErr string, sendID *int64) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		return s.finishAttempt(ctx, tx, id, owner, status, next, lastErr, sendID)
 	})
 	if err != nil {
@@ -601,7 +601,7 @@ func (s *Store) FinishAttempt(ctx context.Context, id int64, owner string, statu
 // keep snd with CreateSend.
 func (s *Store) FinishAttemptSend(ctx context.Context, id int64, owner string, status OutboxStatus, next time.Time, lastErr string, snd *Send) error {
 	c := *snd
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		c = *snd
 		if err := s.insertSend(ctx, tx, &c); err != nil {
 			return err
