@@ -29,9 +29,18 @@ import (
 // submission (EnqueueLimited), so they cost no write of their own.
 //
 // The outbox worker's status updates (ClaimDue, MarkDataSent,
-// FinishAttempt, FinishAttemptSend, RenewLease) are transactions of
-// their own on the writer (synchronous=NORMAL, which survives a crash of
-// sockmail), between the batches.
+// FinishAttempt, FinishAttemptSend; not RenewLease) join the same batches
+// (writeTx): as transactions of their own on the one writer connection
+// they took turns with the submissions' batches, each paying its own
+// BEGIN, COMMIT and write-ahead log frames (issue 16). In a batch they
+// share the submissions' commit, which is durable (FULL), so each is at
+// least as safe as before; a caller still learns its own outcome only
+// once the batch has committed, which is what the crash rules of the
+// outbox need (MarkDataSent is on disk before the end of the message
+// goes out). A mark that waits in a batch longer than its attempt has
+// left fails with the attempt's deadline; the client then sends nothing
+// more on that connection (smtp: an end reported not sent is never
+// sent), so the message goes again without a duplicate.
 //
 // There is no background goroutine: the first caller that finds no commit
 // running leads one batch (its own request is first in it), then hands
