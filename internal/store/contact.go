@@ -608,7 +608,7 @@ func (s *Store) enqueue(ctx context.Context, sub *Submission, item *OutboxItem, 
 			}
 			res, err = s.insertEnqueue(ctx, tx, &c, subStatus, it)
 			return err
-		}, false)
+		}, groupDurable)
 	} else {
 		if len(active) > 0 {
 			if over, err = s.TakeRate(ctx, active, at); err != nil || over != nil {

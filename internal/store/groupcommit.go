@@ -32,15 +32,19 @@ import (
 // FinishAttempt, FinishAttemptSend; not RenewLease) join the same batches
 // (writeTx): as transactions of their own on the one writer connection
 // they took turns with the submissions' batches, each paying its own
-// BEGIN, COMMIT and write-ahead log frames (issue 16). In a batch they
-// share the submissions' commit, which is durable (FULL), so each is at
-// least as safe as before; a caller still learns its own outcome only
-// once the batch has committed, which is what the crash rules of the
-// outbox need (MarkDataSent is on disk before the end of the message
-// goes out). A mark that waits in a batch longer than its attempt has
-// left fails with the attempt's deadline; the client then sends nothing
-// more on that connection (smtp: an end reported not sent is never
-// sent), so the message goes again without a duplicate.
+// BEGIN, COMMIT and write-ahead log frames (issue 16). A batch with a
+// submission in it commits with FULL, the worker's writes riding along;
+// a batch of the worker's writes alone commits with NORMAL, as their own
+// transactions did: the crash rules of the outbox are about a crash of
+// sockmail, which NORMAL survives, and an fsync per batch of marks would
+// make every message wait for the disk (draining 5,000 messages: 238/s
+// with FULL). A caller learns its own outcome only once the batch has
+// committed, which is what those rules need (MarkDataSent is stored
+// before the end of the message goes out). A mark that waits in a batch
+// longer than its attempt has left fails with the attempt's deadline; the
+// client then sends nothing more on that connection (smtp: an end
+// reported not sent is never sent), so the message goes again without a
+// duplicate.
 //
 // There is no background goroutine: the first caller that finds no commit
 // running leads one batch (its own request is first in it), then hands
@@ -68,10 +72,11 @@ type groupReq struct {
 	// op does the request's writes in the batch's transaction, with the
 	// batch's context. Its error undoes its own writes only.
 	op func(ctx context.Context, tx *sql.Tx) error
-	// small marks a write of a fixed-size column of an existing row
-	// (writeSmallTx): a batch of only such writes that commits does not
-	// tell WriteHealth the database takes writes again.
-	small bool
+	// kind: a groupSmall write changes a fixed-size column of an
+	// existing row (writeSmallTx), and a batch of only such writes that
+	// commits does not tell WriteHealth the database takes writes again;
+	// a batch with a groupDurable write commits with synchronous=FULL.
+	kind groupKind
 
 	err  error
 	done chan struct{} // closed once err is set
@@ -79,14 +84,15 @@ type groupReq struct {
 }
 
 // writeTx runs fn in a write transaction: on SQLite inside the next
-// group commit (durable, synchronous=FULL, shared with the writes that
-// arrive meanwhile; fn's error undoes fn's writes alone), on PostgreSQL
+// group commit (shared with the writes that arrive meanwhile; fn's error
+// undoes fn's writes alone; synchronous=NORMAL unless the batch holds a
+// submission), on PostgreSQL
 // as a transaction of its own (inTx). fn may run with a context other
 // than ctx (the batch's), and must set its results only through what it
 // closes over, which the caller reads only when writeTx returns nil.
 func (s *Store) writeTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	if s.backend == BackendSQLite {
-		return s.groupWrite(ctx, fn, false)
+		return s.groupWrite(ctx, fn, groupPlain)
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
 }
@@ -97,18 +103,33 @@ func (s *Store) writeTx(ctx context.Context, fn func(ctx context.Context, tx *sq
 // one (writeHealth.noteFailure; inSmallTx on PostgreSQL).
 func (s *Store) writeSmallTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	if s.backend == BackendSQLite {
-		return s.groupWrite(ctx, fn, true)
+		return s.groupWrite(ctx, fn, groupSmall)
 	}
 	return s.inSmallTx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
 }
 
+// groupKind says what a group commit request needs of its batch.
+type groupKind int
+
+const (
+	// groupPlain: committed like a transaction of its own
+	// (synchronous=NORMAL: survives a crash of sockmail).
+	groupPlain groupKind = iota
+	// groupSmall: groupPlain, and a success proves little to WriteHealth
+	// (writeSmallTx).
+	groupSmall
+	// groupDurable: the batch commits with synchronous=FULL (a
+	// submission: it survives a power cut once its caller is told).
+	groupDurable
+)
+
 // groupWrite runs op in a group commit and returns its outcome: op's
 // error, or the batch's when op succeeded and the commit failed.
-func (s *Store) groupWrite(ctx context.Context, op func(context.Context, *sql.Tx) error, small bool) error {
+func (s *Store) groupWrite(ctx context.Context, op func(context.Context, *sql.Tx) error, kind groupKind) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &groupReq{ctx: ctx, op: op, small: small, done: make(chan struct{}), lead: make(chan struct{})}
+	r := &groupReq{ctx: ctx, op: op, kind: kind, done: make(chan struct{}), lead: make(chan struct{})}
 	g := &s.enq
 	g.mu.Lock()
 	g.pending = append(g.pending, r)
@@ -183,7 +204,8 @@ func (s *Store) commitGroup(batch []*groupReq) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
-	err := s.durableTx(ctx, func(tx *sql.Tx) error {
+	full := slices.ContainsFunc(live, func(r *groupReq) bool { return r.kind == groupDurable })
+	err := s.groupTx(ctx, full, func(tx *sql.Tx) error {
 		if len(live) == 1 {
 			r := live[0]
 			r.err = r.op(ctx, tx)
@@ -212,7 +234,7 @@ func (s *Store) commitGroup(batch []*groupReq) {
 		}
 		return nil
 	})
-	if !slices.ContainsFunc(live, func(r *groupReq) bool { return !r.small }) {
+	if !slices.ContainsFunc(live, func(r *groupReq) bool { return r.kind != groupSmall }) {
 		s.health.noteFailure(err) // marks only: their success proves little
 	} else {
 		s.health.note(err)
@@ -229,22 +251,24 @@ func (s *Store) commitGroup(batch []*groupReq) {
 	}
 }
 
-// durableTx runs fn in a write transaction on the SQLite writer that
-// commits with synchronous=FULL, then puts the connection back to the
-// store's usual NORMAL.
-func (s *Store) durableTx(ctx context.Context, fn func(*sql.Tx) error) error {
+// groupTx runs fn in a write transaction on the SQLite writer that
+// commits with synchronous=FULL when full (then puts the connection back
+// to the store's usual NORMAL), or NORMAL.
+func (s *Store) groupTx(ctx context.Context, full bool, fn func(*sql.Tx) error) error {
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
-		return err
+	if full {
+		if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
+			return err
+		}
+		defer func() {
+			// If this fails the connection stays FULL: slower, never less safe.
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = NORMAL`)
+		}()
 	}
-	defer func() {
-		// If this fails the connection stays FULL: slower, never less safe.
-		_, _ = conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = NORMAL`)
-	}()
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -520,9 +520,8 @@ func (s *Store) settleDataSent(ctx context.Context, tx *sql.Tx, fromUS, nowUS in
 // yet taken over still counts): otherwise it changes nothing and returns
 // ErrLeaseLost (ErrNotFound for a missing item).
 //
-// When it returns nil the mark survives a crash of sockmail and, on
-// SQLite, where it commits in the group commit (synchronous=FULL) like
-// the outcome of an attempt, a power cut too.
+// When it returns nil the mark survives a crash of sockmail (on SQLite it
+// commits in the group commit, like the outcome of an attempt).
 func (s *Store) MarkDataSent(ctx context.Context, id int64, owner string, at time.Time) error {
 	err := s.writeSmallTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE outbox SET data_sent_at = ?
