@@ -86,10 +86,10 @@ type groupReq struct {
 // writeTx runs fn in a write transaction: on SQLite inside the next
 // group commit (shared with the writes that arrive meanwhile; fn's error
 // undoes fn's writes alone; synchronous=NORMAL unless the batch holds a
-// submission), on PostgreSQL
-// as a transaction of its own (inTx). fn may run with a context other
-// than ctx (the batch's), and must set its results only through what it
-// closes over, which the caller reads only when writeTx returns nil.
+// submission), on PostgreSQL as a transaction of its own (inTx). fn may
+// run with a context other than ctx (the batch's), and must set its
+// results only through what it closes over, which the caller reads only
+// when writeTx returns nil.
 func (s *Store) writeTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	if s.backend == BackendSQLite {
 		return s.groupWrite(ctx, fn, groupPlain)
