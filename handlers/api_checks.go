@@ -161,7 +161,7 @@ func (h *Handler) apiListChecks(c echo.Context) error {
 // in this process found so far, or the stored report of a finished one
 // (the check page's two sources).
 func (h *Handler) apiCheckReport(c echo.Context) error {
-	ck, err := h.loadCheck(c, c.Param("id"))
+	ck, live, err := h.checkAndLive(c, c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -174,7 +174,6 @@ func (h *Handler) apiCheckReport(c echo.Context) error {
 		Findings []apiCheckFinding `json:"findings"`
 		Lookups  []string          `json:"lookups"`
 	}{apiCheck: apiCheckOf(ck), Hosts: []string{}, Findings: []apiCheckFinding{}, Lookups: []string{}}
-	live := h.checkRuns.running(ck.ID)
 	switch {
 	case !ck.Running():
 		rep, failure, err := storedReport(ck)

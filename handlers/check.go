@@ -555,6 +555,25 @@ func (h *Handler) checkProfile(ctx context.Context, id int64) (smtp.Config, stri
 }
 
 // loadCheck reads the check named by idText, or answers 404.
+// checkAndLive loads a check and what this process's runner has of it
+// while it runs. The runner stores a check's outcome before it forgets
+// the run, so a run that ends between the two reads is found finished by
+// reading the check again; without that, its page (and the API) showed a
+// running check as ended with nothing found.
+func (h *Handler) checkAndLive(c echo.Context, idText string) (*store.Check, *liveCheck, error) {
+	ck, err := h.loadCheck(c, idText)
+	if err != nil {
+		return nil, nil, err
+	}
+	live := h.checkRuns.running(ck.ID)
+	if live == nil && ck.Running() {
+		if ck, err = h.loadCheck(c, idText); err != nil {
+			return nil, nil, err
+		}
+	}
+	return ck, live, nil
+}
+
 func (h *Handler) loadCheck(c echo.Context, idText string) (*store.Check, error) {
 	id, err := strconv.ParseInt(idText, 10, 64)
 	if err != nil || id <= 0 {
@@ -592,12 +611,11 @@ func storedReport(ck *store.Check) (*check.Report, string, error) {
 // checkPage shows a check: the live report while it runs here, the
 // stored one when it is done.
 func (h *Handler) checkPage(c echo.Context) error {
-	ck, err := h.loadCheck(c, c.Param("id"))
+	ck, live, err := h.checkAndLive(c, c.Param("id"))
 	if err != nil {
 		return err
 	}
 	v := views.CheckReport{CheckRow: checkRow(ck)}
-	live := h.checkRuns.running(ck.ID)
 	switch {
 	case !ck.Running():
 		rep, failure, err := storedReport(ck)
