@@ -565,36 +565,106 @@ func (w *Worker) noteStop(ctx, actx context.Context, a *try) {
 // record decides what a's result means for its item and stores the
 // outcome with the attempt's history record.
 func (w *Worker) record(ctx context.Context, a *try) {
-	it, tr, snd, res, sendErr, log := a.it, a.tr, a.snd, a.res, a.sendErr, a.log
-	o := w.decide(it, res, sendErr, ctx.Err() != nil, w.d.Now())
-	if o.note != "" {
-		tr.Info(smtp.PhaseQuit, "%s", o.note)
-	}
+	w.store(ctx, a, w.settle(ctx, a))
+}
 
-	delivery.Finish(snd, res, sendErr, tr, a.start, w.d.Now)
+// settle decides what a's result means for its item (the delivery
+// policy) and completes its history record.
+func (w *Worker) settle(ctx context.Context, a *try) outcome {
+	o := w.decide(a.it, a.res, a.sendErr, ctx.Err() != nil, w.d.Now())
+	if o.note != "" {
+		a.tr.Info(smtp.PhaseQuit, "%s", o.note)
+	}
+	delivery.Finish(a.snd, a.res, a.sendErr, a.tr, a.start, w.d.Now)
 	if a.profErr != nil {
-		snd.Status = smtp.StatusPermFail
+		a.snd.Status = smtp.StatusPermFail
 		if o.status == store.OutboxQueued {
-			snd.Status = smtp.StatusTempFail
+			a.snd.Status = smtp.StatusTempFail
 		}
 	}
+	return o
+}
 
+// store stores a's outcome o with the attempt's history record; an
+// outcome the database refuses is held until it takes it (late.go).
+func (w *Worker) store(ctx context.Context, a *try, o outcome) {
+	it, snd, log := a.it, a.snd, a.log
 	sctx, cancel := storeCtx(ctx)
 	defer cancel()
 	kept := *snd
 	err := w.d.Store.FinishAttemptSend(sctx, it.ID, w.d.Owner, o.status, o.next, o.lastErr, snd)
 	switch {
 	case err == nil:
-		log.Info("outbox attempt", "status", o.status, "send", snd.ID, "queue_id", snd.QueueID, "ms", snd.DurationMS, "err", o.lastErr)
+		w.logStored(a, o)
 	case errors.Is(err, store.ErrLeaseLost):
 		// Keep the transcript whatever happened to the claim.
 		if cerr := w.d.Store.CreateSend(sctx, snd); cerr != nil {
 			log.Error("outbox: record attempt", "err", cerr)
 		}
-		log.Warn("outbox: lease lost during the attempt; another worker has the item", "status", o.status, "send", snd.ID)
+		w.logLeaseLost(a, o)
 	default:
 		cancel()
-		w.hold(ctx, it, o, verdict(o.status, res, sendErr), &kept, err, log)
+		w.hold(ctx, it, o, verdict(o.status, a.res, a.sendErr), &kept, err, log)
+	}
+}
+
+// logStored logs a's outcome o once stored.
+func (w *Worker) logStored(a *try, o outcome) {
+	a.log.Info("outbox attempt", "status", o.status, "send", a.snd.ID, "queue_id", a.snd.QueueID, "ms", a.snd.DurationMS, "err", o.lastErr)
+}
+
+// logLeaseLost logs that a's outcome o found its claim gone: only the
+// history record was kept.
+func (w *Worker) logLeaseLost(a *try, o outcome) {
+	a.log.Warn("outbox: lease lost during the attempt; another worker has the item", "status", o.status, "send", a.snd.ID)
+}
+
+// BatchStore is a Store that also stores the outcomes of several attempts
+// in one transaction; *store.Store is one. A worker whose Store is one
+// stores the outcomes of a pipelined batch together (recordAll).
+type BatchStore interface {
+	FinishAttempts(ctx context.Context, owner string, outs []store.AttemptOutcome) error
+}
+
+// recordAll records the attempts of a pipelined batch: with a BatchStore,
+// their outcomes and history records in one transaction (one commit for
+// the batch instead of one a message); an attempt whose claim is gone
+// keeps its history record only, as record does. If that transaction
+// fails, each outcome is stored as record stores it, so that one the
+// database refuses is held (late.go) and nothing is lost.
+func (w *Worker) recordAll(ctx context.Context, tries []*try) {
+	bs, ok := w.d.Store.(BatchStore)
+	if !ok || len(tries) < 2 {
+		for _, a := range tries {
+			w.record(ctx, a)
+		}
+		return
+	}
+	outs := make([]store.AttemptOutcome, len(tries))
+	decided := make([]outcome, len(tries))
+	kept := make([]store.Send, len(tries))
+	for i, a := range tries {
+		o := w.settle(ctx, a)
+		decided[i], kept[i] = o, *a.snd
+		outs[i] = store.AttemptOutcome{ItemID: a.it.ID, Status: o.status, Next: o.next, LastErr: o.lastErr, Send: a.snd}
+	}
+	sctx, cancel := storeCtx(ctx)
+	err := bs.FinishAttempts(sctx, w.d.Owner, outs)
+	cancel()
+	if err != nil {
+		w.d.Logger.Warn("outbox: cannot store a batch's outcomes together; storing them one by one", "attempts", len(tries), "err", err)
+		for i, a := range tries {
+			*a.snd = kept[i]
+			w.store(ctx, a, decided[i])
+		}
+		return
+	}
+	for i, a := range tries {
+		if outs[i].Err != nil {
+			w.logLeaseLost(a, decided[i])
+			continue
+		}
+		w.logStored(a, decided[i])
 	}
 }
 

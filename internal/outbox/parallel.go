@@ -113,8 +113,8 @@ func (w *Worker) attemptGroup(ctx context.Context, g []store.OutboxItem, deadlin
 		if a.ready {
 			w.noteStop(ctx, actx, a)
 		}
-		w.record(ctx, a)
 	}
+	w.recordAll(ctx, tries)
 }
 
 // sendBatchSafely is sendBatch turning a panic into every message's

@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"regexp"
@@ -286,6 +287,95 @@ func TestParallelHarakaFallback(t *testing.T) {
 				t.Errorf("Haraka's Maildir: %d distinct messages in %d files, want %d each once", len(tokens), files, n)
 			}
 			t.Logf("%d transcripts with the 503, %d on connections opened knowing it", refused, avoided)
+		})
+	}
+}
+
+// batchStore is a real store that counts how outcomes are stored and
+// refuses the first pipelined batch's outcomes (as a database that
+// fails that transaction would).
+type batchStore struct {
+	*store.Store
+	mu                sync.Mutex
+	batches, together int // FinishAttempts calls that stored, and their outcomes
+	refused, alone    int // outcomes of the refused call; FinishAttemptSend calls
+}
+
+func (b *batchStore) FinishAttempts(ctx context.Context, owner string, outs []store.AttemptOutcome) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.refused == 0 {
+		b.refused = len(outs)
+		return errors.New("injected: the batch's transaction failed")
+	}
+	if err := b.Store.FinishAttempts(ctx, owner, outs); err != nil {
+		return err
+	}
+	b.batches++
+	b.together += len(outs)
+	return nil
+}
+
+func (b *batchStore) FinishAttemptSend(ctx context.Context, id int64, owner string, status store.OutboxStatus, next time.Time, lastErr string, snd *store.Send) error {
+	b.mu.Lock()
+	b.alone++
+	b.mu.Unlock()
+	return b.Store.FinishAttemptSend(ctx, id, owner, status, next, lastErr, snd)
+}
+
+// TestBatchOutcomesStoredTogether delivers 24 messages to the test
+// Postfix in pipelined batches of 8 over one connection, on both
+// backends: a batch's outcomes are stored in one FinishAttempts call;
+// when that call fails, each of its outcomes is stored on its own, so
+// none is lost: every item ends sent with its own history record, every
+// message arrives once.
+func TestBatchOutcomesStoredTogether(t *testing.T) {
+	pf := testenv.Postfix(t)
+	for name, mk := range backendHarnesses(t) {
+		t.Run(name, func(t *testing.T) {
+			h := mk(t)
+			tok := testenv.UniqueToken()
+			counter := testenv.NewMaildirCounter(pf.Maildir, regexp.MustCompile(regexp.QuoteMeta(tok)+`-\d+`))
+			counter.RemoveWhenPassed(t)
+			const n = 24
+			ids := enqueueTo(t, h, n, tok, "owner@"+pf.Domain)
+			bs := &batchStore{Store: h.s}
+			profiles := func(context.Context, int64) (smtp.Config, error) {
+				return smtp.Config{Addr: pf.SMTPAddr, LocalName: "sockmail.test"}, nil
+			}
+			w, err := New(Deps{Store: bs, Profiles: profiles, Concurrency: 1, Connections: 1, Pipeline: 8, PollInterval: 50 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := run(t, w)
+			waitCounts(t, h.s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == n })
+			stop()
+			bs.mu.Lock()
+			batches, together, refused, alone := bs.batches, bs.together, bs.refused, bs.alone
+			bs.mu.Unlock()
+			if refused < 2 || batches == 0 || together < 2*batches {
+				t.Errorf("outcomes stored together: %d in %d calls (first call of %d refused), want batches of several", together, batches, refused)
+			}
+			if together+alone != n || alone < refused {
+				t.Errorf("%d outcomes stored together, %d alone (%d refused together), want %d in all, the refused ones alone", together, alone, refused, n)
+			}
+			sends := map[int64]bool{}
+			for _, id := range ids {
+				it, err := h.s.OutboxItem(context.Background(), id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if it.Status != store.OutboxSent || it.LastSendID == nil || sends[*it.LastSendID] {
+					t.Errorf("item %d: %s, last send %v (want sent, with a history record of its own)", id, it.Status, it.LastSendID)
+					continue
+				}
+				sends[*it.LastSendID] = true
+			}
+			counter.WaitDistinct(t, n, time.Second)
+			if tokens, files := counter.Counts(); len(tokens) != n || files != n {
+				t.Errorf("Maildir: %d distinct messages in %d files, want %d each once", len(tokens), files, n)
+			}
+			t.Logf("%d outcomes in %d batches, %d alone (a refused batch of %d)", together, batches, alone, refused)
 		})
 	}
 }

@@ -602,15 +602,73 @@ func (s *Store) FinishAttemptSend(ctx context.Context, id int64, owner string, s
 	c := *snd
 	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		c = *snd
-		if err := s.insertSend(ctx, tx, &c); err != nil {
+		body, err := s.insertSendRow(ctx, tx, &c)
+		if err != nil {
 			return err
 		}
-		return s.finishAttempt(ctx, tx, id, owner, status, next, lastErr, &c.ID)
+		if err := s.finishAttempt(ctx, tx, id, owner, status, next, lastErr, &c.ID); err != nil {
+			return err
+		}
+		return s.insertSendBodies(ctx, tx, []sendBody{body})
 	})
 	if err != nil {
 		return fmt.Errorf("store: finish attempt on outbox item %d: %w", id, err)
 	}
 	*snd = c
+	return nil
+}
+
+// AttemptOutcome is the outcome of one attempt on an outbox item with its
+// history record, for FinishAttempts.
+type AttemptOutcome struct {
+	ItemID  int64
+	Status  OutboxStatus
+	Next    time.Time
+	LastErr string
+	// Send is the attempt's history record (see FinishAttemptSend); it
+	// is updated as CreateSend documents once the outcomes are stored.
+	Send *Send
+	// Err is set by FinishAttempts once the outcomes are stored: nil, or
+	// ErrLeaseLost or ErrNotFound (wrapped) when the claim or the item
+	// was gone; then only the history record was stored.
+	Err error
+}
+
+// FinishAttempts stores the outcomes of several attempts of owner (a
+// pipelined batch) and their history records in one transaction, as
+// FinishAttemptSend does for one: one commit, and on SQLite one write of
+// the full-text index, for the whole batch. An attempt whose claim or
+// item is gone does not fail the others: its Err says so and its history
+// record is kept (what the worker does after FinishAttemptSend's
+// ErrLeaseLost). An error means nothing was stored.
+func (s *Store) FinishAttempts(ctx context.Context, owner string, outs []AttemptOutcome) error {
+	sends := make([]Send, len(outs))
+	errs := make([]error, len(outs))
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		bodies := make([]sendBody, 0, len(outs))
+		for i, o := range outs {
+			sends[i], errs[i] = *o.Send, nil
+			body, err := s.insertSendRow(ctx, tx, &sends[i])
+			if err != nil {
+				return fmt.Errorf("history record of outbox item %d: %w", o.ItemID, err)
+			}
+			bodies = append(bodies, body)
+			err = s.finishAttempt(ctx, tx, o.ItemID, owner, o.Status, o.Next, o.LastErr, &sends[i].ID)
+			switch {
+			case errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrNotFound):
+				errs[i] = fmt.Errorf("store: finish attempt on outbox item %d: %w", o.ItemID, err)
+			case err != nil:
+				return fmt.Errorf("outbox item %d: %w", o.ItemID, err)
+			}
+		}
+		return s.insertSendBodies(ctx, tx, bodies)
+	})
+	if err != nil {
+		return fmt.Errorf("store: finish %d attempts: %w", len(outs), err)
+	}
+	for i := range outs {
+		*outs[i].Send, outs[i].Err = sends[i], errs[i]
+	}
 	return nil
 }
 

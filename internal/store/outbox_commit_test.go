@@ -1,6 +1,7 @@
 package store
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -165,6 +166,97 @@ func TestKnownOutcomeReplacesUnknown(t *testing.T) {
 		wantErr(t, "FinishAttempt b after the admin's retry", s.FinishAttempt(ctx, b.ID, "holder-b", OutboxSent, time.Time{}, "", nil), ErrLeaseLost)
 		if got, _ := s.OutboxItem(ctx, b.ID); got.Status != OutboxQueued {
 			t.Errorf("b after the admin's retry and a late outcome: %s, want queued", got.Status)
+		}
+	})
+}
+
+// TestFinishAttempts: a pipelined batch's outcomes are stored together
+// with their history records (searchable, each the item's last attempt);
+// an attempt whose claim is gone does not fail the others and keeps its
+// history record only; a batch that cannot be stored stores nothing.
+func TestFinishAttempts(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := ctxT(t)
+		form := newForm(t, s)
+		subA, a := enqueue(t, s, form, "a", "", t0)
+		_, b := enqueue(t, s, form, "b", "", t0)
+		_, d := enqueue(t, s, form, "d", "", t0)
+		if got, err := s.ClaimDue(ctx, "w", t0, time.Minute, 4); err != nil || len(got) != 3 {
+			t.Fatalf("claim: %v %v", claimIDs(got), err)
+		}
+		// c is another worker's: w's outcome for it finds no claim.
+		_, c := enqueue(t, s, form, "c", "", t0)
+		if got, err := s.ClaimDue(ctx, "other", t0, time.Minute, 4); err != nil || len(got) != 1 {
+			t.Fatalf("claim c: %v %v", claimIDs(got), err)
+		}
+
+		send := func(tag string) *Send {
+			snd := fullSend(nil)
+			snd.Subject, snd.Events = "batch "+tag, transcript(21, "batchword"+tag)
+			return snd
+		}
+		next := t0.Add(time.Hour)
+		outs := []AttemptOutcome{
+			{ItemID: a.ID, Status: OutboxSent, Send: send("a")},
+			{ItemID: b.ID, Status: OutboxQueued, Next: next, LastErr: "451 later", Send: send("b")},
+			{ItemID: c.ID, Status: OutboxSent, Send: send("c")},
+		}
+		wantErr(t, "FinishAttempts", s.FinishAttempts(ctx, "w", outs), nil)
+		wantErr(t, "outcome a", outs[0].Err, nil)
+		wantErr(t, "outcome b", outs[1].Err, nil)
+		wantErr(t, "outcome c", outs[2].Err, ErrLeaseLost)
+
+		for i, want := range []struct {
+			id     int64
+			status OutboxStatus
+			last   bool // the item's last send is this attempt's
+		}{{a.ID, OutboxSent, true}, {b.ID, OutboxQueued, true}, {c.ID, OutboxSending, false}} {
+			o := outs[i]
+			if o.Send.ID == 0 {
+				t.Fatalf("outcome %d: history record not stored", i)
+			}
+			if _, err := s.Send(ctx, o.Send.ID); err != nil {
+				t.Errorf("outcome %d: send %d: %v", i, o.Send.ID, err)
+			}
+			it, err := s.OutboxItem(ctx, want.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if it.Status != want.status || (it.LastSendID != nil && *it.LastSendID == o.Send.ID) != want.last {
+				t.Errorf("item %d: status %s last send %v, want %s (last send %d: %v)", want.id, it.Status, it.LastSendID, want.status, o.Send.ID, want.last)
+			}
+			page, err := s.ListSends(ctx, SendFilter{Query: "batchword" + string(rune('a'+i)), Limit: 10})
+			if err != nil || len(page.Sends) != 1 || page.Sends[0].ID != o.Send.ID {
+				t.Errorf("search for outcome %d's transcript word: %+v %v, want send %d", i, page.Sends, err, o.Send.ID)
+			}
+		}
+		if it, _ := s.OutboxItem(ctx, b.ID); !it.NextAttemptAt.Equal(next) || it.LastError != "451 later" || it.LeaseOwner != "" {
+			t.Errorf("b after its outcome: %+v", it)
+		}
+		if sub, _ := s.Submission(ctx, subA.ID); sub.Status != SubmissionSent {
+			t.Errorf("a's submission: %s, want sent", sub.Status)
+		}
+
+		// A batch that fails stores nothing: not d's outcome, not its record.
+		before, err := s.ListSends(ctx, SendFilter{Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := []AttemptOutcome{
+			{ItemID: d.ID, Status: OutboxSent, Send: send("d")},
+			{ItemID: d.ID, Status: "bogus", Send: send("e")},
+		}
+		if err := s.FinishAttempts(ctx, "w", bad); err == nil || !strings.Contains(err.Error(), "bogus") {
+			t.Errorf("FinishAttempts with a bad status: %v, want an error naming it", err)
+		}
+		if bad[0].Send.ID != 0 || bad[0].Err != nil {
+			t.Errorf("a failed batch set the outcome: %+v", bad[0])
+		}
+		if it, _ := s.OutboxItem(ctx, d.ID); it.Status != OutboxSending || it.LeaseOwner != "w" {
+			t.Errorf("d after a failed batch: %s %q, want still sending by w", it.Status, it.LeaseOwner)
+		}
+		if after, _ := s.ListSends(ctx, SendFilter{Limit: 100}); after.Total != before.Total {
+			t.Errorf("a failed batch stored history records: %d sends, want %d", after.Total, before.Total)
 		}
 	})
 }

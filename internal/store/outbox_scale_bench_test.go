@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -51,8 +52,9 @@ type countingStore struct {
 	want   int64
 	sent   atomic.Int64
 	doneAt atomic.Int64 // UnixNano
-	// calls and nanos per kind: 0 ClaimDue, 1 MarkDataSent, 2 FinishAttemptSend.
-	calls, nanos [3]atomic.Int64
+	// calls and nanos per kind: 0 ClaimDue, 1 MarkDataSent, 2
+	// FinishAttemptSend, 3 FinishAttempts.
+	calls, nanos [4]atomic.Int64
 }
 
 // timed adds the time since start to kind's totals.
@@ -64,7 +66,7 @@ func (c *countingStore) timed(kind int, start time.Time) {
 // summary tells the mean time of each kind of call.
 func (c *countingStore) summary() string {
 	var sb strings.Builder
-	for i, name := range []string{"ClaimDue", "MarkDataSent", "FinishAttemptSend"} {
+	for i, name := range []string{"ClaimDue", "MarkDataSent", "FinishAttemptSend", "FinishAttempts"} {
 		n := max(1, c.calls[i].Load())
 		fmt.Fprintf(&sb, "%s %d× %v; ", name, c.calls[i].Load(), time.Duration(c.nanos[i].Load()/n).Round(time.Microsecond))
 	}
@@ -93,6 +95,66 @@ func (c *countingStore) FinishAttemptSend(ctx context.Context, id int64, owner s
 	return err
 }
 
+// FinishAttempts is the store's, counted (a pipelined batch's outcomes).
+func (c *countingStore) FinishAttempts(ctx context.Context, owner string, outs []store.AttemptOutcome) error {
+	defer c.timed(3, time.Now())
+	err := c.Store.FinishAttempts(ctx, owner, outs)
+	if err != nil {
+		return err
+	}
+	for _, o := range outs {
+		if o.Err == nil && o.Status == store.OutboxSent && c.sent.Add(1) == c.want {
+			c.doneAt.Store(time.Now().UnixNano())
+		}
+	}
+	return nil
+}
+
+// cpuTimes is the machine's CPU time from /proc/stat, in clock ticks.
+type cpuTimes struct{ busy, idle int64 }
+
+// readCPU reads the machine's CPU time.
+func readCPU(b *testing.B) cpuTimes {
+	b.Helper()
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	var t cpuTimes
+	for i, f := range strings.Fields(line)[1:] {
+		v, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			b.Fatalf("/proc/stat: %q: %v", line, err)
+		}
+		switch i {
+		case 3, 4: // idle, iowait
+			t.idle += v
+		case 8, 9: // guest time, counted in user time already
+		default:
+			t.busy += v
+		}
+	}
+	return t
+}
+
+// since tells how busy the CPUs were since earlier.
+func (t cpuTimes) since(earlier cpuTimes) string {
+	busy, all := t.busy-earlier.busy, t.busy-earlier.busy+t.idle-earlier.idle
+	return fmt.Sprintf("%.0f%% busy", 100*float64(busy)/float64(max(all, 1)))
+}
+
+// processCPU returns the CPU time this process has used (user and
+// system), which runs the worker and, on SQLite, the database.
+func processCPU(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // smtpSourceRate sends n messages of about the drained messages' size to
 // addr with smtp-source over sessions kept connections and returns the
 // messages per second Postfix accepted; it waits for them to be
@@ -105,12 +167,13 @@ func smtpSourceRate(b *testing.B, pf *testenv.PostfixServer, n, sessions int) fl
 	counter.RemoveWhenPassed(b)
 	cmd := exec.Command("/usr/sbin/smtp-source", "-d", "-s", strconv.Itoa(sessions), "-l", "1000", "-m", strconv.Itoa(n),
 		"-M", "sockmail.test", "-f", "forms@example.org", "-t", "owner@"+pf.Domain, "-S", "scale "+tok, pf.SMTPAddr)
-	start := time.Now()
+	start, busy := time.Now(), readCPU(b)
 	out, err := cmd.CombinedOutput()
 	took := time.Since(start)
 	if err != nil {
 		b.Fatalf("smtp-source: %v\n%s", err, out)
 	}
+	b.Logf("smtp-source: %d in %v; the machine's CPUs %s", n, took.Round(time.Millisecond), readCPU(b).since(busy))
 	testenv.WaitFor(b, "smtp-source's messages delivered", func() (int, bool) {
 		if err := counter.Scan(); err != nil {
 			b.Fatal(err)
@@ -192,7 +255,7 @@ func drainAfterHistory(b *testing.B, pf *testenv.PostfixServer, backend string, 
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	start := time.Now()
+	start, busy, self := time.Now(), readCPU(b), processCPU(b)
 	go func() { done <- w.Run(runCtx) }()
 	// Polled by the count the worker reports, not by the database: the
 	// measurement adds no query of its own.
@@ -201,7 +264,8 @@ func drainAfterHistory(b *testing.B, pf *testenv.PostfixServer, backend string, 
 		return got, got >= int64(n)
 	})
 	took := time.Unix(0, cs.doneAt.Load()).Sub(start)
-	b.Logf("%s: drained %d in %v; mean store calls: %s", backend, n, took.Round(time.Millisecond), cs.summary())
+	b.Logf("%s: drained %d in %v; this process's CPU %v a message; the machine's CPUs %s; mean store calls: %s", backend, n,
+		took.Round(time.Millisecond), ((processCPU(b) - self) / time.Duration(n)).Round(time.Microsecond), readCPU(b).since(busy), cs.summary())
 	cancel()
 	if err := <-done; err != nil {
 		b.Fatalf("worker: %v", err)
