@@ -67,7 +67,7 @@ func (h *Handler) loadPublicForm(c echo.Context) (*store.Form, *contact.Problem)
 	if slug == "" || len(slug) > store.MaxSlugLength {
 		return nil, notFound
 	}
-	f, err := h.forms.FormBySlug(c.Request().Context(), slug)
+	f, err := h.forms.PublicForm(c.Request().Context(), slug)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, notFound
 	}

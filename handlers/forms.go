@@ -26,7 +26,9 @@ import (
 type FormDefs interface {
 	SaveForm(ctx context.Context, f *store.Form) error
 	Form(ctx context.Context, id int64) (*store.Form, error)
-	FormBySlug(ctx context.Context, slug string) (*store.Form, error)
+	// PublicForm is the form of a slug for the public endpoints (a token
+	// request, a post): store.Store.PublicForm keeps it for a second.
+	PublicForm(ctx context.Context, slug string) (*store.Form, error)
 	Forms(ctx context.Context) ([]store.Form, error)
 	DeleteForm(ctx context.Context, id int64) error
 }

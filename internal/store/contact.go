@@ -214,6 +214,7 @@ func encodeForm(f *Form) (formRow, error) {
 // f.Slug is empty. Either way it sets f.UpdatedAt. A slug used by another
 // form gives ErrExists, a malformed one ErrInvalidSlug.
 func (s *Store) SaveForm(ctx context.Context, f *Form) error {
+	defer s.forms.changed()
 	if f.Slug != "" && !validSlug(f.Slug) {
 		return fmt.Errorf("store: save form %q: %w", f.Name, ErrInvalidSlug)
 	}
@@ -355,6 +356,7 @@ func (s *Store) Forms(ctx context.Context) ([]Form, error) {
 // (their SubmissionID becomes nil); held items of blocked submissions,
 // which nobody could release any more, are cancelled.
 func (s *Store) DeleteForm(ctx context.Context, id int64) error {
+	defer s.forms.changed()
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE outbox SET status = ?, last_error = ?
 			WHERE form_id = ? AND status = ?`), OutboxCancelled, "the form was deleted", id, OutboxHeld); err != nil {

@@ -81,6 +81,10 @@ type Store struct {
 	// fold caches how far PostgreSQL's searchable text is lowercased
 	// (searchfold.go).
 	fold foldState
+	// forms is what PublicForm keeps, for formTTL (FormCacheTTL; tests
+	// change it).
+	forms   formCache
+	formTTL time.Duration
 }
 
 // Open opens the database named by dsn and brings its schema up to date.
@@ -103,7 +107,7 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(8)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	s := &Store{backend: BackendPostgres, w: db, r: db, countCap: MaxSendCount}
+	s := &Store{backend: BackendPostgres, w: db, r: db, countCap: MaxSendCount, formTTL: FormCacheTTL}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -141,7 +145,7 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{backend: BackendSQLite, w: w, r: w, countCap: MaxSendCount}
+	s := &Store{backend: BackendSQLite, w: w, r: w, countCap: MaxSendCount, formTTL: FormCacheTTL}
 	// The writer connects first: it creates the file and turns on WAL,
 	// which is persistent, before any reader opens it.
 	if err := s.migrate(ctx); err != nil {
@@ -188,6 +192,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.forms.changed() // a closed store serves nothing, not even a kept form
 	var errs []error
 	if s.r != s.w {
 		errs = append(errs, s.r.Close())
