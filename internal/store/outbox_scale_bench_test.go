@@ -54,7 +54,7 @@ type countingStore struct {
 	// worker's rate with nothing but its claims written, a ceiling.
 	discard bool
 	sent    atomic.Int64
-	doneAt atomic.Int64 // UnixNano
+	doneAt  atomic.Int64 // UnixNano
 	// calls and nanos per kind: 0 ClaimDue, 1 MarkDataSent, 2
 	// FinishAttemptSend, 3 FinishAttempts.
 	calls, nanos [4]atomic.Int64
