@@ -66,6 +66,8 @@ func BenchmarkContactSubmit(b *testing.B) {
 				b.ReportMetric(off.rate, "off-submissions/s")
 				b.ReportMetric(off.p99, "off-p99-ms")
 				b.ReportMetric(on.rate/off.rate, "on/off")
+				b.ReportMetric(100*on.busy, "busy-%")
+				b.ReportMetric(100*off.busy, "off-busy-%")
 				// (Go runs each benchmark once with b.N = 1 first.)
 				if b.N >= 1000 && on.delivered == 0 {
 					b.Errorf("the worker delivered nothing while %d posts came in", b.N)
@@ -81,6 +83,8 @@ type benchResult struct {
 	// delivered is how many messages the worker delivered while the
 	// posts came in.
 	delivered int
+	// busy is how busy the machine's CPUs were meanwhile, 0 to 1.
+	busy float64
 }
 
 // benchContact posts b.N submissions and measures them; with pf, a
@@ -172,6 +176,10 @@ func benchContact(b *testing.B, backend string, limits bool, pf *testenv.Postfix
 	var next atomic.Int64
 	lat := make([][]time.Duration, benchClients)
 	var wg sync.WaitGroup
+	cpu0, err := testenv.ReadCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.StartTimer()
 	start := time.Now()
 	for w := 0; w < benchClients; w++ {
@@ -190,7 +198,11 @@ func benchContact(b *testing.B, backend string, limits bool, pf *testenv.Postfix
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
-	res := benchResult{rate: float64(b.N) / elapsed.Seconds()}
+	cpu1, err := testenv.ReadCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	res := benchResult{rate: float64(b.N) / elapsed.Seconds(), busy: cpu1.BusySince(cpu0)}
 	if pf != nil {
 		res.delivered = sentCount(b, a.store) - sentBefore
 	}

@@ -120,38 +120,19 @@ func (c *countingStore) FinishAttempts(ctx context.Context, owner string, outs [
 	return nil
 }
 
-// cpuTimes is the machine's CPU time from /proc/stat, in clock ticks.
-type cpuTimes struct{ busy, idle int64 }
-
 // readCPU reads the machine's CPU time.
-func readCPU(b *testing.B) cpuTimes {
+func readCPU(b *testing.B) testenv.CPUTimes {
 	b.Helper()
-	data, err := os.ReadFile("/proc/stat")
+	t, err := testenv.ReadCPU()
 	if err != nil {
 		b.Fatal(err)
-	}
-	line, _, _ := strings.Cut(string(data), "\n")
-	var t cpuTimes
-	for i, f := range strings.Fields(line)[1:] {
-		v, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			b.Fatalf("/proc/stat: %q: %v", line, err)
-		}
-		switch i {
-		case 3, 4: // idle, iowait
-			t.idle += v
-		case 8, 9: // guest time, counted in user time already
-		default:
-			t.busy += v
-		}
 	}
 	return t
 }
 
-// since tells how busy the CPUs were since earlier.
-func (t cpuTimes) since(earlier cpuTimes) string {
-	busy, all := t.busy-earlier.busy, t.busy-earlier.busy+t.idle-earlier.idle
-	return fmt.Sprintf("%.0f%% busy", 100*float64(busy)/float64(max(all, 1)))
+// busySince tells how busy the machine's CPUs were since earlier.
+func busySince(b *testing.B, earlier testenv.CPUTimes) string {
+	return fmt.Sprintf("%.0f%% busy", 100*readCPU(b).BusySince(earlier))
 }
 
 // processCPU returns the CPU time this process has used (user and
@@ -183,7 +164,7 @@ func smtpSourceRate(b *testing.B, pf *testenv.PostfixServer, n, sessions int) fl
 	if err != nil {
 		b.Fatalf("smtp-source: %v\n%s", err, out)
 	}
-	b.Logf("smtp-source: %d in %v; the machine's CPUs %s", n, took.Round(time.Millisecond), readCPU(b).since(busy))
+	b.Logf("smtp-source: %d in %v; the machine's CPUs %s", n, took.Round(time.Millisecond), busySince(b, busy))
 	testenv.WaitFor(b, "smtp-source's messages delivered", func() (int, bool) {
 		if err := counter.Scan(); err != nil {
 			b.Fatal(err)
@@ -277,7 +258,7 @@ func drainAfterHistory(b *testing.B, pf *testenv.PostfixServer, backend string, 
 	})
 	took := time.Unix(0, cs.doneAt.Load()).Sub(start)
 	b.Logf("%s: drained %d in %v; this process's CPU %v a message; the machine's CPUs %s; mean store calls: %s", backend, n,
-		took.Round(time.Millisecond), ((processCPU(b) - self) / time.Duration(n)).Round(time.Microsecond), readCPU(b).since(busy), cs.summary())
+		took.Round(time.Millisecond), ((processCPU(b) - self) / time.Duration(n)).Round(time.Microsecond), busySince(b, busy), cs.summary())
 	cancel()
 	if err := <-done; err != nil {
 		b.Fatalf("worker: %v", err)
