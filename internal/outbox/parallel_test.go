@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -376,6 +377,80 @@ func TestBatchOutcomesStoredTogether(t *testing.T) {
 				t.Errorf("Maildir: %d distinct messages in %d files, want %d each once", len(tokens), files, n)
 			}
 			t.Logf("%d outcomes in %d batches, %d alone (a refused batch of %d)", together, batches, alone, refused)
+		})
+	}
+}
+
+// TestIntakeFirst: the lanes the worker may run, as the count of stored
+// submissions moves between its claims.
+func TestIntakeFirst(t *testing.T) {
+	var n uint64
+	f := newIntakeFirst(func() uint64 { return n }, 4)
+	steps := []struct {
+		posts uint64 // submissions stored before the look
+		claim bool   // the worker claims after the look
+		want  int
+	}{
+		{0, true, 4},  // quiet: every lane
+		{3, false, 1}, // posts since the last claim
+		{0, false, 1}, // none since the look, but some since the claim: still one
+		{0, true, 1},  // claims one lane
+		{0, true, 4},  // nothing since that claim: every lane again
+		{1, true, 1},  // a lone post narrows one claim
+		{0, true, 4},
+	}
+	for i, s := range steps {
+		n += s.posts
+		if got := f.lanes(); got != s.want {
+			t.Errorf("step %d (%d posts): %d lanes, want %d", i, s.posts, got, s.want)
+		}
+		if s.claim {
+			f.claimed()
+		}
+	}
+	if got := newIntakeFirst(nil, 4).lanes(); got != 4 {
+		t.Errorf("without Intake: %d lanes, want 4", got)
+	}
+}
+
+// TestIntakeFirstOneConnection delivers 40 queued messages to the test
+// Postfix while the count of stored submissions grows at every look (a
+// burst of posts that does not end), on both backends: the worker, with 4
+// lanes and 4 connections allowed, never has more than one connection
+// open, and still delivers every message once.
+func TestIntakeFirstOneConnection(t *testing.T) {
+	pf := testenv.Postfix(t)
+	for name, mk := range backendHarnesses(t) {
+		t.Run(name, func(t *testing.T) {
+			h := mk(t)
+			dialer := newCountingDialer(1)
+			tok := testenv.UniqueToken()
+			counter := testenv.NewMaildirCounter(pf.Maildir, regexp.MustCompile(regexp.QuoteMeta(tok)+`-\d+`))
+			counter.RemoveWhenPassed(t)
+			const n = 40
+			enqueueTo(t, h, n, tok, "owner@"+pf.Domain)
+			var posts atomic.Uint64
+			profiles := func(context.Context, int64) (smtp.Config, error) {
+				return smtp.Config{Addr: pf.SMTPAddr, LocalName: "sockmail.test", Dialer: dialer}, nil
+			}
+			w, err := New(Deps{Store: h.s, Profiles: profiles, Concurrency: 4, Connections: 4, Pipeline: 8, PollInterval: 50 * time.Millisecond,
+				Intake: func() uint64 { return posts.Add(1) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := run(t, w)
+			c := waitCounts(t, h.s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == n })
+			stop()
+			if c[store.OutboxSent] != n {
+				t.Fatalf("outbox counts %v, want %d sent", c, n)
+			}
+			if maxOpen, total := dialer.stats(); maxOpen != 1 {
+				t.Errorf("%d connections open at once (%d in all) while submissions came in, want 1", maxOpen, total)
+			}
+			counter.WaitDistinct(t, n, time.Second)
+			if tokens, files := counter.Counts(); len(tokens) != n || files != n {
+				t.Errorf("Maildir: %d distinct messages in %d files, want %d each once", len(tokens), files, n)
+			}
 		})
 	}
 }

@@ -586,6 +586,11 @@ func (s *Store) EnqueueLimited(ctx context.Context, sub *Submission, item *Outbo
 	return s.enqueue(ctx, sub, item, active, at)
 }
 
+// IntakeCount returns how many submissions this Store has stored since
+// it was opened (EnqueueSubmission, EnqueueLimited): a count that grows
+// while visitors post, for the outbox worker's Deps.Intake.
+func (s *Store) IntakeCount() uint64 { return s.intake.Load() }
+
 // enqueue does EnqueueSubmission and EnqueueLimited; active is from
 // rateLimits.
 func (s *Store) enqueue(ctx context.Context, sub *Submission, item *OutboxItem, active []Limit, at time.Time) (*Limit, error) {
@@ -629,6 +634,7 @@ func (s *Store) enqueue(ctx context.Context, sub *Submission, item *OutboxItem, 
 	if err != nil {
 		return nil, fmt.Errorf("store: enqueue submission: %w", err)
 	}
+	s.intake.Add(1)
 	sub.ID, sub.CreatedAt, sub.Status = res.subID, res.subTime, subStatus
 	for i := range sub.Files {
 		sub.Files[i].Size = int64(len(sub.Files[i].Data))

@@ -28,6 +28,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -85,6 +86,8 @@ type Store struct {
 	// change it).
 	forms   formCache
 	formTTL time.Duration
+	// intake counts the submissions stored (IntakeCount).
+	intake atomic.Uint64
 }
 
 // Open opens the database named by dsn and brings its schema up to date.
