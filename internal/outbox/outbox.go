@@ -56,9 +56,10 @@
 // commit's return and one small write); a mark that cannot
 // be written (the database is unreachable; logged) does not hold the send
 // back, so a crash just then, before the outcome reaches the database or
-// the journal (below), means a resend; on SQLite the mark, like an
-// outcome, survives a crash of sockmail but not a power cut
-// (synchronous=NORMAL). A mark that finds the lease gone (another worker
+// the journal (below), means a resend; the mark, like an outcome,
+// survives a crash of sockmail but not a power cut (SQLite's
+// synchronous=NORMAL) nor a crash of the database server (PostgreSQL's
+// synchronous_commit off for the worker's writes). A mark that finds the lease gone (another worker
 // took the item over) aborts the attempt before the end of the message is
 // sent. The interrupted attempt itself leaves no history record. Nothing
 // is lost silently: a submission is committed before the visitor is

@@ -86,7 +86,8 @@ type groupReq struct {
 // writeTx runs fn in a write transaction: on SQLite inside the next
 // group commit (shared with the writes that arrive meanwhile; fn's error
 // undoes fn's writes alone; synchronous=NORMAL unless the batch holds a
-// submission), on PostgreSQL as a transaction of its own (inTx). fn may
+// submission), on PostgreSQL as a transaction of its own (inTx) that
+// commits with synchronous_commit off (asyncCommit). fn may
 // run with a context other than ctx (the batch's), and must set its
 // results only through what it closes over, which the caller reads only
 // when writeTx returns nil.

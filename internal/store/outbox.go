@@ -521,7 +521,9 @@ func (s *Store) settleDataSent(ctx context.Context, tx *sql.Tx, fromUS, nowUS in
 // ErrLeaseLost (ErrNotFound for a missing item).
 //
 // When it returns nil the mark survives a crash of sockmail (on SQLite it
-// commits in the group commit, like the outcome of an attempt).
+// commits in the group commit, like the outcome of an attempt; on
+// PostgreSQL with synchronous_commit off, see asyncCommit), not a crash
+// of the database server or the machine.
 func (s *Store) MarkDataSent(ctx context.Context, id int64, owner string, at time.Time) error {
 	err := s.writeSmallTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE outbox SET data_sent_at = ?
