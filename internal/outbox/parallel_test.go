@@ -170,12 +170,7 @@ func TestParallelPostfix(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				stop := run(t, w)
-				c := waitCounts(t, h.s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == n })
-				stop()
-				if c[store.OutboxSent] != n {
-					t.Fatalf("outbox counts %v, want %d sent", c, n)
-				}
+				runUntilSent(t, h, w, n)
 				maxOpen, total := dialer.stats()
 				switch {
 				case tc.conns > 1 && maxOpen < 2:
@@ -200,13 +195,31 @@ func TestParallelPostfix(t *testing.T) {
 				if batched == 0 {
 					t.Errorf("no message went in a pipelined batch")
 				}
-				counter.WaitDistinct(t, n, time.Second)
-				if tokens, files := counter.Counts(); len(tokens) != n || files != n {
-					t.Errorf("Maildir: %d distinct messages in %d files, want %d each once", len(tokens), files, n)
-				}
+				wantEachOnce(t, counter, n)
 				t.Logf("%d messages, %d in batches, over %d connections (%d at once at most)", n, batched, total, maxOpen)
 			})
 		}
+	}
+}
+
+// runUntilSent runs w until n items of h are sent, then stops it.
+func runUntilSent(t *testing.T, h *harness, w *Worker, n int) {
+	t.Helper()
+	stop := run(t, w)
+	c := waitCounts(t, h.s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == n })
+	stop()
+	if c[store.OutboxSent] != n {
+		t.Fatalf("outbox counts %v, want %d sent", c, n)
+	}
+}
+
+// wantEachOnce checks that counter's Maildir holds each of n messages
+// exactly once.
+func wantEachOnce(t *testing.T, counter *testenv.MaildirCounter, n int) {
+	t.Helper()
+	counter.WaitDistinct(t, n, time.Second)
+	if tokens, files := counter.Counts(); len(tokens) != n || files != n {
+		t.Errorf("Maildir: %d distinct messages in %d files, want %d each once", len(tokens), files, n)
 	}
 }
 
@@ -348,9 +361,7 @@ func TestBatchOutcomesStoredTogether(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			stop := run(t, w)
-			waitCounts(t, h.s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == n })
-			stop()
+			runUntilSent(t, h, w, n)
 			bs.mu.Lock()
 			batches, together, refused, alone := bs.batches, bs.together, bs.refused, bs.alone
 			bs.mu.Unlock()
@@ -372,10 +383,7 @@ func TestBatchOutcomesStoredTogether(t *testing.T) {
 				}
 				sends[*it.LastSendID] = true
 			}
-			counter.WaitDistinct(t, n, time.Second)
-			if tokens, files := counter.Counts(); len(tokens) != n || files != n {
-				t.Errorf("Maildir: %d distinct messages in %d files, want %d each once", len(tokens), files, n)
-			}
+			wantEachOnce(t, counter, n)
 			t.Logf("%d outcomes in %d batches, %d alone (a refused batch of %d)", together, batches, alone, refused)
 		})
 	}
@@ -438,19 +446,11 @@ func TestIntakeFirstOneConnection(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			stop := run(t, w)
-			c := waitCounts(t, h.s, func(c map[store.OutboxStatus]int) bool { return c[store.OutboxSent] == n })
-			stop()
-			if c[store.OutboxSent] != n {
-				t.Fatalf("outbox counts %v, want %d sent", c, n)
-			}
+			runUntilSent(t, h, w, n)
 			if maxOpen, total := dialer.stats(); maxOpen != 1 {
 				t.Errorf("%d connections open at once (%d in all) while submissions came in, want 1", maxOpen, total)
 			}
-			counter.WaitDistinct(t, n, time.Second)
-			if tokens, files := counter.Counts(); len(tokens) != n || files != n {
-				t.Errorf("Maildir: %d distinct messages in %d files, want %d each once", len(tokens), files, n)
-			}
+			wantEachOnce(t, counter, n)
 		})
 	}
 }
