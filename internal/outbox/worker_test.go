@@ -382,8 +382,11 @@ func TestWorkerProfileErrors(t *testing.T) {
 	}
 	w, _ := New(Deps{Store: h.s, Send: h.deliver, Profiles: profiles, Concurrency: 1, PollInterval: time.Hour, Backoff: Backoff{Base: time.Hour}})
 	run(t, w)
+	// Both items claimed first: a count read before the second claim
+	// would find it queued, not yet tried.
+	testenv.WaitUntil(t, "both items' profiles resolved", func() bool { return calls.Load() == 2 })
 	waitCounts(t, h.s, func(c map[store.OutboxStatus]int) bool {
-		return calls.Load() == 2 && c[store.OutboxFailed] == 1 && c[store.OutboxQueued] == 1
+		return c[store.OutboxFailed] == 1 && c[store.OutboxQueued] == 1
 	})
 	for _, it := range items {
 		got, _ := h.s.OutboxItem(context.Background(), it.ID)
