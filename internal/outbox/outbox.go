@@ -59,9 +59,9 @@
 // the journal (below), means a resend; the mark, like an outcome,
 // survives a crash of sockmail but not a power cut (SQLite's
 // synchronous=NORMAL) nor a crash of the database server (PostgreSQL's
-// synchronous_commit off for the worker's writes). A mark that finds the lease gone (another worker
-// took the item over) aborts the attempt before the end of the message is
-// sent. The interrupted attempt itself leaves no history record. Nothing
+// synchronous_commit off for the worker's writes). A mark that finds the
+// lease gone (another worker took the item over) aborts the attempt
+// before the end of the message is sent. The interrupted attempt itself leaves no history record. Nothing
 // is lost silently: a submission is committed before the visitor is
 // answered, and an item leaves the queue only with a recorded outcome.
 //
@@ -199,10 +199,10 @@ type Deps struct {
 	Pipeline int
 	// Intake, if set, returns a count that grows with every submission
 	// this process stores (store.Store.IntakeCount). When it has grown
-	// since the worker last looked (visitors are posting), the worker
-	// starts no more than one lane: delivery, which nobody waits for,
-	// then leaves the CPUs and the database to the posts, which visitors
-	// wait for (see intakeFirst).
+	// since the worker's previous claim (visitors are posting), the
+	// worker runs no more than one lane: delivery, which nobody waits
+	// for, then leaves the CPUs and the database to the posts, which
+	// visitors wait for (see intakeFirst).
 	Intake func() uint64
 	// Profiles resolves server profiles; required.
 	Profiles ProfileFunc
