@@ -1,6 +1,8 @@
 package store
 
 import (
+	"context"
+	"database/sql"
 	"strings"
 	"testing"
 	"time"
@@ -259,4 +261,37 @@ func TestFinishAttempts(t *testing.T) {
 			t.Errorf("a failed batch stored history records: %d sends, want %d", after.Total, before.Total)
 		}
 	})
+}
+
+// TestWorkerWritesCommitAsync: on PostgreSQL the worker's writes (claims,
+// outcomes: writeTx; marks: writeSmallTx) commit with synchronous_commit
+// off, the same guarantee as SQLite's NORMAL; other transactions (a
+// submission's) keep the server's synchronous commit.
+func TestWorkerWritesCommitAsync(t *testing.T) {
+	s := openPostgresStore(t)
+	ctx := ctxT(t)
+	setting := func(run func(fn func(ctx context.Context, tx *sql.Tx) error) error) string {
+		t.Helper()
+		var got string
+		if err := run(func(ctx context.Context, tx *sql.Tx) error {
+			return tx.QueryRowContext(ctx, `SHOW synchronous_commit`).Scan(&got)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	for name, run := range map[string]func(fn func(ctx context.Context, tx *sql.Tx) error) error{
+		"writeTx":      func(fn func(ctx context.Context, tx *sql.Tx) error) error { return s.writeTx(ctx, fn) },
+		"writeSmallTx": func(fn func(ctx context.Context, tx *sql.Tx) error) error { return s.writeSmallTx(ctx, fn) },
+	} {
+		if got := setting(run); got != "off" {
+			t.Errorf("%s: synchronous_commit %q, want off", name, got)
+		}
+	}
+	inTx := func(fn func(ctx context.Context, tx *sql.Tx) error) error {
+		return s.inTx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
+	}
+	if got := setting(inTx); got != "on" {
+		t.Errorf("inTx (a submission's transaction): synchronous_commit %q, want on", got)
+	}
 }
