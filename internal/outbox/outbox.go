@@ -707,10 +707,9 @@ func (w *Worker) recordAll(ctx context.Context, tries []*try) {
 	}
 	outs := make([]store.AttemptOutcome, len(tries))
 	decided := make([]outcome, len(tries))
-	kept := make([]store.Send, len(tries))
 	for i, a := range tries {
 		o := w.settle(ctx, a)
-		decided[i], kept[i] = o, *a.snd
+		decided[i] = o
 		outs[i] = store.AttemptOutcome{ItemID: a.it.ID, Status: o.status, Next: o.next, LastErr: o.lastErr, Send: a.snd}
 	}
 	sctx, cancel := storeCtx(ctx)
@@ -718,8 +717,7 @@ func (w *Worker) recordAll(ctx context.Context, tries []*try) {
 	cancel()
 	if err != nil {
 		w.d.Logger.Warn("outbox: cannot store a batch's outcomes together; storing them one by one", "attempts", len(tries), "err", err)
-		for i, a := range tries {
-			*a.snd = kept[i]
+		for i, a := range tries { // FinishAttempts changed no Send
 			w.store(ctx, a, decided[i])
 		}
 		return

@@ -47,7 +47,7 @@ func (s *Store) PublicForm(ctx context.Context, slug string) (*Form, error) {
 	s.forms.mu.Lock()
 	e, ok := s.forms.entries[slug]
 	s.forms.mu.Unlock()
-	if ok && e.gen == gen && now.Sub(e.at) < s.formTTL && now.Sub(e.at) >= 0 {
+	if ok && e.gen == gen && now.Sub(e.at) < s.formTTL {
 		return e.f.clone(), nil
 	}
 	f, err := s.FormBySlug(ctx, slug)

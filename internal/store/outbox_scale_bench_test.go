@@ -98,10 +98,17 @@ func (c *countingStore) FinishAttemptSend(ctx context.Context, id int64, owner s
 	if !c.discard {
 		err = c.Store.FinishAttemptSend(ctx, id, owner, status, next, lastErr, snd)
 	}
-	if err == nil && status == store.OutboxSent && c.sent.Add(1) == c.want {
-		c.doneAt.Store(time.Now().UnixNano())
+	if err == nil {
+		c.noteSent(status)
 	}
 	return err
+}
+
+// noteSent counts an outcome stored as status, noting when want were sent.
+func (c *countingStore) noteSent(status store.OutboxStatus) {
+	if status == store.OutboxSent && c.sent.Add(1) == c.want {
+		c.doneAt.Store(time.Now().UnixNano())
+	}
 }
 
 // FinishAttempts is the store's, counted (a pipelined batch's outcomes).
@@ -113,8 +120,8 @@ func (c *countingStore) FinishAttempts(ctx context.Context, owner string, outs [
 		}
 	}
 	for _, o := range outs {
-		if o.Err == nil && o.Status == store.OutboxSent && c.sent.Add(1) == c.want {
-			c.doneAt.Store(time.Now().UnixNano())
+		if o.Err == nil {
+			c.noteSent(o.Status)
 		}
 	}
 	return nil
