@@ -162,8 +162,25 @@ func TestServiceCancel(t *testing.T) {
 func TestServiceTimeout(t *testing.T) {
 	st := &memStore{}
 	started := make(chan struct{})
-	s := delivery.New(delivery.Deps{Store: st, Send: blockingSend(started, nil), Timeout: time.Nanosecond})
-	id, l := start(t, s, started)
+	// The send holds on until the test has its live state: with a limit
+	// of 1ns it would otherwise end (and drop that state) before the test
+	// could ask for it.
+	held := make(chan struct{})
+	send := func(ctx context.Context, cfg smtp.Config, env smtp.Envelope, m smtp.Message, o smtp.SendOptions) (*smtp.Result, error) {
+		<-held
+		return blockingSend(started, nil)(ctx, cfg, env, m, o)
+	}
+	s := delivery.New(delivery.Deps{Store: st, Send: send, Timeout: time.Nanosecond})
+	id, err := s.Start(context.Background(), newJob())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := s.Live(id)
+	if l == nil {
+		t.Fatal("no live state right after Start")
+	}
+	close(held)
+	<-started
 	<-l.Done()
 	got := st.get(id)
 	if !strings.Contains(lines(got.Events), "longer than the limit of 1ns") || !strings.Contains(got.Error, "deadline exceeded") {
