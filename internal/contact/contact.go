@@ -37,7 +37,7 @@ const (
 // database so that every instance shares them (Queue counts them, with
 // the submission). *store.Store is one.
 type Attempts interface {
-	RateCount(ctx context.Context, key string, at time.Time, window time.Duration) (int, error)
+	RateCounts(ctx context.Context, keys []string, at time.Time, window time.Duration) ([]int, error)
 }
 
 // Settings keeps the token signing key. *store.Store is one.
@@ -164,18 +164,24 @@ func (s *Service) Precheck(ctx context.Context, f *store.Form, addr string) *Pro
 	if !f.Enabled {
 		return ErrDisabled()
 	}
-	now := s.now()
+	var active []store.Limit
+	var keys []string
 	for _, l := range limits(f, addr) {
-		if l.Max <= 0 {
-			continue
+		if l.Max > 0 {
+			active, keys = append(active, l), append(keys, l.Key)
 		}
-		n, err := s.attempts.RateCount(ctx, l.Key, now, RateWindow)
-		if err != nil {
-			s.log.Error("contact form: count attempts", "form", f.Slug, "err", err)
-			return ErrUnavailable()
-		}
-		if n >= l.Max {
-			return s.rateLimited(f, l, n)
+	}
+	if len(active) == 0 {
+		return nil
+	}
+	counts, err := s.attempts.RateCounts(ctx, keys, s.now(), RateWindow)
+	if err != nil {
+		s.log.Error("contact form: count attempts", "form", f.Slug, "err", err)
+		return ErrUnavailable()
+	}
+	for i, l := range active {
+		if counts[i] >= l.Max {
+			return s.rateLimited(f, l, counts[i])
 		}
 	}
 	return nil
@@ -229,18 +235,19 @@ func (s *Service) Submit(ctx context.Context, in Input) Outcome {
 	}
 	// A token is used once. A post with a used one is a retry (a dropped
 	// connection, Send pressed again): it is answered as received, and
-	// nothing is stored or sent again. Checked before the captcha, whose
-	// answers are single-use too; the store's unique digest settles a
-	// race between two copies in flight.
+	// nothing is stored, counted or sent again. The store refuses it
+	// (ErrExists, below: its unique digest also settles a race between
+	// two copies in flight); with a captcha it is looked up first, because
+	// the captcha's answers are single-use too.
 	sub.TokenHash = tokenDigest(v.token)
-	switch id, err := s.queue.SubmissionByToken(ctx, sub.TokenHash); {
-	case err == nil:
-		return s.alreadyReceived(f, id, in.ClientAddr, sub.Origin)
-	case !errors.Is(err, store.ErrNotFound):
-		s.log.Error("contact form: look up token", "form", f.Slug, "err", err)
-		return refused(ErrUnavailable())
-	}
 	if f.CaptchaProvider != "" {
+		switch id, err := s.queue.SubmissionByToken(ctx, sub.TokenHash); {
+		case err == nil:
+			return s.alreadyReceived(f, id, in.ClientAddr, sub.Origin)
+		case !errors.Is(err, store.ErrNotFound):
+			s.log.Error("contact form: look up token", "form", f.Slug, "err", err)
+			return refused(ErrUnavailable())
+		}
 		if p := s.checkCaptcha(ctx, f, v, in.ClientAddr); p != nil {
 			return refused(p)
 		}

@@ -277,8 +277,8 @@ func (s *Store) RecordMonitorAlert(ctx context.Context, r *AlertRecord) (int, er
 		if !r.FromAt.IsZero() {
 			fromAt = micros(r.FromAt)
 		}
-		err := affected(tx.ExecContext(ctx, s.q(`UPDATE monitor_alert_settings SET alerted_state = ?, alerted_at = ?
-			WHERE monitor_id = ? AND alerted_state = ? AND alerted_at = ?`),
+		err := affected(s.txExec(ctx, tx, `UPDATE monitor_alert_settings SET alerted_state = ?, alerted_at = ?
+			WHERE monitor_id = ? AND alerted_state = ? AND alerted_at = ?`,
 			string(r.ToState), micros(normTime(r.ToAt)), r.MonitorID, string(r.FromState), fromAt))
 		if errors.Is(err, ErrNotFound) {
 			return ErrAlertRaced
@@ -291,7 +291,7 @@ func (s *Store) RecordMonitorAlert(ctx context.Context, r *AlertRecord) (int, er
 		}
 		held := 0
 		if r.ResolveHeld || r.SkipIfHeld {
-			if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM monitor_alerts WHERE monitor_id = ? AND status = ?`),
+			if err := s.txQueryRow(ctx, tx, `SELECT COUNT(*) FROM monitor_alerts WHERE monitor_id = ? AND status = ?`,
 				r.MonitorID, string(AlertHeld)).Scan(&held); err != nil {
 				return err
 			}
@@ -301,8 +301,8 @@ func (s *Store) RecordMonitorAlert(ctx context.Context, r *AlertRecord) (int, er
 		}
 		drop := held > 0 && r.ResolveHeld
 		if drop {
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE monitor_alerts SET status = ?, last_error = ?
-				WHERE monitor_id = ? AND status = ?`), string(AlertDropped), "resolved during quiet hours", r.MonitorID, string(AlertHeld)); err != nil {
+			if _, err := s.txExec(ctx, tx, `UPDATE monitor_alerts SET status = ?, last_error = ?
+				WHERE monitor_id = ? AND status = ?`, string(AlertDropped), "resolved during quiet hours", r.MonitorID, string(AlertHeld)); err != nil {
 				return err
 			}
 		}
@@ -357,9 +357,9 @@ func (s *Store) insertAlert(ctx context.Context, tx *sql.Tx, a *MonitorAlert) er
 	if len(reason) > MaxMonitorReason {
 		reason = reason[:MaxMonitorReason]
 	}
-	return tx.QueryRowContext(ctx, s.q(`INSERT INTO monitor_alerts (monitor_id, event_id, created_at, event, old_state, new_state,
+	return s.txQueryRow(ctx, tx, `INSERT INTO monitor_alerts (monitor_id, event_id, created_at, event, old_state, new_state,
 		reason, run_id, channel, target, profile_id, mail_from, payload, status, next_attempt_at, last_error, outbox_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		a.MonitorID, a.EventID, micros(a.CreatedAt), a.Event, string(a.OldState), string(a.NewState), encText(reason),
 		nullInt64(a.RunID), string(a.Channel), encText(target), a.ProfileID, encText(a.MailFrom), a.Payload, string(a.Status),
 		micros(normTime(a.NextAttemptAt)), encText(a.LastError), nullInt64(a.OutboxID)).Scan(&a.ID)
@@ -378,10 +378,10 @@ func (s *Store) insertAlertEmail(ctx context.Context, tx *sql.Tx, a MonitorAlert
 	subject, msgID := messageHeader(a.Payload)
 	now := micros(normTime(a.NextAttemptAt))
 	var id int64
-	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO outbox (created_at, queued_at, submission_id, form_id, profile_id,
+	err = s.txQueryRow(ctx, tx, `INSERT INTO outbox (created_at, queued_at, submission_id, form_id, profile_id,
 		mail_from, rcpts, subject, message_id, message, status, attempts, next_attempt_at, expires_at, lease_owner,
 		lease_until, taken_over_from, last_error) VALUES (?, ?, NULL, NULL, ?, ?, ?, ?, ?, ?, ?, 0, ?, 0, '', 0, '', '')
-		RETURNING id`),
+		RETURNING id`,
 		now, now, a.ProfileID, encText(a.MailFrom), rcpts, encText(subject), encText(msgID), a.Payload, string(OutboxQueued), now).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("outbox item: %w", err)
@@ -416,8 +416,8 @@ func (s *Store) ReleaseHeldAlerts(ctx context.Context, now time.Time) (int, erro
 	released := 0
 	for _, id := range ids {
 		err := s.inTx(ctx, func(tx *sql.Tx) error {
-			a, err := scanAlert(tx.QueryRowContext(ctx, s.q(`UPDATE monitor_alerts SET status = CASE WHEN channel = ? THEN ? ELSE ? END,
-				next_attempt_at = ? WHERE id = ? AND status = ? RETURNING `+alertColumns+`, payload`),
+			a, err := scanAlert(s.txQueryRow(ctx, tx, `UPDATE monitor_alerts SET status = CASE WHEN channel = ? THEN ? ELSE ? END,
+				next_attempt_at = ? WHERE id = ? AND status = ? RETURNING `+alertColumns+`, payload`,
 				string(AlertEmail), string(AlertQueued), string(AlertPending), n, id, string(AlertHeld)), true)
 			if err != nil {
 				return err
@@ -428,7 +428,7 @@ func (s *Store) ReleaseHeldAlerts(ctx context.Context, now time.Time) (int, erro
 				if err != nil {
 					return err
 				}
-				if _, err := tx.ExecContext(ctx, s.q(`UPDATE monitor_alerts SET outbox_id = ? WHERE id = ?`), oid, id); err != nil {
+				if _, err := s.txExec(ctx, tx, `UPDATE monitor_alerts SET outbox_id = ? WHERE id = ?`, oid, id); err != nil {
 					return err
 				}
 			}

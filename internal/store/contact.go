@@ -358,11 +358,11 @@ func (s *Store) Forms(ctx context.Context) ([]Form, error) {
 func (s *Store) DeleteForm(ctx context.Context, id int64) error {
 	defer s.forms.changed()
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE outbox SET status = ?, last_error = ?
-			WHERE form_id = ? AND status = ?`), OutboxCancelled, "the form was deleted", id, OutboxHeld); err != nil {
+		if _, err := s.txExec(ctx, tx, `UPDATE outbox SET status = ?, last_error = ?
+			WHERE form_id = ? AND status = ?`, OutboxCancelled, "the form was deleted", id, OutboxHeld); err != nil {
 			return err
 		}
-		return affected(tx.ExecContext(ctx, s.q(`DELETE FROM forms WHERE id = ?`), id))
+		return affected(s.txExec(ctx, tx, `DELETE FROM forms WHERE id = ?`, id))
 	})
 	if err != nil {
 		return fmt.Errorf("store: delete form %d: %w", id, err)
@@ -409,8 +409,8 @@ func (s *Store) insertSubmission(ctx context.Context, tx *sql.Tx, sub *Submissio
 	if sub.TokenHash != "" {
 		tokenHash = sub.TokenHash
 	}
-	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO submissions (form_id, created_at, client_addr, origin, user_agent,
-		fields, reply_to, status, block_reason, token_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+	err = s.txQueryRow(ctx, tx, `INSERT INTO submissions (form_id, created_at, client_addr, origin, user_agent,
+		fields, reply_to, status, block_reason, token_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		sub.FormID, micros(created), encText(sub.ClientAddr), encText(sub.Origin), encText(sub.UserAgent), fields,
 		encText(sub.ReplyTo), encText(string(sub.Status)), encText(sub.BlockReason), tokenHash).Scan(&id)
 	if err != nil {
@@ -427,8 +427,8 @@ func (s *Store) insertSubmission(ctx context.Context, tx *sql.Tx, sub *Submissio
 		if data == nil {
 			data = []byte{}
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO submission_files (submission_id, position, name,
-			content_type, data) VALUES (?, ?, ?, ?, ?)`), id, i, encText(f.Name), encText(f.ContentType), data); err != nil {
+		if _, err := s.txExec(ctx, tx, `INSERT INTO submission_files (submission_id, position, name,
+			content_type, data) VALUES (?, ?, ?, ?, ?)`, id, i, encText(f.Name), encText(f.ContentType), data); err != nil {
 			return 0, created, err
 		}
 	}
@@ -460,7 +460,7 @@ func scanSubmission(row interface{ Scan(...any) error }) (*Submission, error) {
 // token whose digest is hash (Submission.TokenHash), or ErrNotFound.
 func (s *Store) SubmissionByToken(ctx context.Context, hash string) (int64, error) {
 	var id int64
-	if err := s.r.QueryRowContext(ctx, s.q(`SELECT id FROM submissions WHERE token_hash = ?`), hash).Scan(&id); err != nil {
+	if err := s.readQueryRow(ctx, `SELECT id FROM submissions WHERE token_hash = ?`, hash).Scan(&id); err != nil {
 		return 0, fmt.Errorf("store: submission by token: %w", notFound(err))
 	}
 	return id, nil
@@ -575,9 +575,11 @@ func (s *Store) ListSubmissions(ctx context.Context, f SubmissionFilter) ([]Subm
 // RetryAfter (the error is nil then). On SQLite the count and the record
 // are one transaction, inside the group commit, so a refused or failed
 // post is never counted and the counters cost no write of their own. On
-// PostgreSQL the count commits first (TakeRate: a short transaction, so
-// posts to one form do not wait for each other's commits), then the
-// submission is stored; a post whose storing then fails stays counted.
+// PostgreSQL the count commits first (a short transaction, so posts to
+// one form do not wait for each other's commits), then the submission is
+// stored, both sent in one round trip (enqueuePostgres); a post whose
+// storing then fails stays counted, a repeated one (a stored submission
+// has its token) is not counted.
 func (s *Store) EnqueueLimited(ctx context.Context, sub *Submission, item *OutboxItem, limits []Limit, at time.Time) (*Limit, error) {
 	active, err := rateLimits(limits)
 	if err != nil {
@@ -605,28 +607,24 @@ func (s *Store) enqueue(ctx context.Context, sub *Submission, item *OutboxItem, 
 	var res enqueued
 	var over *Limit
 	if s.backend == BackendSQLite {
+		// Stored first, then counted: a repeated token (ErrExists) is
+		// answered as such even when its limit is now reached; a refused
+		// post rolls both back.
 		err = s.groupWrite(ctx, func(ctx context.Context, tx *sql.Tx) error {
 			var err error
+			if res, err = s.insertEnqueue(ctx, tx, &c, subStatus, it); err != nil {
+				return err
+			}
 			if over, err = s.takeRate(ctx, tx, active, at); err != nil {
 				return err
 			}
 			if over != nil {
 				return errOverLimit
 			}
-			res, err = s.insertEnqueue(ctx, tx, &c, subStatus, it)
-			return err
+			return nil
 		}, groupDurable)
-	} else {
-		if len(active) > 0 {
-			if over, err = s.TakeRate(ctx, active, at); err != nil || over != nil {
-				return over, err
-			}
-		}
-		err = s.inTx(ctx, func(tx *sql.Tx) error {
-			var err error
-			res, err = s.insertEnqueue(ctx, tx, &c, subStatus, it)
-			return err
-		})
+	} else if res, over, err = s.enqueuePostgres(ctx, &c, subStatus, it, active, at); over != nil {
+		return over, nil
 	}
 	if errors.Is(err, errOverLimit) {
 		return over, nil

@@ -231,7 +231,7 @@ func (s *Store) commitGroup(batch []*groupReq) {
 			return r.err
 		}
 		for _, r := range live {
-			if _, err := tx.ExecContext(ctx, `SAVEPOINT grouped`); err != nil {
+			if _, err := s.txExec(ctx, tx, `SAVEPOINT grouped`); err != nil {
 				return err
 			}
 			r.err = r.op(ctx, tx)
@@ -243,11 +243,11 @@ func (s *Store) commitGroup(batch []*groupReq) {
 				return r.err
 			}
 			if r.err != nil {
-				if _, err := tx.ExecContext(ctx, `ROLLBACK TO grouped`); err != nil {
+				if _, err := s.txExec(ctx, tx, `ROLLBACK TO grouped`); err != nil {
 					return err
 				}
 			}
-			if _, err := tx.ExecContext(ctx, `RELEASE grouped`); err != nil {
+			if _, err := s.txExec(ctx, tx, `RELEASE grouped`); err != nil {
 				return err
 			}
 		}

@@ -360,12 +360,12 @@ func (s *Store) FinishMonitorRun(ctx context.Context, owner string, run *Monitor
 	reason = encText(reason)
 	started, finished := normTime(run.Started), normTime(run.Finished)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		err := affected(tx.ExecContext(ctx, s.q(`UPDATE monitors SET
+		err := affected(s.txExec(ctx, tx, `UPDATE monitors SET
 			state_since = CASE WHEN state = ? THEN state_since ELSE ? END,
 			state = ?, reason = ?, last_run_at = ?,
 			next_run_at = ? + interval_minutes * ?,
 			lease_owner = '', lease_until = 0
-			WHERE id = ? AND lease_owner = ?`),
+			WHERE id = ? AND lease_owner = ?`,
 			string(run.State), micros(finished), string(run.State), reason, micros(started),
 			micros(started), int64(time.Minute/time.Microsecond), run.MonitorID, owner))
 		if errors.Is(err, ErrNotFound) {
@@ -379,8 +379,8 @@ func (s *Store) FinishMonitorRun(ctx context.Context, owner string, run *Monitor
 			ms := run.Arrival.Milliseconds()
 			arrival = &ms
 		}
-		return tx.QueryRowContext(ctx, s.q(`INSERT INTO monitor_runs (monitor_id, started_at, finished_at, state, reason, latency_ms, send_id, check_id, arrival_ms)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		return s.txQueryRow(ctx, tx, `INSERT INTO monitor_runs (monitor_id, started_at, finished_at, state, reason, latency_ms, send_id, check_id, arrival_ms)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			run.MonitorID, micros(started), micros(finished), string(run.State), reason, run.Latency.Milliseconds(),
 			nullInt64(run.SendID), nullInt64(run.CheckID), nullInt64(arrival)).Scan(&run.ID)
 	})

@@ -239,10 +239,10 @@ func (s *Store) insertEnqueue(ctx context.Context, tx *sql.Tx, sub *Submission, 
 	if !it.ExpiresAt.IsZero() {
 		expires = micros(it.ExpiresAt)
 	}
-	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO outbox (created_at, queued_at, submission_id, form_id, profile_id,
+	err = s.txQueryRow(ctx, tx, `INSERT INTO outbox (created_at, queued_at, submission_id, form_id, profile_id,
 		mail_from, rcpts, subject, message_id, message, status, attempts, next_attempt_at, expires_at, lease_owner,
 		lease_until, taken_over_from, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, '', 0, '', '')
-		RETURNING id`),
+		RETURNING id`,
 		micros(it.CreatedAt), micros(it.QueuedAt), subID, formID, it.ProfileID, encText(it.MailFrom), rcpts,
 		encText(it.Subject), encText(it.MessageID), it.Message, it.Status, micros(it.NextAttemptAt), expires).Scan(&it.ID)
 	if err != nil {
@@ -380,7 +380,7 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 		if err := s.settleDataSent(ctx, tx, staleFrom, nowUS); err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, s.q(query), args...)
+		rows, err := s.txQuery(ctx, tx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -493,11 +493,11 @@ func (c *claimState) done(full bool, nowUS int64, limit int, items []OutboxItem)
 func (s *Store) settleDataSent(ctx context.Context, tx *sql.Tx, fromUS, nowUS int64) error {
 	set := `status = 'unknown', taken_over_from = lease_owner, lease_owner = '', lease_until = 0, last_error = ?`
 	if s.backend == BackendPostgres {
-		_, err := tx.ExecContext(ctx, s.q(`WITH gone AS (
+		_, err := s.txExec(ctx, tx, `WITH gone AS (
 				SELECT id FROM outbox WHERE status = 'sending' AND lease_until > ? AND lease_until <= ?
 				AND data_sent_at IS NOT NULL FOR UPDATE SKIP LOCKED),
 			settled AS (UPDATE outbox SET `+set+` WHERE id IN (SELECT id FROM gone) RETURNING submission_id)
-			UPDATE submissions SET status = 'unknown' WHERE id IN (SELECT submission_id FROM settled)`),
+			UPDATE submissions SET status = 'unknown' WHERE id IN (SELECT submission_id FROM settled)`,
 			fromUS, nowUS, encText(DataSentLostError))
 		return err
 	}
@@ -526,8 +526,8 @@ func (s *Store) settleDataSent(ctx context.Context, tx *sql.Tx, fromUS, nowUS in
 // of the database server or the machine.
 func (s *Store) MarkDataSent(ctx context.Context, id int64, owner string, at time.Time) error {
 	err := s.writeSmallTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE outbox SET data_sent_at = ?
-			WHERE id = ? AND lease_owner = ? AND status = 'sending'`), micros(at), id, encText(owner))
+		res, err := s.txExec(ctx, tx, `UPDATE outbox SET data_sent_at = ?
+			WHERE id = ? AND lease_owner = ? AND status = 'sending'`, micros(at), id, encText(owner))
 		if err := affected(res, err); errors.Is(err, ErrNotFound) {
 			return s.leaseLostOrNotFound(ctx, tx, id)
 		} else if err != nil {
@@ -545,7 +545,7 @@ func (s *Store) MarkDataSent(ctx context.Context, id int64, owner string, at tim
 // nothing: the item does not exist, or the caller's lease is gone.
 func (s *Store) leaseLostOrNotFound(ctx context.Context, tx *sql.Tx, id int64) error {
 	var one int
-	err := tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM outbox WHERE id = ?`), id).Scan(&one)
+	err := s.txQueryRow(ctx, tx, `SELECT 1 FROM outbox WHERE id = ?`, id).Scan(&one)
 	if err != nil {
 		return notFound(err)
 	}
@@ -692,11 +692,11 @@ func (s *Store) finishAttempt(ctx context.Context, tx *sql.Tx, id int64, owner s
 	// owner's lease expired after the mark (settleDataSent) while owner
 	// still held the outcome (the database refused writes meanwhile): the
 	// known outcome replaces the guess.
-	err := tx.QueryRowContext(ctx, s.q(`UPDATE outbox SET status = ?, `+nextSet+`lease_owner = '', lease_until = 0,
+	err := s.txQueryRow(ctx, tx, `UPDATE outbox SET status = ?, `+nextSet+`lease_owner = '', lease_until = 0,
 		taken_over_from = '', last_error = ?, last_send_id = COALESCE(?, last_send_id), data_sent_at = NULL
 		WHERE id = ? AND (lease_owner = ? AND status = 'sending'
 			OR status = 'unknown' AND lease_owner = '' AND taken_over_from = ? AND data_sent_at IS NOT NULL)
-		RETURNING submission_id`), args...).Scan(&subID)
+		RETURNING submission_id`, args...).Scan(&subID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s.leaseLostOrNotFound(ctx, tx, id)
 	}
@@ -704,7 +704,7 @@ func (s *Store) finishAttempt(ctx context.Context, tx *sql.Tx, id int64, owner s
 		return err
 	}
 	if subID.Valid && status != OutboxQueued {
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE submissions SET status = ? WHERE id = ?`), encText(string(status)), subID.Int64)
+		_, err = s.txExec(ctx, tx, `UPDATE submissions SET status = ? WHERE id = ?`, encText(string(status)), subID.Int64)
 	}
 	return err
 }
@@ -790,10 +790,10 @@ const requeueSet = `status = 'queued', next_attempt_at = ?, attempts = 0, lease_
 func (s *Store) stateChange(ctx context.Context, id int64, update string, args []any, subStatus SubmissionStatus) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		var subID sql.NullInt64
-		err := tx.QueryRowContext(ctx, s.q(update), args...).Scan(&subID)
+		err := s.txQueryRow(ctx, tx, update, args...).Scan(&subID)
 		if errors.Is(err, sql.ErrNoRows) {
 			var one int
-			if err := tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM outbox WHERE id = ?`), id).Scan(&one); err != nil {
+			if err := s.txQueryRow(ctx, tx, `SELECT 1 FROM outbox WHERE id = ?`, id).Scan(&one); err != nil {
 				return notFound(err)
 			}
 			return ErrWrongState
@@ -802,7 +802,7 @@ func (s *Store) stateChange(ctx context.Context, id int64, update string, args [
 			return err
 		}
 		if subID.Valid {
-			_, err = tx.ExecContext(ctx, s.q(`UPDATE submissions SET status = ? WHERE id = ?`), subStatus, subID.Int64)
+			_, err = s.txExec(ctx, tx, `UPDATE submissions SET status = ? WHERE id = ?`, subStatus, subID.Int64)
 		}
 		return err
 	})
@@ -842,18 +842,18 @@ func (s *Store) CancelOutbox(ctx context.Context, id int64) error {
 func (s *Store) ReleaseSubmission(ctx context.Context, submissionID int64, now time.Time) error {
 	n := micros(now)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE submissions SET status = ? WHERE id = ? AND status = ?`),
+		res, err := s.txExec(ctx, tx, `UPDATE submissions SET status = ? WHERE id = ? AND status = ?`,
 			SubmissionReleased, submissionID, SubmissionBlocked)
 		if err := affected(res, err); errors.Is(err, ErrNotFound) {
 			var one int
-			if err := tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM submissions WHERE id = ?`), submissionID).Scan(&one); err != nil {
+			if err := s.txQueryRow(ctx, tx, `SELECT 1 FROM submissions WHERE id = ?`, submissionID).Scan(&one); err != nil {
 				return notFound(err)
 			}
 			return ErrWrongState
 		} else if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE outbox SET `+requeueSet+` WHERE submission_id = ? AND status = 'held'`),
+		_, err = s.txExec(ctx, tx, `UPDATE outbox SET `+requeueSet+` WHERE submission_id = ? AND status = 'held'`,
 			n, n, n, submissionID)
 		return err
 	})

@@ -86,7 +86,7 @@ func (s *Store) DeleteUnusedProfile(ctx context.Context, id int64) (ProfileUse, 
 	var u ProfileUse
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var got int64
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM profiles WHERE id = ?`), id).Scan(&got); err != nil {
+		if err := s.txQueryRow(ctx, tx, `SELECT id FROM profiles WHERE id = ?`, id).Scan(&got); err != nil {
 			return notFound(err)
 		}
 		var err error
@@ -96,7 +96,7 @@ func (s *Store) DeleteUnusedProfile(ctx context.Context, id int64) (ProfileUse, 
 		if u.InUse() {
 			return ErrProfileInUse
 		}
-		return affected(tx.ExecContext(ctx, s.q(`DELETE FROM profiles WHERE id = ?`), id))
+		return affected(s.txExec(ctx, tx, `DELETE FROM profiles WHERE id = ?`, id))
 	})
 	if err != nil {
 		return u, fmt.Errorf("store: delete profile %d: %w", id, err)

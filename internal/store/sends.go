@@ -216,10 +216,10 @@ func (s *Store) insertSendRow(ctx context.Context, tx *sql.Tx, snd *Send) (sendB
 		finishedArg = micros(*finished)
 	}
 	var id int64
-	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO sends (created_at, finished_at, source, user_id, client_addr,
+	err = s.txQueryRow(ctx, tx, `INSERT INTO sends (created_at, finished_at, source, user_id, client_addr,
 		server, tls_mode, mail_from, rcpts, subject, status, queue_id, error, duration_ms, parent_id, form_id,
 		message_truncated, recipients, failure_phase, failure_code, failure_enhanced, failure_kind, failure_reason, timings)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		micros(created), finishedArg, encText(snd.Source), nullInt64(snd.UserID), encText(snd.ClientAddr),
 		encText(snd.Server), encText(snd.TLSMode), encText(snd.MailFrom), r.rcpts, encText(snd.Subject),
 		encText(string(status)), encText(snd.QueueID), encText(snd.Error), snd.DurationMS, nullInt64(snd.ParentID),
@@ -249,7 +249,7 @@ func (s *Store) insertSendBodies(ctx context.Context, tx *sql.Tx, bodies []sendB
 		q.WriteString("(?, ?, ?, ?, ?)")
 		args = append(args, b.id, b.search, b.headers, b.events, b.message)
 	}
-	_, err := tx.ExecContext(ctx, s.q(q.String()), args...)
+	_, err := s.txExec(ctx, tx, q.String(), args...)
 	return err
 }
 
@@ -277,9 +277,9 @@ func (s *Store) FinishSend(ctx context.Context, snd *Send) error {
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		var subject, from, rcptsJSON, server string
 		f := snd.Failure
-		err := tx.QueryRowContext(ctx, s.q(`UPDATE sends SET status = ?, queue_id = ?, recipients = ?, error = ?,
+		err := s.txQueryRow(ctx, tx, `UPDATE sends SET status = ?, queue_id = ?, recipients = ?, error = ?,
 			finished_at = ?, duration_ms = ?, failure_phase = ?, failure_code = ?, failure_enhanced = ?,
-			failure_kind = ?, failure_reason = ?, timings = ? WHERE id = ? RETURNING subject, mail_from, rcpts, server`),
+			failure_kind = ?, failure_reason = ?, timings = ? WHERE id = ? RETURNING subject, mail_from, rcpts, server`,
 			encText(string(snd.Status)), encText(snd.QueueID), recipients, encText(snd.Error), micros(finished),
 			snd.DurationMS, encText(string(f.Phase)), f.Code, encText(f.EnhancedCode), encText(string(f.Kind)),
 			encText(string(f.Reason)), timings, snd.ID).Scan(&subject, &from, &rcptsJSON, &server)
@@ -293,7 +293,7 @@ func (s *Store) FinishSend(ctx context.Context, snd *Send) error {
 		// The searchable text is rebuilt from the stored envelope, so a
 		// caller may pass a Send holding only the outcome.
 		search := searchText(decText(subject), decText(from), rcpts, decText(server), snd.QueueID, snd.Error, snd.Recipients, snd.Events)
-		return affected(tx.ExecContext(ctx, s.q(`UPDATE send_bodies SET events = ?, search_text = ? WHERE send_id = ?`),
+		return affected(s.txExec(ctx, tx, `UPDATE send_bodies SET events = ?, search_text = ? WHERE send_id = ?`,
 			events, s.foldSearch(search), snd.ID))
 	})
 	if err != nil {

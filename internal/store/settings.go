@@ -28,12 +28,12 @@ func (s *Store) SetSettingIfAbsent(ctx context.Context, key string, value []byte
 	}
 	var stored []byte
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`), encText(key), value); err != nil {
+		if _, err := s.txExec(ctx, tx, `INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`, encText(key), value); err != nil {
 			return err
 		}
 		// On PostgreSQL a concurrent insert of the same key made ours wait
 		// until it committed; this statement's fresh snapshot sees it.
-		return tx.QueryRowContext(ctx, s.q(`SELECT value FROM settings WHERE key = ?`), encText(key)).Scan(&stored)
+		return s.txQueryRow(ctx, tx, `SELECT value FROM settings WHERE key = ?`, encText(key)).Scan(&stored)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: set setting %q if absent: %w", key, err)

@@ -88,6 +88,9 @@ type Store struct {
 	formTTL time.Duration
 	// intake counts the submissions stored (IntakeCount).
 	intake atomic.Uint64
+	// wstmts and rstmts keep the prepared statements of w and r on
+	// SQLite (stmtcache.go); nil on PostgreSQL.
+	wstmts, rstmts *stmtCache
 }
 
 // Open opens the database named by dsn and brings its schema up to date.
@@ -170,6 +173,7 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxIdleConns(n)
 	r.SetConnMaxIdleTime(5 * time.Minute)
 	s.r = r
+	s.wstmts, s.rstmts = newStmtCache(w), newStmtCache(r)
 	if err := r.PingContext(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("store: open sqlite reader: %w", err)
@@ -196,11 +200,15 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the database.
 func (s *Store) Close() error {
 	s.forms.changed() // a closed store serves nothing, not even a kept form
+	s.wstmts.close()
+	s.rstmts.close()
 	var errs []error
 	if s.r != s.w {
 		errs = append(errs, s.r.Close())
 	}
 	errs = append(errs, s.w.Close())
+	s.wstmts.wait()
+	s.rstmts.wait()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}

@@ -132,8 +132,8 @@ func (s *Store) TakeAttempt(ctx context.Context, limits []Limit, at, since time.
 			}
 			var n int
 			var oldest, newest int64
-			if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*), COALESCE(MIN(attempted_at), 0), COALESCE(MAX(attempted_at), 0)
-				FROM attempts WHERE key = ? AND attempted_at >= ?`), encText(l.Key), micros(from)).Scan(&n, &oldest, &newest); err != nil {
+			if err := s.txQueryRow(ctx, tx, `SELECT COUNT(*), COALESCE(MIN(attempted_at), 0), COALESCE(MAX(attempted_at), 0)
+				FROM attempts WHERE key = ? AND attempted_at >= ?`, encText(l.Key), micros(from)).Scan(&n, &oldest, &newest); err != nil {
 				return err
 			}
 			if l.Max > 0 && n >= l.Max {
@@ -148,7 +148,7 @@ func (s *Store) TakeAttempt(ctx context.Context, limits []Limit, at, since time.
 			}
 		}
 		for _, l := range active {
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO attempts (key, attempted_at) VALUES (?, ?)`), encText(l.Key), micros(at)); err != nil {
+			if _, err := s.txExec(ctx, tx, `INSERT INTO attempts (key, attempted_at) VALUES (?, ?)`, encText(l.Key), micros(at)); err != nil {
 				return err
 			}
 		}
@@ -205,7 +205,7 @@ func rateLimits(limits []Limit) ([]Limit, error) {
 }
 
 // takeRate counts one post at at under every limit of active (from
-// rateLimits) in tx, or returns the first limit that refuses it with its
+// rateLimits) in tx (SQLite; on PostgreSQL sockmail_take_rate does it), or returns the first limit that refuses it with its
 // RetryAfter set; then tx holds counts of the limits before it, which the
 // caller must undo (roll back).
 func (s *Store) takeRate(ctx context.Context, tx *sql.Tx, active []Limit, at time.Time) (*Limit, error) {
@@ -213,12 +213,12 @@ func (s *Store) takeRate(ctx context.Context, tx *sql.Tx, active []Limit, at tim
 	for i, l := range active {
 		from := micros(at.Add(-l.Window))
 		var n int
-		err := tx.QueryRowContext(ctx, s.q(`INSERT INTO rate_windows (key, window_start, n) VALUES (?, ?, 1)
+		err := s.txQueryRow(ctx, tx, `INSERT INTO rate_windows (key, window_start, n) VALUES (?, ?, 1)
 			ON CONFLICT (key) DO UPDATE SET
 				n = CASE WHEN rate_windows.window_start < ? THEN 1 ELSE rate_windows.n + 1 END,
 				window_start = CASE WHEN rate_windows.window_start < ? THEN excluded.window_start ELSE rate_windows.window_start END
 			WHERE rate_windows.window_start < ? OR rate_windows.n < ?
-			RETURNING n`), encText(l.Key), atUS, from, from, from, l.Max).Scan(&n)
+			RETURNING n`, encText(l.Key), atUS, from, from, from, l.Max).Scan(&n)
 		if err == nil {
 			continue
 		}
@@ -226,7 +226,7 @@ func (s *Store) takeRate(ctx context.Context, tx *sql.Tx, active []Limit, at tim
 			return nil, err
 		}
 		var start int64
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT window_start FROM rate_windows WHERE key = ?`), encText(l.Key)).Scan(&start); err != nil {
+		if err := s.txQueryRow(ctx, tx, `SELECT window_start FROM rate_windows WHERE key = ?`, encText(l.Key)).Scan(&start); err != nil {
 			return nil, err
 		}
 		over := active[i]
@@ -254,13 +254,15 @@ func (s *Store) TakeRate(ctx context.Context, limits []Limit, at time.Time) (*Li
 	if len(active) == 0 {
 		return nil, nil
 	}
+	if s.backend == BackendPostgres {
+		over, err := s.takeRatePostgres(ctx, active, at)
+		if err != nil {
+			return nil, fmt.Errorf("store: take rate: %w", err)
+		}
+		return over, nil
+	}
 	var over *Limit
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		if s.backend == BackendPostgres {
-			if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
-				return err
-			}
-		}
 		var err error
 		if over, err = s.takeRate(ctx, tx, active, at); err != nil {
 			return err
@@ -277,6 +279,42 @@ func (s *Store) TakeRate(ctx context.Context, limits []Limit, at time.Time) (*Li
 		return nil, fmt.Errorf("store: take rate: %w", err)
 	}
 	return nil, nil
+}
+
+// RateCounts is RateCount for each of keys, in one query: the i-th count
+// is keys[i]'s.
+func (s *Store) RateCounts(ctx context.Context, keys []string, at time.Time, window time.Duration) ([]int, error) {
+	out := make([]int, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	args := make([]any, 0, len(keys)+1)
+	args = append(args, micros(at.Add(-window)))
+	for _, k := range keys {
+		args = append(args, encText(k))
+	}
+	rows, err := s.readQuery(ctx, `SELECT key, n FROM rate_windows WHERE window_start >= ? AND key IN (?`+
+		strings.Repeat(", ?", len(keys)-1)+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: rate counts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key string
+		var n int
+		if err := rows.Scan(&key, &n); err != nil {
+			return nil, fmt.Errorf("store: rate counts: %w", err)
+		}
+		for i, k := range keys {
+			if encText(k) == key {
+				out[i] = n
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: rate counts: %w", err)
+	}
+	return out, nil
 }
 
 // RateCount returns how many posts key counted in its window at at: 0

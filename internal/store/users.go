@@ -43,13 +43,13 @@ const SettingSetupCode = "signup.setup_code"
 func (s *Store) CreateUser(ctx context.Context, email, passwordHash string) (*User, error) {
 	u := &User{Email: email, PasswordHash: passwordHash, CreatedAt: normTime(time.Time{})}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, s.q(`INSERT INTO users (email, email_key, password_hash, created_at)
-		VALUES (?, ?, ?, ?) ON CONFLICT (email_key) DO NOTHING RETURNING id`),
+		err := s.txQueryRow(ctx, tx, `INSERT INTO users (email, email_key, password_hash, created_at)
+		VALUES (?, ?, ?, ?) ON CONFLICT (email_key) DO NOTHING RETURNING id`,
 			encText(email), emailKey(email), encText(passwordHash), micros(u.CreatedAt)).Scan(&u.ID)
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, s.q(`DELETE FROM settings WHERE key = ?`), encText(SettingSetupCode))
+		_, err = s.txExec(ctx, tx, `DELETE FROM settings WHERE key = ?`, encText(SettingSetupCode))
 		return err
 	})
 	if errors.Is(err, sql.ErrNoRows) {

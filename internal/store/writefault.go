@@ -197,8 +197,8 @@ func (s *Store) WriteHealth(ctx context.Context) error {
 	// runTx, not inTx: the probe's success proves too little to clear a
 	// failure of a real write.
 	probeErr := s.runTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO settings (key, value) VALUES (?, ?)
-			ON CONFLICT (key) DO UPDATE SET value = excluded.value`), encText("health.probe"), []byte(strconv.FormatInt(now.UnixMicro(), 10)))
+		_, err := s.txExec(ctx, tx, `INSERT INTO settings (key, value) VALUES (?, ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, encText("health.probe"), []byte(strconv.FormatInt(now.UnixMicro(), 10)))
 		return err
 	})
 	if probeErr != nil {

@@ -1,0 +1,204 @@
+package store
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// A contact post on PostgreSQL goes to the server as one pipelined batch
+// (issue 16): the rate limits counted in a short transaction of its own
+// that commits without waiting for the WAL flush (so that a form's hot
+// counter row is locked for microseconds), then the submission, its
+// files and its outbox item in one statement that commits durably. The
+// server runs the statements one after the other without waiting for the
+// client; an error (a limit reached, a repeated token) skips the rest.
+// database/sql cannot pipeline, so this takes the pool connection's pgx
+// connection.
+
+// Error codes raised by sockmail_take_rate (migration 0020).
+const (
+	pgTokenStored = "SM001"
+	pgRateReached = "SM002"
+)
+
+// enqueueSQL stores a submission, its files ($11-$13: names, content
+// types, data, in order) and its outbox item, returning the item's id and
+// the submission's.
+const enqueueSQL = `WITH sub AS (
+	INSERT INTO submissions (form_id, created_at, client_addr, origin, user_agent, fields, reply_to, status,
+		block_reason, token_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id
+), files AS (
+	INSERT INTO submission_files (submission_id, position, name, content_type, data)
+	SELECT sub.id, f.pos - 1, f.name, f.content_type, f.data
+	FROM sub, unnest($11::text[], $12::text[], $13::bytea[]) WITH ORDINALITY AS f(name, content_type, data, pos)
+)
+INSERT INTO outbox (created_at, queued_at, submission_id, form_id, profile_id, mail_from, rcpts, subject, message_id,
+	message, status, attempts, next_attempt_at, expires_at, lease_owner, lease_until, taken_over_from, last_error)
+SELECT $14, $15, sub.id, $1, $16, $17, $18, $19, $20, $21, $22, 0, $23, $24, '', 0, '', '' FROM sub
+RETURNING id, submission_id`
+
+// onPgConn runs fn on a pool connection's pgx connection. A connection
+// that fn leaves inside a transaction (a batch that failed after BEGIN)
+// is rolled back, or dropped from the pool when that fails.
+func (s *Store) onPgConn(ctx context.Context, fn func(*pgx.Conn) error) error {
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		sc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("not a pgx connection: %T", dc)
+		}
+		c := sc.Conn()
+		err := fn(c)
+		if !c.IsClosed() && c.PgConn().TxStatus() != 'I' {
+			if _, rerr := c.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
+				return errors.Join(err, driver.ErrBadConn)
+			}
+		}
+		return err
+	})
+}
+
+// queueTakeRate queues the transaction that counts a post under active
+// (from rateLimits) and, when token is not empty, refuses it if a stored
+// submission has that token digest.
+func queueTakeRate(b *pgx.Batch, token string, active []Limit, at time.Time) {
+	keys, froms, maxes := make([]string, len(active)), make([]int64, len(active)), make([]int32, len(active))
+	for i, l := range active {
+		keys[i], froms[i], maxes[i] = encText(l.Key), micros(at.Add(-l.Window)), int32(min(l.Max, 1<<31-1))
+	}
+	var tok any
+	if token != "" {
+		tok = token
+	}
+	b.Queue(`BEGIN`)
+	b.Queue(`SET LOCAL synchronous_commit = off`)
+	b.Queue(`SELECT sockmail_take_rate($1, $2, $3, $4, $5)`, tok, keys, micros(at), froms, maxes)
+	b.Queue(`COMMIT`)
+}
+
+// takeRateStatements is how many statements queueTakeRate queues.
+const takeRateStatements = 4
+
+// rateRefusal turns sockmail_take_rate's errors into what TakeRate and
+// EnqueueLimited return: the limit of active that refused the post (with
+// its RetryAfter), ErrExists for a repeated token, or err itself.
+func rateRefusal(err error, active []Limit, at time.Time) (*Limit, error) {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return nil, err
+	}
+	switch pe.Code {
+	case pgTokenStored:
+		return nil, fmt.Errorf("submission with this token: %w", ErrExists)
+	case pgRateReached:
+		idx, start, ok := strings.Cut(pe.Detail, " ")
+		i, err1 := strconv.Atoi(idx)
+		us, err2 := strconv.ParseInt(start, 10, 64)
+		if !ok || err1 != nil || err2 != nil || i < 0 || i >= len(active) {
+			return nil, fmt.Errorf("rate limit reached, detail %q: %w", pe.Detail, err)
+		}
+		over := active[i]
+		over.RetryAfter = max(fromMicros(us).Add(over.Window).Sub(at), time.Second)
+		return &over, nil
+	}
+	return nil, err
+}
+
+// takeRatePostgres is TakeRate on PostgreSQL: one round trip.
+func (s *Store) takeRatePostgres(ctx context.Context, active []Limit, at time.Time) (*Limit, error) {
+	var b pgx.Batch
+	queueTakeRate(&b, "", active, at)
+	err := s.onPgConn(ctx, func(c *pgx.Conn) error {
+		return c.SendBatch(ctx, &b).Close()
+	})
+	s.health.note(err)
+	if err != nil {
+		return rateRefusal(err, active, at)
+	}
+	return nil, nil
+}
+
+// enqueuePostgres is enqueue on PostgreSQL: the post counted under active
+// and stored in one round trip. A post refused by a limit returns that
+// limit and stores and counts nothing; a post whose storing fails after
+// its count committed stays counted.
+func (s *Store) enqueuePostgres(ctx context.Context, sub *Submission, subStatus SubmissionStatus, it OutboxItem,
+	active []Limit, at time.Time) (enqueued, *Limit, error) {
+	created := normTime(sub.CreatedAt)
+	fields, err := encFields(sub.Fields)
+	if err != nil {
+		return enqueued{}, nil, err
+	}
+	rcpts, err := encStrings(it.Rcpts)
+	if err != nil {
+		return enqueued{}, nil, err
+	}
+	var tokenHash any // NULL when there is none: NULLs never collide
+	if sub.TokenHash != "" {
+		tokenHash = sub.TokenHash
+	}
+	names, types, data := make([]string, len(sub.Files)), make([]string, len(sub.Files)), make([][]byte, len(sub.Files))
+	for i, f := range sub.Files {
+		names[i], types[i], data[i] = encText(f.Name), encText(f.ContentType), f.Data
+		if data[i] == nil {
+			data[i] = []byte{}
+		}
+	}
+	var expires int64
+	if !it.ExpiresAt.IsZero() {
+		expires = micros(it.ExpiresAt)
+	}
+	var b pgx.Batch
+	if len(active) > 0 {
+		queueTakeRate(&b, sub.TokenHash, active, at)
+	}
+	b.Queue(enqueueSQL, sub.FormID, micros(created), encText(sub.ClientAddr), encText(sub.Origin),
+		encText(sub.UserAgent), fields, encText(sub.ReplyTo), encText(string(subStatus)), encText(sub.BlockReason),
+		tokenHash, names, types, data,
+		micros(it.CreatedAt), micros(it.QueuedAt), it.ProfileID, encText(it.MailFrom), rcpts, encText(it.Subject),
+		encText(it.MessageID), it.Message, string(it.Status), micros(it.NextAttemptAt), expires)
+	var subID int64
+	err = s.onPgConn(ctx, func(c *pgx.Conn) error {
+		br := c.SendBatch(ctx, &b)
+		if len(active) > 0 {
+			for range takeRateStatements {
+				if _, err := br.Exec(); err != nil {
+					br.Close()
+					return err
+				}
+			}
+		}
+		if err := br.QueryRow().Scan(&it.ID, &subID); err != nil {
+			br.Close()
+			return err
+		}
+		return br.Close()
+	})
+	s.health.note(err)
+	switch {
+	case err == nil:
+	case isForeignKeyViolation(err):
+		return enqueued{}, nil, fmt.Errorf("form %d: %w", sub.FormID, ErrNotFound)
+	case isUniqueViolation(err):
+		return enqueued{}, nil, fmt.Errorf("submission with this token: %w", ErrExists)
+	default:
+		over, err := rateRefusal(err, active, at)
+		return enqueued{}, over, err
+	}
+	formID := sub.FormID
+	it.SubmissionID, it.FormID = &subID, &formID
+	return enqueued{subID: subID, subTime: created, item: it}, nil, nil
+}
