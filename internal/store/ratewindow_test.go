@@ -51,9 +51,21 @@ func TestTakeRate(t *testing.T) {
 			case st.over != "" && (over.Key != st.over || over.RetryAfter != st.retry):
 				t.Errorf("%s: refused by %q, retry after %v; want %q, %v", st.name, over.Key, over.RetryAfter, st.over, st.retry)
 			}
+			var keys []string
 			for key, want := range st.counts {
 				if n, err := s.RateCount(ctx, key, at, time.Hour); err != nil || n != want {
 					t.Errorf("%s: RateCount(%q) = %d, %v; want %d", st.name, key, n, err, want)
+				}
+				keys = append(keys, key)
+			}
+			keys = append(keys, "contact:addr:never")
+			ns, err := s.RateCounts(ctx, keys, at, time.Hour)
+			if err != nil || len(ns) != len(keys) {
+				t.Fatalf("%s: RateCounts: %v, %v", st.name, ns, err)
+			}
+			for i, key := range keys {
+				if want := st.counts[key]; ns[i] != want {
+					t.Errorf("%s: RateCounts gives %q %d, want %d", st.name, key, ns[i], want)
 				}
 			}
 		}

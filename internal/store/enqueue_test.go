@@ -1,0 +1,107 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"testing"
+	"time"
+
+	"sockmail/internal/delayproxy"
+	"sockmail/internal/testenv"
+)
+
+// TestEnqueueLimitedRepeatedToken: a post whose token a stored submission
+// already has is refused with ErrExists and counted nowhere, even when its
+// limit is reached by then (the visitor is told "already received", not
+// "too many"); a new post is then refused by the limit; a refused post
+// leaves the connection usable for the next one. On SQLite the record is
+// written before the count in the same transaction; on PostgreSQL
+// sockmail_take_rate checks the token before it counts.
+func TestEnqueueLimitedRepeatedToken(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := ctxT(t)
+		form := newForm(t, s)
+		limit := Limit{Key: fmt.Sprint("contact:form:", form), Max: 1, Window: time.Hour}
+		post := func(token string, limits ...Limit) (*Limit, error) {
+			sub := &Submission{FormID: form, TokenHash: token}
+			item := &OutboxItem{Rcpts: []string{"a@example.org"}, Message: testMessage(token)}
+			return s.EnqueueLimited(ctx, sub, item, limits, t0)
+		}
+		counts := func(want int) {
+			t.Helper()
+			got, err := s.RateCounts(ctx, []string{limit.Key, "contact:addr:other"}, t0, time.Hour)
+			if err != nil || got[0] != want || got[1] != 0 {
+				t.Fatalf("RateCounts = %v, %v; want [%d 0]", got, err, want)
+			}
+		}
+		if over, err := post("digest-a", limit); over != nil || err != nil {
+			t.Fatalf("first post: over %v, err %v", over, err)
+		}
+		counts(1)
+		over, err := post("digest-a", limit)
+		if over != nil {
+			t.Errorf("the repeated post was refused by %q; want ErrExists", over.Key)
+		}
+		wantErr(t, "repeated post", err, ErrExists)
+		counts(1)
+		over, err = post("digest-b", Limit{Key: "contact:addr:other", Max: 5, Window: time.Hour}, limit)
+		if err != nil || over == nil || over.Key != limit.Key || over.RetryAfter != time.Hour {
+			t.Fatalf("post over the limit: over %+v, err %v; want refused by %q, retry after 1h", over, err, limit.Key)
+		}
+		counts(1) // the other key, which passed, is not counted either
+		if over, err := post("digest-c"); over != nil || err != nil {
+			t.Fatalf("post without limits after a refusal: over %v, err %v", over, err)
+		}
+		if n, _ := s.ListSubmissions(ctx, SubmissionFilter{FormID: form, Limit: MaxListLimit}); len(n) != 2 {
+			t.Errorf("%d submissions stored, want 2", len(n))
+		}
+	})
+}
+
+// TestEnqueueOneRoundTrip: on PostgreSQL a contact post under two rate
+// limits is counted and stored in one round trip to the server (a
+// pipelined batch), counted by a proxy in front of it: twelve posts, at
+// most one wait each (and a little slack for a connection check). Counted
+// and stored in separate transactions from the client, as before, it took
+// nine.
+func TestEnqueueOneRoundTrip(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := delayproxy.Start(u.Host, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	u.Host = p.Addr()
+	s, err := Open(context.Background(), u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := ctxT(t)
+	form := newForm(t, s)
+	post := func(i int) {
+		t.Helper()
+		limits := []Limit{{Key: "contact:addr:192.0.2.1", Max: 1000, Window: time.Hour},
+			{Key: fmt.Sprint("contact:form:", form), Max: 1000, Window: time.Hour}}
+		sub := &Submission{FormID: form, TokenHash: fmt.Sprint("digest-", i)}
+		item := &OutboxItem{Rcpts: []string{"a@example.org"}, Message: testMessage(fmt.Sprint(i))}
+		if over, err := s.EnqueueLimited(ctx, sub, item, limits, t0); over != nil || err != nil {
+			t.Fatalf("post %d: over %v, err %v", i, over, err)
+		}
+	}
+	post(0) // the connection's statements are prepared
+	before := p.Waits()
+	const n = 12
+	for i := 1; i <= n; i++ {
+		post(i)
+	}
+	t.Logf("%d posts, %d waits", n, p.Waits()-before)
+	if w := p.Waits() - before; w > n+2 {
+		t.Errorf("%d posts waited %d times for the server, want at most one wait each", n, w)
+	}
+}

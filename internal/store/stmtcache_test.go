@@ -1,0 +1,91 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestStmtCache: on SQLite a write's statements are prepared once and
+// then served from the cache, inside the writer's transactions, with the
+// same results; the cache keeps at most maxCachedStmts; a closed cache
+// serves and prepares nothing.
+func TestStmtCache(t *testing.T) {
+	s := openSQLiteStore(t)
+	ctx := ctxT(t)
+	form := newForm(t, s)
+	post := func(i int) {
+		t.Helper()
+		sub := &Submission{FormID: form, TokenHash: fmt.Sprint("digest-", i)}
+		item := &OutboxItem{Rcpts: []string{"a@example.org"}, Message: testMessage(fmt.Sprint(i))}
+		limits := []Limit{{Key: "contact:addr:192.0.2.1", Max: 100, Window: time.Hour}}
+		if over, err := s.EnqueueLimited(ctx, sub, item, limits, t0); over != nil || err != nil {
+			t.Fatalf("post %d: over %v, err %v", i, over, err)
+		}
+	}
+	post(0)
+	s.wstmts.wg.Wait() // the first post's statements are prepared
+	insert := ""
+	s.wstmts.mu.Lock()
+	for q := range s.wstmts.stmts {
+		if strings.HasPrefix(q, "INSERT INTO submissions") {
+			insert = q
+		}
+	}
+	kept := len(s.wstmts.stmts)
+	s.wstmts.mu.Unlock()
+	if insert == "" || kept < 3 {
+		t.Fatalf("after a post the writer keeps %d statements (want its 3: submission, outbox item, count), submission %q", kept, insert)
+	}
+	for i := 1; i <= 3; i++ {
+		post(i)
+	}
+	s.wstmts.wg.Wait()
+	if n := len(s.wstmts.stmts); n != kept {
+		t.Errorf("the same posts again: %d statements kept, want the same %d", n, kept)
+	}
+	if n, err := s.RateCount(ctx, "contact:addr:192.0.2.1", t0, time.Hour); err != nil || n != 4 {
+		t.Errorf("RateCount = %d, %v; want 4 (each post counted once through the kept statements)", n, err)
+	}
+	subs, err := s.ListSubmissions(ctx, SubmissionFilter{FormID: form, Limit: MaxListLimit})
+	if err != nil || len(subs) != 4 {
+		t.Fatalf("%d submissions, %v; want 4", len(subs), err)
+	}
+
+	// A cache of its own, on a pool of its own: bounded, then closed.
+	db, err := sql.Open("sqlite", t.TempDir()+"/c.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	c := newStmtCache(db)
+	for i := range maxCachedStmts + 10 {
+		c.get(fmt.Sprintf("SELECT %d + ?", i))
+	}
+	c.wg.Wait()
+	if n := len(c.stmts); n != maxCachedStmts {
+		t.Errorf("%d statements kept, want at most %d", n, maxCachedStmts)
+	}
+	st := c.get("SELECT 7 + ?")
+	if st == nil {
+		t.Fatal("a kept statement is not served")
+	}
+	var sum int
+	if err := st.QueryRowContext(context.Background(), 35).Scan(&sum); err != nil || sum != 42 {
+		t.Errorf("kept statement: %d, %v; want 42", sum, err)
+	}
+	c.close()
+	c.wait()
+	if c.get("SELECT 7 + ?") != nil || c.get("SELECT 'new'") != nil || len(c.pending) != 0 {
+		t.Error("a closed cache serves or prepares statements")
+	}
+	var nilCache *stmtCache
+	if nilCache.get("SELECT 1") != nil {
+		t.Error("a nil cache (PostgreSQL) serves a statement")
+	}
+	nilCache.close()
+	nilCache.wait()
+}
