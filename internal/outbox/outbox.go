@@ -396,7 +396,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// rather than one per finished attempt.
 	woken, more := true, false
 	batch := max(1, capacity/2)
-	intake := newIntakeFirst(w.d.Intake, w.d.Concurrency)
+	intake := newIntakeFirst(w.d.Intake, w.d.Concurrency, w.d.Pipeline)
 	w.d.Logger.Info("outbox worker started", "concurrency", w.d.Concurrency, "lease", w.d.Lease, "poll", w.d.PollInterval)
 	if n := w.replayJournal(attemptCtx, func(f func()) { wg.Go(func() { f(); w.Kick() }) }); n > 0 {
 		w.d.Logger.Warn("outbox: storing outcomes from the journal before claiming", "outcomes", n)
@@ -409,9 +409,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		claim := free > 0 && lanes < w.d.Concurrency && ctx.Err() == nil && w.pending.Load() == 0 && (woken || more && (free >= batch || inflight == 0))
 		allowed := w.d.Concurrency
 		if claim {
-			// While visitors post, what is claimed fills one lane.
-			allowed = intake.lanes()
-			free = min(free, allowed*w.d.Pipeline-inflight)
+			// While visitors post, one message at a time.
+			var room int
+			allowed, room = intake.slots()
+			free = min(free, room-inflight)
 			claim = lanes < allowed && free > 0
 		}
 		if claim {
@@ -467,30 +468,34 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-// intakeFirst decides how many lanes the worker may run: all of
-// Deps.Concurrency, or one while submissions are being stored: the count
-// from Deps.Intake grew since the worker's previous claim. A burst of
-// posts (each also kicks the worker) so keeps delivery to one lane; a lone
-// post in a quiet hour narrows it for one claim at most. One lane still
-// delivers, pipelined, over a kept connection: the queue is never left
-// alone, only not drained with every connection at once while visitors
-// wait for their answers. When a claim finds no submission stored since
-// the one before, it uses every lane again.
+// intakeFirst decides how much the worker may deliver at once: every
+// lane (Deps.Concurrency) with a full pipelined batch each, or one message
+// while submissions are being stored: the count from Deps.Intake grew
+// since the worker's previous claim. A burst of posts (each also kicks
+// the worker) so keeps delivery to one message in flight, over one kept
+// connection; a lone post in a quiet hour narrows it for one claim at
+// most. The queue is never left alone, only not drained with every
+// connection at once while visitors wait for their answers. When a claim
+// finds no submission stored since the one before, everything is used
+// again.
 //
-// (BenchmarkContactSubmit in handlers: on SQLite with rate limits, posts
-// with the worker on went from about 0.6 of the rate without it to about
-// 0.9 with one lane; the worker's own writes share SQLite's one writer
-// with the posts, and Postfix's processes the same CPUs.)
+// (BenchmarkContactSubmit in handlers, SQLite: posts with the worker on
+// went from about 0.6 of the rate without it to about 0.75 with one lane
+// of pipelined batches, and to about 0.9 with one message at a time; the
+// worker's writes share SQLite's one writer with the posts, and Postfix's
+// processes the same CPUs. Delivery during the burst about halves.)
 type intakeFirst struct {
 	count func() uint64
 	all   int
+	// room is how many items every lane together may hold.
+	room int
 	// atClaim is the count at the previous claim; last the count read
 	// by the last look.
 	atClaim, last uint64
 }
 
-func newIntakeFirst(count func() uint64, all int) *intakeFirst {
-	f := &intakeFirst{count: count, all: all}
+func newIntakeFirst(count func() uint64, all, pipeline int) *intakeFirst {
+	f := &intakeFirst{count: count, all: all, room: all * pipeline}
 	if count != nil {
 		f.atClaim = count()
 		f.last = f.atClaim
@@ -498,20 +503,21 @@ func newIntakeFirst(count func() uint64, all int) *intakeFirst {
 	return f
 }
 
-// lanes reads the count and returns how many lanes may run now.
-func (f *intakeFirst) lanes() int {
+// slots reads the count and returns how many lanes may run now and how
+// many items they may hold together.
+func (f *intakeFirst) slots() (lanes, items int) {
 	if f.count == nil {
-		return f.all
+		return f.all, f.room
 	}
 	f.last = f.count()
 	if f.last != f.atClaim {
-		return 1
+		return 1, 1
 	}
-	return f.all
+	return f.all, f.room
 }
 
 // claimed notes that the worker claimed with the verdict of the last
-// call of lanes.
+// call of slots.
 func (f *intakeFirst) claimed() { f.atClaim = f.last }
 
 // shutdown waits for the attempts in flight, aborting them after the

@@ -393,39 +393,58 @@ func TestBatchOutcomesStoredTogether(t *testing.T) {
 // submissions moves between its claims.
 func TestIntakeFirst(t *testing.T) {
 	var n uint64
-	f := newIntakeFirst(func() uint64 { return n }, 4)
+	f := newIntakeFirst(func() uint64 { return n }, 4, 8)
 	steps := []struct {
-		posts uint64 // submissions stored before the look
-		claim bool   // the worker claims after the look
-		want  int
+		posts        uint64 // submissions stored before the look
+		claim        bool   // the worker claims after the look
+		lanes, items int
 	}{
-		{0, true, 4},  // quiet: every lane
-		{3, false, 1}, // posts since the last claim
-		{0, false, 1}, // none since the look, but some since the claim: still one
-		{0, true, 1},  // claims one lane
-		{0, true, 4},  // nothing since that claim: every lane again
-		{1, true, 1},  // a lone post narrows one claim
-		{0, true, 4},
+		{0, true, 4, 32}, // quiet: every lane, full batches
+		{3, false, 1, 1}, // posts since the last claim: one message
+		{0, false, 1, 1}, // none since the look, but some since the claim: still one
+		{0, true, 1, 1},  // claims one
+		{0, true, 4, 32}, // nothing since that claim: everything again
+		{1, true, 1, 1},  // a lone post narrows one claim
+		{0, true, 4, 32},
 	}
 	for i, s := range steps {
 		n += s.posts
-		if got := f.lanes(); got != s.want {
-			t.Errorf("step %d (%d posts): %d lanes, want %d", i, s.posts, got, s.want)
+		if lanes, items := f.slots(); lanes != s.lanes || items != s.items {
+			t.Errorf("step %d (%d posts): %d lanes, %d items; want %d, %d", i, s.posts, lanes, items, s.lanes, s.items)
 		}
 		if s.claim {
 			f.claimed()
 		}
 	}
-	if got := newIntakeFirst(nil, 4).lanes(); got != 4 {
-		t.Errorf("without Intake: %d lanes, want 4", got)
+	if lanes, items := newIntakeFirst(nil, 4, 8).slots(); lanes != 4 || items != 32 {
+		t.Errorf("without Intake: %d lanes, %d items; want 4, 32", lanes, items)
 	}
+}
+
+// claimSizeStore is a store that remembers the most items one ClaimDue
+// returned.
+type claimSizeStore struct {
+	*store.Store
+	most atomic.Int64
+}
+
+func (c *claimSizeStore) ClaimDue(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.OutboxItem, error) {
+	items, err := c.Store.ClaimDue(ctx, owner, now, lease, limit)
+	for {
+		m := c.most.Load()
+		if int64(len(items)) <= m || c.most.CompareAndSwap(m, int64(len(items))) {
+			break
+		}
+	}
+	return items, err
 }
 
 // TestIntakeFirstOneConnection delivers 40 queued messages to the test
 // Postfix while the count of stored submissions grows at every look (a
 // burst of posts that does not end), on both backends: the worker, with 4
-// lanes and 4 connections allowed, never has more than one connection
-// open, and still delivers every message once.
+// lanes, 4 connections and batches of 8 allowed, never has more than one
+// connection open nor claims more than one message at a time, and still
+// delivers every message once.
 func TestIntakeFirstOneConnection(t *testing.T) {
 	pf := testenv.Postfix(t)
 	for name, mk := range backendHarnesses(t) {
@@ -441,7 +460,8 @@ func TestIntakeFirstOneConnection(t *testing.T) {
 			profiles := func(context.Context, int64) (smtp.Config, error) {
 				return smtp.Config{Addr: pf.SMTPAddr, LocalName: "sockmail.test", Dialer: dialer}, nil
 			}
-			w, err := New(Deps{Store: h.s, Profiles: profiles, Concurrency: 4, Connections: 4, Pipeline: 8, PollInterval: 50 * time.Millisecond,
+			cs := &claimSizeStore{Store: h.s}
+			w, err := New(Deps{Store: cs, Profiles: profiles, Concurrency: 4, Connections: 4, Pipeline: 8, PollInterval: 50 * time.Millisecond,
 				Intake: func() uint64 { return posts.Add(1) }})
 			if err != nil {
 				t.Fatal(err)
@@ -449,6 +469,9 @@ func TestIntakeFirstOneConnection(t *testing.T) {
 			runUntilSent(t, h, w, n)
 			if maxOpen, total := dialer.stats(); maxOpen != 1 {
 				t.Errorf("%d connections open at once (%d in all) while submissions came in, want 1", maxOpen, total)
+			}
+			if most := cs.most.Load(); most != 1 {
+				t.Errorf("a claim took %d items while submissions came in, want one at a time", most)
 			}
 			wantEachOnce(t, counter, n)
 		})

@@ -66,22 +66,7 @@ func TestEnqueueLimitedRepeatedToken(t *testing.T) {
 // and stored in separate transactions from the client, as before, it took
 // nine.
 func TestEnqueueOneRoundTrip(t *testing.T) {
-	dsn := testenv.Postgres(t)
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := delayproxy.Start(u.Host, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	u.Host = p.Addr()
-	s, err := Open(context.Background(), u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s, p := proxiedPostgres(t)
 	ctx := ctxT(t)
 	form := newForm(t, s)
 	post := func(i int) {
@@ -104,4 +89,63 @@ func TestEnqueueOneRoundTrip(t *testing.T) {
 	if w := p.Waits() - before; w > n+2 {
 		t.Errorf("%d posts waited %d times for the server, want at most one wait each", n, w)
 	}
+}
+
+// proxiedPostgres opens a store on a fresh PostgreSQL database through a
+// proxy that counts the client's waits for the server.
+func proxiedPostgres(t *testing.T) (*Store, *delayproxy.Proxy) {
+	t.Helper()
+	u, err := url.Parse(testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := delayproxy.Start(u.Host, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	u.Host = p.Addr()
+	s, err := Open(context.Background(), u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, p
+}
+
+// TestMarkDataSentOneRoundTrip: on PostgreSQL the worker's end-of-message
+// mark, which the end of every message waits for, is one statement on a
+// session that commits with synchronous_commit off: one wait for the
+// server (it was four: BEGIN, SET LOCAL, UPDATE, COMMIT). A mark whose
+// lease is gone still says so.
+func TestMarkDataSentOneRoundTrip(t *testing.T) {
+	s, p := proxiedPostgres(t)
+	ctx := ctxT(t)
+	form := newForm(t, s)
+	const n = 12
+	for i := range n + 1 {
+		item := &OutboxItem{Rcpts: []string{"a@example.org"}, Message: testMessage(fmt.Sprint(i))}
+		if err := s.EnqueueSubmission(ctx, &Submission{FormID: form}, item); err != nil {
+			t.Fatal(err)
+		}
+	}
+	items, err := s.ClaimDue(ctx, "w1", time.Now(), time.Minute, n+1)
+	if err != nil || len(items) != n+1 {
+		t.Fatalf("claimed %d, %v", len(items), err)
+	}
+	if err := s.MarkDataSent(ctx, items[0].ID, "w1", time.Now()); err != nil {
+		t.Fatal(err) // the session's statement is prepared
+	}
+	before := p.Waits()
+	for _, it := range items[1:] {
+		if err := s.MarkDataSent(ctx, it.ID, "w1", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d marks, %d waits", n, p.Waits()-before)
+	if w := p.Waits() - before; w > n+2 {
+		t.Errorf("%d marks waited %d times for the server, want one wait each", n, w)
+	}
+	wantErr(t, "mark by another owner", s.MarkDataSent(ctx, items[0].ID, "w2", time.Now()), ErrLeaseLost)
+	wantErr(t, "mark of a missing item", s.MarkDataSent(ctx, 999999, "w1", time.Now()), ErrNotFound)
 }

@@ -86,45 +86,43 @@ type groupReq struct {
 // writeTx runs fn in a write transaction: on SQLite inside the next
 // group commit (shared with the writes that arrive meanwhile; fn's error
 // undoes fn's writes alone; synchronous=NORMAL unless the batch holds a
-// submission), on PostgreSQL as a transaction of its own (inTx) that
-// commits with synchronous_commit off (asyncCommit). fn may
-// run with a context other than ctx (the batch's), and must set its
-// results only through what it closes over, which the caller reads only
-// when writeTx returns nil.
+// submission), on PostgreSQL as a transaction of its own on Store.async,
+// whose sessions commit with synchronous_commit off. fn may run with a
+// context other than ctx (the batch's), and must set its results only
+// through what it closes over, which the caller reads only when writeTx
+// returns nil.
+//
+// synchronous_commit off: the commit returns before the write-ahead log
+// reaches the disk (the database server writes it within a fraction of a
+// second), so a mark or an outcome does not wait for a disk flush (2–3
+// ms on the test machine, once per message). That is what SQLite's
+// synchronous=NORMAL gives the same writes: they survive a crash of
+// sockmail, and other sessions see them at once, but a crash of the
+// database server or the machine may lose the last of them (the outbox's
+// crash rules are about sockmail's crashes; a submission, which a visitor
+// was told is received, commits synchronously on both backends). A
+// session setting rather than SET LOCAL in each transaction saves a
+// round trip a write.
 func (s *Store) writeTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	if s.backend == BackendSQLite {
 		return s.groupWrite(ctx, fn, groupPlain)
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error { return asyncCommit(ctx, tx, fn) })
-}
-
-// asyncCommit runs fn in tx, a PostgreSQL transaction of the outbox
-// worker, committing with synchronous_commit off: the commit returns
-// before the write-ahead log reaches the disk (the database server
-// writes it within a fraction of a second), so a mark or an outcome does
-// not wait for a disk flush (2–3 ms on the test machine, once per
-// message). That is what SQLite's synchronous=NORMAL gives the same
-// writes: they survive a crash of sockmail, and other sessions see them
-// at once, but a crash of the database server or the machine may lose
-// the last of them (the outbox's crash rules are about sockmail's
-// crashes; a submission, which a visitor was told is received, commits
-// synchronously on both backends).
-func asyncCommit(ctx context.Context, tx *sql.Tx, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
-		return err
-	}
-	return fn(ctx, tx)
+	err := runTxOn(ctx, s.async, func(tx *sql.Tx) error { return fn(ctx, tx) })
+	s.health.note(err)
+	return err
 }
 
 // writeSmallTx is writeTx for a write that only changes a fixed-size
 // column of an existing row (an end-of-message mark): its storage failure
 // is remembered for WriteHealth, its success does not clear an earlier
-// one (writeHealth.noteFailure; inSmallTx on PostgreSQL).
+// one (writeHealth.noteFailure).
 func (s *Store) writeSmallTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	if s.backend == BackendSQLite {
 		return s.groupWrite(ctx, fn, groupSmall)
 	}
-	return s.inSmallTx(ctx, func(tx *sql.Tx) error { return asyncCommit(ctx, tx, fn) })
+	err := runTxOn(ctx, s.async, func(tx *sql.Tx) error { return fn(ctx, tx) })
+	s.health.noteFailure(err)
+	return err
 }
 
 // groupKind says what a group commit request needs of its batch.

@@ -522,19 +522,27 @@ func (s *Store) settleDataSent(ctx context.Context, tx *sql.Tx, fromUS, nowUS in
 //
 // When it returns nil the mark survives a crash of sockmail (on SQLite it
 // commits in the group commit, like the outcome of an attempt; on
-// PostgreSQL with synchronous_commit off, see asyncCommit), not a crash
-// of the database server or the machine.
+// PostgreSQL with synchronous_commit off, see writeTx), not a crash of
+// the database server or the machine. On PostgreSQL it is one statement
+// outside any transaction: one round trip.
 func (s *Store) MarkDataSent(ctx context.Context, id int64, owner string, at time.Time) error {
-	err := s.writeSmallTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx, `UPDATE outbox SET data_sent_at = ?
-			WHERE id = ? AND lease_owner = ? AND status = 'sending'`, micros(at), id, encText(owner))
-		if err := affected(res, err); errors.Is(err, ErrNotFound) {
-			return s.leaseLostOrNotFound(ctx, tx, id)
-		} else if err != nil {
-			return err
+	const mark = `UPDATE outbox SET data_sent_at = ? WHERE id = ? AND lease_owner = ? AND status = 'sending'`
+	var err error
+	if s.backend == BackendPostgres {
+		res, xerr := s.async.ExecContext(ctx, s.q(mark), micros(at), id, encText(owner))
+		s.health.noteFailure(xerr)
+		if err = affected(res, xerr); errors.Is(err, ErrNotFound) {
+			err = s.leaseLostOrGone(ctx, id)
 		}
-		return nil
-	})
+	} else {
+		err = s.writeSmallTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			res, err := s.txExec(ctx, tx, mark, micros(at), id, encText(owner))
+			if err := affected(res, err); errors.Is(err, ErrNotFound) {
+				return s.leaseLostOrNotFound(ctx, tx, id)
+			}
+			return err
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("store: mark end of message sent on outbox item %d: %w", id, err)
 	}
@@ -552,6 +560,15 @@ func (s *Store) leaseLostOrNotFound(ctx context.Context, tx *sql.Tx, id int64) e
 	return ErrLeaseLost
 }
 
+// leaseLostOrGone is leaseLostOrNotFound outside a transaction.
+func (s *Store) leaseLostOrGone(ctx context.Context, id int64) error {
+	var one int
+	if err := s.readQueryRow(ctx, `SELECT 1 FROM outbox WHERE id = ?`, id).Scan(&one); err != nil {
+		return notFound(err)
+	}
+	return ErrLeaseLost
+}
+
 // RenewLease moves the lease of owner's claim on an item to until, so
 // that no worker takes the item over while owner still holds its attempt
 // (the worker renews while it waits to store a known outcome). It is one
@@ -563,11 +580,7 @@ func (s *Store) RenewLease(ctx context.Context, id int64, owner string, until ti
 		WHERE id = ? AND lease_owner = ? AND status = 'sending'`), micros(until), id, encText(owner))
 	s.health.noteFailure(err) // a renewal's success proves little (noteFailure)
 	if err := affected(res, err); errors.Is(err, ErrNotFound) {
-		var one int
-		if err := s.r.QueryRowContext(ctx, s.q(`SELECT 1 FROM outbox WHERE id = ?`), id).Scan(&one); err != nil {
-			return fmt.Errorf("store: renew lease on outbox item %d: %w", id, notFound(err))
-		}
-		return fmt.Errorf("store: renew lease on outbox item %d: %w", id, ErrLeaseLost)
+		return fmt.Errorf("store: renew lease on outbox item %d: %w", id, s.leaseLostOrGone(ctx, id))
 	} else if err != nil {
 		return fmt.Errorf("store: renew lease on outbox item %d: %w", id, err)
 	}

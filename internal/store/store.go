@@ -65,6 +65,9 @@ type Store struct {
 	// r runs reads. On SQLite it is a pool of read-only connections that
 	// WAL lets run beside the writer; on PostgreSQL it is w.
 	r *sql.DB
+	// async runs the outbox worker's writes on PostgreSQL (writeTx): its
+	// sessions commit with synchronous_commit off. Nil on SQLite.
+	async *sql.DB
 	// countCap is where ListSends stops counting (MaxSendCount; tests
 	// lower it).
 	countCap int
@@ -113,13 +116,23 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(8)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	s := &Store{backend: BackendPostgres, w: db, r: db, countCap: MaxSendCount, formTTL: FormCacheTTL}
+	// The outbox worker's writes: sessions that commit with
+	// synchronous_commit off (see writeTx), so that a transaction
+	// needs no SET LOCAL of its own and a one-statement write (an
+	// end-of-message mark) is one round trip.
+	acfg := cfg.Copy()
+	acfg.RuntimeParams["synchronous_commit"] = "off"
+	async := stdlib.OpenDB(*acfg)
+	async.SetMaxOpenConns(8)
+	async.SetMaxIdleConns(8)
+	async.SetConnMaxIdleTime(5 * time.Minute)
+	s := &Store{backend: BackendPostgres, w: db, r: db, async: async, countCap: MaxSendCount, formTTL: FormCacheTTL}
 	if err := s.migrate(ctx); err != nil {
-		db.Close()
+		s.Close()
 		return nil, err
 	}
 	if err := s.loadFold(ctx); err != nil {
-		db.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -206,6 +219,9 @@ func (s *Store) Close() error {
 	if s.r != s.w {
 		errs = append(errs, s.r.Close())
 	}
+	if s.async != nil {
+		errs = append(errs, s.async.Close())
+	}
 	errs = append(errs, s.w.Close())
 	s.wstmts.wait()
 	s.rstmts.wait()
@@ -254,19 +270,15 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return err
 }
 
-// inSmallTx is inTx for a write that only changes a fixed-size column of
-// an existing row: its storage failure is remembered for WriteHealth, its
-// success does not clear an earlier one (writeHealth.noteFailure).
-func (s *Store) inSmallTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	err := s.runTx(ctx, fn)
-	s.health.noteFailure(err)
-	return err
-}
-
 // runTx runs fn in a write transaction, committing if fn returns nil; it
 // does not tell WriteHealth.
 func (s *Store) runTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+	return runTxOn(ctx, s.w, fn)
+}
+
+// runTxOn runs fn in a transaction of db, committing if fn returns nil.
+func runTxOn(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
