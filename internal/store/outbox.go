@@ -659,6 +659,15 @@ type AttemptOutcome struct {
 func (s *Store) FinishAttempts(ctx context.Context, owner string, outs []AttemptOutcome) error {
 	sends := make([]Send, len(outs))
 	errs := make([]error, len(outs))
+	if s.backend == BackendPostgres {
+		if err := s.finishAttemptsPostgres(ctx, owner, outs, sends, errs); err != nil {
+			return fmt.Errorf("store: finish %d attempts: %w", len(outs), err)
+		}
+		for i := range outs {
+			*outs[i].Send, outs[i].Err = sends[i], errs[i]
+		}
+		return nil
+	}
 	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		bodies := make([]sendBody, 0, len(outs))
 		for i, o := range outs {

@@ -193,6 +193,39 @@ type sendBody struct {
 // savepoint, so one INSERT of a batch's bodies, last in the transaction,
 // costs one write of the index instead of two a send.
 func (s *Store) insertSendRow(ctx context.Context, tx *sql.Tx, snd *Send) (sendBody, error) {
+	row, err := s.encodeSendRow(snd)
+	if err != nil {
+		return sendBody{}, err
+	}
+	var id int64
+	if err := s.txQueryRow(ctx, tx, `INSERT INTO sends (`+sendRowColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+		?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, row.args...).Scan(&id); err != nil {
+		return sendBody{}, err
+	}
+	row.stored(snd, id)
+	body := row.body
+	body.id = id
+	return body, nil
+}
+
+// sendRowColumns are the columns of a sends row encodeSendRow encodes.
+const sendRowColumns = `created_at, finished_at, source, user_id, client_addr, server, tls_mode, mail_from, rcpts,
+	subject, status, queue_id, error, duration_ms, parent_id, form_id, message_truncated, recipients, failure_phase,
+	failure_code, failure_enhanced, failure_kind, failure_reason, timings`
+
+// encodedSend is a Send encoded for its sends row (args, in sendRowColumns
+// order) and its send_bodies row (body, without its id).
+type encodedSend struct {
+	args     []any
+	body     sendBody
+	created  time.Time
+	finished *time.Time
+	status   smtp.Status
+}
+
+// encodeSendRow encodes snd for insertSendRow (and PostgreSQL's
+// FinishAttempts).
+func (s *Store) encodeSendRow(snd *Send) (encodedSend, error) {
 	created := normTime(snd.CreatedAt)
 	status := snd.Status
 	if status == "" {
@@ -205,32 +238,31 @@ func (s *Store) insertSendRow(ctx context.Context, tx *sql.Tx, snd *Send) (sendB
 	}
 	r, err := encodeSend(snd)
 	if err != nil {
-		return sendBody{}, err
+		return encodedSend{}, err
 	}
 	timings, err := encTimings(snd.Timings)
 	if err != nil {
-		return sendBody{}, err
+		return encodedSend{}, err
 	}
 	var finishedArg any
 	if finished != nil {
 		finishedArg = micros(*finished)
 	}
-	var id int64
-	err = s.txQueryRow(ctx, tx, `INSERT INTO sends (created_at, finished_at, source, user_id, client_addr,
-		server, tls_mode, mail_from, rcpts, subject, status, queue_id, error, duration_ms, parent_id, form_id,
-		message_truncated, recipients, failure_phase, failure_code, failure_enhanced, failure_kind, failure_reason, timings)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		micros(created), finishedArg, encText(snd.Source), nullInt64(snd.UserID), encText(snd.ClientAddr),
-		encText(snd.Server), encText(snd.TLSMode), encText(snd.MailFrom), r.rcpts, encText(snd.Subject),
-		encText(string(status)), encText(snd.QueueID), encText(snd.Error), snd.DurationMS, nullInt64(snd.ParentID),
-		nullInt64(snd.FormID), snd.MessageTruncated, r.recipients, encText(string(snd.Failure.Phase)),
-		snd.Failure.Code, encText(snd.Failure.EnhancedCode), encText(string(snd.Failure.Kind)),
-		encText(string(snd.Failure.Reason)), timings).Scan(&id)
-	if err != nil {
-		return sendBody{}, err
-	}
-	snd.ID, snd.CreatedAt, snd.FinishedAt, snd.Status = id, created, finished, status
-	return sendBody{id: id, search: s.foldSearch(r.search), events: r.events, headers: encText(snd.Headers), message: nullBytes(snd.Message)}, nil
+	return encodedSend{
+		args: []any{micros(created), finishedArg, encText(snd.Source), nullInt64(snd.UserID), encText(snd.ClientAddr),
+			encText(snd.Server), encText(snd.TLSMode), encText(snd.MailFrom), r.rcpts, encText(snd.Subject),
+			encText(string(status)), encText(snd.QueueID), encText(snd.Error), snd.DurationMS, nullInt64(snd.ParentID),
+			nullInt64(snd.FormID), snd.MessageTruncated, r.recipients, encText(string(snd.Failure.Phase)),
+			snd.Failure.Code, encText(snd.Failure.EnhancedCode), encText(string(snd.Failure.Kind)),
+			encText(string(snd.Failure.Reason)), timings},
+		body:    sendBody{search: s.foldSearch(r.search), events: r.events, headers: encText(snd.Headers), message: nullBytes(snd.Message)},
+		created: created, finished: finished, status: status,
+	}, nil
+}
+
+// stored updates snd, stored with id, as CreateSend documents.
+func (r encodedSend) stored(snd *Send, id int64) {
+	snd.ID, snd.CreatedAt, snd.FinishedAt, snd.Status = id, r.created, r.finished, r.status
 }
 
 // insertSendBodies inserts the send_bodies rows of sends inserted by

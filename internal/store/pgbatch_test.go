@@ -149,3 +149,51 @@ func TestMarkDataSentOneRoundTrip(t *testing.T) {
 	wantErr(t, "mark by another owner", s.MarkDataSent(ctx, items[0].ID, "w2", time.Now()), ErrLeaseLost)
 	wantErr(t, "mark of a missing item", s.MarkDataSent(ctx, 999999, "w1", time.Now()), ErrNotFound)
 }
+
+// TestFinishAttemptsOneRoundTrip: on PostgreSQL the outcomes of a
+// pipelined batch of 8 attempts, with their history records, are stored
+// in one round trip (one statement each, sent together): at most two
+// waits for the server (it was about 30: BEGIN, three statements an
+// outcome, the bodies, COMMIT), and every outcome is stored.
+func TestFinishAttemptsOneRoundTrip(t *testing.T) {
+	s, p := proxiedPostgres(t)
+	ctx := ctxT(t)
+	form := newForm(t, s)
+	const n = 8
+	for i := range 2 * n {
+		item := &OutboxItem{Rcpts: []string{"a@example.org"}, Message: testMessage(fmt.Sprint(i))}
+		if err := s.EnqueueSubmission(ctx, &Submission{FormID: form}, item); err != nil {
+			t.Fatal(err)
+		}
+	}
+	items, err := s.ClaimDue(ctx, "w1", time.Now(), time.Minute, 2*n)
+	if err != nil || len(items) != 2*n {
+		t.Fatalf("claimed %d, %v", len(items), err)
+	}
+	finish := func(items []OutboxItem) []AttemptOutcome {
+		t.Helper()
+		outs := make([]AttemptOutcome, len(items))
+		for i, it := range items {
+			snd := fullSend(nil)
+			snd.Subject = fmt.Sprint("batch ", it.ID)
+			outs[i] = AttemptOutcome{ItemID: it.ID, Status: OutboxSent, Send: snd}
+		}
+		if err := s.FinishAttempts(ctx, "w1", outs); err != nil {
+			t.Fatal(err)
+		}
+		return outs
+	}
+	finish(items[:n]) // the session's statement is prepared
+	before := p.Waits()
+	outs := finish(items[n:])
+	t.Logf("%d outcomes, %d waits", n, p.Waits()-before)
+	if w := p.Waits() - before; w > 2 {
+		t.Errorf("a batch of %d outcomes waited %d times for the server, want one wait", n, w)
+	}
+	for _, o := range outs {
+		it, err := s.OutboxItem(ctx, o.ItemID)
+		if err != nil || o.Err != nil || it.Status != OutboxSent || it.LastSendID == nil || *it.LastSendID != o.Send.ID || o.Send.ID == 0 {
+			t.Errorf("item %d: %+v, %v (outcome err %v, send %d)", o.ItemID, it, err, o.Err, o.Send.ID)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -14,8 +15,11 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
-// A contact post on PostgreSQL goes to the server as one pipelined batch
-// (issue 16): the rate limits counted in a short transaction of its own
+// Writes that go to PostgreSQL as one pipelined batch of statements, for
+// what database/sql cannot express: the server runs them one after the
+// other without waiting for the client (issue 16).
+//
+// A contact post on PostgreSQL goes to the server as one pipelined batch: the rate limits counted in a short transaction of its own
 // that commits without waiting for the WAL flush (so that a form's hot
 // counter row is locked for microseconds), then the submission, its
 // files and its outbox item in one statement that commits durably. The
@@ -46,11 +50,11 @@ INSERT INTO outbox (created_at, queued_at, submission_id, form_id, profile_id, m
 SELECT $14, $15, sub.id, $1, $16, $17, $18, $19, $20, $21, $22, 0, $23, $24, '', 0, '', '' FROM sub
 RETURNING id, submission_id`
 
-// onPgConn runs fn on a pool connection's pgx connection. A connection
-// that fn leaves inside a transaction (a batch that failed after BEGIN)
-// is rolled back, or dropped from the pool when that fails.
-func (s *Store) onPgConn(ctx context.Context, fn func(*pgx.Conn) error) error {
-	conn, err := s.w.Conn(ctx)
+// onPgConn runs fn on the pgx connection of one of db's connections. A
+// connection that fn leaves inside a transaction (a batch that failed
+// after BEGIN) is rolled back, or dropped from the pool when that fails.
+func onPgConn(ctx context.Context, db *sql.DB, fn func(*pgx.Conn) error) error {
+	conn, err := db.Conn(ctx)
 	if err != nil {
 		return err
 	}
@@ -121,7 +125,7 @@ func rateRefusal(err error, active []Limit, at time.Time) (*Limit, error) {
 func (s *Store) takeRatePostgres(ctx context.Context, active []Limit, at time.Time) (*Limit, error) {
 	var b pgx.Batch
 	queueTakeRate(&b, "", active, at)
-	err := s.onPgConn(ctx, func(c *pgx.Conn) error {
+	err := onPgConn(ctx, s.w, func(c *pgx.Conn) error {
 		return c.SendBatch(ctx, &b).Close()
 	})
 	s.health.note(err)
@@ -171,7 +175,7 @@ func (s *Store) enqueuePostgres(ctx context.Context, sub *Submission, subStatus 
 		micros(it.CreatedAt), micros(it.QueuedAt), it.ProfileID, encText(it.MailFrom), rcpts, encText(it.Subject),
 		encText(it.MessageID), it.Message, string(it.Status), micros(it.NextAttemptAt), expires)
 	var subID int64
-	err = s.onPgConn(ctx, func(c *pgx.Conn) error {
+	err = onPgConn(ctx, s.w, func(c *pgx.Conn) error {
 		br := c.SendBatch(ctx, &b)
 		if len(active) > 0 {
 			for range takeRateStatements {
@@ -201,4 +205,79 @@ func (s *Store) enqueuePostgres(ctx context.Context, sub *Submission, subStatus 
 	formID := sub.FormID
 	it.SubmissionID, it.FormID = &subID, &formID
 	return enqueued{subID: subID, subTime: created, item: it}, nil, nil
+}
+
+// finishAttemptSQL stores one attempt's outcome with its history record
+// (FinishAttempts): the sends row ($1-$24, sendRowColumns), its
+// send_bodies row ($25-$28: search text, headers, events, message), then
+// the outbox item $29 moved to status $30 (next attempt $31 when queued;
+// last error $32) if owner $33 holds it (finishAttempt's condition), and
+// its submission's status for a final outcome. It returns the send's id,
+// whether the item was moved, and whether it exists.
+const finishAttemptSQL = `WITH snd AS (
+	INSERT INTO sends (` + sendRowColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+		$15, $16, $17, $18, $19, $20, $21, $22, $23, $24) RETURNING id
+), body AS (
+	INSERT INTO send_bodies (send_id, search_text, headers, events, message) SELECT id, $25, $26, $27, $28 FROM snd
+), moved AS (
+	UPDATE outbox SET status = $30::text,
+		next_attempt_at = CASE WHEN $30::text = 'queued' THEN $31 ELSE next_attempt_at END,
+		lease_owner = '', lease_until = 0, taken_over_from = '', last_error = $32,
+		last_send_id = (SELECT id FROM snd), data_sent_at = NULL
+	WHERE id = $29 AND (lease_owner = $33 AND status = 'sending'
+		OR status = 'unknown' AND lease_owner = '' AND taken_over_from = $33 AND data_sent_at IS NOT NULL)
+	RETURNING submission_id
+), sub AS (
+	UPDATE submissions SET status = $30::text WHERE id = (SELECT submission_id FROM moved) AND $30::text <> 'queued'
+)
+SELECT (SELECT id FROM snd), EXISTS (SELECT 1 FROM moved), EXISTS (SELECT 1 FROM outbox WHERE id = $29)`
+
+// finishAttemptsPostgres is FinishAttempts on PostgreSQL: every outcome
+// in one statement, all of them in one pipelined batch, one implicit
+// transaction (all stored or none) on a session of Store.async; one
+// round trip where database/sql needed four statements an outcome.
+func (s *Store) finishAttemptsPostgres(ctx context.Context, owner string, outs []AttemptOutcome, sends []Send, errs []error) error {
+	rows := make([]encodedSend, len(outs))
+	var b pgx.Batch
+	for i, o := range outs {
+		switch o.Status {
+		case OutboxQueued, OutboxSent, OutboxFailed, OutboxUnknown:
+		default:
+			return fmt.Errorf("outbox item %d: status %q is not queued, sent, failed or unknown", o.ItemID, o.Status)
+		}
+		sends[i], errs[i] = *o.Send, nil
+		row, err := s.encodeSendRow(&sends[i])
+		if err != nil {
+			return fmt.Errorf("history record of outbox item %d: %w", o.ItemID, err)
+		}
+		rows[i] = row
+		var next int64
+		if o.Status == OutboxQueued {
+			next = micros(o.Next)
+		}
+		args := append(row.args, row.body.search, row.body.headers, row.body.events, row.body.message,
+			o.ItemID, encText(string(o.Status)), next, encText(o.LastErr), encText(owner))
+		b.Queue(finishAttemptSQL, args...)
+	}
+	err := onPgConn(ctx, s.async, func(c *pgx.Conn) error {
+		br := c.SendBatch(ctx, &b)
+		for i, o := range outs {
+			var id int64
+			var moved, exists bool
+			if err := br.QueryRow().Scan(&id, &moved, &exists); err != nil {
+				br.Close()
+				return fmt.Errorf("outbox item %d: %w", o.ItemID, err)
+			}
+			rows[i].stored(&sends[i], id)
+			switch {
+			case !exists:
+				errs[i] = fmt.Errorf("store: finish attempt on outbox item %d: %w", o.ItemID, ErrNotFound)
+			case !moved:
+				errs[i] = fmt.Errorf("store: finish attempt on outbox item %d: %w", o.ItemID, ErrLeaseLost)
+			}
+		}
+		return br.Close()
+	})
+	s.health.note(err)
+	return err
 }
