@@ -94,6 +94,15 @@ func lines(evs []smtp.Event) string {
 // once the send has begun.
 func start(t *testing.T, s *delivery.Service, started <-chan struct{}) (int64, *delivery.Live) {
 	t.Helper()
+	id, l := startJob(t, s)
+	<-started
+	return id, l
+}
+
+// startJob starts a job on s and returns its id and live state, which
+// must be there right after Start (the send cannot have ended yet).
+func startJob(t *testing.T, s *delivery.Service) (int64, *delivery.Live) {
+	t.Helper()
 	id, err := s.Start(context.Background(), newJob())
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +111,6 @@ func start(t *testing.T, s *delivery.Service, started <-chan struct{}) (int64, *
 	if l == nil {
 		t.Fatal("no live state right after Start")
 	}
-	<-started
 	return id, l
 }
 
@@ -171,14 +179,7 @@ func TestServiceTimeout(t *testing.T) {
 		return blockingSend(started, nil)(ctx, cfg, env, m, o)
 	}
 	s := delivery.New(delivery.Deps{Store: st, Send: send, Timeout: time.Nanosecond})
-	id, err := s.Start(context.Background(), newJob())
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := s.Live(id)
-	if l == nil {
-		t.Fatal("no live state right after Start")
-	}
+	id, l := startJob(t, s)
 	close(held)
 	<-started
 	<-l.Done()
