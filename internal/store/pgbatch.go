@@ -15,18 +15,17 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
-// Writes that go to PostgreSQL as one pipelined batch of statements, for
-// what database/sql cannot express: the server runs them one after the
-// other without waiting for the client (issue 16).
+// Writes that go to PostgreSQL as one pipelined batch of statements: the
+// server runs them one after the other without waiting for the client,
+// and an error skips the rest (issue 16). database/sql cannot pipeline,
+// so these take a pool connection's pgx connection (onPgConn).
 //
-// A contact post on PostgreSQL goes to the server as one pipelined batch: the rate limits counted in a short transaction of its own
-// that commits without waiting for the WAL flush (so that a form's hot
-// counter row is locked for microseconds), then the submission, its
-// files and its outbox item in one statement that commits durably. The
-// server runs the statements one after the other without waiting for the
-// client; an error (a limit reached, a repeated token) skips the rest.
-// database/sql cannot pipeline, so this takes the pool connection's pgx
-// connection.
+// A contact post (enqueuePostgres): the rate limits counted in a short
+// transaction of its own that commits without waiting for the WAL flush
+// (so that a form's hot counter row is locked for microseconds), then the
+// submission, its files and its outbox item in one statement that
+// commits durably. A batch's outcomes (finishAttemptsPostgres): one
+// statement each, in one implicit transaction.
 
 // Error codes raised by sockmail_take_rate (migration 0020).
 const (
