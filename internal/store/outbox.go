@@ -614,6 +614,13 @@ func (s *Store) FinishAttempt(ctx context.Context, id int64, owner string, statu
 // commit. On ErrLeaseLost neither is written: the caller should still
 // keep snd with CreateSend.
 func (s *Store) FinishAttemptSend(ctx context.Context, id int64, owner string, status OutboxStatus, next time.Time, lastErr string, snd *Send) error {
+	if s.backend == BackendPostgres {
+		o := AttemptOutcome{ItemID: id, Status: status, Next: next, LastErr: lastErr, Send: snd}
+		if err := s.finishAttemptSendPostgres(ctx, o, owner); err != nil {
+			return fmt.Errorf("store: finish attempt on outbox item %d: %w", id, err)
+		}
+		return nil
+	}
 	c := *snd
 	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		c = *snd

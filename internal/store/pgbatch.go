@@ -231,6 +231,27 @@ const finishAttemptSQL = `WITH snd AS (
 )
 SELECT (SELECT id FROM snd), EXISTS (SELECT 1 FROM moved), EXISTS (SELECT 1 FROM outbox WHERE id = $29)`
 
+// finishAttemptArgs validates an outcome of owner's attempt and encodes it,
+// with snd (its history record), for finishAttemptSQL.
+func (s *Store) finishAttemptArgs(o AttemptOutcome, owner string, snd *Send) ([]any, encodedSend, error) {
+	switch o.Status {
+	case OutboxQueued, OutboxSent, OutboxFailed, OutboxUnknown:
+	default:
+		return nil, encodedSend{}, fmt.Errorf("outbox item %d: status %q is not queued, sent, failed or unknown", o.ItemID, o.Status)
+	}
+	row, err := s.encodeSendRow(snd)
+	if err != nil {
+		return nil, encodedSend{}, fmt.Errorf("history record of outbox item %d: %w", o.ItemID, err)
+	}
+	var next int64
+	if o.Status == OutboxQueued {
+		next = micros(o.Next)
+	}
+	args := append(row.args, row.body.search, row.body.headers, row.body.events, row.body.message,
+		o.ItemID, encText(string(o.Status)), next, encText(o.LastErr), encText(owner))
+	return args, row, nil
+}
+
 // finishAttemptsPostgres is FinishAttempts on PostgreSQL: every outcome
 // in one statement, all of them in one pipelined batch, one implicit
 // transaction (all stored or none) on a session of Store.async; one
@@ -239,23 +260,12 @@ func (s *Store) finishAttemptsPostgres(ctx context.Context, owner string, outs [
 	rows := make([]encodedSend, len(outs))
 	var b pgx.Batch
 	for i, o := range outs {
-		switch o.Status {
-		case OutboxQueued, OutboxSent, OutboxFailed, OutboxUnknown:
-		default:
-			return fmt.Errorf("outbox item %d: status %q is not queued, sent, failed or unknown", o.ItemID, o.Status)
-		}
 		sends[i], errs[i] = *o.Send, nil
-		row, err := s.encodeSendRow(&sends[i])
+		args, row, err := s.finishAttemptArgs(o, owner, &sends[i])
 		if err != nil {
-			return fmt.Errorf("history record of outbox item %d: %w", o.ItemID, err)
+			return err
 		}
 		rows[i] = row
-		var next int64
-		if o.Status == OutboxQueued {
-			next = micros(o.Next)
-		}
-		args := append(row.args, row.body.search, row.body.headers, row.body.events, row.body.message,
-			o.ItemID, encText(string(o.Status)), next, encText(o.LastErr), encText(owner))
 		b.Queue(finishAttemptSQL, args...)
 	}
 	err := onPgConn(ctx, s.async, func(c *pgx.Conn) error {
@@ -279,4 +289,48 @@ func (s *Store) finishAttemptsPostgres(ctx context.Context, owner string, outs [
 	})
 	s.health.note(err)
 	return err
+}
+
+// finishAttemptSendPostgres is FinishAttemptSend on PostgreSQL: the
+// statement of finishAttemptsPostgres in a transaction of its own, sent
+// with its BEGIN, then committed when the item moved or rolled back when
+// it did not (nothing is stored then); two round trips instead of six.
+func (s *Store) finishAttemptSendPostgres(ctx context.Context, o AttemptOutcome, owner string) error {
+	c := *o.Send
+	args, row, err := s.finishAttemptArgs(o, owner, &c)
+	if err != nil {
+		return err
+	}
+	var b pgx.Batch
+	b.Queue(`BEGIN`)
+	b.Queue(finishAttemptSQL, args...)
+	err = onPgConn(ctx, s.async, func(conn *pgx.Conn) error {
+		br := conn.SendBatch(ctx, &b)
+		var id int64
+		var moved, exists bool
+		_, err := br.Exec()
+		if err == nil {
+			err = br.QueryRow().Scan(&id, &moved, &exists)
+		}
+		if err := errors.Join(err, br.Close()); err != nil {
+			return err
+		}
+		switch {
+		case !exists:
+			return ErrNotFound // onPgConn rolls the transaction back
+		case !moved:
+			return ErrLeaseLost
+		}
+		if _, err := conn.Exec(ctx, `COMMIT`); err != nil {
+			return err
+		}
+		row.stored(&c, id)
+		return nil
+	})
+	s.health.note(err)
+	if err != nil {
+		return err
+	}
+	*o.Send = c
+	return nil
 }

@@ -197,3 +197,60 @@ func TestFinishAttemptsOneRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestFinishAttemptSendTwoRoundTrips: on PostgreSQL a lone attempt's
+// outcome with its history record waits twice for the server (the
+// statement with its BEGIN, then COMMIT; it was six), and an outcome
+// whose lease is gone stores nothing, not even the record, as
+// FinishAttemptSend promises.
+func TestFinishAttemptSendTwoRoundTrips(t *testing.T) {
+	s, p := proxiedPostgres(t)
+	ctx := ctxT(t)
+	form := newForm(t, s)
+	for i := range 3 {
+		item := &OutboxItem{Rcpts: []string{"a@example.org"}, Message: testMessage(fmt.Sprint(i))}
+		if err := s.EnqueueSubmission(ctx, &Submission{FormID: form}, item); err != nil {
+			t.Fatal(err)
+		}
+	}
+	items, err := s.ClaimDue(ctx, "w1", time.Now(), time.Minute, 3)
+	if err != nil || len(items) != 3 {
+		t.Fatalf("claimed %d, %v", len(items), err)
+	}
+	finish := func(id int64, owner string) (*Send, error) {
+		snd := fullSend(nil)
+		snd.Subject = fmt.Sprintf("lonetoken%dz", id)
+		return snd, s.FinishAttemptSend(ctx, id, owner, OutboxSent, time.Time{}, "", snd)
+	}
+	if _, err := finish(items[0].ID, "w1"); err != nil {
+		t.Fatal(err) // the session's statements are prepared
+	}
+	before := p.Waits()
+	snd, err := finish(items[1].ID, "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("one outcome, %d waits", p.Waits()-before)
+	if w := p.Waits() - before; w > 3 {
+		t.Errorf("a lone outcome waited %d times for the server, want two", w)
+	}
+	if it, err := s.OutboxItem(ctx, items[1].ID); err != nil || it.Status != OutboxSent || it.LastSendID == nil || *it.LastSendID != snd.ID || snd.ID == 0 {
+		t.Errorf("item after its outcome: %+v, %v (send %d)", it, err, snd.ID)
+	}
+	lost, err := finish(items[2].ID, "w2")
+	wantErr(t, "outcome of another owner", err, ErrLeaseLost)
+	if lost.ID != 0 {
+		t.Errorf("a refused outcome set the send's id %d", lost.ID)
+	}
+	for i, want := range map[int]int{1: 1, 2: 0} {
+		page, err := s.ListSends(ctx, SendFilter{Query: fmt.Sprintf("lonetoken%dz", items[i].ID), Limit: 10})
+		if err != nil || len(page.Sends) != want {
+			t.Errorf("item %d: %d history records (%v), want %d (a refused outcome stores none)", i, len(page.Sends), err, want)
+		}
+	}
+	if it, _ := s.OutboxItem(ctx, items[2].ID); it.Status != OutboxSending || it.LeaseOwner != "w1" {
+		t.Errorf("a refused outcome changed the item: %s, lease %q", it.Status, it.LeaseOwner)
+	}
+	_, err = finish(999999, "w1")
+	wantErr(t, "outcome of a missing item", err, ErrNotFound)
+}
