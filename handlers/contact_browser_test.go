@@ -167,8 +167,14 @@ func TestContactFormInBrowser(t *testing.T) {
 		if from := m.Header.Get("From"); from != "Homepage <web@example.test>" {
 			t.Errorf("From %q", from)
 		}
-		subs := a.submissions(t, f)
-		if len(subs) != 1 || subs[0].Origin != site || subs[0].Status != store.SubmissionSent {
+		// The worker records the outcome just after the server's answer,
+		// which may come after the message is read back.
+		var subs []store.Submission
+		waitProgress(t, "submission sent", time.Minute, func() (bool, string) {
+			subs = a.submissions(t, f)
+			return len(subs) == 1 && subs[0].Status == store.SubmissionSent, fmt.Sprintf("%+v", subs)
+		})
+		if len(subs) != 1 || subs[0].Origin != site {
 			t.Errorf("submission %+v", subs)
 		}
 	})
@@ -228,7 +234,12 @@ func TestContactFormInBrowser(t *testing.T) {
 	})
 
 	// The admin sees the delivered messages in the outbox, with a link
-	// to each attempt's transcript.
+	// to each attempt's transcript (once the worker has recorded the last
+	// outcome, just after the server's answer).
+	waitProgress(t, "three items sent", time.Minute, func() (bool, string) {
+		n := admin.get("/outbox?status=sent").testid(t, "outbox-row").Length()
+		return n == 3, fmt.Sprint(n, " sent rows")
+	})
 	r := admin.get("/outbox?status=sent")
 	if r.testid(t, "outbox-row").Length() != 3 || r.testid(t, "outbox-send").Length() != 3 {
 		t.Errorf("outbox: %d sent rows, %d transcript links\n%s", r.testid(t, "outbox-row").Length(), r.testid(t, "outbox-send").Length(), r.body)
