@@ -205,9 +205,10 @@ func rateLimits(limits []Limit) ([]Limit, error) {
 }
 
 // takeRate counts one post at at under every limit of active (from
-// rateLimits) in tx (SQLite; on PostgreSQL sockmail_take_rate does it), or returns the first limit that refuses it with its
-// RetryAfter set; then tx holds counts of the limits before it, which the
-// caller must undo (roll back).
+// rateLimits) in tx, on SQLite (on PostgreSQL sockmail_take_rate does
+// it), or returns the first limit that refuses it with its RetryAfter
+// set; then tx holds counts of the limits before it, which the caller
+// must undo (roll back).
 func (s *Store) takeRate(ctx context.Context, tx *sql.Tx, active []Limit, at time.Time) (*Limit, error) {
 	atUS := micros(at)
 	for i, l := range active {
@@ -288,10 +289,13 @@ func (s *Store) RateCounts(ctx context.Context, keys []string, at time.Time, win
 	if len(keys) == 0 {
 		return out, nil
 	}
+	index := make(map[string][]int, len(keys)) // stored key -> its places in keys
 	args := make([]any, 0, len(keys)+1)
 	args = append(args, micros(at.Add(-window)))
-	for _, k := range keys {
-		args = append(args, encText(k))
+	for i, k := range keys {
+		enc := encText(k)
+		index[enc] = append(index[enc], i)
+		args = append(args, enc)
 	}
 	rows, err := s.readQuery(ctx, `SELECT key, n FROM rate_windows WHERE window_start >= ? AND key IN (?`+
 		strings.Repeat(", ?", len(keys)-1)+`)`, args...)
@@ -305,10 +309,8 @@ func (s *Store) RateCounts(ctx context.Context, keys []string, at time.Time, win
 		if err := rows.Scan(&key, &n); err != nil {
 			return nil, fmt.Errorf("store: rate counts: %w", err)
 		}
-		for i, k := range keys {
-			if encText(k) == key {
-				out[i] = n
-			}
+		for _, i := range index[key] {
+			out[i] = n
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -321,17 +323,9 @@ func (s *Store) RateCounts(ctx context.Context, keys []string, at time.Time, win
 // when its window began before at-window (it is over) or there is none.
 // It is the cheap early check; TakeRate is the exact one.
 func (s *Store) RateCount(ctx context.Context, key string, at time.Time, window time.Duration) (int, error) {
-	var start int64
-	var n int
-	err := s.r.QueryRowContext(ctx, s.q(`SELECT window_start, n FROM rate_windows WHERE key = ?`), encText(key)).Scan(&start, &n)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
+	n, err := s.RateCounts(ctx, []string{key}, at, window)
 	if err != nil {
-		return 0, fmt.Errorf("store: rate count: %w", err)
+		return 0, err
 	}
-	if start < micros(at.Add(-window)) {
-		return 0, nil
-	}
-	return n, nil
+	return n[0], nil
 }
