@@ -344,9 +344,6 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 		return nil, nil
 	}
 	nowUS, untilUS := micros(now), micros(now.Add(lease))
-	set := `status = 'sending', lease_owner = ?, lease_until = ?, attempts = attempts + 1,
-		taken_over_from = CASE WHEN status = 'sending' THEN lease_owner ELSE '' END`
-	ret := ` RETURNING ` + outboxColumns + `, message`
 	var query string
 	var args []any
 	// staleFrom and dueFloor bound a PostgreSQL claim's scans (claimState);
@@ -362,16 +359,10 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 				SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at >= ? AND next_attempt_at <= ?
 				ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED),
 			pick AS (SELECT id FROM stale UNION ALL SELECT id FROM due LIMIT ?)
-			UPDATE outbox SET ` + set + ` WHERE id IN (SELECT id FROM pick)` + ret
+			UPDATE outbox SET ` + claimSet + ` WHERE id IN (SELECT id FROM pick) RETURNING ` + outboxColumns + `, message`
 		args = []any{staleFrom, nowUS, limit, dueFloor, nowUS, limit, limit, encText(owner), untilUS}
 	} else {
-		query = `UPDATE outbox SET ` + set + ` WHERE id IN (SELECT id FROM (
-				SELECT id FROM (SELECT id FROM outbox WHERE status = 'sending' AND lease_until <= ?
-					AND data_sent_at IS NULL ORDER BY lease_until LIMIT ?)
-				UNION ALL
-				SELECT id FROM (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?
-					ORDER BY next_attempt_at LIMIT ?)
-			) LIMIT ?)` + ret
+		query = sqliteClaimQuery
 		args = []any{encText(owner), untilUS, nowUS, limit, nowUS, limit, limit}
 	}
 	var out []OutboxItem
@@ -413,6 +404,24 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 	})
 	return out, nil
 }
+
+// sqliteClaimQuery is ClaimDue's statement on SQLite. Its limits are
+// read at run time (CAST): SQLite builds a bare "LIMIT ?" into the
+// statement's program with the bound value, so a statement kept by
+// stmtCache was prepared again whenever the limit changed, which a
+// worker's claims do all the time (its free slots: 1, 8, 3...); that
+// was a twentieth of a drain's CPU (TestClaimLimitAtRunTime).
+const sqliteClaimQuery = `UPDATE outbox SET ` + claimSet + ` WHERE id IN (SELECT id FROM (
+		SELECT id FROM (SELECT id FROM outbox WHERE status = 'sending' AND lease_until <= ?
+			AND data_sent_at IS NULL ORDER BY lease_until LIMIT CAST(? AS INTEGER))
+		UNION ALL
+		SELECT id FROM (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?
+			ORDER BY next_attempt_at LIMIT CAST(? AS INTEGER))
+	) LIMIT CAST(? AS INTEGER)) RETURNING ` + outboxColumns + `, message`
+
+// claimSet is what a claim sets on the items it takes.
+const claimSet = `status = 'sending', lease_owner = ?, lease_until = ?, attempts = attempts + 1,
+	taken_over_from = CASE WHEN status = 'sending' THEN lease_owner ELSE '' END`
 
 // claimScanEvery is how often ClaimDue on PostgreSQL makes a full claim
 // (claimState): a tenth of the lease, at most 30 s.
@@ -502,11 +511,11 @@ func (s *Store) settleDataSent(ctx context.Context, tx *sql.Tx, fromUS, nowUS in
 		return err
 	}
 	const gone = `status = 'sending' AND lease_until <= ? AND data_sent_at IS NOT NULL`
-	if _, err := tx.ExecContext(ctx, `UPDATE submissions SET status = 'unknown'
+	if _, err := s.txExec(ctx, tx, `UPDATE submissions SET status = 'unknown'
 		WHERE id IN (SELECT submission_id FROM outbox WHERE `+gone+`)`, nowUS); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE outbox SET `+set+` WHERE `+gone, encText(DataSentLostError), nowUS)
+	_, err := s.txExec(ctx, tx, `UPDATE outbox SET `+set+` WHERE `+gone, encText(DataSentLostError), nowUS)
 	return err
 }
 

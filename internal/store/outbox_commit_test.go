@@ -295,3 +295,45 @@ func TestWorkerWritesCommitAsync(t *testing.T) {
 		t.Errorf("inTx (a submission's transaction): synchronous_commit %q, want on", got)
 	}
 }
+
+// TestTakeRateCommitsAsync: on PostgreSQL sockmail_take_rate makes the
+// transaction that calls it commit with synchronous_commit off (so that
+// the counter rows it locks are free again without waiting for the WAL
+// flush, and the client needs no SET LOCAL statement of its own), for
+// that transaction only.
+func TestTakeRateCommitsAsync(t *testing.T) {
+	s := openPostgresStore(t)
+	ctx := ctxT(t)
+	show := func(tx *sql.Tx) string {
+		t.Helper()
+		var got string
+		if err := tx.QueryRowContext(ctx, `SHOW synchronous_commit`).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if got := show(tx); got != "on" {
+			t.Errorf("before the call: synchronous_commit %q, want on", got)
+		}
+		if _, err := tx.ExecContext(ctx, `SELECT sockmail_take_rate(NULL, $1, $2, $3, $4)`,
+			[]string{"contact:form:1"}, int64(1000), []int64{0}, []int32{5}); err != nil {
+			return err
+		}
+		if got := show(tx); got != "off" {
+			t.Errorf("after the call: synchronous_commit %q, want off", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if got := show(tx); got != "on" {
+			t.Errorf("the next transaction: synchronous_commit %q, want on (the setting is the call's transaction's only)", got)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -76,7 +76,8 @@ func onPgConn(ctx context.Context, db *sql.DB, fn func(*pgx.Conn) error) error {
 
 // queueTakeRate queues the transaction that counts a post under active
 // (from rateLimits) and, when token is not empty, refuses it if a stored
-// submission has that token digest.
+// submission has that token digest. The function makes the transaction
+// commit with synchronous_commit off itself (migration 0021).
 func queueTakeRate(b *pgx.Batch, token string, active []Limit, at time.Time) {
 	keys, froms, maxes := make([]string, len(active)), make([]int64, len(active)), make([]int32, len(active))
 	for i, l := range active {
@@ -87,13 +88,12 @@ func queueTakeRate(b *pgx.Batch, token string, active []Limit, at time.Time) {
 		tok = token
 	}
 	b.Queue(`BEGIN`)
-	b.Queue(`SET LOCAL synchronous_commit = off`)
 	b.Queue(`SELECT sockmail_take_rate($1, $2, $3, $4, $5)`, tok, keys, micros(at), froms, maxes)
 	b.Queue(`COMMIT`)
 }
 
 // takeRateStatements is how many statements queueTakeRate queues.
-const takeRateStatements = 4
+const takeRateStatements = 3
 
 // rateRefusal turns sockmail_take_rate's errors into what TakeRate and
 // EnqueueLimited return: the limit of active that refused the post (with

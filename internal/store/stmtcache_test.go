@@ -89,3 +89,70 @@ func TestStmtCache(t *testing.T) {
 	nilCache.close()
 	nilCache.wait()
 }
+
+// TestClaimLimitAtRunTime: SQLite compiles a bare "LIMIT ?" with its
+// bound value into the statement's program (and so prepares a kept
+// statement again whenever the value changes); ClaimDue's limits, which
+// change from one claim to the next, are read at run time instead. The
+// program of the claim, bound with an unusual limit, must not hold that
+// value as a constant; the same statement with bare LIMITs does.
+func TestClaimLimitAtRunTime(t *testing.T) {
+	s := openSQLiteStore(t)
+	ctx := ctxT(t)
+	const limit = 7777
+	constants := func(query string) int {
+		t.Helper()
+		rows, err := s.w.QueryContext(ctx, "EXPLAIN "+query, "owner", 1, 2, limit, 2, limit, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		cols, err := rows.Columns()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			// addr, opcode, p1: "Integer 7777 r" loads the constant.
+			if fmt.Sprint(vals[1]) == "Integer" && fmt.Sprint(vals[2]) == fmt.Sprint(limit) {
+				n++
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := constants(sqliteClaimQuery); n != 0 {
+		t.Errorf("the claim's program loads the bound limit %d as a constant %d times; want it read at run time", limit, n)
+	}
+	bare := strings.ReplaceAll(sqliteClaimQuery, "CAST(? AS INTEGER)", "?")
+	if n := constants(bare); n == 0 {
+		t.Errorf("with bare LIMIT ? the program holds no constant %d: the check above proves nothing", limit)
+	}
+	// And the claim still takes at most limit items, the oldest due first.
+	form := newForm(t, s)
+	for range 3 {
+		if err := s.EnqueueSubmission(ctx, &Submission{FormID: form},
+			&OutboxItem{MailFrom: "a@example.org", Rcpts: []string{"b@example.org"}, Message: []byte("Subject: x\r\n\r\nx\r\n")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ limit, want int }{{1, 1}, {5, 2}, {3, 0}} {
+		got, err := s.ClaimDue(ctx, "me", time.Now().Add(time.Second), time.Minute, c.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != c.want {
+			t.Fatalf("claim of at most %d took %d, want %d", c.limit, len(got), c.want)
+		}
+	}
+}
