@@ -344,52 +344,21 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 		return nil, nil
 	}
 	nowUS, untilUS := micros(now), micros(now.Add(lease))
-	var query string
-	var args []any
-	// staleFrom and dueFloor bound a PostgreSQL claim's scans (claimState);
-	// a full claim has none.
-	staleFrom, dueFloor := int64(math.MinInt64), int64(math.MinInt64)
-	full := true
-	if s.backend == BackendPostgres {
-		full, staleFrom, dueFloor = s.claims.plan(nowUS, lease)
-		query = `WITH stale AS (
-				SELECT id FROM outbox WHERE status = 'sending' AND lease_until > ? AND lease_until <= ?
-				AND data_sent_at IS NULL ORDER BY lease_until LIMIT ? FOR UPDATE SKIP LOCKED),
-			due AS (
-				SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at >= ? AND next_attempt_at <= ?
-				ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED),
-			pick AS (SELECT id FROM stale UNION ALL SELECT id FROM due LIMIT ?)
-			UPDATE outbox SET ` + claimSet + ` WHERE id IN (SELECT id FROM pick) RETURNING ` + outboxColumns + `, message`
-		args = []any{staleFrom, nowUS, limit, dueFloor, nowUS, limit, limit, encText(owner), untilUS}
-	} else {
-		query = sqliteClaimQuery
-		args = []any{encText(owner), untilUS, nowUS, limit, nowUS, limit, limit}
-	}
 	var out []OutboxItem
-	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		out = out[:0]
-		if err := s.settleDataSent(ctx, tx, staleFrom, nowUS); err != nil {
-			return err
+	var err error
+	if s.backend == BackendPostgres {
+		// staleFrom and dueFloor bound the scans (claimState).
+		full, staleFrom, dueFloor := s.claims.plan(nowUS, lease)
+		out, err = s.claimPostgres(ctx, staleFrom, nowUS,
+			staleFrom, nowUS, limit, dueFloor, nowUS, limit, limit, encText(owner), untilUS)
+		if err == nil {
+			s.claims.done(full, nowUS, limit, out)
 		}
-		rows, err := s.txQuery(ctx, tx, query, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			it, err := scanOutbox(rows, true)
-			if err != nil {
-				return err
-			}
-			out = append(out, *it)
-		}
-		return rows.Err()
-	})
+	} else {
+		out, err = s.claimSQLite(ctx, nowUS, encText(owner), untilUS, nowUS, limit, nowUS, limit, limit)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: claim due: %w", err)
-	}
-	if s.backend == BackendPostgres {
-		s.claims.done(full, nowUS, limit, out)
 	}
 	// RETURNING order is unspecified: take-overs first, then by due time.
 	sort.SliceStable(out, func(i, j int) bool {
@@ -405,6 +374,33 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 	return out, nil
 }
 
+// claimSQLite runs a claim on SQLite: the settling of expired marked
+// attempts, then sqliteClaimQuery with args, in one write of the group
+// commit.
+func (s *Store) claimSQLite(ctx context.Context, nowUS int64, args ...any) ([]OutboxItem, error) {
+	var out []OutboxItem
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		out = out[:0]
+		if err := s.settleDataSent(ctx, tx, nowUS); err != nil {
+			return err
+		}
+		rows, err := s.txQuery(ctx, tx, sqliteClaimQuery, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			it, err := scanOutbox(rows, true)
+			if err != nil {
+				return err
+			}
+			out = append(out, *it)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
 // sqliteClaimQuery is ClaimDue's statement on SQLite. Its limits are
 // read at run time (CAST): SQLite builds a bare "LIMIT ?" into the
 // statement's program with the bound value, so a statement kept by
@@ -418,6 +414,19 @@ const sqliteClaimQuery = `UPDATE outbox SET ` + claimSet + ` WHERE id IN (SELECT
 		SELECT id FROM (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?
 			ORDER BY next_attempt_at LIMIT CAST(? AS INTEGER))
 	) LIMIT CAST(? AS INTEGER)) RETURNING ` + outboxColumns + `, message`
+
+// pgClaimQuery is ClaimDue's statement on PostgreSQL: expired leases
+// whose end was not marked sent (taken over) and due queued items, each
+// scan bounded below (claimState). Arguments: stale-from, now, limit,
+// due-floor, now, limit, limit, owner, lease-until.
+const pgClaimQuery = `WITH stale AS (
+		SELECT id FROM outbox WHERE status = 'sending' AND lease_until > ? AND lease_until <= ?
+		AND data_sent_at IS NULL ORDER BY lease_until LIMIT ? FOR UPDATE SKIP LOCKED),
+	due AS (
+		SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at >= ? AND next_attempt_at <= ?
+		ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED),
+	pick AS (SELECT id FROM stale UNION ALL SELECT id FROM due LIMIT ?)
+	UPDATE outbox SET ` + claimSet + ` WHERE id IN (SELECT id FROM pick) RETURNING ` + outboxColumns + `, message`
 
 // claimSet is what a claim sets on the items it takes.
 const claimSet = `status = 'sending', lease_owner = ?, lease_until = ?, attempts = attempts + 1,
@@ -495,27 +504,30 @@ func (c *claimState) done(full bool, nowUS int64, limit int, items []OutboxItem)
 	}
 }
 
-// settleDataSent marks unknown, in tx, the items whose lease expired
-// (lease_until <= nowUS; on PostgreSQL also > fromUS, see claimState)
-// after their attempt marked the end of the message sent, and their
-// submissions (see ClaimDue).
-func (s *Store) settleDataSent(ctx context.Context, tx *sql.Tx, fromUS, nowUS int64) error {
-	set := `status = 'unknown', taken_over_from = lease_owner, lease_owner = '', lease_until = 0, last_error = ?`
-	if s.backend == BackendPostgres {
-		_, err := s.txExec(ctx, tx, `WITH gone AS (
-				SELECT id FROM outbox WHERE status = 'sending' AND lease_until > ? AND lease_until <= ?
-				AND data_sent_at IS NOT NULL FOR UPDATE SKIP LOCKED),
-			settled AS (UPDATE outbox SET `+set+` WHERE id IN (SELECT id FROM gone) RETURNING submission_id)
-			UPDATE submissions SET status = 'unknown' WHERE id IN (SELECT submission_id FROM settled)`,
-			fromUS, nowUS, encText(DataSentLostError))
-		return err
-	}
+// settledSet is what settling an expired attempt that marked its end
+// sent sets: unknown, not sent again (see ClaimDue).
+const settledSet = `status = 'unknown', taken_over_from = lease_owner, lease_owner = '', lease_until = 0, last_error = ?`
+
+// pgSettleSQL marks unknown on PostgreSQL the items whose lease expired
+// (lease_until in (from, now], see claimState) after their attempt
+// marked the end of the message sent, and their submissions. Arguments:
+// from, now (microseconds), DataSentLostError.
+const pgSettleSQL = `WITH gone AS (
+		SELECT id FROM outbox WHERE status = 'sending' AND lease_until > ? AND lease_until <= ?
+		AND data_sent_at IS NOT NULL FOR UPDATE SKIP LOCKED),
+	settled AS (UPDATE outbox SET ` + settledSet + ` WHERE id IN (SELECT id FROM gone) RETURNING submission_id)
+	UPDATE submissions SET status = 'unknown' WHERE id IN (SELECT submission_id FROM settled)`
+
+// settleDataSent is pgSettleSQL on SQLite, in tx: the items whose lease
+// expired (lease_until <= nowUS) after their attempt marked the end of
+// the message sent, and their submissions, become unknown.
+func (s *Store) settleDataSent(ctx context.Context, tx *sql.Tx, nowUS int64) error {
 	const gone = `status = 'sending' AND lease_until <= ? AND data_sent_at IS NOT NULL`
 	if _, err := s.txExec(ctx, tx, `UPDATE submissions SET status = 'unknown'
 		WHERE id IN (SELECT submission_id FROM outbox WHERE `+gone+`)`, nowUS); err != nil {
 		return err
 	}
-	_, err := s.txExec(ctx, tx, `UPDATE outbox SET `+set+` WHERE `+gone, encText(DataSentLostError), nowUS)
+	_, err := s.txExec(ctx, tx, `UPDATE outbox SET `+settledSet+` WHERE `+gone, encText(DataSentLostError), nowUS)
 	return err
 }
 

@@ -334,3 +334,48 @@ func (s *Store) finishAttemptSendPostgres(ctx context.Context, o AttemptOutcome,
 	*o.Send = c
 	return nil
 }
+
+// claimPostgres runs a claim on PostgreSQL in one round trip: BEGIN, the
+// settling of expired marked attempts (pgSettleSQL from staleFrom to
+// nowUS), pgClaimQuery with args and COMMIT go as one pipelined batch on
+// a worker session (synchronous_commit off, as writeTx's). A failure
+// leaves nothing claimed (onPgConn rolls back).
+func (s *Store) claimPostgres(ctx context.Context, staleFrom, nowUS int64, args ...any) ([]OutboxItem, error) {
+	var out []OutboxItem
+	var b pgx.Batch
+	b.Queue(`BEGIN`)
+	b.Queue(s.q(pgSettleSQL), staleFrom, nowUS, encText(DataSentLostError))
+	b.Queue(s.q(pgClaimQuery), args...)
+	b.Queue(`COMMIT`)
+	err := onPgConn(ctx, s.async, func(c *pgx.Conn) error {
+		br := c.SendBatch(ctx, &b)
+		defer br.Close()
+		for range 2 {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			it, err := scanOutbox(rows, true)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			out = append(out, *it)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		return br.Close()
+	})
+	s.health.note(err)
+	return out, err
+}

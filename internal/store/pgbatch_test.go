@@ -113,6 +113,51 @@ func proxiedPostgres(t *testing.T) (*Store, *delayproxy.Proxy) {
 	return s, p
 }
 
+// TestClaimDueOneRoundTrip: on PostgreSQL a claim (the settling of
+// expired marked attempts, then the claim itself, in one transaction) is
+// one wait for the server: the worker claims before every batch, and
+// while contact posts come in one message at a time. It was four (BEGIN,
+// two statements, COMMIT). The claims still take the oldest due items,
+// once each.
+func TestClaimDueOneRoundTrip(t *testing.T) {
+	s, p := proxiedPostgres(t)
+	ctx := ctxT(t)
+	form := newForm(t, s)
+	const n = 12
+	var ids []int64
+	for i := range n + 1 {
+		item := &OutboxItem{Rcpts: []string{"a@example.org"}, Message: testMessage(fmt.Sprint(i)),
+			NextAttemptAt: t0.Add(time.Duration(i) * time.Second)}
+		if err := s.EnqueueSubmission(ctx, &Submission{FormID: form}, item); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, item.ID)
+	}
+	now := t0.Add(time.Hour)
+	claim := func(i int) {
+		t.Helper()
+		items, err := s.ClaimDue(ctx, "w1", now, time.Minute, 1)
+		if err != nil || len(items) != 1 {
+			t.Fatalf("claim %d: %d items, %v", i, len(items), err)
+		}
+		if items[0].ID != ids[i] || items[0].Status != OutboxSending || items[0].LeaseOwner != "w1" {
+			t.Fatalf("claim %d took item %d (%s, %q), want %d, sending, w1", i, items[0].ID, items[0].Status, items[0].LeaseOwner, ids[i])
+		}
+	}
+	claim(0) // the session's statements are prepared
+	before := p.Waits()
+	for i := 1; i <= n; i++ {
+		claim(i)
+	}
+	t.Logf("%d claims, %d waits", n, p.Waits()-before)
+	if w := p.Waits() - before; w > n+2 {
+		t.Errorf("%d claims waited %d times for the server, want one wait each", n, w)
+	}
+	if items, err := s.ClaimDue(ctx, "w1", now, time.Minute, 1); err != nil || len(items) != 0 {
+		t.Errorf("a claim with nothing due: %d items, %v", len(items), err)
+	}
+}
+
 // TestMarkDataSentOneRoundTrip: on PostgreSQL the worker's end-of-message
 // mark, which the end of every message waits for, is one statement on a
 // session that commits with synchronous_commit off: one wait for the
