@@ -138,6 +138,16 @@ func seed(ctx context.Context, s *Store, n int) ([]int64, error) {
 			return nil, err
 		}
 	}
+	// In service the store's indexer has indexed them (SQLite).
+	for {
+		n, err := s.IndexSearch(ctx, seedChunk)
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			break
+		}
+	}
 	// serve folds what a database stored before migration 0019 at start;
 	// here there is nothing to fold, but the mark goes to 0.
 	for more := true; more; {

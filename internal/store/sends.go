@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -426,6 +427,12 @@ type sendQuery struct {
 	from  string // the FROM clause; sends is aliased s
 	idCol string // the send id column that orders and pages
 	where whereBuilder
+	// indexed are the search words matched through the SQLite full-text
+	// index (send_fts MATCH), and plain the conditions of where but that
+	// MATCH: the sends not indexed yet are matched against them
+	// (pendingMatches). Empty when the index is not used.
+	indexed []string
+	plain   whereBuilder
 }
 
 // search adds a text search. Each word must occur in the send's
@@ -436,7 +443,9 @@ type sendQuery struct {
 // the index (send_fts CROSS JOIN sends, ordered by the index's rowid), so
 // FTS5 streams matches newest first and a page or a capped count stops
 // early instead of materialising every match. Shorter words, which have no
-// trigram, are matched with LIKE on the rows that remain.
+// trigram, are matched with LIKE on the rows that remain. The sends stored
+// since the indexer last ran are not in the index yet: ListSends matches
+// them separately (pendingMatches), with q.indexed and q.plain.
 //
 // PostgreSQL: LIKE on the lowercased text (ILIKE on rows not folded yet,
 // below: see foldedMatch), which the pg_trgm GIN index serves when
@@ -457,6 +466,12 @@ func (q *sendQuery) search(backend string, words []string, below int64) {
 			"%"+escapeLike(word)+"%")
 	}
 	if match != "" {
+		q.plain = whereBuilder{conds: slices.Clone(q.where.conds), args: slices.Clone(q.where.args)}
+		for _, word := range words {
+			if utf8.RuneCountInString(word) >= 3 {
+				q.indexed = append(q.indexed, word)
+			}
+		}
 		q.from = `send_fts CROSS JOIN sends s ON s.id = send_fts.rowid`
 		q.idCol = `send_fts.rowid`
 		q.where.add(`send_fts MATCH ?`, match)
@@ -514,6 +529,9 @@ func (s *Store) ListSends(ctx context.Context, f SendFilter) (SendPage, error) {
 		words = nil
 	}
 	q.search(s.backend, words, s.fold.below.Load())
+	if len(q.indexed) > 0 {
+		return s.listSendsSearched(ctx, &q, f.Before, limit)
+	}
 
 	// The count walks newest first, like the page: a capped count then
 	// stops among the recent sends the filters tend to select, instead of
@@ -547,6 +565,71 @@ func (s *Store) ListSends(ctx context.Context, f SendFilter) (SendPage, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return SendPage{}, fmt.Errorf("store: list sends: %w", err)
+	}
+	if len(page.Sends) > limit {
+		page.Sends = page.Sends[:limit]
+		page.NextBefore = page.Sends[limit-1].ID
+	}
+	return page, nil
+}
+
+// listSendsSearched is ListSends for a search through the SQLite
+// full-text index: the indexed sends that match (the index's own query,
+// newest first, stopping early) and the matching sends not indexed yet
+// (pendingMatches), read in one transaction and merged newest first.
+func (s *Store) listSendsSearched(ctx context.Context, q *sendQuery, before int64, limit int) (SendPage, error) {
+	tx, err := s.r.BeginTx(ctx, nil)
+	if err != nil {
+		return SendPage{}, fmt.Errorf("store: list sends: %w", err)
+	}
+	defer tx.Rollback()
+	pending, err := s.pendingMatches(ctx, tx, q)
+	if err != nil {
+		return SendPage{}, fmt.Errorf("store: list sends: %w", err)
+	}
+	var page SendPage
+	w := q.where
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM `+q.from+w.String()+
+		` ORDER BY `+q.idCol+` DESC LIMIT ?) c`, append(slices.Clone(w.args), s.countCap+1)...).Scan(&page.Total); err != nil {
+		return SendPage{}, fmt.Errorf("store: count sends: %w", err)
+	}
+	page.Total += len(pending)
+	if page.Total > s.countCap {
+		page.Total, page.TotalCapped = s.countCap, true
+	}
+	if before > 0 {
+		w.add(q.idCol+` < ?`, before)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+summaryColumns+` FROM `+q.from+w.String()+
+		` ORDER BY `+q.idCol+` DESC LIMIT ?`, append(slices.Clone(w.args), limit+1)...)
+	if err != nil {
+		return SendPage{}, fmt.Errorf("store: list sends: %w", err)
+	}
+	defer rows.Close()
+	var indexed []SendSummary
+	for rows.Next() {
+		m, err := scanSummary(rows)
+		if err != nil {
+			return SendPage{}, fmt.Errorf("store: list sends: %w", err)
+		}
+		indexed = append(indexed, *m)
+	}
+	if err := rows.Err(); err != nil {
+		return SendPage{}, fmt.Errorf("store: list sends: %w", err)
+	}
+	// Merge, newest first: both lists are in that order.
+	for len(page.Sends) <= limit && (len(indexed) > 0 || len(pending) > 0) {
+		var next SendSummary
+		switch {
+		case len(pending) > 0 && before > 0 && pending[0].ID >= before:
+			pending = pending[1:]
+			continue
+		case len(indexed) == 0 || len(pending) > 0 && pending[0].ID > indexed[0].ID:
+			next, pending = pending[0], pending[1:]
+		default:
+			next, indexed = indexed[0], indexed[1:]
+		}
+		page.Sends = append(page.Sends, next)
 	}
 	if len(page.Sends) > limit {
 		page.Sends = page.Sends[:limit]

@@ -94,6 +94,9 @@ type Store struct {
 	// wstmts and rstmts keep the prepared statements of w and r on
 	// SQLite (stmtcache.go); nil on PostgreSQL.
 	wstmts, rstmts *stmtCache
+	// stopIndexer stops the SQLite full-text indexer (searchindex.go);
+	// nil on PostgreSQL.
+	stopIndexer func()
 }
 
 // Open opens the database named by dsn and brings its schema up to date.
@@ -191,6 +194,7 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("store: open sqlite reader: %w", err)
 	}
+	s.startIndexer()
 	return s, nil
 }
 
@@ -213,6 +217,9 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the database.
 func (s *Store) Close() error {
 	s.forms.changed() // a closed store serves nothing, not even a kept form
+	if s.stopIndexer != nil {
+		s.stopIndexer()
+	}
 	s.wstmts.close()
 	s.rstmts.close()
 	var errs []error
