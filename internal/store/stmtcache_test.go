@@ -156,3 +156,18 @@ func TestClaimLimitAtRunTime(t *testing.T) {
 		}
 	}
 }
+
+// TestWriterTempInMemory: the SQLite writer keeps its temporary files,
+// the group commit's savepoint journals among them, in memory
+// (temp_store = MEMORY, 2), so that a large group does not write them to
+// a temporary file page by page.
+func TestWriterTempInMemory(t *testing.T) {
+	s := openSQLiteStore(t)
+	var mode int
+	if err := s.w.QueryRowContext(ctxT(t), `PRAGMA temp_store`).Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != 2 {
+		t.Errorf("writer's temp_store = %d, want 2 (MEMORY)", mode)
+	}
+}
