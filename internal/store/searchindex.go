@@ -24,19 +24,19 @@ const searchIndexEvery = time.Second
 // it).
 const searchIndexBatch = 256
 
-// IndexSearch adds up to max queued sends (the oldest first) to the
+// IndexSearch adds up to limit queued sends (the oldest first) to the
 // full-text index, in one write, and returns how many it added. Nothing
 // on PostgreSQL. The store runs it itself every searchIndexEvery; it is
 // exported for tests and tools that want the index complete now.
-func (s *Store) IndexSearch(ctx context.Context, max int) (int, error) {
-	if s.backend != BackendSQLite || max <= 0 {
+func (s *Store) IndexSearch(ctx context.Context, limit int) (int, error) {
+	if s.backend != BackendSQLite || limit <= 0 {
 		return 0, nil
 	}
 	var n int
 	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var upTo sql.NullInt64
 		if err := s.txQueryRow(ctx, tx, `SELECT MAX(send_id), COUNT(*) FROM
-			(SELECT send_id FROM send_fts_pending ORDER BY send_id LIMIT ?)`, max).Scan(&upTo, &n); err != nil {
+			(SELECT send_id FROM send_fts_pending ORDER BY send_id LIMIT ?)`, limit).Scan(&upTo, &n); err != nil {
 			return err
 		}
 		if !upTo.Valid {
