@@ -168,7 +168,7 @@ func newContactApp(t testing.TB, o contactOptions) *contactApp {
 	if o.worker {
 		w, err := outbox.New(outbox.Deps{
 			Store: st, Profiles: delivery.NewResolver(delivery.ResolverDeps{Profiles: st, Opener: box, Capture: delivery.Capture{Addr: cs.Addr()}, RootCAs: o.roots}).Profile, Logger: log,
-			PollInterval: 200 * time.Millisecond, Lease: 30 * time.Second, Backoff: o.backoff, Intake: st.IntakeCount,
+			PollInterval: 200 * time.Millisecond, Lease: 30 * time.Second, Backoff: o.backoff, Intake: st.IntakeCount, Storing: st.IntakeStoring,
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -228,7 +228,7 @@ func (s *server) buildWorker(d *handlers.Deps, resolver *delivery.Resolver) erro
 		s.jrnl, jrnl = j, j
 	}
 	w, err := outbox.New(outbox.Deps{
-		Store: s.st, Profiles: resolver.Profile, Journal: jrnl, Intake: s.st.IntakeCount,
+		Store: s.st, Profiles: resolver.Profile, Journal: jrnl, Intake: s.st.IntakeCount, Storing: s.st.IntakeStoring,
 		Concurrency: cfg.OutboxConcurrency, Connections: cfg.OutboxConnections, Pipeline: cfg.OutboxPipeline,
 		ServerConnections: s.profileConnections, Lease: cfg.OutboxLease, PollInterval: cfg.OutboxPoll, MaxAge: cfg.OutboxMaxAge,
 		Backoff:          outbox.Backoff{Base: cfg.OutboxBackoffBase, Max: cfg.OutboxBackoffMax},

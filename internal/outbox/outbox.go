@@ -204,6 +204,12 @@ type Deps struct {
 	// for, then leaves the CPUs and the database to the posts, which
 	// visitors wait for (see intakeFirst).
 	Intake func() uint64
+	// Storing, if set with Intake, returns how many submissions this
+	// process is storing at this moment (store.Store.IntakeStoring).
+	// While it is above zero and the Intake count grows, visitors are
+	// waiting for answers: the worker then starts at most one message
+	// every IntakeYield (intakeFirst), however often it is kicked.
+	Storing func() int
 	// Profiles resolves server profiles; required.
 	Profiles ProfileFunc
 	// Owner names this worker in leases; unique per process. DefaultOwner
@@ -390,13 +396,16 @@ func (w *Worker) Run(ctx context.Context) error {
 	inflight := 0
 	poll := time.NewTicker(w.d.PollInterval)
 	defer poll.Stop()
+	// yielded fires when the worker, having left the CPUs to visitors'
+	// posts (intakeFirst), may claim again; nil when it is not waiting.
+	var yielded <-chan time.Time
 	// woken: a kick or the poll asks to look at the queue. more: the last
 	// claim was full, so more items may be due; then the next claim waits
 	// until half the slots are free, claiming several items per statement
 	// rather than one per finished attempt.
 	woken, more := true, false
 	batch := max(1, capacity/2)
-	intake := newIntakeFirst(w.d.Intake, w.d.Concurrency, w.d.Pipeline)
+	intake := newIntakeFirst(w.d.Intake, w.d.Storing, w.d.Concurrency, w.d.Pipeline)
 	w.d.Logger.Info("outbox worker started", "concurrency", w.d.Concurrency, "lease", w.d.Lease, "poll", w.d.PollInterval)
 	if n := w.replayJournal(attemptCtx, func(f func()) { wg.Go(func() { f(); w.Kick() }) }); n > 0 {
 		w.d.Logger.Warn("outbox: storing outcomes from the journal before claiming", "outcomes", n)
@@ -409,14 +418,19 @@ func (w *Worker) Run(ctx context.Context) error {
 		claim := free > 0 && lanes < w.d.Concurrency && ctx.Err() == nil && w.pending.Load() == 0 && (woken || more && (free >= batch || inflight == 0))
 		allowed := w.d.Concurrency
 		if claim {
-			// While visitors post, one message at a time.
+			// While visitors post, one message at a time; while they
+			// wait for their answers, one every IntakeYield.
 			var room int
-			allowed, room = intake.slots()
+			var wait time.Duration
+			allowed, room, wait = intake.slots(w.d.Now())
+			if wait > 0 && yielded == nil {
+				yielded = w.d.After(wait)
+			}
 			free = min(free, room-inflight)
 			claim = lanes < allowed && free > 0
 		}
 		if claim {
-			intake.claimed()
+			intake.claimed(w.d.Now())
 			items, err := w.d.Store.ClaimDue(ctx, w.d.Owner, w.d.Now(), w.d.Lease, free)
 			claimed := time.Now()
 			if err != nil && ctx.Err() == nil {
@@ -464,61 +478,88 @@ func (w *Worker) Run(ctx context.Context) error {
 			woken = true
 		case <-poll.C:
 			woken = true
+		case <-yielded:
+			yielded, woken = nil, true
 		}
 	}
 }
 
-// intakeFirst decides how much the worker may deliver at once: every
-// lane (Deps.Concurrency) with a full pipelined batch each, or one message
-// while submissions are being stored: the count from Deps.Intake grew
-// since the worker's previous claim. A burst of posts (each also kicks
-// the worker) so keeps delivery to one message in flight, over one kept
-// connection; a lone post in a quiet hour narrows it for one claim at
-// most. The queue is never left alone, only not drained with every
-// connection at once while visitors wait for their answers. When a claim
-// finds no submission stored since the one before, everything is used
-// again.
+// IntakeYield is how long the worker waits between the messages it
+// starts while visitors wait for their posts to be stored (Deps.Storing):
+// about ten messages a second during a burst that keeps the machine busy.
+// It is also how long the count of stored submissions must stay still
+// before the worker uses every lane again.
+const IntakeYield = 100 * time.Millisecond
+
+// intakeFirst decides how much the worker may deliver at once. Quiet
+// (the count from Deps.Intake has not moved for IntakeYield, as the
+// worker's looks see it): every lane (Deps.Concurrency) with a full
+// pipelined batch each. Submissions being stored (it moved): one message
+// at a time. Visitors waiting for their answers (it moved, and posts are
+// being stored at the moment of the look, Deps.Storing): one message no
+// sooner than IntakeYield after the previous claim. A burst of posts
+// (each also kicks the worker) so keeps delivery to one message in
+// flight, over one kept connection, started about ten times a second; a
+// lone post in a quiet hour narrows it for IntakeYield at most, and posts
+// that come one at a time (none in flight when the worker looks) never
+// make it wait. The queue is never left alone, only not drained with
+// every connection at once while visitors wait for their answers.
 //
 // (BenchmarkContactSubmit in handlers, SQLite: posts with the worker on
 // went from about 0.6 of the rate without it to about 0.75 with one lane
 // of pipelined batches, and to about 0.9 with one message at a time; the
 // worker's writes share SQLite's one writer with the posts, and Postfix's
-// processes the same CPUs. Delivery during the burst about halves.)
+// processes the same CPUs. On a later machine one message at a time
+// still cost the posts about a quarter on both backends: Postfix alone
+// used a fifth of a core for the ~80 messages a second delivered
+// meanwhile, and a look right after a claim found the count unmoved
+// since it and claimed every lane's batch. Waiting IntakeYield between
+// messages while posts are in flight, and for IntakeYield of stillness
+// before using every lane, brings delivery during the burst to about ten
+// a second.)
 type intakeFirst struct {
-	count func() uint64
-	all   int
+	count   func() uint64
+	storing func() int
+	all     int
 	// room is how many items every lane together may hold.
 	room int
-	// atClaim is the count at the previous claim; last the count read
-	// by the last look.
-	atClaim, last uint64
+	// seen is the count at the last look, movedAt the time of the look
+	// that first saw it; claimedAt the time of the previous claim.
+	seen               uint64
+	movedAt, claimedAt time.Time
 }
 
-func newIntakeFirst(count func() uint64, all, pipeline int) *intakeFirst {
-	f := &intakeFirst{count: count, all: all, room: all * pipeline}
+func newIntakeFirst(count func() uint64, storing func() int, all, pipeline int) *intakeFirst {
+	f := &intakeFirst{count: count, storing: storing, all: all, room: all * pipeline}
 	if count != nil {
-		f.atClaim = count()
-		f.last = f.atClaim
+		f.seen = count()
 	}
 	return f
 }
 
-// slots reads the count and returns how many lanes may run now and how
-// many items they may hold together.
-func (f *intakeFirst) slots() (lanes, items int) {
+// slots reads the count at now and returns how many lanes may run now and
+// how many items they may hold together; when none may, wait is how long
+// until one may (if nothing changes meanwhile).
+func (f *intakeFirst) slots(now time.Time) (lanes, items int, wait time.Duration) {
 	if f.count == nil {
-		return f.all, f.room
+		return f.all, f.room, 0
 	}
-	f.last = f.count()
-	if f.last != f.atClaim {
-		return 1, 1
+	if c := f.count(); c != f.seen {
+		f.seen, f.movedAt = c, now
 	}
-	return f.all, f.room
+	if now.Sub(f.movedAt) >= IntakeYield {
+		return f.all, f.room, 0
+	}
+	if f.storing != nil && f.storing() > 0 {
+		if wait := f.claimedAt.Add(IntakeYield).Sub(now); wait > 0 {
+			return 0, 0, wait
+		}
+	}
+	return 1, 1, 0
 }
 
-// claimed notes that the worker claimed with the verdict of the last
-// call of slots.
-func (f *intakeFirst) claimed() { f.atClaim = f.last }
+// claimed notes that the worker claimed at now.
+func (f *intakeFirst) claimed(now time.Time) { f.claimedAt = now }
 
 // shutdown waits for the attempts in flight, aborting them after the
 // grace period.

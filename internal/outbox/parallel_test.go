@@ -390,34 +390,95 @@ func TestBatchOutcomesStoredTogether(t *testing.T) {
 }
 
 // TestIntakeFirst: the lanes the worker may run, as the count of stored
-// submissions moves between its claims.
+// submissions moves and posts are being stored when it looks.
 func TestIntakeFirst(t *testing.T) {
 	var n uint64
-	f := newIntakeFirst(func() uint64 { return n }, 4, 8)
+	var storing int
+	f := newIntakeFirst(func() uint64 { return n }, func() int { return storing }, 4, 8)
+	now := time.Now()
+	ms := time.Millisecond
 	steps := []struct {
-		posts        uint64 // submissions stored before the look
-		claim        bool   // the worker claims after the look
+		name         string
+		after        time.Duration // since the previous look
+		posts        uint64        // submissions stored meanwhile
+		storing      int           // being stored at the look
+		claim        bool          // the worker claims after the look
 		lanes, items int
+		wait         time.Duration
 	}{
-		{0, true, 4, 32}, // quiet: every lane, full batches
-		{3, false, 1, 1}, // posts since the last claim: one message
-		{0, false, 1, 1}, // none since the look, but some since the claim: still one
-		{0, true, 1, 1},  // claims one
-		{0, true, 4, 32}, // nothing since that claim: everything again
-		{1, true, 1, 1},  // a lone post narrows one claim
-		{0, true, 4, 32},
+		{"quiet: every lane, full batches", 0, 0, 0, true, 4, 32, 0},
+		{"posts stored, none in flight: one message", 10 * ms, 3, 0, true, 1, 1, 0},
+		{"posts in flight 10 ms after the claim: wait", 10 * ms, 2, 5, false, 0, 0, 90 * ms},
+		{"still in flight, 60 ms after the claim", 50 * ms, 9, 5, false, 0, 0, 40 * ms},
+		{"IntakeYield after the claim: one", 40 * ms, 2, 5, true, 1, 1, 0},
+		{"the count still for 50 ms: still one", 50 * ms, 0, 0, false, 1, 1, 0},
+		{"right after a claim, nothing stored since: still one", 0, 0, 0, true, 1, 1, 0},
+		{"the count still for IntakeYield: every lane", 50 * ms, 0, 0, true, 4, 32, 0},
+		{"a lone post an hour later: one", time.Hour, 1, 1, true, 1, 1, 0},
+		{"IntakeYield later: every lane", IntakeYield, 0, 0, true, 4, 32, 0},
 	}
-	for i, s := range steps {
+	for _, s := range steps {
+		now = now.Add(s.after)
 		n += s.posts
-		if lanes, items := f.slots(); lanes != s.lanes || items != s.items {
-			t.Errorf("step %d (%d posts): %d lanes, %d items; want %d, %d", i, s.posts, lanes, items, s.lanes, s.items)
+		storing = s.storing
+		lanes, items, wait := f.slots(now)
+		if lanes != s.lanes || items != s.items || wait != s.wait {
+			t.Errorf("%s: %d lanes, %d items, wait %v; want %d, %d, %v", s.name, lanes, items, wait, s.lanes, s.items, s.wait)
 		}
 		if s.claim {
-			f.claimed()
+			f.claimed(now)
 		}
 	}
-	if lanes, items := newIntakeFirst(nil, 4, 8).slots(); lanes != 4 || items != 32 {
-		t.Errorf("without Intake: %d lanes, %d items; want 4, 32", lanes, items)
+	if lanes, items, wait := newIntakeFirst(nil, nil, 4, 8).slots(now); lanes != 4 || items != 32 || wait != 0 {
+		t.Errorf("without Intake: %d lanes, %d items, wait %v; want 4, 32, 0", lanes, items, wait)
+	}
+}
+
+// TestIntakeYield: while the count of stored submissions moves at every
+// look and posts are being stored, the worker claims one message, then
+// waits IntakeYield (by its clock) before the next, however often it
+// looks; once no post is in flight it claims the next at once.
+func TestIntakeYield(t *testing.T) {
+	h := newHarness(t)
+	h.enqueue(t, 3, "yield")
+	clock := newTimerClock()
+	var posts atomic.Uint64
+	var storing atomic.Int64
+	storing.Store(1)
+	cs := &claimSizeStore{Store: h.s}
+	w, err := New(Deps{Store: cs, Send: h.deliver, Profiles: noProfiles, Concurrency: 4, PollInterval: 5 * time.Millisecond,
+		Now: clock.Now, After: clock.After,
+		Intake: func() uint64 { return posts.Add(1) }, Storing: func() int { return int(storing.Load()) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run(t, w)()
+	sent := func(n int) {
+		t.Helper()
+		waitCounts(t, h.s, func(c map[store.OutboxStatus]int) bool {
+			if c[store.OutboxSent] > n {
+				t.Fatalf("%d sent, want %d: the worker did not wait for its clock", c[store.OutboxSent], n)
+			}
+			return c[store.OutboxSent] == n
+		})
+	}
+	// The first claim, then a wait for the clock.
+	sent(1)
+	testenv.WaitUntil(t, "the worker to wait for its clock", func() bool { return clock.waiting() > 0 })
+	// The worker keeps looking (it polls every 5 ms; each look reads the
+	// count) and claims nothing until the clock moves: no second message.
+	looks := posts.Load()
+	testenv.WaitUntil(t, "the worker to look again", func() bool { return posts.Load() > looks+5 })
+	if c, err := h.s.OutboxCounts(context.Background()); err != nil || c[store.OutboxSent] != 1 {
+		t.Fatalf("before the clock moved: counts %v (%v), want 1 sent", c, err)
+	}
+	clock.Advance(IntakeYield)
+	sent(2)
+	// No post in flight: the next at once, the clock still.
+	storing.Store(0)
+	sent(3)
+	if most := cs.most.Load(); most != 1 {
+		t.Errorf("a claim took %d items while submissions came in, want one at a time", most)
 	}
 }
 

@@ -593,6 +593,12 @@ func (s *Store) EnqueueLimited(ctx context.Context, sub *Submission, item *Outbo
 // while visitors post, for the outbox worker's Deps.Intake.
 func (s *Store) IntakeCount() uint64 { return s.intake.Load() }
 
+// IntakeStoring returns how many submissions this Store is storing at
+// this moment (EnqueueSubmission and EnqueueLimited calls that have not
+// returned): above zero while visitors wait for their answers, for the
+// outbox worker's Deps.Storing.
+func (s *Store) IntakeStoring() int { return int(s.storing.Load()) }
+
 // enqueue does EnqueueSubmission and EnqueueLimited; active is from
 // rateLimits.
 func (s *Store) enqueue(ctx context.Context, sub *Submission, item *OutboxItem, active []Limit, at time.Time) (*Limit, error) {
@@ -604,6 +610,8 @@ func (s *Store) enqueue(ctx context.Context, sub *Submission, item *OutboxItem, 
 	if err != nil {
 		return nil, fmt.Errorf("store: enqueue submission: %w", err)
 	}
+	s.storing.Add(1)
+	defer s.storing.Add(-1)
 	var res enqueued
 	var over *Limit
 	if s.backend == BackendSQLite {

@@ -89,8 +89,10 @@ type Store struct {
 	// change it).
 	forms   formCache
 	formTTL time.Duration
-	// intake counts the submissions stored (IntakeCount).
-	intake atomic.Uint64
+	// intake counts the submissions stored (IntakeCount); storing those
+	// being stored now (IntakeStoring).
+	intake  atomic.Uint64
+	storing atomic.Int64
 	// wstmts and rstmts keep the prepared statements of w and r on
 	// SQLite (stmtcache.go); nil on PostgreSQL.
 	wstmts, rstmts *stmtCache
