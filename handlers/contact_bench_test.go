@@ -53,7 +53,7 @@ const benchBacklog = 200
 // fewest of its rounds: more than 0 in a run of 1,000 posts or more, or
 // the comparison would prove nothing).
 //
-//	go test -run '^$' -bench ContactSubmit -benchtime 5000x ./handlers
+//	go test -run '^$' -bench ContactSubmit -benchtime 10000x -v ./handlers
 func BenchmarkContactSubmit(b *testing.B) {
 	rounds := 3
 	if v := os.Getenv("SOCKMAIL_BENCH_CONTACT_ROUNDS"); v != "" {
