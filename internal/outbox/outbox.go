@@ -544,13 +544,19 @@ func (f *intakeFirst) slots(now time.Time) (lanes, items int, wait time.Duration
 	if f.count == nil {
 		return f.all, f.room, 0
 	}
-	if c := f.count(); c != f.seen {
+	// A clock set back (Deps.Now may follow the database's, resynced now
+	// and then) leaves the times noted in the future: they count from
+	// now then, so that a wait never lasts more than IntakeYield.
+	if c := f.count(); c != f.seen || now.Before(f.movedAt) {
 		f.seen, f.movedAt = c, now
 	}
 	if now.Sub(f.movedAt) >= IntakeYield {
 		return f.all, f.room, 0
 	}
 	if f.storing != nil && f.storing() > 0 {
+		if now.Before(f.claimedAt) {
+			f.claimedAt = now
+		}
 		if wait := f.claimedAt.Add(IntakeYield).Sub(now); wait > 0 {
 			return 0, 0, wait
 		}

@@ -416,6 +416,10 @@ func TestIntakeFirst(t *testing.T) {
 		{"the count still for IntakeYield: every lane", 50 * ms, 0, 0, true, 4, 32, 0},
 		{"a lone post an hour later: one", time.Hour, 1, 1, true, 1, 1, 0},
 		{"IntakeYield later: every lane", IntakeYield, 0, 0, true, 4, 32, 0},
+		{"posts in flight, the clock set back an hour: wait IntakeYield at most", -time.Hour, 4, 2, false, 0, 0, IntakeYield},
+		{"IntakeYield later: one", IntakeYield, 4, 2, true, 1, 1, 0},
+		{"the clock set back again, still: one", -time.Hour, 0, 0, true, 1, 1, 0},
+		{"IntakeYield later: every lane", IntakeYield, 0, 0, true, 4, 32, 0},
 	}
 	for _, s := range steps {
 		now = now.Add(s.after)
