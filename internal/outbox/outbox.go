@@ -510,13 +510,14 @@ const IntakeYield = 100 * time.Millisecond
 // of pipelined batches, and to about 0.9 with one message at a time; the
 // worker's writes share SQLite's one writer with the posts, and Postfix's
 // processes the same CPUs. On a later machine one message at a time
-// still cost the posts about a quarter on both backends: Postfix alone
-// used a fifth of a core for the ~80 messages a second delivered
+// still cost the posts a sixth to a quarter on both backends: Postfix
+// alone used a fifth of a core for the ~80 messages a second delivered
 // meanwhile, and a look right after a claim found the count unmoved
 // since it and claimed every lane's batch. Waiting IntakeYield between
 // messages while posts are in flight, and for IntakeYield of stillness
 // before using every lane, brings delivery during the burst to about ten
-// a second.)
+// a second besides what was in flight when it began, and the posts'
+// median ratio to 0.90-0.99.)
 type intakeFirst struct {
 	count   func() uint64
 	storing func() int
