@@ -77,21 +77,15 @@ func BenchmarkContactSubmit(b *testing.B) {
 				var offs, ons []benchResult
 				var ratios []float64
 				for r := range n {
-					pass := func(pf *testenv.PostfixServer) benchResult {
-						res := benchContact(b, backend, limits, pf)
-						if pf == nil {
-							offs = append(offs, res)
-						} else {
-							ons = append(ons, res)
-						}
-						return res
-					}
-					off, on := benchResult{}, benchResult{}
+					var off, on benchResult
 					if r%2 == 0 {
-						off, on = pass(nil), pass(testenv.Postfix(b))
+						off = benchContact(b, backend, limits, nil)
+						on = benchContact(b, backend, limits, testenv.Postfix(b))
 					} else {
-						on, off = pass(testenv.Postfix(b)), pass(nil)
+						on = benchContact(b, backend, limits, testenv.Postfix(b))
+						off = benchContact(b, backend, limits, nil)
 					}
+					offs, ons = append(offs, off), append(ons, on)
 					ratios = append(ratios, on.rate/off.rate)
 					b.Logf("round %d: off %.0f/s p99 %.1f ms; on %.0f/s p99 %.1f ms, %d delivered; on/off %.2f",
 						r+1, off.rate, off.p99, on.rate, on.p99, on.delivered, on.rate/off.rate)
