@@ -112,15 +112,33 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	return openSQLite(ctx, dsn)
 }
 
+// The connections an instance opens to PostgreSQL (README "Several
+// instances"): pgConns for requests, pgWorkerConns for the outbox
+// worker's writes; a connection idle for pgIdleTime closes.
+const (
+	pgConns       = 16
+	pgWorkerConns = 8
+	pgIdleTime    = 5 * time.Minute
+)
+
 func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: parse postgres dsn: %w", err)
 	}
 	db := stdlib.OpenDB(*cfg)
-	db.SetMaxOpenConns(16)
-	db.SetMaxIdleConns(8)
-	db.SetConnMaxIdleTime(5 * time.Minute)
+	// Every open connection may stay idle: with fewer idle than open
+	// (8 of 16 until issue 16), a burst of posts closed a connection
+	// whenever it was put back while 8 others were idle, and opened
+	// another for the next caller; each new session forks a server
+	// process that builds its catalog caches and prepares its statements
+	// again, which cost PostgreSQL more CPU than the posts themselves
+	// (contact intake: 0.8-0.9 ms of the server's CPU a post, 0.4-0.65
+	// ms with none closed; TestPostgresPoolKeepsConnections). Idle ones
+	// still close after pgIdleTime.
+	db.SetMaxOpenConns(pgConns)
+	db.SetMaxIdleConns(pgConns)
+	db.SetConnMaxIdleTime(pgIdleTime)
 	// The outbox worker's writes: sessions that commit with
 	// synchronous_commit off (see writeTx), so that a transaction
 	// needs no SET LOCAL of its own and a one-statement write (an
@@ -128,9 +146,9 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	acfg := cfg.Copy()
 	acfg.RuntimeParams["synchronous_commit"] = "off"
 	async := stdlib.OpenDB(*acfg)
-	async.SetMaxOpenConns(8)
-	async.SetMaxIdleConns(8)
-	async.SetConnMaxIdleTime(5 * time.Minute)
+	async.SetMaxOpenConns(pgWorkerConns)
+	async.SetMaxIdleConns(pgWorkerConns)
+	async.SetConnMaxIdleTime(pgIdleTime)
 	s := &Store{backend: BackendPostgres, w: db, r: db, async: async, countCap: MaxSendCount, formTTL: FormCacheTTL}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -221,5 +222,61 @@ func TestSQLiteOpenRecordsNoStatistics(t *testing.T) {
 	}
 	if n != 0 {
 		t.Fatal("Open created sqlite_stat1 on an empty database")
+	}
+}
+
+// TestPostgresPoolKeepsConnections: connections put back after a burst
+// that used every one of them stay open for the next burst (the same
+// server sessions serve it), on the requests' pool and on the worker's.
+// With fewer idle connections allowed than open ones, each burst closed
+// the surplus and the next opened new sessions, a server process each.
+func TestPostgresPoolKeepsConnections(t *testing.T) {
+	s := openPostgresStore(t)
+	ctx := ctxT(t)
+	for _, pool := range []struct {
+		name string
+		db   *sql.DB
+		n    int
+	}{{"requests", s.w, pgConns}, {"worker", s.async, pgWorkerConns}} {
+		t.Run(pool.name, func(t *testing.T) {
+			if got := pool.db.Stats().MaxOpenConnections; got != pool.n {
+				t.Fatalf("MaxOpenConnections = %d, want %d", got, pool.n)
+			}
+			// burst holds every connection at once, then puts them back,
+			// and returns their sessions' server process ids.
+			burst := func() map[int]bool {
+				conns := make([]*sql.Conn, pool.n)
+				pids := make(map[int]bool, pool.n)
+				for i := range conns {
+					c, err := pool.db.Conn(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					conns[i] = c
+					var pid int
+					if err := c.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+						t.Fatal(err)
+					}
+					pids[pid] = true
+				}
+				for _, c := range conns {
+					c.Close()
+				}
+				return pids
+			}
+			first, second := burst(), burst()
+			if closed := pool.db.Stats().MaxIdleClosed; closed != 0 {
+				t.Errorf("%d connections closed when put back after a burst of %d", closed, pool.n)
+			}
+			var opened []int
+			for pid := range second {
+				if !first[pid] {
+					opened = append(opened, pid)
+				}
+			}
+			if len(opened) > 0 {
+				t.Errorf("the second burst of %d opened %d new sessions (server processes %v)", pool.n, len(opened), opened)
+			}
+		})
 	}
 }
