@@ -49,6 +49,10 @@ const benchBacklog = 200
 // (-v). The figures without a prefix are the worker's; on/off is the
 // median of the rounds' ratios of its submissions/s over the baseline's,
 // each measured beside the other (issue 16: at least 0.9);
+// cpu-us/op is this process's CPU time a post (the HTTP server, the
+// store, the worker and the 32 clients), pg-cpu-us/op on PostgreSQL the
+// local server's (all its processes): on 2 shared cores these say what a
+// post costs when the rate says mostly how fast the machine was;
 // delivered is how many messages the worker delivered meanwhile (the
 // fewest of its rounds: more than 0 in a run of 1,000 posts or more, or
 // the comparison would prove nothing).
@@ -87,8 +91,8 @@ func BenchmarkContactSubmit(b *testing.B) {
 					}
 					offs, ons = append(offs, off), append(ons, on)
 					ratios = append(ratios, on.rate/off.rate)
-					b.Logf("round %d: off %.0f/s p99 %.1f ms; on %.0f/s p99 %.1f ms, %d delivered; on/off %.2f",
-						r+1, off.rate, off.p99, on.rate, on.p99, on.delivered, on.rate/off.rate)
+					b.Logf("round %d: off %.0f/s p99 %.1f ms, CPU a post %.0f µs here, %.0f µs PostgreSQL; on %.0f/s p99 %.1f ms, %.0f µs, %.0f µs, %d delivered; on/off %.2f",
+						r+1, off.rate, off.p99, off.cpu, off.pg, on.rate, on.p99, on.cpu, on.pg, on.delivered, on.rate/off.rate)
 				}
 				on, off := medianResult(ons), medianResult(offs)
 				b.ReportMetric(1e9/on.rate, "ns/op")
@@ -101,6 +105,12 @@ func BenchmarkContactSubmit(b *testing.B) {
 				b.ReportMetric(median(ratios), "on/off")
 				b.ReportMetric(100*on.busy, "busy-%")
 				b.ReportMetric(100*off.busy, "off-busy-%")
+				b.ReportMetric(on.cpu, "cpu-us/op")
+				b.ReportMetric(off.cpu, "off-cpu-us/op")
+				if backend == store.BackendPostgres {
+					b.ReportMetric(on.pg, "pg-cpu-us/op")
+					b.ReportMetric(off.pg, "off-pg-cpu-us/op")
+				}
 				if b.N >= 1000 && on.delivered == 0 {
 					b.Errorf("the worker delivered nothing while %d posts came in", b.N)
 				}
@@ -149,6 +159,8 @@ func medianResult(rs []benchResult) benchResult {
 		p50:  med(func(r benchResult) float64 { return r.p50 }),
 		p99:  med(func(r benchResult) float64 { return r.p99 }),
 		busy: med(func(r benchResult) float64 { return r.busy }),
+		cpu:  med(func(r benchResult) float64 { return r.cpu }),
+		pg:   med(func(r benchResult) float64 { return r.pg }),
 	}
 	out.delivered = slices.MinFunc(rs, func(a, b benchResult) int { return a.delivered - b.delivered }).delivered
 	return out
@@ -162,6 +174,10 @@ type benchResult struct {
 	delivered int
 	// busy is how busy the machine's CPUs were meanwhile, 0 to 1.
 	busy float64
+	// cpu is this process's CPU time a post in microseconds (the
+	// server, its worker and the benchmark's clients), pg PostgreSQL's
+	// (its server processes; 0 on SQLite, which runs in this process).
+	cpu, pg float64
 }
 
 // benchContact posts b.N submissions and measures them; with pf, a
@@ -270,6 +286,7 @@ func benchContact(b *testing.B, backend string, limits bool, pf *testenv.Postfix
 	if err != nil {
 		b.Fatal(err)
 	}
+	self0, pg0 := cpuOf(b, backend)
 	b.StartTimer()
 	start := time.Now()
 	for w := 0; w < benchClients; w++ {
@@ -292,7 +309,9 @@ func benchContact(b *testing.B, backend string, limits bool, pf *testenv.Postfix
 	if err != nil {
 		b.Fatal(err)
 	}
-	res := benchResult{rate: float64(b.N) / elapsed.Seconds(), busy: cpu1.BusySince(cpu0)}
+	self1, pg1 := cpuOf(b, backend)
+	res := benchResult{rate: float64(b.N) / elapsed.Seconds(), busy: cpu1.BusySince(cpu0),
+		cpu: float64((self1 - self0).Microseconds()) / float64(b.N), pg: float64((pg1 - pg0).Microseconds()) / float64(b.N)}
 	if pf != nil {
 		res.delivered = sentCount(b, a.store) - sentBefore
 	}
@@ -315,6 +334,21 @@ func benchContact(b *testing.B, backend string, limits bool, pf *testenv.Postfix
 		b.Fatalf("%d successes, but %d submissions and %d outbox items stored", total, subs, items)
 	}
 	return res
+}
+
+// cpuOf reads the CPU time this process and, on PostgreSQL, the local
+// PostgreSQL server's processes have used.
+func cpuOf(b *testing.B, backend string) (self, pg time.Duration) {
+	self, err := testenv.SelfCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if backend == store.BackendPostgres {
+		if pg, err = testenv.ProcessesCPU("postgres"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return self, pg
 }
 
 // sentCount is how many outbox items have been delivered.

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // CPUTimes is the machine's CPU time from /proc/stat, in clock ticks:
@@ -50,4 +52,73 @@ func (t CPUTimes) BusySince(earlier CPUTimes) float64 {
 		return 0
 	}
 	return float64(busy) / float64(all)
+}
+
+// clockTick is the unit of the CPU times in /proc/<pid>/stat (USER_HZ,
+// 100 a second on every Linux architecture Go supports).
+const clockTick = 10 * time.Millisecond
+
+// ProcessesCPU returns the CPU time (user and system) used so far by the
+// machine's processes named comm (as /proc/<pid>/stat names them: the
+// program's file name, at most 15 bytes), with that of their children
+// that have ended: for "postgres", every server process of a local
+// PostgreSQL, the sessions that closed included (the postmaster, also
+// named postgres, collects theirs). Two readings around a piece of work
+// tell what it cost those processes, which a rate on shared CPUs does
+// not.
+func ProcessesCPU(comm string) (time.Duration, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, fmt.Errorf("testenv: CPU time of %s: %w", comm, err)
+	}
+	var ticks int64
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // ended meanwhile
+		}
+		name, t, err := parseProcStat(string(data))
+		if err != nil {
+			return 0, fmt.Errorf("testenv: CPU time of %s: process %s: %w", comm, e.Name(), err)
+		}
+		if name == comm {
+			ticks += t
+		}
+	}
+	return time.Duration(ticks) * clockTick, nil
+}
+
+// parseProcStat returns the program name of a /proc/<pid>/stat line and
+// its CPU time in clock ticks: utime, stime, cutime and cstime (fields
+// 14-17; the name, field 2, is in parentheses and may hold spaces and
+// parentheses itself).
+func parseProcStat(line string) (comm string, ticks int64, err error) {
+	open, end := strings.IndexByte(line, '('), strings.LastIndexByte(line, ')')
+	if open < 0 || end < open {
+		return "", 0, fmt.Errorf("no program name in %q", line)
+	}
+	fields := strings.Fields(line[end+1:]) // from field 3, the state
+	if len(fields) < 15 {
+		return "", 0, fmt.Errorf("%d fields after the program name in %q, want at least 15", len(fields), line)
+	}
+	for _, f := range fields[11:15] {
+		v, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return "", 0, fmt.Errorf("CPU time %q: %w", f, err)
+		}
+		ticks += v
+	}
+	return line[open+1 : end], ticks, nil
+}
+
+// SelfCPU returns the CPU time (user and system) this process has used.
+func SelfCPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("testenv: CPU time of this process: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
