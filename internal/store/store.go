@@ -132,10 +132,11 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	// whenever it was put back while 8 others were idle, and opened
 	// another for the next caller; each new session forks a server
 	// process that builds its catalog caches and prepares its statements
-	// again, which cost PostgreSQL more CPU than the posts themselves
-	// (contact intake: 0.8-0.9 ms of the server's CPU a post, 0.4-0.65
-	// ms with none closed; TestPostgresPoolKeepsConnections). Idle ones
-	// still close after pgIdleTime.
+	// again, which cost PostgreSQL about as much CPU as the posts
+	// themselves (contact intake without limits: 0.87-1.1 ms of the
+	// server's CPU a post, 0.38-0.54 ms with none closed;
+	// TestPostgresPoolKeepsConnections). Idle ones still close after
+	// pgIdleTime.
 	db.SetMaxOpenConns(pgConns)
 	db.SetMaxIdleConns(pgConns)
 	db.SetConnMaxIdleTime(pgIdleTime)
