@@ -286,7 +286,11 @@ func benchContact(b *testing.B, backend string, limits bool, pf *testenv.Postfix
 	if err != nil {
 		b.Fatal(err)
 	}
-	self0, pg0 := cpuOf(b, backend)
+	server := "" // SQLite runs in this process
+	if backend == store.BackendPostgres {
+		server = testenv.PostgresProcess
+	}
+	cpuUsed := testenv.TakeCPU(b, server)
 	b.StartTimer()
 	start := time.Now()
 	for w := 0; w < benchClients; w++ {
@@ -309,9 +313,9 @@ func benchContact(b *testing.B, backend string, limits bool, pf *testenv.Postfix
 	if err != nil {
 		b.Fatal(err)
 	}
-	self1, pg1 := cpuOf(b, backend)
+	cpuUsed = testenv.TakeCPU(b, server).Since(cpuUsed)
 	res := benchResult{rate: float64(b.N) / elapsed.Seconds(), busy: cpu1.BusySince(cpu0),
-		cpu: float64((self1 - self0).Microseconds()) / float64(b.N), pg: float64((pg1 - pg0).Microseconds()) / float64(b.N)}
+		cpu: float64(cpuUsed.Self.Microseconds()) / float64(b.N), pg: float64(cpuUsed.Server.Microseconds()) / float64(b.N)}
 	if pf != nil {
 		res.delivered = sentCount(b, a.store) - sentBefore
 	}
@@ -334,21 +338,6 @@ func benchContact(b *testing.B, backend string, limits bool, pf *testenv.Postfix
 		b.Fatalf("%d successes, but %d submissions and %d outbox items stored", total, subs, items)
 	}
 	return res
-}
-
-// cpuOf reads the CPU time this process and, on PostgreSQL, the local
-// PostgreSQL server's processes have used.
-func cpuOf(b *testing.B, backend string) (self, pg time.Duration) {
-	self, err := testenv.SelfCPU()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if backend == store.BackendPostgres {
-		if pg, err = testenv.ProcessesCPU("postgres"); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return self, pg
 }
 
 // sentCount is how many outbox items have been delivered.

@@ -141,23 +141,6 @@ func busySince(b *testing.B, earlier testenv.CPUTimes) string {
 	return fmt.Sprintf("%.0f%% busy", 100*readCPU(b).BusySince(earlier))
 }
 
-// processCPU returns the CPU time (user and system) used so far by this
-// process, which runs the worker and, on SQLite, the database, and on
-// PostgreSQL by the local server's processes (0 on SQLite).
-func processCPU(b *testing.B, backend string) (self, pg time.Duration) {
-	b.Helper()
-	self, err := testenv.SelfCPU()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if backend == store.BackendPostgres {
-		if pg, err = testenv.ProcessesCPU("postgres"); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return self, pg
-}
-
 // smtpSourceRate sends n messages of about the drained messages' size to
 // addr with smtp-source over sessions kept connections and returns the
 // messages per second Postfix accepted; it waits for them to be
@@ -265,8 +248,12 @@ func drainAfterHistory(b *testing.B, pf *testenv.PostfixServer, backend string, 
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	start, busy := time.Now(), readCPU(b)
-	self, pg := processCPU(b, backend)
+	// This process runs the worker and, on SQLite, the database.
+	server := ""
+	if backend == store.BackendPostgres {
+		server = testenv.PostgresProcess
+	}
+	start, busy, cpuUsed := time.Now(), readCPU(b), testenv.TakeCPU(b, server)
 	go func() { done <- w.Run(runCtx) }()
 	// Polled by the count the worker reports, not by the database: the
 	// measurement adds no query of its own.
@@ -275,9 +262,9 @@ func drainAfterHistory(b *testing.B, pf *testenv.PostfixServer, backend string, 
 		return got, got >= int64(n)
 	})
 	took := time.Unix(0, cs.doneAt.Load()).Sub(start)
-	self1, pg1 := processCPU(b, backend)
+	cpuUsed = testenv.TakeCPU(b, server).Since(cpuUsed)
 	b.Logf("%s: drained %d in %v; CPU a message: this process's %v, PostgreSQL's %v; the machine's CPUs %s; mean store calls: %s", backend, n,
-		took.Round(time.Millisecond), ((self1 - self) / time.Duration(n)).Round(time.Microsecond), ((pg1 - pg) / time.Duration(n)).Round(time.Microsecond),
+		took.Round(time.Millisecond), (cpuUsed.Self / time.Duration(n)).Round(time.Microsecond), (cpuUsed.Server / time.Duration(n)).Round(time.Microsecond),
 		busySince(b, busy), cs.summary())
 	cancel()
 	if err := <-done; err != nil {

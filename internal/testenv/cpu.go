@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -112,6 +113,36 @@ func parseProcStat(line string) (comm string, ticks int64, err error) {
 		ticks += v
 	}
 	return line[open+1 : end], ticks, nil
+}
+
+// PostgresProcess is the program name of a PostgreSQL server's
+// processes, for ProcessesCPU and TakeCPU.
+const PostgresProcess = "postgres"
+
+// CPUSample is a reading of CPU time used so far: Self by this process,
+// Server by the machine's processes of a server (ProcessesCPU).
+type CPUSample struct{ Self, Server time.Duration }
+
+// Since returns the CPU time used between earlier and c.
+func (c CPUSample) Since(earlier CPUSample) CPUSample {
+	return CPUSample{Self: c.Self - earlier.Self, Server: c.Server - earlier.Server}
+}
+
+// TakeCPU reads this process's CPU time and that of the processes named
+// server (none when server is ""), failing tb if it cannot.
+func TakeCPU(tb testing.TB, server string) CPUSample {
+	tb.Helper()
+	self, err := SelfCPU()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var other time.Duration
+	if server != "" {
+		if other, err = ProcessesCPU(server); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return CPUSample{Self: self, Server: other}
 }
 
 // SelfCPU returns the CPU time (user and system) this process has used.

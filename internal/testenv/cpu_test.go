@@ -87,4 +87,12 @@ func TestProcessesCPU(t *testing.T) {
 	if got, err := SelfCPU(); err != nil || got <= 0 {
 		t.Errorf("SelfCPU: %v, %v; want above 0", got, err)
 	}
+	a := TakeCPU(t, "")
+	if a.Self <= 0 || a.Server != 0 {
+		t.Errorf("TakeCPU without a server: %+v, want Self above 0 and Server 0", a)
+	}
+	b := TakeCPU(t, comm)
+	if d := b.Since(a); d.Self < 0 || d.Server <= 0 || b.Since(b) != (CPUSample{}) {
+		t.Errorf("TakeCPU(%q) %+v since %+v: %+v, want Self not below 0 and Server above 0", comm, b, a, d)
+	}
 }
