@@ -244,11 +244,50 @@ func (s *Store) insertEnqueue(ctx context.Context, tx *sql.Tx, sub *Submission, 
 		lease_until, taken_over_from, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, '', 0, '', '')
 		RETURNING id`,
 		micros(it.CreatedAt), micros(it.QueuedAt), subID, formID, it.ProfileID, encText(it.MailFrom), rcpts,
-		encText(it.Subject), encText(it.MessageID), it.Message, it.Status, micros(it.NextAttemptAt), expires).Scan(&it.ID)
+		encText(it.Subject), encText(it.MessageID), s.inlineMessage(it.Message), it.Status, micros(it.NextAttemptAt), expires).Scan(&it.ID)
 	if err != nil {
 		return enqueued{}, err
 	}
+	if err := s.putMessage(ctx, tx, it.ID, it.Message); err != nil {
+		return enqueued{}, err
+	}
 	return enqueued{subID: subID, subTime: subTime, item: it}, nil
+}
+
+// sqliteMessage reads an outbox row's message on SQLite (migration
+// 0023): from outbox_messages, or, for an item stored before, from the
+// row itself.
+const sqliteMessage = `COALESCE((SELECT m.message FROM outbox_messages m WHERE m.item_id = outbox.id), outbox.message)`
+
+// messageColumn is what a query of outbox rows reads for the message.
+func (s *Store) messageColumn() string {
+	if s.backend == BackendSQLite {
+		return sqliteMessage
+	}
+	return "message"
+}
+
+// inlineMessage is what a new outbox row holds in its message column:
+// on SQLite nothing (putMessage stores the message beside it, so that
+// the row's updates do not rewrite it), on PostgreSQL the message.
+func (s *Store) inlineMessage(msg []byte) []byte {
+	if s.backend == BackendSQLite {
+		return []byte{}
+	}
+	return msg
+}
+
+// putMessage stores the message of the new outbox item id in tx, on
+// SQLite (see inlineMessage).
+func (s *Store) putMessage(ctx context.Context, tx *sql.Tx, id int64, msg []byte) error {
+	if s.backend != BackendSQLite {
+		return nil
+	}
+	if msg == nil {
+		msg = []byte{}
+	}
+	_, err := s.txExec(ctx, tx, `INSERT INTO outbox_messages (item_id, message) VALUES (?, ?)`, id, msg)
+	return err
 }
 
 // outboxColumns are the columns scanOutbox reads; Message follows when
@@ -349,8 +388,12 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 	if s.backend == BackendPostgres {
 		// staleFrom and dueFloor bound the scans (claimState).
 		full, staleFrom, dueFloor := s.claims.plan(nowUS, lease)
+		untilUS = s.claims.until(owner, untilUS)
 		out, err = s.claimPostgres(ctx, staleFrom, nowUS,
 			staleFrom, nowUS, limit, dueFloor, nowUS, limit, limit, encText(owner), untilUS)
+		if err != nil {
+			out, err = s.claimedAnyway(ctx, owner, untilUS, err)
+		}
 		if err == nil {
 			s.claims.done(full, nowUS, limit, out)
 		}
@@ -413,7 +456,7 @@ const sqliteClaimQuery = `UPDATE outbox SET ` + claimSet + ` WHERE id IN (SELECT
 		UNION ALL
 		SELECT id FROM (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?
 			ORDER BY next_attempt_at LIMIT CAST(? AS INTEGER))
-	) LIMIT CAST(? AS INTEGER)) RETURNING ` + outboxColumns + `, message`
+	) LIMIT CAST(? AS INTEGER)) RETURNING ` + outboxColumns + `, ` + sqliteMessage
 
 // pgClaimQuery is ClaimDue's statement on PostgreSQL: expired leases
 // whose end was not marked sent (taken over) and due queued items, each
@@ -450,6 +493,10 @@ const claimFloorSlack = 10 * time.Second
 // are the callers' now, in microseconds.
 type claimState struct {
 	mu sync.Mutex
+	// lastUntil is the lease end of each owner's last claim (until):
+	// each claim's is later than its owner's before, so that with the
+	// owner it names the items of that claim only (claimedAnyway).
+	lastUntil map[string]int64
 	// fullAt is the now of the last full claim; 0 before the first or
 	// when the next claim must be full.
 	fullAt int64
@@ -463,6 +510,70 @@ type claimState struct {
 	// not locked by another transaction would have been taken, or was
 	// already below the floor that claim scanned from.
 	floor int64
+}
+
+// until returns the lease end of owner's claim that asked for untilUS:
+// later than owner's earlier claims' (by a microsecond when its clock
+// has not moved or went back), so that no two claims of one owner share
+// one.
+func (c *claimState) until(owner string, untilUS int64) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lastUntil == nil || len(c.lastUntil) > 1000 {
+		c.lastUntil = make(map[string]int64) // owners are few: one a worker
+	}
+	if last, ok := c.lastUntil[owner]; ok && untilUS <= last {
+		untilUS = last + 1
+	}
+	c.lastUntil[owner] = untilUS
+	return untilUS
+}
+
+// claimedAnyway looks, after a claim on PostgreSQL failed with claimErr,
+// for the items that claim took all the same: a connection cut while
+// the server committed (a failover, a restart, pg_terminate_backend)
+// loses the answer but not the claim, and those items would wait for
+// their lease to expire (minutes) with nobody sending them. The claim's
+// items are those of owner with its lease end untilUS (unique to it,
+// claimState.until), read on another connection: the pool may hold
+// other connections cut at the same moment, each failing once, so the
+// read is tried on up to every connection of both pools and a new one.
+// With none found, or when the reads fail, the claim took nothing:
+// claimErr is returned.
+func (s *Store) claimedAnyway(ctx context.Context, owner string, untilUS int64, claimErr error) ([]OutboxItem, error) {
+	for range pgConns + pgWorkerConns + 1 {
+		out, err := s.claimedBy(ctx, owner, untilUS)
+		if err == nil {
+			if len(out) == 0 {
+				return nil, claimErr
+			}
+			return out, nil
+		}
+		if _, failed := StorageFailure(err); !failed || ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, claimErr
+}
+
+// claimedBy reads the items owner's claim with lease end untilUS took
+// (claimedAnyway).
+func (s *Store) claimedBy(ctx context.Context, owner string, untilUS int64) ([]OutboxItem, error) {
+	rows, err := s.w.QueryContext(ctx, s.q(`SELECT `+outboxColumns+`, message FROM outbox
+		WHERE status = 'sending' AND lease_owner = ? AND lease_until = ? ORDER BY id`), encText(owner), untilUS)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []OutboxItem
+	for rows.Next() {
+		it, err := scanOutbox(rows, true)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *it)
+	}
+	return out, rows.Err()
 }
 
 // plan tells ClaimDue whether its claim at nowUS is a full one, and the
@@ -762,7 +873,7 @@ func (s *Store) finishAttempt(ctx context.Context, tx *sql.Tx, id int64, owner s
 // OutboxItem returns the outbox item with that id, with its message, or
 // ErrNotFound.
 func (s *Store) OutboxItem(ctx context.Context, id int64) (*OutboxItem, error) {
-	it, err := scanOutbox(s.r.QueryRowContext(ctx, s.q(`SELECT `+outboxColumns+`, message FROM outbox WHERE id = ?`), id), true)
+	it, err := scanOutbox(s.r.QueryRowContext(ctx, s.q(`SELECT `+outboxColumns+`, `+s.messageColumn()+` FROM outbox WHERE id = ?`), id), true)
 	if err != nil {
 		return nil, fmt.Errorf("store: outbox item %d: %w", id, notFound(err))
 	}
