@@ -46,6 +46,14 @@ func TestClaimedAnyway(t *testing.T) {
 	if found, err := s.claimedAnyway(ctx, "w1", until, lost); err != nil || len(found) != 2 {
 		t.Errorf("after a second claim: %d items, %v; want the first claim's 2 only", len(found), err)
 	}
+	// A renewal asking for the first claim's lease end gets one of its
+	// own too: the renewed item is not taken for the first claim's.
+	if err := s.RenewLease(ctx, again[0].ID, "w1", t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if found, err := s.claimedAnyway(ctx, "w1", until, lost); err != nil || len(found) != 2 {
+		t.Errorf("after renewing the second claim's item to the first claim's lease end: %d items, %v; want the first claim's 2 only", len(found), err)
+	}
 	for _, c := range []struct {
 		owner string
 		until int64

@@ -512,10 +512,10 @@ type claimState struct {
 	floor int64
 }
 
-// until returns the lease end of owner's claim that asked for untilUS:
-// later than owner's earlier claims' (by a microsecond when its clock
-// has not moved or went back), so that no two claims of one owner share
-// one.
+// until returns the lease end of owner's claim or lease renewal that
+// asked for untilUS: later than owner's earlier ones (by a microsecond
+// when its clock has not moved or went back), so that no item of another
+// claim of owner has the lease end of a claim.
 func (c *claimState) until(owner string, untilUS int64) int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -708,8 +708,13 @@ func (s *Store) leaseLostOrGone(ctx context.Context, id int64) error {
 // over a fresh connection when the pooled one broke. ErrLeaseLost means
 // owner's claim is gone (ErrNotFound: the item is).
 func (s *Store) RenewLease(ctx context.Context, id int64, owner string, until time.Time) error {
+	untilUS := micros(until)
+	if s.backend == BackendPostgres {
+		// Never a lease end a claim of owner has (claimedAnyway).
+		untilUS = s.claims.until(owner, untilUS)
+	}
 	res, err := s.w.ExecContext(ctx, s.q(`UPDATE outbox SET lease_until = ?
-		WHERE id = ? AND lease_owner = ? AND status = 'sending'`), micros(until), id, encText(owner))
+		WHERE id = ? AND lease_owner = ? AND status = 'sending'`), untilUS, id, encText(owner))
 	s.health.noteFailure(err) // a renewal's success proves little (noteFailure)
 	if err := affected(res, err); errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("store: renew lease on outbox item %d: %w", id, s.leaseLostOrGone(ctx, id))
