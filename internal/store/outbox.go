@@ -342,8 +342,11 @@ const DataSentLostError = "the previous attempt's process stopped after sending 
 // due (next_attempt_at <= now), oldest due first, and items whose lease
 // expired while sending (a crashed or stuck worker's claims; those come
 // first and have TakenOverFrom set). Claimed items become "sending" with
-// lease_owner = owner, lease_until = now + lease and one more attempt;
-// they are returned with their messages.
+// lease_owner = owner, lease_until = now + lease (a microsecond later
+// than owner's previous claim's or renewal's when owner's clock has not
+// moved: claimState.until) and one more attempt; they are returned with
+// their messages. On PostgreSQL a claim whose answer was lost after it
+// committed (a cut connection) is found and returned (claimedAnyway).
 //
 // An expired item whose attempt had marked the end of the message sent
 // (MarkDataSent) is not taken over: the server has probably accepted the
