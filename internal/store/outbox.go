@@ -293,6 +293,28 @@ func scanOutbox(row interface{ Scan(...any) error }, withMessage bool) (*OutboxI
 	return &it, nil
 }
 
+// outboxRows is what scanOutboxRows reads: *sql.Rows, or pgx.Rows of a
+// batch. The caller closes it.
+type outboxRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// scanOutboxRows reads the outbox items of the remaining rows (see
+// scanOutbox).
+func scanOutboxRows(rows outboxRows, withMessage bool) ([]OutboxItem, error) {
+	var out []OutboxItem
+	for rows.Next() {
+		it, err := scanOutbox(rows, withMessage)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *it)
+	}
+	return out, rows.Err()
+}
+
 // DataSentLostError is the LastError of an item ClaimDue marked unknown
 // because the attempt whose lease expired had marked the end of the
 // message sent (MarkDataSent).
@@ -387,7 +409,6 @@ func (s *Store) ClaimDue(ctx context.Context, owner string, now time.Time, lease
 func (s *Store) claimSQLite(ctx context.Context, nowUS int64, args ...any) ([]OutboxItem, error) {
 	var out []OutboxItem
 	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		out = out[:0]
 		if err := s.settleDataSent(ctx, tx, nowUS); err != nil {
 			return err
 		}
@@ -396,14 +417,8 @@ func (s *Store) claimSQLite(ctx context.Context, nowUS int64, args ...any) ([]Ou
 			return err
 		}
 		defer rows.Close()
-		for rows.Next() {
-			it, err := scanOutbox(rows, true)
-			if err != nil {
-				return err
-			}
-			out = append(out, *it)
-		}
-		return rows.Err()
+		out, err = scanOutboxRows(rows, true)
+		return err
 	})
 	return out, err
 }
@@ -529,15 +544,7 @@ func (s *Store) claimedBy(ctx context.Context, owner string, untilUS int64) ([]O
 		return nil, err
 	}
 	defer rows.Close()
-	var out []OutboxItem
-	for rows.Next() {
-		it, err := scanOutbox(rows, true)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *it)
-	}
-	return out, rows.Err()
+	return scanOutboxRows(rows, true)
 }
 
 // plan tells ClaimDue whether its claim at nowUS is a full one, and the
@@ -868,15 +875,8 @@ func (s *Store) ListOutbox(ctx context.Context, f OutboxFilter) ([]OutboxItem, e
 		return nil, fmt.Errorf("store: list outbox: %w", err)
 	}
 	defer rows.Close()
-	var out []OutboxItem
-	for rows.Next() {
-		it, err := scanOutbox(rows, false)
-		if err != nil {
-			return nil, fmt.Errorf("store: list outbox: %w", err)
-		}
-		out = append(out, *it)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanOutboxRows(rows, false)
+	if err != nil {
 		return nil, fmt.Errorf("store: list outbox: %w", err)
 	}
 	return out, nil

@@ -359,16 +359,9 @@ func (s *Store) claimPostgres(ctx context.Context, staleFrom, nowUS int64, args 
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			it, err := scanOutbox(rows, true)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			out = append(out, *it)
-		}
+		out, err = scanOutboxRows(rows, true)
 		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err != nil {
 			return err
 		}
 		if _, err := br.Exec(); err != nil {
