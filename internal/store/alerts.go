@@ -382,9 +382,13 @@ func (s *Store) insertAlertEmail(ctx context.Context, tx *sql.Tx, a MonitorAlert
 		mail_from, rcpts, subject, message_id, message, status, attempts, next_attempt_at, expires_at, lease_owner,
 		lease_until, taken_over_from, last_error) VALUES (?, ?, NULL, NULL, ?, ?, ?, ?, ?, ?, ?, 0, ?, 0, '', 0, '', '')
 		RETURNING id`,
-		now, now, a.ProfileID, encText(a.MailFrom), rcpts, encText(subject), encText(msgID), a.Payload, string(OutboxQueued), now).Scan(&id)
+		now, now, a.ProfileID, encText(a.MailFrom), rcpts, encText(subject), encText(msgID), s.inlineMessage(a.Payload),
+		string(OutboxQueued), now).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("outbox item: %w", err)
+	}
+	if err := s.putMessage(ctx, tx, id, a.Payload); err != nil {
+		return 0, fmt.Errorf("outbox item %d: message: %w", id, err)
 	}
 	return id, nil
 }

@@ -244,11 +244,50 @@ func (s *Store) insertEnqueue(ctx context.Context, tx *sql.Tx, sub *Submission, 
 		lease_until, taken_over_from, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, '', 0, '', '')
 		RETURNING id`,
 		micros(it.CreatedAt), micros(it.QueuedAt), subID, formID, it.ProfileID, encText(it.MailFrom), rcpts,
-		encText(it.Subject), encText(it.MessageID), it.Message, it.Status, micros(it.NextAttemptAt), expires).Scan(&it.ID)
+		encText(it.Subject), encText(it.MessageID), s.inlineMessage(it.Message), it.Status, micros(it.NextAttemptAt), expires).Scan(&it.ID)
 	if err != nil {
 		return enqueued{}, err
 	}
+	if err := s.putMessage(ctx, tx, it.ID, it.Message); err != nil {
+		return enqueued{}, err
+	}
 	return enqueued{subID: subID, subTime: subTime, item: it}, nil
+}
+
+// sqliteMessage reads an outbox row's message on SQLite (migration
+// 0023): from outbox_messages, or, for an item stored before, from the
+// row itself.
+const sqliteMessage = `COALESCE((SELECT m.message FROM outbox_messages m WHERE m.item_id = outbox.id), outbox.message)`
+
+// messageColumn is what a query of outbox rows reads for the message.
+func (s *Store) messageColumn() string {
+	if s.backend == BackendSQLite {
+		return sqliteMessage
+	}
+	return "message"
+}
+
+// inlineMessage is what a new outbox row holds in its message column:
+// on SQLite nothing (putMessage stores the message beside it, so that
+// the row's updates do not rewrite it), on PostgreSQL the message.
+func (s *Store) inlineMessage(msg []byte) []byte {
+	if s.backend == BackendSQLite {
+		return []byte{}
+	}
+	return msg
+}
+
+// putMessage stores the message of the new outbox item id in tx, on
+// SQLite (see inlineMessage).
+func (s *Store) putMessage(ctx context.Context, tx *sql.Tx, id int64, msg []byte) error {
+	if s.backend != BackendSQLite {
+		return nil
+	}
+	if msg == nil {
+		msg = []byte{}
+	}
+	_, err := s.txExec(ctx, tx, `INSERT INTO outbox_messages (item_id, message) VALUES (?, ?)`, id, msg)
+	return err
 }
 
 // outboxColumns are the columns scanOutbox reads; Message follows when
@@ -435,7 +474,7 @@ const sqliteClaimQuery = `UPDATE outbox SET ` + claimSet + ` WHERE id IN (SELECT
 		UNION ALL
 		SELECT id FROM (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?
 			ORDER BY next_attempt_at LIMIT CAST(? AS INTEGER))
-	) LIMIT CAST(? AS INTEGER)) RETURNING ` + outboxColumns + `, message`
+	) LIMIT CAST(? AS INTEGER)) RETURNING ` + outboxColumns + `, ` + sqliteMessage
 
 // pgClaimQuery is ClaimDue's statement on PostgreSQL: expired leases
 // whose end was not marked sent (taken over) and due queued items, each
@@ -849,7 +888,7 @@ func (s *Store) finishAttempt(ctx context.Context, tx *sql.Tx, id int64, owner s
 // OutboxItem returns the outbox item with that id, with its message, or
 // ErrNotFound.
 func (s *Store) OutboxItem(ctx context.Context, id int64) (*OutboxItem, error) {
-	it, err := scanOutbox(s.r.QueryRowContext(ctx, s.q(`SELECT `+outboxColumns+`, message FROM outbox WHERE id = ?`), id), true)
+	it, err := scanOutbox(s.r.QueryRowContext(ctx, s.q(`SELECT `+outboxColumns+`, `+s.messageColumn()+` FROM outbox WHERE id = ?`), id), true)
 	if err != nil {
 		return nil, fmt.Errorf("store: outbox item %d: %w", id, notFound(err))
 	}
