@@ -577,9 +577,11 @@ func (s *Store) ListSubmissions(ctx context.Context, f SubmissionFilter) ([]Subm
 // post is never counted and the counters cost no write of their own. On
 // PostgreSQL the count commits first (a short transaction, so posts to
 // one form do not wait for each other's commits), then the submission is
-// stored, both sent in one round trip (enqueuePostgres); a post whose
-// storing then fails stays counted, a repeated one (a stored submission
-// has its token) is not counted.
+// stored, both sent in one round trip (enqueuePostgres), or the count is
+// one this Store took ahead (rateAhead) and only the submission is sent;
+// a post whose storing then fails hands its count to this Store's next
+// post of that key, a repeated one (a stored submission has its token)
+// is not counted.
 func (s *Store) EnqueueLimited(ctx context.Context, sub *Submission, item *OutboxItem, limits []Limit, at time.Time) (*Limit, error) {
 	active, err := rateLimits(limits)
 	if err != nil {

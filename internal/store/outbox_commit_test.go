@@ -296,12 +296,21 @@ func TestWorkerWritesCommitAsync(t *testing.T) {
 	}
 }
 
-// TestTakeRateCommitsAsync: on PostgreSQL sockmail_take_rate makes the
-// transaction that calls it commit with synchronous_commit off (so that
-// the counter rows it locks are free again without waiting for the WAL
-// flush, and the client needs no SET LOCAL statement of its own), for
-// that transaction only.
+// TestTakeRateCommitsAsync: on PostgreSQL sockmail_take_rate and
+// sockmail_take_rate_ahead make the transaction that calls them commit
+// with synchronous_commit off (so that the counter rows they lock are
+// free again without waiting for the WAL flush, and the client needs no
+// SET LOCAL statement of its own), for that transaction only.
 func TestTakeRateCommitsAsync(t *testing.T) {
+	for _, call := range []struct{ name, sql string }{
+		{"sockmail_take_rate", `SELECT sockmail_take_rate(NULL, $1, $2, $3, $4)`},
+		{"sockmail_take_rate_ahead", `SELECT * FROM sockmail_take_rate_ahead(NULL, $1, $2, $3, $4, '{8}')`},
+	} {
+		t.Run(call.name, func(t *testing.T) { takeRateCommitsAsync(t, call.sql) })
+	}
+}
+
+func takeRateCommitsAsync(t *testing.T, call string) {
 	s := openPostgresStore(t)
 	ctx := ctxT(t)
 	show := func(tx *sql.Tx) string {
@@ -316,7 +325,7 @@ func TestTakeRateCommitsAsync(t *testing.T) {
 		if got := show(tx); got != "on" {
 			t.Errorf("before the call: synchronous_commit %q, want on", got)
 		}
-		if _, err := tx.ExecContext(ctx, `SELECT sockmail_take_rate(NULL, $1, $2, $3, $4)`,
+		if _, err := tx.ExecContext(ctx, call,
 			[]string{"contact:form:1"}, int64(1000), []int64{0}, []int32{5}); err != nil {
 			return err
 		}

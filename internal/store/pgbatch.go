@@ -74,13 +74,16 @@ func onPgConn(ctx context.Context, db *sql.DB, fn func(*pgx.Conn) error) error {
 	})
 }
 
-// queueTakeRate queues the transaction that counts a post under active
-// (from rateLimits) and, when token is not empty, refuses it if a stored
-// submission has that token digest. The function makes the transaction
-// commit with synchronous_commit off itself (migration 0021).
-func queueTakeRate(b *pgx.Batch, token string, active []Limit, at time.Time) {
-	keys, froms, maxes := make([]string, len(active)), make([]int64, len(active)), make([]int32, len(active))
-	for i, l := range active {
+// queueTakeRate queues the transaction that counts a post under the
+// limits of t.need (rateAhead.take), each ahead by as many posts as
+// t.wants asks for (the database grants at least the post at hand), and,
+// when token is not empty, refuses it if a stored submission has that
+// token digest. The function makes the transaction commit with
+// synchronous_commit off itself (migration 0024). readTakeRate reads its
+// answers.
+func queueTakeRate(b *pgx.Batch, token string, t aheadTake, at time.Time) {
+	keys, froms, maxes := make([]string, len(t.need)), make([]int64, len(t.need)), make([]int32, len(t.need))
+	for i, l := range t.need {
 		keys[i], froms[i], maxes[i] = encText(l.Key), micros(at.Add(-l.Window)), int32(min(l.Max, 1<<31-1))
 	}
 	var tok any
@@ -88,12 +91,30 @@ func queueTakeRate(b *pgx.Batch, token string, active []Limit, at time.Time) {
 		tok = token
 	}
 	b.Queue(`BEGIN`)
-	b.Queue(`SELECT sockmail_take_rate($1, $2, $3, $4, $5)`, tok, keys, micros(at), froms, maxes)
+	b.Queue(`SELECT granted, starts, counts FROM sockmail_take_rate_ahead($1, $2, $3, $4, $5, $6)`,
+		tok, keys, micros(at), froms, maxes, t.wants)
 	b.Queue(`COMMIT`)
 }
 
-// takeRateStatements is how many statements queueTakeRate queues.
-const takeRateStatements = 3
+// readTakeRate reads the answers of queueTakeRate's statements from br
+// and keeps the counts granted ahead (rateAhead.granted); once they are
+// committed, t notes them (aheadTake.counted).
+func (s *Store) readTakeRate(br pgx.BatchResults, t *aheadTake, at time.Time) error {
+	if _, err := br.Exec(); err != nil {
+		return err
+	}
+	var granted, counts []int32
+	var starts []int64
+	if err := br.QueryRow().Scan(&granted, &starts, &counts); err != nil {
+		return err
+	}
+	if _, err := br.Exec(); err != nil {
+		return err
+	}
+	s.ahead.granted(t, granted, starts, counts, at)
+	t.counted(starts)
+	return nil
+}
 
 // rateRefusal turns sockmail_take_rate's errors into what TakeRate and
 // EnqueueLimited return: the limit of active that refused the post (with
@@ -120,16 +141,27 @@ func rateRefusal(err error, active []Limit, at time.Time) (*Limit, error) {
 	return nil, err
 }
 
-// takeRatePostgres is TakeRate on PostgreSQL: one round trip.
+// takeRatePostgres is TakeRate on PostgreSQL: from the counts held in
+// memory, or in one round trip.
 func (s *Store) takeRatePostgres(ctx context.Context, active []Limit, at time.Time) (*Limit, error) {
+	t, err := s.ahead.takeWait(ctx, active, at)
+	if err != nil || len(t.need) == 0 {
+		return nil, err
+	}
 	var b pgx.Batch
-	queueTakeRate(&b, "", active, at)
-	err := onPgConn(ctx, s.w, func(c *pgx.Conn) error {
-		return c.SendBatch(ctx, &b).Close()
+	queueTakeRate(&b, "", t, at)
+	err = onPgConn(ctx, s.w, func(c *pgx.Conn) error {
+		br := c.SendBatch(ctx, &b)
+		if err := s.readTakeRate(br, &t, at); err != nil {
+			br.Close()
+			return err
+		}
+		return br.Close()
 	})
 	s.health.note(err)
 	if err != nil {
-		return rateRefusal(err, active, at)
+		s.ahead.giveBack(active, t)
+		return rateRefusal(err, t.need, at)
 	}
 	return nil, nil
 }
@@ -164,9 +196,13 @@ func (s *Store) enqueuePostgres(ctx context.Context, sub *Submission, subStatus 
 	if !it.ExpiresAt.IsZero() {
 		expires = micros(it.ExpiresAt)
 	}
+	t, err := s.ahead.takeWait(ctx, active, at)
+	if err != nil {
+		return enqueued{}, nil, err
+	}
 	var b pgx.Batch
-	if len(active) > 0 {
-		queueTakeRate(&b, sub.TokenHash, active, at)
+	if len(t.need) > 0 {
+		queueTakeRate(&b, sub.TokenHash, t, at)
 	}
 	b.Queue(enqueueSQL, sub.FormID, micros(created), encText(sub.ClientAddr), encText(sub.Origin),
 		encText(sub.UserAgent), fields, encText(sub.ReplyTo), encText(string(subStatus)), encText(sub.BlockReason),
@@ -176,12 +212,10 @@ func (s *Store) enqueuePostgres(ctx context.Context, sub *Submission, subStatus 
 	var subID int64
 	err = onPgConn(ctx, s.w, func(c *pgx.Conn) error {
 		br := c.SendBatch(ctx, &b)
-		if len(active) > 0 {
-			for range takeRateStatements {
-				if _, err := br.Exec(); err != nil {
-					br.Close()
-					return err
-				}
+		if len(t.need) > 0 {
+			if err := s.readTakeRate(br, &t, at); err != nil {
+				br.Close()
+				return err
 			}
 		}
 		if err := br.QueryRow().Scan(&it.ID, &subID); err != nil {
@@ -191,6 +225,9 @@ func (s *Store) enqueuePostgres(ctx context.Context, sub *Submission, subStatus 
 		return br.Close()
 	})
 	s.health.note(err)
+	if err != nil {
+		s.ahead.giveBack(active, t)
+	}
 	switch {
 	case err == nil:
 	case isForeignKeyViolation(err):
@@ -198,7 +235,7 @@ func (s *Store) enqueuePostgres(ctx context.Context, sub *Submission, subStatus 
 	case isUniqueViolation(err):
 		return enqueued{}, nil, fmt.Errorf("submission with this token: %w", ErrExists)
 	default:
-		over, err := rateRefusal(err, active, at)
+		over, err := rateRefusal(err, t.need, at)
 		return enqueued{}, over, err
 	}
 	formID := sub.FormID

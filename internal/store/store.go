@@ -79,6 +79,9 @@ type Store struct {
 	// claims is what ClaimDue remembers between calls on PostgreSQL
 	// (outbox.go).
 	claims claimState
+	// ahead holds the rate-limit counts taken ahead on PostgreSQL
+	// (rateahead.go).
+	ahead rateAhead
 	// phaseHist is what MetricsSnapshot has counted of the sends'
 	// timings so far (metricsPhases).
 	phaseHist phaseHistCache
