@@ -28,7 +28,9 @@ import (
 // Environment (defaults in brackets): SOCKMAIL_BENCH_OUTBOX_HISTORY
 // [1000000] finished items stored first, SOCKMAIL_BENCH_OUTBOX_DRAIN
 // [5000] messages drained, SOCKMAIL_BENCH_OUTBOX_CONCURRENCY [4] attempts
-// at a time (and smtp-source sessions).
+// at a time (and smtp-source sessions), SOCKMAIL_BENCH_OUTBOX_MESSAGE_BYTES
+// [1000] the size of each message's body (and smtp-source's): a contact
+// message with an attachment is tens of kilobytes.
 
 // scaleBenchEnv reads a positive integer setting of the benchmark.
 func scaleBenchEnv(b *testing.B, name string, def int) int {
@@ -146,12 +148,12 @@ func busySince(b *testing.B, earlier testenv.CPUTimes) string {
 // messages per second Postfix accepted; it waits for them to be
 // delivered (so that Postfix is idle for what comes next) and removes
 // them.
-func smtpSourceRate(b *testing.B, pf *testenv.PostfixServer, n, sessions int) float64 {
+func smtpSourceRate(b *testing.B, pf *testenv.PostfixServer, n, sessions, size int) float64 {
 	b.Helper()
 	tok := testenv.UniqueToken()
 	counter := testenv.NewMaildirCounter(pf.Maildir, regexp.MustCompile(regexp.QuoteMeta(tok)))
 	counter.RemoveWhenPassed(b)
-	cmd := exec.Command("/usr/sbin/smtp-source", "-d", "-s", strconv.Itoa(sessions), "-l", "1000", "-m", strconv.Itoa(n),
+	cmd := exec.Command("/usr/sbin/smtp-source", "-d", "-s", strconv.Itoa(sessions), "-l", strconv.Itoa(size), "-m", strconv.Itoa(n),
 		"-M", "sockmail.test", "-f", "forms@example.org", "-t", "owner@"+pf.Domain, "-S", "scale "+tok, pf.SMTPAddr)
 	start, busy := time.Now(), readCPU(b)
 	out, err := cmd.CombinedOutput()
@@ -170,6 +172,12 @@ func smtpSourceRate(b *testing.B, pf *testenv.PostfixServer, n, sessions int) fl
 	return float64(n) / took.Seconds()
 }
 
+// messageBody returns a message body of lines of 78 characters, about
+// size bytes long (at least one line).
+func messageBody(size int) string {
+	return strings.Repeat(strings.Repeat("x", 78)+"\r\n", max(1, size/80))
+}
+
 // drainAfterHistory stores history finished items in a fresh database of
 // backend (turned back into the design before migration 0015 when
 // before is true), queues n messages, measures smtp-source sending as
@@ -177,7 +185,7 @@ func smtpSourceRate(b *testing.B, pf *testenv.PostfixServer, n, sessions int) fl
 // per second the worker then delivered them to Postfix's plain port at,
 // and smtp-source's rate; with discard, the worker's marks and outcomes
 // are not stored (countingStore).
-func drainAfterHistory(b *testing.B, pf *testenv.PostfixServer, backend string, before, discard bool, history, n, concurrency int) (rate, source float64) {
+func drainAfterHistory(b *testing.B, pf *testenv.PostfixServer, backend string, before, discard bool, history, n, concurrency, size int) (rate, source float64) {
 	b.Helper()
 	ctx := context.Background()
 	dsn := filepath.Join(b.TempDir(), "scale.db")
@@ -208,7 +216,7 @@ func drainAfterHistory(b *testing.B, pf *testenv.PostfixServer, backend string, 
 		b.Fatal(err)
 	}
 	tok := testenv.UniqueToken()
-	body := strings.Repeat(strings.Repeat("x", 78)+"\r\n", 12)
+	body := messageBody(size)
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
 	for g := range 16 {
@@ -234,7 +242,7 @@ func drainAfterHistory(b *testing.B, pf *testenv.PostfixServer, backend string, 
 
 	// The machine's speed drifts by a fifth within minutes here: the
 	// baseline is measured right before the drain it is compared with.
-	source = smtpSourceRate(b, pf, n, concurrency)
+	source = smtpSourceRate(b, pf, n, concurrency, size)
 
 	counter := testenv.NewMaildirCounter(pf.Maildir, regexp.MustCompile(regexp.QuoteMeta(tok)+`-\d+`))
 	counter.RemoveWhenPassed(b)
@@ -301,6 +309,7 @@ func BenchmarkOutboxDrainAfterHistory(b *testing.B) {
 	history := scaleBenchEnv(b, "SOCKMAIL_BENCH_OUTBOX_HISTORY", 1_000_000)
 	n := scaleBenchEnv(b, "SOCKMAIL_BENCH_OUTBOX_DRAIN", 5000)
 	concurrency := scaleBenchEnv(b, "SOCKMAIL_BENCH_OUTBOX_CONCURRENCY", 4)
+	size := scaleBenchEnv(b, "SOCKMAIL_BENCH_OUTBOX_MESSAGE_BYTES", 1000)
 	type row struct {
 		name         string
 		rate, source float64
@@ -317,7 +326,7 @@ func BenchmarkOutboxDrainAfterHistory(b *testing.B) {
 			b.Run(backend+"/"+design.name, func(b *testing.B) {
 				var rate, source float64
 				for range b.N {
-					rate, source = drainAfterHistory(b, pf, backend, design.before, design.discard, history, n, concurrency)
+					rate, source = drainAfterHistory(b, pf, backend, design.before, design.discard, history, n, concurrency, size)
 				}
 				rows = append(rows, row{backend + "/" + design.name, rate, source})
 				b.ReportMetric(rate, "msgs/s")
@@ -327,7 +336,7 @@ func BenchmarkOutboxDrainAfterHistory(b *testing.B) {
 		}
 	}
 	var sum strings.Builder
-	fmt.Fprintf(&sum, "%d finished items, %d drained, %d at a time; each beside smtp-source right before it", history, n, concurrency)
+	fmt.Fprintf(&sum, "%d finished items, %d drained of %d bytes, %d at a time; each beside smtp-source right before it", history, n, size, concurrency)
 	for _, r := range rows {
 		fmt.Fprintf(&sum, "\n%-28s %6.0f msgs/s  smtp-source %6.0f  %.2f×", r.name, r.rate, r.source, r.rate/r.source)
 	}
