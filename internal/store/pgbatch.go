@@ -141,6 +141,32 @@ func rateRefusal(err error, active []Limit, at time.Time) (*Limit, error) {
 	return nil, err
 }
 
+// giveBackTimeout bounds giveBackAhead's round trip at Close.
+const giveBackTimeout = 5 * time.Second
+
+// giveBackAhead gives the counts this Store took ahead and holds unused
+// back to the database, in one round trip: each key's count goes down by
+// as many, unless its window has begun again since. On SQLite it has
+// nothing to give back. A failure leaves them counted (the limit stays
+// exact; other instances may be refused early until the window ends).
+func (s *Store) giveBackAhead(ctx context.Context) error {
+	held := s.ahead.release()
+	if len(held) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, giveBackTimeout)
+	defer cancel()
+	var b pgx.Batch
+	for _, h := range held {
+		b.Queue(`UPDATE rate_windows SET n = n - $3 WHERE key = $1 AND window_start = $2 AND n >= $3`, encText(h.key), h.start, h.n)
+	}
+	err := onPgConn(ctx, s.w, func(c *pgx.Conn) error { return c.SendBatch(ctx, &b).Close() })
+	if err != nil {
+		return fmt.Errorf("give back %d rate-limit keys' unused counts: %w", len(held), err)
+	}
+	return nil
+}
+
 // takeRatePostgres is TakeRate on PostgreSQL: from the counts held in
 // memory, or in one round trip.
 func (s *Store) takeRatePostgres(ctx context.Context, active []Limit, at time.Time) (*Limit, error) {

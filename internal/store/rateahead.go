@@ -18,7 +18,9 @@ import (
 // post finds the ones it left in memory first); another instance may be
 // refused early by at most what this one holds, and each grant is at
 // most a sixteenth of what was left in the window, so near the limit
-// every post is counted alone.
+// every post is counted alone. A Store that closes gives back what it
+// holds (Store.giveBackAhead), so that a stopped or restarted instance
+// leaves the others nothing refused early.
 
 // aheadMaxWant is the most posts of a key counted at once.
 const aheadMaxWant = 64
@@ -215,6 +217,28 @@ func (r *rateAhead) forget(at time.Time) {
 			delete(r.keys, k)
 		}
 	}
+}
+
+// heldCounts is what release takes out of one key.
+type heldCounts struct {
+	key   string
+	start int64
+	n     int
+}
+
+// release takes every count r holds unused out of it, for giving back to
+// the database (Store.giveBackAhead).
+func (r *rateAhead) release() []heldCounts {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []heldCounts
+	for k, e := range r.keys {
+		if e.left > 0 {
+			out = append(out, heldCounts{key: k, start: e.start, n: e.left})
+			e.left = 0
+		}
+	}
+	return out
 }
 
 // held returns, for key counted at at under a window of that length

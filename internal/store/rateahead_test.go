@@ -259,6 +259,59 @@ func TestRateAheadExact(t *testing.T) {
 	}
 }
 
+// TestRateAheadGivenBackOnClose: on PostgreSQL a Store that closes gives
+// back the counts it took ahead and did not use: after 100 posts counted
+// ahead in grants of 1, 1, 2, 4, ... 64 (128 counted), the counter row holds
+// 100 once it is closed, as another instance reads it; a window begun
+// again since is left alone.
+func TestRateAheadGivenBackOnClose(t *testing.T) {
+	stores := openPostgresStores(t, 2)
+	ctx := ctxT(t)
+	form := newForm(t, stores[0])
+	limit := Limit{Key: fmt.Sprint("contact:form:", form), Max: 100000, Window: time.Hour}
+	raw := func() int {
+		t.Helper()
+		var n int
+		if err := stores[1].w.QueryRowContext(ctx, `SELECT n FROM rate_windows WHERE key = $1`, limit.Key).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for i := range 100 {
+		if over, err := stores[0].TakeRate(ctx, []Limit{limit}, t0.Add(time.Duration(i)*time.Millisecond)); over != nil || err != nil {
+			t.Fatalf("post %d: over %v, err %v", i, over, err)
+		}
+	}
+	if n := raw(); n != 128 {
+		t.Fatalf("counted %d before the close, want 128 (grants 1, 1, 2, 4, ... 64)", n)
+	}
+	if err := stores[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := raw(); n != 100 {
+		t.Errorf("counted %d after the close, want 100", n)
+	}
+
+	// The window began again (another instance, an hour later) while
+	// counts of the old one were held: the new window's count stays.
+	late := t0.Add(2 * time.Hour)
+	for i := range 10 {
+		if over, err := stores[1].TakeRate(ctx, []Limit{limit}, t0.Add(time.Duration(i)*time.Millisecond)); over != nil || err != nil {
+			t.Fatalf("post %d: over %v, err %v", i, over, err)
+		}
+	}
+	held := stores[1].ahead.held(limit.Key, micros(t0))
+	if _, err := stores[1].w.ExecContext(ctx, `UPDATE rate_windows SET window_start = $2, n = 1 WHERE key = $1`, limit.Key, micros(late)); err != nil {
+		t.Fatal(err)
+	}
+	if err := stores[1].giveBackAhead(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := raw(); held == 0 || n != 1 {
+		t.Errorf("the new window counts %d after giving back %d of the old one, want 1", n, held)
+	}
+}
+
 // openPostgresStores opens n Stores on one fresh PostgreSQL database, as
 // n instances sharing it would.
 func openPostgresStores(t *testing.T, n int) []*Store {

@@ -243,15 +243,17 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the database.
+// Close closes the database, first giving back the rate-limit counts
+// taken ahead and not used (giveBackAhead, PostgreSQL).
 func (s *Store) Close() error {
 	s.forms.changed() // a closed store serves nothing, not even a kept form
 	if s.stopIndexer != nil {
 		s.stopIndexer()
 	}
+	var errs []error
+	errs = append(errs, s.giveBackAhead(context.Background()))
 	s.wstmts.close()
 	s.rstmts.close()
-	var errs []error
 	if s.r != s.w {
 		errs = append(errs, s.r.Close())
 	}
