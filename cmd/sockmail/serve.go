@@ -449,9 +449,12 @@ func (s *server) shutdownSends(ctx context.Context) {
 	}
 }
 
-// close closes the store, after run.
+// close closes the store, after run; what it could not finish (giving
+// back rate-limit counts taken ahead, closing connections) is logged.
 func (s *server) close() {
-	s.st.Close()
+	if err := s.st.Close(); err != nil {
+		s.log.Warn("close the store", "err", err)
+	}
 	if s.jrnl != nil {
 		_ = s.jrnl.Close()
 	}
