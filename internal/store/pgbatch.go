@@ -78,9 +78,10 @@ func onPgConn(ctx context.Context, db *sql.DB, fn func(*pgx.Conn) error) error {
 // limits of t.need (rateAhead.take), each ahead by as many posts as
 // t.wants asks for (the database grants at least the post at hand), and,
 // when token is not empty, refuses it if a stored submission has that
-// token digest. The function makes the transaction commit with
-// synchronous_commit off itself (migration 0024). readTakeRate reads its
-// answers.
+// token digest; first, in the same transaction, it gives back the
+// counts t released (another limit's on the same key). The function
+// makes the transaction commit with synchronous_commit off itself
+// (migration 0024). readTakeRate reads its answers.
 func queueTakeRate(b *pgx.Batch, token string, t aheadTake, at time.Time) {
 	keys, froms, maxes := make([]string, len(t.need)), make([]int64, len(t.need)), make([]int32, len(t.need))
 	for i, l := range t.need {
@@ -91,6 +92,9 @@ func queueTakeRate(b *pgx.Batch, token string, t aheadTake, at time.Time) {
 		tok = token
 	}
 	b.Queue(`BEGIN`)
+	for _, h := range t.released {
+		b.Queue(giveBackSQL, encText(h.key), h.start, h.n)
+	}
 	b.Queue(`SELECT granted, starts, counts FROM sockmail_take_rate_ahead($1, $2, $3, $4, $5, $6)`,
 		tok, keys, micros(at), froms, maxes, t.wants)
 	b.Queue(`COMMIT`)
@@ -100,8 +104,10 @@ func queueTakeRate(b *pgx.Batch, token string, t aheadTake, at time.Time) {
 // and keeps the counts granted ahead (rateAhead.granted); once they are
 // committed, t notes them (aheadTake.counted).
 func (s *Store) readTakeRate(br pgx.BatchResults, t *aheadTake, at time.Time) error {
-	if _, err := br.Exec(); err != nil {
-		return err
+	for range 1 + len(t.released) {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
 	}
 	var granted, counts []int32
 	var starts []int64
@@ -141,6 +147,10 @@ func rateRefusal(err error, active []Limit, at time.Time) (*Limit, error) {
 	return nil, err
 }
 
+// giveBackSQL gives n counts of key's window that starts at start back:
+// its count goes down by n, unless the window has begun again since.
+const giveBackSQL = `UPDATE rate_windows SET n = n - $3 WHERE key = $1 AND window_start = $2 AND n >= $3`
+
 // giveBackTimeout bounds giveBackAhead's round trip at Close.
 const giveBackTimeout = 5 * time.Second
 
@@ -158,7 +168,7 @@ func (s *Store) giveBackAhead(ctx context.Context) error {
 	defer cancel()
 	var b pgx.Batch
 	for _, h := range held {
-		b.Queue(`UPDATE rate_windows SET n = n - $3 WHERE key = $1 AND window_start = $2 AND n >= $3`, encText(h.key), h.start, h.n)
+		b.Queue(giveBackSQL, encText(h.key), h.start, h.n)
 	}
 	err := onPgConn(ctx, s.w, func(c *pgx.Conn) error { return c.SendBatch(ctx, &b).Close() })
 	if err != nil {

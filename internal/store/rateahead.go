@@ -76,11 +76,20 @@ type aheadTake struct {
 	// nil.
 	asked []chan struct{}
 	taken []int64
+	// released are counts of another limit on a key of need (a form's
+	// per-address limit beside another form's, on the same address)
+	// that this request gives back to the database in its own
+	// transaction, so that its limit is checked against the posts
+	// counted, not against the counts held unused; committed is set when
+	// that transaction committed.
+	released  []heldCounts
+	committed bool
 }
 
 // counted notes that the database counted need's posts in the windows
 // that start at starts, so that giveBack returns them too.
 func (t *aheadTake) counted(starts []int64) {
+	t.committed = true
 	for j, i := range t.needAt {
 		if j < len(starts) {
 			t.taken[i] = starts[j]
@@ -109,8 +118,13 @@ func (r *rateAhead) take(active []Limit, at time.Time) (aheadTake, <-chan struct
 			t.taken[i] = e.start
 			continue
 		}
+		sameLimit := e != nil && e.max == l.Max && e.window == l.Window
+		if e != nil && !sameLimit && e.left > 0 && micros(at)-e.start <= e.window.Microseconds() {
+			t.released = append(t.released, heldCounts{key: l.Key, start: e.start, n: e.left, max: e.max, window: e.window})
+			e.left = 0
+		}
 		want, asked := 1, chan struct{}(nil)
-		if e != nil && e.want > 1 {
+		if sameLimit && e.want > 1 {
 			asked = make(chan struct{})
 			want, e.asking = e.want, asked
 		}
@@ -147,6 +161,17 @@ func (r *rateAhead) giveBack(active []Limit, t aheadTake) {
 	for i, l := range active {
 		if e := r.keys[l.Key]; t.taken[i] != 0 && e != nil && e.start == t.taken[i] {
 			e.left++
+		}
+	}
+	if t.committed {
+		return
+	}
+	// The request's transaction did not commit: the released counts are
+	// still counted in the database; they come back to their limit
+	// unless the key serves another since (then they stay counted).
+	for _, h := range t.released {
+		if e := r.keys[h.key]; e != nil && e.start == h.start && e.max == h.max && e.window == h.window {
+			e.left += h.n
 		}
 	}
 }
@@ -191,6 +216,12 @@ func (r *rateAhead) granted(t *aheadTake, granted []int32, starts []int64, count
 		if starts[i] < e.start {
 			continue // a grant of an older window answered after a newer one
 		}
+		if (e.max != l.Max || e.window != l.Window) && e.left > 0 && e.start == starts[i] {
+			// The key holds another limit's counts again (granted after
+			// this request released them): it keeps them; this request
+			// asked for its own post only.
+			continue
+		}
 		switch {
 		case e.grantedAt.IsZero() || at.Sub(e.grantedAt) >= aheadBusy:
 			e.want = 1
@@ -224,6 +255,9 @@ type heldCounts struct {
 	key   string
 	start int64
 	n     int
+	// max and window are the limit the counts were taken under.
+	max    int
+	window time.Duration
 }
 
 // release takes every count r holds unused out of it, for giving back to
@@ -234,7 +268,7 @@ func (r *rateAhead) release() []heldCounts {
 	var out []heldCounts
 	for k, e := range r.keys {
 		if e.left > 0 {
-			out = append(out, heldCounts{key: k, start: e.start, n: e.left})
+			out = append(out, heldCounts{key: k, start: e.start, n: e.left, max: e.max, window: e.window})
 			e.left = 0
 		}
 	}

@@ -46,10 +46,31 @@ func TestRateAheadMemory(t *testing.T) {
 			r.granted(&aheadTake{need: []Limit{l}}, []int32{4}, []int64{start}, []int32{4}, t0)
 			return len(takeNow(r, []Limit{l}, t0.Add(time.Hour)).need), r.keys[l.Key].left, r.keys[l.Key].want
 		}, 0, 2, 1},
-		{"a changed Max does not use them", func(r *rateAhead) (int, int, int) {
+		{"another Max on the key does not use them: its request gives them back", func(r *rateAhead) (int, int, int) {
 			r.granted(&aheadTake{need: []Limit{l}}, []int32{4}, []int64{start}, []int32{4}, t0)
-			return len(takeNow(r, []Limit{{Key: l.Key, Max: 999, Window: time.Hour}}, t0).need), r.keys[l.Key].left, r.keys[l.Key].want
+			tk := takeNow(r, []Limit{{Key: l.Key, Max: 999, Window: time.Hour}}, t0)
+			if len(tk.released) != 1 || tk.released[0].n != 3 || tk.released[0].start != start {
+				return -1, 0, 0
+			}
+			return len(tk.need), r.keys[l.Key].left, int(tk.wants[0])
+		}, 1, 0, 1},
+		{"its request failed: they come back", func(r *rateAhead) (int, int, int) {
+			r.granted(&aheadTake{need: []Limit{l}}, []int32{4}, []int64{start}, []int32{4}, t0)
+			other := []Limit{{Key: l.Key, Max: 999, Window: time.Hour}}
+			tk := takeNow(r, other, t0)
+			r.giveBack(other, tk)
+			return len(tk.need), r.keys[l.Key].left, r.keys[l.Key].want
 		}, 1, 3, 1},
+		{"it committed: they are gone, the key serves the other Max", func(r *rateAhead) (int, int, int) {
+			r.granted(&aheadTake{need: []Limit{l}}, []int32{4}, []int64{start}, []int32{4}, t0)
+			other := []Limit{{Key: l.Key, Max: 999, Window: time.Hour}}
+			tk := takeNow(r, other, t0)
+			r.granted(&tk, []int32{1}, []int64{start}, []int32{2}, t0)
+			tk.counted([]int64{start})
+			r.giveBack(other, tk) // its post was not stored
+			e := r.keys[l.Key]
+			return len(tk.need), e.left, e.max
+		}, 1, 1, 999},
 		{"a new window's grant drops the old counts", func(r *rateAhead) (int, int, int) {
 			r.granted(&aheadTake{need: []Limit{l}}, []int32{4}, []int64{start}, []int32{4}, t0)
 			later := t0.Add(2 * time.Hour)
@@ -257,6 +278,50 @@ func TestRateAheadExact(t *testing.T) {
 			t.Logf("%d stored, %d held unused", stored, held)
 		})
 	}
+}
+
+// TestRateAheadTwoLimitsOneKey: on PostgreSQL one key under two limits
+// (an address's per-address limit of one form, 100,000 an hour, and of
+// another, 25): after 20 posts under the first, counted ahead (32
+// counted), the second admits exactly 5 more posts, its check made
+// against the posts counted (the first's unused counts given back in the
+// same transaction), then the first goes on counting exactly.
+func TestRateAheadTwoLimitsOneKey(t *testing.T) {
+	s := openPostgresStore(t)
+	ctx := ctxT(t)
+	wide := Limit{Key: "contact:addr:198.51.100.4", Max: 100000, Window: time.Hour}
+	narrow := Limit{Key: wide.Key, Max: 25, Window: time.Hour}
+	take := func(l Limit, posts int, from time.Duration) (admitted int) {
+		t.Helper()
+		for i := range posts {
+			over, err := s.TakeRate(ctx, []Limit{l}, t0.Add(from+time.Duration(i)*time.Millisecond))
+			if err != nil {
+				t.Fatalf("post %d under %d: %v", i, l.Max, err)
+			}
+			if over == nil {
+				admitted++
+			}
+		}
+		return admitted
+	}
+	count := func(want int) {
+		t.Helper()
+		if c, err := s.RateCount(ctx, wide.Key, t0.Add(time.Second), time.Hour); err != nil || c != want {
+			t.Errorf("RateCount = %d, %v; want %d", c, err, want)
+		}
+	}
+	if n := take(wide, 20, 0); n != 20 {
+		t.Fatalf("%d of 20 admitted under 100,000", n)
+	}
+	count(20)
+	if n := take(narrow, 10, 100*time.Millisecond); n != 5 {
+		t.Errorf("%d of 10 admitted under 25 after 20 posts, want 5", n)
+	}
+	count(25)
+	if n := take(wide, 5, 200*time.Millisecond); n != 5 {
+		t.Errorf("%d of 5 admitted under 100,000 after 25 posts", n)
+	}
+	count(30)
 }
 
 // TestRateAheadGivenBackOnClose: on PostgreSQL a Store that closes gives
