@@ -20,7 +20,12 @@ import (
 // most a sixteenth of what was left in the window, so near the limit
 // every post is counted alone. A Store that closes gives back what it
 // holds (Store.giveBackAhead), so that a stopped or restarted instance
-// leaves the others nothing refused early.
+// leaves the others nothing refused early. One key may be posted to under
+// several limits (an address's count is one for every form, each form
+// with its own per-address Max): counts are held for one limit at a time,
+// and a post under another gives them back in its own transaction before
+// its check (aheadTake.released), so that it is checked against the
+// posts counted.
 
 // aheadMaxWant is the most posts of a key counted at once.
 const aheadMaxWant = 64
@@ -275,8 +280,8 @@ func (r *rateAhead) release() []heldCounts {
 	return out
 }
 
-// held returns, for key counted at at under a window of that length
-// begun at start, how many counts of it this Store holds unused.
+// held returns how many counts of key's window that starts at start this
+// Store holds unused.
 func (r *rateAhead) held(key string, start int64) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
