@@ -579,9 +579,10 @@ func (s *Store) ListSubmissions(ctx context.Context, f SubmissionFilter) ([]Subm
 // one form do not wait for each other's commits), then the submission is
 // stored, both sent in one round trip (enqueuePostgres), or the count is
 // one this Store took ahead (rateAhead) and only the submission is sent;
-// a post whose storing then fails hands its count to this Store's next
-// post of that key, a repeated one (a stored submission has its token)
-// is not counted.
+// a post the database then refuses to store hands its count to this
+// Store's next post of that key (one whose answer a lost connection cut
+// keeps it: it may be stored), a repeated one (a stored submission has
+// its token) is not counted.
 func (s *Store) EnqueueLimited(ctx context.Context, sub *Submission, item *OutboxItem, limits []Limit, at time.Time) (*Limit, error) {
 	active, err := rateLimits(limits)
 	if err != nil {

@@ -186,7 +186,9 @@ func (s *Store) takeRatePostgres(ctx context.Context, active []Limit, at time.Ti
 	}
 	var b pgx.Batch
 	queueTakeRate(&b, "", t, at)
+	sent := false
 	err = onPgConn(ctx, s.w, func(c *pgx.Conn) error {
+		sent = true
 		br := c.SendBatch(ctx, &b)
 		if err := s.readTakeRate(br, &t, at); err != nil {
 			br.Close()
@@ -196,7 +198,7 @@ func (s *Store) takeRatePostgres(ctx context.Context, active []Limit, at time.Ti
 	})
 	s.health.note(err)
 	if err != nil {
-		s.ahead.giveBack(active, t)
+		s.ahead.settle(active, t, sent, err)
 		return rateRefusal(err, t.need, at)
 	}
 	return nil, nil
@@ -246,7 +248,9 @@ func (s *Store) enqueuePostgres(ctx context.Context, sub *Submission, subStatus 
 		micros(it.CreatedAt), micros(it.QueuedAt), it.ProfileID, encText(it.MailFrom), rcpts, encText(it.Subject),
 		encText(it.MessageID), it.Message, string(it.Status), micros(it.NextAttemptAt), expires)
 	var subID int64
+	sent := false
 	err = onPgConn(ctx, s.w, func(c *pgx.Conn) error {
+		sent = true
 		br := c.SendBatch(ctx, &b)
 		if len(t.need) > 0 {
 			if err := s.readTakeRate(br, &t, at); err != nil {
@@ -262,7 +266,7 @@ func (s *Store) enqueuePostgres(ctx context.Context, sub *Submission, subStatus 
 	})
 	s.health.note(err)
 	if err != nil {
-		s.ahead.giveBack(active, t)
+		s.ahead.settle(active, t, sent, err)
 	}
 	switch {
 	case err == nil:

@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Counting ahead (PostgreSQL, migration 0024). A rate-limit key's counter
@@ -155,10 +158,11 @@ func (r *rateAhead) takeWait(ctx context.Context, active []Limit, at time.Time) 
 	}
 }
 
-// giveBack returns the counts of a post refused or not stored (those
-// take used from memory, and the database's when counted noted them):
-// each goes back to its key, for the next post, unless a grant of a
-// newer window replaced it.
+// giveBack returns the counts of a post refused or certainly not stored
+// (those take used from memory, and the database's when counted noted
+// them): each goes back to its key, for the next post, unless a grant of
+// a newer window replaced it. For a post whose outcome is not known, see
+// abandon.
 func (r *rateAhead) giveBack(active []Limit, t aheadTake) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -179,6 +183,33 @@ func (r *rateAhead) giveBack(active []Limit, t aheadTake) {
 			e.left += h.n
 		}
 	}
+}
+
+// settle gives back what a post that failed with err took (giveBack),
+// when nothing of it can have been stored: its statements were not sent
+// (sent is false), or the server refused them (an ERROR ends the
+// statement and its transaction). After a lost connection, or a FATAL
+// one (a session terminated: the claim of TestFaultReadOnlyPostgres
+// committed all the same), nothing is given back (abandon): the post may
+// be stored.
+func (r *rateAhead) settle(active []Limit, t aheadTake, sent bool, err error) {
+	var pe *pgconn.PgError
+	if !sent || errors.As(err, &pe) && pe.Severity == "ERROR" {
+		r.giveBack(active, t)
+		return
+	}
+	r.abandon(t)
+}
+
+// abandon is giveBack for a post whose outcome is not known (the
+// connection was lost once its statements were sent): what it took stays
+// counted, whatever the database did, and the released counts stay
+// given back or counted; only the posts that wait for its request are
+// woken.
+func (r *rateAhead) abandon(t aheadTake) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.answered(&t)
 }
 
 // answered ends the asking of the keys t's request opened it on, waking

@@ -3,9 +3,12 @@ package store
 import (
 	"context"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"sockmail/internal/testenv"
 )
@@ -139,6 +142,46 @@ func TestRateAheadMemory(t *testing.T) {
 			needed, left, want := tt.run(&r)
 			if needed != tt.needed || left != tt.left || want != tt.want {
 				t.Errorf("needed %d, left %d, want %d; want %d, %d, %d", needed, left, want, tt.needed, tt.left, tt.want)
+			}
+		})
+	}
+}
+
+// TestRateAheadSettle: a post that failed gives its counts back only
+// when it cannot have been stored; after a lost connection or a
+// terminated session they stay counted; either way the posts waiting for
+// its request are woken.
+func TestRateAheadSettle(t *testing.T) {
+	l := Limit{Key: "contact:form:1", Max: 1000, Window: time.Hour}
+	tests := []struct {
+		name     string
+		sent     bool
+		err      error
+		wantLeft int
+	}{
+		{"not sent", false, io.ErrUnexpectedEOF, 3},
+		{"refused by the server", true, &pgconn.PgError{Severity: "ERROR", Code: "23505"}, 3},
+		{"session terminated", true, &pgconn.PgError{Severity: "FATAL", Code: "57P01"}, 2},
+		{"connection lost", true, io.ErrUnexpectedEOF, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var r rateAhead
+			r.granted(&aheadTake{need: []Limit{l}}, []int32{4}, []int64{micros(t0)}, []int32{4}, t0)
+			r.keys[l.Key].want = 2
+			other := Limit{Key: "contact:addr:x", Max: 1000, Window: time.Hour}
+			r.granted(&aheadTake{need: []Limit{other}}, []int32{1}, []int64{micros(t0)}, []int32{1}, t0)
+			r.keys[other.Key].want = 2
+			tk := takeNow(&r, []Limit{l, other}, t0) // l from memory, other asked for
+			_, wait := r.take([]Limit{other}, t0)
+			r.settle([]Limit{l, other}, tk, tt.sent, fmt.Errorf("enqueue: %w", tt.err))
+			if got := r.keys[l.Key].left; got != tt.wantLeft {
+				t.Errorf("left %d, want %d", got, tt.wantLeft)
+			}
+			select {
+			case <-wait:
+			default:
+				t.Error("the post waiting for the request was not woken")
 			}
 		})
 	}
