@@ -151,16 +151,56 @@ func rateRefusal(err error, active []Limit, at time.Time) (*Limit, error) {
 // its count goes down by n, unless the window has begun again since.
 const giveBackSQL = `UPDATE rate_windows SET n = n - $3 WHERE key = $1 AND window_start = $2 AND n >= $3`
 
-// giveBackTimeout bounds giveBackAhead's round trip at Close.
+// giveBackTimeout bounds giveBackHeld's round trip.
 const giveBackTimeout = 5 * time.Second
 
 // giveBackAhead gives the counts this Store took ahead and holds unused
-// back to the database, in one round trip: each key's count goes down by
-// as many, unless its window has begun again since. On SQLite it has
-// nothing to give back. A failure leaves them counted (the limit stays
-// exact; other instances may be refused early until the window ends).
+// back to the database (giveBackHeld). On SQLite it has nothing to give
+// back.
 func (s *Store) giveBackAhead(ctx context.Context) error {
-	held := s.ahead.release()
+	return s.giveBackHeld(ctx, s.ahead.release())
+}
+
+// aheadIdleEvery is how often aheadLoop gives back the counts of keys
+// no post used since its last round: after one to two of these an idle
+// key's counts are the database's again.
+const aheadIdleEvery = 10 * time.Second
+
+// aheadLoop gives back, every aheadIdleEvery until ctx ends, the counts
+// taken ahead of the keys no post used meanwhile (rateAhead.idle). A
+// failure leaves them counted.
+func (s *Store) aheadLoop(ctx context.Context) {
+	t := time.NewTicker(aheadIdleEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		_ = s.giveBackHeld(ctx, s.ahead.idle())
+	}
+}
+
+// startAheadLoop starts aheadLoop on PostgreSQL; Close stops it.
+func (s *Store) startAheadLoop() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.aheadLoop(ctx)
+	}()
+	s.stopAheadLoop = func() {
+		cancel()
+		<-done
+	}
+}
+
+// giveBackHeld gives held back to the database in one round trip: each
+// key's count goes down by as many, unless its window has begun again
+// since. A failure leaves them counted (the limit stays exact; other
+// instances may be refused early until the window ends).
+func (s *Store) giveBackHeld(ctx context.Context, held []heldCounts) error {
 	if len(held) == 0 {
 		return nil
 	}

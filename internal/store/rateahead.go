@@ -23,7 +23,8 @@ import (
 // most a sixteenth of what was left in the window, so near the limit
 // every post is counted alone. A Store that closes gives back what it
 // holds (Store.giveBackAhead), so that a stopped or restarted instance
-// leaves the others nothing refused early. One key may be posted to under
+// leaves the others nothing refused early, and so does a key no post
+// used for a while (idle, Store.aheadLoop). One key may be posted to under
 // several limits (an address's count is one for every form, each form
 // with its own per-address Max): counts are held for one limit at a time,
 // and a post under another gives them back in its own transaction before
@@ -58,6 +59,9 @@ type aheadKey struct {
 	// for it and take from its grant rather than ask too, so that an
 	// instance holds at most one grant's counts unused.
 	asking chan struct{}
+	// used is set when a post takes one of the counts or a grant adds
+	// some; idle clears it.
+	used bool
 }
 
 // usable tells whether a post of limit l at at may use e's counts: the
@@ -123,6 +127,7 @@ func (r *rateAhead) take(active []Limit, at time.Time) (aheadTake, <-chan struct
 		e := r.keys[l.Key]
 		if e != nil && e.left > 0 && e.usable(l, at) {
 			e.left--
+			e.used = true
 			t.taken[i] = e.start
 			continue
 		}
@@ -269,6 +274,7 @@ func (r *rateAhead) granted(t *aheadTake, granted []int32, starts []int64, count
 		}
 		e.max, e.window, e.start, e.n, e.grantedAt = l.Max, l.Window, starts[i], int(counts[i]), at
 		e.left += int(granted[i]) - 1
+		e.used = true
 	}
 }
 
@@ -307,6 +313,24 @@ func (r *rateAhead) release() []heldCounts {
 			out = append(out, heldCounts{key: k, start: e.start, n: e.left, max: e.max, window: e.window})
 			e.left = 0
 		}
+	}
+	return out
+}
+
+// idle takes out of r the counts of the keys no post used since the last
+// call (and no request is on its way for), for giving back to the
+// database: a key that stopped being busy leaves other instances nothing
+// refused early (Store.aheadLoop calls it every aheadIdleEvery).
+func (r *rateAhead) idle() []heldCounts {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []heldCounts
+	for k, e := range r.keys {
+		if e.left > 0 && !e.used && e.asking == nil {
+			out = append(out, heldCounts{key: k, start: e.start, n: e.left, max: e.max, window: e.window})
+			e.left = 0
+		}
+		e.used = false
 	}
 	return out
 }

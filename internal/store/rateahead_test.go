@@ -367,6 +367,52 @@ func TestRateAheadTwoLimitsOneKey(t *testing.T) {
 	count(30)
 }
 
+// TestRateAheadIdleGivenBack: on PostgreSQL the counts of a key no post
+// used since the last round of aheadLoop are given back at the next
+// (rateAhead.idle, giveBackHeld): a key used since keeps them; after a
+// round without posts the counter row holds the posts only, and the next
+// post is counted from there.
+func TestRateAheadIdleGivenBack(t *testing.T) {
+	stores := openPostgresStores(t, 1)
+	s := stores[0]
+	s.stopAheadLoop() // the rounds are this test's
+	s.stopAheadLoop = nil
+	ctx := ctxT(t)
+	limit := Limit{Key: "contact:form:idle", Max: 100000, Window: time.Hour}
+	raw := func() int {
+		t.Helper()
+		var n int
+		if err := s.w.QueryRowContext(ctx, `SELECT n FROM rate_windows WHERE key = $1`, limit.Key).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for i := range 100 {
+		if over, err := s.TakeRate(ctx, []Limit{limit}, t0.Add(time.Duration(i)*time.Millisecond)); over != nil || err != nil {
+			t.Fatalf("post %d: over %v, err %v", i, over, err)
+		}
+	}
+	if held := s.ahead.idle(); len(held) != 0 {
+		t.Errorf("a key used since the last round gave back %+v", held)
+	}
+	held := s.ahead.idle()
+	if len(held) != 1 || held[0].n != 28 {
+		t.Fatalf("a round without posts took %+v, want the 28 unused counts", held)
+	}
+	if err := s.giveBackHeld(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	if n := raw(); n != 100 {
+		t.Errorf("counted %d after giving back, want 100", n)
+	}
+	if over, err := s.TakeRate(ctx, []Limit{limit}, t0.Add(2*time.Second)); over != nil || err != nil {
+		t.Fatalf("next post: over %v, err %v", over, err)
+	}
+	if c, err := s.RateCount(ctx, limit.Key, t0.Add(2*time.Second), time.Hour); err != nil || c != 101 {
+		t.Errorf("RateCount = %d, %v; want 101", c, err)
+	}
+}
+
 // TestRateAheadGivenBackOnClose: on PostgreSQL a Store that closes gives
 // back the counts it took ahead and did not use: after 100 posts counted
 // ahead in grants of 1, 1, 2, 4, ... 64 (128 counted), the counter row holds
@@ -374,6 +420,10 @@ func TestRateAheadTwoLimitsOneKey(t *testing.T) {
 // again since is left alone.
 func TestRateAheadGivenBackOnClose(t *testing.T) {
 	stores := openPostgresStores(t, 2)
+	for _, s := range stores {
+		s.stopAheadLoop() // nothing given back but by Close here
+		s.stopAheadLoop = nil
+	}
 	ctx := ctxT(t)
 	form := newForm(t, stores[0])
 	limit := Limit{Key: fmt.Sprint("contact:form:", form), Max: 100000, Window: time.Hour}

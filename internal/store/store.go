@@ -102,6 +102,9 @@ type Store struct {
 	// stopIndexer stops the SQLite full-text indexer (searchindex.go);
 	// nil on PostgreSQL.
 	stopIndexer func()
+	// stopAheadLoop stops the giving back of idle rate-limit counts
+	// (aheadLoop); nil on SQLite.
+	stopAheadLoop func()
 }
 
 // Open opens the database named by dsn and brings its schema up to date.
@@ -162,6 +165,7 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	s.startAheadLoop()
 	return s, nil
 }
 
@@ -249,6 +253,9 @@ func (s *Store) Close() error {
 	s.forms.changed() // a closed store serves nothing, not even a kept form
 	if s.stopIndexer != nil {
 		s.stopIndexer()
+	}
+	if s.stopAheadLoop != nil {
+		s.stopAheadLoop()
 	}
 	var errs []error
 	errs = append(errs, s.giveBackAhead(context.Background()))
