@@ -161,39 +161,15 @@ func (s *Store) giveBackAhead(ctx context.Context) error {
 	return s.giveBackHeld(ctx, s.ahead.release())
 }
 
-// aheadIdleEvery is how often aheadLoop gives back the counts of keys
-// no post used since its last round: after one to two of these an idle
-// key's counts are the database's again.
+// aheadIdleEvery is how often giveBackIdle runs (startEvery): after one
+// to two of these an idle key's counts are the database's again.
 const aheadIdleEvery = 10 * time.Second
 
-// aheadLoop gives back, every aheadIdleEvery until ctx ends, the counts
-// taken ahead of the keys no post used meanwhile (rateAhead.idle). A
-// failure leaves them counted.
-func (s *Store) aheadLoop(ctx context.Context) {
-	t := time.NewTicker(aheadIdleEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		_ = s.giveBackHeld(ctx, s.ahead.idle())
-	}
-}
-
-// startAheadLoop starts aheadLoop on PostgreSQL; Close stops it.
-func (s *Store) startAheadLoop() {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.aheadLoop(ctx)
-	}()
-	s.stopAheadLoop = func() {
-		cancel()
-		<-done
-	}
+// giveBackIdle gives back the counts taken ahead of the keys no post
+// used since its last round (rateAhead.idle). A failure leaves them
+// counted.
+func (s *Store) giveBackIdle(ctx context.Context) {
+	_ = s.giveBackHeld(ctx, s.ahead.idle())
 }
 
 // giveBackHeld gives held back to the database in one round trip: each

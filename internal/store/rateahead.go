@@ -24,7 +24,7 @@ import (
 // every post is counted alone. A Store that closes gives back what it
 // holds (Store.giveBackAhead), so that a stopped or restarted instance
 // leaves the others nothing refused early, and so does a key no post
-// used for a while (idle, Store.aheadLoop). One key may be posted to under
+// used for a while (idle, Store.giveBackIdle). One key may be posted to under
 // several limits (an address's count is one for every form, each form
 // with its own per-address Max): counts are held for one limit at a time,
 // and a post under another gives them back in its own transaction before
@@ -320,7 +320,7 @@ func (r *rateAhead) release() []heldCounts {
 // idle takes out of r the counts of the keys no post used since the last
 // call (and no request is on its way for), for giving back to the
 // database: a key that stopped being busy leaves other instances nothing
-// refused early (Store.aheadLoop calls it every aheadIdleEvery).
+// refused early (Store.giveBackIdle calls it every aheadIdleEvery).
 func (r *rateAhead) idle() []heldCounts {
 	r.mu.Lock()
 	defer r.mu.Unlock()

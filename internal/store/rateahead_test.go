@@ -368,7 +368,7 @@ func TestRateAheadTwoLimitsOneKey(t *testing.T) {
 }
 
 // TestRateAheadIdleGivenBack: on PostgreSQL the counts of a key no post
-// used since the last round of aheadLoop are given back at the next
+// used since the last round of giveBackIdle are given back at the next
 // (rateAhead.idle, giveBackHeld): a key used since keeps them; after a
 // round without posts the counter row holds the posts only, and the next
 // post is counted from there.

@@ -56,41 +56,43 @@ func (s *Store) IndexSearch(ctx context.Context, limit int) (int, error) {
 	return n, nil
 }
 
-// indexLoop runs IndexSearch every searchIndexEvery until ctx is done,
-// each time until the queue is empty. A failure is tried again at the
-// next tick (the queued sends stay searchable).
-func (s *Store) indexLoop(ctx context.Context) {
-	t := time.NewTicker(searchIndexEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+// indexRound runs IndexSearch until the queue is empty (startEvery calls
+// it every searchIndexEvery). A failure is tried again at the next round
+// (the queued sends stay searchable).
+func (s *Store) indexRound(ctx context.Context) {
+	// Looked for on a reader first: an idle store takes no write.
+	var queued bool
+	if err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM send_fts_pending)`).Scan(&queued); err != nil || !queued {
+		return
+	}
+	for ctx.Err() == nil {
+		n, err := s.IndexSearch(ctx, searchIndexBatch)
+		if err != nil || n < searchIndexBatch {
 			return
-		case <-t.C:
-		}
-		// Looked for on a reader first: an idle store takes no write.
-		var queued bool
-		if err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM send_fts_pending)`).Scan(&queued); err != nil || !queued {
-			continue
-		}
-		for ctx.Err() == nil {
-			n, err := s.IndexSearch(ctx, searchIndexBatch)
-			if err != nil || n < searchIndexBatch {
-				break
-			}
 		}
 	}
 }
 
-// startIndexer starts indexLoop; Close stops it.
-func (s *Store) startIndexer() {
+// startEvery calls round every interval, in a goroutine of its own, until
+// the returned stop is called; stop waits for the round under way (Close
+// calls it).
+func startEvery(every time.Duration, round func(ctx context.Context)) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.indexLoop(ctx)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			round(ctx)
+		}
 	}()
-	s.stopIndexer = func() {
+	return func() {
 		cancel()
 		<-done
 	}

@@ -103,7 +103,7 @@ type Store struct {
 	// nil on PostgreSQL.
 	stopIndexer func()
 	// stopAheadLoop stops the giving back of idle rate-limit counts
-	// (aheadLoop); nil on SQLite.
+	// (giveBackIdle); nil on SQLite.
 	stopAheadLoop func()
 }
 
@@ -165,7 +165,7 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	s.startAheadLoop()
+	s.stopAheadLoop = startEvery(aheadIdleEvery, s.giveBackIdle)
 	return s, nil
 }
 
@@ -227,7 +227,7 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("store: open sqlite reader: %w", err)
 	}
-	s.startIndexer()
+	s.stopIndexer = startEvery(searchIndexEvery, s.indexRound)
 	return s, nil
 }
 
