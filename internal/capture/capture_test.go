@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -272,9 +273,11 @@ func TestShutdownClosesIdleConnections(t *testing.T) {
 	_ = s.Shutdown(ctx)
 	// The idle connection is closed: the client reads its greeting, if
 	// it came, then the end (not its own read deadline, a generous bound
-	// for a server that never closes it).
+	// for a server that never closes it). A connection the server had
+	// not accepted yet when its listener closed is reset by the kernel
+	// (seen beside four CPU hogs): closed too.
 	_ = conn.SetReadDeadline(time.Now().Add(testenv.StallLimit))
-	if _, err := io.Copy(io.Discard, conn); err != nil {
+	if _, err := io.Copy(io.Discard, conn); err != nil && !errors.Is(err, syscall.ECONNRESET) {
 		t.Errorf("the idle connection after shutdown: %v, want it closed by the server", err)
 	}
 }
