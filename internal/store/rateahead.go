@@ -133,8 +133,7 @@ func (r *rateAhead) take(active []Limit, at time.Time) (aheadTake, <-chan struct
 		}
 		sameLimit := e != nil && e.max == l.Max && e.window == l.Window
 		if e != nil && !sameLimit && e.left > 0 && micros(at)-e.start <= e.window.Microseconds() {
-			t.released = append(t.released, heldCounts{key: l.Key, start: e.start, n: e.left, max: e.max, window: e.window})
-			e.left = 0
+			t.released = append(t.released, e.takeOut(l.Key))
 		}
 		want, asked := 1, chan struct{}(nil)
 		if sameLimit && e.want > 1 {
@@ -305,16 +304,28 @@ type heldCounts struct {
 // release takes every count r holds unused out of it, for giving back to
 // the database (Store.giveBackAhead).
 func (r *rateAhead) release() []heldCounts {
+	return r.takeOutWhere(func(*aheadKey) bool { return true })
+}
+
+// takeOutWhere takes out of r the counts of every key that holds some
+// and for which which returns true (called for every key).
+func (r *rateAhead) takeOutWhere(which func(e *aheadKey) bool) []heldCounts {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []heldCounts
 	for k, e := range r.keys {
-		if e.left > 0 {
-			out = append(out, heldCounts{key: k, start: e.start, n: e.left, max: e.max, window: e.window})
-			e.left = 0
+		if which(e) && e.left > 0 {
+			out = append(out, e.takeOut(k))
 		}
 	}
 	return out
+}
+
+// takeOut returns e's unused counts (of key) and leaves it none.
+func (e *aheadKey) takeOut(key string) heldCounts {
+	h := heldCounts{key: key, start: e.start, n: e.left, max: e.max, window: e.window}
+	e.left = 0
+	return h
 }
 
 // idle takes out of r the counts of the keys no post used since the last
@@ -322,17 +333,11 @@ func (r *rateAhead) release() []heldCounts {
 // database: a key that stopped being busy leaves other instances nothing
 // refused early (Store.giveBackIdle calls it every aheadIdleEvery).
 func (r *rateAhead) idle() []heldCounts {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []heldCounts
-	for k, e := range r.keys {
-		if e.left > 0 && !e.used && e.asking == nil {
-			out = append(out, heldCounts{key: k, start: e.start, n: e.left, max: e.max, window: e.window})
-			e.left = 0
-		}
+	return r.takeOutWhere(func(e *aheadKey) bool {
+		idle := !e.used && e.asking == nil
 		e.used = false
-	}
-	return out
+		return idle
+	})
 }
 
 // held returns how many counts of key's window that starts at start this
