@@ -247,6 +247,9 @@ type PostfixServer struct {
 	CA
 	// LogFile is Postfix's log, worth reading when a test fails.
 	LogFile string
+	// MasterPIDFile holds the process id of Postfix's master process
+	// (SplitCPUs); empty in an env file written before it was added.
+	MasterPIDFile string
 }
 
 // Postfix returns the running test Postfix, or skips (fails under CI=true)
@@ -295,6 +298,7 @@ func postfixFromEnv() (*PostfixServer, error) {
 		MessageSizeLimit: limit,
 		CA:               ti,
 		LogFile:          env["POSTFIX_LOG"],
+		MasterPIDFile:    env["POSTFIX_MASTER_PID_FILE"],
 	}, nil
 }
 
