@@ -674,13 +674,13 @@ func (s *Store) MarkDataSent(ctx context.Context, id int64, owner string, at tim
 		res, xerr := s.async.ExecContext(ctx, s.q(mark), micros(at), id, encText(owner))
 		s.health.noteFailure(xerr)
 		if err = affected(res, xerr); errors.Is(err, ErrNotFound) {
-			err = s.leaseLostOrGone(ctx, id)
+			err = leaseLostOr(s.readQueryRow(ctx, itemExists, id))
 		}
 	} else {
 		err = s.writeSmallTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 			res, err := s.txExec(ctx, tx, mark, micros(at), id, encText(owner))
 			if err := affected(res, err); errors.Is(err, ErrNotFound) {
-				return s.leaseLostOrNotFound(ctx, tx, id)
+				return leaseLostOr(s.txQueryRow(ctx, tx, itemExists, id))
 			}
 			return err
 		})
@@ -691,21 +691,16 @@ func (s *Store) MarkDataSent(ctx context.Context, id int64, owner string, at tim
 	return nil
 }
 
-// leaseLostOrNotFound tells why an update guarded by the lease changed
-// nothing: the item does not exist, or the caller's lease is gone.
-func (s *Store) leaseLostOrNotFound(ctx context.Context, tx *sql.Tx, id int64) error {
-	var one int
-	err := s.txQueryRow(ctx, tx, `SELECT 1 FROM outbox WHERE id = ?`, id).Scan(&one)
-	if err != nil {
-		return notFound(err)
-	}
-	return ErrLeaseLost
-}
+// itemExists is the query leaseLostOr reads: one row if the item exists.
+const itemExists = `SELECT 1 FROM outbox WHERE id = ?`
 
-// leaseLostOrGone is leaseLostOrNotFound outside a transaction.
-func (s *Store) leaseLostOrGone(ctx context.Context, id int64) error {
+// leaseLostOr tells why an update guarded by the lease changed nothing,
+// from row (itemExists, in the update's transaction or outside it): the
+// item does not exist (ErrNotFound), or the caller's lease is gone
+// (ErrLeaseLost).
+func leaseLostOr(row *sql.Row) error {
 	var one int
-	if err := s.readQueryRow(ctx, `SELECT 1 FROM outbox WHERE id = ?`, id).Scan(&one); err != nil {
+	if err := row.Scan(&one); err != nil {
 		return notFound(err)
 	}
 	return ErrLeaseLost
@@ -727,7 +722,7 @@ func (s *Store) RenewLease(ctx context.Context, id int64, owner string, until ti
 		WHERE id = ? AND lease_owner = ? AND status = 'sending'`), untilUS, id, encText(owner))
 	s.health.noteFailure(err) // a renewal's success proves little (noteFailure)
 	if err := affected(res, err); errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("store: renew lease on outbox item %d: %w", id, s.leaseLostOrGone(ctx, id))
+		return fmt.Errorf("store: renew lease on outbox item %d: %w", id, leaseLostOr(s.readQueryRow(ctx, itemExists, id)))
 	} else if err != nil {
 		return fmt.Errorf("store: renew lease on outbox item %d: %w", id, err)
 	}
@@ -874,7 +869,7 @@ func (s *Store) finishAttempt(ctx context.Context, tx *sql.Tx, id int64, owner s
 			OR status = 'unknown' AND lease_owner = '' AND taken_over_from = ? AND data_sent_at IS NOT NULL)
 		RETURNING submission_id`, args...).Scan(&subID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return s.leaseLostOrNotFound(ctx, tx, id)
+		return leaseLostOr(s.txQueryRow(ctx, tx, itemExists, id))
 	}
 	if err != nil {
 		return err
