@@ -190,7 +190,7 @@ func loadTest(ctx context.Context, cfg *config, out io.Writer) (*report, error) 
 			want[i] = true
 		}
 	}
-	counts, last, err := waitDelivered(ctx, cfg, run, start, len(want))
+	counts, last, early, err := waitDelivered(ctx, cfg, run, start, len(want))
 	if err != nil {
 		return nil, err
 	}
@@ -211,8 +211,14 @@ func loadTest(ctx context.Context, cfg *config, out io.Writer) (*report, error) 
 	if rep.sinceFirstPost > 0 {
 		rate = float64(rep.delivered) / rep.sinceFirstPost.Seconds()
 	}
-	fmt.Fprintf(out, "delivered %d of %d in %.2f s from the first post (%.0f messages/s), %.2f s after the last: %d lost, %d duplicated\n",
-		rep.delivered, len(want), rep.sinceFirstPost.Seconds(), rate, rep.deliveredIn.Seconds(), rep.lost, rep.duplicated)
+	// What arrived after the posts: the outbox draining with nothing else
+	// to do.
+	rest := 0.0
+	if rep.deliveredIn > 0 {
+		rest = float64(rep.delivered-min(early, rep.delivered)) / rep.deliveredIn.Seconds()
+	}
+	fmt.Fprintf(out, "delivered %d of %d in %.2f s from the first post (%.0f messages/s), %.2f s after the last (%d had arrived by then, the rest at %.0f messages/s): %d lost, %d duplicated\n",
+		rep.delivered, len(want), rep.sinceFirstPost.Seconds(), rate, rep.deliveredIn.Seconds(), early, rest, rep.lost, rep.duplicated)
 	return rep, nil
 }
 
@@ -309,20 +315,25 @@ func post(ctx context.Context, client *http.Client, cfg *config, token, mark str
 
 // waitDelivered scans the Maildir until want distinct submissions of run
 // have arrived (then looks settle longer for duplicates) or nothing new
-// arrived for stall. It returns the copies per submission and when the
-// last new one was seen.
-func waitDelivered(ctx context.Context, cfg *config, run string, since time.Time, want int) (map[int]int, time.Time, error) {
+// arrived for stall. It returns the copies per submission, when the last
+// new one was seen, and how many submissions its first scan found (those
+// that arrived before it was called).
+func waitDelivered(ctx context.Context, cfg *config, run string, since time.Time, want int) (map[int]int, time.Time, int, error) {
 	pattern := regexp.MustCompile(regexp.QuoteMeta(run) + `-(\d{7})`)
 	counts := map[int]int{}
 	seen := map[string]bool{}
 	last, progress := since, time.Now()
 	var settled time.Time
+	early := -1
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		n, err := scanMaildir(cfg.maildir, pattern, since.Add(-time.Minute), seen, counts)
 		if err != nil {
-			return nil, last, err
+			return nil, last, 0, err
+		}
+		if early < 0 {
+			early = len(counts)
 		}
 		now := time.Now()
 		if n > 0 {
@@ -333,15 +344,15 @@ func waitDelivered(ctx context.Context, cfg *config, run string, since time.Time
 				settled = now
 			}
 			if now.Sub(settled) >= cfg.settle {
-				return counts, last, nil
+				return counts, last, early, nil
 			}
 		} else if now.Sub(progress) > cfg.stall {
-			return counts, last, nil // the report counts what is missing
+			return counts, last, early, nil // the report counts what is missing
 		}
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
-			return nil, last, ctx.Err()
+			return nil, last, early, ctx.Err()
 		}
 	}
 }

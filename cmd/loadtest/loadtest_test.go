@@ -31,10 +31,18 @@ import (
 // form a per-address and a per-form limit of that many posts an hour
 // (none by default), and SOCKMAIL_LOADTEST_BACKEND=postgres runs the
 // instance on a fresh PostgreSQL database instead of SQLite.
+// SOCKMAIL_LOADTEST_SMTP_SOURCE=1 first sends as many messages with
+// smtp-source (4 sessions, 1,000 bytes) and logs the ratio of the
+// instance's delivery rate to smtp-source's; SOCKMAIL_LOADTEST_OWN_CPUS=1
+// gives Postfix a CPU of its own and the instance, the load test and
+// smtp-source the other (testenv.SplitCPUs).
 func TestLoadTestAgainstServe(t *testing.T) {
 	pf := testenv.Postfix(t)
 	if pf == nil {
 		return
+	}
+	if os.Getenv("SOCKMAIL_LOADTEST_OWN_CPUS") == "1" {
+		testenv.SplitCPUs(t, pf) // before the instance starts: it inherits its CPUs
 	}
 	dir := t.TempDir()
 	dsn := filepath.Join(dir, "sockmail.db")
@@ -92,15 +100,38 @@ func TestLoadTestAgainstServe(t *testing.T) {
 	}{
 		// First: its per-address count is the address's for every form
 		// (with SOCKMAIL_LOADTEST_RATE, "open"'s too).
-		{"limited", "50", "8", 1, []string{"posted 50: 10 answered success, 40 failed map[429:40]", "delivered 10 of 10", "0 lost, 0 duplicated"}},
+		{"limited", "50", "8", 1, []string{"posted 50: 10 answered success, 40 failed map[429:40]", "delivered 10 of 10", "had arrived by then, the rest at ", "0 lost, 0 duplicated"}},
 		{"open", n, c, 0, []string{"posted " + n + ": " + n + " answered success, 0 failed", "delivered " + n + " of " + n, "0 lost, 0 duplicated"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.form, func(t *testing.T) {
+			var source float64
+			if tt.form == "open" && os.Getenv("SOCKMAIL_LOADTEST_SMTP_SOURCE") == "1" {
+				m, err := strconv.Atoi(tt.n)
+				if err != nil {
+					t.Fatalf("SOCKMAIL_LOADTEST_N=%q: %v", tt.n, err)
+				}
+				source = testenv.SMTPSource(t, pf, m, 4, 1000)
+			}
+			// The load test's messages delivered from now on (the cases
+			// run one after the other), whatever their run's token.
+			loadTestMessages := testenv.NewMaildirCounter(pf.Maildir, regexp.MustCompile(`Load test lt[0-9a-f]+-\d+`))
+			serveCPU, pgCPU := testenv.TakeCPU(t, "sockmail"), testenv.TakeCPU(t, testenv.PostgresProcess)
 			var out, errb bytes.Buffer
 			code := run(context.Background(), []string{"-url", base, "-form", forms[tt.form].Slug, "-origin", "https://site.example",
 				"-n", tt.n, "-c", tt.c, "-maildir", pf.Maildir, "-settle", "1s", "-stall", testenv.StallLimit.String()}, &out, &errb)
 			t.Logf("loadtest output:\n%s%s", out.String(), errb.String())
+			// Its messages go when the test passes: a Maildir that grows
+			// run after run makes every later scan of it slower.
+			if err := loadTestMessages.Scan(); err != nil {
+				t.Fatal(err)
+			}
+			loadTestMessages.RemoveWhenPassed(t)
+			if m, err := strconv.Atoi(tt.n); err == nil {
+				serveCPU, pgCPU = testenv.TakeCPU(t, "sockmail").Since(serveCPU), testenv.TakeCPU(t, testenv.PostgresProcess).Since(pgCPU)
+				t.Logf("CPU a submission (its post and its delivery): sockmail serve's %v, PostgreSQL's %v, the load test's %v",
+					serveCPU.Server/time.Duration(m), pgCPU.Server/time.Duration(m), serveCPU.Self/time.Duration(m))
+			}
 			if code != tt.wantCode {
 				t.Errorf("exit status %d, want %d", code, tt.wantCode)
 			}
@@ -108,6 +139,16 @@ func TestLoadTestAgainstServe(t *testing.T) {
 				if !strings.Contains(out.String(), w) {
 					t.Errorf("output lacks %q", w)
 				}
+			}
+			if source > 0 {
+				m := regexp.MustCompile(`from the first post \(([0-9.]+) messages/s\).* the rest at ([0-9.]+) messages/s`).FindStringSubmatch(out.String())
+				if m == nil {
+					t.Fatalf("no delivery rates in the output")
+				}
+				whole, _ := strconv.ParseFloat(m[1], 64)
+				rest, _ := strconv.ParseFloat(m[2], 64)
+				t.Logf("delivered %.0f messages/s from the first post (%.2f× smtp-source's %.0f), %.0f after the last (%.2f×)",
+					whole, whole/source, source, rest, rest/source)
 			}
 		})
 	}

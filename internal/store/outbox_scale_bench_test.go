@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -128,50 +127,6 @@ func (c *countingStore) FinishAttempts(ctx context.Context, owner string, outs [
 	return nil
 }
 
-// readCPU reads the machine's CPU time.
-func readCPU(b *testing.B) testenv.CPUTimes {
-	b.Helper()
-	t, err := testenv.ReadCPU()
-	if err != nil {
-		b.Fatal(err)
-	}
-	return t
-}
-
-// busySince tells how busy the machine's CPUs were since earlier.
-func busySince(b *testing.B, earlier testenv.CPUTimes) string {
-	return fmt.Sprintf("%.0f%% busy", 100*readCPU(b).BusySince(earlier))
-}
-
-// smtpSourceRate sends n messages of about the drained messages' size to
-// addr with smtp-source over sessions kept connections and returns the
-// messages per second Postfix accepted; it waits for them to be
-// delivered (so that Postfix is idle for what comes next) and removes
-// them.
-func smtpSourceRate(b *testing.B, pf *testenv.PostfixServer, n, sessions, size int) float64 {
-	b.Helper()
-	tok := testenv.UniqueToken()
-	counter := testenv.NewMaildirCounter(pf.Maildir, regexp.MustCompile(regexp.QuoteMeta(tok)))
-	counter.RemoveWhenPassed(b)
-	cmd := exec.Command("/usr/sbin/smtp-source", "-d", "-s", strconv.Itoa(sessions), "-l", strconv.Itoa(size), "-m", strconv.Itoa(n),
-		"-M", "sockmail.test", "-f", "forms@example.org", "-t", "owner@"+pf.Domain, "-S", "scale "+tok, pf.SMTPAddr)
-	start, busy := time.Now(), readCPU(b)
-	out, err := cmd.CombinedOutput()
-	took := time.Since(start)
-	if err != nil {
-		b.Fatalf("smtp-source: %v\n%s", err, out)
-	}
-	b.Logf("smtp-source: %d in %v; the machine's CPUs %s", n, took.Round(time.Millisecond), busySince(b, busy))
-	testenv.WaitFor(b, "smtp-source's messages delivered", func() (int, bool) {
-		if err := counter.Scan(); err != nil {
-			b.Fatal(err)
-		}
-		_, files := counter.Counts()
-		return files, files >= n
-	})
-	return float64(n) / took.Seconds()
-}
-
 // messageBody returns a message body of lines of 78 characters, about
 // size bytes long (at least one line).
 func messageBody(size int) string {
@@ -242,7 +197,7 @@ func drainAfterHistory(b *testing.B, pf *testenv.PostfixServer, backend string, 
 
 	// The machine's speed drifts by a fifth within minutes here: the
 	// baseline is measured right before the drain it is compared with.
-	source = smtpSourceRate(b, pf, n, concurrency, size)
+	source = testenv.SMTPSource(b, pf, n, concurrency, size)
 
 	counter := testenv.NewMaildirCounter(pf.Maildir, regexp.MustCompile(regexp.QuoteMeta(tok)+`-\d+`))
 	counter.RemoveWhenPassed(b)
@@ -261,7 +216,11 @@ func drainAfterHistory(b *testing.B, pf *testenv.PostfixServer, backend string, 
 	if backend == store.BackendPostgres {
 		server = testenv.PostgresProcess
 	}
-	start, busy, cpuUsed := time.Now(), readCPU(b), testenv.TakeCPU(b, server)
+	busy, err := testenv.ReadCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	start, cpuUsed := time.Now(), testenv.TakeCPU(b, server)
 	go func() { done <- w.Run(runCtx) }()
 	// Polled by the count the worker reports, not by the database: the
 	// measurement adds no query of its own.
@@ -273,7 +232,7 @@ func drainAfterHistory(b *testing.B, pf *testenv.PostfixServer, backend string, 
 	cpuUsed = testenv.TakeCPU(b, server).Since(cpuUsed)
 	b.Logf("%s: drained %d in %v; CPU a message: this process's %v, PostgreSQL's %v; the machine's CPUs %s; mean store calls: %s", backend, n,
 		took.Round(time.Millisecond), (cpuUsed.Self / time.Duration(n)).Round(time.Microsecond), (cpuUsed.Server / time.Duration(n)).Round(time.Microsecond),
-		busySince(b, busy), cs.summary())
+		testenv.BusySince(b, busy), cs.summary())
 	cancel()
 	if err := <-done; err != nil {
 		b.Fatalf("worker: %v", err)

@@ -148,16 +148,21 @@ func (c *MaildirCounter) WaitDistinct(t testing.TB, n int, settle time.Duration)
 // it failed (then they stay for a look).
 func (c *MaildirCounter) RemoveWhenPassed(t testing.TB) {
 	t.Cleanup(func() {
-		if t.Failed() {
-			return
-		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for name, path := range c.paths {
-			if os.Remove(path) != nil {
-				// Moved to cur/ since.
-				_ = os.Remove(filepath.Join(c.dir, "cur", name))
-			}
+		if !t.Failed() {
+			c.Remove()
 		}
 	})
+}
+
+// Remove deletes the files counted so far.
+func (c *MaildirCounter) Remove() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, path := range c.paths {
+		if os.Remove(path) != nil {
+			// Moved to cur/ since.
+			_ = os.Remove(filepath.Join(c.dir, "cur", name))
+		}
+		delete(c.paths, name)
+	}
 }
