@@ -325,7 +325,12 @@ func waitDelivered(ctx context.Context, cfg *config, run string, since time.Time
 	last, progress := since, time.Now()
 	var settled time.Time
 	early := -1
-	tick := time.NewTicker(50 * time.Millisecond)
+	// Every 200 ms: a scan reads the whole directory listing, which
+	// holds every message delivered there so far (with 50 ms, the scans
+	// of a 5,000-message run took 0.6 ms of CPU a message, beside the
+	// instance measured; the times it tells are 0.2 s coarse, 1.5% of
+	// such a run).
+	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		n, err := scanMaildir(cfg.maildir, pattern, since.Add(-time.Minute), seen, counts)
