@@ -25,6 +25,7 @@ import (
 
 	"sockmail/internal/delivery"
 	"sockmail/internal/mailread"
+	"sockmail/internal/monitor"
 	"sockmail/internal/store"
 	"sockmail/smtp"
 	"sockmail/views"
@@ -113,7 +114,7 @@ func readHistoryForm(q url.Values) historyForm {
 var (
 	historyStatuses = []smtp.Status{smtp.StatusSent, smtp.StatusPartial, smtp.StatusTempFail,
 		smtp.StatusPermFail, smtp.StatusUnknown, smtp.StatusAborted, smtp.StatusStopped, store.StatusRunning}
-	historySources = []string{"web", "cli", "contact", sourceRelease, sourceCheck, sourceAPIAny}
+	historySources = []string{"web", "cli", "contact", "alert", monitor.SourceMonitor, sourceRelease, sourceCheck, sourceAPIAny}
 )
 
 // sourceAPIAny is the source filter of every send started through the

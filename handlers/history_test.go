@@ -21,6 +21,8 @@ import (
 	"sockmail/handlers"
 	"sockmail/internal/capture"
 	"sockmail/internal/crypt"
+	"sockmail/internal/delivery"
+	"sockmail/internal/monitor"
 	"sockmail/internal/store"
 	"sockmail/smtp"
 )
@@ -200,15 +202,17 @@ func TestHistoryListFiltersAndSearch(t *testing.T) {
 			MailFrom: "forms@example.test", Events: plainTranscript("carol@example.org", "", greylist)})
 		s4 := a.seedSend(store.Send{CreatedAt: day(4), Subject: "Report", Rcpts: []string{"Alice.Smith@Example.NET"}, MailFrom: "boss@example.test", QueueID: "QA4"})
 		s5 := a.seedSend(store.Send{CreatedAt: day(5), Source: "cli", Rcpts: []string{"dave@example.com"}, Server: "relay.example.com:587", QueueID: "QA5"})
+		s6 := a.seedSend(store.Send{CreatedAt: day(6), Source: delivery.SourceAlert, Rcpts: []string{"oncall@example.net"}})
+		s7 := a.seedSend(store.Send{CreatedAt: day(7), Source: monitor.SourceMonitor, Rcpts: []string{"probe@example.net"}})
 
 		r := c.get("/history")
 		if r.status != http.StatusOK {
 			t.Fatalf("GET /history: %d", r.status)
 		}
-		if got, want := rowIDs(t, r), []int64{s5.ID, s4.ID, s3.ID, s2.ID, s1.ID}; !slices.Equal(got, want) {
+		if got, want := rowIDs(t, r), []int64{s7.ID, s6.ID, s5.ID, s4.ID, s3.ID, s2.ID, s1.ID}; !slices.Equal(got, want) {
 			t.Fatalf("rows %v, want newest first %v", got, want)
 		}
-		if got := strings.TrimSpace(r.testid(t, "history-total").Text()); got != "5 sends match." {
+		if got := strings.TrimSpace(r.testid(t, "history-total").Text()); got != "7 sends match." {
 			t.Errorf("total %q", got)
 		}
 		tests := []struct {
@@ -218,6 +222,8 @@ func TestHistoryListFiltersAndSearch(t *testing.T) {
 			{"status=permanent+failure", []int64{s2.ID}},
 			{"source=cli", []int64{s5.ID, s2.ID}},
 			{"source=contact", []int64{s3.ID}},
+			{"source=alert", []int64{s6.ID}},           // a monitor's alert email, delivered by the outbox
+			{"source=monitor", []int64{s7.ID}},         // a monitor's run
 			{"recipient=alice", []int64{s4.ID, s1.ID}}, // case-insensitive substring
 			{"sender=boss%40", []int64{s4.ID}},
 			{"server=relay.example", []int64{s5.ID, s2.ID}},
@@ -227,7 +233,7 @@ func TestHistoryListFiltersAndSearch(t *testing.T) {
 			{"q=Invoice", []int64{s1.ID}},
 			{"q=nothing-like-this", nil},
 			{"since=2025-03-02&until=2025-03-04", []int64{s4.ID, s3.ID, s2.ID}}, // both days included
-			{"since=2025-03-05", []int64{s5.ID}},
+			{"since=2025-03-05", []int64{s7.ID, s6.ID, s5.ID}},
 			{"until=2025-03-01", []int64{s1.ID}},
 			{"source=cli&server=relay&since=2025-03-03", []int64{s5.ID}},
 			{"q=%00%FF%E2%80%AE", nil}, // hostile search text finds nothing, harmlessly

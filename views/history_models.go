@@ -165,5 +165,5 @@ func historyStatusOptions() []Option {
 
 // historySourceOptions are the sources the list filters by.
 func historySourceOptions() []Option {
-	return []Option{{"", "Any"}, {"web", "web"}, {"cli", "cli"}, {"contact", "contact form"}, {"release", "release of captured mail"}, {"check", "check (Check page)"}, {"api:*", "API (any token)"}}
+	return []Option{{"", "Any"}, {"web", "web"}, {"cli", "cli"}, {"contact", "contact form"}, {"alert", "monitor alert email"}, {"monitor", "monitor run"}, {"release", "release of captured mail"}, {"check", "check (Check page)"}, {"api:*", "API (any token)"}}
 }

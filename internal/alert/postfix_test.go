@@ -257,6 +257,17 @@ func TestAlertsWhenPostfixCloses(t *testing.T) {
 				}
 				return sent, sent == len(items) && len(items) >= want
 			})
+			// Their history records say what they are: alert emails
+			// (one at least for each item sent), no contact message.
+			for source, atLeast := range map[string]int{delivery.SourceAlert: want, delivery.SourceContact: 0} {
+				page, err := st.ListSends(ctx, store.SendFilter{Source: source})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if page.Total < atLeast || source == delivery.SourceContact && page.Total > 0 {
+					t.Errorf("%d history records of source %q, want %d", page.Total, source, atLeast)
+				}
+			}
 			list, err := st.ListCaptured(ctx, 10, 0)
 			if err != nil {
 				t.Fatal(err)

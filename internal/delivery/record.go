@@ -14,6 +14,9 @@ const (
 	SourceWeb     = "web"
 	SourceCLI     = "cli"
 	SourceContact = "contact"
+	// SourceAlert is a monitor's alert email, which the outbox delivers
+	// like a contact message.
+	SourceAlert = "alert"
 )
 
 // DefaultMaxStoredMessage caps the message source kept with a send when
@@ -22,7 +25,7 @@ const DefaultMaxStoredMessage = 10 << 20
 
 // Record describes a send for the history, before it runs.
 type Record struct {
-	// Source is SourceWeb, SourceCLI or SourceContact.
+	// Source is SourceWeb, SourceCLI, SourceContact or SourceAlert.
 	Source string
 	// ClientAddr is the address of who asked for the send (an IP address,
 	// or the host name for the CLI).

@@ -626,8 +626,12 @@ func (w *Worker) prepare(ctx context.Context, it store.OutboxItem) *try {
 	a.cfg, a.profErr = w.d.Profiles(ctx, it.ProfileID)
 	a.cfg.Transcript = tr
 
+	source := delivery.SourceContact
+	if it.FormID == nil {
+		source = delivery.SourceAlert // the one kind of item no form made
+	}
 	a.snd = delivery.NewSend(w.d.Now(), delivery.Record{
-		Source: delivery.SourceContact, FormID: it.FormID, Server: a.cfg.Addr, TLS: a.cfg.TLS,
+		Source: source, FormID: it.FormID, Server: a.cfg.Addr, TLS: a.cfg.TLS,
 		From: it.MailFrom, To: it.Rcpts, Message: it.Message, MaxStored: int64(w.d.MaxStoredMessage),
 		// The message is kept with the first attempt; a retry points to
 		// the attempt before it.

@@ -73,8 +73,10 @@ type OutboxItem struct {
 	// EnqueueSubmission, RetryOutbox or ReleaseSubmission. A worker's
 	// maximum age counts from here.
 	QueuedAt time.Time
-	// SubmissionID and FormID link the item to what caused it; nil when
-	// none (or the submission has been deleted since).
+	// SubmissionID and FormID link the item to what caused it:
+	// SubmissionID is nil once the submission has been deleted; FormID
+	// (a plain number, kept when the form goes) is nil only for an item
+	// no form made, a monitor's alert email (insertAlertEmail).
 	SubmissionID *int64
 	FormID       *int64
 	// ProfileID is the server profile to deliver through; 0 is the

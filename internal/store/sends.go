@@ -40,7 +40,7 @@ type Send struct {
 	ID         int64
 	CreatedAt  time.Time
 	FinishedAt *time.Time
-	Source     string // "web", "cli", "contact"
+	Source     string // "web", "cli", "contact", "alert", "monitor", "release", "check", "api:<token>"
 	UserID     *int64
 	ClientAddr string
 	Server     string
