@@ -102,6 +102,7 @@ func newServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *se
 	if s.st, err = store.Open(ctx, cfg.DSN); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
+	s.st.SetLogger(log)
 	deps, err := s.handlerDeps(ctx)
 	if err != nil {
 		return nil, err

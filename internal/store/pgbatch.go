@@ -167,9 +167,11 @@ const aheadIdleEvery = 10 * time.Second
 
 // giveBackIdle gives back the counts taken ahead of the keys no post
 // used since its last round (rateAhead.idle). A failure leaves them
-// counted.
+// counted, and is logged (SetLogger).
 func (s *Store) giveBackIdle(ctx context.Context) {
-	_ = s.giveBackHeld(ctx, s.ahead.idle())
+	if err := s.giveBackHeld(ctx, s.ahead.idle()); err != nil && ctx.Err() == nil {
+		s.logError("store: rate limits", err)
+	}
 }
 
 // giveBackHeld gives held back to the database in one round trip: each

@@ -57,8 +57,8 @@ func (s *Store) IndexSearch(ctx context.Context, limit int) (int, error) {
 }
 
 // indexRound runs IndexSearch until the queue is empty (startEvery calls
-// it every searchIndexEvery). A failure is tried again at the next round
-// (the queued sends stay searchable).
+// it every searchIndexEvery). A failure is logged (SetLogger) and tried
+// again at the next round (the queued sends stay searchable).
 func (s *Store) indexRound(ctx context.Context) {
 	// Looked for on a reader first: an idle store takes no write.
 	var queued bool
@@ -67,6 +67,9 @@ func (s *Store) indexRound(ctx context.Context) {
 	}
 	for ctx.Err() == nil {
 		n, err := s.IndexSearch(ctx, searchIndexBatch)
+		if err != nil && ctx.Err() == nil {
+			s.logError("store: search index", err)
+		}
 		if err != nil || n < searchIndexBatch {
 			return
 		}

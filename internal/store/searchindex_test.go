@@ -1,8 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 
 	"sockmail/internal/testenv"
@@ -136,4 +139,31 @@ func TestSearchQueue(t *testing.T) {
 		return n, n == 0
 	})
 	checkSearchIndex(t, s2)
+}
+
+// TestIndexFailureLogged: the indexer's failures reach the store's logger
+// (SetLogger), and the send stays queued, found from the queue, for the
+// next round.
+func TestIndexFailureLogged(t *testing.T) {
+	s := openSQLiteStore(t)
+	stopIndexing(s)
+	ctx := ctxT(t)
+	var logged bytes.Buffer
+	s.SetLogger(slog.New(slog.NewTextHandler(&logged, nil)))
+	snd := &Send{Source: "web", Status: smtp.StatusSent, Subject: "Unindexed", MailFrom: "a@example.org", Rcpts: []string{"b@example.org"}}
+	if err := s.CreateSend(ctx, snd); err != nil {
+		t.Fatal(err)
+	}
+	// The full-text index gone: every round of the indexer fails.
+	if _, err := s.w.ExecContext(ctx, `DROP TABLE send_fts`); err != nil {
+		t.Fatal(err)
+	}
+	s.indexRound(ctx)
+	if got := logged.String(); !strings.Contains(got, "store: search index") || !strings.Contains(got, "send_fts") {
+		t.Errorf("log after a failed round: %q, want the search index's failure naming send_fts", got)
+	}
+	var queued int
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM send_fts_pending WHERE send_id = ?`, snd.ID).Scan(&queued); err != nil || queued != 1 {
+		t.Errorf("send %d queued %d times (%v), want still once", snd.ID, queued, err)
+	}
 }

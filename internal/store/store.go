@@ -22,6 +22,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -105,6 +106,22 @@ type Store struct {
 	// stopAheadLoop stops the giving back of idle rate-limit counts
 	// (giveBackIdle); nil on SQLite.
 	stopAheadLoop func()
+	// log is where the store's own loops (the search indexer, the idle
+	// counts' give-back) report failures; SetLogger sets it, and until
+	// then they go nowhere.
+	log atomic.Pointer[slog.Logger]
+}
+
+// SetLogger makes the store report the failures of its background work
+// (the SQLite search indexer, the PostgreSQL give-back of idle
+// rate-limit counts) to l; both try again at their next round.
+func (s *Store) SetLogger(l *slog.Logger) { s.log.Store(l) }
+
+// logError reports a failure of background work, if a logger is set.
+func (s *Store) logError(msg string, err error) {
+	if l := s.log.Load(); l != nil {
+		l.Error(msg, "err", err)
+	}
 }
 
 // Open opens the database named by dsn and brings its schema up to date.
