@@ -44,16 +44,9 @@ func SplitCPUs(tb testing.TB, pf *PostfixServer) {
 			client.Set(c)
 		}
 	}
-	if pf.MasterPIDFile == "" {
-		tb.Fatalf("testenv: no POSTFIX_MASTER_PID_FILE in the test servers' env file: %s", StartHint)
-	}
-	data, err := os.ReadFile(pf.MasterPIDFile)
+	master, err := pf.MasterPID()
 	if err != nil {
-		tb.Fatalf("testenv: Postfix's master process: %v", err)
-	}
-	master, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil {
-		tb.Fatalf("testenv: Postfix's master process id in %s: %v", pf.MasterPIDFile, err)
+		tb.Fatal(err)
 	}
 	split := func(postfix, ours *unix.CPUSet) error {
 		return setAffinities(func(procs map[int]procInfo) map[int]*unix.CPUSet {
@@ -79,6 +72,23 @@ func SplitCPUs(tb testing.TB, pf *PostfixServer) {
 		}
 	})
 	tb.Logf("CPUs split: Postfix %v; this process, what it starts and PostgreSQL %v", cpuList(&server), cpuList(&client))
+}
+
+// MasterPID returns the process id of Postfix's master process, from
+// MasterPIDFile.
+func (pf *PostfixServer) MasterPID() (int, error) {
+	if pf.MasterPIDFile == "" {
+		return 0, fmt.Errorf("testenv: no POSTFIX_MASTER_PID_FILE in the test servers' env file: %s", StartHint)
+	}
+	data, err := os.ReadFile(pf.MasterPIDFile)
+	if err != nil {
+		return 0, fmt.Errorf("testenv: Postfix's master process: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return 0, fmt.Errorf("testenv: Postfix's master process id in %s: %w", pf.MasterPIDFile, err)
+	}
+	return pid, nil
 }
 
 // cpuList returns the CPUs in set.
@@ -193,17 +203,15 @@ func readProcs() (map[int]procInfo, error) {
 		if err != nil {
 			continue // ended meanwhile
 		}
-		line := string(data)
-		open, end := strings.IndexByte(line, '('), strings.LastIndexByte(line, ')')
-		fields := strings.Fields(line[end+1:]) // from field 3, the state
-		if open < 0 || end < open || len(fields) < 2 {
-			return nil, fmt.Errorf("process %d: unexpected /proc/%d/stat %q", pid, pid, line)
+		comm, fields, err := splitProcStat(string(data), 2) // the state, then the parent
+		if err != nil {
+			return nil, fmt.Errorf("process %d: %w", pid, err)
 		}
 		ppid, err := strconv.Atoi(fields[1])
 		if err != nil {
 			return nil, fmt.Errorf("process %d: parent %q: %w", pid, fields[1], err)
 		}
-		procs[pid] = procInfo{comm: line[open+1 : end], ppid: ppid}
+		procs[pid] = procInfo{comm: comm, ppid: ppid}
 	}
 	return procs, nil
 }

@@ -6,8 +6,6 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
-	"strconv"
-	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -51,11 +49,7 @@ func TestSplitCPUs(t *testing.T) {
 		unavailable(t, "root", "setting the CPUs of Postfix's and PostgreSQL's processes needs root", errors.New("not root"))
 	}
 	all := affinity(t, 0)
-	data, err := os.ReadFile(pf.MasterPIDFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	master, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	master, err := pf.MasterPID()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,13 +97,9 @@ func ProcessesCPU(comm string) (time.Duration, error) {
 // 14-17; the name, field 2, is in parentheses and may hold spaces and
 // parentheses itself).
 func parseProcStat(line string) (comm string, ticks int64, err error) {
-	open, end := strings.IndexByte(line, '('), strings.LastIndexByte(line, ')')
-	if open < 0 || end < open {
-		return "", 0, fmt.Errorf("no program name in %q", line)
-	}
-	fields := strings.Fields(line[end+1:]) // from field 3, the state
-	if len(fields) < 15 {
-		return "", 0, fmt.Errorf("%d fields after the program name in %q, want at least 15", len(fields), line)
+	comm, fields, err := splitProcStat(line, 15)
+	if err != nil {
+		return "", 0, err
 	}
 	for _, f := range fields[11:15] {
 		v, err := strconv.ParseInt(f, 10, 64)
@@ -112,7 +108,23 @@ func parseProcStat(line string) (comm string, ticks int64, err error) {
 		}
 		ticks += v
 	}
-	return line[open+1 : end], ticks, nil
+	return comm, ticks, nil
+}
+
+// splitProcStat returns the program name of a /proc/<pid>/stat line
+// (field 2, in parentheses, which may hold spaces and parentheses itself)
+// and the fields after it, from field 3 (the state), at least want of
+// them.
+func splitProcStat(line string, want int) (comm string, fields []string, err error) {
+	open, end := strings.IndexByte(line, '('), strings.LastIndexByte(line, ')')
+	if open < 0 || end < open {
+		return "", nil, fmt.Errorf("no program name in %q", line)
+	}
+	fields = strings.Fields(line[end+1:])
+	if len(fields) < want {
+		return "", nil, fmt.Errorf("%d fields after the program name in %q, want at least %d", len(fields), line, want)
+	}
+	return line[open+1 : end], fields, nil
 }
 
 // PostgresProcess is the program name of a PostgreSQL server's
